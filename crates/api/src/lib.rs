@@ -1,0 +1,1 @@
+//! keyledger-api (in progress)

@@ -1,0 +1,1 @@
+//! keyledger-client (in progress)

@@ -1,0 +1,1 @@
+//! keyledger-cluster (in progress)

@@ -1,0 +1,109 @@
+//! The ledger: every accepted event, forever, in tree `ledger` under `e` + big-endian seq,
+//! next to the state machine's own bookkeeping (`m:` keys) so one sled batch moves both.
+//!
+//! [`Ledger`] is also the read side the API uses: the in-memory [`State`] (verification
+//! index + admin read model) behind a `RwLock`, and ranged reads of stored events.
+
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use keyledger_model::{LedgerEntry, State};
+
+use crate::codec::{self, CodecError};
+
+pub(crate) const EVENT_PREFIX: u8 = b'e';
+
+pub(crate) fn event_key(seq: u64) -> [u8; 9] {
+    let mut key = [EVENT_PREFIX; 9];
+    key[1..].copy_from_slice(&seq.to_be_bytes());
+    key
+}
+
+/// Shared handle to the ledger tree and the state built from it.
+#[derive(Clone)]
+pub struct Ledger {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: sled::Db,
+    tree: sled::Tree,
+    state: RwLock<State>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("storage: {0}")]
+    Storage(#[from] sled::Error),
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    #[error("the stored ledger is damaged at seq {seq}: {why}")]
+    Damaged { seq: u64, why: String },
+}
+
+impl Ledger {
+    /// Opens the ledger tree and rebuilds the state from every stored event.
+    pub fn open(db: &sled::Db) -> Result<Ledger, LedgerError> {
+        let tree = db.open_tree("ledger")?;
+        let mut state = State::new();
+        for item in tree.scan_prefix([EVENT_PREFIX]) {
+            let (_, bytes) = item?;
+            let entry: LedgerEntry = codec::decode(&bytes)?;
+            check_link(&state, &entry)?;
+            state.evolve(&entry);
+        }
+        Ok(Ledger { inner: Arc::new(Inner { db: db.clone(), tree, state: RwLock::new(state) }) })
+    }
+
+    /// The current state, for reads. Hold the guard briefly: apply waits for it.
+    pub fn state(&self) -> RwLockReadGuard<'_, State> {
+        // A poisoned lock means an apply panicked mid-way; the state may be half-changed,
+        // but the process is going down through openraft's fatal path anyway.
+        self.inner.state.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn state_mut(&self) -> RwLockWriteGuard<'_, State> {
+        self.inner.state.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn replace_state(&self, state: State) {
+        *self.state_mut() = state;
+    }
+
+    pub(crate) fn tree(&self) -> &sled::Tree {
+        &self.inner.tree
+    }
+
+    pub(crate) fn db(&self) -> &sled::Db {
+        &self.inner.db
+    }
+
+    /// Stored events with `seq` in `from..=to`, oldest first.
+    pub fn entries(&self, from: u64, to: u64) -> impl Iterator<Item = Result<LedgerEntry, LedgerError>> + '_ {
+        self.inner
+            .tree
+            .range(event_key(from)..=event_key(to))
+            .map(|item| Ok(codec::decode::<LedgerEntry>(&item?.1)?))
+    }
+}
+
+/// Refuses an entry that does not continue the chain the state has reached.
+pub(crate) fn check_link(state: &State, entry: &LedgerEntry) -> Result<(), LedgerError> {
+    let head = state.head();
+    let event = &entry.event;
+    let damaged = |why: &str| LedgerError::Damaged { seq: event.seq, why: why.to_string() };
+    if event.seq != head.seq + 1 {
+        return Err(damaged("sequence gap"));
+    }
+    if event.prev_hash != head.hash || event.account_prev_hash != state.account_head(&event.account).hash {
+        return Err(damaged("chain link broken"));
+    }
+    if !event.hashes_are_valid() {
+        return Err(damaged("hash does not match content"));
+    }
+    if let keyledger_model::EventBody::KeyCreated { digest_commitment, .. } = &event.body {
+        if entry.digest.map(|d| d.commitment()) != Some(*digest_commitment) {
+            return Err(damaged("key digest does not match its commitment"));
+        }
+    }
+    Ok(())
+}

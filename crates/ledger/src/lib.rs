@@ -1,0 +1,56 @@
+//! keyledger's storage: the Raft log and the state machine on sled, the hash-chained ledger,
+//! and the in-memory projections built from it.
+//!
+//! Main types: [`TypeConfig`] (openraft's types for keyledger: a [`Proposal`] in, an
+//! [`Outcome`] out), [`LogStore`] (the Raft log), [`StateMachine`] (apply + snapshots) and
+//! [`Ledger`] (the stored events and the shared [`keyledger_model::State`] readers use).
+//!
+//! Design decision: the Raft log is disposable (compacted after snapshots), the ledger is not.
+//! Snapshots therefore carry the entire ledger, never a summary of it, so every node —
+//! including one that joined long after compaction — can export the complete history.
+
+pub mod codec;
+mod ledger;
+mod log_store;
+mod state_machine;
+
+use std::io::Cursor;
+use std::path::Path;
+
+pub use keyledger_model::{Outcome, Proposal};
+pub use ledger::{Ledger, LedgerError};
+pub use log_store::LogStore;
+pub use state_machine::{SnapshotBuilder, StateMachine};
+
+/// Node ids are integers; the first node of a cluster is 1.
+pub type NodeId = u64;
+/// A node is reached at an HTTP address.
+pub type Node = openraft::BasicNode;
+
+openraft::declare_raft_types!(
+    /// openraft's types for keyledger.
+    pub TypeConfig:
+        D = Proposal,
+        R = Outcome,
+        NodeId = NodeId,
+        Node = Node,
+        SnapshotData = Cursor<Vec<u8>>,
+);
+
+/// Everything one node stores, opened from its data dir.
+pub struct Storage {
+    pub log_store: LogStore,
+    pub state_machine: StateMachine,
+    pub ledger: Ledger,
+}
+
+impl Storage {
+    /// Opens (or creates) the sled database in `dir` and rebuilds the in-memory state.
+    pub fn open(dir: &Path) -> Result<Storage, LedgerError> {
+        let db = sled::Config::new().path(dir.join("db")).open()?;
+        let ledger = Ledger::open(&db)?;
+        let state_machine = StateMachine::open(ledger.clone())?;
+        let log_store = LogStore::open(&db)?;
+        Ok(Storage { log_store, state_machine, ledger })
+    }
+}

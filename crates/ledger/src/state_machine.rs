@@ -1,0 +1,217 @@
+//! The openraft state machine: applies committed proposals in log order.
+//!
+//! Per batch of committed entries: the in-memory [`State`] decides and evolves under its
+//! write lock, the new ledger entries and `last_applied`/membership go to sled in one atomic
+//! batch, then one flush. A snapshot is the whole ledger plus that bookkeeping, so a node that
+//! joins after log compaction still ends with the identical, complete history.
+
+use std::io::Cursor;
+
+use keyledger_model::{ChainHead, LedgerEntry, Outcome, State};
+use openraft::storage::RaftStateMachine;
+use openraft::{
+    Entry, EntryPayload, LogId, RaftSnapshotBuilder, Snapshot, SnapshotMeta, StorageError, StorageIOError,
+    StoredMembership,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::codec;
+use crate::ledger::{check_link, event_key, Ledger, LedgerError, EVENT_PREFIX};
+use crate::{Node, NodeId, TypeConfig};
+
+const APPLIED: &[u8] = b"m:applied";
+const MEMBERSHIP: &[u8] = b"m:membership";
+const SNAPSHOT: &[u8] = b"m:snapshot";
+
+/// What a snapshot carries besides openraft's meta: the whole ledger.
+#[derive(Serialize, Deserialize)]
+struct SnapshotPayload {
+    head: ChainHead,
+    entries: Vec<LedgerEntry>,
+}
+
+/// The last snapshot we built or installed: its meta and the ledger head it covers.
+/// The data itself is re-read from the (append-only) ledger on demand.
+#[derive(Clone, Serialize, Deserialize)]
+struct SnapshotRecord {
+    meta: SnapshotMeta<NodeId, Node>,
+    head_seq: u64,
+}
+
+pub struct StateMachine {
+    ledger: Ledger,
+    last_applied: Option<LogId<NodeId>>,
+    membership: StoredMembership<NodeId, Node>,
+    snapshot: Option<SnapshotRecord>,
+}
+
+fn read_err(e: impl std::error::Error + 'static) -> StorageError<NodeId> {
+    StorageIOError::read_state_machine(&e).into()
+}
+
+fn write_err(e: impl std::error::Error + 'static) -> StorageError<NodeId> {
+    StorageIOError::write_state_machine(&e).into()
+}
+
+impl StateMachine {
+    /// Opens the state machine over `ledger`, restoring `last_applied` and membership.
+    pub fn open(ledger: Ledger) -> Result<StateMachine, LedgerError> {
+        let tree = ledger.tree();
+        let get = |key: &[u8]| -> Result<Option<sled::IVec>, LedgerError> { Ok(tree.get(key)?) };
+        let last_applied = get(APPLIED)?.map(|b| codec::decode(&b)).transpose()?.flatten();
+        let membership = get(MEMBERSHIP)?.map(|b| codec::decode(&b)).transpose()?.unwrap_or_default();
+        let snapshot = get(SNAPSHOT)?.map(|b| codec::decode(&b)).transpose()?;
+        Ok(StateMachine { ledger, last_applied, membership, snapshot })
+    }
+
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+}
+
+/// The snapshot bytes for the ledger up to `head_seq`. The ledger is append-only, so events
+/// `1..=head_seq` are the same whenever they are read.
+fn snapshot_data(ledger: &Ledger, head_seq: u64) -> Result<Vec<u8>, StorageError<NodeId>> {
+    let entries = ledger.entries(1, head_seq).collect::<Result<Vec<_>, _>>().map_err(read_err)?;
+    let head = entries.last().map_or(ChainHead::EMPTY, |e| ChainHead { seq: e.event.seq, hash: e.event.hash });
+    codec::encode(&SnapshotPayload { head, entries }).map_err(read_err)
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, Node>), StorageError<NodeId>> {
+        Ok((self.last_applied, self.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Outcome>, StorageError<NodeId>>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + Send,
+        I::IntoIter: Send,
+    {
+        let mut batch = sled::Batch::default();
+        let mut outcomes = Vec::new();
+        {
+            let mut state = self.ledger.state_mut();
+            for entry in entries {
+                self.last_applied = Some(entry.log_id);
+                let outcome = match entry.payload {
+                    EntryPayload::Blank => Outcome::Internal,
+                    EntryPayload::Membership(membership) => {
+                        self.membership = StoredMembership::new(Some(entry.log_id), membership);
+                        Outcome::Internal
+                    }
+                    EntryPayload::Normal(proposal) => {
+                        let (outcome, new_entries) = state.execute(&proposal);
+                        for new in &new_entries {
+                            batch.insert(&event_key(new.event.seq), codec::encode(new).map_err(write_err)?);
+                        }
+                        outcome
+                    }
+                };
+                outcomes.push(outcome);
+            }
+        }
+        batch.insert(APPLIED, codec::encode(&self.last_applied).map_err(write_err)?);
+        batch.insert(MEMBERSHIP, codec::encode(&self.membership).map_err(write_err)?);
+        self.ledger.tree().apply_batch(batch).map_err(write_err)?;
+        self.ledger.db().flush_async().await.map_err(write_err)?;
+        Ok(outcomes)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
+        // Captured between applies, so meta and ledger head describe the same moment.
+        SnapshotBuilder {
+            ledger: self.ledger.clone(),
+            last_applied: self.last_applied,
+            membership: self.membership.clone(),
+            head_seq: self.ledger.state().head().seq,
+        }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<NodeId, Node>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError<NodeId>> {
+        let signature = meta.signature();
+        let snapshot_err = |e: LedgerError| StorageError::from(StorageIOError::read_snapshot(Some(signature.clone()), &e));
+        let payload: SnapshotPayload =
+            codec::decode(snapshot.get_ref()).map_err(|e| snapshot_err(LedgerError::Codec(e)))?;
+        // Check the whole chain before touching anything: a damaged transfer is refused.
+        let mut state = State::new();
+        for entry in &payload.entries {
+            check_link(&state, entry).map_err(snapshot_err)?;
+            state.evolve(entry);
+        }
+        if state.head() != payload.head {
+            let e = LedgerError::Damaged { seq: payload.head.seq, why: "snapshot head mismatch".into() };
+            return Err(snapshot_err(e));
+        }
+
+        let tree = self.ledger.tree();
+        let mut batch = sled::Batch::default();
+        for item in tree.scan_prefix([EVENT_PREFIX]) {
+            batch.remove(item.map_err(write_err)?.0);
+        }
+        for entry in &payload.entries {
+            batch.insert(&event_key(entry.event.seq), codec::encode(entry).map_err(write_err)?);
+        }
+        let record = SnapshotRecord { meta: meta.clone(), head_seq: payload.head.seq };
+        batch.insert(APPLIED, codec::encode(&meta.last_log_id).map_err(write_err)?);
+        batch.insert(MEMBERSHIP, codec::encode(&meta.last_membership).map_err(write_err)?);
+        batch.insert(SNAPSHOT, codec::encode(&record).map_err(write_err)?);
+        tree.apply_batch(batch).map_err(write_err)?;
+        self.ledger.db().flush_async().await.map_err(write_err)?;
+
+        self.ledger.replace_state(state);
+        self.last_applied = meta.last_log_id;
+        self.membership = meta.last_membership.clone();
+        self.snapshot = Some(record);
+        tracing::info!(snapshot = %meta.snapshot_id, ledger_seq = payload.head.seq, "installed snapshot");
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
+        // Snapshots written by a builder are recorded in sled; pick up the latest.
+        if let Some(bytes) = self.ledger.tree().get(SNAPSHOT).map_err(read_err)? {
+            self.snapshot = Some(codec::decode(&bytes).map_err(read_err)?);
+        }
+        let Some(record) = self.snapshot.clone() else {
+            return Ok(None);
+        };
+        let data = snapshot_data(&self.ledger, record.head_seq)?;
+        Ok(Some(Snapshot { meta: record.meta, snapshot: Box::new(Cursor::new(data)) }))
+    }
+}
+
+/// Builds a snapshot of the moment it was created at, while applies go on.
+pub struct SnapshotBuilder {
+    ledger: Ledger,
+    last_applied: Option<LogId<NodeId>>,
+    membership: StoredMembership<NodeId, Node>,
+    head_seq: u64,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
+        let snapshot_id = match self.last_applied {
+            Some(log_id) => format!("{}-{}-{}", log_id.leader_id, log_id.index, self.head_seq),
+            None => format!("empty-{}", self.head_seq),
+        };
+        let meta = SnapshotMeta { last_log_id: self.last_applied, last_membership: self.membership.clone(), snapshot_id };
+        let record = SnapshotRecord { meta: meta.clone(), head_seq: self.head_seq };
+        let data = snapshot_data(&self.ledger, self.head_seq)?;
+        let tree = self.ledger.tree();
+        tree.insert(SNAPSHOT, codec::encode(&record).map_err(write_err)?).map_err(write_err)?;
+        self.ledger.db().flush_async().await.map_err(write_err)?;
+        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) })
+    }
+}

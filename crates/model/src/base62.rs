@@ -1,0 +1,98 @@
+//! Fixed-width base62 over big-endian byte strings.
+//!
+//! The alphabet is in ASCII order (`0-9A-Za-z`), so for a fixed width the text order equals
+//! the numeric order: time-prefixed ids sort by creation, and a token body can be range-checked
+//! with a plain string comparison instead of a big-number decode.
+
+pub(crate) const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// Number of base62 digits needed for `n` bytes: ceil(8n / log2 62).
+pub(crate) const fn width_for(bytes: usize) -> usize {
+    // log2(62) ≈ 5.9542; 59542 / 10000 keeps this a const fn without floats.
+    (bytes * 8 * 10000).div_ceil(59542)
+}
+
+#[inline]
+pub(crate) fn digit_value(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'A'..=b'Z' => Some(c - b'A' + 10),
+        b'a'..=b'z' => Some(c - b'a' + 36),
+        _ => None,
+    }
+}
+
+/// Encodes `bytes` (big-endian) as exactly `width` base62 digits.
+pub(crate) fn encode(bytes: &[u8], width: usize) -> String {
+    let mut number = bytes.to_vec();
+    let mut digits = vec![b'0'; width];
+    for slot in digits.iter_mut().rev() {
+        let mut remainder: u32 = 0;
+        for byte in number.iter_mut() {
+            let acc = (remainder << 8) | u32::from(*byte);
+            *byte = (acc / 62) as u8;
+            remainder = acc % 62;
+        }
+        *slot = ALPHABET[remainder as usize];
+    }
+    debug_assert!(number.iter().all(|&b| b == 0), "width too small");
+    String::from_utf8(digits).expect("alphabet is ASCII")
+}
+
+/// Decodes base62 digits into exactly `N` big-endian bytes; `None` on a bad digit or overflow.
+pub(crate) fn decode<const N: usize>(text: &[u8]) -> Option<[u8; N]> {
+    let mut out = [0u8; N];
+    for &c in text {
+        let mut carry = u32::from(digit_value(c)?);
+        for byte in out.iter_mut().rev() {
+            let acc = u32::from(*byte) * 62 + carry;
+            *byte = acc as u8;
+            carry = acc >> 8;
+        }
+        if carry != 0 {
+            return None;
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn widths() {
+        assert_eq!(width_for(32), 43);
+        assert_eq!(width_for(16), 22);
+        assert_eq!(width_for(4), 6);
+    }
+
+    #[test]
+    fn extremes() {
+        assert_eq!(encode(&[0; 4], 6), "000000");
+        assert_eq!(decode::<4>(encode(&[0xff; 4], 6).as_bytes()), Some([0xff; 4]));
+        // One past the largest 32-byte number does not fit.
+        let max = encode(&[0xff; 32], 43);
+        let mut over = max.into_bytes();
+        *over.last_mut().unwrap() += 1;
+        assert_eq!(decode::<32>(&over), None);
+        assert_eq!(decode::<4>(b"00-000"), None);
+    }
+
+    proptest! {
+        #[test]
+        fn round_trip(bytes in proptest::array::uniform32(any::<u8>())) {
+            let text = encode(&bytes, 43);
+            prop_assert_eq!(text.len(), 43);
+            prop_assert_eq!(decode::<32>(text.as_bytes()), Some(bytes));
+        }
+
+        #[test]
+        fn text_order_is_numeric_order(a in any::<u128>(), b in any::<u128>()) {
+            let ta = encode(&a.to_be_bytes(), 22);
+            let tb = encode(&b.to_be_bytes(), 22);
+            prop_assert_eq!(a.cmp(&b), ta.cmp(&tb));
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! Ledger events: the permanent, hash-chained record of every change.
+//!
+//! An event's *content* (everything but its hashes) is encoded canonically with bincode and
+//! chained twice: on the cluster chain (`prev_hash` → `hash`) and on its account's chain
+//! (`account_prev_hash` → `account_hash`), so an account's own history verifies alone.
+//! Enum variants are only ever appended: their position is part of the canonical bytes.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use sha3::{Digest as _, Sha3_256};
+
+use crate::ids::{AccountId, KeyId, ServiceAccountId, UserId};
+use crate::state::{AccountSettings, Role};
+use crate::time::Timestamp;
+use crate::token::KeyDigest;
+
+/// A SHA3-256 chain hash.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ChainHash(pub [u8; 32]);
+
+impl ChainHash {
+    /// The `prev_hash` of the first event of a chain.
+    pub const GENESIS: ChainHash = ChainHash([0; 32]);
+
+    pub fn to_hex(&self) -> String {
+        let mut out = String::with_capacity(64);
+        for b in self.0 {
+            out.push_str(&format!("{b:02x}"));
+        }
+        out
+    }
+}
+
+impl fmt::Display for ChainHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl fmt::Debug for ChainHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ChainHash({})", &self.to_hex()[..12])
+    }
+}
+
+/// The identity that owns a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Owner {
+    User(UserId),
+    ServiceAccount(ServiceAccountId),
+}
+
+/// Who caused an event: an identity with the key it presented, or the cluster itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Actor {
+    System,
+    User { id: UserId, key: KeyId },
+    ServiceAccount { id: ServiceAccountId, key: KeyId },
+}
+
+impl Actor {
+    pub fn identity(&self) -> Option<Owner> {
+        match *self {
+            Actor::System => None,
+            Actor::User { id, .. } => Some(Owner::User(id)),
+            Actor::ServiceAccount { id, .. } => Some(Owner::ServiceAccount(id)),
+        }
+    }
+
+    pub fn key(&self) -> Option<KeyId> {
+        match *self {
+            Actor::System => None,
+            Actor::User { key, .. } | Actor::ServiceAccount { key, .. } => Some(key),
+        }
+    }
+}
+
+/// What happened. New variants go at the end.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EventBody {
+    AccountCreated {
+        settings: AccountSettings,
+    },
+    UserCreated {
+        user: UserId,
+        name: String,
+        role: Role,
+    },
+    KeyCreated {
+        key: KeyId,
+        owner: Owner,
+        name: String,
+        description: String,
+        /// `KeyDigest::commitment`: the chain never carries the digest itself.
+        digest_commitment: [u8; 32],
+        hint: String,
+        expires_at: Option<Timestamp>,
+    },
+    KeyEnabled {
+        key: KeyId,
+    },
+    KeyDisabled {
+        key: KeyId,
+    },
+    KeyDeleted {
+        key: KeyId,
+    },
+}
+
+impl EventBody {
+    /// The `type` shown in the API and in exports.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            EventBody::AccountCreated { .. } => "account_created",
+            EventBody::UserCreated { .. } => "user_created",
+            EventBody::KeyCreated { .. } => "created",
+            EventBody::KeyEnabled { .. } => "enabled",
+            EventBody::KeyDisabled { .. } => "disabled",
+            EventBody::KeyDeleted { .. } => "deleted",
+        }
+    }
+
+    /// The key this event is about, if any.
+    pub fn key(&self) -> Option<KeyId> {
+        match self {
+            EventBody::KeyCreated { key, .. }
+            | EventBody::KeyEnabled { key }
+            | EventBody::KeyDisabled { key }
+            | EventBody::KeyDeleted { key } => Some(*key),
+            EventBody::AccountCreated { .. } | EventBody::UserCreated { .. } => None,
+        }
+    }
+}
+
+/// One ledger event with its place on both chains.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    pub seq: u64,
+    pub time: Timestamp,
+    pub account: AccountId,
+    pub actor: Actor,
+    pub request_id: String,
+    pub body: EventBody,
+    pub account_seq: u64,
+    pub prev_hash: ChainHash,
+    pub hash: ChainHash,
+    pub account_prev_hash: ChainHash,
+    pub account_hash: ChainHash,
+}
+
+/// Bumped if the canonical encoding ever changes; old events keep verifying under their version.
+const CANONICAL_VERSION: u8 = 1;
+
+#[derive(Serialize)]
+struct Content<'a> {
+    version: u8,
+    seq: u64,
+    time: Timestamp,
+    account: &'a AccountId,
+    actor: &'a Actor,
+    request_id: &'a str,
+    body: &'a EventBody,
+    account_seq: u64,
+}
+
+impl Event {
+    /// The canonical bytes both chain hashes cover.
+    pub fn content_bytes(&self) -> Vec<u8> {
+        let content = Content {
+            version: CANONICAL_VERSION,
+            seq: self.seq,
+            time: self.time,
+            account: &self.account,
+            actor: &self.actor,
+            request_id: &self.request_id,
+            body: &self.body,
+            account_seq: self.account_seq,
+        };
+        bincode::serde::encode_to_vec(&content, bincode::config::standard())
+            .expect("encoding plain data into a Vec cannot fail")
+    }
+
+    /// Recomputes `(hash, account_hash)` from the content and the two previous hashes.
+    pub fn compute_hashes(&self) -> (ChainHash, ChainHash) {
+        let content = self.content_bytes();
+        let chain = |domain: &[u8], prev: &ChainHash| {
+            let mut hasher = Sha3_256::new();
+            hasher.update(domain);
+            hasher.update(prev.0);
+            hasher.update(&content);
+            ChainHash(hasher.finalize().into())
+        };
+        (chain(b"keyledger-chain-v1", &self.prev_hash), chain(b"keyledger-account-chain-v1", &self.account_prev_hash))
+    }
+
+    /// True when both stored hashes match the content.
+    pub fn hashes_are_valid(&self) -> bool {
+        self.compute_hashes() == (self.hash, self.account_hash)
+    }
+}
+
+/// What the ledger stores per event: the event, plus — for `KeyCreated` only — the key's
+/// verification digest, kept beside the chained bytes so the index can be rebuilt from the
+/// ledger while exports and the chain carry only the commitment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerEntry {
+    pub event: Event,
+    pub digest: Option<KeyDigest>,
+}
+
+/// The end of a chain: the last event's seq and hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainHead {
+    pub seq: u64,
+    pub hash: ChainHash,
+}
+
+impl ChainHead {
+    pub const EMPTY: ChainHead = ChainHead { seq: 0, hash: ChainHash::GENESIS };
+}
