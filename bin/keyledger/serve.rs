@@ -1,30 +1,91 @@
-//! `keyledger serve`: run one node.
+//! `keyledger serve`: run one node — storage, Raft, the HTTP API — until SIGTERM or Ctrl-C.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use keyledger_cluster::{bootstrap_default_account, ClusterNode, NodeConfig};
+use tokio::net::TcpListener;
 
 /// Flags of `keyledger serve`.
 #[derive(Debug, Clone, clap::Args)]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     /// This node's id in the cluster; the first node of a cluster is 1.
     #[arg(long, default_value_t = 1)]
-    pub node_id: u64,
+    pub(crate) node_id: u64,
     /// Address the HTTP API (and the node-to-node RPC) listens on.
     #[arg(long, default_value = "127.0.0.1:7700")]
-    pub listen: SocketAddr,
+    pub(crate) listen: SocketAddr,
     /// Directory holding this node's Raft log, ledger and bootstrap key.
     #[arg(long, default_value = "./keyledger-data")]
-    pub data_dir: PathBuf,
+    pub(crate) data_dir: PathBuf,
     /// Join the cluster reached at this URL (ignored when the data dir already holds cluster state).
     #[arg(long)]
-    pub join: Option<String>,
+    pub(crate) join: Option<String>,
     /// Address other nodes use to reach this one (default: the listen address).
     #[arg(long)]
-    pub advertise: Option<String>,
+    pub(crate) advertise: Option<String>,
 }
 
-pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    // Filled in by the server wiring (in progress).
-    let _ = args;
-    anyhow::bail!("serve is not wired yet")
+pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
+    let local = listener.local_addr()?;
+    let advertise = args.advertise.clone().unwrap_or_else(|| local.to_string());
+    let node = ClusterNode::start(NodeConfig { node_id: args.node_id, advertise, data_dir: args.data_dir.clone() })
+        .await
+        .with_context(|| format!("cannot open the data dir {}", args.data_dir.display()))?;
+
+    let app = keyledger_api::router(node.clone()).merge(keyledger_cluster::rpc::router(node.clone()));
+    let server =
+        tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await });
+    tracing::info!(node_id = args.node_id, address = %local, data_dir = %args.data_dir.display(), "listening");
+
+    join_or_bootstrap(&node, args.join.as_deref()).await?;
+
+    // The server stops accepting on SIGTERM/Ctrl-C and finishes requests in flight.
+    server.await.context("the HTTP server task failed")?.context("the HTTP server failed")?;
+    node.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// A new data dir with `--join` asks to be added; without it, it becomes a cluster of one.
+/// A data dir that already holds cluster state resumes it (and finishes an interrupted join).
+async fn join_or_bootstrap(node: &Arc<ClusterNode>, join: Option<&str>) -> anyhow::Result<()> {
+    let initialized = node.is_initialized().await?;
+    match join {
+        Some(url) if !initialized || !node.is_voter() => {
+            let (node, url) = (node.clone(), url.to_string());
+            tracing::info!(%url, "joining the cluster");
+            tokio::spawn(async move { node.join(&url).await });
+        }
+        Some(_) => tracing::info!("resuming cluster membership from the data dir; --join is not needed"),
+        None => {
+            if let Some(path) = bootstrap_default_account(node).await? {
+                tracing::info!(
+                    path = %path.display(),
+                    "bootstrapped account `default` with user `admin`; its API key was written to this file (mode 0600)"
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGTERM");
+            let _ = ctrl_c.await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down: finishing requests in flight");
 }

@@ -1,1 +1,94 @@
-//! keyledger-api (in progress)
+//! keyledger's HTTP API: the admin endpoints for keys, verification, cluster status and
+//! health, on axum.
+//!
+//! Main items: [`router`] (the whole public API for one node, ready to serve or to drive
+//! with `oneshot` in tests) and [`ApiError`] (the single error type and its JSON shape).
+//!
+//! Design decision: handlers are thin. They authenticate, fix everything nondeterministic
+//! (time, ids, the secret) on this node, hand one complete proposal to the cluster, and
+//! render the outcome. Every rule lives in `keyledger-model`, applied in log order.
+
+mod error;
+mod extract;
+mod keys;
+mod ops;
+mod verify;
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use keyledger_cluster::ClusterNode;
+use keyledger_wire::REQUEST_ID_HEADER;
+use rand_core::RngCore;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
+
+pub use error::ApiError;
+
+/// Bodies over this are refused with `413 payload_too_large`.
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub node: Arc<ClusterNode>,
+}
+
+/// The public API of one node.
+pub fn router(node: Arc<ClusterNode>) -> Router {
+    let state = AppState { node };
+    let v1 = Router::new()
+        .route("/v1/keys", post(keys::create).get(keys::list))
+        .route("/v1/keys/{id}", get(keys::get).delete(keys::delete))
+        .route("/v1/keys/{id}/enable", post(keys::enable))
+        .route("/v1/keys/{id}/disable", post(keys::disable))
+        .route("/v1/verify", post(verify::verify))
+        .route("/v1/cluster", get(ops::cluster))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz));
+    // Layers run outside-in: the request id wraps everything so even a caught panic or a
+    // fallback answer carries it; the trace span sits inside it; the body limit applies to
+    // every extractor that reads a body.
+    v1.fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(CatchPanicLayer::custom(|_panic| ApiError::internal("a handler panicked").into_response()))
+        // Error answers are part of normal operation (a 503 from /readyz, a 404): logged at
+        // debug; real failures are logged where they happen.
+        .layer(TraceLayer::new_for_http().on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), request_id))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such endpoint")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this endpoint does not take that method")
+}
+
+/// Takes `X-Request-Id` from the request (if it is short and printable) or makes one, makes
+/// it visible to the handler (error bodies, proposals) and returns it on the answer.
+async fn request_id(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let given = request
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_string);
+    let id = given.unwrap_or_else(|| {
+        let bits = state.node.with_rng(|rng| rng.next_u64());
+        format!("req_{}_{bits:016x}", state.node.id())
+    });
+    let mut response = error::REQUEST_ID.scope(id.clone(), next.run(request)).await;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    response
+}

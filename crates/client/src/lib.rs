@@ -1,1 +1,353 @@
-//! keyledger-client (in progress)
+//! A typed async client for keyledger's HTTP API (`api.md` is the contract).
+//!
+//! [`Client`] holds a server address, an optional API key and one `reqwest::Client`, whose
+//! connection pool is shared by every clone and by [`Client::with_api_key`]. Each method is
+//! one request and answers with the [`keyledger_wire`] type of the endpoint; writes come back
+//! [`Written`] (with the ledger index the write committed at) and reads of one key come back
+//! [`Tagged`] (with its revision from `ETag`). Every failure is a [`ClientError`]: an error
+//! answer from the server, a transport failure, or a success answer that does not parse.
+//!
+//! Design decision: the client never retries and never interprets error codes. A write that
+//! timed out may still commit (`outcome_unknown`), so whether and how to retry is the caller's
+//! choice. In turn every non-success answer, even a proxy's HTML page, becomes a uniform
+//! [`ClientError::Api`] with a status and a code, so callers match on codes and never on text.
+
+mod error;
+mod http;
+
+use std::fmt;
+use std::time::Duration;
+
+use bytes::Bytes;
+use keyledger_wire as wire;
+use reqwest::header::{HeaderMap, ETAG};
+use reqwest::{Method, RequestBuilder, StatusCode};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+pub use error::{ClientError, UNEXPECTED_RESPONSE};
+
+/// How long one request may take, from sending to the last byte of the answer.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long establishing a connection may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A handle on one keyledger server. Cheap to clone; clones share the connection pool.
+///
+/// Its `Debug` form never shows the API key.
+#[derive(Clone)]
+pub struct Client {
+    base: String,
+    api_key: Option<String>,
+    http: reqwest::Client,
+}
+
+/// Filters and paging of `GET /v1/keys`; `None` fields are not sent.
+#[derive(Debug, Default, Clone)]
+pub struct ListKeys {
+    /// `enabled`, `disabled`, `expired` or `deleted`.
+    pub state: Option<String>,
+    /// `user` or `service_account`.
+    pub owner_kind: Option<String>,
+    /// The owner's id.
+    pub owner_id: Option<String>,
+    /// Only keys of this namespace.
+    pub namespace: Option<String>,
+    /// Page size (server default 100, max 1000).
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// The answer to a write, with the ledger position it committed at (`X-Keyledger-Index`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written<T> {
+    /// The answer's body.
+    pub value: T,
+    /// The ledger index of the write; pass it as `min_index` to read your own write elsewhere.
+    pub index: u64,
+}
+
+/// A read of one object, with its revision (the `ETag` header, unquoted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tagged<T> {
+    /// The answer's body.
+    pub value: T,
+    /// The object's revision, usable as `If-Match`.
+    pub revision: u64,
+}
+
+/// A received answer, body read in full.
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("address", &self.base)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// A client for the server at `address`, e.g. `http://127.0.0.1:7700` (a trailing slash is
+    /// tolerated, a bare `host:port` means `http`). Fails with [`ClientError::Transport`] when
+    /// the address is not an http(s) URL.
+    pub fn new(address: impl Into<String>, api_key: Option<String>) -> Result<Client, ClientError> {
+        let base = http::normalize_address(&address.into())?;
+        let http = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .user_agent(concat!("keyledger-client/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ClientError::transport(&e))?;
+        Ok(Client { base, api_key, http })
+    }
+
+    /// The same server and connection pool, authenticating with another key.
+    pub fn with_api_key(&self, api_key: impl Into<String>) -> Client {
+        Client { base: self.base.clone(), api_key: Some(api_key.into()), http: self.http.clone() }
+    }
+
+    /// The normalized server address, without a trailing slash.
+    pub fn address(&self) -> &str {
+        &self.base
+    }
+
+    /// `POST /v1/keys`: creates a key; the answer holds its secret, shown this once.
+    pub async fn create_key(&self, req: &wire::CreateKeyRequest) -> Result<Written<wire::CreatedKey>, ClientError> {
+        let answer = self.send(Method::POST, "/v1/keys".into(), Some(req), &[]).await?;
+        written(expect(answer, StatusCode::CREATED)?)
+    }
+
+    /// `GET /v1/keys`: one page of keys; follow `next_cursor` for the next.
+    pub async fn list_keys(&self, query: &ListKeys) -> Result<wire::KeyList, ClientError> {
+        let pairs: Vec<(&str, String)> = [
+            ("state", query.state.clone()),
+            ("owner_kind", query.owner_kind.clone()),
+            ("owner_id", query.owner_id.clone()),
+            ("namespace", query.namespace.clone()),
+            ("limit", query.limit.map(|n| n.to_string())),
+            ("cursor", query.cursor.clone()),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.map(|v| (name, v)))
+        .collect();
+        let answer = self.send(Method::GET, "/v1/keys".into(), None::<&()>, &pairs).await?;
+        decode(&expect(answer, StatusCode::OK)?)
+    }
+
+    /// `GET /v1/keys/{id}`: one key with its revision.
+    pub async fn get_key(&self, id: &str) -> Result<Tagged<wire::Key>, ClientError> {
+        let answer = self.send(Method::GET, key_path(id, "")?, None::<&()>, &[]).await?;
+        let answer = expect(answer, StatusCode::OK)?;
+        let revision = http::parse_etag(answer.headers.get(ETAG).map(|v| v.as_bytes()))?;
+        Ok(Tagged { value: decode(&answer)?, revision })
+    }
+
+    /// `POST /v1/keys/{id}/enable`.
+    pub async fn enable_key(&self, id: &str) -> Result<Written<wire::Key>, ClientError> {
+        let answer = self.send(Method::POST, key_path(id, "/enable")?, None::<&()>, &[]).await?;
+        written(expect(answer, StatusCode::OK)?)
+    }
+
+    /// `POST /v1/keys/{id}/disable`.
+    pub async fn disable_key(&self, id: &str) -> Result<Written<wire::Key>, ClientError> {
+        let answer = self.send(Method::POST, key_path(id, "/disable")?, None::<&()>, &[]).await?;
+        written(expect(answer, StatusCode::OK)?)
+    }
+
+    /// `DELETE /v1/keys/{id}`.
+    pub async fn delete_key(&self, id: &str) -> Result<Written<()>, ClientError> {
+        let answer = self.send(Method::DELETE, key_path(id, "")?, None::<&()>, &[]).await?;
+        let answer = expect(answer, StatusCode::NO_CONTENT)?;
+        let index = http::parse_index(index_header(&answer))?;
+        Ok(Written { value: (), index })
+    }
+
+    /// `POST /v1/verify`: whether a key is valid (and allows `permission`). Needs no API key;
+    /// the client's key is sent anyway when it has one.
+    pub async fn verify(&self, req: &wire::VerifyRequest) -> Result<wire::VerifyResponse, ClientError> {
+        let answer = self.send(Method::POST, "/v1/verify".into(), Some(req), &[]).await?;
+        decode(&expect(answer, StatusCode::OK)?)
+    }
+
+    /// `GET /v1/cluster`: members, leader, term and lag as seen by the answering node.
+    pub async fn cluster_status(&self) -> Result<wire::ClusterStatus, ClientError> {
+        let answer = self.send(Method::GET, "/v1/cluster".into(), None::<&()>, &[]).await?;
+        decode(&expect(answer, StatusCode::OK)?)
+    }
+
+    /// `GET /healthz`: whether the process is up.
+    pub async fn health(&self) -> Result<wire::Health, ClientError> {
+        let answer = self.send(Method::GET, "/healthz".into(), None::<&()>, &[]).await?;
+        decode(&expect(answer, StatusCode::OK)?)
+    }
+
+    /// `GET /readyz`: whether the node has a leader and has applied the committed log.
+    /// A `503` is a [`ClientError::Api`]; when its body is a health answer rather than an
+    /// error body, the error has the code `unavailable` and the health `reason` as message.
+    pub async fn ready(&self) -> Result<wire::Health, ClientError> {
+        let answer = self.send(Method::GET, "/readyz".into(), None::<&()>, &[]).await?;
+        if answer.status == StatusCode::SERVICE_UNAVAILABLE {
+            if let Ok(health) = serde_json::from_slice::<wire::Health>(&answer.body) {
+                return Err(ClientError::Api {
+                    status: answer.status.as_u16(),
+                    error: wire::ErrorDetail {
+                        code: "unavailable".into(),
+                        message: health.reason.unwrap_or_else(|| format!("node is {}", health.status)),
+                        request_id: request_id(&answer.headers),
+                    },
+                });
+            }
+        }
+        decode(&expect(answer, StatusCode::OK)?)
+    }
+
+    /// Sends one request and reads the whole answer, whatever its status.
+    async fn send<B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        path: String,
+        body: Option<&B>,
+        query: &[(&str, String)],
+    ) -> Result<Answer, ClientError> {
+        let url = format!("{}{}", self.base, path);
+        let mut request: RequestBuilder = self.http.request(method.clone(), &url);
+        if !query.is_empty() {
+            request = request.query(query);
+        }
+        if let Some(key) = &self.api_key {
+            request = request.bearer_auth(key);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        tracing::debug!(%method, %path, "sending request");
+        let response = request.send().await.map_err(|e| ClientError::transport(&e))?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.bytes().await.map_err(|e| ClientError::transport(&e))?;
+        tracing::debug!(%method, %path, status = status.as_u16(), bytes = body.len(), "answer received");
+        Ok(Answer { status, headers, body })
+    }
+}
+
+/// `/v1/keys/{id}{suffix}` with the id encoded. An id that cannot stand in a path is
+/// answered here as the server would answer an id of the wrong form: `404 not_found`.
+fn key_path(id: &str, suffix: &str) -> Result<String, ClientError> {
+    if !http::usable_segment(id) {
+        return Err(ClientError::Api {
+            status: StatusCode::NOT_FOUND.as_u16(),
+            error: wire::ErrorDetail {
+                code: "not_found".into(),
+                message: format!("no key has the id {id:?}"),
+                request_id: None,
+            },
+        });
+    }
+    Ok(format!("/v1/keys/{}{suffix}", http::encode_segment(id)))
+}
+
+/// Passes an answer with the expected status on; anything else becomes the fitting error.
+fn expect(answer: Answer, expected: StatusCode) -> Result<Answer, ClientError> {
+    if answer.status == expected {
+        return Ok(answer);
+    }
+    let status = answer.status.as_u16();
+    let request_id = request_id(&answer.headers);
+    if answer.status.is_success() {
+        let message = format!("expected HTTP {}, the server answered HTTP {status}", expected.as_u16());
+        return Err(error::unexpected(status, message, request_id));
+    }
+    Err(ClientError::from_answer(status, &answer.body, request_id))
+}
+
+fn decode<T: DeserializeOwned>(answer: &Answer) -> Result<T, ClientError> {
+    serde_json::from_slice(&answer.body).map_err(|e| {
+        let quoted = error::snippet(&answer.body).unwrap_or_else(|| "an empty body".into());
+        ClientError::Decode(format!("{e} in {quoted}"))
+    })
+}
+
+fn written<T: DeserializeOwned>(answer: Answer) -> Result<Written<T>, ClientError> {
+    let index = http::parse_index(index_header(&answer))?;
+    Ok(Written { value: decode(&answer)?, index })
+}
+
+fn index_header(answer: &Answer) -> Option<&[u8]> {
+    answer.headers.get(wire::INDEX_HEADER).map(|v| v.as_bytes())
+}
+
+fn request_id(headers: &HeaderMap) -> Option<String> {
+    headers.get(wire::REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: u16, headers: &[(&'static str, &str)], body: &str) -> Answer {
+        let mut map = HeaderMap::new();
+        for (name, value) in headers {
+            map.insert(*name, value.parse().unwrap());
+        }
+        Answer { status: StatusCode::from_u16(status).unwrap(), headers: map, body: Bytes::from(body.to_string()) }
+    }
+
+    #[test]
+    fn debug_hides_the_key() {
+        let client = Client::new("http://127.0.0.1:7700/", Some("klk_secret".into())).unwrap();
+        let shown = format!("{client:?}");
+        assert!(!shown.contains("klk_secret"), "{shown}");
+        assert!(shown.contains("redacted"));
+        assert_eq!(client.address(), "http://127.0.0.1:7700");
+        let other = client.with_api_key("klk_other");
+        assert_eq!(other.api_key.as_deref(), Some("klk_other"));
+        assert_eq!(other.address(), client.address());
+    }
+
+    #[test]
+    fn key_paths() {
+        assert_eq!(key_path("key_1", "").unwrap(), "/v1/keys/key_1");
+        assert_eq!(key_path("a/b", "/enable").unwrap(), "/v1/keys/a%2Fb/enable");
+        let err = key_path("..", "").unwrap_err();
+        assert_eq!((err.status(), err.code()), (Some(404), Some("not_found")));
+        assert!(key_path("", "/disable").is_err());
+    }
+
+    #[test]
+    fn unexpected_success_status_is_an_api_error() {
+        let err = expect(answer(200, &[], "{}"), StatusCode::CREATED).err().unwrap();
+        assert_eq!(err.status(), Some(200));
+        assert_eq!(err.code(), Some(UNEXPECTED_RESPONSE));
+    }
+
+    #[test]
+    fn error_answer_carries_request_id_header() {
+        let a = answer(503, &[("x-request-id", "req-9")], "Service Unavailable");
+        let err = expect(a, StatusCode::OK).err().unwrap();
+        assert_eq!(err.status(), Some(503));
+        assert_eq!(err.request_id(), Some("req-9"));
+    }
+
+    #[test]
+    fn written_needs_the_index_header() {
+        let body = r#"{"status":"ok"}"#;
+        let ok: Written<wire::Health> = written(answer(200, &[("x-keyledger-index", "17")], body)).unwrap();
+        assert_eq!(ok.index, 17);
+        assert_eq!(ok.value.status, "ok");
+        let err = written::<wire::Health>(answer(200, &[], body)).unwrap_err();
+        assert!(matches!(err, ClientError::Decode(_)));
+    }
+
+    #[test]
+    fn bad_success_body_is_decode_error() {
+        let err = decode::<wire::KeyList>(&answer(200, &[], "<html>")).unwrap_err();
+        assert!(matches!(err, ClientError::Decode(ref m) if m.contains("<html>")), "{err:?}");
+    }
+}

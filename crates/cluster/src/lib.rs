@@ -1,1 +1,30 @@
-//! keyledger-cluster (in progress)
+//! keyledger's cluster layer: openraft wired to the sled storage, node-to-node RPC over HTTP,
+//! bootstrap of a new cluster, joining an existing one, and forwarding writes to the leader.
+//!
+//! Main types: [`ClusterNode`] (one running node: propose, wait for an index, status),
+//! [`rpc::router`] (the `/internal/*` routes peers call) and [`Network`] (the calls to peers).
+//!
+//! Design decision: a follower forwards the *complete* proposal — time, ids and the secret's
+//! digest already fixed by the node the client talked to — rather than the client's request.
+//! The leader then only orders it, so a retried forward cannot mint a second, different secret.
+//! Internal routes carry bincode, not JSON, and are meant for the cluster's private network.
+
+mod bootstrap;
+mod network;
+mod node;
+pub mod rpc;
+
+pub use bootstrap::{bootstrap_default_account, BOOTSTRAP_KEY_FILE};
+pub use keyledger_ledger::{NodeId, TypeConfig};
+pub use network::Network;
+pub use node::{ClusterNode, ClusterView, Committed, MemberView, NodeConfig, ProposeError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("storage: {0}")]
+    Storage(#[from] keyledger_ledger::LedgerError),
+    #[error("raft: {0}")]
+    Raft(String),
+    #[error("{0}")]
+    Io(String),
+}

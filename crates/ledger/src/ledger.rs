@@ -79,10 +79,7 @@ impl Ledger {
 
     /// Stored events with `seq` in `from..=to`, oldest first.
     pub fn entries(&self, from: u64, to: u64) -> impl Iterator<Item = Result<LedgerEntry, LedgerError>> + '_ {
-        self.inner
-            .tree
-            .range(event_key(from)..=event_key(to))
-            .map(|item| Ok(codec::decode::<LedgerEntry>(&item?.1)?))
+        self.inner.tree.range(event_key(from)..=event_key(to)).map(|item| Ok(codec::decode::<LedgerEntry>(&item?.1)?))
     }
 }
 

@@ -128,7 +128,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.log.apply_batch(batch).map_err(|e| StorageIOError::write_logs(&e))?;
         // Entries are readable now; they are durable only after this flush.
         let flushed = self.db.flush_async().await.map(|_| ()).map_err(std::io::Error::other);
-        let failed = flushed.as_ref().err().map(|e| StorageIOError::write_logs(e));
+        let failed = flushed.as_ref().err().map(StorageIOError::write_logs);
         callback.log_io_completed(flushed);
         match failed {
             Some(err) => Err(err.into()),

@@ -67,7 +67,6 @@ impl StateMachine {
     pub fn ledger(&self) -> &Ledger {
         &self.ledger
     }
-
 }
 
 /// The snapshot bytes for the ledger up to `head_seq`. The ledger is append-only, so events
@@ -142,7 +141,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError<NodeId>> {
         let signature = meta.signature();
-        let snapshot_err = |e: LedgerError| StorageError::from(StorageIOError::read_snapshot(Some(signature.clone()), &e));
+        let snapshot_err =
+            |e: LedgerError| StorageError::from(StorageIOError::read_snapshot(Some(signature.clone()), &e));
         let payload: SnapshotPayload =
             codec::decode(snapshot.get_ref()).map_err(|e| snapshot_err(LedgerError::Codec(e)))?;
         // Check the whole chain before touching anything: a damaged transfer is refused.
@@ -206,7 +206,8 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             Some(log_id) => format!("{}-{}-{}", log_id.leader_id, log_id.index, self.head_seq),
             None => format!("empty-{}", self.head_seq),
         };
-        let meta = SnapshotMeta { last_log_id: self.last_applied, last_membership: self.membership.clone(), snapshot_id };
+        let meta =
+            SnapshotMeta { last_log_id: self.last_applied, last_membership: self.membership.clone(), snapshot_id };
         let record = SnapshotRecord { meta: meta.clone(), head_seq: self.head_seq };
         let data = snapshot_data(&self.ledger, self.head_seq)?;
         let tree = self.ledger.tree();

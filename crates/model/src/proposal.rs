@@ -114,7 +114,7 @@ pub enum Outcome {
     Accepted {
         events: u32,
         head: ChainHead,
-        key: Option<KeyRecord>,
+        key: Option<Box<KeyRecord>>,
     },
     Rejected(Rejection),
 }

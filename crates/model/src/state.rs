@@ -254,6 +254,11 @@ impl State {
         }
     }
 
+    /// The key a digest belongs to, if any.
+    pub fn key_by_digest(&self, digest: &KeyDigest) -> Option<&KeyRecord> {
+        self.index.get(digest).and_then(|entry| self.keys.get(&entry.key))
+    }
+
     pub(crate) fn index_entry(&self, digest: &KeyDigest) -> Option<&IndexEntry> {
         self.index.get(digest)
     }
@@ -274,7 +279,7 @@ impl State {
         let outcome = Outcome::Accepted {
             events: entries.len() as u32,
             head: self.head,
-            key: decision.target.and_then(|id| self.keys.get(&id)).cloned(),
+            key: decision.target.and_then(|id| self.keys.get(&id)).cloned().map(Box::new),
         };
         (outcome, entries)
     }

@@ -36,6 +36,15 @@ pub enum OwnerKind {
     ServiceAccount,
 }
 
+impl OwnerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OwnerKind::User => "user",
+            OwnerKind::ServiceAccount => "service_account",
+        }
+    }
+}
+
 /// A reference to a key's owner in a request.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]

@@ -1,0 +1,230 @@
+//! The client commands: flags, dispatch, and what is shared between them (the connection
+//! flags, the output format, exit codes). Each command group has its own module.
+
+mod apikey;
+mod cluster;
+mod table;
+mod verify;
+
+use std::convert::Infallible;
+use std::fmt;
+use std::io::{self, Write};
+use std::str::FromStr;
+
+use clap::{Args, Subcommand, ValueEnum};
+use keyledger_client::{Client, ClientError};
+use serde::Serialize;
+
+/// Exit code for usage errors, an unreachable server and any other failure.
+pub(crate) const EXIT_FAILURE: u8 = 1;
+/// Exit code when the server answered with an error.
+pub(crate) const EXIT_API_ERROR: u8 = 2;
+/// Exit code when `verify` found the key not valid.
+pub(crate) const EXIT_INVALID: u8 = 3;
+
+/// How a command that did not fail ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Success,
+    /// `verify` answered `valid: false`.
+    Invalid,
+}
+
+impl Outcome {
+    pub(crate) fn exit_code(self) -> u8 {
+        match self {
+            Outcome::Success => 0,
+            Outcome::Invalid => EXIT_INVALID,
+        }
+    }
+}
+
+/// The commands that talk to a server.
+#[derive(Subcommand)]
+pub(crate) enum ClientCommand {
+    /// Create, list, inspect, enable, disable and delete API keys.
+    Apikey {
+        #[command(flatten)]
+        conn: ConnArgs,
+        #[command(subcommand)]
+        command: apikey::ApikeyCommand,
+    },
+    /// Check whether an API key is valid (exit code 3 when it is not).
+    ///
+    /// The key comes from --key or, without it, from standard input (surrounding whitespace
+    /// is ignored), which keeps it out of the shell history and the process list.
+    /// Exit codes: 0 valid, 3 not valid, 2 error answer, 1 other failure.
+    Verify {
+        #[command(flatten)]
+        conn: ConnArgs,
+        #[command(flatten)]
+        args: verify::VerifyArgs,
+    },
+    /// Inspect the cluster.
+    Cluster {
+        #[command(flatten)]
+        conn: ConnArgs,
+        #[command(subcommand)]
+        command: cluster::ClusterCommand,
+    },
+}
+
+/// Where the server is, how to authenticate, how to print.
+#[derive(Debug, Args)]
+pub(crate) struct ConnArgs {
+    /// URL of any node of the cluster.
+    #[arg(
+        long,
+        global = true,
+        env = "KEYLEDGER_ADDRESS",
+        default_value = "http://127.0.0.1:7700",
+        help_heading = "Connection"
+    )]
+    address: String,
+    /// API key to authenticate with.
+    ///
+    /// Prefer the environment variable: command lines are visible to other users of the machine.
+    #[arg(
+        long,
+        global = true,
+        env = "KEYLEDGER_API_KEY",
+        hide_env_values = true,
+        value_name = "KEY",
+        help_heading = "Connection"
+    )]
+    api_key: Option<Secret>,
+    /// Output format: aligned tables for people, or JSON for scripts.
+    #[arg(long, global = true, value_enum, default_value_t = Output::Table, help_heading = "Connection")]
+    output: Output,
+}
+
+impl ConnArgs {
+    fn client(&self) -> Result<Client, ClientError> {
+        Client::new(self.address.as_str(), self.api_key.as_ref().map(|k| k.expose().to_string()))
+    }
+}
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Output {
+    Table,
+    Json,
+}
+
+/// A secret given on the command line or in the environment: its `Debug` form hides it, so
+/// no log line or debug print can leak it.
+#[derive(Clone)]
+pub(crate) struct Secret(String);
+
+impl Secret {
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for Secret {
+    type Err = Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_string()))
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// Runs one client command.
+pub(crate) async fn run(command: ClientCommand) -> anyhow::Result<Outcome> {
+    match command {
+        ClientCommand::Apikey { conn, command } => {
+            apikey::run(&conn.client()?, conn.output, command).await?;
+            Ok(Outcome::Success)
+        }
+        ClientCommand::Verify { conn, args } => verify::run(&conn.client()?, conn.output, args).await,
+        ClientCommand::Cluster { conn, command } => {
+            cluster::run(&conn.client()?, conn.output, command).await?;
+            Ok(Outcome::Success)
+        }
+    }
+}
+
+/// Writes rendered output to stdout in one go.
+fn emit(render: impl FnOnce(&mut Vec<u8>) -> io::Result<()>) -> io::Result<()> {
+    let mut buffer = Vec::new();
+    render(&mut buffer)?;
+    let mut stdout = io::stdout().lock();
+    stdout.write_all(&buffer)?;
+    stdout.flush()
+}
+
+/// Pretty JSON and a newline.
+fn write_json<T: Serialize + ?Sized>(out: &mut dyn Write, value: &T) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, value)?;
+    writeln!(out)
+}
+
+/// The message to print for a failed command, or `None` when the failure is only a
+/// closed stdout pipe, which is not worth reporting.
+pub(crate) fn report(err: &anyhow::Error) -> Option<String> {
+    let broken_pipe = err
+        .chain()
+        .filter_map(|cause| cause.downcast_ref::<io::Error>())
+        .any(|io| io.kind() == io::ErrorKind::BrokenPipe);
+    if broken_pipe {
+        None
+    } else {
+        Some(format!("{err:#}"))
+    }
+}
+
+/// The exit code for a failed command: 2 for an error answer from the server, else 1.
+pub(crate) fn exit_code_for(err: &anyhow::Error) -> u8 {
+    match err.downcast_ref::<ClientError>() {
+        Some(ClientError::Api { .. }) => EXIT_API_ERROR,
+        _ => EXIT_FAILURE,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keyledger_wire::ErrorDetail;
+
+    fn api_error() -> ClientError {
+        ClientError::Api {
+            status: 404,
+            error: ErrorDetail { code: "not_found".into(), message: "key not found".into(), request_id: None },
+        }
+    }
+
+    #[test]
+    fn api_errors_exit_2_and_name_their_code() {
+        let err = anyhow::Error::from(api_error());
+        assert_eq!(exit_code_for(&err), EXIT_API_ERROR);
+        assert_eq!(report(&err).unwrap(), "key not found (not_found)");
+    }
+
+    #[test]
+    fn other_errors_exit_1() {
+        let err = anyhow::Error::from(ClientError::Transport("connection refused".into()));
+        assert_eq!(exit_code_for(&err), EXIT_FAILURE);
+        assert_eq!(exit_code_for(&anyhow::anyhow!("no key given")), EXIT_FAILURE);
+    }
+
+    #[test]
+    fn broken_pipe_is_not_reported() {
+        let err = anyhow::Error::from(io::Error::from(io::ErrorKind::BrokenPipe));
+        assert_eq!(report(&err), None);
+    }
+
+    #[test]
+    fn secrets_do_not_debug_print() {
+        let secret: Secret = "klk_topsecret".parse().unwrap();
+        assert!(!format!("{secret:?}").contains("topsecret"));
+        assert_eq!(secret.expose(), "klk_topsecret");
+        assert_eq!(Outcome::Invalid.exit_code(), 3);
+        assert_eq!(Outcome::Success.exit_code(), 0);
+    }
+}

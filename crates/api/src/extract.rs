@@ -1,0 +1,82 @@
+//! Extractors whose every failure is an [`ApiError`], so a malformed body or a missing key
+//! gets the same JSON error shape as everything else.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use keyledger_model::{AccountId, Actor, KeyId, Owner, Role, Verdict};
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+use crate::AppState;
+
+/// `axum::Json` with our error shape: 400 for bad JSON or unknown fields, 413 over the limit.
+pub(crate) struct Json<T>(pub(crate) T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(Json(value)),
+            Err(rejection) => Err(json_error(rejection)),
+        }
+    }
+}
+
+fn json_error(rejection: JsonRejection) -> ApiError {
+    match rejection {
+        JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the request body is larger than 1 MiB")
+        }
+        JsonRejection::MissingJsonContentType(_) => {
+            ApiError::invalid("the request body must be JSON with `Content-Type: application/json`")
+        }
+        JsonRejection::JsonDataError(e) => {
+            ApiError::invalid(format!("the request body does not fit: {}", e.body_text()))
+        }
+        JsonRejection::JsonSyntaxError(e) => {
+            ApiError::invalid(format!("the request body is not valid JSON: {}", e.body_text()))
+        }
+        other => ApiError::invalid(format!("the request body cannot be read: {}", other.body_text())),
+    }
+}
+
+/// The authenticated caller: the identity behind a valid bearer key, as of this moment.
+#[derive(Debug, Clone)]
+pub(crate) struct Caller {
+    pub(crate) account: AccountId,
+    pub(crate) identity: Owner,
+    pub(crate) key: KeyId,
+    pub(crate) role: Role,
+}
+
+impl Caller {
+    pub(crate) fn actor(&self) -> Actor {
+        match self.identity {
+            Owner::User(id) => Actor::User { id, key: self.key },
+            Owner::ServiceAccount(id) => Actor::ServiceAccount { id, key: self.key },
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let presented = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .map(str::trim)
+            .ok_or_else(|| ApiError::unauthenticated("send an API key as `Authorization: Bearer <key>`"))?;
+        let node = &state.node;
+        let ledger_state = node.ledger().state();
+        match ledger_state.verify(presented, node.now(), None) {
+            Verdict::Valid(v) => Ok(Caller { account: v.account.clone(), identity: v.owner, key: v.key, role: v.role }),
+            Verdict::Invalid(_) | Verdict::Forbidden(_) => Err(ApiError::unauthenticated("the API key is not valid")),
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! `POST /v1/verify`: answered from this node's memory, never the disk or the network.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use keyledger_model::{Verdict, Verified};
+use keyledger_wire as wire;
+
+use crate::error::ApiError;
+use crate::extract::Json;
+use crate::keys::identity;
+use crate::AppState;
+
+/// How long a verify with `min_index` may wait for this node to catch up.
+const MIN_INDEX_WAIT: Duration = Duration::from_secs(5);
+
+pub(crate) async fn verify(
+    State(app): State<AppState>,
+    Json(req): Json<wire::VerifyRequest>,
+) -> Result<axum::Json<wire::VerifyResponse>, ApiError> {
+    if let Some(permission) = &req.permission {
+        check_permission_syntax(permission)?;
+    }
+    // The revocation barrier: never answer from a state older than the caller has seen.
+    if let Some(index) = req.min_index {
+        if !app.node.wait_applied(index, MIN_INDEX_WAIT).await {
+            return Err(ApiError::unavailable(format!(
+                "this node has not yet applied index {index}; try again or ask another node"
+            )));
+        }
+    }
+    let state = app.node.ledger().state();
+    let answer = match state.verify(&req.key, app.node.now(), req.permission.as_deref()) {
+        Verdict::Valid(v) => valid(&state, &v),
+        Verdict::Forbidden(v) => wire::VerifyResponse {
+            valid: false,
+            code: Some("forbidden".into()),
+            key_id: Some(v.key.to_string()),
+            identity: Some(identity(&state, &v.owner)),
+            account: Some(v.account.to_string()),
+            ..Default::default()
+        },
+        Verdict::Invalid(why) => {
+            wire::VerifyResponse { valid: false, code: Some(why.as_str().into()), ..Default::default() }
+        }
+    };
+    Ok(axum::Json(answer))
+}
+
+fn valid(state: &keyledger_model::State, v: &Verified<'_>) -> wire::VerifyResponse {
+    wire::VerifyResponse {
+        valid: true,
+        code: None,
+        key_id: Some(v.key.to_string()),
+        identity: Some(identity(state, &v.owner)),
+        account: Some(v.account.to_string()),
+        permissions: Some(v.permissions().iter().map(|p| p.to_string()).collect()),
+        expires_at: Some(v.expires_at.map(|t| t.to_string())),
+    }
+}
+
+/// `account:admin|write|read` or `namespace:<name>:admin|write|read`.
+fn check_permission_syntax(permission: &str) -> Result<(), ApiError> {
+    let level_ok = |level: &str| matches!(level, "admin" | "write" | "read");
+    let ok = match permission.split(':').collect::<Vec<_>>().as_slice() {
+        ["account", level] => level_ok(level),
+        ["namespace", name, level] => !name.is_empty() && level_ok(level),
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid("`permission` must be `account:admin|write|read` or `namespace:<name>:admin|write|read`"))
+    }
+}

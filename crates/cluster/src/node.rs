@@ -1,0 +1,421 @@
+//! One keyledger node: its Raft instance, storage, and how writes reach the leader.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use keyledger_ledger::{Ledger, Node, NodeId, Storage, TypeConfig};
+use keyledger_model::{token, Outcome, Proposal, SecretToken, Timestamp};
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{ChangeMembers, Raft, RaftMetrics, ServerState};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use crate::network::{base_url, call, path, CallError, Network};
+use crate::rpc::{JoinRequest, NodeStatus};
+use crate::ClusterError;
+
+/// How long a write may take end to end before the caller gets a 503.
+const WRITE_DEADLINE: Duration = Duration::from_secs(5);
+/// How long a write waits for a leader to be known before giving up as `unavailable`.
+const LEADER_WAIT: Duration = Duration::from_secs(3);
+/// A leader that has not heard from a quorum for this long does not take new writes: they
+/// could not commit, and answering `unavailable` at once beats `outcome_unknown` later.
+const QUORUM_FRESHNESS_MS: u64 = 1_000;
+/// A node is ready when it knows a leader and has applied all but this many log entries.
+const READY_MAX_LAG: u64 = 100;
+
+/// Settings of one node.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub node_id: NodeId,
+    /// `host:port` other nodes use to reach this one.
+    pub advertise: String,
+    pub data_dir: PathBuf,
+}
+
+/// A write that committed: the Raft log index and what applying it answered.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Committed {
+    pub index: u64,
+    pub outcome: Outcome,
+}
+
+/// Why a write was not acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProposeError {
+    /// Nothing was proposed, so nothing will ever be written.
+    #[error("{0}")]
+    Unavailable(String),
+    /// It was proposed but not confirmed in time: it may still commit.
+    #[error("{0}")]
+    OutcomeUnknown(String),
+}
+
+/// A leader's refusal as sent back over RPC.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) enum Refusal {
+    NotLeader(Option<(NodeId, String)>),
+    Unavailable(String),
+    OutcomeUnknown(String),
+}
+
+/// A running node.
+pub struct ClusterNode {
+    id: NodeId,
+    advertise: String,
+    data_dir: PathBuf,
+    raft: Raft<TypeConfig>,
+    ledger: Ledger,
+    http: reqwest::Client,
+    rng: Mutex<ChaCha20Rng>,
+}
+
+pub(crate) fn raft_config() -> openraft::Config {
+    openraft::Config {
+        cluster_name: "keyledger".into(),
+        heartbeat_interval: 100,
+        election_timeout_min: 400,
+        election_timeout_max: 800,
+        // Whole-ledger snapshots can be large; the 200 ms default would retry forever.
+        install_snapshot_timeout: 30_000,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(5_000),
+        max_in_snapshot_log_to_keep: 5_000,
+        ..Default::default()
+    }
+}
+
+impl ClusterNode {
+    /// Opens storage and starts Raft. The node serves RPC once its router is mounted; call
+    /// [`ClusterNode::bootstrap`] or [`ClusterNode::join`] after that.
+    pub async fn start(config: NodeConfig) -> Result<Arc<ClusterNode>, ClusterError> {
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|e| ClusterError::Io(format!("cannot create {}: {e}", config.data_dir.display())))?;
+        let storage = Storage::open(&config.data_dir)?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| ClusterError::Io(e.to_string()))?;
+        let raft_config = Arc::new(raft_config().validate().map_err(|e| ClusterError::Raft(e.to_string()))?);
+        let raft = Raft::new(
+            config.node_id,
+            raft_config,
+            Network::new(http.clone()),
+            storage.log_store,
+            storage.state_machine,
+        )
+        .await
+        .map_err(|e| ClusterError::Raft(e.to_string()))?;
+        Ok(Arc::new(ClusterNode {
+            id: config.node_id,
+            advertise: config.advertise,
+            data_dir: config.data_dir,
+            raft,
+            ledger: storage.ledger,
+            http,
+            rng: Mutex::new(ChaCha20Rng::from_entropy()),
+        }))
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    pub fn raft(&self) -> &Raft<TypeConfig> {
+        &self.raft
+    }
+
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    pub fn metrics(&self) -> RaftMetrics<NodeId, Node> {
+        self.raft.metrics().borrow().clone()
+    }
+
+    /// The wall clock, as stamped into proposals made here.
+    pub fn now(&self) -> Timestamp {
+        let ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        Timestamp(ms)
+    }
+
+    /// Runs `f` with this node's ChaCha20 generator (seeded once from the OS).
+    pub fn with_rng<T>(&self, f: impl FnOnce(&mut ChaCha20Rng) -> T) -> T {
+        let mut rng = self.rng.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(&mut rng)
+    }
+
+    pub fn generate_secret(&self) -> SecretToken {
+        self.with_rng(token::generate)
+    }
+
+    /// Does this data dir already belong to a cluster?
+    pub async fn is_initialized(&self) -> Result<bool, ClusterError> {
+        self.raft.is_initialized().await.map_err(|e| ClusterError::Raft(e.to_string()))
+    }
+
+    /// Makes this node a one-member cluster, unless it already belongs to one.
+    pub async fn initialize_single(&self) -> Result<(), ClusterError> {
+        if self.is_initialized().await? {
+            return Ok(());
+        }
+        let members = BTreeMap::from([(self.id, Node { addr: self.advertise.clone() })]);
+        self.raft.initialize(members).await.map_err(|e| ClusterError::Raft(e.to_string()))
+    }
+
+    /// Asks the cluster at `url` to add this node, retrying until it has (learner, caught up,
+    /// then voter). Any member can be asked: it forwards to the leader.
+    pub async fn join(&self, url: &str) {
+        let url = format!("{}{}", base_url(url), path::JOIN);
+        let request = JoinRequest { node_id: self.id, address: self.advertise.clone() };
+        let mut pause = Duration::from_millis(200);
+        loop {
+            match call::<_, Result<(), String>>(&self.http, &url, &request, Duration::from_secs(120)).await {
+                Ok(Ok(())) => {
+                    tracing::info!(node_id = self.id, "joined the cluster as a voter");
+                    return;
+                }
+                Ok(Err(refused)) => tracing::warn!(%refused, "join refused; retrying"),
+                Err(e) => tracing::warn!(error = %e, "cannot reach the cluster to join; retrying"),
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(3));
+        }
+    }
+
+    /// True when this node is the only voter of its cluster.
+    pub fn is_sole_voter(&self) -> bool {
+        let metrics = self.metrics();
+        let voters: Vec<NodeId> = metrics.membership_config.membership().voter_ids().collect();
+        voters == [self.id]
+    }
+
+    /// True when the latest membership lists this node as a voter.
+    pub fn is_voter(&self) -> bool {
+        self.metrics().membership_config.membership().voter_ids().any(|id| id == self.id)
+    }
+
+    /// Handles a join request: on the leader, add as learner (waiting until it caught up),
+    /// then promote to voter; elsewhere, pass it to the leader.
+    pub(crate) async fn admit(&self, node_id: NodeId, address: String) -> Result<(), String> {
+        let metrics = self.metrics();
+        match metrics.current_leader {
+            Some(leader) if leader == self.id => {}
+            Some(leader) => {
+                let addr = self.member_address(leader).ok_or("the leader's address is unknown")?;
+                let url = format!("{}{}", base_url(&addr), path::JOIN);
+                let request = JoinRequest { node_id, address };
+                return call::<_, Result<(), String>>(&self.http, &url, &request, Duration::from_secs(110))
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            None => return Err("no leader yet".into()),
+        }
+        let membership = metrics.membership_config.membership().clone();
+        if membership.voter_ids().any(|id| id == node_id) {
+            return Ok(());
+        }
+        tracing::info!(node_id, %address, "adding a learner");
+        self.raft.add_learner(node_id, Node { addr: address }, true).await.map_err(|e| e.to_string())?;
+        tracing::info!(node_id, "promoting the learner to voter");
+        self.raft
+            .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([node_id])), false)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    fn member_address(&self, id: NodeId) -> Option<String> {
+        self.metrics().membership_config.membership().get_node(&id).map(|n| n.addr.clone())
+    }
+
+    /// Proposes a complete proposal: here if this node leads, else at the leader. Retries a
+    /// leader change until the deadline; never retries once the outcome is unknown.
+    pub async fn propose(&self, proposal: Proposal) -> Result<Committed, ProposeError> {
+        let deadline = Instant::now() + WRITE_DEADLINE;
+        let leader_deadline = Instant::now() + LEADER_WAIT;
+        let mut last_problem = String::from("no leader is known");
+        loop {
+            let leader = self.current_leader_until(leader_deadline).await;
+            let attempt = match leader {
+                None => Err(Refusal::Unavailable(last_problem.clone())),
+                Some(leader) if leader == self.id => self.propose_here(proposal.clone()).await,
+                Some(leader) => self.forward(leader, &proposal, deadline).await,
+            };
+            match attempt {
+                Ok(committed) => return Ok(committed),
+                Err(Refusal::OutcomeUnknown(why)) => return Err(ProposeError::OutcomeUnknown(why)),
+                Err(Refusal::NotLeader(_)) => last_problem = "leadership is changing".into(),
+                Err(Refusal::Unavailable(why)) => last_problem = why,
+            }
+            if Instant::now() + Duration::from_millis(100) >= deadline || leader.is_none() {
+                return Err(ProposeError::Unavailable(format!("the write was not accepted: {last_problem}")));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn current_leader_until(&self, until: Instant) -> Option<NodeId> {
+        self.wait_for(until, |m| m.current_leader.is_some()).await;
+        self.metrics().current_leader
+    }
+
+    /// Waits until `ready` holds for this node's Raft metrics; false if `until` came first.
+    async fn wait_for(&self, until: Instant, ready: impl Fn(&RaftMetrics<NodeId, Node>) -> bool) -> bool {
+        let mut watch = self.raft.metrics();
+        loop {
+            if ready(&watch.borrow()) {
+                return true;
+            }
+            if tokio::time::timeout_at(until, watch.changed()).await.is_err() {
+                return false;
+            }
+        }
+    }
+
+    async fn forward(&self, leader: NodeId, proposal: &Proposal, deadline: Instant) -> Result<Committed, Refusal> {
+        let Some(addr) = self.member_address(leader) else {
+            return Err(Refusal::Unavailable("the leader's address is unknown".into()));
+        };
+        let url = format!("{}{}", base_url(&addr), path::PROPOSE);
+        let budget = deadline.saturating_duration_since(Instant::now());
+        let committed = match call::<_, Result<Committed, Refusal>>(&self.http, &url, proposal, budget).await {
+            Ok(answer) => answer?,
+            Err(CallError::Unreachable(_)) => return Err(Refusal::Unavailable("the leader cannot be reached".into())),
+            Err(CallError::Failed(why)) => {
+                return Err(Refusal::OutcomeUnknown(format!("the leader did not confirm the write: {why}")))
+            }
+        };
+        // Read-your-writes on this node: wait (briefly) until it has applied the write too.
+        self.wait_applied(committed.index, Duration::from_secs(2)).await;
+        Ok(committed)
+    }
+
+    /// Proposes on this node, which must be the leader.
+    pub(crate) async fn propose_here(&self, proposal: Proposal) -> Result<Committed, Refusal> {
+        let metrics = self.metrics();
+        if metrics.current_leader != Some(self.id) {
+            let leader = metrics.current_leader.and_then(|id| self.member_address(id).map(|a| (id, a)));
+            return Err(Refusal::NotLeader(leader));
+        }
+        if metrics.millis_since_quorum_ack.is_none_or(|ms| ms > QUORUM_FRESHNESS_MS) {
+            return Err(Refusal::Unavailable("the leader cannot reach a quorum".into()));
+        }
+        match tokio::time::timeout(WRITE_DEADLINE, self.raft.client_write(proposal)).await {
+            Ok(Ok(response)) => Ok(Committed { index: response.log_id.index, outcome: response.data }),
+            // Refused before it was appended, or its entry was truncated away: not written.
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
+                Err(Refusal::NotLeader(f.leader_id.zip(f.leader_node.map(|n| n.addr))))
+            }
+            Ok(Err(e)) => Err(Refusal::OutcomeUnknown(format!("the write failed: {e}"))),
+            Err(_) => Err(Refusal::OutcomeUnknown("the write was not confirmed by a quorum in time".into())),
+        }
+    }
+
+    /// Waits until this node leads; false if `timeout` passed first.
+    pub async fn wait_leader_self(&self, timeout: Duration) -> bool {
+        self.wait_for(Instant::now() + timeout, |m| m.current_leader == Some(self.id)).await
+    }
+
+    /// Waits until this node has applied `index`; false if `timeout` passed first.
+    pub async fn wait_applied(&self, index: u64, timeout: Duration) -> bool {
+        self.wait_for(Instant::now() + timeout, |m| m.last_applied.is_some_and(|id| id.index >= index)).await
+    }
+
+    /// The highest log index applied here.
+    pub fn applied_index(&self) -> u64 {
+        self.metrics().last_applied.map_or(0, |id| id.index)
+    }
+
+    pub(crate) fn own_status(&self) -> NodeStatus {
+        NodeStatus {
+            node_id: self.id,
+            applied_index: self.metrics().last_applied.map(|id| id.index),
+            ledger_head: self.ledger.state().head(),
+        }
+    }
+
+    /// The status of every member, asking each peer (briefly) for its own.
+    pub async fn cluster_view(&self) -> ClusterView {
+        let metrics = self.metrics();
+        let membership = metrics.membership_config.membership().clone();
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        let mut members = Vec::new();
+        let asks = membership.nodes().map(|(id, node)| {
+            let (id, addr) = (*id, node.addr.clone());
+            async move {
+                let status = if id == self.id {
+                    Some(self.own_status())
+                } else {
+                    let url = format!("{}{}", base_url(&addr), path::STATUS);
+                    call::<_, NodeStatus>(&self.http, &url, &(), Duration::from_millis(500)).await.ok()
+                };
+                (id, addr, status)
+            }
+        });
+        for (id, address, status) in futures::future::join_all(asks).await {
+            members.push(MemberView { node_id: id, address, voter: voters.contains(&id), status });
+        }
+        ClusterView {
+            node_id: self.id,
+            leader: metrics.current_leader,
+            term: metrics.current_term,
+            last_log_index: metrics.last_log_index.unwrap_or(0),
+            members,
+        }
+    }
+
+    /// `Ok` when this node can serve fresh reads: it knows a leader and is not far behind.
+    pub fn readiness(&self) -> Result<(), String> {
+        let metrics = self.metrics();
+        if let Err(fatal) = &metrics.running_state {
+            return Err(format!("raft stopped: {fatal}"));
+        }
+        if metrics.current_leader.is_none() || metrics.state == ServerState::Candidate {
+            return Err("no leader is known".into());
+        }
+        let applied = metrics.last_applied.map_or(0, |id| id.index);
+        let last = metrics.last_log_index.unwrap_or(0);
+        if last.saturating_sub(applied) > READY_MAX_LAG {
+            return Err(format!("applying the log: {applied} of {last}"));
+        }
+        if self.ledger.state().accounts().next().is_none() {
+            return Err("the cluster has no data yet".into());
+        }
+        Ok(())
+    }
+
+    /// Stops Raft (flushes nothing more: every acknowledged write is already durable).
+    pub async fn shutdown(&self) {
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!(error = %e, "raft shutdown");
+        }
+    }
+}
+
+/// The cluster as one node sees it.
+#[derive(Debug, Clone)]
+pub struct ClusterView {
+    pub node_id: NodeId,
+    pub leader: Option<NodeId>,
+    pub term: u64,
+    pub last_log_index: u64,
+    pub members: Vec<MemberView>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MemberView {
+    pub node_id: NodeId,
+    pub address: String,
+    pub voter: bool,
+    /// `None` when the member did not answer in time.
+    pub status: Option<NodeStatus>,
+}

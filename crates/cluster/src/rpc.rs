@@ -1,0 +1,100 @@
+//! The server half of node-to-node RPC: `/internal/*` routes, bincode in and out.
+//!
+//! Besides openraft's three messages this carries keyledger's own: `propose` (a follower
+//! forwarding a complete proposal to the leader), `join` (a new node asking to be added) and
+//! `status` (a node's applied index and ledger head, for `/v1/cluster`).
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use keyledger_ledger::codec;
+use keyledger_model::{ChainHead, Proposal};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::network::path;
+use crate::node::{ClusterNode, Committed, Refusal};
+use crate::NodeId;
+
+/// Raft messages can be large (batches of entries, 3 MiB snapshot chunks).
+const INTERNAL_BODY_LIMIT: usize = 64 * 1024 * 1024;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct JoinRequest {
+    pub(crate) node_id: NodeId,
+    pub(crate) address: String,
+}
+
+/// One node's own view of its progress.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeStatus {
+    pub node_id: NodeId,
+    pub applied_index: Option<u64>,
+    pub ledger_head: ChainHead,
+}
+
+/// The internal routes, for merging into the node's HTTP server.
+pub fn router(node: Arc<ClusterNode>) -> Router {
+    Router::new()
+        .route(path::APPEND, post(append))
+        .route(path::VOTE, post(vote))
+        .route(path::SNAPSHOT, post(snapshot))
+        .route(path::PROPOSE, post(propose))
+        .route(path::JOIN, post(join))
+        .route(path::STATUS, post(status))
+        .layer(DefaultBodyLimit::max(INTERNAL_BODY_LIMIT))
+        .with_state(node)
+}
+
+/// Decodes a bincode request, runs `handle`, encodes its answer.
+async fn serve<Req, Resp, Fut>(body: Bytes, handle: impl FnOnce(Req) -> Fut) -> Response
+where
+    Req: DeserializeOwned,
+    Resp: Serialize,
+    Fut: std::future::Future<Output = Resp>,
+{
+    match codec::decode::<Req>(&body) {
+        Ok(req) => encode(&handle(req).await),
+        Err(e) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    }
+}
+
+fn encode<T: Serialize>(value: &T) -> Response {
+    match codec::encode(value) {
+        Ok(bytes) => bytes.into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+async fn append(State(node): State<Arc<ClusterNode>>, body: Bytes) -> Response {
+    serve(body, |req| async move { node.raft().append_entries(req).await }).await
+}
+
+async fn vote(State(node): State<Arc<ClusterNode>>, body: Bytes) -> Response {
+    serve(body, |req| async move { node.raft().vote(req).await }).await
+}
+
+async fn snapshot(State(node): State<Arc<ClusterNode>>, body: Bytes) -> Response {
+    serve(body, |req| async move { node.raft().install_snapshot(req).await }).await
+}
+
+async fn propose(State(node): State<Arc<ClusterNode>>, body: Bytes) -> Response {
+    serve(body, |proposal: Proposal| async move {
+        let answer: Result<Committed, Refusal> = node.propose_here(proposal).await;
+        answer
+    })
+    .await
+}
+
+async fn join(State(node): State<Arc<ClusterNode>>, body: Bytes) -> Response {
+    serve(body, |req: JoinRequest| async move { node.admit(req.node_id, req.address).await }).await
+}
+
+async fn status(State(node): State<Arc<ClusterNode>>) -> Response {
+    encode(&node.own_status())
+}
