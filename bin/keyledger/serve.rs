@@ -26,13 +26,23 @@ pub(crate) struct ServeArgs {
     /// Address other nodes use to reach this one (default: the listen address).
     #[arg(long)]
     pub(crate) advertise: Option<String>,
+    /// Snapshot the state after this many Raft log entries and compact the log up to the
+    /// snapshot, keeping this many entries for lagging followers.
+    #[arg(long, default_value_t = NodeConfig::DEFAULT_SNAPSHOT_LOGS, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) snapshot_logs: u64,
 }
 
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let listener = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     let local = listener.local_addr()?;
     let advertise = args.advertise.clone().unwrap_or_else(|| local.to_string());
-    let node = ClusterNode::start(NodeConfig { node_id: args.node_id, advertise, data_dir: args.data_dir.clone() })
+    let config = NodeConfig {
+        node_id: args.node_id,
+        advertise,
+        data_dir: args.data_dir.clone(),
+        snapshot_logs: args.snapshot_logs,
+    };
+    let node = ClusterNode::start(config)
         .await
         .with_context(|| format!("cannot open the data dir {}", args.data_dir.display()))?;
 

@@ -35,6 +35,13 @@ pub struct NodeConfig {
     /// `host:port` other nodes use to reach this one.
     pub advertise: String,
     pub data_dir: PathBuf,
+    /// Build a snapshot after this many new log entries, and keep this many entries after it
+    /// (so a briefly lagging follower catches up from the log, not a snapshot).
+    pub snapshot_logs: u64,
+}
+
+impl NodeConfig {
+    pub const DEFAULT_SNAPSHOT_LOGS: u64 = 5_000;
 }
 
 /// A write that committed: the Raft log index and what applying it answered.
@@ -74,7 +81,7 @@ pub struct ClusterNode {
     rng: Mutex<ChaCha20Rng>,
 }
 
-pub(crate) fn raft_config() -> openraft::Config {
+pub(crate) fn raft_config(snapshot_logs: u64) -> openraft::Config {
     openraft::Config {
         cluster_name: "keyledger".into(),
         heartbeat_interval: 100,
@@ -82,8 +89,8 @@ pub(crate) fn raft_config() -> openraft::Config {
         election_timeout_max: 800,
         // Whole-ledger snapshots can be large; the 200 ms default would retry forever.
         install_snapshot_timeout: 30_000,
-        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(5_000),
-        max_in_snapshot_log_to_keep: 5_000,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(snapshot_logs),
+        max_in_snapshot_log_to_keep: snapshot_logs,
         ..Default::default()
     }
 }
@@ -100,7 +107,7 @@ impl ClusterNode {
             .pool_idle_timeout(Duration::from_secs(30))
             .build()
             .map_err(|e| ClusterError::Io(e.to_string()))?;
-        let raft_config = Arc::new(raft_config().validate().map_err(|e| ClusterError::Raft(e.to_string()))?);
+        let raft_config = Arc::new(raft_config(config.snapshot_logs).validate().map_err(|e| ClusterError::Raft(e.to_string()))?);
         let raft = Raft::new(
             config.node_id,
             raft_config,

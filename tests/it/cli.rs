@@ -1,0 +1,130 @@
+//! The command-line client against a real node: output that scripts can parse, and exit codes
+//! (0 success, 2 an error answer from the server, 3 `verify` found the key not valid).
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use keyledger_wire as wire;
+
+use crate::util::{free_loopback_url, keyledger_bin, Cluster};
+
+/// A `keyledger` client command with no connection settings inherited from the environment.
+fn keyledger(args: &[&str]) -> Command {
+    let mut cmd = Command::new(keyledger_bin());
+    cmd.args(args)
+        .env_remove("KEYLEDGER_ADDRESS")
+        .env_remove("KEYLEDGER_API_KEY")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// Runs `keyledger ARGS --address URL --api-key KEY` against node 1 of `cluster`.
+fn run(cluster: &Cluster, args: &[&str]) -> Output {
+    let url = cluster.node(1).url();
+    let mut all = args.to_vec();
+    all.extend(["--address", &url, "--api-key", cluster.admin_key()]);
+    keyledger(&all).output().expect("run keyledger")
+}
+
+/// Asserts the command exited with `code`, showing its output otherwise.
+fn assert_exit(output: &Output, code: i32, what: &str) {
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "{what}\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn cli_creates_lists_verifies_and_disables_keys() {
+    let cluster = Cluster::single().await;
+
+    let out = run(&cluster, &["apikey", "create", "--name", "from-cli", "--duration", "30d", "--output", "json"]);
+    assert_exit(&out, 0, "apikey create");
+    let created: wire::CreatedKey = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("apikey create --output json is not a created key ({e}): {}", stdout(&out)));
+    assert_eq!(created.key.name, "from-cli");
+    let (id, secret) = (created.key.id.as_str(), created.secret.as_str());
+    // The server has it, under the identity of the key the CLI was given.
+    let got = cluster.client(1).get_key(id).await.unwrap();
+    assert_eq!((got.value.state.as_str(), got.value.owner.name.as_str()), ("enabled", "admin"));
+
+    // Connection settings from the environment, JSON for scripts.
+    let out = keyledger(&["apikey", "list", "--output", "json"])
+        .env("KEYLEDGER_ADDRESS", cluster.node(1).url())
+        .env("KEYLEDGER_API_KEY", cluster.admin_key())
+        .output()
+        .unwrap();
+    assert_exit(&out, 0, "apikey list --output json");
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert!(listed.to_string().contains(id), "{listed}");
+    assert!(!stdout(&out).contains(secret), "the list shows a secret");
+
+    // The table names the key too.
+    let out = run(&cluster, &["apikey", "list"]);
+    assert_exit(&out, 0, "apikey list");
+    assert!(stdout(&out).contains(id) && stdout(&out).contains("from-cli"), "{}", stdout(&out));
+
+    let out = run(&cluster, &["apikey", "get", "--id", id]);
+    assert_exit(&out, 0, "apikey get");
+    assert!(stdout(&out).contains(id));
+
+    assert_exit(&run(&cluster, &["verify", "--key", secret]), 0, "verify of a valid key");
+    assert_exit(&run(&cluster, &["verify", "--key", "klk_not_a_key"]), 3, "verify of a malformed key");
+
+    // The key may come on stdin instead, kept out of the process list.
+    let mut child = keyledger(&["verify", "--address", &cluster.node(1).url()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(format!("{secret}\n").as_bytes()).unwrap();
+    assert_exit(&child.wait_with_output().unwrap(), 0, "verify with the key on stdin");
+
+    assert_exit(&run(&cluster, &["apikey", "disable", "--id", id]), 0, "apikey disable");
+    assert_eq!(cluster.client(1).get_key(id).await.unwrap().value.state, "disabled");
+    assert_exit(&run(&cluster, &["verify", "--key", secret]), 3, "verify of a disabled key");
+}
+
+#[tokio::test]
+async fn cli_reports_error_answers_on_stderr_with_exit_code_2() {
+    let cluster = Cluster::single().await;
+
+    // The CLI prints the server's own message; ask the server directly to know it.
+    let resp = cluster
+        .http()
+        .get(format!("{}/v1/keys/not-an-id", cluster.node(1).url()))
+        .bearer_auth(cluster.admin_key())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    let expected: wire::ErrorBody = resp.json().await.unwrap();
+
+    let out = run(&cluster, &["apikey", "get", "--id", "not-an-id"]);
+    assert_exit(&out, 2, "apikey get of an unknown id");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&expected.error.message), "stderr {stderr:?} lacks {:?}", expected.error.message);
+    assert!(out.stdout.is_empty(), "stdout: {}", stdout(&out));
+
+    let out =
+        keyledger(&["apikey", "list", "--address", &cluster.node(1).url(), "--api-key", "klk_wrong"]).output().unwrap();
+    assert_exit(&out, 2, "apikey list with a bad key");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unauthenticated"), "{out:?}");
+
+    // No server at all is a failure too, but not an error answer.
+    let out = keyledger(&["apikey", "list", "--address", &free_loopback_url(), "--api-key", cluster.admin_key()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{out:?}");
+    assert_ne!(out.status.code(), Some(2), "no answer is not an error answer: {out:?}");
+    assert!(!out.stderr.is_empty());
+}

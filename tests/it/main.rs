@@ -1,0 +1,21 @@
+//! Black-box tests of keyledger: real `keyledger` processes on loopback ports, driven over
+//! HTTP (the typed client, or plain requests for input the client cannot express) and through
+//! the command line. One test binary, so the workspace is linked once and the tests of every
+//! module run in parallel; each test has its own nodes, ports and directories.
+//!
+//! Modules:
+//! - `util`: starts, kills and restarts nodes; free ports; temp dirs; polling with deadlines.
+//! - `single_node`: bootstrap, the key lifecycle, listing and paging, ETag, verify answers.
+//! - `restart`: a node killed with SIGKILL restarts on its data dir with everything kept.
+//! - `errors`: 401, 404, 400, 413, 409, each with the JSON error shape and nothing written.
+//! - `cluster`: three voters, writes on followers, verify on every node, a follower catching up.
+//! - `failover`: a killed leader (writes resume, nothing lost, ledgers identical) and lost quorum.
+//! - `cli`: the command-line client's output and exit codes.
+
+mod cli;
+mod cluster;
+mod errors;
+mod failover;
+mod restart;
+mod single_node;
+mod util;

@@ -1,0 +1,379 @@
+//! Boots real `keyledger` processes for the black-box tests.
+//!
+//! A [`Cluster`] owns one temporary directory and the node processes started in it. Node `n`
+//! keeps its data in `node-<n>/` and writes its stdout and stderr (with `RUST_LOG=info`) to
+//! `node-<n>.log`, in append mode, so a restarted node's log follows its earlier life. Each node
+//! listens on a free loopback port chosen once and kept across restarts, because a restart
+//! must use the same command line.
+//!
+//! Dropping a [`Cluster`] kills every node (SIGKILL) and then removes the directory. When the drop
+//! happens because the test panicked, the node logs are printed first, so a failure shows the
+//! server's own account of it next to the failed assertion.
+//!
+//! Nothing here sleeps to synchronize. Every wait is [`poll`]: retry a check every
+//! [`POLL_EVERY`] until it holds or a deadline passes, then fail saying what was awaited and
+//! what the check saw last.
+
+use std::fs::{self, OpenOptions};
+use std::net::{SocketAddr, TcpListener};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use keyledger_client::Client;
+use keyledger_wire as wire;
+
+/// How often a waiting check is retried.
+pub(crate) const POLL_EVERY: Duration = Duration::from_millis(25);
+
+/// Deadline for a node to come up, join, or for the cluster to agree on a leader. Generous,
+/// because a loaded CI machine runs many tests at once; a healthy run needs well under a second.
+pub(crate) const STARTUP: Duration = Duration::from_secs(30);
+
+/// Deadline for replication to reach every node, or for a write to succeed after a failover.
+pub(crate) const CONVERGE: Duration = Duration::from_secs(15);
+
+/// Name of the file a bootstrapping node writes the first admin key to.
+pub(crate) const BOOTSTRAP_KEY_FILE: &str = "bootstrap-admin.key";
+
+/// Path of the `keyledger` binary under test.
+pub(crate) fn keyledger_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_keyledger")
+}
+
+/// Retries `check` every [`POLL_EVERY`] until it returns `Ok`, and returns that value. Panics
+/// once `within` has passed, with `what` and the last `Err` the check gave (its reason for "not
+/// yet"), so a timeout reads as a precise failure rather than a hang.
+pub(crate) async fn poll<T>(what: &str, within: Duration, mut check: impl AsyncFnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        match check().await {
+            Ok(value) => return value,
+            Err(last) if Instant::now() >= deadline => {
+                panic!("timed out after {within:?} waiting for {what}; last seen: {last}")
+            }
+            Err(_) => tokio::time::sleep(POLL_EVERY).await,
+        }
+    }
+}
+
+/// A loopback address whose port was free a moment ago: bind port 0, read the port the kernel
+/// chose, release it. Another process could take it in between, but the kernel hands out
+/// ephemeral ports in rotation, so a collision within one test run is very unlikely.
+fn free_loopback_addr() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    listener.local_addr().expect("read the bound port")
+}
+
+/// One `keyledger serve` process, possibly stopped. Its data dir and port outlive the process.
+pub(crate) struct Node {
+    id: u64,
+    addr: SocketAddr,
+    data_dir: PathBuf,
+    log_path: PathBuf,
+    join: Option<String>,
+    child: Option<Child>,
+}
+
+impl Node {
+    /// Base URL of the node's HTTP API, e.g. `http://127.0.0.1:41234`.
+    pub(crate) fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub(crate) fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    pub(crate) fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// Everything the node has printed so far, over all its restarts.
+    pub(crate) fn log(&self) -> String {
+        String::from_utf8_lossy(&fs::read(&self.log_path).unwrap_or_default()).into_owned()
+    }
+
+    /// Starts the process with the node's one command line.
+    fn spawn(&mut self) {
+        assert!(self.child.is_none(), "node {} is already running", self.id);
+        let log = OpenOptions::new().create(true).append(true).open(&self.log_path).expect("open the node log");
+        let mut cmd = Command::new(keyledger_bin());
+        cmd.arg("serve")
+            .arg("--node-id")
+            .arg(self.id.to_string())
+            .arg("--listen")
+            .arg(self.addr.to_string())
+            .arg("--data-dir")
+            .arg(&self.data_dir);
+        if let Some(join) = &self.join {
+            cmd.arg("--join").arg(join);
+        }
+        cmd.env("RUST_LOG", "info")
+            .env_remove("KEYLEDGER_ADDRESS")
+            .env_remove("KEYLEDGER_API_KEY")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone the log handle"))
+            .stderr(log);
+        self.child = Some(cmd.spawn().expect("spawn keyledger serve"));
+    }
+
+    /// SIGKILL, then reap, so the port and the data dir are free when this returns.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Panics with the log if the process has exited on its own.
+    fn assert_alive(&mut self) {
+        if let Some(child) = &mut self.child {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                panic!("node {} exited early ({status}); its log:\n{}", self.id, self.log());
+            }
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A set of nodes in one temporary directory, and the admin key of the cluster they form.
+pub(crate) struct Cluster {
+    // Field order matters: the nodes are dropped (killed) before the directory is removed.
+    nodes: Vec<Node>,
+    http: reqwest::Client,
+    admin_key: String,
+    dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// One node that bootstraps a fresh single-node cluster.
+    pub(crate) async fn single() -> Cluster {
+        Cluster::start(1).await
+    }
+
+    /// Node 1 bootstraps; nodes 2..=n join through node 1, one after another, and each is
+    /// awaited until it is a voter. Returns once every node is ready and a voter.
+    pub(crate) async fn start(n: u64) -> Cluster {
+        assert!(n >= 1);
+        let dir = tempfile::Builder::new().prefix("keyledger-it-").tempdir().expect("create a temp dir");
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("build the HTTP client");
+        let mut cluster = Cluster { nodes: Vec::new(), http, admin_key: String::new(), dir };
+
+        cluster.add_node(None);
+        cluster.wait_ready(1).await;
+        cluster.admin_key = cluster.read_bootstrap_key().await;
+
+        for id in 2..=n {
+            let join = Some(cluster.node(1).url());
+            cluster.add_node(join);
+            cluster.wait_ready(id).await;
+            cluster.wait_voter(id).await;
+        }
+        cluster
+    }
+
+    fn add_node(&mut self, join: Option<String>) {
+        let id = self.nodes.len() as u64 + 1;
+        let mut node = Node {
+            id,
+            addr: free_loopback_addr(),
+            data_dir: self.dir.path().join(format!("node-{id}")),
+            log_path: self.dir.path().join(format!("node-{id}.log")),
+            join,
+            child: None,
+        };
+        node.spawn();
+        self.nodes.push(node);
+    }
+
+    pub(crate) fn node(&self, id: u64) -> &Node {
+        &self.nodes[(id - 1) as usize]
+    }
+
+    fn node_mut(&mut self, id: u64) -> &mut Node {
+        &mut self.nodes[(id - 1) as usize]
+    }
+
+    /// Ids of the nodes whose process is running.
+    pub(crate) fn running(&self) -> Vec<u64> {
+        self.nodes.iter().filter(|n| n.is_running()).map(|n| n.id).collect()
+    }
+
+    /// The secret read from node 1's bootstrap key file.
+    pub(crate) fn admin_key(&self) -> &str {
+        &self.admin_key
+    }
+
+    /// A plain HTTP client, for requests the typed client cannot express.
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// A typed client for node `id`, authenticated with the admin key.
+    pub(crate) fn client(&self, id: u64) -> Client {
+        Client::new(self.node(id).url(), Some(self.admin_key.clone())).expect("build the client")
+    }
+
+    /// Kills node `id` with SIGKILL: no shutdown path runs, as in a crash.
+    pub(crate) fn kill(&mut self, id: u64) {
+        self.node_mut(id).kill();
+    }
+
+    /// Starts node `id` again with its original command line (and so its original `--join`,
+    /// which a node holding state must ignore) and waits until it is ready.
+    pub(crate) async fn restart(&mut self, id: u64) {
+        self.node_mut(id).spawn();
+        self.wait_ready(id).await;
+    }
+
+    /// Waits until `GET /readyz` on node `id` answers 200; fails at once if the process exits.
+    pub(crate) async fn wait_ready(&mut self, id: u64) {
+        let url = format!("{}/readyz", self.node(id).url());
+        let deadline = Instant::now() + STARTUP;
+        loop {
+            self.node_mut(id).assert_alive();
+            let last = match self.http.get(&url).send().await {
+                Ok(resp) if resp.status() == 200 => return,
+                Ok(resp) => format!("status {}", resp.status()),
+                Err(e) => e.to_string(),
+            };
+            assert!(Instant::now() < deadline, "node {id} not ready after {STARTUP:?}: {last}");
+            tokio::time::sleep(POLL_EVERY).await;
+        }
+    }
+
+    /// Waits until node `id`'s own `GET /v1/cluster` lists it as a voter.
+    async fn wait_voter(&self, id: u64) {
+        let client = self.client(id);
+        poll(&format!("node {id} to be a voter"), STARTUP, async || {
+            let status = client.cluster_status().await.map_err(|e| format!("{e:?}"))?;
+            match status.members.iter().find(|m| m.node_id == id) {
+                Some(m) if m.role == "voter" => Ok(()),
+                _ => Err(format!("{status:?}")),
+            }
+        })
+        .await
+    }
+
+    /// Waits until every running node names the same leader, and that leader is running;
+    /// returns its id.
+    pub(crate) async fn leader(&self) -> u64 {
+        let running = self.running();
+        poll("the running nodes to agree on a running leader", CONVERGE, async || {
+            let mut seen = Vec::new();
+            for &id in &running {
+                let status = self.client(id).cluster_status().await.map_err(|e| format!("node {id}: {e:?}"))?;
+                seen.push(status.leader);
+            }
+            match seen[0] {
+                Some(leader) if seen.iter().all(|l| *l == Some(leader)) && running.contains(&leader) => Ok(leader),
+                _ => Err(format!("leaders seen by nodes {running:?}: {seen:?}")),
+            }
+        })
+        .await
+    }
+
+    /// Node `id`'s ledger head as it reports it about itself in its own `GET /v1/cluster`.
+    pub(crate) async fn own_ledger_head(&self, id: u64) -> Result<wire::LedgerHead, String> {
+        let status = self.client(id).cluster_status().await.map_err(|e| format!("node {id}: {e:?}"))?;
+        status
+            .members
+            .iter()
+            .find(|m| m.node_id == id)
+            .and_then(|m| m.ledger_head.clone())
+            .ok_or_else(|| format!("node {id} reports no ledger head for itself: {status:?}"))
+    }
+
+    /// Polls node 1's data dir for the bootstrap key file and returns the secret in it.
+    async fn read_bootstrap_key(&self) -> String {
+        let path = self.node(1).data_dir().join(BOOTSTRAP_KEY_FILE);
+        poll("the bootstrap key file", STARTUP, async || {
+            let text = fs::read_to_string(&path).map_err(|e| e.to_string())?;
+            let secret = text.strip_suffix('\n').ok_or("no trailing newline yet")?;
+            Ok(secret.to_owned())
+        })
+        .await
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for node in &self.nodes {
+                let log = node.log();
+                let lines: Vec<&str> = log.lines().collect();
+                let tail = &lines[lines.len().saturating_sub(200)..];
+                eprintln!("===== node {} log (last {} lines) =====", node.id, tail.len());
+                for line in tail {
+                    eprintln!("{line}");
+                }
+            }
+        }
+    }
+}
+
+/// Unix permission bits of a file (`0o600` for a file only its owner may read and write).
+pub(crate) fn mode_of(path: &Path) -> u32 {
+    fs::metadata(path).expect("stat").permissions().mode() & 0o777
+}
+
+/// A create request for a key that expires in 30 days (never-expiring keys are off by default).
+pub(crate) fn new_key(name: &str) -> wire::CreateKeyRequest {
+    wire::CreateKeyRequest { name: name.to_owned(), expires_in: Some("30d".to_owned()), ..Default::default() }
+}
+
+/// A verification request, answered by the node once it has applied `min_index` (if given).
+pub(crate) fn verify_req(secret: &str, min_index: Option<u64>) -> wire::VerifyRequest {
+    wire::VerifyRequest { key: secret.to_owned(), permission: None, min_index }
+}
+
+/// `text` with the character at `at` replaced by another of the same class (digit, lower or
+/// upper case letter), picked from characters that every common key and id alphabet holds, so
+/// the result differs from `text` but still has its form.
+pub(crate) fn change_one_char(text: &str, at: usize) -> String {
+    let old = text.as_bytes()[at] as char;
+    let new = match old {
+        '0'..='9' => {
+            if old == '2' {
+                '3'
+            } else {
+                '2'
+            }
+        }
+        'a'..='z' => {
+            if old == 'a' {
+                'b'
+            } else {
+                'a'
+            }
+        }
+        'A'..='Z' => {
+            if old == 'A' {
+                'B'
+            } else {
+                'A'
+            }
+        }
+        _ => {
+            if old == '_' {
+                '-'
+            } else {
+                '_'
+            }
+        }
+    };
+    format!("{}{new}{}", &text[..at], &text[at + 1..])
+}
+
+/// The URL of a loopback port nothing listens on (for "no server there" cases).
+pub(crate) fn free_loopback_url() -> String {
+    format!("http://{}", free_loopback_addr())
+}
