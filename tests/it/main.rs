@@ -10,6 +10,7 @@
 //! - `errors`: 401, 404, 400, 413, 409, each with the JSON error shape and nothing written.
 //! - `cluster`: three voters, writes on followers, verify on every node, a follower catching up.
 //! - `failover`: a killed leader (writes resume, nothing lost, ledgers identical) and lost quorum.
+//! - `snapshot`: a node joining after log compaction receives the whole ledger by snapshot.
 //! - `cli`: the command-line client's output and exit codes.
 
 mod cli;
@@ -18,4 +19,5 @@ mod errors;
 mod failover;
 mod restart;
 mod single_node;
+mod snapshot;
 mod util;

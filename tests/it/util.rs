@@ -73,6 +73,8 @@ pub(crate) struct Node {
     data_dir: PathBuf,
     log_path: PathBuf,
     join: Option<String>,
+    /// Further `serve` flags, the same on every start.
+    extra_args: Vec<String>,
     child: Option<Child>,
 }
 
@@ -110,6 +112,7 @@ impl Node {
         if let Some(join) = &self.join {
             cmd.arg("--join").arg(join);
         }
+        cmd.args(&self.extra_args);
         cmd.env("RUST_LOG", "info")
             .env_remove("KEYLEDGER_ADDRESS")
             .env_remove("KEYLEDGER_API_KEY")
@@ -150,6 +153,7 @@ pub(crate) struct Cluster {
     nodes: Vec<Node>,
     http: reqwest::Client,
     admin_key: String,
+    extra_args: Vec<String>,
     dir: tempfile::TempDir,
 }
 
@@ -162,22 +166,35 @@ impl Cluster {
     /// Node 1 bootstraps; nodes 2..=n join through node 1, one after another, and each is
     /// awaited until it is a voter. Returns once every node is ready and a voter.
     pub(crate) async fn start(n: u64) -> Cluster {
+        Cluster::start_with(n, &[]).await
+    }
+
+    /// Like [`Cluster::start`], with further `serve` flags for every node.
+    pub(crate) async fn start_with(n: u64, extra_args: &[&str]) -> Cluster {
         assert!(n >= 1);
         let dir = tempfile::Builder::new().prefix("keyledger-it-").tempdir().expect("create a temp dir");
         let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("build the HTTP client");
-        let mut cluster = Cluster { nodes: Vec::new(), http, admin_key: String::new(), dir };
+        let extra_args = extra_args.iter().map(|a| a.to_string()).collect();
+        let mut cluster = Cluster { nodes: Vec::new(), http, admin_key: String::new(), extra_args, dir };
 
         cluster.add_node(None);
         cluster.wait_ready(1).await;
         cluster.admin_key = cluster.read_bootstrap_key().await;
 
-        for id in 2..=n {
-            let join = Some(cluster.node(1).url());
-            cluster.add_node(join);
-            cluster.wait_ready(id).await;
-            cluster.wait_voter(id).await;
+        for _ in 2..=n {
+            cluster.join_new_node().await;
         }
         cluster
+    }
+
+    /// Starts one more node that joins through node 1; returns its id once it is a ready voter.
+    pub(crate) async fn join_new_node(&mut self) -> u64 {
+        let join = Some(self.node(1).url());
+        self.add_node(join);
+        let id = self.nodes.len() as u64;
+        self.wait_ready(id).await;
+        self.wait_voter(id).await;
+        id
     }
 
     fn add_node(&mut self, join: Option<String>) {
@@ -188,6 +205,7 @@ impl Cluster {
             data_dir: self.dir.path().join(format!("node-{id}")),
             log_path: self.dir.path().join(format!("node-{id}.log")),
             join,
+            extra_args: self.extra_args.clone(),
             child: None,
         };
         node.spawn();

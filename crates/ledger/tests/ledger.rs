@@ -93,7 +93,9 @@ async fn apply_restart_and_snapshot_give_the_same_ledger() {
     assert_eq!(other_sm.applied_state().await.unwrap().0, Some(LogId::new(CommittedLeaderId::new(1, 1), 9)));
 
     // Restart: the state is rebuilt from the stored ledger alone.
-    drop((sm, storage));
+    drop(sm);
+    drop(storage.ledger);
+    drop(storage.log_store);
     let reopened = Storage::open(dir.path()).unwrap();
     assert_eq!(*reopened.ledger.state(), live_state);
     assert_eq!(all_entries(&reopened.ledger), live);
