@@ -107,7 +107,8 @@ impl ClusterNode {
             .pool_idle_timeout(Duration::from_secs(30))
             .build()
             .map_err(|e| ClusterError::Io(e.to_string()))?;
-        let raft_config = Arc::new(raft_config(config.snapshot_logs).validate().map_err(|e| ClusterError::Raft(e.to_string()))?);
+        let raft_config =
+            Arc::new(raft_config(config.snapshot_logs).validate().map_err(|e| ClusterError::Raft(e.to_string()))?);
         let raft = Raft::new(
             config.node_id,
             raft_config,
