@@ -33,6 +33,10 @@ macro_rules! object_id {
             pub fn from_bytes(bytes: [u8; 16]) -> $name {
                 $name(bytes)
             }
+
+            pub fn to_bytes(self) -> [u8; 16] {
+                self.0
+            }
         }
 
         impl fmt::Display for $name {

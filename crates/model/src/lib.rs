@@ -12,6 +12,7 @@
 mod base62;
 pub mod event;
 pub mod ids;
+mod index;
 pub mod proposal;
 pub mod state;
 pub mod time;

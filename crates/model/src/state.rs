@@ -7,15 +7,16 @@
 //! stored entry, so the live state and a rebuilt one are equal by construction (a property
 //! test checks it).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
 use crate::event::{Actor, ChainHead, Event, EventBody, LedgerEntry, Owner};
 use crate::ids::{AccountId, KeyId, UserId};
+use crate::index::DigestIndex;
 use crate::proposal::{Command, NewKey, Outcome, Proposal, RejectCode, Rejection};
 use crate::time::{Span, Timestamp};
-use crate::token::{DigestBuildHasher, KeyDigest};
+use crate::token::KeyDigest;
 
 /// A user's role in its account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -166,7 +167,7 @@ pub struct State {
     users: BTreeMap<UserId, User>,
     keys: BTreeMap<KeyId, KeyRecord>,
     keys_by_owner: BTreeMap<Owner, BTreeSet<KeyId>>,
-    index: HashMap<KeyDigest, IndexEntry, DigestBuildHasher>,
+    index: DigestIndex,
 }
 
 impl Default for ChainHead {
@@ -259,7 +260,8 @@ impl State {
         self.index.get(digest).and_then(|entry| self.keys.get(&entry.key))
     }
 
-    pub(crate) fn index_entry(&self, digest: &KeyDigest) -> Option<&IndexEntry> {
+    #[inline]
+    pub(crate) fn index_entry(&self, digest: &KeyDigest) -> Option<IndexEntry> {
         self.index.get(digest)
     }
 
@@ -370,9 +372,7 @@ impl State {
         if let Some(record) = self.keys.get_mut(&key) {
             record.state = state;
             record.revision = seq;
-            if let Some(entry) = self.index.get_mut(&record.digest) {
-                entry.state = state;
-            }
+            self.index.set_state(&record.digest, state);
         }
     }
 

@@ -49,7 +49,7 @@ impl fmt::Debug for SecretToken {
 }
 
 /// SHA3-256 of a whole token: what the verification index is keyed by.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct KeyDigest(pub [u8; 32]);
 
 impl KeyDigest {
@@ -67,42 +67,12 @@ impl KeyDigest {
     }
 }
 
-impl std::hash::Hash for KeyDigest {
-    // The digest is already uniformly random: its first 8 bytes are a perfect hash.
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        let mut first = [0u8; 8];
-        first.copy_from_slice(&self.0[..8]);
-        state.write_u64(u64::from_le_bytes(first));
-    }
-}
-
 impl fmt::Debug for KeyDigest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Enough to tell digests apart in a test failure, not enough to matter.
         write!(f, "KeyDigest({:02x}{:02x}…)", self.0[0], self.0[1])
     }
 }
-
-/// A `Hasher` for [`KeyDigest`] keys that passes the pre-mixed 8 bytes straight through.
-#[derive(Default, Clone, Copy)]
-pub struct DigestHasher(u64);
-
-impl std::hash::Hasher for DigestHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        // Only reached if a non-digest key is hashed; fold it in so it still works.
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-pub type DigestBuildHasher = std::hash::BuildHasherDefault<DigestHasher>;
 
 /// Why a string is not a keyledger token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
