@@ -137,7 +137,7 @@ mod tests {
         assert!(a < b);
         assert!(a.to_string() < b.to_string());
         assert_eq!(a.to_string().parse::<KeyId>(), Ok(a));
-        assert_eq!(a.to_string().replace("key_", "usr_").parse::<UserId>().is_ok(), true);
+        assert!(a.to_string().replace("key_", "usr_").parse::<UserId>().is_ok());
         assert_eq!("key_short".parse::<KeyId>(), Err(BadId));
         assert_eq!(a.to_string().parse::<UserId>(), Err(BadId));
     }

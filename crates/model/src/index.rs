@@ -206,13 +206,13 @@ mod tests {
     fn entry(n: u32) -> IndexEntry {
         IndexEntry {
             key: KeyId::from_bytes([n as u8; 16]),
-            owner: if n % 2 == 0 {
+            owner: if n.is_multiple_of(2) {
                 Owner::User(UserId::from_bytes([1; 16]))
             } else {
                 Owner::ServiceAccount(ServiceAccountId::from_bytes([2; 16]))
             },
             state: KeyState::Enabled,
-            expires_at: (n % 3 == 0).then_some(Timestamp(i64::from(n))),
+            expires_at: n.is_multiple_of(3).then_some(Timestamp(i64::from(n))),
         }
     }
 
