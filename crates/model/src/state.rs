@@ -399,8 +399,17 @@ impl State {
         if self.accounts.contains_key(&proposal.account) {
             return Err(Rejection::new(RejectCode::Conflict, "the account already exists"));
         }
+        // A reused id would move an existing user, and its keys, into the new account.
+        if self.users.contains_key(&admin) {
+            return Err(Rejection::new(RejectCode::Conflict, "a user with this id already exists"));
+        }
         check_text("user name", admin_name, MAX_NAME_CHARS, true)?;
         self.check_new_key_shape(key)?;
+        // The owner's first key may never expire (it is the operator's way in, to be rotated
+        // once set up); an expiry, if given, follows the default account policy.
+        if let Some(at) = key.expires_at {
+            check_expiry(at, proposal.time, &AccountSettings::default())?;
+        }
         let owner = Owner::User(admin);
         Ok(Decision {
             account: proposal.account.clone(),
@@ -441,19 +450,7 @@ impl State {
                 ))
             }
             None => {}
-            Some(at) if at <= proposal.time => {
-                return Err(Rejection::new(RejectCode::InvalidArgument, "the expiry must be in the future"))
-            }
-            Some(at) if at.0 - proposal.time.0 > account.settings.max_key_lifetime.0 => {
-                return Err(Rejection::new(
-                    RejectCode::InvalidArgument,
-                    format!(
-                        "the expiry is beyond this account's maximum key lifetime of {} days",
-                        account.settings.max_key_lifetime.0 / Span::days(1).0
-                    ),
-                ))
-            }
-            Some(_) => {}
+            Some(at) => check_expiry(at, proposal.time, &account.settings)?,
         }
         let limit = match owner {
             Owner::User(_) => account.settings.max_keys_per_user,
@@ -537,6 +534,11 @@ impl State {
     fn check_new_key_shape(&self, key: &NewKey) -> Result<(), Rejection> {
         check_text("name", &key.name, MAX_NAME_CHARS, true)?;
         check_text("description", &key.description, MAX_DESCRIPTION_CHARS, false)?;
+        // The hint is chained into the ledger: it must be what it claims, 4 base62 characters,
+        // so a faulty proposer cannot put a secret there.
+        if key.hint.len() != crate::token::HINT_LEN || !key.hint.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(Rejection::new(RejectCode::InvalidArgument, "the key hint must be 4 base62 characters"));
+        }
         if self.keys.contains_key(&key.id) || self.index.contains_key(&key.digest) {
             return Err(Rejection::new(RejectCode::Conflict, "a key with this id or secret already exists"));
         }
@@ -576,6 +578,23 @@ fn key_created(key: &NewKey, owner: Owner) -> (EventBody, Option<KeyDigest>) {
         },
         Some(key.digest),
     )
+}
+
+/// An expiry must lie in the future and within the account's maximum key lifetime.
+fn check_expiry(at: Timestamp, now: Timestamp, settings: &AccountSettings) -> Result<(), Rejection> {
+    if at <= now {
+        return Err(Rejection::new(RejectCode::InvalidArgument, "the expiry must be in the future"));
+    }
+    if at.0.saturating_sub(now.0) > settings.max_key_lifetime.0 {
+        return Err(Rejection::new(
+            RejectCode::InvalidArgument,
+            format!(
+                "the expiry is beyond this account's maximum key lifetime of {} days",
+                settings.max_key_lifetime.0 / Span::days(1).0
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn check_text(what: &str, text: &str, max_chars: usize, required: bool) -> Result<(), Rejection> {

@@ -1,0 +1,192 @@
+//! Helpers shared by the model's integration tests: a bootstrapped world driven through
+//! `State::execute`, key and proposal builders, and the ledger-chain checks.
+
+// Each test binary uses a different subset of these helpers.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+
+use keyledger_model::{
+    token, AccountId, Actor, ChainHash, Command, KeyId, LedgerEntry, NewKey, Outcome, Proposal, Rejection, SecretToken,
+    Span, State, Timestamp, UserId,
+};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+/// 2025-06-15T15:06:40Z: a plausible "now" for the tests.
+pub(crate) const T0: Timestamp = Timestamp(1_750_000_000_000);
+
+pub(crate) const HOUR: i64 = 3_600_000;
+pub(crate) const DAY: i64 = 24 * HOUR;
+
+pub(crate) fn at(ms: i64) -> Timestamp {
+    Timestamp(T0.0 + ms)
+}
+
+/// A `NewKey` for a freshly generated secret, and the secret.
+pub(crate) fn new_key(
+    rng: &mut ChaCha20Rng,
+    now: Timestamp,
+    name: &str,
+    expires_at: Option<Timestamp>,
+) -> (NewKey, SecretToken) {
+    let secret = token::generate(rng);
+    let key = NewKey {
+        id: KeyId::generate(now, rng),
+        owner: None,
+        name: name.to_string(),
+        description: String::new(),
+        digest: secret.digest(),
+        hint: secret.hint(),
+        expires_at,
+    };
+    (key, secret)
+}
+
+/// A bootstrapped state plus everything a test needs to drive it: the owner's identity and
+/// first key, the ledger written so far, a deterministic generator and a clock.
+#[derive(Debug, Clone)]
+pub(crate) struct World {
+    pub(crate) state: State,
+    pub(crate) ledger: Vec<LedgerEntry>,
+    pub(crate) rng: ChaCha20Rng,
+    pub(crate) now: Timestamp,
+    pub(crate) account: AccountId,
+    pub(crate) owner: UserId,
+    pub(crate) owner_key: KeyId,
+    pub(crate) owner_secret: SecretToken,
+    /// The proposal that bootstrapped the world, for replays.
+    pub(crate) bootstrap: Proposal,
+    next_request: u64,
+}
+
+impl World {
+    /// Bootstraps the `default` account at `T0`, with a 30-day owner key.
+    pub(crate) fn bootstrap(seed: u64) -> World {
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let owner = UserId::generate(T0, &mut rng);
+        let (key, owner_secret) = new_key(&mut rng, T0, "bootstrap", Some(at(30 * DAY)));
+        let owner_key = key.id;
+        let mut world = World {
+            state: State::new(),
+            ledger: Vec::new(),
+            rng,
+            now: T0,
+            account: AccountId::default_account(),
+            owner,
+            owner_key,
+            owner_secret,
+            bootstrap: Proposal {
+                time: T0,
+                request_id: "bootstrap".to_string(),
+                actor: Actor::System,
+                account: AccountId::default_account(),
+                command: Command::Bootstrap { admin: owner, admin_name: "owner".to_string(), key },
+            },
+            next_request: 0,
+        };
+        let proposal = world.bootstrap.clone();
+        let (outcome, entries) = world.execute(&proposal);
+        assert!(matches!(outcome, Outcome::Accepted { events: 3, .. }), "bootstrap refused: {outcome:?}");
+        assert_eq!(entries.len(), 3);
+        world
+    }
+
+    /// The owner, calling with its bootstrap key.
+    pub(crate) fn owner_actor(&self) -> Actor {
+        Actor::User { id: self.owner, key: self.owner_key }
+    }
+
+    /// A proposal at the world's current time, in its account, with a fresh request id.
+    pub(crate) fn proposal(&mut self, actor: Actor, command: Command) -> Proposal {
+        self.next_request += 1;
+        Proposal {
+            time: self.now,
+            request_id: format!("req-{}", self.next_request),
+            actor,
+            account: self.account.clone(),
+            command,
+        }
+    }
+
+    /// The owner's proposal for `command`.
+    pub(crate) fn by_owner(&mut self, command: Command) -> Proposal {
+        let actor = self.owner_actor();
+        self.proposal(actor, command)
+    }
+
+    /// Executes `proposal`, appending its entries to the world's ledger. A rejection is
+    /// checked to have returned no entries and left the state exactly as it was.
+    pub(crate) fn execute(&mut self, proposal: &Proposal) -> (Outcome, Vec<LedgerEntry>) {
+        let before = self.state.clone();
+        let (outcome, entries) = self.state.execute(proposal);
+        match &outcome {
+            Outcome::Rejected(_) => {
+                assert!(entries.is_empty(), "a rejection returned entries: {entries:?}");
+                assert_eq!(self.state, before, "a rejection changed the state");
+            }
+            Outcome::Accepted { events, head, .. } => {
+                assert_eq!(*events as usize, entries.len());
+                assert_eq!(*head, self.state.head());
+            }
+            Outcome::Internal => panic!("execute answered Internal"),
+        }
+        self.ledger.extend(entries.iter().cloned());
+        (outcome, entries)
+    }
+
+    /// Runs the owner's `command`; `Ok(events written)` or the rejection.
+    pub(crate) fn owner_does(&mut self, command: Command) -> Result<usize, Rejection> {
+        let proposal = self.by_owner(command);
+        match self.execute(&proposal) {
+            (Outcome::Accepted { events, .. }, _) => Ok(events as usize),
+            (Outcome::Rejected(rejection), _) => Err(rejection),
+            (Outcome::Internal, _) => unreachable!(),
+        }
+    }
+
+    /// A key for the owner, proposed with `adjust` applied to the `NewKey`; the new key's id
+    /// and secret, or the rejection.
+    pub(crate) fn create_with(
+        &mut self,
+        name: &str,
+        expires_at: Option<Timestamp>,
+        adjust: impl FnOnce(&mut NewKey),
+    ) -> Result<(KeyId, SecretToken), Rejection> {
+        let now = self.now;
+        let (mut key, secret) = new_key(&mut self.rng, now, name, expires_at);
+        adjust(&mut key);
+        let id = key.id;
+        self.owner_does(Command::CreateKey(key)).map(|_| (id, secret))
+    }
+
+    /// A key for the owner expiring `lifetime` from now.
+    pub(crate) fn create(&mut self, name: &str, lifetime: Span) -> Result<(KeyId, SecretToken), Rejection> {
+        let expires = Timestamp(self.now.0 + lifetime.0);
+        self.create_with(name, Some(expires), |_| {})
+    }
+
+    /// Moves the clock forward.
+    pub(crate) fn advance(&mut self, ms: i64) {
+        self.now = Timestamp(self.now.0 + ms);
+    }
+}
+
+/// Checks the whole ledger: both hashes of every event match its content; the cluster chain
+/// is `seq` 1, 2, 3… with each `prev_hash` the previous `hash`; every account's chain is
+/// `account_seq` 1, 2, 3… linked the same way.
+pub(crate) fn check_chains(ledger: &[LedgerEntry]) {
+    let mut prev = ChainHash::GENESIS;
+    let mut account_heads: BTreeMap<AccountId, (u64, ChainHash)> = BTreeMap::new();
+    for (i, entry) in ledger.iter().enumerate() {
+        let event = &entry.event;
+        assert!(event.hashes_are_valid(), "event {} has wrong hashes", event.seq);
+        assert_eq!(event.seq, i as u64 + 1, "cluster seq has a gap or repeat");
+        assert_eq!(event.prev_hash, prev, "event {} is not linked to its predecessor", event.seq);
+        prev = event.hash;
+        let (account_seq, account_prev) = account_heads.get(&event.account).copied().unwrap_or((0, ChainHash::GENESIS));
+        assert_eq!(event.account_seq, account_seq + 1, "account seq has a gap or repeat at seq {}", event.seq);
+        assert_eq!(event.account_prev_hash, account_prev, "account chain broken at seq {}", event.seq);
+        account_heads.insert(event.account.clone(), (event.account_seq, event.account_hash));
+    }
+}
