@@ -5,7 +5,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
-use keyledger_model::{AccountId, Actor, KeyId, Owner, Role, Verdict};
+use keyledger_model::{AccountId, Actor, KeyId, Owner, Principal, Verdict};
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -43,18 +43,21 @@ fn json_error(rejection: JsonRejection) -> ApiError {
     }
 }
 
-/// The authenticated caller: the identity behind a valid bearer key, as of this moment.
+/// The authenticated caller: the identity behind a valid bearer key and its effective rights,
+/// as of this moment. The same check runs again when a write is applied.
 #[derive(Debug, Clone)]
 pub(crate) struct Caller {
-    pub(crate) account: AccountId,
-    pub(crate) identity: Owner,
     pub(crate) key: KeyId,
-    pub(crate) role: Role,
+    pub(crate) principal: Principal,
 }
 
 impl Caller {
+    pub(crate) fn account(&self) -> &AccountId {
+        &self.principal.account
+    }
+
     pub(crate) fn actor(&self) -> Actor {
-        match self.identity {
+        match self.principal.identity {
             Owner::User(id) => Actor::User { id, key: self.key },
             Owner::ServiceAccount(id) => Actor::ServiceAccount { id, key: self.key },
         }
@@ -74,9 +77,13 @@ impl FromRequestParts<AppState> for Caller {
             .ok_or_else(|| ApiError::unauthenticated("send an API key as `Authorization: Bearer <key>`"))?;
         let node = &state.node;
         let ledger_state = node.ledger().state();
-        match ledger_state.verify(presented, node.now(), None) {
-            Verdict::Valid(v) => Ok(Caller { account: v.account.clone(), identity: v.owner, key: v.key, role: v.role }),
-            Verdict::Invalid(_) | Verdict::Forbidden(_) => Err(ApiError::unauthenticated("the API key is not valid")),
-        }
+        let now = node.now();
+        let unauthenticated = || ApiError::unauthenticated("the API key is not valid");
+        let key = match ledger_state.verify(presented, now, None) {
+            Verdict::Valid(v) => v.key,
+            Verdict::Invalid(_) | Verdict::Forbidden(_) => return Err(unauthenticated()),
+        };
+        let principal = ledger_state.principal(&key, now).ok_or_else(unauthenticated)?;
+        Ok(Caller { key, principal })
     }
 }

@@ -5,7 +5,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use keyledger_cluster::Committed;
 use keyledger_model::{
-    state::may_see_key, Command, KeyId, KeyRecord, KeyState, NewKey, Outcome, Owner, Proposal, ServiceAccountId, Span,
+    Command, KeyAction, KeyId, KeyRecord, KeyState, NewKey, Owner, Proposal, ServiceAccountId, Span,
     State as LedgerState, Timestamp, UserId,
 };
 use keyledger_wire as wire;
@@ -36,6 +36,7 @@ pub(crate) async fn create(
         owner,
         name: req.name,
         description: req.description.unwrap_or_default(),
+        scope: None,
         digest: secret.digest(),
         hint: secret.hint(),
         expires_at,
@@ -106,8 +107,8 @@ pub(crate) async fn list(
     let now = app.node.now();
     let state = app.node.ledger().state();
     let matches = |key: &&KeyRecord| {
-        key.account == caller.account
-            && may_see_key(caller.identity, caller.role, key)
+        key.account == *caller.account()
+            && state.authorize_key(&caller.principal, key, KeyAction::Read).is_ok()
             && wanted_state.is_none_or(|s| key.state_at(now) == s)
             && query.owner_kind.is_none_or(|kind| owner_kind(&key.owner) == kind)
             && query.owner_id.as_deref().is_none_or(|id| owner_id(&key.owner) == id)
@@ -151,7 +152,7 @@ fn visible_key<'s>(state: &'s LedgerState, caller: &Caller, id: &str) -> Result<
     id.parse::<KeyId>()
         .ok()
         .and_then(|id| state.key(&id))
-        .filter(|k| k.account == caller.account && may_see_key(caller.identity, caller.role, k))
+        .filter(|k| state.authorize_key(&caller.principal, k, KeyAction::Read).is_ok())
         .ok_or_else(|| ApiError::not_found("no such key"))
 }
 
@@ -197,14 +198,16 @@ async fn write(
         time: now,
         request_id: current_request_id().unwrap_or_default(),
         actor: caller.actor(),
-        account: caller.account.clone(),
+        account: caller.account().clone(),
         command,
     };
     let Committed { index, outcome } = app.node.propose(proposal).await?;
-    match outcome {
-        Outcome::Accepted { key: Some(key), .. } => Ok((index, *key)),
-        Outcome::Rejected(rejection) => Err(rejection.into()),
-        other => Err(ApiError::internal(format!("unexpected outcome {other:?} at index {index}"))),
+    if let keyledger_model::Outcome::Rejected(rejection) = outcome {
+        return Err(rejection.into());
+    }
+    match outcome.key() {
+        Some(key) => Ok((index, key.clone())),
+        None => Err(ApiError::internal(format!("unexpected outcome {outcome:?} at index {index}"))),
     }
 }
 

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use axum::extract::State;
-use keyledger_model::{Verdict, Verified};
+use keyledger_model::{Permission, Verdict, Verified};
 use keyledger_wire as wire;
 
 use crate::error::ApiError;
@@ -18,9 +18,11 @@ pub(crate) async fn verify(
     State(app): State<AppState>,
     Json(req): Json<wire::VerifyRequest>,
 ) -> Result<axum::Json<wire::VerifyResponse>, ApiError> {
-    if let Some(permission) = &req.permission {
-        check_permission_syntax(permission)?;
-    }
+    let permission = req
+        .permission
+        .as_deref()
+        .map(|p| p.parse::<Permission>().map_err(|e| ApiError::invalid(format!("`permission`: {e}"))))
+        .transpose()?;
     // The revocation barrier: never answer from a state older than the caller has seen.
     if let Some(index) = req.min_index {
         if !app.node.wait_applied(index, MIN_INDEX_WAIT).await {
@@ -30,14 +32,14 @@ pub(crate) async fn verify(
         }
     }
     let state = app.node.ledger().state();
-    let answer = match state.verify(&req.key, app.node.now(), req.permission.as_deref()) {
+    let answer = match state.verify(&req.key, app.node.now(), permission.as_ref()) {
         Verdict::Valid(v) => valid(&state, &v),
         Verdict::Forbidden(v) => wire::VerifyResponse {
             valid: false,
             code: Some("forbidden".into()),
             key_id: Some(v.key.to_string()),
             identity: Some(identity(&state, &v.owner)),
-            account: Some(v.account.to_string()),
+            account: Some(v.account().to_string()),
             ..Default::default()
         },
         Verdict::Invalid(why) => {
@@ -53,23 +55,8 @@ fn valid(state: &keyledger_model::State, v: &Verified<'_>) -> wire::VerifyRespon
         code: None,
         key_id: Some(v.key.to_string()),
         identity: Some(identity(state, &v.owner)),
-        account: Some(v.account.to_string()),
-        permissions: Some(v.permissions().iter().map(|p| p.to_string()).collect()),
+        account: Some(v.account().to_string()),
+        permissions: Some(v.effective().permissions()),
         expires_at: Some(v.expires_at.map(|t| t.to_string())),
-    }
-}
-
-/// `account:admin|write|read` or `namespace:<name>:admin|write|read`.
-fn check_permission_syntax(permission: &str) -> Result<(), ApiError> {
-    let level_ok = |level: &str| matches!(level, "admin" | "write" | "read");
-    let ok = match permission.split(':').collect::<Vec<_>>().as_slice() {
-        ["account", level] => level_ok(level),
-        ["namespace", name, level] => !name.is_empty() && level_ok(level),
-        _ => false,
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::invalid("`permission` must be `account:admin|write|read` or `namespace:<name>:admin|write|read`"))
     }
 }

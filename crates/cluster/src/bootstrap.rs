@@ -61,6 +61,7 @@ pub async fn bootstrap_default_account(node: &ClusterNode) -> Result<Option<Path
                 owner: None,
                 name: "bootstrap".into(),
                 description: "first key of the account owner, made at cluster bootstrap".into(),
+                scope: None,
                 digest: secret.digest(),
                 hint: secret.hint(),
                 // The operator's way in must not lapse unnoticed; rotate it once set up.

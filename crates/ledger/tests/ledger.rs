@@ -27,6 +27,7 @@ fn history(creates: usize) -> Vec<Entry<TypeConfig>> {
             owner: None,
             name: "k".into(),
             description: String::new(),
+            scope: None,
             digest: secret.digest(),
             hint: secret.hint(),
             expires_at,

@@ -74,6 +74,7 @@ fn state_with_keys(n: usize) -> (State, Vec<String>) {
             owner: Owner::User(user),
             name: "k".into(),
             description: String::new(),
+            scope: None,
             digest_commitment: digest.commitment(),
             hint: secret.hint(),
             expires_at: Some(Timestamp(i64::MAX)),
@@ -108,10 +109,11 @@ fn bench_verify(c: &mut Criterion) {
             assert!(matches!(verdict, keyledger_model::Verdict::Valid(_)));
         })
     });
+    let permission: keyledger_model::Permission = "account:write".parse().expect("a permission");
     group.bench_function("full_with_permission", |b| {
         b.iter(|| {
             i += 1;
-            let verdict = state.verify(black_box(presented.get(i)), now, Some("account:write"));
+            let verdict = state.verify(black_box(presented.get(i)), now, Some(&permission));
             assert!(matches!(verdict, keyledger_model::Verdict::Valid(_)));
         })
     });

@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 use sha3::{Digest as _, Sha3_256};
 
 use crate::ids::{AccountId, KeyId, ServiceAccountId, UserId};
-use crate::state::{AccountSettings, Role};
+use crate::permissions::{Level, Scope};
+use crate::state::{AccountSettings, Binding, Role};
 use crate::time::Timestamp;
 use crate::token::KeyDigest;
 
@@ -92,6 +93,7 @@ pub enum EventBody {
         owner: Owner,
         name: String,
         description: String,
+        scope: Option<Scope>,
         /// `KeyDigest::commitment`: the chain never carries the digest itself.
         digest_commitment: [u8; 32],
         hint: String,
@@ -106,6 +108,80 @@ pub enum EventBody {
     KeyDeleted {
         key: KeyId,
     },
+    /// Name and description after the change.
+    KeyUpdated {
+        key: KeyId,
+        name: String,
+        description: String,
+    },
+    KeyLocked {
+        key: KeyId,
+    },
+    KeyUnlocked {
+        key: KeyId,
+    },
+    /// `key` was replaced by `replacement` (created just before) and now expires at `expires_at`.
+    KeyRotated {
+        key: KeyId,
+        replacement: KeyId,
+        expires_at: Timestamp,
+    },
+    KeyExpired {
+        key: KeyId,
+    },
+    /// Uses since the previous `used` event of this key, gathered in memory on the nodes.
+    KeyUsed {
+        key: KeyId,
+        last_used_at: Timestamp,
+        count: u64,
+    },
+    /// A refused operation by an authenticated caller (the envelope's actor); `count` repeats.
+    Denied {
+        operation: String,
+        target: String,
+        reason: String,
+        count: u32,
+    },
+    UserDeleted {
+        user: UserId,
+    },
+    UserDisabled {
+        user: UserId,
+    },
+    UserEnabled {
+        user: UserId,
+    },
+    UserRoleChanged {
+        user: UserId,
+        role: Role,
+    },
+    /// `level: None` removes the user's permission in the namespace.
+    UserNamespaceChanged {
+        user: UserId,
+        namespace: String,
+        level: Option<Level>,
+    },
+    ServiceAccountCreated {
+        service_account: ServiceAccountId,
+        name: String,
+        binding: Binding,
+    },
+    ServiceAccountDeleted {
+        service_account: ServiceAccountId,
+    },
+    ServiceAccountDisabled {
+        service_account: ServiceAccountId,
+    },
+    ServiceAccountEnabled {
+        service_account: ServiceAccountId,
+    },
+    NamespaceCreated {
+        name: String,
+    },
+    /// The account's whole settings after the change.
+    SettingsChanged {
+        settings: AccountSettings,
+    },
 }
 
 impl EventBody {
@@ -118,6 +194,24 @@ impl EventBody {
             EventBody::KeyEnabled { .. } => "enabled",
             EventBody::KeyDisabled { .. } => "disabled",
             EventBody::KeyDeleted { .. } => "deleted",
+            EventBody::KeyUpdated { .. } => "updated",
+            EventBody::KeyLocked { .. } => "locked",
+            EventBody::KeyUnlocked { .. } => "unlocked",
+            EventBody::KeyRotated { .. } => "rotated",
+            EventBody::KeyExpired { .. } => "expired",
+            EventBody::KeyUsed { .. } => "used",
+            EventBody::Denied { .. } => "denied",
+            EventBody::UserDeleted { .. } => "user_deleted",
+            EventBody::UserDisabled { .. } => "user_disabled",
+            EventBody::UserEnabled { .. } => "user_enabled",
+            EventBody::UserRoleChanged { .. } => "user_role_changed",
+            EventBody::UserNamespaceChanged { .. } => "user_namespace_changed",
+            EventBody::ServiceAccountCreated { .. } => "service_account_created",
+            EventBody::ServiceAccountDeleted { .. } => "service_account_deleted",
+            EventBody::ServiceAccountDisabled { .. } => "service_account_disabled",
+            EventBody::ServiceAccountEnabled { .. } => "service_account_enabled",
+            EventBody::NamespaceCreated { .. } => "namespace_created",
+            EventBody::SettingsChanged { .. } => "settings_changed",
         }
     }
 
@@ -127,8 +221,14 @@ impl EventBody {
             EventBody::KeyCreated { key, .. }
             | EventBody::KeyEnabled { key }
             | EventBody::KeyDisabled { key }
-            | EventBody::KeyDeleted { key } => Some(*key),
-            EventBody::AccountCreated { .. } | EventBody::UserCreated { .. } => None,
+            | EventBody::KeyDeleted { key }
+            | EventBody::KeyUpdated { key, .. }
+            | EventBody::KeyLocked { key }
+            | EventBody::KeyUnlocked { key }
+            | EventBody::KeyRotated { key, .. }
+            | EventBody::KeyExpired { key }
+            | EventBody::KeyUsed { key, .. } => Some(*key),
+            _ => None,
         }
     }
 }

@@ -25,6 +25,7 @@ struct Slot {
     /// `i64::MAX`: never expires.
     expires_at: i64,
     owner_is_service_account: bool,
+    scoped: bool,
     state: u8,
 }
 
@@ -35,6 +36,7 @@ const FREE: Slot = Slot {
     owner: [0; 16],
     expires_at: 0,
     owner_is_service_account: false,
+    scoped: false,
     state: EMPTY,
 };
 
@@ -65,6 +67,7 @@ impl Slot {
             owner,
             expires_at: entry.expires_at.map_or(i64::MAX, |t| t.0),
             owner_is_service_account,
+            scoped: entry.scoped,
             state: state_code(entry.state),
         }
     }
@@ -84,6 +87,7 @@ impl Slot {
                 _ => KeyState::Deleted,
             },
             expires_at: (self.expires_at != i64::MAX).then_some(Timestamp(self.expires_at)),
+            scoped: self.scoped,
         }
     }
 }
@@ -135,6 +139,17 @@ impl DigestIndex {
         match self.occupied(digest) {
             Some(i) => {
                 self.slots[i].state = state_code(state);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Changes the expiry of an indexed key; false if the digest is not indexed.
+    pub(crate) fn set_expiry(&mut self, digest: &KeyDigest, expires_at: Option<Timestamp>) -> bool {
+        match self.occupied(digest) {
+            Some(i) => {
+                self.slots[i].expires_at = expires_at.map_or(i64::MAX, |t| t.0);
                 true
             }
             None => false,
@@ -212,6 +227,7 @@ mod tests {
                 Owner::ServiceAccount(ServiceAccountId::from_bytes([2; 16]))
             },
             state: KeyState::Enabled,
+            scoped: n.is_multiple_of(5),
             expires_at: n.is_multiple_of(3).then_some(Timestamp(i64::from(n))),
         }
     }

@@ -2,27 +2,37 @@
 //!
 //! Main types: [`token`] (the `klk_…` key format, its checksum and SHA3 digest), [`Proposal`]
 //! (what goes into the Raft log), [`Event`]/[`LedgerEntry`] (what the ledger keeps, hash-chained),
-//! and [`State`] (accounts, users, keys and the verification index) with
-//! [`State::execute`] (validate + seal + apply) and [`State::verify`] (the hot path).
+//! [`State`] (accounts, identities, namespaces, keys and the verification index) with
+//! [`State::execute`] (validate + seal + apply) and [`State::verify`] (the hot path), and
+//! [`authz`] (who may do what, in one place).
 //!
 //! Design decision: this crate does no I/O and reads no clock or random source of its own.
 //! Time, ids and secrets arrive inside proposals, fixed by the proposing node, so applying the
 //! same log on any node yields the same bytes — the property the whole cluster rests on.
 
+pub mod authz;
 mod base62;
+mod decide;
 pub mod event;
 pub mod ids;
 mod index;
+pub mod permissions;
 pub mod proposal;
 pub mod state;
 pub mod time;
 pub mod token;
 pub mod verify;
 
+pub use authz::{KeyAction, OwnerClass, Principal, Refusal};
 pub use event::{Actor, ChainHash, ChainHead, Event, EventBody, LedgerEntry, Owner};
 pub use ids::{AccountId, BadId, KeyId, ServiceAccountId, UserId};
-pub use proposal::{Command, NewKey, Outcome, Proposal, RejectCode, Rejection};
-pub use state::{Account, AccountSettings, IdentityState, KeyRecord, KeyState, Role, State, User};
+pub use permissions::{Grant, Level, Permission, Scope};
+pub use proposal::{
+    Command, DenialRecord, NewKey, Outcome, Proposal, RejectCode, Rejection, SettingsPatch, Subject, UseRecord,
+};
+pub use state::{
+    Account, AccountSettings, Binding, IdentityState, KeyRecord, KeyState, Namespace, Role, ServiceAccount, State, User,
+};
 pub use time::{Span, TimeError, Timestamp};
 pub use token::{KeyDigest, Malformed, SecretToken};
-pub use verify::{Invalid, Verdict, Verified};
+pub use verify::{IdentityRef, Invalid, Verdict, Verified};

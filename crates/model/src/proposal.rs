@@ -10,9 +10,10 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::event::{Actor, ChainHead, Owner};
-use crate::ids::{AccountId, KeyId, UserId};
-use crate::state::KeyRecord;
-use crate::time::Timestamp;
+use crate::ids::{AccountId, KeyId, ServiceAccountId, UserId};
+use crate::permissions::{Level, Scope};
+use crate::state::{Account, Binding, KeyRecord, Namespace, Role, ServiceAccount, User};
+use crate::time::{Span, Timestamp};
 use crate::token::KeyDigest;
 
 /// One entry of the Raft log's application data.
@@ -40,6 +41,69 @@ pub enum Command {
     EnableKey(KeyId),
     DisableKey(KeyId),
     DeleteKey(KeyId),
+    /// New name and/or description; refused with `revision_mismatch` if `if_revision` is stale.
+    UpdateKey {
+        key: KeyId,
+        name: Option<String>,
+        description: Option<String>,
+        if_revision: Option<u64>,
+    },
+    LockKey(KeyId),
+    UnlockKey(KeyId),
+    /// A new key (`new.id`, digest, hint, expiry) for the same identity, name, description and
+    /// scope as `key`, which then expires after `grace`.
+    RotateKey {
+        key: KeyId,
+        new: NewKey,
+        grace: Span,
+    },
+    /// Proposed by the leader for keys whose expiry has passed.
+    ExpireKeys(Vec<KeyId>),
+    /// Use gathered in memory on a node, written in batches.
+    RecordUse(Vec<UseRecord>),
+    /// Refused operations gathered on a node, written in batches (capped per actor).
+    RecordDenials(Vec<DenialRecord>),
+    CreateUser {
+        id: UserId,
+        name: String,
+        role: Role,
+    },
+    DeleteUser(UserId),
+    SetUserEnabled {
+        user: UserId,
+        enabled: bool,
+    },
+    SetUserRole {
+        user: UserId,
+        role: Role,
+    },
+    /// `level: None` removes the permission.
+    SetUserNamespace {
+        user: UserId,
+        namespace: String,
+        level: Option<Level>,
+    },
+    CreateServiceAccount {
+        id: ServiceAccountId,
+        name: String,
+        binding: Binding,
+    },
+    DeleteServiceAccount(ServiceAccountId),
+    SetServiceAccountEnabled {
+        service_account: ServiceAccountId,
+        enabled: bool,
+    },
+    CreateNamespace {
+        name: String,
+    },
+    UpdateSettings(SettingsPatch),
+    /// Another account, with its owner and the owner's first key (by an owner).
+    CreateAccount {
+        account: AccountId,
+        owner: UserId,
+        owner_name: String,
+        key: NewKey,
+    },
 }
 
 /// A key as proposed: everything fixed, the secret reduced to its digest and hint.
@@ -50,10 +114,38 @@ pub struct NewKey {
     pub owner: Option<Owner>,
     pub name: String,
     pub description: String,
+    pub scope: Option<Scope>,
     pub digest: KeyDigest,
     pub hint: String,
     /// `None`: never expires (only where the account allows it).
     pub expires_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UseRecord {
+    pub key: KeyId,
+    pub last_used_at: Timestamp,
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DenialRecord {
+    pub actor: Actor,
+    pub account: AccountId,
+    pub operation: String,
+    pub target: String,
+    pub reason: String,
+    pub count: u32,
+}
+
+/// Settings to change; `None` leaves one as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettingsPatch {
+    pub key_creation_enabled: Option<bool>,
+    pub max_key_lifetime: Option<Span>,
+    pub allow_never_expiring: Option<bool>,
+    pub max_keys_per_user: Option<u32>,
+    pub max_keys_per_service_account: Option<u32>,
 }
 
 /// Why a proposal was refused. Applying a refused proposal changes nothing.
@@ -88,6 +180,17 @@ pub enum RejectCode {
     RevisionMismatch,
 }
 
+impl From<crate::authz::Refusal> for Rejection {
+    fn from(refusal: crate::authz::Refusal) -> Rejection {
+        match refusal {
+            crate::authz::Refusal::Hidden => Rejection::new(RejectCode::NotFound, "not found"),
+            crate::authz::Refusal::Forbidden => {
+                Rejection::new(RejectCode::PermissionDenied, "the caller is not allowed to do this")
+            }
+        }
+    }
+}
+
 impl RejectCode {
     /// The stable API error code.
     pub fn as_str(self) -> &'static str {
@@ -114,7 +217,32 @@ pub enum Outcome {
     Accepted {
         events: u32,
         head: ChainHead,
-        key: Option<Box<KeyRecord>>,
+        subject: Option<Box<Subject>>,
     },
     Rejected(Rejection),
+}
+
+/// The object a command was about, as it is after the command, for the answer.
+// Always boxed inside `Outcome`, so the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Subject {
+    Key(KeyRecord),
+    User(User),
+    ServiceAccount(ServiceAccount),
+    Namespace(Namespace),
+    Account(Account),
+}
+
+impl Outcome {
+    /// The key the command was about, if it was accepted and about a key.
+    pub fn key(&self) -> Option<&KeyRecord> {
+        match self {
+            Outcome::Accepted { subject: Some(subject), .. } => match subject.as_ref() {
+                Subject::Key(key) => Some(key),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
 }

@@ -1,25 +1,26 @@
-//! The state every node builds from the ledger: accounts, users, keys and the in-memory
-//! verification index.
+//! The state every node builds from the ledger: accounts, identities, namespaces, keys, and
+//! the in-memory verification index.
 //!
-//! Two functions change it, in the usual decide/evolve split: [`State::execute`] validates a
-//! proposal against the current state (`decide`) and turns it into sealed events, and
-//! [`State::evolve`] applies one event. Rebuilding from the ledger is `evolve` over every
-//! stored entry, so the live state and a rebuilt one are equal by construction (a property
-//! test checks it).
+//! Two functions change it, in the usual decide/evolve split: [`State::execute`] (in
+//! `decide.rs`) validates a proposal against the current state and turns it into sealed events,
+//! and [`State::evolve`] applies one event. Rebuilding from the ledger is `evolve` over every
+//! stored entry, so the live state and a rebuilt one are equal by construction (a property test
+//! checks it).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::{Actor, ChainHead, Event, EventBody, LedgerEntry, Owner};
-use crate::ids::{AccountId, KeyId, UserId};
+use crate::authz::{OwnerClass, Principal};
+use crate::event::{Actor, ChainHead, EventBody, LedgerEntry, Owner};
+use crate::ids::{AccountId, KeyId, ServiceAccountId, UserId};
 use crate::index::DigestIndex;
-use crate::proposal::{Command, NewKey, Outcome, Proposal, RejectCode, Rejection};
+use crate::permissions::{Grant, Level, Scope};
 use crate::time::{Span, Timestamp};
 use crate::token::KeyDigest;
 
-/// A user's role in its account.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// A role in an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Role {
     Owner,
     Admin,
@@ -28,6 +29,8 @@ pub enum Role {
 }
 
 impl Role {
+    pub const ALL: [Role; 4] = [Role::Owner, Role::Admin, Role::Developer, Role::Read];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Owner => "owner",
@@ -37,17 +40,34 @@ impl Role {
         }
     }
 
-    /// May manage other identities' keys in the account.
-    pub fn is_account_admin(self) -> bool {
-        matches!(self, Role::Owner | Role::Admin)
+    pub fn parse(text: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == text)
     }
 
-    /// The account permissions the role grants, strongest first.
-    pub fn permissions(self) -> &'static [&'static str] {
+    /// The account-wide permission level the role grants.
+    pub fn level(self) -> Level {
         match self {
-            Role::Owner | Role::Admin => &["account:admin", "account:write", "account:read"],
-            Role::Developer => &["account:write", "account:read"],
-            Role::Read => &["account:read"],
+            Role::Owner | Role::Admin => Level::Admin,
+            Role::Developer => Level::Write,
+            Role::Read => Level::Read,
+        }
+    }
+
+    fn rank(self) -> u8 {
+        match self {
+            Role::Owner => 3,
+            Role::Admin => 2,
+            Role::Developer => 1,
+            Role::Read => 0,
+        }
+    }
+
+    /// The weaker of two roles (a key scoped to `developer` of an `owner` acts as `developer`).
+    pub fn min(self, other: Role) -> Role {
+        if self.rank() <= other.rank() {
+            self
+        } else {
+            other
         }
     }
 }
@@ -88,13 +108,80 @@ pub enum IdentityState {
     Deleted,
 }
 
+impl IdentityState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdentityState::Enabled => "enabled",
+            IdentityState::Disabled => "disabled",
+            IdentityState::Deleted => "deleted",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
     pub id: UserId,
     pub account: AccountId,
     pub name: String,
     pub role: Role,
+    pub namespaces: BTreeMap<String, Level>,
     pub state: IdentityState,
+    pub created_at: Timestamp,
+}
+
+impl User {
+    pub fn grant(&self) -> Grant {
+        Grant { account: Some(self.role.level()), namespaces: self.namespaces.clone() }
+    }
+}
+
+/// What a service account is bound to: an account role (never `owner`), or one permission in
+/// one namespace and nothing else.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Binding {
+    Account(Role),
+    Namespace { namespace: String, level: Level },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceAccount {
+    pub id: ServiceAccountId,
+    pub account: AccountId,
+    pub name: String,
+    pub binding: Binding,
+    pub state: IdentityState,
+    pub created_at: Timestamp,
+}
+
+impl ServiceAccount {
+    pub fn grant(&self) -> Grant {
+        match &self.binding {
+            Binding::Account(role) => Grant::account_wide(role.level()),
+            Binding::Namespace { namespace, level } => {
+                Grant { account: None, namespaces: BTreeMap::from([(namespace.clone(), *level)]) }
+            }
+        }
+    }
+
+    pub fn role(&self) -> Option<Role> {
+        match self.binding {
+            Binding::Account(role) => Some(role),
+            Binding::Namespace { .. } => None,
+        }
+    }
+
+    pub fn namespace(&self) -> Option<&str> {
+        match &self.binding {
+            Binding::Account(_) => None,
+            Binding::Namespace { namespace, .. } => Some(namespace),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Namespace {
+    pub account: AccountId,
+    pub name: String,
     pub created_at: Timestamp,
 }
 
@@ -115,6 +202,12 @@ impl KeyState {
             KeyState::Deleted => "deleted",
         }
     }
+
+    pub fn parse(text: &str) -> Option<KeyState> {
+        [KeyState::Enabled, KeyState::Disabled, KeyState::Expired, KeyState::Deleted]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+    }
 }
 
 /// A key's metadata as the admin API shows it (plus the digest, which it never shows).
@@ -125,6 +218,7 @@ pub struct KeyRecord {
     pub owner: Owner,
     pub name: String,
     pub description: String,
+    pub scope: Option<Scope>,
     pub hint: String,
     pub digest: KeyDigest,
     pub created_at: Timestamp,
@@ -132,42 +226,56 @@ pub struct KeyRecord {
     pub expires_at: Option<Timestamp>,
     pub state: KeyState,
     pub locked: bool,
-    /// Seq of the latest state-changing event.
+    /// Seq of the latest state-changing event (`used` and `denied` do not count).
     pub revision: u64,
     pub last_used_at: Option<Timestamp>,
+    pub use_count: u64,
+    /// The key this one was rotated from, and the one it was rotated into.
+    pub replaces: Option<KeyId>,
+    pub replaced_by: Option<KeyId>,
 }
 
 impl KeyRecord {
-    /// The state as of `now`: an enabled key past its expiry is expired even before the
-    /// `expired` event is written.
+    /// The state as of `now`: a key past its expiry is expired even before the `expired`
+    /// event is written.
     pub fn state_at(&self, now: Timestamp) -> KeyState {
         match (self.state, self.expires_at) {
             (KeyState::Enabled | KeyState::Disabled, Some(at)) if now >= at => KeyState::Expired,
             (state, _) => state,
         }
     }
+
+    /// Counts against its owner's limit: neither expired nor deleted at `now`.
+    pub fn is_live_at(&self, now: Timestamp) -> bool {
+        !matches!(self.state_at(now), KeyState::Expired | KeyState::Deleted)
+    }
 }
 
-/// What the verification index keeps per digest: exactly what a verification reads,
-/// inline, so a lookup touches one hash-table slot.
+/// What the verification index keeps per digest: exactly what a verification reads first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IndexEntry {
     pub key: KeyId,
     pub owner: Owner,
     pub state: KeyState,
     pub expires_at: Option<Timestamp>,
+    /// The key has a scope: a permission check must read its record.
+    pub scoped: bool,
 }
 
 /// Everything built from the ledger. Equal states mean equal histories were applied.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct State {
-    head: ChainHead,
-    account_heads: BTreeMap<AccountId, ChainHead>,
-    accounts: BTreeMap<AccountId, Account>,
-    users: BTreeMap<UserId, User>,
-    keys: BTreeMap<KeyId, KeyRecord>,
-    keys_by_owner: BTreeMap<Owner, BTreeSet<KeyId>>,
-    index: DigestIndex,
+    pub(crate) head: ChainHead,
+    pub(crate) account_heads: BTreeMap<AccountId, ChainHead>,
+    pub(crate) accounts: BTreeMap<AccountId, Account>,
+    pub(crate) users: BTreeMap<UserId, User>,
+    pub(crate) service_accounts: BTreeMap<ServiceAccountId, ServiceAccount>,
+    pub(crate) namespaces: BTreeMap<(AccountId, String), Namespace>,
+    pub(crate) keys: BTreeMap<KeyId, KeyRecord>,
+    pub(crate) keys_by_owner: BTreeMap<Owner, BTreeSet<KeyId>>,
+    /// Keys that will expire and have no `expired` event yet, by expiry time.
+    pub(crate) expiry_queue: BTreeSet<(Timestamp, KeyId)>,
+    pub(crate) index: DigestIndex,
 }
 
 impl Default for ChainHead {
@@ -175,16 +283,6 @@ impl Default for ChainHead {
         ChainHead::EMPTY
     }
 }
-
-/// What `decide` produced: event bodies to seal, and the key the caller asked about.
-struct Decision {
-    account: AccountId,
-    bodies: Vec<(EventBody, Option<KeyDigest>)>,
-    target: Option<KeyId>,
-}
-
-const MAX_NAME_CHARS: usize = 100;
-const MAX_DESCRIPTION_CHARS: usize = 1000;
 
 impl State {
     pub fn new() -> State {
@@ -220,8 +318,25 @@ impl State {
         self.users.get(id)
     }
 
+    /// Users in id (= creation) order.
     pub fn users(&self) -> impl Iterator<Item = &User> {
         self.users.values()
+    }
+
+    pub fn service_account(&self, id: &ServiceAccountId) -> Option<&ServiceAccount> {
+        self.service_accounts.get(id)
+    }
+
+    pub fn service_accounts(&self) -> impl Iterator<Item = &ServiceAccount> {
+        self.service_accounts.values()
+    }
+
+    pub fn namespace(&self, account: &AccountId, name: &str) -> Option<&Namespace> {
+        self.namespaces.get(&(account.clone(), name.to_string()))
+    }
+
+    pub fn namespaces_of<'a>(&'a self, account: &'a AccountId) -> impl Iterator<Item = &'a Namespace> + 'a {
+        self.namespaces.values().filter(move |n| &n.account == account)
     }
 
     pub fn key(&self, id: &KeyId) -> Option<&KeyRecord> {
@@ -239,22 +354,6 @@ impl State {
         self.keys.len()
     }
 
-    /// The display name of a key's owner.
-    pub fn owner_name(&self, owner: &Owner) -> Option<&str> {
-        match owner {
-            Owner::User(id) => self.users.get(id).map(|u| u.name.as_str()),
-            Owner::ServiceAccount(_) => None,
-        }
-    }
-
-    /// The account an identity belongs to.
-    pub fn owner_account(&self, owner: &Owner) -> Option<&AccountId> {
-        match owner {
-            Owner::User(id) => self.users.get(id).map(|u| &u.account),
-            Owner::ServiceAccount(_) => None,
-        }
-    }
-
     /// The key a digest belongs to, if any.
     pub fn key_by_digest(&self, digest: &KeyDigest) -> Option<&KeyRecord> {
         self.index.get(digest).and_then(|entry| self.keys.get(&entry.key))
@@ -265,45 +364,87 @@ impl State {
         self.index.get(digest)
     }
 
-    /// Validates `proposal` and, if accepted, appends its events. Returns the answer for the
-    /// proposer and the new ledger entries (empty when rejected: nothing changed).
-    pub fn execute(&mut self, proposal: &Proposal) -> (Outcome, Vec<LedgerEntry>) {
-        let decision = match self.decide(proposal) {
-            Ok(decision) => decision,
-            Err(rejection) => return (Outcome::Rejected(rejection), Vec::new()),
-        };
-        let mut entries = Vec::with_capacity(decision.bodies.len());
-        for (body, digest) in decision.bodies {
-            let entry = LedgerEntry { event: self.seal(proposal, &decision.account, body), digest };
-            self.evolve(&entry);
-            entries.push(entry);
-        }
-        let outcome = Outcome::Accepted {
-            events: entries.len() as u32,
-            head: self.head,
-            key: decision.target.and_then(|id| self.keys.get(&id)).cloned().map(Box::new),
-        };
-        (outcome, entries)
+    /// Up to `limit` keys whose expiry has passed at `now` and that have no `expired` event yet.
+    pub fn due_expiries(&self, now: Timestamp, limit: usize) -> Vec<KeyId> {
+        self.expiry_queue.iter().take_while(|(at, _)| *at <= now).take(limit).map(|(_, id)| *id).collect()
     }
 
-    /// Gives an event body its place on both chains.
-    fn seal(&self, proposal: &Proposal, account: &AccountId, body: EventBody) -> Event {
-        let account_head = self.account_head(account);
-        let mut event = Event {
-            seq: self.head.seq + 1,
-            time: proposal.time,
-            account: account.clone(),
-            actor: proposal.actor,
-            request_id: proposal.request_id.clone(),
-            body,
-            account_seq: account_head.seq + 1,
-            prev_hash: self.head.hash,
-            hash: crate::event::ChainHash::GENESIS,
-            account_prev_hash: account_head.hash,
-            account_hash: crate::event::ChainHash::GENESIS,
+    /// The display name of an identity.
+    pub fn owner_name(&self, owner: &Owner) -> Option<&str> {
+        match owner {
+            Owner::User(id) => self.users.get(id).map(|u| u.name.as_str()),
+            Owner::ServiceAccount(id) => self.service_accounts.get(id).map(|s| s.name.as_str()),
+        }
+    }
+
+    /// The account an identity belongs to.
+    pub fn owner_account(&self, owner: &Owner) -> Option<&AccountId> {
+        match owner {
+            Owner::User(id) => self.users.get(id).map(|u| &u.account),
+            Owner::ServiceAccount(id) => self.service_accounts.get(id).map(|s| &s.account),
+        }
+    }
+
+    /// The identity's state (enabled, disabled, deleted).
+    pub fn owner_state(&self, owner: &Owner) -> Option<IdentityState> {
+        match owner {
+            Owner::User(id) => self.users.get(id).map(|u| u.state),
+            Owner::ServiceAccount(id) => self.service_accounts.get(id).map(|s| s.state),
+        }
+    }
+
+    /// The account and table column of an identity.
+    pub fn owner_class(&self, owner: &Owner) -> Option<(&AccountId, OwnerClass<'_>)> {
+        match owner {
+            Owner::User(id) => self.users.get(id).map(|u| (&u.account, OwnerClass::User)),
+            Owner::ServiceAccount(id) => self.service_accounts.get(id).map(|s| match s.namespace() {
+                None => (&s.account, OwnerClass::AccountServiceAccount),
+                Some(ns) => (&s.account, OwnerClass::NamespaceServiceAccount(ns)),
+            }),
+        }
+    }
+
+    /// The namespace a key belongs to: its owner's, for a namespace-scoped service account.
+    pub fn key_namespace(&self, key: &KeyRecord) -> Option<&str> {
+        match key.owner {
+            Owner::ServiceAccount(id) => self.service_accounts.get(&id).and_then(|s| s.namespace()),
+            Owner::User(_) => None,
+        }
+    }
+
+    /// The identity's current grant (nothing for a disabled or deleted identity).
+    pub fn identity_grant(&self, owner: &Owner) -> Option<Grant> {
+        match owner {
+            Owner::User(id) => self.users.get(id).filter(|u| u.state == IdentityState::Enabled).map(User::grant),
+            Owner::ServiceAccount(id) => {
+                self.service_accounts.get(id).filter(|s| s.state == IdentityState::Enabled).map(ServiceAccount::grant)
+            }
+        }
+    }
+
+    /// The caller behind key `key_id` at `now`, with its effective rights — or `None` when that
+    /// key cannot authenticate (unknown, not enabled, expired, identity not enabled).
+    pub fn principal(&self, key_id: &KeyId, now: Timestamp) -> Option<Principal> {
+        let key = self.keys.get(key_id)?;
+        if key.state_at(now) != KeyState::Enabled {
+            return None;
+        }
+        let identity_grant = self.identity_grant(&key.owner)?;
+        let identity_role = match key.owner {
+            Owner::User(id) => self.users.get(&id).map(|u| u.role),
+            Owner::ServiceAccount(id) => self.service_accounts.get(&id).and_then(ServiceAccount::role),
         };
-        (event.hash, event.account_hash) = event.compute_hashes();
-        event
+        let (role, grant) = match &key.scope {
+            None => (identity_role, identity_grant),
+            Some(scope) => {
+                let role = match scope {
+                    Scope::Role(scoped) => identity_role.map(|r| r.min(*scoped)),
+                    Scope::Namespaces(_) => None,
+                };
+                (role, identity_grant.intersect(&scope.grant()))
+            }
+        };
+        Some(Principal { account: key.account.clone(), identity: key.owner, role, grant })
     }
 
     /// Applies one event. Never fails: events were validated before they were sealed.
@@ -312,59 +453,156 @@ impl State {
         self.head = ChainHead { seq: event.seq, hash: event.hash };
         self.account_heads
             .insert(event.account.clone(), ChainHead { seq: event.account_seq, hash: event.account_hash });
+        let (seq, time, account) = (event.seq, event.time, &event.account);
         match &event.body {
             EventBody::AccountCreated { settings } => {
-                self.accounts.insert(
-                    event.account.clone(),
-                    Account { id: event.account.clone(), created_at: event.time, settings: settings.clone() },
-                );
+                let account = Account { id: account.clone(), created_at: time, settings: settings.clone() };
+                self.accounts.insert(account.id.clone(), account);
             }
             EventBody::UserCreated { user, name, role } => {
                 self.users.insert(
                     *user,
                     User {
                         id: *user,
-                        account: event.account.clone(),
+                        account: account.clone(),
                         name: name.clone(),
                         role: *role,
+                        namespaces: BTreeMap::new(),
                         state: IdentityState::Enabled,
-                        created_at: event.time,
+                        created_at: time,
                     },
                 );
             }
-            EventBody::KeyCreated { key, owner, name, description, hint, expires_at, .. } => {
+            EventBody::KeyCreated { key, owner, name, description, scope, hint, expires_at, .. } => {
                 let Some(digest) = entry.digest else {
-                    // A ledger entry without its digest cannot authenticate; keep the
-                    // metadata so history stays complete.
+                    // Unreachable for validated events; without a digest the key cannot
+                    // authenticate, so it is simply not indexed.
                     debug_assert!(false, "KeyCreated without digest");
                     return;
                 };
                 let record = KeyRecord {
                     id: *key,
-                    account: event.account.clone(),
+                    account: account.clone(),
                     owner: *owner,
                     name: name.clone(),
                     description: description.clone(),
+                    scope: scope.clone(),
                     hint: hint.clone(),
                     digest,
-                    created_at: event.time,
+                    created_at: time,
                     created_by: event.actor,
                     expires_at: *expires_at,
                     state: KeyState::Enabled,
                     locked: false,
-                    revision: event.seq,
+                    revision: seq,
                     last_used_at: None,
+                    use_count: 0,
+                    replaces: None,
+                    replaced_by: None,
                 };
                 self.index.insert(
                     digest,
-                    IndexEntry { key: *key, owner: *owner, state: KeyState::Enabled, expires_at: *expires_at },
+                    IndexEntry {
+                        key: *key,
+                        owner: *owner,
+                        state: KeyState::Enabled,
+                        expires_at: *expires_at,
+                        scoped: scope.is_some(),
+                    },
                 );
+                if let Some(at) = expires_at {
+                    self.expiry_queue.insert((*at, *key));
+                }
                 self.keys_by_owner.entry(*owner).or_default().insert(*key);
                 self.keys.insert(*key, record);
             }
-            EventBody::KeyEnabled { key } => self.set_key_state(*key, KeyState::Enabled, event.seq),
-            EventBody::KeyDisabled { key } => self.set_key_state(*key, KeyState::Disabled, event.seq),
-            EventBody::KeyDeleted { key } => self.set_key_state(*key, KeyState::Deleted, event.seq),
+            EventBody::KeyEnabled { key } => self.set_key_state(*key, KeyState::Enabled, seq),
+            EventBody::KeyDisabled { key } => self.set_key_state(*key, KeyState::Disabled, seq),
+            EventBody::KeyDeleted { key } => self.set_key_state(*key, KeyState::Deleted, seq),
+            EventBody::KeyExpired { key } => self.set_key_state(*key, KeyState::Expired, seq),
+            EventBody::KeyUpdated { key, name, description } => {
+                if let Some(record) = self.keys.get_mut(key) {
+                    record.name = name.clone();
+                    record.description = description.clone();
+                    record.revision = seq;
+                }
+            }
+            EventBody::KeyLocked { key } | EventBody::KeyUnlocked { key } => {
+                if let Some(record) = self.keys.get_mut(key) {
+                    record.locked = matches!(event.body, EventBody::KeyLocked { .. });
+                    record.revision = seq;
+                }
+            }
+            EventBody::KeyRotated { key, replacement, expires_at } => {
+                if let Some(old) = self.keys.get_mut(key) {
+                    if let Some(previous) = old.expires_at {
+                        self.expiry_queue.remove(&(previous, *key));
+                    }
+                    old.expires_at = Some(*expires_at);
+                    old.replaced_by = Some(*replacement);
+                    old.revision = seq;
+                    let digest = old.digest;
+                    self.index.set_expiry(&digest, Some(*expires_at));
+                    self.expiry_queue.insert((*expires_at, *key));
+                }
+                if let Some(new) = self.keys.get_mut(replacement) {
+                    new.replaces = Some(*key);
+                }
+            }
+            EventBody::KeyUsed { key, last_used_at, count } => {
+                if let Some(record) = self.keys.get_mut(key) {
+                    record.last_used_at = record.last_used_at.max(Some(*last_used_at));
+                    record.use_count = record.use_count.saturating_add(*count);
+                }
+            }
+            EventBody::Denied { .. } => {}
+            EventBody::UserDeleted { user } => self.set_user_state(*user, IdentityState::Deleted),
+            EventBody::UserDisabled { user } => self.set_user_state(*user, IdentityState::Disabled),
+            EventBody::UserEnabled { user } => self.set_user_state(*user, IdentityState::Enabled),
+            EventBody::UserRoleChanged { user, role } => {
+                if let Some(u) = self.users.get_mut(user) {
+                    u.role = *role;
+                }
+            }
+            EventBody::UserNamespaceChanged { user, namespace, level } => {
+                if let Some(u) = self.users.get_mut(user) {
+                    match level {
+                        Some(level) => u.namespaces.insert(namespace.clone(), *level),
+                        None => u.namespaces.remove(namespace),
+                    };
+                }
+            }
+            EventBody::ServiceAccountCreated { service_account, name, binding } => {
+                self.service_accounts.insert(
+                    *service_account,
+                    ServiceAccount {
+                        id: *service_account,
+                        account: account.clone(),
+                        name: name.clone(),
+                        binding: binding.clone(),
+                        state: IdentityState::Enabled,
+                        created_at: time,
+                    },
+                );
+            }
+            EventBody::ServiceAccountDeleted { service_account } => {
+                self.set_service_account_state(*service_account, IdentityState::Deleted)
+            }
+            EventBody::ServiceAccountDisabled { service_account } => {
+                self.set_service_account_state(*service_account, IdentityState::Disabled)
+            }
+            EventBody::ServiceAccountEnabled { service_account } => {
+                self.set_service_account_state(*service_account, IdentityState::Enabled)
+            }
+            EventBody::NamespaceCreated { name } => {
+                let namespace = Namespace { account: account.clone(), name: name.clone(), created_at: time };
+                self.namespaces.insert((account.clone(), name.clone()), namespace);
+            }
+            EventBody::SettingsChanged { settings } => {
+                if let Some(a) = self.accounts.get_mut(account) {
+                    a.settings = settings.clone();
+                }
+            }
         }
     }
 
@@ -373,246 +611,23 @@ impl State {
             record.state = state;
             record.revision = seq;
             self.index.set_state(&record.digest, state);
-        }
-    }
-
-    fn decide(&self, proposal: &Proposal) -> Result<Decision, Rejection> {
-        match &proposal.command {
-            Command::Bootstrap { admin, admin_name, key } => self.decide_bootstrap(proposal, *admin, admin_name, key),
-            Command::CreateKey(new_key) => self.decide_create(proposal, new_key),
-            Command::EnableKey(id) => self.decide_state_change(proposal, *id, KeyState::Enabled),
-            Command::DisableKey(id) => self.decide_state_change(proposal, *id, KeyState::Disabled),
-            Command::DeleteKey(id) => self.decide_state_change(proposal, *id, KeyState::Deleted),
-        }
-    }
-
-    fn decide_bootstrap(
-        &self,
-        proposal: &Proposal,
-        admin: UserId,
-        admin_name: &str,
-        key: &NewKey,
-    ) -> Result<Decision, Rejection> {
-        if proposal.actor != Actor::System {
-            return Err(Rejection::new(RejectCode::PermissionDenied, "only the cluster itself bootstraps an account"));
-        }
-        if self.accounts.contains_key(&proposal.account) {
-            return Err(Rejection::new(RejectCode::Conflict, "the account already exists"));
-        }
-        // A reused id would move an existing user, and its keys, into the new account.
-        if self.users.contains_key(&admin) {
-            return Err(Rejection::new(RejectCode::Conflict, "a user with this id already exists"));
-        }
-        check_text("user name", admin_name, MAX_NAME_CHARS, true)?;
-        self.check_new_key_shape(key)?;
-        // The owner's first key may never expire (it is the operator's way in, to be rotated
-        // once set up); an expiry, if given, follows the default account policy.
-        if let Some(at) = key.expires_at {
-            check_expiry(at, proposal.time, &AccountSettings::default())?;
-        }
-        let owner = Owner::User(admin);
-        Ok(Decision {
-            account: proposal.account.clone(),
-            bodies: vec![
-                (EventBody::AccountCreated { settings: AccountSettings::default() }, None),
-                (EventBody::UserCreated { user: admin, name: admin_name.to_string(), role: Role::Owner }, None),
-                key_created(key, owner),
-            ],
-            target: Some(key.id),
-        })
-    }
-
-    fn decide_create(&self, proposal: &Proposal, key: &NewKey) -> Result<Decision, Rejection> {
-        let caller = self.authenticate(proposal)?;
-        let account = self
-            .accounts
-            .get(&proposal.account)
-            .ok_or_else(|| Rejection::new(RejectCode::NotFound, "the account does not exist"))?;
-        let owner = key.owner.unwrap_or(caller.identity);
-        if self.owner_account(&owner) != Some(&account.id) {
-            return Err(Rejection::new(RejectCode::NotFound, "the key's owner does not exist"));
-        }
-        if owner != caller.identity && !caller.role.is_account_admin() {
-            return Err(Rejection::new(
-                RejectCode::PermissionDenied,
-                "only an account owner or admin may create keys for another identity",
-            ));
-        }
-        if !account.settings.key_creation_enabled {
-            return Err(Rejection::new(RejectCode::CreationDisabled, "key creation is switched off for this account"));
-        }
-        self.check_new_key_shape(key)?;
-        match key.expires_at {
-            None if !account.settings.allow_never_expiring => {
-                return Err(Rejection::new(
-                    RejectCode::InvalidArgument,
-                    "this account does not allow keys that never expire; give an expiry",
-                ))
-            }
-            None => {}
-            Some(at) => check_expiry(at, proposal.time, &account.settings)?,
-        }
-        let limit = match owner {
-            Owner::User(_) => account.settings.max_keys_per_user,
-            Owner::ServiceAccount(_) => account.settings.max_keys_per_service_account,
-        };
-        if self.live_key_count(&owner, proposal.time) >= limit as usize {
-            return Err(Rejection::new(
-                RejectCode::LimitExceeded,
-                format!("the identity already has {limit} keys that are neither expired nor deleted"),
-            ));
-        }
-        Ok(Decision { account: account.id.clone(), bodies: vec![key_created(key, owner)], target: Some(key.id) })
-    }
-
-    fn decide_state_change(&self, proposal: &Proposal, id: KeyId, to: KeyState) -> Result<Decision, Rejection> {
-        let caller = self.authenticate(proposal)?;
-        let key = self
-            .keys
-            .get(&id)
-            .filter(|k| k.account == proposal.account && caller.may_see(k))
-            .ok_or_else(|| Rejection::new(RejectCode::NotFound, "no such key"))?;
-        let current = key.state_at(proposal.time);
-        if current == to {
-            // Already there: accepted, nothing written.
-            return Ok(Decision { account: key.account.clone(), bodies: Vec::new(), target: Some(id) });
-        }
-        if current == KeyState::Deleted {
-            return Err(Rejection::new(RejectCode::Conflict, "the key is deleted"));
-        }
-        if key.locked {
-            return Err(Rejection::new(RejectCode::KeyLocked, "the key is locked; unlock it first"));
-        }
-        let body = match to {
-            KeyState::Enabled | KeyState::Disabled if current == KeyState::Expired => {
-                return Err(Rejection::new(RejectCode::Conflict, "the key has expired"))
-            }
-            KeyState::Enabled => EventBody::KeyEnabled { key: id },
-            KeyState::Disabled => EventBody::KeyDisabled { key: id },
-            KeyState::Deleted => EventBody::KeyDeleted { key: id },
-            KeyState::Expired => {
-                return Err(Rejection::new(RejectCode::InvalidArgument, "expiry is recorded by the cluster"))
-            }
-        };
-        Ok(Decision { account: key.account.clone(), bodies: vec![(body, None)], target: Some(id) })
-    }
-
-    /// Re-checks the caller at apply time: a key disabled while the proposal was in flight
-    /// cannot still change things once its disable is ahead of it in the log.
-    fn authenticate(&self, proposal: &Proposal) -> Result<Caller, Rejection> {
-        let unauthenticated = || Rejection::new(RejectCode::Unauthenticated, "the calling key is no longer valid");
-        let (Some(identity), Some(key_id)) = (proposal.actor.identity(), proposal.actor.key()) else {
-            return Err(Rejection::new(RejectCode::PermissionDenied, "the cluster itself cannot make this change"));
-        };
-        let key = self.keys.get(&key_id).ok_or_else(unauthenticated)?;
-        if key.owner != identity || key.account != proposal.account || key.state_at(proposal.time) != KeyState::Enabled
-        {
-            return Err(unauthenticated());
-        }
-        match identity {
-            Owner::User(id) => {
-                let user = self.users.get(&id).ok_or_else(unauthenticated)?;
-                if user.state != IdentityState::Enabled {
-                    return Err(unauthenticated());
+            if matches!(state, KeyState::Expired | KeyState::Deleted) {
+                if let Some(at) = record.expires_at {
+                    self.expiry_queue.remove(&(at, key));
                 }
-                Ok(Caller { identity, role: user.role })
             }
-            Owner::ServiceAccount(_) => Err(unauthenticated()),
         }
     }
 
-    /// Keys of `owner` that count against its limit at `now`.
-    fn live_key_count(&self, owner: &Owner, now: Timestamp) -> usize {
-        self.keys_by_owner.get(owner).map_or(0, |ids| {
-            ids.iter()
-                .filter_map(|id| self.keys.get(id))
-                .filter(|k| !matches!(k.state_at(now), KeyState::Expired | KeyState::Deleted))
-                .count()
-        })
-    }
-
-    fn check_new_key_shape(&self, key: &NewKey) -> Result<(), Rejection> {
-        check_text("name", &key.name, MAX_NAME_CHARS, true)?;
-        check_text("description", &key.description, MAX_DESCRIPTION_CHARS, false)?;
-        // The hint is chained into the ledger: it must be what it claims, 4 base62 characters,
-        // so a faulty proposer cannot put a secret there.
-        if key.hint.len() != crate::token::HINT_LEN || !key.hint.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            return Err(Rejection::new(RejectCode::InvalidArgument, "the key hint must be 4 base62 characters"));
+    fn set_user_state(&mut self, user: UserId, state: IdentityState) {
+        if let Some(u) = self.users.get_mut(&user) {
+            u.state = state;
         }
-        if self.keys.contains_key(&key.id) || self.index.contains_key(&key.digest) {
-            return Err(Rejection::new(RejectCode::Conflict, "a key with this id or secret already exists"));
+    }
+
+    fn set_service_account_state(&mut self, id: ServiceAccountId, state: IdentityState) {
+        if let Some(s) = self.service_accounts.get_mut(&id) {
+            s.state = state;
         }
-        Ok(())
     }
-}
-
-/// The authenticated identity behind a proposal.
-#[derive(Debug, Clone, Copy)]
-struct Caller {
-    identity: Owner,
-    role: Role,
-}
-
-impl Caller {
-    /// Object-level visibility: own keys, or every key of the account for owner/admin.
-    fn may_see(&self, key: &KeyRecord) -> bool {
-        key.owner == self.identity || self.role.is_account_admin()
-    }
-}
-
-/// May `identity` with `role` read `key`? (Same rule the write path uses.)
-pub fn may_see_key(identity: Owner, role: Role, key: &KeyRecord) -> bool {
-    Caller { identity, role }.may_see(key)
-}
-
-fn key_created(key: &NewKey, owner: Owner) -> (EventBody, Option<KeyDigest>) {
-    (
-        EventBody::KeyCreated {
-            key: key.id,
-            owner,
-            name: key.name.clone(),
-            description: key.description.clone(),
-            digest_commitment: key.digest.commitment(),
-            hint: key.hint.clone(),
-            expires_at: key.expires_at,
-        },
-        Some(key.digest),
-    )
-}
-
-/// An expiry must lie in the future and within the account's maximum key lifetime.
-fn check_expiry(at: Timestamp, now: Timestamp, settings: &AccountSettings) -> Result<(), Rejection> {
-    if at <= now {
-        return Err(Rejection::new(RejectCode::InvalidArgument, "the expiry must be in the future"));
-    }
-    if at.0.saturating_sub(now.0) > settings.max_key_lifetime.0 {
-        return Err(Rejection::new(
-            RejectCode::InvalidArgument,
-            format!(
-                "the expiry is beyond this account's maximum key lifetime of {} days",
-                settings.max_key_lifetime.0 / Span::days(1).0
-            ),
-        ));
-    }
-    Ok(())
-}
-
-fn check_text(what: &str, text: &str, max_chars: usize, required: bool) -> Result<(), Rejection> {
-    let chars = text.chars().count();
-    if required && text.trim().is_empty() {
-        return Err(Rejection::new(RejectCode::InvalidArgument, format!("the {what} must not be empty")));
-    }
-    if chars > max_chars {
-        return Err(Rejection::new(
-            RejectCode::InvalidArgument,
-            format!("the {what} must be at most {max_chars} characters"),
-        ));
-    }
-    if text.chars().any(char::is_control) {
-        return Err(Rejection::new(
-            RejectCode::InvalidArgument,
-            format!("the {what} must not contain control characters"),
-        ));
-    }
-    Ok(())
 }

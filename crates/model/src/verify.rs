@@ -1,13 +1,15 @@
 //! Verification: is this presented key good, right now, for this permission?
 //!
 //! The hot path of the whole product. It parses the token's form (no allocation), hashes it
-//! once with SHA3-256 and reads one slot of the in-memory index; nothing else. Expiry is
-//! judged against the `now` the caller passes, so a key fails the instant it expires,
-//! whether or not the `expired` event has been written.
+//! once with SHA3-256, reads one slot of the in-memory index and the owner's identity; a key
+//! with a scope costs one more read when a permission is asked. Expiry is judged against the
+//! `now` the caller passes, so a key fails the instant it expires, whether or not the `expired`
+//! event has been written.
 
 use crate::event::Owner;
 use crate::ids::{AccountId, KeyId};
-use crate::state::{IdentityState, KeyState, Role, State, User};
+use crate::permissions::{Grant, Level, Permission, Scope};
+use crate::state::{Binding, IdentityState, KeyState, ServiceAccount, State, User};
 use crate::time::Timestamp;
 use crate::token::{self, KeyDigest};
 
@@ -20,7 +22,6 @@ pub enum Invalid {
     Expired,
     Deleted,
     IdentityDisabled,
-    Forbidden,
 }
 
 impl Invalid {
@@ -32,8 +33,73 @@ impl Invalid {
             Invalid::Expired => "expired",
             Invalid::Deleted => "deleted",
             Invalid::IdentityDisabled => "identity_disabled",
-            Invalid::Forbidden => "forbidden",
         }
+    }
+}
+
+/// The identity a key authenticates as.
+#[derive(Debug, Clone, Copy)]
+pub enum IdentityRef<'a> {
+    User(&'a User),
+    ServiceAccount(&'a ServiceAccount),
+}
+
+impl IdentityRef<'_> {
+    fn allows(&self, permission: &Permission) -> bool {
+        match self {
+            IdentityRef::User(user) => {
+                let ns = match permission {
+                    Permission::Namespace(name, _) => user.namespaces.get(name).copied(),
+                    Permission::Account(_) => None,
+                };
+                at_least(Some(user.role.level()).max(ns), permission)
+            }
+            IdentityRef::ServiceAccount(sa) => match (&sa.binding, permission) {
+                (Binding::Account(role), _) => at_least(Some(role.level()), permission),
+                (Binding::Namespace { namespace, level }, Permission::Namespace(name, _)) if namespace == name => {
+                    at_least(Some(*level), permission)
+                }
+                (Binding::Namespace { .. }, _) => false,
+            },
+        }
+    }
+
+    fn grant(&self) -> Grant {
+        match self {
+            IdentityRef::User(user) => user.grant(),
+            IdentityRef::ServiceAccount(sa) => sa.grant(),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            IdentityRef::User(user) => &user.name,
+            IdentityRef::ServiceAccount(sa) => &sa.name,
+        }
+    }
+
+    pub fn account(&self) -> &AccountId {
+        match self {
+            IdentityRef::User(user) => &user.account,
+            IdentityRef::ServiceAccount(sa) => &sa.account,
+        }
+    }
+}
+
+fn at_least(level: Option<Level>, permission: &Permission) -> bool {
+    let wanted = match permission {
+        Permission::Account(l) | Permission::Namespace(_, l) => *l,
+    };
+    level >= Some(wanted)
+}
+
+fn scope_allows(scope: &Scope, permission: &Permission) -> bool {
+    match (scope, permission) {
+        (Scope::Role(role), _) => at_least(Some(role.level()), permission),
+        (Scope::Namespaces(namespaces), Permission::Namespace(name, _)) => {
+            at_least(namespaces.get(name).copied(), permission)
+        }
+        (Scope::Namespaces(_), Permission::Account(_)) => false,
     }
 }
 
@@ -42,20 +108,38 @@ impl Invalid {
 pub struct Verified<'a> {
     pub key: KeyId,
     pub owner: Owner,
-    pub identity_name: &'a str,
-    pub account: &'a AccountId,
-    pub role: Role,
+    pub identity: IdentityRef<'a>,
     pub expires_at: Option<Timestamp>,
+    pub scope: Option<&'a Scope>,
 }
 
-impl Verified<'_> {
-    /// Effective permissions: the identity's current ones (key scopes narrow this later).
-    pub fn permissions(&self) -> &'static [&'static str] {
-        self.role.permissions()
+impl<'a> Verified<'a> {
+    pub fn account(&self) -> &'a AccountId {
+        match self.identity {
+            IdentityRef::User(user) => &user.account,
+            IdentityRef::ServiceAccount(sa) => &sa.account,
+        }
     }
 
-    pub fn grants(&self, permission: &str) -> bool {
-        self.permissions().contains(&permission)
+    pub fn identity_name(&self) -> &'a str {
+        match self.identity {
+            IdentityRef::User(user) => &user.name,
+            IdentityRef::ServiceAccount(sa) => &sa.name,
+        }
+    }
+
+    /// Does the key, as of now, grant `permission`? (Its identity's and its scope's rights.)
+    pub fn grants(&self, permission: &Permission) -> bool {
+        self.identity.allows(permission) && self.scope.is_none_or(|s| scope_allows(s, permission))
+    }
+
+    /// The effective permissions: the identity's current ones narrowed by the key's scope.
+    pub fn effective(&self) -> Grant {
+        let identity = self.identity.grant();
+        match self.scope {
+            Some(scope) => identity.intersect(&scope.grant()),
+            None => identity,
+        }
     }
 }
 
@@ -69,7 +153,7 @@ pub enum Verdict<'a> {
 
 impl State {
     /// Verifies a presented key at `now`, optionally requiring `permission`.
-    pub fn verify(&self, presented: &str, now: Timestamp, permission: Option<&str>) -> Verdict<'_> {
+    pub fn verify(&self, presented: &str, now: Timestamp, permission: Option<&Permission>) -> Verdict<'_> {
         if token::parse(presented).is_err() {
             return Verdict::Invalid(Invalid::Malformed);
         }
@@ -77,7 +161,7 @@ impl State {
     }
 
     /// Verification after parsing and hashing (split out so benches can time the parts).
-    pub fn verify_digest(&self, digest: &KeyDigest, now: Timestamp, permission: Option<&str>) -> Verdict<'_> {
+    pub fn verify_digest(&self, digest: &KeyDigest, now: Timestamp, permission: Option<&Permission>) -> Verdict<'_> {
         let Some(entry) = self.index_entry(digest) else {
             return Verdict::Invalid(Invalid::NotFound);
         };
@@ -90,24 +174,22 @@ impl State {
         if entry.expires_at.is_some_and(|at| now >= at) {
             return Verdict::Invalid(Invalid::Expired);
         }
-        let (user, role): (&User, Role) = match entry.owner {
+        let (identity, state) = match entry.owner {
             Owner::User(id) => match self.user(&id) {
-                Some(user) => (user, user.role),
+                Some(user) => (IdentityRef::User(user), user.state),
                 None => return Verdict::Invalid(Invalid::NotFound),
             },
-            Owner::ServiceAccount(_) => return Verdict::Invalid(Invalid::NotFound),
+            Owner::ServiceAccount(id) => match self.service_account(&id) {
+                Some(sa) => (IdentityRef::ServiceAccount(sa), sa.state),
+                None => return Verdict::Invalid(Invalid::NotFound),
+            },
         };
-        if user.state != IdentityState::Enabled {
+        if state != IdentityState::Enabled {
             return Verdict::Invalid(Invalid::IdentityDisabled);
         }
-        let verified = Verified {
-            key: entry.key,
-            owner: entry.owner,
-            identity_name: &user.name,
-            account: &user.account,
-            role,
-            expires_at: entry.expires_at,
-        };
+        // Only a scoped key needs its record: one more read, and only for those keys.
+        let scope = if entry.scoped { self.key(&entry.key).and_then(|k| k.scope.as_ref()) } else { None };
+        let verified = Verified { key: entry.key, owner: entry.owner, identity, expires_at: entry.expires_at, scope };
         match permission {
             Some(p) if !verified.grants(p) => Verdict::Forbidden(verified),
             _ => Verdict::Valid(verified),

@@ -6,7 +6,7 @@ mod common;
 use common::{at, check_chains, new_key, World, DAY, HOUR, T0};
 use keyledger_model::{
     token, AccountId, AccountSettings, Actor, Command, EventBody, Invalid, KeyId, KeyState, NewKey, Outcome, Owner,
-    Proposal, RejectCode, Role, Span, State, Timestamp, UserId, Verdict,
+    Proposal, RejectCode, Role, Scope, Span, State, Timestamp, UserId, Verdict,
 };
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -31,6 +31,10 @@ fn valid_key(verdict: Verdict<'_>) -> KeyId {
         Verdict::Valid(verified) => verified.key,
         other => panic!("expected a valid verdict, got {other:?}"),
     }
+}
+
+fn perm(text: &str) -> keyledger_model::Permission {
+    text.parse().expect("a permission")
 }
 
 fn state_of(world: &World, key: KeyId) -> KeyState {
@@ -86,14 +90,14 @@ fn bootstrap_creates_default_account_owner_and_a_valid_key() {
     assert_eq!(types, ["account_created", "user_created", "created"]);
     assert!(world.ledger.iter().all(|e| e.event.actor == Actor::System && e.event.account == default));
 
-    match world.state.verify(world.owner_secret.expose(), T0, Some("account:admin")) {
+    match world.state.verify(world.owner_secret.expose(), T0, Some(&perm("account:admin"))) {
         Verdict::Valid(verified) => {
             assert_eq!(verified.key, world.owner_key);
             assert_eq!(verified.owner, Owner::User(world.owner));
-            assert_eq!(verified.identity_name, "owner");
-            assert_eq!(verified.account, &default);
-            assert_eq!(verified.role, Role::Owner);
-            assert_eq!(verified.permissions(), ["account:admin", "account:write", "account:read"]);
+            assert_eq!(verified.identity_name(), "owner");
+            assert_eq!(verified.account(), &default);
+            assert!(matches!(verified.identity, keyledger_model::IdentityRef::User(u) if u.role == Role::Owner));
+            assert_eq!(verified.effective().permissions(), ["account:admin", "account:write", "account:read"]);
             assert_eq!(verified.expires_at, Some(at(30 * DAY)));
         }
         other => panic!("the bootstrap key must verify: {other:?}"),
@@ -187,7 +191,8 @@ fn created_key_is_enabled_and_verifies() {
     let id = key.id;
     let proposal = world.by_owner(Command::CreateKey(key));
     let (outcome, entries) = world.execute(&proposal);
-    let Outcome::Accepted { events: 1, key: Some(record), head } = outcome else { panic!("{outcome:?}") };
+    let Outcome::Accepted { events: 1, head, .. } = outcome else { panic!("{outcome:?}") };
+    let record = outcome.key().expect("the created key").clone();
     assert_eq!(head.seq, 4);
     assert_eq!(record.id, id);
     assert_eq!(record.state, KeyState::Enabled);
@@ -196,14 +201,14 @@ fn created_key_is_enabled_and_verifies() {
     assert_eq!(record.created_at, world.now);
     assert_eq!(record.created_by, world.owner_actor());
     assert_eq!(record.revision, 4);
-    assert_eq!(&*record, world.state.key(&id).unwrap());
+    assert_eq!(&record, world.state.key(&id).unwrap());
     assert!(matches!(entries[0].event.body, EventBody::KeyCreated { key, .. } if key == id));
     assert_eq!(entries[0].digest, Some(secret.digest()));
 
-    match world.state.verify(secret.expose(), world.now, Some("account:write")) {
+    match world.state.verify(secret.expose(), world.now, Some(&perm("account:write"))) {
         Verdict::Valid(verified) => {
             assert_eq!(verified.key, id);
-            assert_eq!(verified.identity_name, "owner");
+            assert_eq!(verified.identity_name(), "owner");
             assert_eq!(verified.expires_at, Some(at(10 * DAY)));
         }
         other => panic!("{other:?}"),
@@ -218,7 +223,7 @@ fn disable_fails_verification_and_enable_restores_it() {
     assert_eq!(world.owner_does(Command::DisableKey(id)), Ok(1));
     assert_eq!(state_of(&world, id), KeyState::Disabled);
     assert_eq!(invalid(world.state.verify(secret.expose(), world.now, None)), Invalid::Disabled);
-    assert_eq!(invalid(world.state.verify(secret.expose(), world.now, Some("account:read"))), Invalid::Disabled);
+    assert_eq!(invalid(world.state.verify(secret.expose(), world.now, Some(&perm("account:read")))), Invalid::Disabled);
 
     assert_eq!(world.owner_does(Command::EnableKey(id)), Ok(1));
     assert_eq!(state_of(&world, id), KeyState::Enabled);
@@ -262,7 +267,8 @@ fn no_op_transitions_are_accepted_without_events() {
         let ledger_len = world.ledger.len();
         let proposal = world.by_owner(command);
         let (outcome, entries) = world.execute(&proposal);
-        let Outcome::Accepted { events: 0, head: answered, key: Some(record) } = outcome else { panic!("{outcome:?}") };
+        let Outcome::Accepted { events: 0, head: answered, .. } = outcome else { panic!("{outcome:?}") };
+        let record = outcome.key().expect("the key").clone();
         assert!(entries.is_empty());
         assert_eq!(answered, head);
         assert_eq!(world.state.head(), head);
@@ -373,7 +379,7 @@ fn a_key_expires_at_exactly_its_expiry_without_any_event() {
     assert_eq!(valid_key(world.state.verify(secret.expose(), just_before, None)), id);
     assert_eq!(invalid(world.state.verify(secret.expose(), expires, None)), Invalid::Expired);
     assert_eq!(invalid(world.state.verify(secret.expose(), Timestamp(expires.0 + DAY), None)), Invalid::Expired);
-    assert_eq!(invalid(world.state.verify(secret.expose(), expires, Some("account:read"))), Invalid::Expired);
+    assert_eq!(invalid(world.state.verify(secret.expose(), expires, Some(&perm("account:read")))), Invalid::Expired);
 
     let record = world.state.key(&id).unwrap();
     assert_eq!(record.state_at(just_before), KeyState::Enabled);
@@ -535,7 +541,7 @@ fn unknown_or_foreign_key_ids_are_not_found() {
     assert_eq!(state_of(&world, acme_key), KeyState::Enabled);
     assert_eq!(state_of(&world, world.owner_key), KeyState::Enabled);
     match world.state.verify(acme_secret.expose(), world.now, None) {
-        Verdict::Valid(v) => assert_eq!(v.account.as_str(), "acme"),
+        Verdict::Valid(v) => assert_eq!(v.account().as_str(), "acme"),
         other => panic!("{other:?}"),
     }
 }
@@ -619,7 +625,7 @@ fn malformed_tokens_are_rejected_before_any_lookup() {
     for text in &bad {
         assert_ne!(text, &good);
         assert_eq!(invalid(world.state.verify(text, T0, None)), Invalid::Malformed, "{text:?}");
-        assert_eq!(invalid(world.state.verify(text, T0, Some("account:admin"))), Invalid::Malformed);
+        assert_eq!(invalid(world.state.verify(text, T0, Some(&perm("account:admin")))), Invalid::Malformed);
     }
 }
 
@@ -635,21 +641,38 @@ fn an_unknown_well_formed_token_is_not_found() {
 }
 
 #[test]
-fn a_permission_the_role_lacks_is_forbidden_and_names_the_key() {
-    let world = World::bootstrap(25);
-    for permission in ["account:admin", "account:write", "account:read"] {
-        assert_eq!(valid_key(world.state.verify(world.owner_secret.expose(), T0, Some(permission))), world.owner_key);
+fn a_permission_the_key_lacks_is_forbidden_and_names_the_key() {
+    let mut world = World::bootstrap(25);
+    // The owner holds every account permission, and account-wide levels cover namespaces.
+    for permission in ["account:admin", "account:write", "account:read", "namespace:payments:admin"] {
+        assert_eq!(
+            valid_key(world.state.verify(world.owner_secret.expose(), T0, Some(&perm(permission)))),
+            world.owner_key
+        );
     }
-    for permission in ["namespace:payments:read", "account:superuser", "", "ACCOUNT:ADMIN"] {
-        match world.state.verify(world.owner_secret.expose(), T0, Some(permission)) {
+    // A key scoped to `read` of the same owner can do no more than read.
+    let (key, secret) = new_key(&mut world.rng, world.now, "read-only", Some(at(DAY)));
+    let key = NewKey { scope: Some(Scope::Role(Role::Read)), ..key };
+    let id = key.id;
+    world.owner_does(Command::CreateKey(key)).expect("create a scoped key");
+    assert_eq!(valid_key(world.state.verify(secret.expose(), T0, Some(&perm("account:read")))), id);
+    for permission in ["account:write", "account:admin", "namespace:payments:write"] {
+        match world.state.verify(secret.expose(), T0, Some(&perm(permission))) {
             Verdict::Forbidden(verified) => {
-                assert_eq!(verified.key, world.owner_key, "{permission:?}");
+                assert_eq!(verified.key, id, "{permission:?}");
                 assert_eq!(verified.owner, Owner::User(world.owner));
-                assert_eq!(verified.identity_name, "owner");
-                assert_eq!(verified.account, &world.account);
+                assert_eq!(verified.identity_name(), "owner");
+                assert_eq!(verified.account(), &world.account);
             }
             other => panic!("{permission:?}: {other:?}"),
         }
+    }
+}
+
+#[test]
+fn permissions_that_are_not_of_the_form_do_not_parse() {
+    for text in ["account:superuser", "", "ACCOUNT:ADMIN", "namespace:payments", "namespace:Pay:read"] {
+        assert!(text.parse::<keyledger_model::Permission>().is_err(), "{text:?}");
     }
 }
 

@@ -36,6 +36,7 @@ pub(crate) fn new_key(
         owner: None,
         name: name.to_string(),
         description: String::new(),
+        scope: None,
         digest: secret.digest(),
         hint: secret.hint(),
         expires_at,
