@@ -52,9 +52,11 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(node_id = args.node_id, address = %local, data_dir = %args.data_dir.display(), "listening");
 
     join_or_bootstrap(&node, args.join.as_deref()).await?;
+    node.spawn_background();
 
     // The server stops accepting on SIGTERM/Ctrl-C and finishes requests in flight.
     server.await.context("the HTTP server task failed")?.context("the HTTP server failed")?;
+    node.flush_activity().await;
     node.shutdown().await;
     tracing::info!("stopped");
     Ok(())

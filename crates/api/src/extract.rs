@@ -84,6 +84,7 @@ impl FromRequestParts<AppState> for Caller {
             Verdict::Invalid(_) | Verdict::Forbidden(_) => return Err(unauthenticated()),
         };
         let principal = ledger_state.principal(&key, now).ok_or_else(unauthenticated)?;
+        node.record_use(key, now);
         Ok(Caller { key, principal })
     }
 }

@@ -32,21 +32,32 @@ pub(crate) async fn verify(
         }
     }
     let state = app.node.ledger().state();
-    let answer = match state.verify(&req.key, app.node.now(), permission.as_ref()) {
-        Verdict::Valid(v) => valid(&state, &v),
-        Verdict::Forbidden(v) => wire::VerifyResponse {
-            valid: false,
-            code: Some("forbidden".into()),
-            key_id: Some(v.key.to_string()),
-            identity: Some(identity(&state, &v.owner)),
-            account: Some(v.account().to_string()),
-            ..Default::default()
-        },
+    let now = app.node.now();
+    let answer = match state.verify(&req.key, now, permission.as_ref()) {
+        Verdict::Valid(v) => {
+            app.node.record_use(v.key, now);
+            valid(&state, &v)
+        }
+        Verdict::Forbidden(v) => {
+            app.node.record_use(v.key, now);
+            forbidden(&state, &v)
+        }
         Verdict::Invalid(why) => {
             wire::VerifyResponse { valid: false, code: Some(why.as_str().into()), ..Default::default() }
         }
     };
     Ok(axum::Json(answer))
+}
+
+fn forbidden(state: &keyledger_model::State, v: &Verified<'_>) -> wire::VerifyResponse {
+    wire::VerifyResponse {
+        valid: false,
+        code: Some("forbidden".into()),
+        key_id: Some(v.key.to_string()),
+        identity: Some(identity(state, &v.owner)),
+        account: Some(v.account().to_string()),
+        ..Default::default()
+    }
 }
 
 fn valid(state: &keyledger_model::State, v: &Verified<'_>) -> wire::VerifyResponse {

@@ -9,11 +9,13 @@
 //! The leader then only orders it, so a retried forward cannot mint a second, different secret.
 //! Internal routes carry bincode, not JSON, and are meant for the cluster's private network.
 
+mod activity;
 mod bootstrap;
 mod network;
 mod node;
 pub mod rpc;
 
+pub use activity::FLUSH_EVERY;
 pub use bootstrap::{bootstrap_default_account, BOOTSTRAP_KEY_FILE};
 pub use keyledger_ledger::{NodeId, TypeConfig};
 pub use network::Network;

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use keyledger_ledger::{Ledger, Node, NodeId, Storage, TypeConfig};
-use keyledger_model::{token, Outcome, Proposal, SecretToken, Timestamp};
+use keyledger_model::{token, AccountId, Actor, KeyId, Outcome, Proposal, SecretToken, Timestamp};
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{ChangeMembers, Raft, RaftMetrics, ServerState};
 use rand_chacha::ChaCha20Rng;
@@ -14,6 +14,7 @@ use rand_core::SeedableRng;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
+use crate::activity::Activity;
 use crate::network::{base_url, call, path, CallError, Network};
 use crate::rpc::{JoinRequest, NodeStatus};
 use crate::ClusterError;
@@ -79,6 +80,7 @@ pub struct ClusterNode {
     ledger: Ledger,
     http: reqwest::Client,
     rng: Mutex<ChaCha20Rng>,
+    activity: Activity,
 }
 
 pub(crate) fn raft_config(snapshot_logs: u64) -> openraft::Config {
@@ -126,7 +128,32 @@ impl ClusterNode {
             ledger: storage.ledger,
             http,
             rng: Mutex::new(ChaCha20Rng::from_entropy()),
+            activity: Activity::default(),
         }))
+    }
+
+    /// Starts the background work: batched `used`/`denied` events, and `expired` on the leader.
+    pub fn spawn_background(self: &Arc<Self>) {
+        crate::activity::spawn(self);
+    }
+
+    pub(crate) fn activity(&self) -> &Activity {
+        &self.activity
+    }
+
+    /// Notes one successful verification of `key` at `at`; written in the next batch.
+    pub fn record_use(&self, key: KeyId, at: Timestamp) {
+        self.activity.record_use(key, at);
+    }
+
+    /// Notes an operation refused to an authenticated caller; written (capped) in the next batch.
+    pub fn record_denial(&self, actor: Actor, account: AccountId, operation: &str, target: &str, reason: &str) {
+        self.activity.record_denial(actor, account, operation, target, reason);
+    }
+
+    /// Writes gathered use and refusals now (at shutdown, so they are not lost).
+    pub async fn flush_activity(&self) {
+        crate::activity::flush(self).await;
     }
 
     pub fn id(&self) -> NodeId {
