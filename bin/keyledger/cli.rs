@@ -3,6 +3,7 @@
 
 mod apikey;
 mod cluster;
+mod login;
 mod table;
 mod verify;
 
@@ -14,6 +15,9 @@ use std::str::FromStr;
 use clap::{Args, Subcommand, ValueEnum};
 use keyledger_client::{Client, ClientError};
 use serde::Serialize;
+
+/// Where client commands go when neither a flag, the environment nor a login says otherwise.
+pub(crate) const DEFAULT_ADDRESS: &str = "http://127.0.0.1:7700";
 
 /// Exit code for usage errors, an unreachable server and any other failure.
 pub(crate) const EXIT_FAILURE: u8 = 1;
@@ -67,20 +71,22 @@ pub(crate) enum ClientCommand {
         #[command(subcommand)]
         command: cluster::ClusterCommand,
     },
+    /// Store an address and API key (checked against the server) for later commands.
+    ///
+    /// They go to $KEYLEDGER_CONFIG, or $XDG_CONFIG_HOME/keyledger/config.json, or
+    /// ~/.config/keyledger/config.json, with mode 0600. --address/--api-key and
+    /// KEYLEDGER_ADDRESS/KEYLEDGER_API_KEY take precedence over them.
+    Login(login::LoginArgs),
+    /// Forget what `login` stored.
+    Logout,
 }
 
 /// Where the server is, how to authenticate, how to print.
 #[derive(Debug, Args)]
 pub(crate) struct ConnArgs {
-    /// URL of any node of the cluster.
-    #[arg(
-        long,
-        global = true,
-        env = "KEYLEDGER_ADDRESS",
-        default_value = "http://127.0.0.1:7700",
-        help_heading = "Connection"
-    )]
-    address: String,
+    /// URL of any node of the cluster [default: the stored login's, else http://127.0.0.1:7700].
+    #[arg(long, global = true, env = "KEYLEDGER_ADDRESS", help_heading = "Connection")]
+    address: Option<String>,
     /// API key to authenticate with.
     ///
     /// Prefer the environment variable: command lines are visible to other users of the machine.
@@ -99,8 +105,12 @@ pub(crate) struct ConnArgs {
 }
 
 impl ConnArgs {
-    fn client(&self) -> Result<Client, ClientError> {
-        Client::new(self.address.as_str(), self.api_key.as_ref().map(|k| k.expose().to_string()))
+    /// A client for the flag or environment values, falling back to the stored login.
+    fn client(&self) -> anyhow::Result<Client> {
+        let stored = if self.address.is_none() || self.api_key.is_none() { login::load()? } else { Default::default() };
+        let address = self.address.clone().or(stored.address).unwrap_or_else(|| DEFAULT_ADDRESS.to_string());
+        let api_key = self.api_key.as_ref().map(|k| k.expose().to_string()).or(stored.api_key);
+        Ok(Client::new(address, api_key)?)
     }
 }
 
@@ -147,7 +157,17 @@ pub(crate) async fn run(command: ClientCommand) -> anyhow::Result<Outcome> {
             cluster::run(&conn.client()?, conn.output, command).await?;
             Ok(Outcome::Success)
         }
+        ClientCommand::Login(args) => login::login(args).await.map(|()| Outcome::Success),
+        ClientCommand::Logout => login::logout().map(|()| Outcome::Success),
     }
+}
+
+/// Writes `secret` and a newline to a new file readable only by its owner.
+pub(crate) fn write_secret_file(path: &std::path::Path, secret: &str) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    file.write_all(format!("{secret}\n").as_bytes())?;
+    file.sync_all()
 }
 
 /// Writes rendered output to stdout in one go.

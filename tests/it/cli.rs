@@ -15,6 +15,8 @@ fn keyledger(args: &[&str]) -> Command {
         .env_remove("KEYLEDGER_ADDRESS")
         .env_remove("KEYLEDGER_API_KEY")
         .env_remove("RUST_LOG")
+        // Never read or write the login of whoever runs the tests.
+        .env("KEYLEDGER_CONFIG", "/nonexistent/keyledger-tests/config.json")
         .stdin(Stdio::null());
     cmd
 }
@@ -127,4 +129,78 @@ async fn cli_reports_error_answers_on_stderr_with_exit_code_2() {
     assert!(!out.status.success(), "{out:?}");
     assert_ne!(out.status.code(), Some(2), "no answer is not an error answer: {out:?}");
     assert!(!out.stderr.is_empty());
+}
+
+#[tokio::test]
+async fn login_stores_address_and_key_privately_and_later_commands_use_them() {
+    use std::os::unix::fs::PermissionsExt;
+    let cluster = Cluster::single().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("conf").join("config.json");
+    let with_config = |args: &[&str]| {
+        let mut cmd = keyledger(args);
+        cmd.env("KEYLEDGER_CONFIG", &config);
+        cmd
+    };
+
+    // A key the server refuses is not stored.
+    let out = with_config(&["login", "--address", &cluster.node(1).url(), "--api-key", "klk_nope"]).output().unwrap();
+    assert_exit(&out, 2, "login with a bad key");
+    assert!(!config.exists());
+
+    // The key on standard input, as a script would pass it.
+    let mut child = with_config(&["login", "--address", &cluster.node(1).url()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(format!("{}\n", cluster.admin_key()).as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_exit(&out, 0, "login");
+    let mode = std::fs::metadata(&config).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the stored login must be private");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains(cluster.admin_key()), "login must not print the key");
+
+    // No flags, no environment: the stored login is used.
+    let out = with_config(&["apikey", "list", "--output", "json"]).output().unwrap();
+    assert_exit(&out, 0, "apikey list with the stored login");
+    let list: wire::KeyList = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(!list.keys.is_empty());
+
+    // A flag still wins over the stored key.
+    let out = with_config(&["apikey", "list", "--api-key", "klk_nope"]).output().unwrap();
+    assert_exit(&out, 2, "a bad --api-key overrides the stored one");
+
+    let out = with_config(&["logout"]).output().unwrap();
+    assert_exit(&out, 0, "logout");
+    assert!(!config.exists());
+    let out = with_config(&["apikey", "list", "--address", &cluster.node(1).url()]).output().unwrap();
+    assert_exit(&out, 2, "without a key the server refuses");
+}
+
+#[tokio::test]
+async fn create_with_file_writes_the_secret_to_a_new_private_file_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let cluster = Cluster::single().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ci.key");
+    let path_text = path.to_str().unwrap();
+
+    let out = run(&cluster, &["apikey", "create", "--name", "to-file", "--file", path_text, "--output", "json"]);
+    assert_exit(&out, 0, "apikey create --file");
+    let secret = std::fs::read_to_string(&path).unwrap();
+    let secret = secret.strip_suffix('\n').expect("secret and a newline");
+    assert!(secret.starts_with("klk_"));
+    assert!(!stdout(&out).contains(secret), "with --file the secret is not printed");
+    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    let answer = cluster.client(1).verify(&crate::util::verify_req(secret, None)).await.unwrap();
+    assert!(answer.valid, "{answer:?}");
+
+    // An existing file is never overwritten, and nothing is created on the server.
+    let before = cluster.client(1).list_keys(&Default::default()).await.unwrap().keys.len();
+    let out = run(&cluster, &["apikey", "create", "--name", "again", "--file", path_text]);
+    assert_exit(&out, 1, "apikey create --file onto an existing file");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{secret}\n"));
+    assert_eq!(cluster.client(1).list_keys(&Default::default()).await.unwrap().keys.len(), before);
 }

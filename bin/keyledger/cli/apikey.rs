@@ -3,6 +3,7 @@
 use std::io::{self, Write};
 
 use anyhow::bail;
+use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 use keyledger_client::{Client, ListKeys};
 use keyledger_wire::{self as wire, CreateKeyRequest, CreatedKey, Key, KeyList, OwnerKind, OwnerRef};
@@ -52,6 +53,9 @@ pub(crate) struct CreateArgs {
     /// Create the key for this service account (default: the caller).
     #[arg(long, value_name = "ID")]
     service_account_id: Option<String>,
+    /// Write the secret to this new file (mode 0600) instead of printing it.
+    #[arg(long, value_name = "PATH")]
+    file: Option<std::path::PathBuf>,
 }
 
 impl CreateArgs {
@@ -68,6 +72,7 @@ impl CreateArgs {
             expires_at: self.expires_at.clone(),
             never_expires: self.never_expires.then_some(true),
             owner,
+            ..Default::default()
         }
     }
 }
@@ -127,11 +132,28 @@ pub(crate) struct IdArgs {
 pub(crate) async fn run(client: &Client, output: Output, command: ApikeyCommand) -> anyhow::Result<()> {
     match command {
         ApikeyCommand::Create(args) => {
+            // Refuse an existing path before anything is created on the server.
+            if let Some(path) = &args.file {
+                if path.exists() {
+                    anyhow::bail!("{} already exists; the secret goes only to a new file", path.display());
+                }
+            }
             let created = client.create_key(&args.request()).await?.value;
-            emit(|out| match output {
-                Output::Json => write_json(out, &created),
-                Output::Table => write_created(out, &created),
-            })?;
+            match &args.file {
+                None => emit(|out| match output {
+                    Output::Json => write_json(out, &created),
+                    Output::Table => write_created(out, &created, None),
+                })?,
+                Some(path) => {
+                    super::write_secret_file(path, &created.secret).with_context(|| {
+                        format!("the key {} was created, but its secret could not be written", created.key.id)
+                    })?;
+                    emit(|out| match output {
+                        Output::Json => write_json(out, &SecretInFile { key: &created.key, secret_file: path }),
+                        Output::Table => write_created(out, &created, Some(path)),
+                    })?
+                }
+            }
         }
         ApikeyCommand::List(args) => {
             let list = list_all(client, &args).await?;
@@ -213,12 +235,24 @@ fn write_key(out: &mut dyn Write, output: Output, key: &Key) -> io::Result<()> {
 }
 
 /// The secret, prominently, then the key's main fields.
-fn write_created(out: &mut dyn Write, created: &CreatedKey) -> io::Result<()> {
-    writeln!(out, "API key created. Its secret, shown this once:")?;
-    writeln!(out)?;
-    writeln!(out, "    {}", created.secret)?;
-    writeln!(out)?;
-    writeln!(out, "Store it now: it cannot be shown again.")?;
+/// `apikey create --file --output json`: the key, and where its secret went.
+#[derive(serde::Serialize)]
+struct SecretInFile<'a> {
+    key: &'a Key,
+    secret_file: &'a std::path::Path,
+}
+
+fn write_created(out: &mut dyn Write, created: &CreatedKey, file: Option<&std::path::Path>) -> io::Result<()> {
+    match file {
+        None => {
+            writeln!(out, "API key created. Its secret, shown this once:")?;
+            writeln!(out)?;
+            writeln!(out, "    {}", created.secret)?;
+            writeln!(out)?;
+            writeln!(out, "Store it now: it cannot be shown again.")?;
+        }
+        Some(path) => writeln!(out, "API key created. Its secret was written to {} (mode 0600).", path.display())?,
+    }
     writeln!(out)?;
     let key = &created.key;
     let mut table = Table::new();

@@ -1,0 +1,97 @@
+//! `keyledger login`: remember an address and an API key for later commands, in the user's
+//! config dir with mode 0600; `keyledger logout` forgets them. Flags and environment variables
+//! still take precedence over what is stored.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use keyledger_client::Client;
+use serde::{Deserialize, Serialize};
+
+/// What `login` stores.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(crate) struct Stored {
+    pub(crate) address: Option<String>,
+    pub(crate) api_key: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LoginArgs {
+    /// URL of any node of the cluster.
+    #[arg(long, env = "KEYLEDGER_ADDRESS", default_value = super::DEFAULT_ADDRESS)]
+    address: String,
+    /// The API key to store (without it, read from standard input).
+    #[arg(long, env = "KEYLEDGER_API_KEY", hide_env_values = true, value_name = "KEY")]
+    api_key: Option<super::Secret>,
+}
+
+/// `$KEYLEDGER_CONFIG`, else `$XDG_CONFIG_HOME/keyledger/config.json`, else
+/// `~/.config/keyledger/config.json`.
+pub(crate) fn config_path() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("KEYLEDGER_CONFIG") {
+        return Some(PathBuf::from(path));
+    }
+    let base = match std::env::var_os("XDG_CONFIG_HOME") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => PathBuf::from(std::env::var_os("HOME")?).join(".config"),
+    };
+    Some(base.join("keyledger").join("config.json"))
+}
+
+/// The stored login, if any. A file that cannot be read is an error, not silently ignored.
+pub(crate) fn load() -> anyhow::Result<Stored> {
+    let Some(path) = config_path() else { return Ok(Stored::default()) };
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| format!("cannot read {}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Stored::default()),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+pub(crate) async fn login(args: LoginArgs) -> anyhow::Result<()> {
+    let key = match args.api_key {
+        Some(key) => key.expose().to_string(),
+        None => {
+            let mut text = String::new();
+            std::io::stdin().read_to_string(&mut text).context("cannot read the API key from standard input")?;
+            text.trim().to_string()
+        }
+    };
+    if key.is_empty() {
+        bail!("no API key given (use --api-key, KEYLEDGER_API_KEY or standard input)");
+    }
+    // Only a key the server accepts is worth storing.
+    Client::new(args.address.as_str(), Some(key.clone()))?.cluster_status().await?;
+    let path = config_path().context("cannot find a config dir: set HOME or KEYLEDGER_CONFIG")?;
+    let stored = Stored { address: Some(args.address.clone()), api_key: Some(key) };
+    write_private(&path, &serde_json::to_vec_pretty(&stored)?)?;
+    eprintln!("Logged in to {}; the key is stored in {} (mode 0600).", args.address, path.display());
+    Ok(())
+}
+
+pub(crate) fn logout() -> anyhow::Result<()> {
+    let Some(path) = config_path() else { return Ok(()) };
+    match std::fs::remove_file(&path) {
+        Ok(()) => eprintln!("Removed {}.", path.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => eprintln!("Not logged in."),
+        Err(e) => return Err(e).with_context(|| format!("cannot remove {}", path.display())),
+    }
+    Ok(())
+}
+
+/// Replaces `path` with `bytes`, readable only by the user (directory 0700, file 0600).
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    if let Some(dir) = path.parent() {
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    }
+    let tmp = path.with_extension("tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+}
