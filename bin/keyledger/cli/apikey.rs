@@ -59,6 +59,8 @@ pub(crate) struct CreateArgs {
 }
 
 impl CreateArgs {
+    // Request fields the CLI has no flag for keep their defaults.
+    #[allow(clippy::needless_update)]
     fn request(&self) -> CreateKeyRequest {
         let owner = match (&self.user_id, &self.service_account_id) {
             (Some(id), _) => Some(OwnerRef { kind: OwnerKind::User, id: id.clone() }),
@@ -442,7 +444,7 @@ mod tests {
     fn created_key_shows_secret_and_id() {
         let created = CreatedKey { key: sample_key(), secret: "klk_the_secret".into() };
         let mut out = Vec::new();
-        write_created(&mut out, &created).unwrap();
+        write_created(&mut out, &created, None).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("\n    klk_the_secret\n"), "{text}");
         assert!(text.contains("key_01"), "{text}");
