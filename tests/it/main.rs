@@ -12,12 +12,20 @@
 //! - `failover`: a killed leader (writes resume, nothing lost, ledgers identical) and lost quorum.
 //! - `snapshot`: a node joining after log compaction receives the whole ledger by snapshot.
 //! - `cli`: the command-line client's output and exit codes.
+//! - `identities`: users, service accounts, namespaces, settings and accounts: shapes, who may
+//!   see and change them, refusals.
+//! - `key_ops`: update with `If-Match`, lock, rotate and its defaults, scopes, list filters.
+//! - `workflows`: the seed workflows end to end (rotation, self-rotating service accounts,
+//!   namespace admins, locks, limits, the creation switch, expiry, last use, permissions).
 
 mod cli;
 mod cluster;
 mod errors;
 mod failover;
+mod identities;
+mod key_ops;
 mod restart;
 mod single_node;
 mod snapshot;
 mod util;
+mod workflows;

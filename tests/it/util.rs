@@ -395,3 +395,71 @@ pub(crate) fn change_one_char(text: &str, at: usize) -> String {
 pub(crate) fn free_loopback_url() -> String {
     format!("http://{}", free_loopback_addr())
 }
+
+impl Cluster {
+    /// A typed client for node 1, authenticated with `secret` instead of the admin key.
+    pub(crate) fn client_as(&self, secret: &str) -> Client {
+        self.client(1).with_api_key(secret)
+    }
+}
+
+/// Asserts `result` is an error answer with `status` and `code`, and returns its message.
+#[track_caller]
+pub(crate) fn expect_refused<T: std::fmt::Debug>(
+    result: Result<T, keyledger_client::ClientError>,
+    status: u16,
+    code: &str,
+) -> String {
+    match result {
+        Err(keyledger_client::ClientError::Api { status: got, error }) => {
+            assert_eq!((got, error.code.as_str()), (status, code), "{}", error.message);
+            error.message
+        }
+        other => panic!("expected {status} {code}, got {other:?}"),
+    }
+}
+
+/// Creates user `name` with `role` through `admin`, and a 30-day key for it; returns the
+/// user and the key's secret.
+pub(crate) async fn user_with_key(admin: &Client, name: &str, role: &str) -> (wire::User, String) {
+    let user = admin
+        .create_user(&wire::CreateUserRequest { name: name.into(), role: role.into() })
+        .await
+        .unwrap_or_else(|e| panic!("create user {name}: {e}"))
+        .value;
+    let secret = key_for(admin, wire::OwnerKind::User, &user.id, &format!("{name}-key")).await.secret;
+    (user, secret)
+}
+
+/// Creates service account `req` through `admin`, and a 30-day key for it.
+pub(crate) async fn service_account_with_key(
+    admin: &Client,
+    req: wire::CreateServiceAccountRequest,
+) -> (wire::ServiceAccount, String) {
+    let name = req.name.clone();
+    let sa =
+        admin.create_service_account(&req).await.unwrap_or_else(|e| panic!("create service account {name}: {e}")).value;
+    let secret = key_for(admin, wire::OwnerKind::ServiceAccount, &sa.id, &format!("{name}-key")).await.secret;
+    (sa, secret)
+}
+
+/// Creates a 30-day key named `name` for the identity `kind`/`id` through `client`.
+pub(crate) async fn key_for(client: &Client, kind: wire::OwnerKind, id: &str, name: &str) -> wire::CreatedKey {
+    let req = wire::CreateKeyRequest { owner: Some(wire::OwnerRef { kind, id: id.into() }), ..new_key(name) };
+    client.create_key(&req).await.unwrap_or_else(|e| panic!("create key {name} for {id}: {e}")).value
+}
+
+/// A namespace-scoped service account request.
+pub(crate) fn namespace_sa(name: &str, namespace: &str, permission: &str) -> wire::CreateServiceAccountRequest {
+    wire::CreateServiceAccountRequest {
+        name: name.into(),
+        namespace: Some(namespace.into()),
+        permission: Some(permission.into()),
+        ..Default::default()
+    }
+}
+
+/// An account-scoped service account request.
+pub(crate) fn account_sa(name: &str, role: &str) -> wire::CreateServiceAccountRequest {
+    wire::CreateServiceAccountRequest { name: name.into(), role: Some(role.into()), ..Default::default() }
+}

@@ -299,7 +299,7 @@ fn write_key_detail(out: &mut dyn Write, key: &Key) -> io::Result<()> {
     table.row(["OWNER".to_string(), identity_long(&key.owner)]);
     table.row(["ACCOUNT".to_string(), key.account.clone()]);
     table.row(["NAMESPACE".to_string(), dash(&key.namespace)]);
-    table.row(["SCOPE".to_string(), dash(&key.scope)]);
+    table.row(["SCOPE".to_string(), key.scope.as_ref().map_or_else(|| "-".into(), ToString::to_string)]);
     table.row(["CREATED".to_string(), format!("{} by {}", key.created_at, actor(&key.created_by))]);
     table.row(["EXPIRES".to_string(), key.expires_at.clone().unwrap_or_else(|| "never".into())]);
     table.row(["LAST USED".to_string(), key.last_used_at.clone().unwrap_or_else(|| "never".into())]);

@@ -25,6 +25,40 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     }
 }
 
+/// `axum::extract::Path` with our error shape. A segment that cannot be read (invalid UTF-8
+/// after percent-decoding) names no object that exists: `404 not_found`, as for an id of the
+/// wrong form.
+pub(crate) struct Path<T>(pub(crate) T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Path(value)),
+            Err(rejection) => Err(ApiError::not_found(format!("no such object: {}", rejection.body_text()))),
+        }
+    }
+}
+
+/// Like [`Json`] for a body whose every field is optional: no body at all reads as `{}`.
+pub(crate) struct OptionalJson<T>(pub(crate) T);
+
+impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let headers = req.headers();
+        let empty = !headers.contains_key(header::CONTENT_TYPE)
+            && !headers.contains_key(header::TRANSFER_ENCODING)
+            && headers.get(header::CONTENT_LENGTH).is_none_or(|v| v.as_bytes() == b"0");
+        if empty {
+            return Ok(OptionalJson(T::default()));
+        }
+        Json::<T>::from_request(req, state).await.map(|Json(value)| OptionalJson(value))
+    }
+}
+
 fn json_error(rejection: JsonRejection) -> ApiError {
     match rejection {
         JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {

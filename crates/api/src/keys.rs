@@ -1,23 +1,25 @@
-//! `/v1/keys`: create, list, get, enable, disable, delete.
+//! `/v1/keys`: create, list, get, delete. Changes to one key (update, enable, disable, lock,
+//! unlock, rotate) are in `key_ops.rs`.
 
-use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use keyledger_cluster::Committed;
 use keyledger_model::{
-    Command, KeyAction, KeyId, KeyRecord, KeyState, NewKey, Owner, Proposal, ServiceAccountId, Span,
-    State as LedgerState, Timestamp, UserId,
+    Command, KeyAction, KeyId, KeyRecord, KeyState, NewKey, Owner, ServiceAccountId, Span, State as LedgerState,
+    Timestamp, UserId,
 };
 use keyledger_wire as wire;
 use serde::Deserialize;
 
-use crate::error::{current_request_id, ApiError};
-use crate::extract::{Caller, Json};
+use crate::error::ApiError;
+use crate::extract::{Caller, Json, Path};
+use crate::render;
+use crate::write::{index_header, into_key, write, Operation, Target};
 use crate::AppState;
 
 /// Lifetime of a key created without any expiry: long enough to be useful, short enough that
 /// a forgotten key does not live for the account's whole maximum.
-const DEFAULT_LIFETIME_DAYS: i64 = 90;
+pub(crate) const DEFAULT_LIFETIME: Span = Span(90 * 24 * 3_600_000);
 const DEFAULT_PAGE: usize = 100;
 const MAX_PAGE: usize = 1000;
 
@@ -27,8 +29,13 @@ pub(crate) async fn create(
     Json(req): Json<wire::CreateKeyRequest>,
 ) -> Result<Response, ApiError> {
     let now = app.node.now();
-    let expires_at = resolve_expiry(&req, now)?;
+    let expires_at = match resolve_expiry(req.expires_in.as_deref(), req.expires_at.as_deref(), req.never_expires, now)?
+    {
+        Some(asked) => asked,
+        None => Some(add(now, DEFAULT_LIFETIME)?),
+    };
     let owner = req.owner.as_ref().map(parse_owner).transpose()?;
+    let scope = req.scope.as_ref().map(render::parse_scope).transpose()?;
     let secret = app.node.generate_secret();
     let id = app.node.with_rng(|rng| KeyId::generate(now, rng));
     let new_key = NewKey {
@@ -36,35 +43,47 @@ pub(crate) async fn create(
         owner,
         name: req.name,
         description: req.description.unwrap_or_default(),
-        scope: None,
+        scope,
         digest: secret.digest(),
         hint: secret.hint(),
         expires_at,
     };
-    let (index, key) = write(&app, &caller, now, Command::CreateKey(new_key)).await?;
-    let state = app.node.ledger().state();
-    let body = wire::CreatedKey { key: render_at(&state, &key, now), secret: secret.expose().to_string() };
+    let target = Target::Identity(owner.unwrap_or(caller.principal.identity));
+    let (index, subject) =
+        write(&app, &caller, now, Operation::new("key.create", target), Command::CreateKey(new_key)).await?;
+    let key = into_key(subject)?;
+    let body = wire::CreatedKey {
+        key: render::key(&app.node.ledger().state(), &key, now),
+        secret: secret.expose().to_string(),
+    };
     Ok((StatusCode::CREATED, index_header(index), axum::Json(body)).into_response())
 }
 
-/// Turns `expires_in` / `expires_at` / `never_expires` into an expiry time (`None` = never).
-fn resolve_expiry(req: &wire::CreateKeyRequest, now: Timestamp) -> Result<Option<Timestamp>, ApiError> {
-    let given = [req.expires_in.is_some(), req.expires_at.is_some(), req.never_expires == Some(true)];
-    if given.iter().filter(|g| **g).count() > 1 {
+/// The expiry a request asks for: `Some(Some(t))` at `t`, `Some(None)` never, `None` when it
+/// names none (the caller picks the default).
+pub(crate) fn resolve_expiry(
+    expires_in: Option<&str>,
+    expires_at: Option<&str>,
+    never_expires: Option<bool>,
+    now: Timestamp,
+) -> Result<Option<Option<Timestamp>>, ApiError> {
+    let never = never_expires == Some(true);
+    if [expires_in.is_some(), expires_at.is_some(), never].iter().filter(|g| **g).count() > 1 {
         return Err(ApiError::invalid("give at most one of `expires_in`, `expires_at` and `never_expires`"));
     }
-    let span = |s: Span| now.checked_add(s).ok_or_else(|| ApiError::invalid("the expiry is too far in the future"));
-    if let Some(text) = &req.expires_in {
-        let parsed = Span::parse(text).map_err(|e| ApiError::invalid(format!("`expires_in`: {e}")))?;
-        return span(parsed).map(Some);
+    if let Some(text) = expires_in {
+        return add(now, render::parse_span("expires_in", text)?).map(|t| Some(Some(t)));
     }
-    if let Some(text) = &req.expires_at {
-        return Timestamp::parse_rfc3339(text).map(Some).map_err(|e| ApiError::invalid(format!("`expires_at`: {e}")));
+    if let Some(text) = expires_at {
+        return Timestamp::parse_rfc3339(text)
+            .map(|t| Some(Some(t)))
+            .map_err(|e| ApiError::invalid(format!("`expires_at`: {e}")));
     }
-    if req.never_expires == Some(true) {
-        return Ok(None);
-    }
-    span(Span::days(DEFAULT_LIFETIME_DAYS)).map(Some)
+    Ok(never.then_some(None))
+}
+
+pub(crate) fn add(now: Timestamp, span: Span) -> Result<Timestamp, ApiError> {
+    now.checked_add(span).ok_or_else(|| ApiError::invalid("the expiry is too far in the future"))
 }
 
 fn parse_owner(owner: &wire::OwnerRef) -> Result<Owner, ApiError> {
@@ -110,10 +129,9 @@ pub(crate) async fn list(
         key.account == *caller.account()
             && state.authorize_key(&caller.principal, key, KeyAction::Read).is_ok()
             && wanted_state.is_none_or(|s| key.state_at(now) == s)
-            && query.owner_kind.is_none_or(|kind| owner_kind(&key.owner) == kind)
-            && query.owner_id.as_deref().is_none_or(|id| owner_id(&key.owner) == id)
-            // Keys are not namespaced yet: a namespace filter matches none.
-            && query.namespace.is_none()
+            && query.owner_kind.is_none_or(|kind| render::owner_kind(&key.owner) == kind)
+            && query.owner_id.as_deref().is_none_or(|id| render::owner_id(&key.owner) == id)
+            && query.namespace.as_deref().is_none_or(|ns| state.key_namespace(key) == Some(ns))
     };
     let mut page: Vec<&KeyRecord> = state.keys_after(after).filter(matches).take(limit + 1).collect();
     let next_cursor = if page.len() > limit {
@@ -122,18 +140,12 @@ pub(crate) async fn list(
     } else {
         None
     };
-    let keys = page.into_iter().map(|k| render_at(&state, k, now)).collect();
+    let keys = page.into_iter().map(|k| render::key(&state, k, now)).collect();
     Ok(axum::Json(wire::KeyList { keys, next_cursor }))
 }
 
 fn parse_state(text: &str) -> Result<KeyState, ApiError> {
-    match text {
-        "enabled" => Ok(KeyState::Enabled),
-        "disabled" => Ok(KeyState::Disabled),
-        "expired" => Ok(KeyState::Expired),
-        "deleted" => Ok(KeyState::Deleted),
-        _ => Err(ApiError::invalid("`state` must be one of enabled, disabled, expired, deleted")),
-    }
+    KeyState::parse(text).ok_or_else(|| ApiError::invalid("`state` must be one of enabled, disabled, expired, deleted"))
 }
 
 pub(crate) async fn get(
@@ -144,7 +156,7 @@ pub(crate) async fn get(
     let state = app.node.ledger().state();
     let key = visible_key(&state, &caller, &id)?;
     let etag = HeaderValue::from_str(&format!("\"{}\"", key.revision)).map_err(ApiError::internal)?;
-    let body = render_at(&state, key, app.node.now());
+    let body = render::key(&state, key, app.node.now());
     Ok(([(header::ETAG, etag)], axum::Json(body)).into_response())
 }
 
@@ -156,12 +168,9 @@ fn visible_key<'s>(state: &'s LedgerState, caller: &Caller, id: &str) -> Result<
         .ok_or_else(|| ApiError::not_found("no such key"))
 }
 
-pub(crate) async fn enable(app: State<AppState>, caller: Caller, id: Path<String>) -> Result<Response, ApiError> {
-    change_state(app, caller, id, Command::EnableKey).await
-}
-
-pub(crate) async fn disable(app: State<AppState>, caller: Caller, id: Path<String>) -> Result<Response, ApiError> {
-    change_state(app, caller, id, Command::DisableKey).await
+/// A key id from the path; one of the wrong form is a key that does not exist.
+pub(crate) fn parse_key_id(id: &str) -> Result<KeyId, ApiError> {
+    id.parse::<KeyId>().map_err(|_| ApiError::not_found("no such key"))
 }
 
 pub(crate) async fn delete(
@@ -169,101 +178,8 @@ pub(crate) async fn delete(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let id = id.parse::<KeyId>().map_err(|_| ApiError::not_found("no such key"))?;
-    let (index, _) = write(&app, &caller, app.node.now(), Command::DeleteKey(id)).await?;
+    let id = parse_key_id(&id)?;
+    let operation = Operation::new("key.delete", Target::Key(id));
+    let (index, _) = write(&app, &caller, app.node.now(), operation, Command::DeleteKey(id)).await?;
     Ok((StatusCode::NO_CONTENT, index_header(index)).into_response())
-}
-
-async fn change_state(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-    command: fn(KeyId) -> Command,
-) -> Result<Response, ApiError> {
-    let id = id.parse::<KeyId>().map_err(|_| ApiError::not_found("no such key"))?;
-    let now = app.node.now();
-    let (index, key) = write(&app, &caller, now, command(id)).await?;
-    let state = app.node.ledger().state();
-    Ok((index_header(index), axum::Json(render_at(&state, &key, now))).into_response())
-}
-
-/// Proposes a command as `caller` and waits for its outcome: the commit index and the key.
-async fn write(
-    app: &AppState,
-    caller: &Caller,
-    now: Timestamp,
-    command: Command,
-) -> Result<(u64, KeyRecord), ApiError> {
-    let proposal = Proposal {
-        time: now,
-        request_id: current_request_id().unwrap_or_default(),
-        actor: caller.actor(),
-        account: caller.account().clone(),
-        command,
-    };
-    let Committed { index, outcome } = app.node.propose(proposal).await?;
-    if let keyledger_model::Outcome::Rejected(rejection) = outcome {
-        return Err(rejection.into());
-    }
-    match outcome.key() {
-        Some(key) => Ok((index, key.clone())),
-        None => Err(ApiError::internal(format!("unexpected outcome {outcome:?} at index {index}"))),
-    }
-}
-
-fn index_header(index: u64) -> HeaderMap {
-    let mut headers = HeaderMap::new();
-    headers.insert(wire::INDEX_HEADER, HeaderValue::from(index));
-    headers
-}
-
-fn owner_kind(owner: &Owner) -> wire::OwnerKind {
-    match owner {
-        Owner::User(_) => wire::OwnerKind::User,
-        Owner::ServiceAccount(_) => wire::OwnerKind::ServiceAccount,
-    }
-}
-
-fn owner_id(owner: &Owner) -> String {
-    match owner {
-        Owner::User(id) => id.to_string(),
-        Owner::ServiceAccount(id) => id.to_string(),
-    }
-}
-
-pub(crate) fn identity(state: &LedgerState, owner: &Owner) -> wire::Identity {
-    wire::Identity {
-        kind: owner_kind(owner),
-        id: owner_id(owner),
-        name: state.owner_name(owner).unwrap_or_default().to_string(),
-    }
-}
-
-/// KEY as the API shows it, with the state as of `now` (an expired key shows `expired`).
-fn render_at(state: &LedgerState, key: &KeyRecord, now: Timestamp) -> wire::Key {
-    let created_by = match key.created_by.identity() {
-        None => wire::Actor { kind: "system".into(), id: None, key_id: None },
-        Some(identity) => wire::Actor {
-            kind: owner_kind(&identity).as_str().into(),
-            id: Some(owner_id(&identity)),
-            key_id: key.created_by.key().map(|k| k.to_string()),
-        },
-    };
-    wire::Key {
-        id: key.id.to_string(),
-        name: key.name.clone(),
-        description: key.description.clone(),
-        owner: identity(state, &key.owner),
-        account: key.account.to_string(),
-        namespace: None,
-        scope: None,
-        state: key.state_at(now).as_str().to_string(),
-        locked: key.locked,
-        hint: key.hint.clone(),
-        created_at: key.created_at.to_string(),
-        created_by,
-        expires_at: key.expires_at.map(|t| t.to_string()),
-        last_used_at: key.last_used_at.map(|t| t.to_string()),
-        revision: key.revision,
-    }
 }

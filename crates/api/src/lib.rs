@@ -1,5 +1,5 @@
-//! keyledger's HTTP API: the admin endpoints for keys, verification, cluster status and
-//! health, on axum.
+//! keyledger's HTTP API on axum: keys, users, service accounts, namespaces, settings,
+//! accounts, verification, cluster status and health.
 //!
 //! Main items: [`router`] (the whole public API for one node, ready to serve or to drive
 //! with `oneshot` in tests) and [`ApiError`] (the single error type and its JSON shape).
@@ -8,11 +8,19 @@
 //! (time, ids, the secret) on this node, hand one complete proposal to the cluster, and
 //! render the outcome. Every rule lives in `keyledger-model`, applied in log order.
 
+mod accounts;
 mod error;
 mod extract;
+mod key_ops;
 mod keys;
+mod namespaces;
 mod ops;
+mod render;
+mod service_accounts;
+mod settings;
+mod users;
 mod verify;
+mod write;
 
 use std::sync::Arc;
 
@@ -20,7 +28,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 use keyledger_cluster::ClusterNode;
 use keyledger_wire::REQUEST_ID_HEADER;
@@ -44,9 +52,24 @@ pub fn router(node: Arc<ClusterNode>) -> Router {
     let state = AppState { node };
     let v1 = Router::new()
         .route("/v1/keys", post(keys::create).get(keys::list))
-        .route("/v1/keys/{id}", get(keys::get).delete(keys::delete))
-        .route("/v1/keys/{id}/enable", post(keys::enable))
-        .route("/v1/keys/{id}/disable", post(keys::disable))
+        .route("/v1/keys/{id}", get(keys::get).patch(key_ops::update).delete(keys::delete))
+        .route("/v1/keys/{id}/enable", post(key_ops::enable))
+        .route("/v1/keys/{id}/disable", post(key_ops::disable))
+        .route("/v1/keys/{id}/lock", post(key_ops::lock))
+        .route("/v1/keys/{id}/unlock", post(key_ops::unlock))
+        .route("/v1/keys/{id}/rotate", post(key_ops::rotate))
+        .route("/v1/users", post(users::create).get(users::list))
+        .route("/v1/users/{id}", get(users::get).patch(users::update).delete(users::delete))
+        .route("/v1/users/{id}/disable", post(users::disable))
+        .route("/v1/users/{id}/enable", post(users::enable))
+        .route("/v1/users/{id}/namespaces/{namespace}", put(users::set_namespace).delete(users::remove_namespace))
+        .route("/v1/service-accounts", post(service_accounts::create).get(service_accounts::list))
+        .route("/v1/service-accounts/{id}", get(service_accounts::get).delete(service_accounts::delete))
+        .route("/v1/service-accounts/{id}/disable", post(service_accounts::disable))
+        .route("/v1/service-accounts/{id}/enable", post(service_accounts::enable))
+        .route("/v1/namespaces", post(namespaces::create).get(namespaces::list))
+        .route("/v1/settings", get(settings::get).patch(settings::update))
+        .route("/v1/accounts", post(accounts::create))
         .route("/v1/verify", post(verify::verify))
         .route("/v1/cluster", get(ops::cluster))
         .route("/healthz", get(ops::healthz))

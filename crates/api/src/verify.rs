@@ -8,7 +8,7 @@ use keyledger_wire as wire;
 
 use crate::error::ApiError;
 use crate::extract::Json;
-use crate::keys::identity;
+use crate::render::identity;
 use crate::AppState;
 
 /// How long a verify with `min_index` may wait for this node to catch up.

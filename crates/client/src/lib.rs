@@ -14,13 +14,15 @@
 
 mod error;
 mod http;
+mod identities;
+mod keys;
 
 use std::fmt;
 use std::time::Duration;
 
 use bytes::Bytes;
 use keyledger_wire as wire;
-use reqwest::header::{HeaderMap, ETAG};
+use reqwest::header::{HeaderMap, HeaderName};
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -118,57 +120,6 @@ impl Client {
         &self.base
     }
 
-    /// `POST /v1/keys`: creates a key; the answer holds its secret, shown this once.
-    pub async fn create_key(&self, req: &wire::CreateKeyRequest) -> Result<Written<wire::CreatedKey>, ClientError> {
-        let answer = self.send(Method::POST, "/v1/keys".into(), Some(req), &[]).await?;
-        written(expect(answer, StatusCode::CREATED)?)
-    }
-
-    /// `GET /v1/keys`: one page of keys; follow `next_cursor` for the next.
-    pub async fn list_keys(&self, query: &ListKeys) -> Result<wire::KeyList, ClientError> {
-        let pairs: Vec<(&str, String)> = [
-            ("state", query.state.clone()),
-            ("owner_kind", query.owner_kind.clone()),
-            ("owner_id", query.owner_id.clone()),
-            ("namespace", query.namespace.clone()),
-            ("limit", query.limit.map(|n| n.to_string())),
-            ("cursor", query.cursor.clone()),
-        ]
-        .into_iter()
-        .filter_map(|(name, value)| value.map(|v| (name, v)))
-        .collect();
-        let answer = self.send(Method::GET, "/v1/keys".into(), None::<&()>, &pairs).await?;
-        decode(&expect(answer, StatusCode::OK)?)
-    }
-
-    /// `GET /v1/keys/{id}`: one key with its revision.
-    pub async fn get_key(&self, id: &str) -> Result<Tagged<wire::Key>, ClientError> {
-        let answer = self.send(Method::GET, key_path(id, "")?, None::<&()>, &[]).await?;
-        let answer = expect(answer, StatusCode::OK)?;
-        let revision = http::parse_etag(answer.headers.get(ETAG).map(|v| v.as_bytes()))?;
-        Ok(Tagged { value: decode(&answer)?, revision })
-    }
-
-    /// `POST /v1/keys/{id}/enable`.
-    pub async fn enable_key(&self, id: &str) -> Result<Written<wire::Key>, ClientError> {
-        let answer = self.send(Method::POST, key_path(id, "/enable")?, None::<&()>, &[]).await?;
-        written(expect(answer, StatusCode::OK)?)
-    }
-
-    /// `POST /v1/keys/{id}/disable`.
-    pub async fn disable_key(&self, id: &str) -> Result<Written<wire::Key>, ClientError> {
-        let answer = self.send(Method::POST, key_path(id, "/disable")?, None::<&()>, &[]).await?;
-        written(expect(answer, StatusCode::OK)?)
-    }
-
-    /// `DELETE /v1/keys/{id}`.
-    pub async fn delete_key(&self, id: &str) -> Result<Written<()>, ClientError> {
-        let answer = self.send(Method::DELETE, key_path(id, "")?, None::<&()>, &[]).await?;
-        let answer = expect(answer, StatusCode::NO_CONTENT)?;
-        let index = http::parse_index(index_header(&answer))?;
-        Ok(Written { value: (), index })
-    }
-
     /// `POST /v1/verify`: whether a key is valid (and allows `permission`). Needs no API key;
     /// the client's key is sent anyway when it has one.
     pub async fn verify(&self, req: &wire::VerifyRequest) -> Result<wire::VerifyResponse, ClientError> {
@@ -216,10 +167,25 @@ impl Client {
         body: Option<&B>,
         query: &[(&str, String)],
     ) -> Result<Answer, ClientError> {
+        self.send_with(method, path, body, query, &[]).await
+    }
+
+    /// [`Client::send`] with further request headers.
+    async fn send_with<B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        path: String,
+        body: Option<&B>,
+        query: &[(&str, String)],
+        headers: &[(HeaderName, String)],
+    ) -> Result<Answer, ClientError> {
         let url = format!("{}{}", self.base, path);
         let mut request: RequestBuilder = self.http.request(method.clone(), &url);
         if !query.is_empty() {
             request = request.query(query);
+        }
+        for (name, value) in headers {
+            request = request.header(name, value);
         }
         if let Some(key) = &self.api_key {
             request = request.bearer_auth(key);
@@ -237,20 +203,20 @@ impl Client {
     }
 }
 
-/// `/v1/keys/{id}{suffix}` with the id encoded. An id that cannot stand in a path is
+/// `{collection}/{id}{suffix}` with the id encoded. An id that cannot stand in a path is
 /// answered here as the server would answer an id of the wrong form: `404 not_found`.
-fn key_path(id: &str, suffix: &str) -> Result<String, ClientError> {
+pub(crate) fn object_path(collection: &str, what: &str, id: &str, suffix: &str) -> Result<String, ClientError> {
     if !http::usable_segment(id) {
         return Err(ClientError::Api {
             status: StatusCode::NOT_FOUND.as_u16(),
             error: wire::ErrorDetail {
                 code: "not_found".into(),
-                message: format!("no key has the id {id:?}"),
+                message: format!("no {what} has the id {id:?}"),
                 request_id: None,
             },
         });
     }
-    Ok(format!("/v1/keys/{}{suffix}", http::encode_segment(id)))
+    Ok(format!("{collection}/{}{suffix}", http::encode_segment(id)))
 }
 
 /// Passes an answer with the expected status on; anything else becomes the fitting error.
@@ -277,6 +243,13 @@ fn decode<T: DeserializeOwned>(answer: &Answer) -> Result<T, ClientError> {
 fn written<T: DeserializeOwned>(answer: Answer) -> Result<Written<T>, ClientError> {
     let index = http::parse_index(index_header(&answer))?;
     Ok(Written { value: decode(&answer)?, index })
+}
+
+/// A `204` write: no body, only the ledger index.
+fn written_empty(answer: Answer) -> Result<Written<()>, ClientError> {
+    let answer = expect(answer, StatusCode::NO_CONTENT)?;
+    let index = http::parse_index(index_header(&answer))?;
+    Ok(Written { value: (), index })
 }
 
 fn index_header(answer: &Answer) -> Option<&[u8]> {
@@ -312,12 +285,11 @@ mod tests {
     }
 
     #[test]
-    fn key_paths() {
-        assert_eq!(key_path("key_1", "").unwrap(), "/v1/keys/key_1");
-        assert_eq!(key_path("a/b", "/enable").unwrap(), "/v1/keys/a%2Fb/enable");
-        let err = key_path("..", "").unwrap_err();
+    fn object_paths() {
+        assert_eq!(object_path("/v1/users", "user", "usr_1", "").unwrap(), "/v1/users/usr_1");
+        assert_eq!(object_path("/v1/users", "user", "a b", "/enable").unwrap(), "/v1/users/a%20b/enable");
+        let err = object_path("/v1/service-accounts", "service account", ".", "").unwrap_err();
         assert_eq!((err.status(), err.code()), (Some(404), Some("not_found")));
-        assert!(key_path("", "/disable").is_err());
     }
 
     #[test]

@@ -1,0 +1,55 @@
+//! `POST /v1/accounts`: an owner creates another account, with its owner and that owner's
+//! first key, whose secret is in this answer and nowhere else.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use keyledger_model::{AccountId, Command, KeyId, NewKey, UserId};
+use keyledger_wire as wire;
+
+use crate::error::ApiError;
+use crate::extract::{Caller, Json};
+use crate::keys::{add, DEFAULT_LIFETIME};
+use crate::render;
+use crate::write::{index_header, into_key, write, Operation, Target};
+use crate::AppState;
+
+pub(crate) async fn create(
+    State(app): State<AppState>,
+    caller: Caller,
+    Json(req): Json<wire::CreateAccountRequest>,
+) -> Result<Response, ApiError> {
+    let account = AccountId::new(&req.name).map_err(|_| {
+        ApiError::invalid("an account name is 1–63 characters of a-z, 0-9 and `-`, starting with a letter")
+    })?;
+    let now = app.node.now();
+    let lifetime = match req.expires_in.as_deref() {
+        Some(text) => render::parse_span("expires_in", text)?,
+        None => DEFAULT_LIFETIME,
+    };
+    let expires_at = Some(add(now, lifetime)?);
+    let secret = app.node.generate_secret();
+    let (owner, key_id) = app.node.with_rng(|rng| (UserId::generate(now, rng), KeyId::generate(now, rng)));
+    let key = NewKey {
+        id: key_id,
+        owner: None,
+        name: "first key".into(),
+        description: format!("first key of the owner of account {account}"),
+        scope: None,
+        digest: secret.digest(),
+        hint: secret.hint(),
+        expires_at,
+    };
+    let command = Command::CreateAccount { account: account.clone(), owner, owner_name: req.owner_name.clone(), key };
+    let operation = Operation::new("account.create", Target::Named(account.to_string()));
+    let (index, subject) = write(&app, &caller, now, operation, command).await?;
+    let key = into_key(subject)?;
+    let state = app.node.ledger().state();
+    let body = wire::CreatedAccount {
+        account: account.to_string(),
+        owner: state.user(&owner).map_or_else(|| render::new_owner(owner, &req.owner_name, now), render::user),
+        key: render::key(&state, &key, now),
+        secret: secret.expose().to_string(),
+    };
+    Ok((StatusCode::CREATED, index_header(index), axum::Json(body)).into_response())
+}

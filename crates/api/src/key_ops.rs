@@ -1,0 +1,176 @@
+//! Changes to one key: `PATCH /v1/keys/{id}`, `enable`, `disable`, `lock`, `unlock`, `rotate`.
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use keyledger_model::{Command, KeyId, NewKey, Span};
+use keyledger_wire as wire;
+
+use crate::error::ApiError;
+use crate::extract::{Caller, Json, OptionalJson, Path};
+use crate::keys::{add, parse_key_id, resolve_expiry, DEFAULT_LIFETIME};
+use crate::render;
+use crate::write::{index_header, into_key, write, Operation, Target};
+use crate::AppState;
+
+/// The grace period of a rotation that names none: both keys work for a day.
+const DEFAULT_GRACE: Span = Span(24 * 3_600_000);
+
+pub(crate) async fn update(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Json(req): Json<wire::UpdateKeyRequest>,
+) -> Result<Response, ApiError> {
+    let id = parse_key_id(&id)?;
+    let if_revision = if_match(&headers)?;
+    let command = Command::UpdateKey { key: id, name: req.name, description: req.description, if_revision };
+    key_write(app, caller, "key.update", id, command).await
+}
+
+/// `If-Match: "<revision>"` (or a bare number): the revision the caller last saw. `*` and no
+/// header at all ask for no check. Anything else is refused rather than ignored, since an
+/// ignored precondition would let a stale update through.
+fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    let mut values = headers.get_all(header::IF_MATCH).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    let bad = || ApiError::invalid("`If-Match` must be one revision, as `\"<revision>\"` or `<revision>`");
+    if values.next().is_some() {
+        return Err(bad());
+    }
+    let text = value.to_str().map_err(|_| bad())?.trim();
+    if text == "*" {
+        return Ok(None);
+    }
+    let unquoted = match text.strip_prefix('"') {
+        Some(rest) => rest.strip_suffix('"').ok_or_else(bad)?,
+        None => text,
+    };
+    if unquoted.is_empty() || !unquoted.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    unquoted.parse::<u64>().map(Some).map_err(|_| bad())
+}
+
+pub(crate) async fn enable(app: State<AppState>, caller: Caller, id: Path<String>) -> Result<Response, ApiError> {
+    simple(app, caller, id, "key.enable", Command::EnableKey).await
+}
+
+pub(crate) async fn disable(app: State<AppState>, caller: Caller, id: Path<String>) -> Result<Response, ApiError> {
+    simple(app, caller, id, "key.disable", Command::DisableKey).await
+}
+
+pub(crate) async fn lock(app: State<AppState>, caller: Caller, id: Path<String>) -> Result<Response, ApiError> {
+    simple(app, caller, id, "key.lock", Command::LockKey).await
+}
+
+pub(crate) async fn unlock(app: State<AppState>, caller: Caller, id: Path<String>) -> Result<Response, ApiError> {
+    simple(app, caller, id, "key.unlock", Command::UnlockKey).await
+}
+
+async fn simple(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    operation: &'static str,
+    command: fn(KeyId) -> Command,
+) -> Result<Response, ApiError> {
+    let id = parse_key_id(&id)?;
+    key_write(app, caller, operation, id, command(id)).await
+}
+
+/// A write about key `id` answered `200 KEY`.
+async fn key_write(
+    app: AppState,
+    caller: Caller,
+    operation: &'static str,
+    id: KeyId,
+    command: Command,
+) -> Result<Response, ApiError> {
+    let now = app.node.now();
+    let (index, subject) = write(&app, &caller, now, Operation::new(operation, Target::Key(id)), command).await?;
+    let key = into_key(subject)?;
+    let body = render::key(&app.node.ledger().state(), &key, now);
+    Ok((index_header(index), axum::Json(body)).into_response())
+}
+
+pub(crate) async fn rotate(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    OptionalJson(req): OptionalJson<wire::RotateKeyRequest>,
+) -> Result<Response, ApiError> {
+    let id = parse_key_id(&id)?;
+    let now = app.node.now();
+    let grace = match req.grace.as_deref().map(str::trim) {
+        None => DEFAULT_GRACE,
+        Some("0") => Span::ZERO,
+        Some(text) => render::parse_span("grace", text)?,
+    };
+    // The replacement inherits name, description, owner and scope from the old key (the model
+    // copies them at apply); the old key's expiry here only decides the default lifetime: a
+    // key that never expires is replaced by one that never expires, where the account allows
+    // that (the bootstrap key never expires even where it does not; its successor gets 90d).
+    let (keep_never_expiring, name) = {
+        let state = app.node.ledger().state();
+        let old = state.key(&id);
+        let allowed = state.account(caller.account()).is_some_and(|a| a.settings.allow_never_expiring);
+        (allowed && old.is_some_and(|k| k.expires_at.is_none()), old.map(|k| k.name.clone()).unwrap_or_default())
+    };
+    let expires_at = match resolve_expiry(req.expires_in.as_deref(), req.expires_at.as_deref(), None, now)? {
+        Some(asked) => asked,
+        None if keep_never_expiring => None,
+        None => Some(add(now, DEFAULT_LIFETIME)?),
+    };
+    let secret = app.node.generate_secret();
+    let new_id = app.node.with_rng(|rng| KeyId::generate(now, rng));
+    let new = NewKey {
+        id: new_id,
+        owner: None,
+        name,
+        description: String::new(),
+        scope: None,
+        digest: secret.digest(),
+        hint: secret.hint(),
+        expires_at,
+    };
+    let command = Command::RotateKey { key: id, new, grace };
+    let (index, subject) = write(&app, &caller, now, Operation::new("key.rotate", Target::Key(id)), command).await?;
+    let key = into_key(subject)?;
+    let body = wire::RotatedKey {
+        key: render::key(&app.node.ledger().state(), &key, now),
+        secret: secret.expose().to_string(),
+        replaces: id.to_string(),
+    };
+    Ok((StatusCode::CREATED, index_header(index), axum::Json(body)).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn with(values: &[&str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for v in values {
+            headers.append(header::IF_MATCH, HeaderValue::from_str(v).unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn if_match_forms() {
+        assert_eq!(if_match(&with(&[])).unwrap(), None);
+        assert_eq!(if_match(&with(&["\"12\""])).unwrap(), Some(12));
+        assert_eq!(if_match(&with(&["12"])).unwrap(), Some(12));
+        assert_eq!(if_match(&with(&[" 7 "])).unwrap(), Some(7));
+        assert_eq!(if_match(&with(&["*"])).unwrap(), None);
+        for bad in ["", "\"\"", "abc", "W/\"12\"", "\"12", "-1", "+1", "\"1\", \"2\"", "99999999999999999999999"] {
+            assert!(if_match(&with(&[bad])).is_err(), "{bad:?}");
+        }
+        assert!(if_match(&with(&["1", "2"])).is_err());
+    }
+}

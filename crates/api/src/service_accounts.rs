@@ -1,0 +1,118 @@
+//! `/v1/service-accounts`: create, list, get, disable, enable, delete.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use keyledger_model::{Binding, Command, Owner, ServiceAccount, ServiceAccountId, State as LedgerState};
+use keyledger_wire as wire;
+
+use crate::error::ApiError;
+use crate::extract::{Caller, Json, Path};
+use crate::render;
+use crate::write::{index_header, into_service_account, write, Operation, Target};
+use crate::AppState;
+
+/// May `caller` see `sa`? Owners and admins see all of their account's; a user who is admin
+/// of a namespace sees those bound to it; a service account sees itself.
+fn visible(caller: &Caller, sa: &ServiceAccount) -> bool {
+    let principal = &caller.principal;
+    sa.account == *caller.account()
+        && (principal.is_account_admin()
+            || principal.identity == Owner::ServiceAccount(sa.id)
+            || sa.namespace().is_some_and(|ns| principal.is_namespace_admin(ns)))
+}
+
+fn parse_id(id: &str) -> Result<ServiceAccountId, ApiError> {
+    id.parse::<ServiceAccountId>().map_err(|_| ApiError::not_found("no such service account"))
+}
+
+/// `role`, or `namespace` and `permission`: exactly one of the two forms.
+fn binding(req: &wire::CreateServiceAccountRequest) -> Result<Binding, ApiError> {
+    match (&req.role, &req.namespace, &req.permission) {
+        (Some(role), None, None) => render::parse_role("role", role).map(Binding::Account),
+        (None, Some(namespace), Some(permission)) => Ok(Binding::Namespace {
+            namespace: namespace.clone(),
+            level: render::parse_level("permission", permission)?,
+        }),
+        _ => Err(ApiError::invalid(
+            "a service account takes either `role`, or `namespace` and `permission` (admin, write or read)",
+        )),
+    }
+}
+
+pub(crate) async fn create(
+    State(app): State<AppState>,
+    caller: Caller,
+    Json(req): Json<wire::CreateServiceAccountRequest>,
+) -> Result<Response, ApiError> {
+    let binding = binding(&req)?;
+    let now = app.node.now();
+    let id = app.node.with_rng(|rng| ServiceAccountId::generate(now, rng));
+    let command = Command::CreateServiceAccount { id, name: req.name.clone(), binding };
+    let operation = Operation::new("service_account.create", Target::Named(req.name));
+    let (index, subject) = write(&app, &caller, now, operation, command).await?;
+    let sa = into_service_account(subject)?;
+    Ok((StatusCode::CREATED, index_header(index), axum::Json(render::service_account(&sa))).into_response())
+}
+
+pub(crate) async fn list(State(app): State<AppState>, caller: Caller) -> axum::Json<wire::ServiceAccountList> {
+    let state = app.node.ledger().state();
+    let service_accounts = state.service_accounts().filter(|s| visible(&caller, s)).map(render::service_account);
+    axum::Json(wire::ServiceAccountList { service_accounts: service_accounts.collect() })
+}
+
+pub(crate) async fn get(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<axum::Json<wire::ServiceAccount>, ApiError> {
+    let state = app.node.ledger().state();
+    let sa = visible_service_account(&state, &caller, &id)?;
+    Ok(axum::Json(render::service_account(sa)))
+}
+
+fn visible_service_account<'s>(
+    state: &'s LedgerState,
+    caller: &Caller,
+    id: &str,
+) -> Result<&'s ServiceAccount, ApiError> {
+    let id = parse_id(id)?;
+    state
+        .service_account(&id)
+        .filter(|s| visible(caller, s))
+        .ok_or_else(|| ApiError::not_found("no such service account"))
+}
+
+pub(crate) async fn disable(app: State<AppState>, caller: Caller, id: Path<String>) -> Result<Response, ApiError> {
+    set_enabled(app, caller, id, false).await
+}
+
+pub(crate) async fn enable(app: State<AppState>, caller: Caller, id: Path<String>) -> Result<Response, ApiError> {
+    set_enabled(app, caller, id, true).await
+}
+
+async fn set_enabled(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    enabled: bool,
+) -> Result<Response, ApiError> {
+    let service_account = parse_id(&id)?;
+    let name = if enabled { "service_account.enable" } else { "service_account.disable" };
+    let operation = Operation::new(name, Target::ServiceAccount(service_account));
+    let command = Command::SetServiceAccountEnabled { service_account, enabled };
+    let (index, subject) = write(&app, &caller, app.node.now(), operation, command).await?;
+    let sa = into_service_account(subject)?;
+    Ok((index_header(index), axum::Json(render::service_account(&sa))).into_response())
+}
+
+pub(crate) async fn delete(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let operation = Operation::new("service_account.delete", Target::ServiceAccount(id));
+    let (index, _) = write(&app, &caller, app.node.now(), operation, Command::DeleteServiceAccount(id)).await?;
+    Ok((StatusCode::NO_CONTENT, index_header(index)).into_response())
+}

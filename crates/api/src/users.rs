@@ -1,0 +1,137 @@
+//! `/v1/users`: create, list, get, change role, disable, enable, delete, namespace permissions.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use keyledger_model::{Command, Owner, State as LedgerState, User, UserId};
+use keyledger_wire as wire;
+
+use crate::error::ApiError;
+use crate::extract::{Caller, Json, Path};
+use crate::render;
+use crate::write::{index_header, into_user, write, Operation, Target};
+use crate::AppState;
+
+/// May `caller` see `user`? Owners and admins see every user of their account; anyone else
+/// only itself.
+fn visible(caller: &Caller, user: &User) -> bool {
+    user.account == *caller.account()
+        && (caller.principal.is_account_admin() || caller.principal.identity == Owner::User(user.id))
+}
+
+fn parse_id(id: &str) -> Result<UserId, ApiError> {
+    id.parse::<UserId>().map_err(|_| ApiError::not_found("no such user"))
+}
+
+pub(crate) async fn create(
+    State(app): State<AppState>,
+    caller: Caller,
+    Json(req): Json<wire::CreateUserRequest>,
+) -> Result<Response, ApiError> {
+    let role = render::parse_role("role", &req.role)?;
+    let now = app.node.now();
+    let id = app.node.with_rng(|rng| UserId::generate(now, rng));
+    let command = Command::CreateUser { id, name: req.name.clone(), role };
+    let operation = Operation::new("user.create", Target::Named(req.name));
+    let (index, subject) = write(&app, &caller, now, operation, command).await?;
+    let user = into_user(subject)?;
+    Ok((StatusCode::CREATED, index_header(index), axum::Json(render::user(&user))).into_response())
+}
+
+pub(crate) async fn list(State(app): State<AppState>, caller: Caller) -> axum::Json<wire::UserList> {
+    let state = app.node.ledger().state();
+    let users = state.users().filter(|u| visible(&caller, u)).map(render::user).collect();
+    axum::Json(wire::UserList { users })
+}
+
+pub(crate) async fn get(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<axum::Json<wire::User>, ApiError> {
+    let state = app.node.ledger().state();
+    let user = visible_user(&state, &caller, &id)?;
+    Ok(axum::Json(render::user(user)))
+}
+
+fn visible_user<'s>(state: &'s LedgerState, caller: &Caller, id: &str) -> Result<&'s User, ApiError> {
+    let id = parse_id(id)?;
+    state.user(&id).filter(|u| visible(caller, u)).ok_or_else(|| ApiError::not_found("no such user"))
+}
+
+pub(crate) async fn update(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(req): Json<wire::UpdateUserRequest>,
+) -> Result<Response, ApiError> {
+    let user = parse_id(&id)?;
+    let role = render::parse_role("role", &req.role)?;
+    user_write(app, caller, "user.update", user, Command::SetUserRole { user, role }).await
+}
+
+pub(crate) async fn disable(app: State<AppState>, caller: Caller, id: Path<String>) -> Result<Response, ApiError> {
+    set_enabled(app, caller, id, false).await
+}
+
+pub(crate) async fn enable(app: State<AppState>, caller: Caller, id: Path<String>) -> Result<Response, ApiError> {
+    set_enabled(app, caller, id, true).await
+}
+
+async fn set_enabled(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    enabled: bool,
+) -> Result<Response, ApiError> {
+    let user = parse_id(&id)?;
+    let operation = if enabled { "user.enable" } else { "user.disable" };
+    user_write(app, caller, operation, user, Command::SetUserEnabled { user, enabled }).await
+}
+
+pub(crate) async fn delete(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let user = parse_id(&id)?;
+    let operation = Operation::new("user.delete", Target::User(user));
+    let (index, _) = write(&app, &caller, app.node.now(), operation, Command::DeleteUser(user)).await?;
+    Ok((StatusCode::NO_CONTENT, index_header(index)).into_response())
+}
+
+pub(crate) async fn set_namespace(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path((id, namespace)): Path<(String, String)>,
+    Json(req): Json<wire::NamespacePermissionRequest>,
+) -> Result<Response, ApiError> {
+    let user = parse_id(&id)?;
+    let level = Some(render::parse_level("permission", &req.permission)?);
+    let command = Command::SetUserNamespace { user, namespace, level };
+    user_write(app, caller, "user.namespace.set", user, command).await
+}
+
+pub(crate) async fn remove_namespace(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path((id, namespace)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let user = parse_id(&id)?;
+    let command = Command::SetUserNamespace { user, namespace, level: None };
+    user_write(app, caller, "user.namespace.remove", user, command).await
+}
+
+/// A write about user `id` answered `200 USER`.
+async fn user_write(
+    app: AppState,
+    caller: Caller,
+    operation: &'static str,
+    id: UserId,
+    command: Command,
+) -> Result<Response, ApiError> {
+    let operation = Operation::new(operation, Target::User(id));
+    let (index, subject) = write(&app, &caller, app.node.now(), operation, command).await?;
+    let user = into_user(subject)?;
+    Ok((index_header(index), axum::Json(render::user(&user))).into_response())
+}

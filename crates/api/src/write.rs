@@ -1,0 +1,158 @@
+//! The one way a handler writes: a complete proposal as the caller, through the cluster, and
+//! the outcome turned into the changed object or an [`ApiError`].
+//!
+//! Refusals for authorization are noted here, for every write at once: a `permission_denied`,
+//! or a `not_found` about an object that exists but that the caller may not see, goes to
+//! [`keyledger_cluster::ClusterNode::record_denial`] and so into a batched `denied` event.
+
+use axum::http::{HeaderMap, HeaderValue};
+use keyledger_cluster::Committed;
+use keyledger_model::{
+    Account, Command, KeyAction, KeyId, KeyRecord, Namespace, Outcome, Owner, Proposal, RejectCode, Rejection,
+    ServiceAccount, ServiceAccountId, State as LedgerState, Subject, Timestamp, User, UserId,
+};
+use keyledger_wire as wire;
+
+use crate::error::{current_request_id, ApiError};
+use crate::extract::Caller;
+use crate::AppState;
+
+/// What a write is: its name in `denied` events (`key.disable`) and the object it is about.
+pub(crate) struct Operation {
+    pub(crate) name: &'static str,
+    pub(crate) target: Target,
+}
+
+impl Operation {
+    pub(crate) fn new(name: &'static str, target: Target) -> Operation {
+        Operation { name, target }
+    }
+}
+
+/// The object a write is about.
+pub(crate) enum Target {
+    Key(KeyId),
+    User(UserId),
+    ServiceAccount(ServiceAccountId),
+    /// The identity a key is created for.
+    Identity(Owner),
+    /// Something named that every member of the account may see (a namespace, settings).
+    Named(String),
+}
+
+impl Target {
+    fn text(&self) -> String {
+        match self {
+            Target::Key(id) => id.to_string(),
+            Target::User(id) => id.to_string(),
+            Target::ServiceAccount(id) => id.to_string(),
+            Target::Identity(owner) => crate::render::owner_id(owner),
+            Target::Named(name) => name.clone(),
+        }
+    }
+
+    /// True when the object exists but `caller` may not see it (the model answered
+    /// `not_found` to hide it, not because it is missing).
+    fn hidden_from(&self, state: &LedgerState, caller: &Caller) -> bool {
+        let other_account = |account: &keyledger_model::AccountId| account != caller.account();
+        match self {
+            Target::Key(id) => {
+                state.key(id).is_some_and(|key| state.authorize_key(&caller.principal, key, KeyAction::Read).is_err())
+            }
+            Target::User(id) => state.user(id).is_some_and(|u| other_account(&u.account)),
+            Target::ServiceAccount(id) => state.service_account(id).is_some_and(|s| other_account(&s.account)),
+            Target::Identity(owner) => state.owner_account(owner).is_some_and(other_account),
+            Target::Named(_) => false,
+        }
+    }
+}
+
+/// Proposes `command` as `caller` at `now` and waits for its outcome: the commit index and the
+/// object the command was about, as it is after it.
+pub(crate) async fn write(
+    app: &AppState,
+    caller: &Caller,
+    now: Timestamp,
+    operation: Operation,
+    command: Command,
+) -> Result<(u64, Subject), ApiError> {
+    let proposal = Proposal {
+        time: now,
+        request_id: current_request_id().unwrap_or_default(),
+        actor: caller.actor(),
+        account: caller.account().clone(),
+        command,
+    };
+    let Committed { index, outcome } = app.node.propose(proposal).await?;
+    match outcome {
+        Outcome::Accepted { subject: Some(subject), .. } => Ok((index, *subject)),
+        Outcome::Rejected(rejection) => {
+            note_denial(app, caller, &operation, &rejection);
+            Err(rejection.into())
+        }
+        other => Err(ApiError::internal(format!("unexpected outcome {other:?} at index {index}"))),
+    }
+}
+
+fn note_denial(app: &AppState, caller: &Caller, operation: &Operation, rejection: &Rejection) {
+    let denied = match rejection.code {
+        RejectCode::PermissionDenied => true,
+        RejectCode::NotFound => operation.target.hidden_from(&app.node.ledger().state(), caller),
+        _ => false,
+    };
+    if denied {
+        app.node.record_denial(
+            caller.actor(),
+            caller.account().clone(),
+            operation.name,
+            &operation.target.text(),
+            &rejection.message,
+        );
+    }
+}
+
+/// `X-Keyledger-Index: <index>`, carried by every write's answer.
+pub(crate) fn index_header(index: u64) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(wire::INDEX_HEADER, HeaderValue::from(index));
+    headers
+}
+
+fn unexpected(what: &str, subject: &Subject) -> ApiError {
+    ApiError::internal(format!("a {what} write answered about {subject:?}"))
+}
+
+pub(crate) fn into_key(subject: Subject) -> Result<KeyRecord, ApiError> {
+    match subject {
+        Subject::Key(key) => Ok(key),
+        other => Err(unexpected("key", &other)),
+    }
+}
+
+pub(crate) fn into_user(subject: Subject) -> Result<User, ApiError> {
+    match subject {
+        Subject::User(user) => Ok(user),
+        other => Err(unexpected("user", &other)),
+    }
+}
+
+pub(crate) fn into_service_account(subject: Subject) -> Result<ServiceAccount, ApiError> {
+    match subject {
+        Subject::ServiceAccount(sa) => Ok(sa),
+        other => Err(unexpected("service account", &other)),
+    }
+}
+
+pub(crate) fn into_namespace(subject: Subject) -> Result<Namespace, ApiError> {
+    match subject {
+        Subject::Namespace(namespace) => Ok(namespace),
+        other => Err(unexpected("namespace", &other)),
+    }
+}
+
+pub(crate) fn into_account(subject: Subject) -> Result<Account, ApiError> {
+    match subject {
+        Subject::Account(account) => Ok(account),
+        other => Err(unexpected("account", &other)),
+    }
+}

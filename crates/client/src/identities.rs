@@ -1,0 +1,174 @@
+//! Methods for users, service accounts, namespaces, settings and accounts.
+
+use keyledger_wire as wire;
+use reqwest::{Method, StatusCode};
+
+use crate::{decode, expect, object_path, written, written_empty, Client, ClientError, Written};
+
+fn user_path(id: &str, suffix: &str) -> Result<String, ClientError> {
+    object_path("/v1/users", "user", id, suffix)
+}
+
+fn service_account_path(id: &str, suffix: &str) -> Result<String, ClientError> {
+    object_path("/v1/service-accounts", "service account", id, suffix)
+}
+
+/// `/v1/users/{id}/namespaces/{namespace}`, both encoded.
+fn user_namespace_path(id: &str, namespace: &str) -> Result<String, ClientError> {
+    let namespace = object_path("/namespaces", "namespace", namespace, "")?;
+    user_path(id, &namespace)
+}
+
+impl Client {
+    /// `POST /v1/users`.
+    pub async fn create_user(&self, req: &wire::CreateUserRequest) -> Result<Written<wire::User>, ClientError> {
+        let answer = self.send(Method::POST, "/v1/users".into(), Some(req), &[]).await?;
+        written(expect(answer, StatusCode::CREATED)?)
+    }
+
+    /// `GET /v1/users`: every user of the account for an owner or admin, else only the caller.
+    pub async fn list_users(&self) -> Result<wire::UserList, ClientError> {
+        let answer = self.send(Method::GET, "/v1/users".into(), None::<&()>, &[]).await?;
+        decode(&expect(answer, StatusCode::OK)?)
+    }
+
+    /// `GET /v1/users/{id}`.
+    pub async fn get_user(&self, id: &str) -> Result<wire::User, ClientError> {
+        let answer = self.send(Method::GET, user_path(id, "")?, None::<&()>, &[]).await?;
+        decode(&expect(answer, StatusCode::OK)?)
+    }
+
+    /// `PATCH /v1/users/{id}` `{"role"}`.
+    pub async fn set_user_role(&self, id: &str, role: &str) -> Result<Written<wire::User>, ClientError> {
+        let req = wire::UpdateUserRequest { role: role.to_string() };
+        let answer = self.send(Method::PATCH, user_path(id, "")?, Some(&req), &[]).await?;
+        written(expect(answer, StatusCode::OK)?)
+    }
+
+    /// `POST /v1/users/{id}/disable`: the user's keys stop verifying (`identity_disabled`).
+    pub async fn disable_user(&self, id: &str) -> Result<Written<wire::User>, ClientError> {
+        let answer = self.send(Method::POST, user_path(id, "/disable")?, None::<&()>, &[]).await?;
+        written(expect(answer, StatusCode::OK)?)
+    }
+
+    /// `POST /v1/users/{id}/enable`.
+    pub async fn enable_user(&self, id: &str) -> Result<Written<wire::User>, ClientError> {
+        let answer = self.send(Method::POST, user_path(id, "/enable")?, None::<&()>, &[]).await?;
+        written(expect(answer, StatusCode::OK)?)
+    }
+
+    /// `DELETE /v1/users/{id}`.
+    pub async fn delete_user(&self, id: &str) -> Result<Written<()>, ClientError> {
+        written_empty(self.send(Method::DELETE, user_path(id, "")?, None::<&()>, &[]).await?)
+    }
+
+    /// `PUT /v1/users/{id}/namespaces/{namespace}` `{"permission"}` (`admin`, `write`, `read`).
+    pub async fn set_user_namespace(
+        &self,
+        id: &str,
+        namespace: &str,
+        permission: &str,
+    ) -> Result<Written<wire::User>, ClientError> {
+        let req = wire::NamespacePermissionRequest { permission: permission.to_string() };
+        let answer = self.send(Method::PUT, user_namespace_path(id, namespace)?, Some(&req), &[]).await?;
+        written(expect(answer, StatusCode::OK)?)
+    }
+
+    /// `DELETE /v1/users/{id}/namespaces/{namespace}`: answers the user as it is after.
+    pub async fn remove_user_namespace(&self, id: &str, namespace: &str) -> Result<Written<wire::User>, ClientError> {
+        let answer = self.send(Method::DELETE, user_namespace_path(id, namespace)?, None::<&()>, &[]).await?;
+        written(expect(answer, StatusCode::OK)?)
+    }
+
+    /// `POST /v1/service-accounts`.
+    pub async fn create_service_account(
+        &self,
+        req: &wire::CreateServiceAccountRequest,
+    ) -> Result<Written<wire::ServiceAccount>, ClientError> {
+        let answer = self.send(Method::POST, "/v1/service-accounts".into(), Some(req), &[]).await?;
+        written(expect(answer, StatusCode::CREATED)?)
+    }
+
+    /// `GET /v1/service-accounts`: those the caller may see.
+    pub async fn list_service_accounts(&self) -> Result<wire::ServiceAccountList, ClientError> {
+        let answer = self.send(Method::GET, "/v1/service-accounts".into(), None::<&()>, &[]).await?;
+        decode(&expect(answer, StatusCode::OK)?)
+    }
+
+    /// `GET /v1/service-accounts/{id}`.
+    pub async fn get_service_account(&self, id: &str) -> Result<wire::ServiceAccount, ClientError> {
+        let answer = self.send(Method::GET, service_account_path(id, "")?, None::<&()>, &[]).await?;
+        decode(&expect(answer, StatusCode::OK)?)
+    }
+
+    /// `POST /v1/service-accounts/{id}/disable`.
+    pub async fn disable_service_account(&self, id: &str) -> Result<Written<wire::ServiceAccount>, ClientError> {
+        let answer = self.send(Method::POST, service_account_path(id, "/disable")?, None::<&()>, &[]).await?;
+        written(expect(answer, StatusCode::OK)?)
+    }
+
+    /// `POST /v1/service-accounts/{id}/enable`.
+    pub async fn enable_service_account(&self, id: &str) -> Result<Written<wire::ServiceAccount>, ClientError> {
+        let answer = self.send(Method::POST, service_account_path(id, "/enable")?, None::<&()>, &[]).await?;
+        written(expect(answer, StatusCode::OK)?)
+    }
+
+    /// `DELETE /v1/service-accounts/{id}`.
+    pub async fn delete_service_account(&self, id: &str) -> Result<Written<()>, ClientError> {
+        written_empty(self.send(Method::DELETE, service_account_path(id, "")?, None::<&()>, &[]).await?)
+    }
+
+    /// `POST /v1/namespaces`.
+    pub async fn create_namespace(&self, name: &str) -> Result<Written<wire::Namespace>, ClientError> {
+        let req = wire::CreateNamespaceRequest { name: name.to_string() };
+        let answer = self.send(Method::POST, "/v1/namespaces".into(), Some(&req), &[]).await?;
+        written(expect(answer, StatusCode::CREATED)?)
+    }
+
+    /// `GET /v1/namespaces`: the namespaces of the caller's account.
+    pub async fn list_namespaces(&self) -> Result<wire::NamespaceList, ClientError> {
+        let answer = self.send(Method::GET, "/v1/namespaces".into(), None::<&()>, &[]).await?;
+        decode(&expect(answer, StatusCode::OK)?)
+    }
+
+    /// `GET /v1/settings`: the caller's account's key policy.
+    pub async fn get_settings(&self) -> Result<wire::Settings, ClientError> {
+        let answer = self.send(Method::GET, "/v1/settings".into(), None::<&()>, &[]).await?;
+        decode(&expect(answer, StatusCode::OK)?)
+    }
+
+    /// `PATCH /v1/settings`: changes the fields that are set.
+    pub async fn update_settings(
+        &self,
+        req: &wire::UpdateSettingsRequest,
+    ) -> Result<Written<wire::Settings>, ClientError> {
+        let answer = self.send(Method::PATCH, "/v1/settings".into(), Some(req), &[]).await?;
+        written(expect(answer, StatusCode::OK)?)
+    }
+
+    /// `POST /v1/accounts`: another account, its owner and the owner's first key (whose
+    /// secret is in this answer only).
+    pub async fn create_account(
+        &self,
+        req: &wire::CreateAccountRequest,
+    ) -> Result<Written<wire::CreatedAccount>, ClientError> {
+        let answer = self.send(Method::POST, "/v1/accounts".into(), Some(req), &[]).await?;
+        written(expect(answer, StatusCode::CREATED)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths() {
+        assert_eq!(user_path("usr_1", "/disable").unwrap(), "/v1/users/usr_1/disable");
+        assert_eq!(service_account_path("sa_1", "").unwrap(), "/v1/service-accounts/sa_1");
+        assert_eq!(user_namespace_path("usr_1", "pay ments").unwrap(), "/v1/users/usr_1/namespaces/pay%20ments");
+        for (id, ns) in [("..", "payments"), ("usr_1", ".."), ("usr_1", "")] {
+            let err = user_namespace_path(id, ns).unwrap_err();
+            assert_eq!(err.code(), Some("not_found"), "{id} {ns}");
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! Users, service accounts, namespaces, account settings and accounts.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Key;
+
+/// USER.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct User {
+    pub id: String,
+    pub name: String,
+    /// `owner`, `admin`, `developer` or `read`.
+    pub role: String,
+    /// Namespace name to `admin`, `write` or `read`.
+    pub namespaces: BTreeMap<String, String>,
+    /// `enabled`, `disabled` or `deleted`.
+    pub state: String,
+    pub created_at: String,
+}
+
+/// `POST /v1/users`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUserRequest {
+    pub name: String,
+    pub role: String,
+}
+
+/// `PATCH /v1/users/{id}`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUserRequest {
+    pub role: String,
+}
+
+/// `PUT /v1/users/{id}/namespaces/{namespace}`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct NamespacePermissionRequest {
+    /// `admin`, `write` or `read`.
+    pub permission: String,
+}
+
+/// `GET /v1/users`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct UserList {
+    pub users: Vec<User>,
+}
+
+/// SERVICE_ACCOUNT: account-scoped (`role`) or namespace-scoped (`namespace` + `permission`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ServiceAccount {
+    pub id: String,
+    pub name: String,
+    pub role: Option<String>,
+    pub namespace: Option<String>,
+    pub permission: Option<String>,
+    /// `enabled`, `disabled` or `deleted`.
+    pub state: String,
+    pub created_at: String,
+}
+
+/// `POST /v1/service-accounts`: `name` and `role`, or `name`, `namespace` and `permission`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CreateServiceAccountRequest {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permission: Option<String>,
+}
+
+/// `GET /v1/service-accounts`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ServiceAccountList {
+    pub service_accounts: Vec<ServiceAccount>,
+}
+
+/// A namespace.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Namespace {
+    pub name: String,
+    pub created_at: String,
+}
+
+/// `POST /v1/namespaces`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CreateNamespaceRequest {
+    pub name: String,
+}
+
+/// `GET /v1/namespaces`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NamespaceList {
+    pub namespaces: Vec<Namespace>,
+}
+
+/// SETTINGS: the account's key policy.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Settings {
+    pub key_creation_enabled: bool,
+    /// A duration such as `730d`.
+    pub max_key_lifetime: String,
+    pub allow_never_expiring: bool,
+    pub max_keys_per_user: u32,
+    pub max_keys_per_service_account: u32,
+}
+
+/// `PATCH /v1/settings`: fields left out keep their value.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateSettingsRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_creation_enabled: Option<bool>,
+    /// A duration such as `730d` (between 1 day and 10 years).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_key_lifetime: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_never_expiring: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_keys_per_user: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_keys_per_service_account: Option<u32>,
+}
+
+/// `POST /v1/accounts`: another account, its owner, and the owner's first key.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CreateAccountRequest {
+    /// 1–63 characters of `a-z`, `0-9` and `-`, starting with a letter.
+    pub name: String,
+    pub owner_name: String,
+    /// The first key's lifetime, e.g. `30d` (default `90d`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<String>,
+}
+
+/// `201` answer to `POST /v1/accounts`: the owner's first key secret is shown here once.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CreatedAccount {
+    pub account: String,
+    pub owner: User,
+    pub key: Key,
+    pub secret: String,
+}
