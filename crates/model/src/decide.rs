@@ -203,7 +203,7 @@ impl State {
     fn decide_bootstrap(&self, p: &Proposal, admin: UserId, name: &str, key: &NewKey) -> Result<Decision, Rejection> {
         self.system(p)?;
         self.check_new_account(&p.account, admin, name)?;
-        self.check_key_shape(key)?;
+        self.check_first_key(&p.account, key)?;
         // The owner's first key may never expire (it is the operator's way in, to be rotated
         // once set up); an expiry, if given, follows the default account policy.
         if let Some(at) = key.expires_at {
@@ -223,7 +223,7 @@ impl State {
         let caller = self.caller(p)?;
         authz::authorize_account_creation(&caller).map_err(|r| refused(r, "account"))?;
         self.check_new_account(account, owner, name)?;
-        self.check_key_shape(key)?;
+        self.check_first_key(account, key)?;
         let settings = AccountSettings::default();
         match key.expires_at {
             Some(at) => check_expiry(at, p.time, &settings)?,
@@ -241,6 +241,16 @@ impl State {
             return Err(reject(RejectCode::Conflict, "a user with this id already exists"));
         }
         check_text("user name", name, MAX_NAME_CHARS, true)
+    }
+
+    /// The first key of a new account: a valid shape, and a scope that can exist there (the
+    /// account has no namespaces yet, so only a role).
+    fn check_first_key(&self, account: &AccountId, key: &NewKey) -> Result<(), Rejection> {
+        self.check_key_shape(key)?;
+        match &key.scope {
+            Some(scope) => self.check_scope(account, scope),
+            None => Ok(()),
+        }
     }
 
     fn new_account_events(
@@ -341,8 +351,12 @@ impl State {
         let live = self.keys_by_owner.get(&owner).map_or(0, |ids| {
             ids.iter()
                 .filter_map(|id| self.keys.get(id))
-                // A key rotated away with no grace expires at once: its slot is free.
-                .filter(|k| !(replacing.is_some_and(|old| old.id == k.id) && p.time >= k.expires_at.unwrap_or(p.time)))
+                // The key being rotated away counts with the expiry the rotation gives it:
+                // with no grace its slot is free at once.
+                .map(|k| match replacing {
+                    Some(old) if old.id == k.id => old,
+                    _ => k,
+                })
                 .filter(|k| k.is_live_at(p.time))
                 .count()
         });

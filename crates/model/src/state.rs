@@ -543,7 +543,10 @@ impl State {
                     old.revision = seq;
                     let digest = old.digest;
                     self.index.set_expiry(&digest, Some(*expires_at));
-                    self.expiry_queue.insert((*expires_at, *key));
+                    // Only a key that can still expire waits for its `expired` event.
+                    if matches!(old.state, KeyState::Enabled | KeyState::Disabled) {
+                        self.expiry_queue.insert((*expires_at, *key));
+                    }
                 }
                 if let Some(new) = self.keys.get_mut(replacement) {
                     new.replaces = Some(*key);

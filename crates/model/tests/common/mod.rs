@@ -7,8 +7,9 @@
 use std::collections::BTreeMap;
 
 use keyledger_model::{
-    token, AccountId, Actor, ChainHash, Command, KeyId, LedgerEntry, NewKey, Outcome, Proposal, Rejection, SecretToken,
-    Span, State, Timestamp, UserId,
+    token, AccountId, Actor, Binding, ChainHash, Command, KeyId, LedgerEntry, NewKey, Outcome, Owner, Principal,
+    Proposal, RejectCode, Rejection, Role, Scope, SecretToken, ServiceAccountId, SettingsPatch, Span, State, Timestamp,
+    UserId,
 };
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -58,6 +59,8 @@ pub(crate) struct World {
     pub(crate) owner_secret: SecretToken,
     /// The proposal that bootstrapped the world, for replays.
     pub(crate) bootstrap: Proposal,
+    /// Every proposal executed through `World::execute` (bootstrap first), with its answer.
+    pub(crate) journal: Vec<(Proposal, Outcome)>,
     next_request: u64,
 }
 
@@ -84,6 +87,7 @@ impl World {
                 account: AccountId::default_account(),
                 command: Command::Bootstrap { admin: owner, admin_name: "owner".to_string(), key },
             },
+            journal: Vec::new(),
             next_request: 0,
         };
         let proposal = world.bootstrap.clone();
@@ -133,6 +137,7 @@ impl World {
             Outcome::Internal => panic!("execute answered Internal"),
         }
         self.ledger.extend(entries.iter().cloned());
+        self.journal.push((proposal.clone(), outcome.clone()));
         (outcome, entries)
     }
 
@@ -190,4 +195,147 @@ pub(crate) fn check_chains(ledger: &[LedgerEntry]) {
         assert_eq!(event.account_prev_hash, account_prev, "account chain broken at seq {}", event.seq);
         account_heads.insert(event.account.clone(), (event.account_seq, event.account_hash));
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Acting as any identity, and building a cast of identities (shared by the authz, identity
+// and key-event tests).
+// ---------------------------------------------------------------------------------------
+
+/// The rejection code of a result, panicking on acceptance.
+pub(crate) fn rejected<T: std::fmt::Debug>(result: Result<T, Rejection>) -> RejectCode {
+    match result {
+        Ok(value) => panic!("expected a rejection, got {value:?}"),
+        Err(rejection) => rejection.code,
+    }
+}
+
+/// A parsed permission (`account:read`, `namespace:n:write`, …).
+pub(crate) fn perm(text: &str) -> keyledger_model::Permission {
+    text.parse().expect("a permission")
+}
+
+/// A new account made by `World::new_account`: its id, owner, and the owner's first key.
+#[derive(Debug, Clone)]
+pub(crate) struct OtherAccount {
+    pub(crate) id: AccountId,
+    pub(crate) owner: UserId,
+    pub(crate) owner_key: KeyId,
+    pub(crate) owner_secret: SecretToken,
+}
+
+impl World {
+    /// The actor presenting key `key` (its owner, with the key), as found in the state.
+    pub(crate) fn actor_of(&self, key: KeyId) -> Actor {
+        let record = self.state.key(&key).expect("the calling key exists");
+        match record.owner {
+            Owner::User(id) => Actor::User { id, key },
+            Owner::ServiceAccount(id) => Actor::ServiceAccount { id, key },
+        }
+    }
+
+    /// Executes `proposal` (with the world's checks); `Ok(events written)` or the rejection.
+    pub(crate) fn run(&mut self, proposal: &Proposal) -> Result<usize, Rejection> {
+        match self.execute(proposal) {
+            (Outcome::Accepted { events, .. }, _) => Ok(events as usize),
+            (Outcome::Rejected(rejection), _) => Err(rejection),
+            (Outcome::Internal, _) => unreachable!(),
+        }
+    }
+
+    /// Runs `command` as the holder of key `key`, in that key's account.
+    pub(crate) fn as_key(&mut self, key: KeyId, command: Command) -> Result<usize, Rejection> {
+        let actor = self.actor_of(key);
+        let account = self.state.key(&key).expect("the calling key exists").account.clone();
+        let mut proposal = self.proposal(actor, command);
+        proposal.account = account;
+        self.run(&proposal)
+    }
+
+    /// Runs `command` as the cluster itself, in the world's account.
+    pub(crate) fn as_system(&mut self, command: Command) -> Result<usize, Rejection> {
+        let proposal = self.proposal(Actor::System, command);
+        self.run(&proposal)
+    }
+
+    /// The principal behind key `key` now (panics if the key cannot authenticate).
+    pub(crate) fn principal_of(&self, key: KeyId) -> Principal {
+        self.state.principal(&key, self.now).expect("the key authenticates")
+    }
+
+    /// A `NewKey` for `owner` (`None`: the caller), expiring in 30 days, with `scope`.
+    pub(crate) fn new_key_for(
+        &mut self,
+        owner: Option<Owner>,
+        name: &str,
+        scope: Option<Scope>,
+    ) -> (NewKey, SecretToken) {
+        let now = self.now;
+        let (mut key, secret) = new_key(&mut self.rng, now, name, Some(Timestamp(now.0 + 30 * DAY)));
+        key.owner = owner;
+        key.scope = scope;
+        (key, secret)
+    }
+
+    /// Key `by` creates a key for `owner` (`None`: itself) with `scope`, expiring in 30 days.
+    pub(crate) fn key_by(
+        &mut self,
+        by: KeyId,
+        owner: Option<Owner>,
+        name: &str,
+        scope: Option<Scope>,
+    ) -> Result<(KeyId, SecretToken), Rejection> {
+        let (key, secret) = self.new_key_for(owner, name, scope);
+        let id = key.id;
+        self.as_key(by, Command::CreateKey(key)).map(|_| (id, secret))
+    }
+
+    /// The owner creates a key for `owner` with `scope` (panics on refusal).
+    pub(crate) fn key_for(&mut self, owner: Owner, name: &str, scope: Option<Scope>) -> (KeyId, SecretToken) {
+        let by = self.owner_key;
+        self.key_by(by, Some(owner), name, scope).unwrap_or_else(|r| panic!("key for {owner:?} refused: {r}"))
+    }
+
+    /// The owner creates namespace `name` (panics on refusal).
+    pub(crate) fn new_namespace(&mut self, name: &str) {
+        self.owner_does(Command::CreateNamespace { name: name.to_string() })
+            .unwrap_or_else(|r| panic!("namespace {name} refused: {r}"));
+    }
+
+    /// The owner creates a user with `role` (panics on refusal).
+    pub(crate) fn new_user(&mut self, name: &str, role: Role) -> UserId {
+        let id = UserId::generate(self.now, &mut self.rng);
+        self.owner_does(Command::CreateUser { id, name: name.to_string(), role })
+            .unwrap_or_else(|r| panic!("user {name} refused: {r}"));
+        id
+    }
+
+    /// The owner creates a service account with `binding` (panics on refusal).
+    pub(crate) fn new_service_account(&mut self, name: &str, binding: Binding) -> ServiceAccountId {
+        let id = ServiceAccountId::generate(self.now, &mut self.rng);
+        self.owner_does(Command::CreateServiceAccount { id, name: name.to_string(), binding })
+            .unwrap_or_else(|r| panic!("service account {name} refused: {r}"));
+        id
+    }
+
+    /// The owner changes the account's settings (panics on refusal).
+    pub(crate) fn set_settings(&mut self, patch: SettingsPatch) {
+        self.owner_does(Command::UpdateSettings(patch)).unwrap_or_else(|r| panic!("settings refused: {r}"));
+    }
+
+    /// The owner creates account `name` with its own owner and a 30-day first key.
+    pub(crate) fn new_account(&mut self, name: &str) -> OtherAccount {
+        let id = AccountId::new(name).expect("an account name");
+        let owner = UserId::generate(self.now, &mut self.rng);
+        let (key, owner_secret) = new_key(&mut self.rng, self.now, "first", Some(Timestamp(self.now.0 + 30 * DAY)));
+        let owner_key = key.id;
+        let command = Command::CreateAccount { account: id.clone(), owner, owner_name: format!("{name}-owner"), key };
+        assert_eq!(self.owner_does(command), Ok(3), "account {name}");
+        OtherAccount { id, owner, owner_key, owner_secret }
+    }
+}
+
+/// A binding of a namespace-scoped service account.
+pub(crate) fn in_namespace(namespace: &str, level: keyledger_model::Level) -> Binding {
+    Binding::Namespace { namespace: namespace.to_string(), level }
 }
