@@ -11,7 +11,9 @@
 //! - `cluster`: three voters, writes on followers, verify on every node, a follower catching up.
 //! - `failover`: a killed leader (writes resume, nothing lost, ledgers identical) and lost quorum.
 //! - `snapshot`: a node joining after log compaction receives the whole ledger by snapshot.
+//! - `idempotency`: retried writes with an `Idempotency-Key` answer once and write once.
 //! - `cli`: the command-line client's output and exit codes.
+//! - `cli_parity`: a command for every API operation, its JSON checked against the server's state.
 //! - `identities`: users, service accounts, namespaces, settings and accounts: shapes, who may
 //!   see and change them, refusals.
 //! - `key_ops`: update with `If-Match`, lock, rotate and its defaults, scopes, list filters.
@@ -19,9 +21,11 @@
 //!   namespace admins, locks, limits, the creation switch, expiry, last use, permissions).
 
 mod cli;
+mod cli_parity;
 mod cluster;
 mod errors;
 mod failover;
+mod idempotency;
 mod identities;
 mod key_ops;
 mod restart;

@@ -76,6 +76,13 @@ pub(crate) async fn write(
     operation: Operation,
     command: Command,
 ) -> Result<(u64, Subject), ApiError> {
+    // Commands whose first answer carried a secret: a retry cannot show it again.
+    let makes_secret =
+        matches!(command, Command::CreateKey(_) | Command::RotateKey { .. } | Command::CreateAccount { .. });
+    let command = match crate::idempotency::current() {
+        Some(idem) => Command::Idempotent { key: idem.key, fingerprint: idem.fingerprint, command: Box::new(command) },
+        None => command,
+    };
     let proposal = Proposal {
         time: now,
         request_id: current_request_id().unwrap_or_default(),
@@ -83,14 +90,40 @@ pub(crate) async fn write(
         account: caller.account().clone(),
         command,
     };
-    let Committed { index, outcome } = app.node.propose(proposal).await?;
+    let Committed { index, outcome, replayed } = app.node.propose(proposal).await?;
+    if replayed && makes_secret {
+        if let Outcome::Accepted { subject: Some(subject), .. } = &outcome {
+            return Err(ApiError::new(
+                axum::http::StatusCode::CONFLICT,
+                "conflict",
+                format!(
+                    "this request was already applied at index {index} ({}); a secret is shown only once, \
+                     so delete that key and create a new one if the secret was lost",
+                    subject_id(subject)
+                ),
+            ));
+        }
+    }
     match outcome {
         Outcome::Accepted { subject: Some(subject), .. } => Ok((index, *subject)),
         Outcome::Rejected(rejection) => {
-            note_denial(app, caller, &operation, &rejection);
+            // A replayed refusal was noted the first time.
+            if !replayed {
+                note_denial(app, caller, &operation, &rejection);
+            }
             Err(rejection.into())
         }
         other => Err(ApiError::internal(format!("unexpected outcome {other:?} at index {index}"))),
+    }
+}
+
+fn subject_id(subject: &Subject) -> String {
+    match subject {
+        Subject::Key(key) => format!("key {}", key.id),
+        Subject::User(user) => format!("user {}", user.id),
+        Subject::ServiceAccount(sa) => format!("service account {}", sa.id),
+        Subject::Namespace(ns) => format!("namespace {}", ns.name),
+        Subject::Account(account) => format!("account {}", account.id),
     }
 }
 

@@ -50,6 +50,18 @@ impl NodeConfig {
 pub struct Committed {
     pub index: u64,
     pub outcome: Outcome,
+    /// A retry with the same `Idempotency-Key`: `index` and `outcome` are the first request's,
+    /// and nothing new was written. A secret made for this retry was never stored.
+    pub replayed: bool,
+}
+
+impl Committed {
+    fn new(index: u64, outcome: Outcome) -> Committed {
+        match outcome {
+            Outcome::Replayed { index, outcome } => Committed { index, outcome: *outcome, replayed: true },
+            outcome => Committed { index, outcome, replayed: false },
+        }
+    }
 }
 
 /// Why a write was not acknowledged.
@@ -345,7 +357,7 @@ impl ClusterNode {
             return Err(Refusal::Unavailable("the leader cannot reach a quorum".into()));
         }
         match tokio::time::timeout(WRITE_DEADLINE, self.raft.client_write(proposal)).await {
-            Ok(Ok(response)) => Ok(Committed { index: response.log_id.index, outcome: response.data }),
+            Ok(Ok(response)) => Ok(Committed::new(response.log_id.index, response.data)),
             // Refused before it was appended, or its entry was truncated away: not written.
             Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
                 Err(Refusal::NotLeader(f.leader_id.zip(f.leader_node.map(|n| n.addr))))

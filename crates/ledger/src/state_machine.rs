@@ -7,6 +7,7 @@
 
 use std::io::Cursor;
 
+use keyledger_model::idempotency::{Record, RecordKey, Table};
 use keyledger_model::{ChainHead, LedgerEntry, Outcome, State};
 use openraft::storage::RaftStateMachine;
 use openraft::{
@@ -22,12 +23,16 @@ use crate::{Node, NodeId, TypeConfig};
 const APPLIED: &[u8] = b"m:applied";
 const MEMBERSHIP: &[u8] = b"m:membership";
 const SNAPSHOT: &[u8] = b"m:snapshot";
+/// Prefix of the idempotency records in the ledger tree (beside `e` events and `m:` meta).
+const IDEMPOTENCY_PREFIX: u8 = b'i';
 
-/// What a snapshot carries besides openraft's meta: the whole ledger.
+/// What a snapshot carries besides openraft's meta: the whole ledger, and the table of
+/// idempotent requests (state-machine state that is not ledger history).
 #[derive(Serialize, Deserialize)]
 struct SnapshotPayload {
     head: ChainHead,
     entries: Vec<LedgerEntry>,
+    idempotency: Vec<(RecordKey, Record)>,
 }
 
 /// The last snapshot we built or installed: its meta and the ledger head it covers.
@@ -36,6 +41,8 @@ struct SnapshotPayload {
 struct SnapshotRecord {
     meta: SnapshotMeta<NodeId, Node>,
     head_seq: u64,
+    /// The idempotency table as of the snapshot (it changes, unlike the ledger prefix).
+    idempotency: Vec<(RecordKey, Record)>,
 }
 
 pub struct StateMachine {
@@ -43,6 +50,7 @@ pub struct StateMachine {
     last_applied: Option<LogId<NodeId>>,
     membership: StoredMembership<NodeId, Node>,
     snapshot: Option<SnapshotRecord>,
+    idempotency: Table,
 }
 
 fn read_err(e: impl std::error::Error + 'static) -> StorageError<NodeId> {
@@ -61,7 +69,13 @@ impl StateMachine {
         let last_applied = get(APPLIED)?.map(|b| codec::decode(&b)).transpose()?.flatten();
         let membership = get(MEMBERSHIP)?.map(|b| codec::decode(&b)).transpose()?.unwrap_or_default();
         let snapshot = get(SNAPSHOT)?.map(|b| codec::decode(&b)).transpose()?;
-        Ok(StateMachine { ledger, last_applied, membership, snapshot })
+        let mut records = Vec::new();
+        for item in tree.scan_prefix([IDEMPOTENCY_PREFIX]) {
+            let (key, value) = item?;
+            records.push((codec::decode(&key[1..])?, codec::decode(&value)?));
+        }
+        let idempotency = Table::from_records(records);
+        Ok(StateMachine { ledger, last_applied, membership, snapshot, idempotency })
     }
 
     pub fn ledger(&self) -> &Ledger {
@@ -71,10 +85,21 @@ impl StateMachine {
 
 /// The snapshot bytes for the ledger up to `head_seq`. The ledger is append-only, so events
 /// `1..=head_seq` are the same whenever they are read.
-fn snapshot_data(ledger: &Ledger, head_seq: u64) -> Result<Vec<u8>, StorageError<NodeId>> {
+fn snapshot_data(
+    ledger: &Ledger,
+    head_seq: u64,
+    idempotency: Vec<(RecordKey, Record)>,
+) -> Result<Vec<u8>, StorageError<NodeId>> {
     let entries = ledger.entries(1, head_seq).collect::<Result<Vec<_>, _>>().map_err(read_err)?;
     let head = entries.last().map_or(ChainHead::EMPTY, |e| ChainHead { seq: e.event.seq, hash: e.event.hash });
-    codec::encode(&SnapshotPayload { head, entries }).map_err(read_err)
+    codec::encode(&SnapshotPayload { head, entries, idempotency }).map_err(read_err)
+}
+
+/// Where one idempotency record is stored: `i` + its encoded key.
+fn idempotency_key(key: &RecordKey) -> Result<Vec<u8>, StorageError<NodeId>> {
+    let mut out = vec![IDEMPOTENCY_PREFIX];
+    out.extend(codec::encode(key).map_err(write_err)?);
+    Ok(out)
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachine {
@@ -104,9 +129,16 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                         Outcome::Internal
                     }
                     EntryPayload::Normal(proposal) => {
-                        let (outcome, new_entries) = state.execute(&proposal);
+                        let (outcome, new_entries, change) =
+                            self.idempotency.execute(&mut state, &proposal, entry.log_id.index);
                         for new in &new_entries {
                             batch.insert(&event_key(new.event.seq), codec::encode(new).map_err(write_err)?);
+                        }
+                        for key in &change.removed {
+                            batch.remove(idempotency_key(key)?);
+                        }
+                        if let Some((key, record)) = &change.inserted {
+                            batch.insert(idempotency_key(key)?, codec::encode(record).map_err(write_err)?);
                         }
                         outcome
                     }
@@ -128,6 +160,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             last_applied: self.last_applied,
             membership: self.membership.clone(),
             head_seq: self.ledger.state().head().seq,
+            idempotency: self.idempotency.records().map(|(k, r)| (k.clone(), r.clone())).collect(),
         }
     }
 
@@ -158,13 +191,19 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
         let tree = self.ledger.tree();
         let mut batch = sled::Batch::default();
-        for item in tree.scan_prefix([EVENT_PREFIX]) {
-            batch.remove(item.map_err(write_err)?.0);
+        for prefix in [EVENT_PREFIX, IDEMPOTENCY_PREFIX] {
+            for item in tree.scan_prefix([prefix]) {
+                batch.remove(item.map_err(write_err)?.0);
+            }
         }
         for entry in &payload.entries {
             batch.insert(&event_key(entry.event.seq), codec::encode(entry).map_err(write_err)?);
         }
-        let record = SnapshotRecord { meta: meta.clone(), head_seq: payload.head.seq };
+        for (key, record) in &payload.idempotency {
+            batch.insert(idempotency_key(key)?, codec::encode(record).map_err(write_err)?);
+        }
+        let record =
+            SnapshotRecord { meta: meta.clone(), head_seq: payload.head.seq, idempotency: payload.idempotency.clone() };
         batch.insert(APPLIED, codec::encode(&meta.last_log_id).map_err(write_err)?);
         batch.insert(MEMBERSHIP, codec::encode(&meta.last_membership).map_err(write_err)?);
         batch.insert(SNAPSHOT, codec::encode(&record).map_err(write_err)?);
@@ -172,6 +211,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.ledger.db().flush_async().await.map_err(write_err)?;
 
         self.ledger.replace_state(state);
+        self.idempotency = Table::from_records(payload.idempotency);
         self.last_applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
         self.snapshot = Some(record);
@@ -187,7 +227,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let Some(record) = self.snapshot.clone() else {
             return Ok(None);
         };
-        let data = snapshot_data(&self.ledger, record.head_seq)?;
+        let data = snapshot_data(&self.ledger, record.head_seq, record.idempotency.clone())?;
         Ok(Some(Snapshot { meta: record.meta, snapshot: Box::new(Cursor::new(data)) }))
     }
 }
@@ -198,6 +238,7 @@ pub struct SnapshotBuilder {
     last_applied: Option<LogId<NodeId>>,
     membership: StoredMembership<NodeId, Node>,
     head_seq: u64,
+    idempotency: Vec<(RecordKey, Record)>,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
@@ -208,8 +249,9 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         };
         let meta =
             SnapshotMeta { last_log_id: self.last_applied, last_membership: self.membership.clone(), snapshot_id };
-        let record = SnapshotRecord { meta: meta.clone(), head_seq: self.head_seq };
-        let data = snapshot_data(&self.ledger, self.head_seq)?;
+        let record =
+            SnapshotRecord { meta: meta.clone(), head_seq: self.head_seq, idempotency: self.idempotency.clone() };
+        let data = snapshot_data(&self.ledger, self.head_seq, self.idempotency.clone())?;
         let tree = self.ledger.tree();
         tree.insert(SNAPSHOT, codec::encode(&record).map_err(write_err)?).map_err(write_err)?;
         self.ledger.db().flush_async().await.map_err(write_err)?;

@@ -121,3 +121,38 @@ async fn a_damaged_snapshot_is_refused_and_changes_nothing() {
     assert_eq!(other.ledger.state().head().seq, 0);
     assert_eq!(other_sm.applied_state().await.unwrap().0, None);
 }
+
+/// A retry of an idempotent request committed before a snapshot, or before a restart, is still
+/// recognised: the table travels in snapshots and is stored beside `last_applied`.
+#[tokio::test]
+async fn idempotency_records_survive_snapshots_and_restarts() {
+    let mut entries = history(1);
+    let Some(EntryPayload::Normal(create)) = entries.pop().map(|e| e.payload) else { panic!("a normal entry") };
+    let idempotent = |index, proposal: &Proposal| {
+        let command =
+            Command::Idempotent { key: "k1".into(), fingerprint: [7; 32], command: Box::new(proposal.command.clone()) };
+        entry(index, Proposal { command, ..proposal.clone() })
+    };
+    entries.push(idempotent(2, &create));
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Storage::open(dir.path()).unwrap();
+    let mut sm = storage.state_machine;
+    let outcomes = sm.apply(entries).await.unwrap();
+    assert!(matches!(outcomes[1], Outcome::Accepted { events: 1, .. }), "{:?}", outcomes[1]);
+    let replay = |outcomes: Vec<Outcome>| match &outcomes[0] {
+        Outcome::Replayed { index, .. } => *index,
+        other => panic!("not replayed: {other:?}"),
+    };
+
+    let snapshot = sm.get_snapshot_builder().await.build_snapshot().await.unwrap();
+    let other_dir = tempfile::tempdir().unwrap();
+    let mut other = Storage::open(other_dir.path()).unwrap().state_machine;
+    other.install_snapshot(&snapshot.meta, snapshot.snapshot).await.unwrap();
+    assert_eq!(replay(other.apply([idempotent(3, &create)]).await.unwrap()), 2);
+
+    drop(sm);
+    drop(storage.ledger);
+    drop(storage.log_store);
+    let mut reopened = Storage::open(dir.path()).unwrap().state_machine;
+    assert_eq!(replay(reopened.apply([idempotent(3, &create)]).await.unwrap()), 2);
+}

@@ -154,6 +154,8 @@ impl State {
             Command::CreateAccount { account, owner, owner_name, key } => {
                 self.decide_create_account(p, account, *owner, owner_name, key)
             }
+            // Retries are answered by `idempotency::Table`; on its own the command is its inner one.
+            Command::Idempotent { command, .. } => self.decide(&Proposal { command: (**command).clone(), ..p.clone() }),
         }
     }
 

@@ -14,6 +14,7 @@ pub mod authz;
 mod base62;
 mod decide;
 pub mod event;
+pub mod idempotency;
 pub mod ids;
 mod index;
 pub mod permissions;

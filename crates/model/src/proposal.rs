@@ -104,6 +104,12 @@ pub enum Command {
         owner_name: String,
         key: NewKey,
     },
+    /// `command` sent with an `Idempotency-Key`: see [`crate::idempotency`].
+    Idempotent {
+        key: String,
+        fingerprint: [u8; 32],
+        command: Box<Command>,
+    },
 }
 
 /// A key as proposed: everything fixed, the secret reduced to its digest and hint.
@@ -220,6 +226,12 @@ pub enum Outcome {
         subject: Option<Box<Subject>>,
     },
     Rejected(Rejection),
+    /// A retry with the same `Idempotency-Key`: what the first request, committed at `index`,
+    /// answered. Nothing was written.
+    Replayed {
+        index: u64,
+        outcome: Box<Outcome>,
+    },
 }
 
 /// The object a command was about, as it is after the command, for the answer.
@@ -238,6 +250,7 @@ impl Outcome {
     /// The key the command was about, if it was accepted and about a key.
     pub fn key(&self) -> Option<&KeyRecord> {
         match self {
+            Outcome::Replayed { outcome, .. } => outcome.key(),
             Outcome::Accepted { subject: Some(subject), .. } => match subject.as_ref() {
                 Subject::Key(key) => Some(key),
                 _ => None,

@@ -1,0 +1,73 @@
+//! `Idempotency-Key` on writes: the header and a fingerprint of the request (method, path,
+//! body) ride with the handler as a task-local, and [`crate::write::write`] wraps the command
+//! so the state machine can answer a retry from its table (see `keyledger_model::idempotency`).
+
+use axum::body::{to_bytes, Body};
+use axum::extract::Request;
+use axum::http::Method;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use keyledger_model::idempotency::MAX_KEY_LEN;
+use sha3::{Digest, Sha3_256};
+
+use crate::error::ApiError;
+use crate::BODY_LIMIT;
+
+pub(crate) const HEADER: &str = "idempotency-key";
+
+/// The retry identity of the current request.
+#[derive(Debug, Clone)]
+pub(crate) struct Idempotency {
+    pub(crate) key: String,
+    pub(crate) fingerprint: [u8; 32],
+}
+
+tokio::task_local! {
+    static CURRENT: Option<Idempotency>;
+}
+
+/// The current request's `Idempotency-Key`, if it sent one.
+pub(crate) fn current() -> Option<Idempotency> {
+    CURRENT.try_with(Clone::clone).ok().flatten()
+}
+
+/// Reads `Idempotency-Key` on writes, fingerprints the request and makes both visible to the
+/// handler. A malformed key is refused before anything else happens.
+pub(crate) async fn layer(request: Request, next: Next) -> Response {
+    let is_write = matches!(*request.method(), Method::POST | Method::PATCH | Method::PUT | Method::DELETE);
+    let Some(value) = request.headers().get(HEADER).filter(|_| is_write).cloned() else {
+        return CURRENT.scope(None, next.run(request)).await;
+    };
+    let key = match value.to_str() {
+        Ok(key) if !key.is_empty() && key.len() <= MAX_KEY_LEN && key.bytes().all(|b| b.is_ascii_graphic()) => {
+            key.to_string()
+        }
+        _ => {
+            return ApiError::invalid(format!(
+                "`Idempotency-Key` must be 1 to {MAX_KEY_LEN} printable ASCII characters"
+            ))
+            .into_response()
+        }
+    };
+    let (parts, body) = request.into_parts();
+    let bytes = match to_bytes(body, BODY_LIMIT).await {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            return ApiError::new(
+                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "the request body is larger than 1 MiB",
+            )
+            .into_response()
+        }
+    };
+    let mut hasher = Sha3_256::new();
+    hasher.update(parts.method.as_str().as_bytes());
+    hasher.update([0]);
+    hasher.update(parts.uri.path().as_bytes());
+    hasher.update([0]);
+    hasher.update(&bytes);
+    let idempotency = Idempotency { key, fingerprint: hasher.finalize().into() };
+    let request = Request::from_parts(parts, Body::from(bytes));
+    CURRENT.scope(Some(idempotency), next.run(request)).await
+}
