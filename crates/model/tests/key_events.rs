@@ -842,7 +842,7 @@ impl Session {
                 prop_assert_eq!(*events as usize, entries.len());
                 prop_assert_eq!(*head, self.world.state.head());
             }
-            Outcome::Internal => return Err(TestCaseError::fail("Internal")),
+            Outcome::Internal | Outcome::Replayed { .. } => return Err(TestCaseError::fail("Internal")),
         }
         self.world.ledger.extend(entries.iter().cloned());
         self.proposals.push(proposal.clone());

@@ -242,7 +242,9 @@ impl Session {
         let got = match &outcome {
             Outcome::Accepted { events, .. } => Expected::Accepted { events: *events },
             Outcome::Rejected(r) => Expected::Rejected(r.code),
-            Outcome::Internal => return Err(TestCaseError::fail("execute answered Internal")),
+            Outcome::Internal | Outcome::Replayed { .. } => {
+                return Err(TestCaseError::fail("execute answered Internal or Replayed"))
+            }
         };
         prop_assert_eq!(got, expected, "{:?}", proposal.command);
 
@@ -259,7 +261,7 @@ impl Session {
                     prop_assert_eq!(after, &before, "a no-op changed the state");
                 }
             }
-            Outcome::Internal => unreachable!(),
+            Outcome::Internal | Outcome::Replayed { .. } => unreachable!(),
         }
 
         // The new events continue the chain and respect the lifecycle.

@@ -135,6 +135,7 @@ impl World {
                 assert_eq!(*head, self.state.head());
             }
             Outcome::Internal => panic!("execute answered Internal"),
+            Outcome::Replayed { .. } => panic!("State::execute never replays: the idempotency table does"),
         }
         self.ledger.extend(entries.iter().cloned());
         self.journal.push((proposal.clone(), outcome.clone()));
@@ -147,7 +148,7 @@ impl World {
         match self.execute(&proposal) {
             (Outcome::Accepted { events, .. }, _) => Ok(events as usize),
             (Outcome::Rejected(rejection), _) => Err(rejection),
-            (Outcome::Internal, _) => unreachable!(),
+            (Outcome::Internal | Outcome::Replayed { .. }, _) => unreachable!(),
         }
     }
 
@@ -239,7 +240,7 @@ impl World {
         match self.execute(proposal) {
             (Outcome::Accepted { events, .. }, _) => Ok(events as usize),
             (Outcome::Rejected(rejection), _) => Err(rejection),
-            (Outcome::Internal, _) => unreachable!(),
+            (Outcome::Internal | Outcome::Replayed { .. }, _) => unreachable!(),
         }
     }
 
