@@ -11,6 +11,7 @@
 mod accounts;
 mod error;
 mod extract;
+mod idempotency;
 mod key_ops;
 mod keys;
 mod namespaces;
@@ -80,6 +81,7 @@ pub fn router(node: Arc<ClusterNode>) -> Router {
     v1.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn(idempotency::layer))
         .layer(CatchPanicLayer::custom(|_panic| ApiError::internal("a handler panicked").into_response()))
         // Error answers are part of normal operation (a 503 from /readyz, a 404): logged at
         // debug; real failures are logged where they happen.
