@@ -1,17 +1,25 @@
 //! The client commands: flags, dispatch, and what is shared between them (the connection
-//! flags, the output format, exit codes). Each command group has its own module.
+//! flags, the output format, exit codes, how a new secret is handed over). Each command group
+//! has its own module.
 
+mod account;
 mod apikey;
 mod cluster;
 mod login;
+mod namespace;
+mod service_account;
+mod settings;
 mod table;
+mod user;
 mod verify;
 
 use std::convert::Infallible;
 use std::fmt;
 use std::io::{self, Write};
+use std::path::Path;
 use std::str::FromStr;
 
+use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 use keyledger_client::{Client, ClientError};
 use serde::Serialize;
@@ -46,7 +54,7 @@ impl Outcome {
 /// The commands that talk to a server.
 #[derive(Subcommand)]
 pub(crate) enum ClientCommand {
-    /// Create, list, inspect, enable, disable and delete API keys.
+    /// Create, list, inspect, update, enable, disable, lock, rotate and delete API keys.
     Apikey {
         #[command(flatten)]
         conn: ConnArgs,
@@ -63,6 +71,41 @@ pub(crate) enum ClientCommand {
         conn: ConnArgs,
         #[command(flatten)]
         args: verify::VerifyArgs,
+    },
+    /// Create, list and change users: role, namespace permissions, state.
+    User {
+        #[command(flatten)]
+        conn: ConnArgs,
+        #[command(subcommand)]
+        command: user::UserCommand,
+    },
+    /// Create, list, inspect, disable, enable and delete service accounts.
+    ServiceAccount {
+        #[command(flatten)]
+        conn: ConnArgs,
+        #[command(subcommand)]
+        command: service_account::ServiceAccountCommand,
+    },
+    /// Create and list the account's namespaces.
+    Namespace {
+        #[command(flatten)]
+        conn: ConnArgs,
+        #[command(subcommand)]
+        command: namespace::NamespaceCommand,
+    },
+    /// Show or change the account's key policy.
+    Settings {
+        #[command(flatten)]
+        conn: ConnArgs,
+        #[command(subcommand)]
+        command: settings::SettingsCommand,
+    },
+    /// Create another account, with its owner and the owner's first API key.
+    Account {
+        #[command(flatten)]
+        conn: ConnArgs,
+        #[command(subcommand)]
+        command: account::AccountCommand,
     },
     /// Inspect the cluster.
     Cluster {
@@ -148,26 +191,65 @@ impl fmt::Debug for Secret {
 /// Runs one client command.
 pub(crate) async fn run(command: ClientCommand) -> anyhow::Result<Outcome> {
     match command {
-        ClientCommand::Apikey { conn, command } => {
-            apikey::run(&conn.client()?, conn.output, command).await?;
-            Ok(Outcome::Success)
+        ClientCommand::Apikey { conn, command } => apikey::run(&conn.client()?, conn.output, command).await?,
+        ClientCommand::Verify { conn, args } => return verify::run(&conn.client()?, conn.output, args).await,
+        ClientCommand::User { conn, command } => user::run(&conn.client()?, conn.output, command).await?,
+        ClientCommand::ServiceAccount { conn, command } => {
+            service_account::run(&conn.client()?, conn.output, command).await?
         }
-        ClientCommand::Verify { conn, args } => verify::run(&conn.client()?, conn.output, args).await,
-        ClientCommand::Cluster { conn, command } => {
-            cluster::run(&conn.client()?, conn.output, command).await?;
-            Ok(Outcome::Success)
-        }
-        ClientCommand::Login(args) => login::login(args).await.map(|()| Outcome::Success),
-        ClientCommand::Logout => login::logout().map(|()| Outcome::Success),
+        ClientCommand::Namespace { conn, command } => namespace::run(&conn.client()?, conn.output, command).await?,
+        ClientCommand::Settings { conn, command } => settings::run(&conn.client()?, conn.output, command).await?,
+        ClientCommand::Account { conn, command } => account::run(&conn.client()?, conn.output, command).await?,
+        ClientCommand::Cluster { conn, command } => cluster::run(&conn.client()?, conn.output, command).await?,
+        ClientCommand::Login(args) => login::login(args).await?,
+        ClientCommand::Logout => login::logout()?,
     }
+    Ok(Outcome::Success)
 }
 
 /// Writes `secret` and a newline to a new file readable only by its owner.
-pub(crate) fn write_secret_file(path: &std::path::Path, secret: &str) -> io::Result<()> {
+pub(crate) fn write_secret_file(path: &Path, secret: &str) -> io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
     file.write_all(format!("{secret}\n").as_bytes())?;
     file.sync_all()
+}
+
+/// Refuses a `--file` that already exists, to be called before anything is created on the
+/// server: a secret goes only to a new file, never over another.
+fn refuse_existing_file(file: Option<&Path>) -> anyhow::Result<()> {
+    match file {
+        Some(path) if path.exists() => {
+            anyhow::bail!("{} already exists; the secret goes only to a new file", path.display())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// [`write_secret_file`] for a secret the server just made; a failure names what was created
+/// (`created`, e.g. "the key key_1"), since its secret is now lost.
+fn store_secret(path: &Path, secret: &str, created: &str) -> anyhow::Result<()> {
+    write_secret_file(path, secret)
+        .with_context(|| format!("{created} was created, but its secret could not be written"))
+}
+
+/// `headline`, then the new secret shown this once, or where it was written (`file`).
+fn write_secret_notice(out: &mut dyn Write, headline: &str, secret: &str, file: Option<&Path>) -> io::Result<()> {
+    match file {
+        None => {
+            writeln!(out, "{headline} Its secret, shown this once:")?;
+            writeln!(out)?;
+            writeln!(out, "    {secret}")?;
+            writeln!(out)?;
+            writeln!(out, "Store it now: it cannot be shown again.")
+        }
+        Some(path) => writeln!(out, "{headline} Its secret was written to {} (mode 0600).", path.display()),
+    }
+}
+
+/// The JSON answer to a delete, which has no body of its own.
+fn deleted_json(id: &str, index: u64) -> serde_json::Value {
+    serde_json::json!({"id": id, "deleted": true, "index": index})
 }
 
 /// Writes rendered output to stdout in one go.

@@ -1,15 +1,22 @@
-//! `keyledger apikey ...`: the key lifecycle commands and how keys are shown.
+//! `keyledger apikey ...`: the key lifecycle commands. How keys are shown is in `show`.
 
-use std::io::{self, Write};
+mod show;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::str::FromStr;
 
 use anyhow::bail;
-use anyhow::Context;
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{ArgGroup, Args, Subcommand, ValueEnum};
 use keyledger_client::{Client, ListKeys};
-use keyledger_wire::{self as wire, CreateKeyRequest, CreatedKey, Key, KeyList, OwnerKind, OwnerRef};
+use keyledger_wire::{
+    CreateKeyRequest, Key, KeyList, KeyScope, OwnerKind, OwnerRef, RotateKeyRequest, UpdateKeyRequest,
+};
 
-use super::table::Table;
-use super::{emit, write_json, Output};
+use super::{deleted_json, emit, refuse_existing_file, store_secret, write_json, Output};
+pub(crate) use show::identity_long;
+use show::{write_created, write_key, write_key_detail, write_key_table, write_rotated, RotatedInFile, SecretInFile};
 
 /// The server's largest page.
 const MAX_PAGE: usize = 1000;
@@ -22,10 +29,21 @@ pub(crate) enum ApikeyCommand {
     List(ListArgs),
     /// Show one key.
     Get(IdArgs),
+    /// Rename a key or change its description.
+    Update(UpdateArgs),
     /// Enable a disabled key.
     Enable(IdArgs),
     /// Disable a key: it stops verifying until enabled again.
     Disable(IdArgs),
+    /// Lock a key: it cannot be updated, disabled or deleted until unlocked.
+    Lock(IdArgs),
+    /// Unlock a locked key.
+    Unlock(IdArgs),
+    /// Replace a key by a new one; its secret is printed this once.
+    ///
+    /// The new key has the old one's owner, name, description and scope; the old key keeps
+    /// working for the grace period, then expires.
+    Rotate(RotateArgs),
     /// Delete a key for good.
     Delete(IdArgs),
 }
@@ -53,30 +71,79 @@ pub(crate) struct CreateArgs {
     /// Create the key for this service account (default: the caller).
     #[arg(long, value_name = "ID")]
     service_account_id: Option<String>,
+    /// Narrow the key below its owner's permissions: role:ROLE (e.g. role:developer), or
+    /// namespace:NS:PERMISSION (e.g. namespace:payments:write), repeatable for namespaces.
+    #[arg(long, value_name = "SCOPE")]
+    scope: Vec<ScopePart>,
     /// Write the secret to this new file (mode 0600) instead of printing it.
     #[arg(long, value_name = "PATH")]
-    file: Option<std::path::PathBuf>,
+    file: Option<PathBuf>,
 }
 
 impl CreateArgs {
-    // Request fields the CLI has no flag for keep their defaults.
-    #[allow(clippy::needless_update)]
-    fn request(&self) -> CreateKeyRequest {
+    fn request(&self) -> anyhow::Result<CreateKeyRequest> {
         let owner = match (&self.user_id, &self.service_account_id) {
             (Some(id), _) => Some(OwnerRef { kind: OwnerKind::User, id: id.clone() }),
             (None, Some(id)) => Some(OwnerRef { kind: OwnerKind::ServiceAccount, id: id.clone() }),
             (None, None) => None,
         };
-        CreateKeyRequest {
+        Ok(CreateKeyRequest {
             name: self.name.clone(),
             description: self.description.clone(),
             expires_in: self.duration.clone(),
             expires_at: self.expires_at.clone(),
             never_expires: self.never_expires.then_some(true),
             owner,
-            ..Default::default()
+            scope: scope_of(&self.scope)?,
+        })
+    }
+}
+
+/// One `--scope` value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ScopePart {
+    /// `role:developer`.
+    Role(String),
+    /// `namespace:payments:write`: the namespace and the permission in it.
+    Namespace(String, String),
+}
+
+impl FromStr for ScopePart {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.split(':').collect::<Vec<_>>()[..] {
+            ["role", role] if !role.is_empty() => Ok(ScopePart::Role(role.to_string())),
+            ["namespace", ns, level] if !ns.is_empty() && !level.is_empty() => {
+                Ok(ScopePart::Namespace(ns.to_string(), level.to_string()))
+            }
+            _ => Err("expected role:ROLE (e.g. role:developer) or namespace:NS:PERMISSION \
+                      (e.g. namespace:payments:write)"
+                .to_string()),
         }
     }
+}
+
+/// The wire scope of the `--scope` flags: one role, or any number of namespaces.
+fn scope_of(parts: &[ScopePart]) -> anyhow::Result<Option<KeyScope>> {
+    if let [ScopePart::Role(role)] = parts {
+        return Ok(Some(KeyScope::Role(role.clone())));
+    }
+    let mut namespaces = BTreeMap::new();
+    for part in parts {
+        match part {
+            ScopePart::Role(_) => {
+                bail!("--scope role:... stands alone: a key is narrowed to one role or to namespaces, not both")
+            }
+            ScopePart::Namespace(ns, level) => {
+                if let Some(earlier) = namespaces.insert(ns.clone(), level.clone()) {
+                    if earlier != *level {
+                        bail!("--scope names the namespace {ns} twice, with {earlier} and with {level}");
+                    }
+                }
+            }
+        }
+    }
+    Ok((!namespaces.is_empty()).then_some(KeyScope::Namespaces(namespaces)))
 }
 
 #[derive(Debug, Args)]
@@ -131,31 +198,71 @@ pub(crate) struct IdArgs {
     id: String,
 }
 
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("change").required(true).multiple(true).args(["name", "description"])))]
+pub(crate) struct UpdateArgs {
+    /// The key's id.
+    #[arg(long)]
+    id: String,
+    /// New name, 1 to 100 characters.
+    #[arg(long)]
+    name: Option<String>,
+    /// New description (an empty one clears it).
+    #[arg(long)]
+    description: Option<String>,
+    /// Change the key only if it is still at this revision (see `apikey get`); else the
+    /// server refuses with revision_mismatch.
+    #[arg(long, value_name = "REV")]
+    if_match: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RotateArgs {
+    /// The id of the key to replace.
+    #[arg(long)]
+    id: String,
+    /// How long the old key keeps working, e.g. 24h, 30m, or 0 to end it at once
+    /// [default: 24h].
+    #[arg(long, value_name = "DURATION")]
+    grace: Option<String>,
+    /// Lifetime of the new key from now, e.g. 30d [default: 90d, or never for a key that
+    /// never expires].
+    #[arg(long, conflicts_with = "expires_at")]
+    duration: Option<String>,
+    /// Expiry of the new key as an RFC 3339 time.
+    #[arg(long, value_name = "TIME")]
+    expires_at: Option<String>,
+    /// Write the new secret to this new file (mode 0600) instead of printing it.
+    #[arg(long, value_name = "PATH")]
+    file: Option<PathBuf>,
+}
+
+impl RotateArgs {
+    fn request(&self) -> RotateKeyRequest {
+        RotateKeyRequest {
+            expires_in: self.duration.clone(),
+            expires_at: self.expires_at.clone(),
+            grace: self.grace.clone(),
+        }
+    }
+}
+
 pub(crate) async fn run(client: &Client, output: Output, command: ApikeyCommand) -> anyhow::Result<()> {
     match command {
         ApikeyCommand::Create(args) => {
+            let request = args.request()?;
+            let file = args.file.as_deref();
             // Refuse an existing path before anything is created on the server.
-            if let Some(path) = &args.file {
-                if path.exists() {
-                    anyhow::bail!("{} already exists; the secret goes only to a new file", path.display());
-                }
+            refuse_existing_file(file)?;
+            let created = client.create_key(&request).await?.value;
+            if let Some(path) = file {
+                store_secret(path, &created.secret, &format!("the key {}", created.key.id))?;
             }
-            let created = client.create_key(&args.request()).await?.value;
-            match &args.file {
-                None => emit(|out| match output {
-                    Output::Json => write_json(out, &created),
-                    Output::Table => write_created(out, &created, None),
-                })?,
-                Some(path) => {
-                    super::write_secret_file(path, &created.secret).with_context(|| {
-                        format!("the key {} was created, but its secret could not be written", created.key.id)
-                    })?;
-                    emit(|out| match output {
-                        Output::Json => write_json(out, &SecretInFile { key: &created.key, secret_file: path }),
-                        Output::Table => write_created(out, &created, Some(path)),
-                    })?
-                }
-            }
+            emit(|out| match (output, file) {
+                (Output::Json, None) => write_json(out, &created),
+                (Output::Json, Some(path)) => write_json(out, &SecretInFile { key: &created.key, secret_file: path }),
+                (Output::Table, _) => write_created(out, &created, file),
+            })?;
         }
         ApikeyCommand::List(args) => {
             let list = list_all(client, &args).await?;
@@ -174,25 +281,49 @@ pub(crate) async fn run(client: &Client, output: Output, command: ApikeyCommand)
                 Output::Table => write_key_detail(out, &key),
             })?;
         }
-        ApikeyCommand::Enable(args) => {
-            let key = client.enable_key(&args.id).await?.value;
-            emit(|out| write_key(out, output, &key))?;
+        ApikeyCommand::Update(args) => {
+            let request = UpdateKeyRequest { name: args.name.clone(), description: args.description.clone() };
+            let key = client.update_key(&args.id, &request, args.if_match).await?.value;
+            emit(|out| match output {
+                Output::Json => write_json(out, &key),
+                Output::Table => write_key_detail(out, &key),
+            })?;
         }
-        ApikeyCommand::Disable(args) => {
-            let key = client.disable_key(&args.id).await?.value;
-            emit(|out| write_key(out, output, &key))?;
+        ApikeyCommand::Enable(args) => show_change(output, &client.enable_key(&args.id).await?.value)?,
+        ApikeyCommand::Disable(args) => show_change(output, &client.disable_key(&args.id).await?.value)?,
+        ApikeyCommand::Lock(args) => show_change(output, &client.lock_key(&args.id).await?.value)?,
+        ApikeyCommand::Unlock(args) => show_change(output, &client.unlock_key(&args.id).await?.value)?,
+        ApikeyCommand::Rotate(args) => {
+            let file = args.file.as_deref();
+            refuse_existing_file(file)?;
+            let rotated = client.rotate_key(&args.id, &args.request()).await?.value;
+            if let Some(path) = file {
+                let what = format!("the key {}, which replaces {},", rotated.key.id, rotated.replaces);
+                store_secret(path, &rotated.secret, &what)?;
+            }
+            emit(|out| match (output, file) {
+                (Output::Json, None) => write_json(out, &rotated),
+                (Output::Json, Some(path)) => write_json(
+                    out,
+                    &RotatedInFile { key: &rotated.key, replaces: &rotated.replaces, secret_file: path },
+                ),
+                (Output::Table, _) => write_rotated(out, &rotated, file),
+            })?;
         }
         ApikeyCommand::Delete(args) => {
             let written = client.delete_key(&args.id).await?;
             emit(|out| match output {
-                Output::Json => {
-                    write_json(out, &serde_json::json!({"id": args.id, "deleted": true, "index": written.index}))
-                }
+                Output::Json => write_json(out, &deleted_json(&args.id, written.index)),
                 Output::Table => writeln!(out, "Deleted key {}.", args.id),
             })?;
         }
     }
     Ok(())
+}
+
+/// Prints a key as the answer to a state change.
+fn show_change(output: Output, key: &Key) -> std::io::Result<()> {
+    emit(|out| write_key(out, output, key))
 }
 
 /// Fetches pages until the server has no more or `--limit` keys were gathered. The answer's
@@ -228,128 +359,6 @@ async fn list_all(client: &Client, args: &ListArgs) -> anyhow::Result<KeyList> {
     }
 }
 
-/// A key as the answer to enable/disable: one table row, or JSON.
-fn write_key(out: &mut dyn Write, output: Output, key: &Key) -> io::Result<()> {
-    match output {
-        Output::Json => write_json(out, key),
-        Output::Table => write_key_table(out, std::slice::from_ref(key)),
-    }
-}
-
-/// The secret, prominently, then the key's main fields.
-/// `apikey create --file --output json`: the key, and where its secret went.
-#[derive(serde::Serialize)]
-struct SecretInFile<'a> {
-    key: &'a Key,
-    secret_file: &'a std::path::Path,
-}
-
-fn write_created(out: &mut dyn Write, created: &CreatedKey, file: Option<&std::path::Path>) -> io::Result<()> {
-    match file {
-        None => {
-            writeln!(out, "API key created. Its secret, shown this once:")?;
-            writeln!(out)?;
-            writeln!(out, "    {}", created.secret)?;
-            writeln!(out)?;
-            writeln!(out, "Store it now: it cannot be shown again.")?;
-        }
-        Some(path) => writeln!(out, "API key created. Its secret was written to {} (mode 0600).", path.display())?,
-    }
-    writeln!(out)?;
-    let key = &created.key;
-    let mut table = Table::new();
-    table.row(["ID", key.id.as_str()]);
-    table.row(["NAME", key.name.as_str()]);
-    table.row(["OWNER".to_string(), identity_long(&key.owner)]);
-    table.row(["EXPIRES", key.expires_at.as_deref().unwrap_or("never")]);
-    table.write(out)
-}
-
-/// Keys as an aligned table, one per line.
-pub(super) fn write_key_table(out: &mut dyn Write, keys: &[Key]) -> io::Result<()> {
-    if keys.is_empty() {
-        return writeln!(out, "No keys found.");
-    }
-    let mut table = Table::with_header(&["ID", "NAME", "STATE", "LOCKED", "HINT", "OWNER", "EXPIRES", "LAST USED"]);
-    for key in keys {
-        table.row([
-            key.id.clone(),
-            key.name.clone(),
-            key.state.clone(),
-            yes_no(key.locked).to_string(),
-            hint(&key.hint),
-            identity_short(&key.owner),
-            key.expires_at.clone().unwrap_or_else(|| "never".into()),
-            key.last_used_at.clone().unwrap_or_else(|| "never".into()),
-        ]);
-    }
-    table.write(out)
-}
-
-/// One key, field by field.
-fn write_key_detail(out: &mut dyn Write, key: &Key) -> io::Result<()> {
-    let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
-    let mut table = Table::new();
-    table.row(["ID".to_string(), key.id.clone()]);
-    table.row(["NAME".to_string(), key.name.clone()]);
-    table.row(["DESCRIPTION".to_string(), key.description.clone()]);
-    table.row(["STATE".to_string(), key.state.clone()]);
-    table.row(["LOCKED".to_string(), yes_no(key.locked).to_string()]);
-    table.row(["HINT".to_string(), hint(&key.hint)]);
-    table.row(["OWNER".to_string(), identity_long(&key.owner)]);
-    table.row(["ACCOUNT".to_string(), key.account.clone()]);
-    table.row(["NAMESPACE".to_string(), dash(&key.namespace)]);
-    table.row(["SCOPE".to_string(), key.scope.as_ref().map_or_else(|| "-".into(), ToString::to_string)]);
-    table.row(["CREATED".to_string(), format!("{} by {}", key.created_at, actor(&key.created_by))]);
-    table.row(["EXPIRES".to_string(), key.expires_at.clone().unwrap_or_else(|| "never".into())]);
-    table.row(["LAST USED".to_string(), key.last_used_at.clone().unwrap_or_else(|| "never".into())]);
-    table.row(["REVISION".to_string(), key.revision.to_string()]);
-    table.write(out)
-}
-
-fn yes_no(value: bool) -> &'static str {
-    if value {
-        "yes"
-    } else {
-        "no"
-    }
-}
-
-fn hint(hint: &str) -> String {
-    format!("…{hint}")
-}
-
-/// `user:alice`, `sa:ci-bot`: compact, for table columns.
-pub(super) fn identity_short(identity: &wire::Identity) -> String {
-    match identity.kind {
-        OwnerKind::User => format!("user:{}", identity.name),
-        OwnerKind::ServiceAccount => format!("sa:{}", identity.name),
-    }
-}
-
-/// `user alice (usr_1)`, `service account ci-bot (sa_2)`.
-pub(super) fn identity_long(identity: &wire::Identity) -> String {
-    let kind = match identity.kind {
-        OwnerKind::User => "user",
-        OwnerKind::ServiceAccount => "service account",
-    };
-    format!("{kind} {} ({})", identity.name, identity.id)
-}
-
-/// `user usr_1 with key key_2`, `system`.
-fn actor(actor: &wire::Actor) -> String {
-    let mut text = actor.kind.replace('_', " ");
-    if let Some(id) = &actor.id {
-        text.push(' ');
-        text.push_str(id);
-    }
-    if let Some(key_id) = &actor.key_id {
-        text.push_str(" with key ");
-        text.push_str(key_id);
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -365,50 +374,80 @@ mod tests {
         Harness::try_parse_from(std::iter::once("apikey").chain(args.iter().copied())).map(|h| h.command)
     }
 
-    fn create(args: &[&str]) -> CreateKeyRequest {
+    fn create(args: &[&str]) -> anyhow::Result<CreateKeyRequest> {
         match parse(args).unwrap() {
             ApikeyCommand::Create(create) => create.request(),
             _ => panic!("not a create"),
         }
     }
 
-    pub(crate) fn sample_key() -> Key {
-        Key {
-            id: "key_01".into(),
-            name: "deploy".into(),
-            description: "CI deploys".into(),
-            owner: wire::Identity { kind: OwnerKind::ServiceAccount, id: "sa_1".into(), name: "ci".into() },
-            account: "default".into(),
-            namespace: None,
-            scope: None,
-            state: "enabled".into(),
-            locked: false,
-            hint: "a1b2".into(),
-            created_at: "2025-01-01T00:00:00Z".into(),
-            created_by: wire::Actor { kind: "user".into(), id: Some("usr_1".into()), key_id: Some("key_00".into()) },
-            expires_at: None,
-            last_used_at: Some("2025-02-01T00:00:00Z".into()),
-            revision: 7,
-        }
-    }
-
     #[test]
     fn create_flags_map_to_the_request() {
-        let req = create(&["create", "--name", "n", "--duration", "30d", "--service-account-id", "sa_1"]);
+        let req = create(&["create", "--name", "n", "--duration", "30d", "--service-account-id", "sa_1"]).unwrap();
         assert_eq!(req.name, "n");
         assert_eq!(req.expires_in.as_deref(), Some("30d"));
         assert_eq!(req.expires_at, None);
         assert_eq!(req.never_expires, None);
         assert_eq!(req.owner, Some(OwnerRef { kind: OwnerKind::ServiceAccount, id: "sa_1".into() }));
+        assert_eq!(req.scope, None);
 
-        let req = create(&["create", "--name", "n", "--never-expires", "--user-id", "usr_1", "--description", "d"]);
+        let req =
+            create(&["create", "--name", "n", "--never-expires", "--user-id", "usr_1", "--description", "d"]).unwrap();
         assert_eq!(req.never_expires, Some(true));
         assert_eq!(req.description.as_deref(), Some("d"));
         assert_eq!(req.owner, Some(OwnerRef { kind: OwnerKind::User, id: "usr_1".into() }));
 
-        let req = create(&["create", "--name", "n", "--expires-at", "2030-01-01T00:00:00Z"]);
+        let req = create(&["create", "--name", "n", "--expires-at", "2030-01-01T00:00:00Z"]).unwrap();
         assert_eq!(req.expires_at.as_deref(), Some("2030-01-01T00:00:00Z"));
         assert_eq!(req.owner, None);
+    }
+
+    #[test]
+    fn scopes_map_to_the_wire_scope() {
+        let req = create(&["create", "--name", "n", "--scope", "role:developer"]).unwrap();
+        assert_eq!(req.scope, Some(KeyScope::Role("developer".into())));
+
+        let args = ["create", "--name", "n", "--scope", "namespace:payments:write", "--scope", "namespace:ops:read"];
+        let expected = [("ops".to_string(), "read".to_string()), ("payments".to_string(), "write".to_string())];
+        assert_eq!(create(&args).unwrap().scope, Some(KeyScope::Namespaces(expected.into())));
+        // The same namespace twice with the same permission is harmless.
+        let args = ["create", "--name", "n", "--scope", "namespace:a:read", "--scope", "namespace:a:read"];
+        assert_eq!(create(&args).unwrap().scope, Some(KeyScope::Namespaces([("a".into(), "read".into())].into())));
+
+        for bad in [
+            &["--scope", "role:read", "--scope", "namespace:a:read"][..],
+            &["--scope", "role:read", "--scope", "role:admin"],
+            &["--scope", "namespace:a:read", "--scope", "namespace:a:write"],
+        ] {
+            let args: Vec<&str> = ["create", "--name", "n"].iter().chain(bad).copied().collect();
+            assert!(create(&args).is_err(), "{bad:?}");
+        }
+        for bad in ["developer", "role:", "namespace:payments", "namespace::write", "namespace:a:b:c", "ns:a:read"] {
+            assert!(parse(&["create", "--name", "n", "--scope", bad]).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn update_and_rotate_flags() {
+        let ApikeyCommand::Update(update) = parse(&["update", "--id", "k", "--name", "x", "--if-match", "7"]).unwrap()
+        else {
+            panic!("not an update")
+        };
+        assert_eq!((update.name.as_deref(), update.description, update.if_match), (Some("x"), None, Some(7)));
+        assert!(parse(&["update", "--id", "k"]).is_err(), "an update changes something");
+        assert!(parse(&["update", "--id", "k", "--description", "d", "--if-match", "soon"]).is_err());
+
+        let ApikeyCommand::Rotate(rotate) =
+            parse(&["rotate", "--id", "k", "--grace", "0", "--duration", "7d"]).unwrap()
+        else {
+            panic!("not a rotate")
+        };
+        let expected = RotateKeyRequest { expires_in: Some("7d".into()), expires_at: None, grace: Some("0".into()) };
+        assert_eq!(rotate.request(), expected);
+        let ApikeyCommand::Rotate(rotate) = parse(&["rotate", "--id", "k"]).unwrap() else { panic!("not a rotate") };
+        assert_eq!(rotate.request(), RotateKeyRequest::default(), "the server's defaults apply");
+        assert!(parse(&["rotate", "--id", "k", "--duration", "1d", "--expires-at", "x"]).is_err());
+        assert!(parse(&["rotate"]).is_err());
     }
 
     #[test]
@@ -418,45 +457,11 @@ mod tests {
         assert!(parse(&["create", "--name", "n", "--user-id", "u", "--service-account-id", "s"]).is_err());
         assert!(parse(&["create"]).is_err());
         assert!(parse(&["get"]).is_err());
+        assert!(parse(&["lock"]).is_err());
+        assert!(parse(&["unlock", "--id", "k"]).is_ok());
         assert!(parse(&["list", "--limit", "0"]).is_err());
         assert!(parse(&["list", "--identity-type", "robot"]).is_err());
         assert!(parse(&["list", "--identity-type", "service-account", "--state", "expired"]).is_ok());
-    }
-
-    #[test]
-    fn key_table() {
-        let mut out = Vec::new();
-        write_key_table(&mut out, &[sample_key()]).unwrap();
-        let text = String::from_utf8(out).unwrap();
-        let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 2);
-        assert!(lines[0].starts_with("ID      NAME    STATE    LOCKED  HINT   OWNER  EXPIRES  LAST USED"), "{text}");
-        assert!(lines[1].contains("sa:ci"), "{text}");
-        assert!(lines[1].contains("…a1b2"), "{text}");
-        assert!(lines[1].contains("never"), "{text}");
-
-        let mut out = Vec::new();
-        write_key_table(&mut out, &[]).unwrap();
-        assert_eq!(String::from_utf8(out).unwrap(), "No keys found.\n");
-    }
-
-    #[test]
-    fn created_key_shows_secret_and_id() {
-        let created = CreatedKey { key: sample_key(), secret: "klk_the_secret".into() };
-        let mut out = Vec::new();
-        write_created(&mut out, &created, None).unwrap();
-        let text = String::from_utf8(out).unwrap();
-        assert!(text.contains("\n    klk_the_secret\n"), "{text}");
-        assert!(text.contains("key_01"), "{text}");
-    }
-
-    #[test]
-    fn detail_names_creator() {
-        let mut out = Vec::new();
-        write_key_detail(&mut out, &sample_key()).unwrap();
-        let text = String::from_utf8(out).unwrap();
-        assert!(text.contains("by user usr_1 with key key_00"), "{text}");
-        assert!(text.contains("service account ci (sa_1)"), "{text}");
-        assert!(text.contains("REVISION     7"), "{text}");
+        assert!(parse(&["list", "--identity-type", "user", "--namespace", "payments"]).is_ok());
     }
 }
