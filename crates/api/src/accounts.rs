@@ -14,6 +14,29 @@ use crate::render;
 use crate::write::{index_header, into_key, write, Operation, Target};
 use crate::AppState;
 
+/// Creates another account with its owner and the owner's first key (owners only).
+#[utoipa::path(
+    post,
+    path = "/v1/accounts",
+    operation_id = "create_account",
+    tag = "accounts",
+    request_body = wire::CreateAccountRequest,
+    responses(
+        (
+            status = 201,
+            description = "The account, its owner, and the first key with its secret (shown this once).",
+            body = wire::CreatedAccount,
+            headers(("X-Keyledger-Index" = u64, description = "The ledger position the write committed at.")),
+        ),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthenticated),
+        (status = 403, response = crate::openapi::PermissionDenied),
+        (status = 409, response = crate::openapi::Conflict),
+        (status = 413, response = crate::openapi::PayloadTooLarge),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+    security(("api_key" = [])),
+)]
 pub(crate) async fn create(
     State(app): State<AppState>,
     caller: Caller,

@@ -16,6 +16,40 @@ use crate::AppState;
 /// The grace period of a rotation that names none: both keys work for a day.
 const DEFAULT_GRACE: Span = Span(24 * 3_600_000);
 
+/// Changes a key's name or description; fields left out keep their value.
+#[utoipa::path(
+    patch,
+    path = "/v1/keys/{id}",
+    operation_id = "update_key",
+    tag = "keys",
+    params(
+        ("id" = String, Path, description = "The key's id."),
+        (
+            "If-Match" = Option<String>,
+            Header,
+            description = "The revision the caller last saw, as `\"<revision>\"` (the `ETag` of `GET /v1/keys/{id}`) \
+                or `<revision>`; `*` or no header asks for no check.",
+        ),
+    ),
+    request_body = wire::UpdateKeyRequest,
+    responses(
+        (
+            status = 200,
+            description = "The key as it is now.",
+            body = wire::Key,
+            headers(("X-Keyledger-Index" = u64, description = "The ledger position the write committed at.")),
+        ),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthenticated),
+        (status = 403, response = crate::openapi::PermissionDenied),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 409, response = crate::openapi::Conflict),
+        (status = 412, response = crate::openapi::RevisionMismatch),
+        (status = 413, response = crate::openapi::PayloadTooLarge),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+    security(("api_key" = [])),
+)]
 pub(crate) async fn update(
     State(app): State<AppState>,
     caller: Caller,
@@ -55,18 +89,114 @@ fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
     unquoted.parse::<u64>().map(Some).map_err(|_| bad())
 }
 
+/// Enables a disabled key.
+#[utoipa::path(
+    post,
+    path = "/v1/keys/{id}/enable",
+    operation_id = "enable_key",
+    tag = "keys",
+    params(
+        ("id" = String, Path, description = "The key's id."),
+    ),
+    responses(
+        (
+            status = 200,
+            description = "The key as it is now.",
+            body = wire::Key,
+            headers(("X-Keyledger-Index" = u64, description = "The ledger position the write committed at.")),
+        ),
+        (status = 401, response = crate::openapi::Unauthenticated),
+        (status = 403, response = crate::openapi::PermissionDenied),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 409, response = crate::openapi::Conflict),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+    security(("api_key" = [])),
+)]
 pub(crate) async fn enable(app: State<AppState>, caller: Caller, id: Path<String>) -> Result<Response, ApiError> {
     simple(app, caller, id, "key.enable", Command::EnableKey).await
 }
 
+/// Disables a key: it stops verifying until enabled again.
+#[utoipa::path(
+    post,
+    path = "/v1/keys/{id}/disable",
+    operation_id = "disable_key",
+    tag = "keys",
+    params(
+        ("id" = String, Path, description = "The key's id."),
+    ),
+    responses(
+        (
+            status = 200,
+            description = "The key as it is now.",
+            body = wire::Key,
+            headers(("X-Keyledger-Index" = u64, description = "The ledger position the write committed at.")),
+        ),
+        (status = 401, response = crate::openapi::Unauthenticated),
+        (status = 403, response = crate::openapi::PermissionDenied),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 409, response = crate::openapi::Conflict),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+    security(("api_key" = [])),
+)]
 pub(crate) async fn disable(app: State<AppState>, caller: Caller, id: Path<String>) -> Result<Response, ApiError> {
     simple(app, caller, id, "key.disable", Command::DisableKey).await
 }
 
+/// Locks a key: it keeps working, but cannot be changed, disabled, rotated or deleted until unlocked.
+#[utoipa::path(
+    post,
+    path = "/v1/keys/{id}/lock",
+    operation_id = "lock_key",
+    tag = "keys",
+    params(
+        ("id" = String, Path, description = "The key's id."),
+    ),
+    responses(
+        (
+            status = 200,
+            description = "The key as it is now.",
+            body = wire::Key,
+            headers(("X-Keyledger-Index" = u64, description = "The ledger position the write committed at.")),
+        ),
+        (status = 401, response = crate::openapi::Unauthenticated),
+        (status = 403, response = crate::openapi::PermissionDenied),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 409, response = crate::openapi::Conflict),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+    security(("api_key" = [])),
+)]
 pub(crate) async fn lock(app: State<AppState>, caller: Caller, id: Path<String>) -> Result<Response, ApiError> {
     simple(app, caller, id, "key.lock", Command::LockKey).await
 }
 
+/// Unlocks a locked key.
+#[utoipa::path(
+    post,
+    path = "/v1/keys/{id}/unlock",
+    operation_id = "unlock_key",
+    tag = "keys",
+    params(
+        ("id" = String, Path, description = "The key's id."),
+    ),
+    responses(
+        (
+            status = 200,
+            description = "The key as it is now.",
+            body = wire::Key,
+            headers(("X-Keyledger-Index" = u64, description = "The ledger position the write committed at.")),
+        ),
+        (status = 401, response = crate::openapi::Unauthenticated),
+        (status = 403, response = crate::openapi::PermissionDenied),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 409, response = crate::openapi::Conflict),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+    security(("api_key" = [])),
+)]
 pub(crate) async fn unlock(app: State<AppState>, caller: Caller, id: Path<String>) -> Result<Response, ApiError> {
     simple(app, caller, id, "key.unlock", Command::UnlockKey).await
 }
@@ -97,6 +227,36 @@ async fn key_write(
     Ok((index_header(index), axum::Json(body)).into_response())
 }
 
+/// Replaces a key with a new one of the same name, owner and scope; the old key keeps working for the grace period.
+#[utoipa::path(
+    post,
+    path = "/v1/keys/{id}/rotate",
+    operation_id = "rotate_key",
+    tag = "keys",
+    params(
+        ("id" = String, Path, description = "The key's id."),
+    ),
+    request_body(
+        content = Option<wire::RotateKeyRequest>,
+        description = "Optional: no body at all takes every default.",
+    ),
+    responses(
+        (
+            status = 201,
+            description = "The new key, its secret (shown this once) and the old key's id.",
+            body = wire::RotatedKey,
+            headers(("X-Keyledger-Index" = u64, description = "The ledger position the write committed at.")),
+        ),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthenticated),
+        (status = 403, response = crate::openapi::PermissionDenied),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 409, response = crate::openapi::Conflict),
+        (status = 413, response = crate::openapi::PayloadTooLarge),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+    security(("api_key" = [])),
+)]
 pub(crate) async fn rotate(
     State(app): State<AppState>,
     caller: Caller,

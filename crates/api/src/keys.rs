@@ -10,6 +10,7 @@ use keyledger_model::{
 };
 use keyledger_wire as wire;
 use serde::Deserialize;
+use utoipa::IntoParams;
 
 use crate::error::ApiError;
 use crate::extract::{Caller, Json, Path};
@@ -23,6 +24,30 @@ pub(crate) const DEFAULT_LIFETIME: Span = Span(90 * 24 * 3_600_000);
 const DEFAULT_PAGE: usize = 100;
 const MAX_PAGE: usize = 1000;
 
+/// Creates a key and answers its secret, shown this once and never again.
+#[utoipa::path(
+    post,
+    path = "/v1/keys",
+    operation_id = "create_key",
+    tag = "keys",
+    request_body = wire::CreateKeyRequest,
+    responses(
+        (
+            status = 201,
+            description = "The new key and its secret.",
+            body = wire::CreatedKey,
+            headers(("X-Keyledger-Index" = u64, description = "The ledger position the write committed at.")),
+        ),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthenticated),
+        (status = 403, response = crate::openapi::PermissionDenied),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 409, response = crate::openapi::Conflict),
+        (status = 413, response = crate::openapi::PayloadTooLarge),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+    security(("api_key" = [])),
+)]
 pub(crate) async fn create(
     State(app): State<AppState>,
     caller: Caller,
@@ -96,17 +121,42 @@ fn parse_owner(owner: &wire::OwnerRef) -> Result<Owner, ApiError> {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// The query of `GET /v1/keys`: every filter is optional, and they combine.
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ListQuery {
+    /// Only keys in this state now: `enabled`, `disabled`, `expired` or `deleted`.
     state: Option<String>,
+    /// Only keys owned by this kind of identity.
     owner_kind: Option<wire::OwnerKind>,
+    /// Only keys owned by this user or service account.
     owner_id: Option<String>,
+    /// Only keys of service accounts bound to this namespace.
     namespace: Option<String>,
+    /// The most keys in one answer.
+    #[param(minimum = 1, maximum = 1000, default = 100)]
     limit: Option<usize>,
+    /// The `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
+/// Lists the keys the caller may see, oldest first, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/v1/keys",
+    operation_id = "list_keys",
+    tag = "keys",
+    params(
+        ListQuery,
+    ),
+    responses(
+        (status = 200, description = "One page of keys; `next_cursor` asks for the next.", body = wire::KeyList),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthenticated),
+    ),
+    security(("api_key" = [])),
+)]
 pub(crate) async fn list(
     State(app): State<AppState>,
     caller: Caller,
@@ -148,6 +198,30 @@ fn parse_state(text: &str) -> Result<KeyState, ApiError> {
     KeyState::parse(text).ok_or_else(|| ApiError::invalid("`state` must be one of enabled, disabled, expired, deleted"))
 }
 
+/// Reads one key.
+#[utoipa::path(
+    get,
+    path = "/v1/keys/{id}",
+    operation_id = "get_key",
+    tag = "keys",
+    params(
+        ("id" = String, Path, description = "The key's id."),
+    ),
+    responses(
+        (
+            status = 200,
+            description = "The key.",
+            body = wire::Key,
+            headers((
+                "ETag" = String,
+                description = "The key's revision, quoted: `\"<revision>\"`; send it back as `If-Match`."
+            )),
+        ),
+        (status = 401, response = crate::openapi::Unauthenticated),
+        (status = 404, response = crate::openapi::NotFound),
+    ),
+    security(("api_key" = [])),
+)]
 pub(crate) async fn get(
     State(app): State<AppState>,
     caller: Caller,
@@ -173,6 +247,29 @@ pub(crate) fn parse_key_id(id: &str) -> Result<KeyId, ApiError> {
     id.parse::<KeyId>().map_err(|_| ApiError::not_found("no such key"))
 }
 
+/// Deletes a key: it stops verifying at once, and its history stays.
+#[utoipa::path(
+    delete,
+    path = "/v1/keys/{id}",
+    operation_id = "delete_key",
+    tag = "keys",
+    params(
+        ("id" = String, Path, description = "The key's id."),
+    ),
+    responses(
+        (
+            status = 204,
+            description = "The key is deleted.",
+            headers(("X-Keyledger-Index" = u64, description = "The ledger position the write committed at.")),
+        ),
+        (status = 401, response = crate::openapi::Unauthenticated),
+        (status = 403, response = crate::openapi::PermissionDenied),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 409, response = crate::openapi::Conflict),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+    security(("api_key" = [])),
+)]
 pub(crate) async fn delete(
     State(app): State<AppState>,
     caller: Caller,

@@ -2,7 +2,9 @@
 //! accounts, verification, cluster status and health.
 //!
 //! Main items: [`router`] (the whole public API for one node, ready to serve or to drive
-//! with `oneshot` in tests) and [`ApiError`] (the single error type and its JSON shape).
+//! with `oneshot` in tests), [`ApiError`] (the single error type and its JSON shape),
+//! [`openapi_json`] (the OpenAPI 3 document of it all, served at `/v1/openapi.json` and
+//! checked in as `docs/openapi.json`) and [`ROUTES`] (every route the router serves).
 //!
 //! Design decision: handlers are thin. They authenticate, fix everything nondeterministic
 //! (time, ids, the secret) on this node, hand one complete proposal to the cluster, and
@@ -15,6 +17,7 @@ mod idempotency;
 mod key_ops;
 mod keys;
 mod namespaces;
+mod openapi;
 mod ops;
 mod render;
 mod service_accounts;
@@ -29,7 +32,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::MethodRouter;
 use axum::Router;
 use keyledger_cluster::ClusterNode;
 use keyledger_wire::REQUEST_ID_HEADER;
@@ -38,6 +41,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 pub use error::ApiError;
+pub use openapi::{openapi_json, ApiDoc};
 
 /// Bodies over this are refused with `413 payload_too_large`.
 pub const BODY_LIMIT: usize = 1024 * 1024;
@@ -48,33 +52,52 @@ pub struct AppState {
     pub node: Arc<ClusterNode>,
 }
 
+/// The one list of the API's routes: `"path" => method(handler).method(handler);`. It
+/// defines both [`ROUTES`] (what the OpenAPI document is checked against) and the router's
+/// routes, so the two cannot drift apart.
+macro_rules! api_routes {
+    ($($path:literal => $($method:ident($handler:path)).+;)+) => {
+        /// Every route the router serves, as `(method, path)`: the method in lower case as in an
+        /// OpenAPI path item (`get`, `post`, ...), the path with `{param}` segments.
+        pub const ROUTES: &[(&str, &str)] = &[$($((stringify!($method), $path),)+)+];
+
+        fn routes() -> Router<AppState> {
+            Router::new()$(.route($path, MethodRouter::new()$(.$method($handler))+))+
+        }
+    };
+}
+
+api_routes! {
+    "/v1/keys" => post(keys::create).get(keys::list);
+    "/v1/keys/{id}" => get(keys::get).patch(key_ops::update).delete(keys::delete);
+    "/v1/keys/{id}/enable" => post(key_ops::enable);
+    "/v1/keys/{id}/disable" => post(key_ops::disable);
+    "/v1/keys/{id}/lock" => post(key_ops::lock);
+    "/v1/keys/{id}/unlock" => post(key_ops::unlock);
+    "/v1/keys/{id}/rotate" => post(key_ops::rotate);
+    "/v1/users" => post(users::create).get(users::list);
+    "/v1/users/{id}" => get(users::get).patch(users::update).delete(users::delete);
+    "/v1/users/{id}/disable" => post(users::disable);
+    "/v1/users/{id}/enable" => post(users::enable);
+    "/v1/users/{id}/namespaces/{namespace}" => put(users::set_namespace).delete(users::remove_namespace);
+    "/v1/service-accounts" => post(service_accounts::create).get(service_accounts::list);
+    "/v1/service-accounts/{id}" => get(service_accounts::get).delete(service_accounts::delete);
+    "/v1/service-accounts/{id}/disable" => post(service_accounts::disable);
+    "/v1/service-accounts/{id}/enable" => post(service_accounts::enable);
+    "/v1/namespaces" => post(namespaces::create).get(namespaces::list);
+    "/v1/settings" => get(settings::get).patch(settings::update);
+    "/v1/accounts" => post(accounts::create);
+    "/v1/verify" => post(verify::verify);
+    "/v1/cluster" => get(ops::cluster);
+    "/v1/openapi.json" => get(openapi::serve);
+    "/healthz" => get(ops::healthz);
+    "/readyz" => get(ops::readyz);
+}
+
 /// The public API of one node.
 pub fn router(node: Arc<ClusterNode>) -> Router {
     let state = AppState { node };
-    let v1 = Router::new()
-        .route("/v1/keys", post(keys::create).get(keys::list))
-        .route("/v1/keys/{id}", get(keys::get).patch(key_ops::update).delete(keys::delete))
-        .route("/v1/keys/{id}/enable", post(key_ops::enable))
-        .route("/v1/keys/{id}/disable", post(key_ops::disable))
-        .route("/v1/keys/{id}/lock", post(key_ops::lock))
-        .route("/v1/keys/{id}/unlock", post(key_ops::unlock))
-        .route("/v1/keys/{id}/rotate", post(key_ops::rotate))
-        .route("/v1/users", post(users::create).get(users::list))
-        .route("/v1/users/{id}", get(users::get).patch(users::update).delete(users::delete))
-        .route("/v1/users/{id}/disable", post(users::disable))
-        .route("/v1/users/{id}/enable", post(users::enable))
-        .route("/v1/users/{id}/namespaces/{namespace}", put(users::set_namespace).delete(users::remove_namespace))
-        .route("/v1/service-accounts", post(service_accounts::create).get(service_accounts::list))
-        .route("/v1/service-accounts/{id}", get(service_accounts::get).delete(service_accounts::delete))
-        .route("/v1/service-accounts/{id}/disable", post(service_accounts::disable))
-        .route("/v1/service-accounts/{id}/enable", post(service_accounts::enable))
-        .route("/v1/namespaces", post(namespaces::create).get(namespaces::list))
-        .route("/v1/settings", get(settings::get).patch(settings::update))
-        .route("/v1/accounts", post(accounts::create))
-        .route("/v1/verify", post(verify::verify))
-        .route("/v1/cluster", get(ops::cluster))
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz));
+    let v1 = routes();
     // Layers run outside-in: the request id wraps everything so even a caught panic or a
     // fallback answer carries it; the trace span sits inside it; the body limit applies to
     // every extractor that reads a body.

@@ -9,6 +9,18 @@ use keyledger_wire as wire;
 use crate::extract::Caller;
 use crate::AppState;
 
+/// The cluster as this node sees it: members, leader, term, applied index and lag.
+#[utoipa::path(
+    get,
+    path = "/v1/cluster",
+    operation_id = "get_cluster",
+    tag = "operations",
+    responses(
+        (status = 200, description = "The cluster status.", body = wire::ClusterStatus),
+        (status = 401, response = crate::openapi::Unauthenticated),
+    ),
+    security(("api_key" = [])),
+)]
 pub(crate) async fn cluster(State(app): State<AppState>, _caller: Caller) -> Json<wire::ClusterStatus> {
     let view = app.node.cluster_view().await;
     let members = view
@@ -31,10 +43,31 @@ pub(crate) async fn cluster(State(app): State<AppState>, _caller: Caller) -> Jso
     Json(wire::ClusterStatus { node_id: view.node_id, leader: view.leader, term: view.term, members })
 }
 
+/// Whether the process is up.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "healthz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "The process is up.", body = wire::Health),
+    ),
+)]
 pub(crate) async fn healthz() -> Json<wire::Health> {
     Json(wire::Health { status: "ok".into(), reason: None })
 }
 
+/// Whether this node has a leader and has applied the committed log.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    operation_id = "readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Ready.", body = wire::Health),
+        (status = 503, description = "Not ready; `reason` says why.", body = wire::Health),
+    ),
+)]
 pub(crate) async fn readyz(State(app): State<AppState>) -> Response {
     match app.node.readiness() {
         Ok(()) => Json(wire::Health { status: "ready".into(), reason: None }).into_response(),

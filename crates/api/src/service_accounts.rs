@@ -40,6 +40,29 @@ fn binding(req: &wire::CreateServiceAccountRequest) -> Result<Binding, ApiError>
     }
 }
 
+/// Creates a service account bound to an account role, or to one namespace with a permission.
+#[utoipa::path(
+    post,
+    path = "/v1/service-accounts",
+    operation_id = "create_service_account",
+    tag = "service-accounts",
+    request_body = wire::CreateServiceAccountRequest,
+    responses(
+        (
+            status = 201,
+            description = "The new service account.",
+            body = wire::ServiceAccount,
+            headers(("X-Keyledger-Index" = u64, description = "The ledger position the write committed at.")),
+        ),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthenticated),
+        (status = 403, response = crate::openapi::PermissionDenied),
+        (status = 409, response = crate::openapi::Conflict),
+        (status = 413, response = crate::openapi::PayloadTooLarge),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+    security(("api_key" = [])),
+)]
 pub(crate) async fn create(
     State(app): State<AppState>,
     caller: Caller,
@@ -55,12 +78,40 @@ pub(crate) async fn create(
     Ok((StatusCode::CREATED, index_header(index), axum::Json(render::service_account(&sa))).into_response())
 }
 
+/// Lists the service accounts the caller may see.
+#[utoipa::path(
+    get,
+    path = "/v1/service-accounts",
+    operation_id = "list_service_accounts",
+    tag = "service-accounts",
+    responses(
+        (status = 200, description = "The service accounts.", body = wire::ServiceAccountList),
+        (status = 401, response = crate::openapi::Unauthenticated),
+    ),
+    security(("api_key" = [])),
+)]
 pub(crate) async fn list(State(app): State<AppState>, caller: Caller) -> axum::Json<wire::ServiceAccountList> {
     let state = app.node.ledger().state();
     let service_accounts = state.service_accounts().filter(|s| visible(&caller, s)).map(render::service_account);
     axum::Json(wire::ServiceAccountList { service_accounts: service_accounts.collect() })
 }
 
+/// Reads one service account.
+#[utoipa::path(
+    get,
+    path = "/v1/service-accounts/{id}",
+    operation_id = "get_service_account",
+    tag = "service-accounts",
+    params(
+        ("id" = String, Path, description = "The service account's id."),
+    ),
+    responses(
+        (status = 200, description = "The service account.", body = wire::ServiceAccount),
+        (status = 401, response = crate::openapi::Unauthenticated),
+        (status = 404, response = crate::openapi::NotFound),
+    ),
+    security(("api_key" = [])),
+)]
 pub(crate) async fn get(
     State(app): State<AppState>,
     caller: Caller,
@@ -83,10 +134,58 @@ fn visible_service_account<'s>(
         .ok_or_else(|| ApiError::not_found("no such service account"))
 }
 
+/// Disables a service account: its keys stop verifying until it is enabled again.
+#[utoipa::path(
+    post,
+    path = "/v1/service-accounts/{id}/disable",
+    operation_id = "disable_service_account",
+    tag = "service-accounts",
+    params(
+        ("id" = String, Path, description = "The service account's id."),
+    ),
+    responses(
+        (
+            status = 200,
+            description = "The service account as it is now.",
+            body = wire::ServiceAccount,
+            headers(("X-Keyledger-Index" = u64, description = "The ledger position the write committed at.")),
+        ),
+        (status = 401, response = crate::openapi::Unauthenticated),
+        (status = 403, response = crate::openapi::PermissionDenied),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 409, response = crate::openapi::Conflict),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+    security(("api_key" = [])),
+)]
 pub(crate) async fn disable(app: State<AppState>, caller: Caller, id: Path<String>) -> Result<Response, ApiError> {
     set_enabled(app, caller, id, false).await
 }
 
+/// Enables a disabled service account.
+#[utoipa::path(
+    post,
+    path = "/v1/service-accounts/{id}/enable",
+    operation_id = "enable_service_account",
+    tag = "service-accounts",
+    params(
+        ("id" = String, Path, description = "The service account's id."),
+    ),
+    responses(
+        (
+            status = 200,
+            description = "The service account as it is now.",
+            body = wire::ServiceAccount,
+            headers(("X-Keyledger-Index" = u64, description = "The ledger position the write committed at.")),
+        ),
+        (status = 401, response = crate::openapi::Unauthenticated),
+        (status = 403, response = crate::openapi::PermissionDenied),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 409, response = crate::openapi::Conflict),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+    security(("api_key" = [])),
+)]
 pub(crate) async fn enable(app: State<AppState>, caller: Caller, id: Path<String>) -> Result<Response, ApiError> {
     set_enabled(app, caller, id, true).await
 }
@@ -106,6 +205,29 @@ async fn set_enabled(
     Ok((index_header(index), axum::Json(render::service_account(&sa))).into_response())
 }
 
+/// Deletes a service account.
+#[utoipa::path(
+    delete,
+    path = "/v1/service-accounts/{id}",
+    operation_id = "delete_service_account",
+    tag = "service-accounts",
+    params(
+        ("id" = String, Path, description = "The service account's id."),
+    ),
+    responses(
+        (
+            status = 204,
+            description = "The service account is deleted.",
+            headers(("X-Keyledger-Index" = u64, description = "The ledger position the write committed at.")),
+        ),
+        (status = 401, response = crate::openapi::Unauthenticated),
+        (status = 403, response = crate::openapi::PermissionDenied),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 409, response = crate::openapi::Conflict),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+    security(("api_key" = [])),
+)]
 pub(crate) async fn delete(
     State(app): State<AppState>,
     caller: Caller,

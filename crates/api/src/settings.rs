@@ -12,12 +12,48 @@ use crate::render;
 use crate::write::{index_header, into_account, write, Operation, Target};
 use crate::AppState;
 
+/// Reads the account's key policy; every member of the account may.
+#[utoipa::path(
+    get,
+    path = "/v1/settings",
+    operation_id = "get_settings",
+    tag = "settings",
+    responses(
+        (status = 200, description = "The settings.", body = wire::Settings),
+        (status = 401, response = crate::openapi::Unauthenticated),
+        (status = 404, response = crate::openapi::NotFound),
+    ),
+    security(("api_key" = [])),
+)]
 pub(crate) async fn get(State(app): State<AppState>, caller: Caller) -> Result<axum::Json<wire::Settings>, ApiError> {
     let state = app.node.ledger().state();
     let account = state.account(caller.account()).ok_or_else(|| ApiError::not_found("no such account"))?;
     Ok(axum::Json(render::settings(account)))
 }
 
+/// Changes the account's key policy (owners and admins); fields left out keep their value.
+#[utoipa::path(
+    patch,
+    path = "/v1/settings",
+    operation_id = "update_settings",
+    tag = "settings",
+    request_body = wire::UpdateSettingsRequest,
+    responses(
+        (
+            status = 200,
+            description = "The settings as they are now.",
+            body = wire::Settings,
+            headers(("X-Keyledger-Index" = u64, description = "The ledger position the write committed at.")),
+        ),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthenticated),
+        (status = 403, response = crate::openapi::PermissionDenied),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 413, response = crate::openapi::PayloadTooLarge),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+    security(("api_key" = [])),
+)]
 pub(crate) async fn update(
     State(app): State<AppState>,
     caller: Caller,

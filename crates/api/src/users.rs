@@ -23,6 +23,29 @@ fn parse_id(id: &str) -> Result<UserId, ApiError> {
     id.parse::<UserId>().map_err(|_| ApiError::not_found("no such user"))
 }
 
+/// Creates a user in the caller's account.
+#[utoipa::path(
+    post,
+    path = "/v1/users",
+    operation_id = "create_user",
+    tag = "users",
+    request_body = wire::CreateUserRequest,
+    responses(
+        (
+            status = 201,
+            description = "The new user.",
+            body = wire::User,
+            headers(("X-Keyledger-Index" = u64, description = "The ledger position the write committed at.")),
+        ),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthenticated),
+        (status = 403, response = crate::openapi::PermissionDenied),
+        (status = 409, response = crate::openapi::Conflict),
+        (status = 413, response = crate::openapi::PayloadTooLarge),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+    security(("api_key" = [])),
+)]
 pub(crate) async fn create(
     State(app): State<AppState>,
     caller: Caller,
@@ -38,12 +61,40 @@ pub(crate) async fn create(
     Ok((StatusCode::CREATED, index_header(index), axum::Json(render::user(&user))).into_response())
 }
 
+/// Lists the users the caller may see: all of the account's for owners and admins, else only itself.
+#[utoipa::path(
+    get,
+    path = "/v1/users",
+    operation_id = "list_users",
+    tag = "users",
+    responses(
+        (status = 200, description = "The users.", body = wire::UserList),
+        (status = 401, response = crate::openapi::Unauthenticated),
+    ),
+    security(("api_key" = [])),
+)]
 pub(crate) async fn list(State(app): State<AppState>, caller: Caller) -> axum::Json<wire::UserList> {
     let state = app.node.ledger().state();
     let users = state.users().filter(|u| visible(&caller, u)).map(render::user).collect();
     axum::Json(wire::UserList { users })
 }
 
+/// Reads one user.
+#[utoipa::path(
+    get,
+    path = "/v1/users/{id}",
+    operation_id = "get_user",
+    tag = "users",
+    params(
+        ("id" = String, Path, description = "The user's id."),
+    ),
+    responses(
+        (status = 200, description = "The user.", body = wire::User),
+        (status = 401, response = crate::openapi::Unauthenticated),
+        (status = 404, response = crate::openapi::NotFound),
+    ),
+    security(("api_key" = [])),
+)]
 pub(crate) async fn get(
     State(app): State<AppState>,
     caller: Caller,
@@ -59,6 +110,33 @@ fn visible_user<'s>(state: &'s LedgerState, caller: &Caller, id: &str) -> Result
     state.user(&id).filter(|u| visible(caller, u)).ok_or_else(|| ApiError::not_found("no such user"))
 }
 
+/// Changes a user's role.
+#[utoipa::path(
+    patch,
+    path = "/v1/users/{id}",
+    operation_id = "update_user",
+    tag = "users",
+    params(
+        ("id" = String, Path, description = "The user's id."),
+    ),
+    request_body = wire::UpdateUserRequest,
+    responses(
+        (
+            status = 200,
+            description = "The user as it is now.",
+            body = wire::User,
+            headers(("X-Keyledger-Index" = u64, description = "The ledger position the write committed at.")),
+        ),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthenticated),
+        (status = 403, response = crate::openapi::PermissionDenied),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 409, response = crate::openapi::Conflict),
+        (status = 413, response = crate::openapi::PayloadTooLarge),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+    security(("api_key" = [])),
+)]
 pub(crate) async fn update(
     State(app): State<AppState>,
     caller: Caller,
@@ -70,10 +148,58 @@ pub(crate) async fn update(
     user_write(app, caller, "user.update", user, Command::SetUserRole { user, role }).await
 }
 
+/// Disables a user: its keys stop verifying until it is enabled again.
+#[utoipa::path(
+    post,
+    path = "/v1/users/{id}/disable",
+    operation_id = "disable_user",
+    tag = "users",
+    params(
+        ("id" = String, Path, description = "The user's id."),
+    ),
+    responses(
+        (
+            status = 200,
+            description = "The user as it is now.",
+            body = wire::User,
+            headers(("X-Keyledger-Index" = u64, description = "The ledger position the write committed at.")),
+        ),
+        (status = 401, response = crate::openapi::Unauthenticated),
+        (status = 403, response = crate::openapi::PermissionDenied),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 409, response = crate::openapi::Conflict),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+    security(("api_key" = [])),
+)]
 pub(crate) async fn disable(app: State<AppState>, caller: Caller, id: Path<String>) -> Result<Response, ApiError> {
     set_enabled(app, caller, id, false).await
 }
 
+/// Enables a disabled user.
+#[utoipa::path(
+    post,
+    path = "/v1/users/{id}/enable",
+    operation_id = "enable_user",
+    tag = "users",
+    params(
+        ("id" = String, Path, description = "The user's id."),
+    ),
+    responses(
+        (
+            status = 200,
+            description = "The user as it is now.",
+            body = wire::User,
+            headers(("X-Keyledger-Index" = u64, description = "The ledger position the write committed at.")),
+        ),
+        (status = 401, response = crate::openapi::Unauthenticated),
+        (status = 403, response = crate::openapi::PermissionDenied),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 409, response = crate::openapi::Conflict),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+    security(("api_key" = [])),
+)]
 pub(crate) async fn enable(app: State<AppState>, caller: Caller, id: Path<String>) -> Result<Response, ApiError> {
     set_enabled(app, caller, id, true).await
 }
@@ -89,6 +215,29 @@ async fn set_enabled(
     user_write(app, caller, operation, user, Command::SetUserEnabled { user, enabled }).await
 }
 
+/// Deletes a user.
+#[utoipa::path(
+    delete,
+    path = "/v1/users/{id}",
+    operation_id = "delete_user",
+    tag = "users",
+    params(
+        ("id" = String, Path, description = "The user's id."),
+    ),
+    responses(
+        (
+            status = 204,
+            description = "The user is deleted.",
+            headers(("X-Keyledger-Index" = u64, description = "The ledger position the write committed at.")),
+        ),
+        (status = 401, response = crate::openapi::Unauthenticated),
+        (status = 403, response = crate::openapi::PermissionDenied),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 409, response = crate::openapi::Conflict),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+    security(("api_key" = [])),
+)]
 pub(crate) async fn delete(
     State(app): State<AppState>,
     caller: Caller,
@@ -100,6 +249,34 @@ pub(crate) async fn delete(
     Ok((StatusCode::NO_CONTENT, index_header(index)).into_response())
 }
 
+/// Gives a user a permission in a namespace (replacing the one it had there).
+#[utoipa::path(
+    put,
+    path = "/v1/users/{id}/namespaces/{namespace}",
+    operation_id = "set_user_namespace",
+    tag = "users",
+    params(
+        ("id" = String, Path, description = "The user's id."),
+        ("namespace" = String, Path, description = "The namespace's name."),
+    ),
+    request_body = wire::NamespacePermissionRequest,
+    responses(
+        (
+            status = 200,
+            description = "The user as it is now.",
+            body = wire::User,
+            headers(("X-Keyledger-Index" = u64, description = "The ledger position the write committed at.")),
+        ),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthenticated),
+        (status = 403, response = crate::openapi::PermissionDenied),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 409, response = crate::openapi::Conflict),
+        (status = 413, response = crate::openapi::PayloadTooLarge),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+    security(("api_key" = [])),
+)]
 pub(crate) async fn set_namespace(
     State(app): State<AppState>,
     caller: Caller,
@@ -112,6 +289,31 @@ pub(crate) async fn set_namespace(
     user_write(app, caller, "user.namespace.set", user, command).await
 }
 
+/// Takes a user's permission in a namespace away.
+#[utoipa::path(
+    delete,
+    path = "/v1/users/{id}/namespaces/{namespace}",
+    operation_id = "remove_user_namespace",
+    tag = "users",
+    params(
+        ("id" = String, Path, description = "The user's id."),
+        ("namespace" = String, Path, description = "The namespace's name."),
+    ),
+    responses(
+        (
+            status = 200,
+            description = "The user as it is now.",
+            body = wire::User,
+            headers(("X-Keyledger-Index" = u64, description = "The ledger position the write committed at.")),
+        ),
+        (status = 401, response = crate::openapi::Unauthenticated),
+        (status = 403, response = crate::openapi::PermissionDenied),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 409, response = crate::openapi::Conflict),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+    security(("api_key" = [])),
+)]
 pub(crate) async fn remove_namespace(
     State(app): State<AppState>,
     caller: Caller,

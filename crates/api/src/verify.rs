@@ -14,6 +14,22 @@ use crate::AppState;
 /// How long a verify with `min_index` may wait for this node to catch up.
 const MIN_INDEX_WAIT: Duration = Duration::from_secs(5);
 
+/// Verifies a presented key, optionally for one permission. Needs no authentication.
+#[utoipa::path(
+    post,
+    path = "/v1/verify",
+    operation_id = "verify_key",
+    tag = "verification",
+    request_body = wire::VerifyRequest,
+    responses(
+        (status = 200, description = "The verdict: `valid` with the identity and its permissions, or `valid: false` \
+            with a `code` saying why.", body = wire::VerifyResponse),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 413, response = crate::openapi::PayloadTooLarge),
+        (status = 503, description = "`unavailable`: this node has not applied `min_index` within the wait; try \
+            again or ask another node.", body = wire::ErrorBody),
+    ),
+)]
 pub(crate) async fn verify(
     State(app): State<AppState>,
     Json(req): Json<wire::VerifyRequest>,

@@ -3,11 +3,12 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::Key;
 
 /// USER.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct User {
     pub id: String,
     pub name: String,
@@ -21,7 +22,7 @@ pub struct User {
 }
 
 /// `POST /v1/users`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUserRequest {
     pub name: String,
@@ -29,14 +30,14 @@ pub struct CreateUserRequest {
 }
 
 /// `PATCH /v1/users/{id}`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUserRequest {
     pub role: String,
 }
 
 /// `PUT /v1/users/{id}/namespaces/{namespace}`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct NamespacePermissionRequest {
     /// `admin`, `write` or `read`.
@@ -44,18 +45,21 @@ pub struct NamespacePermissionRequest {
 }
 
 /// `GET /v1/users`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct UserList {
     pub users: Vec<User>,
 }
 
 /// SERVICE_ACCOUNT: account-scoped (`role`) or namespace-scoped (`namespace` + `permission`).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct ServiceAccount {
     pub id: String,
     pub name: String,
+    #[schema(required)]
     pub role: Option<String>,
+    #[schema(required)]
     pub namespace: Option<String>,
+    #[schema(required)]
     pub permission: Option<String>,
     /// `enabled`, `disabled` or `deleted`.
     pub state: String,
@@ -63,7 +67,7 @@ pub struct ServiceAccount {
 }
 
 /// `POST /v1/service-accounts`: `name` and `role`, or `name`, `namespace` and `permission`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct CreateServiceAccountRequest {
     pub name: String,
@@ -76,33 +80,33 @@ pub struct CreateServiceAccountRequest {
 }
 
 /// `GET /v1/service-accounts`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct ServiceAccountList {
     pub service_accounts: Vec<ServiceAccount>,
 }
 
 /// A namespace.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct Namespace {
     pub name: String,
     pub created_at: String,
 }
 
 /// `POST /v1/namespaces`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct CreateNamespaceRequest {
     pub name: String,
 }
 
 /// `GET /v1/namespaces`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct NamespaceList {
     pub namespaces: Vec<Namespace>,
 }
 
 /// SETTINGS: the account's key policy.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct Settings {
     pub key_creation_enabled: bool,
     /// A duration such as `730d`.
@@ -113,7 +117,7 @@ pub struct Settings {
 }
 
 /// `PATCH /v1/settings`: fields left out keep their value.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateSettingsRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -130,7 +134,7 @@ pub struct UpdateSettingsRequest {
 }
 
 /// `POST /v1/accounts`: another account, its owner, and the owner's first key.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct CreateAccountRequest {
     /// 1–63 characters of `a-z`, `0-9` and `-`, starting with a letter.
@@ -142,7 +146,7 @@ pub struct CreateAccountRequest {
 }
 
 /// `201` answer to `POST /v1/accounts`: the owner's first key secret is shown here once.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct CreatedAccount {
     pub account: String,
     pub owner: User,

@@ -4,13 +4,14 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::{Actor, Identity, OwnerRef};
 
 /// A key's optional narrowing, in requests and answers alike:
 /// `{"role": "developer"}` (at most this account role) or
 /// `{"namespaces": {"payments": "write"}}` (only these namespace permissions).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum KeyScope {
     /// `owner`, `admin`, `developer` or `read`.
@@ -33,7 +34,7 @@ impl fmt::Display for KeyScope {
 }
 
 /// `POST /v1/keys`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKeyRequest {
     pub name: String,
@@ -56,7 +57,7 @@ pub struct CreateKeyRequest {
 }
 
 /// KEY: a key's metadata. Never the secret, never its digest.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct Key {
     pub id: String,
     pub name: String,
@@ -64,7 +65,9 @@ pub struct Key {
     pub owner: Identity,
     pub account: String,
     /// The namespace of a key owned by a namespace-scoped service account.
+    #[schema(required)]
     pub namespace: Option<String>,
+    #[schema(required)]
     pub scope: Option<KeyScope>,
     /// `enabled`, `disabled`, `expired` or `deleted`.
     pub state: String,
@@ -73,28 +76,31 @@ pub struct Key {
     pub hint: String,
     pub created_at: String,
     pub created_by: Actor,
+    #[schema(required)]
     pub expires_at: Option<String>,
+    #[schema(required)]
     pub last_used_at: Option<String>,
     /// Ledger sequence number of the key's latest state-changing event.
     pub revision: u64,
 }
 
 /// `201` answer to a create: the secret is shown here once and never again.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct CreatedKey {
     pub key: Key,
     pub secret: String,
 }
 
 /// `GET /v1/keys`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct KeyList {
     pub keys: Vec<Key>,
+    #[schema(required)]
     pub next_cursor: Option<String>,
 }
 
 /// `PATCH /v1/keys/{id}`: fields left out keep their value.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateKeyRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -105,7 +111,7 @@ pub struct UpdateKeyRequest {
 
 /// `POST /v1/keys/{id}/rotate`. Without an expiry the new key lives 90 days (or never expires,
 /// if the old one never expires); `grace` defaults to `24h`, and `"0"` ends it at once.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct RotateKeyRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -117,7 +123,7 @@ pub struct RotateKeyRequest {
 }
 
 /// `201` answer to a rotate: the new key, its secret (shown once), and the old key's id.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct RotatedKey {
     pub key: Key,
     pub secret: String,
@@ -125,7 +131,7 @@ pub struct RotatedKey {
 }
 
 /// `POST /v1/verify`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyRequest {
     pub key: String,
@@ -136,7 +142,7 @@ pub struct VerifyRequest {
 }
 
 /// The answer to a verification: `valid` with the identity, or `code` saying why not.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct VerifyResponse {
     pub valid: bool,
     /// Set when `valid` is false: `malformed`, `not_found`, `disabled`, `expired`,
@@ -153,6 +159,7 @@ pub struct VerifyResponse {
     pub permissions: Option<Vec<String>>,
     /// Present on a valid answer; `null` for a key that never expires.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub expires_at: Option<Option<String>>,
 }
 

@@ -12,6 +12,7 @@
 //! against an older server still reads answers that carry a value it does not know.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 pub mod identities;
 pub mod keys;
@@ -27,23 +28,24 @@ pub const INDEX_HEADER: &str = "x-keyledger-index";
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
 /// Every error answer: `{"error": {"code", "message", "request_id"}}`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct ErrorDetail {
     /// Stable snake_case code, e.g. `not_found`, `key_locked`, `unavailable`.
     pub code: String,
     /// One human sentence.
     pub message: String,
     #[serde(default)]
+    #[schema(required)]
     pub request_id: Option<String>,
 }
 
 /// `user` or `service_account`.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum OwnerKind {
     User,
@@ -60,7 +62,7 @@ impl OwnerKind {
 }
 
 /// A reference to a key's owner in a request.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct OwnerRef {
     pub kind: OwnerKind,
@@ -68,7 +70,7 @@ pub struct OwnerRef {
 }
 
 /// An identity as shown in answers.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct Identity {
     pub kind: OwnerKind,
     pub id: String,
@@ -76,10 +78,12 @@ pub struct Identity {
 }
 
 /// Who caused an event: an identity and the key it used, or the cluster itself.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct Actor {
     /// `user`, `service_account` or `system`.
     pub kind: String,
+    #[schema(required)]
     pub id: Option<String>,
+    #[schema(required)]
     pub key_id: Option<String>,
 }

@@ -1,39 +1,44 @@
 //! Operations: cluster status and health.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// A ledger position: the last event's sequence number and chain hash (hex).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct LedgerHead {
     pub seq: u64,
     pub hash: String,
 }
 
 /// One member of the cluster as seen from the answering node.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct Member {
     pub node_id: u64,
     pub address: String,
     /// `voter` or `learner`.
     pub role: String,
     /// `null` when the member did not answer in time.
+    #[schema(required)]
     pub applied_index: Option<u64>,
     /// How far the member's applied index is behind the answering node's last log index.
+    #[schema(required)]
     pub lag: Option<u64>,
+    #[schema(required)]
     pub ledger_head: Option<LedgerHead>,
 }
 
 /// `GET /v1/cluster`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct ClusterStatus {
     pub node_id: u64,
+    #[schema(required)]
     pub leader: Option<u64>,
     pub term: u64,
     pub members: Vec<Member>,
 }
 
 /// `GET /healthz` and `GET /readyz`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct Health {
     pub status: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
