@@ -6,11 +6,34 @@
 
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use keyledger_model::{LedgerEntry, State};
+use keyledger_model::{KeyId, LedgerEntry, State};
 
 use crate::codec::{self, CodecError};
 
 pub(crate) const EVENT_PREFIX: u8 = b'e';
+
+/// Prefix of the per-key index: `k` + key id + big-endian seq, one (empty) record per event of
+/// that key, so a key's history is a range scan rather than a scan of the whole ledger.
+pub(crate) const KEY_INDEX_PREFIX: u8 = b'k';
+
+pub(crate) fn key_index_key(key: &KeyId, seq: u64) -> [u8; 25] {
+    let mut out = [KEY_INDEX_PREFIX; 25];
+    out[1..17].copy_from_slice(&key.to_bytes());
+    out[17..].copy_from_slice(&seq.to_be_bytes());
+    out
+}
+
+/// Writes an entry and its per-key index record into `batch`.
+pub(crate) fn put_entry(batch: &mut sled::Batch, entry: &LedgerEntry) -> Result<(), CodecError> {
+    batch.insert(&event_key(entry.event.seq), codec::encode(entry)?);
+    if let Some(key) = entry.event.body.key() {
+        batch.insert(&key_index_key(&key, entry.event.seq), &[]);
+    }
+    if let keyledger_model::EventBody::KeyRotated { replacement, .. } = &entry.event.body {
+        batch.insert(&key_index_key(replacement, entry.event.seq), &[]);
+    }
+    Ok(())
+}
 
 pub(crate) fn event_key(seq: u64) -> [u8; 9] {
     let mut key = [EVENT_PREFIX; 9];
@@ -75,6 +98,24 @@ impl Ledger {
 
     pub(crate) fn db(&self) -> &sled::Db {
         &self.inner.db
+    }
+
+    /// Every stored event about `key` (for a rotation, both keys), oldest first.
+    pub fn key_history(&self, key: &KeyId) -> impl Iterator<Item = Result<LedgerEntry, LedgerError>> + '_ {
+        let mut prefix = vec![KEY_INDEX_PREFIX];
+        prefix.extend(key.to_bytes());
+        self.inner.tree.scan_prefix(prefix).map(move |item| {
+            let (index_key, _) = item?;
+            let mut seq = [0u8; 8];
+            seq.copy_from_slice(&index_key[17..25]);
+            let seq = u64::from_be_bytes(seq);
+            let bytes = self
+                .inner
+                .tree
+                .get(event_key(seq))?
+                .ok_or(LedgerError::Damaged { seq, why: "the key index names an event that is not stored".into() })?;
+            Ok(codec::decode::<LedgerEntry>(&bytes)?)
+        })
     }
 
     /// Stored events with `seq` in `from..=to`, oldest first.

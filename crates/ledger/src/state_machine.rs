@@ -17,7 +17,7 @@ use openraft::{
 use serde::{Deserialize, Serialize};
 
 use crate::codec;
-use crate::ledger::{check_link, event_key, Ledger, LedgerError, EVENT_PREFIX};
+use crate::ledger::{check_link, put_entry, Ledger, LedgerError, EVENT_PREFIX, KEY_INDEX_PREFIX};
 use crate::{Node, NodeId, TypeConfig};
 
 const APPLIED: &[u8] = b"m:applied";
@@ -132,7 +132,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                         let (outcome, new_entries, change) =
                             self.idempotency.execute(&mut state, &proposal, entry.log_id.index);
                         for new in &new_entries {
-                            batch.insert(&event_key(new.event.seq), codec::encode(new).map_err(write_err)?);
+                            put_entry(&mut batch, new).map_err(write_err)?;
                         }
                         for key in &change.removed {
                             batch.remove(idempotency_key(key)?);
@@ -191,13 +191,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
         let tree = self.ledger.tree();
         let mut batch = sled::Batch::default();
-        for prefix in [EVENT_PREFIX, IDEMPOTENCY_PREFIX] {
+        for prefix in [EVENT_PREFIX, KEY_INDEX_PREFIX, IDEMPOTENCY_PREFIX] {
             for item in tree.scan_prefix([prefix]) {
                 batch.remove(item.map_err(write_err)?.0);
             }
         }
         for entry in &payload.entries {
-            batch.insert(&event_key(entry.event.seq), codec::encode(entry).map_err(write_err)?);
+            put_entry(&mut batch, entry).map_err(write_err)?;
         }
         for (key, record) in &payload.idempotency {
             batch.insert(idempotency_key(key)?, codec::encode(record).map_err(write_err)?);

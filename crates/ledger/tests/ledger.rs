@@ -156,3 +156,30 @@ async fn idempotency_records_survive_snapshots_and_restarts() {
     let mut reopened = Storage::open(dir.path()).unwrap().state_machine;
     assert_eq!(replay(reopened.apply([idempotent(3, &create)]).await.unwrap()), 2);
 }
+
+/// A key's history comes from the per-key index, on the node that applied the events and on one
+/// that installed them from a snapshot.
+#[tokio::test]
+async fn key_history_lists_exactly_a_keys_events_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Storage::open(dir.path()).unwrap();
+    let mut sm = storage.state_machine;
+    sm.apply(history(6)).await.unwrap();
+    let all = all_entries(&storage.ledger);
+    let snapshot = sm.get_snapshot_builder().await.build_snapshot().await.unwrap();
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = Storage::open(other_dir.path()).unwrap();
+    let mut other_sm = other.state_machine;
+    other_sm.install_snapshot(&snapshot.meta, snapshot.snapshot).await.unwrap();
+
+    let keys: Vec<KeyId> = storage.ledger.state().keys_after(None).map(|k| k.id).collect();
+    assert!(keys.len() >= 4);
+    for key in keys {
+        let expected: Vec<LedgerEntry> = all.iter().filter(|e| e.event.body.key() == Some(key)).cloned().collect();
+        assert!(!expected.is_empty());
+        for ledger in [&storage.ledger, &other.ledger] {
+            let got: Vec<LedgerEntry> = ledger.key_history(&key).collect::<Result<_, _>>().unwrap();
+            assert_eq!(got, expected, "history of {key}");
+        }
+    }
+}
