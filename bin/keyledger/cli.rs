@@ -4,6 +4,7 @@
 
 mod account;
 mod apikey;
+mod audit;
 mod cluster;
 mod login;
 mod namespace;
@@ -107,6 +108,20 @@ pub(crate) enum ClientCommand {
         #[command(subcommand)]
         command: account::AccountCommand,
     },
+    /// A key's whole life, oldest first: every event about it.
+    History {
+        #[command(flatten)]
+        conn: ConnArgs,
+        #[command(flatten)]
+        args: audit::HistoryArgs,
+    },
+    /// The account's audit trail: list its events or export them (owners and admins).
+    Audit {
+        #[command(flatten)]
+        conn: ConnArgs,
+        #[command(subcommand)]
+        command: audit::AuditCommand,
+    },
     /// Inspect the cluster.
     Cluster {
         #[command(flatten)]
@@ -200,6 +215,8 @@ pub(crate) async fn run(command: ClientCommand) -> anyhow::Result<Outcome> {
         ClientCommand::Namespace { conn, command } => namespace::run(&conn.client()?, conn.output, command).await?,
         ClientCommand::Settings { conn, command } => settings::run(&conn.client()?, conn.output, command).await?,
         ClientCommand::Account { conn, command } => account::run(&conn.client()?, conn.output, command).await?,
+        ClientCommand::History { conn, args } => audit::history(&conn.client()?, conn.output, args).await?,
+        ClientCommand::Audit { conn, command } => audit::run(&conn.client()?, conn.output, command).await?,
         ClientCommand::Cluster { conn, command } => cluster::run(&conn.client()?, conn.output, command).await?,
         ClientCommand::Login(args) => login::login(args).await?,
         ClientCommand::Logout => login::logout()?,

@@ -4,6 +4,8 @@
 //! module run in parallel; each test has its own nodes, ports and directories.
 //!
 //! Modules:
+//! - `audit`: a key's history, audit event pages and filters, who may read them, the streamed
+//!   export (JSON lines, CSV) and the `history` / `audit` commands.
 //! - `util`: starts, kills and restarts nodes; free ports; temp dirs; polling with deadlines.
 //! - `single_node`: bootstrap, the key lifecycle, listing and paging, ETag, verify answers.
 //! - `restart`: a node killed with SIGKILL restarts on its data dir with everything kept.
@@ -20,6 +22,7 @@
 //! - `workflows`: the seed workflows end to end (rotation, self-rotating service accounts,
 //!   namespace admins, locks, limits, the creation switch, expiry, last use, permissions).
 
+mod audit;
 mod cli;
 mod cli_parity;
 mod cluster;

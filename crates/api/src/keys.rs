@@ -234,7 +234,7 @@ pub(crate) async fn get(
     Ok(([(header::ETAG, etag)], axum::Json(body)).into_response())
 }
 
-fn visible_key<'s>(state: &'s LedgerState, caller: &Caller, id: &str) -> Result<&'s KeyRecord, ApiError> {
+pub(crate) fn visible_key<'s>(state: &'s LedgerState, caller: &Caller, id: &str) -> Result<&'s KeyRecord, ApiError> {
     id.parse::<KeyId>()
         .ok()
         .and_then(|id| state.key(&id))

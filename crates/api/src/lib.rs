@@ -1,5 +1,5 @@
 //! keyledger's HTTP API on axum: keys, users, service accounts, namespaces, settings,
-//! accounts, verification, cluster status and health.
+//! accounts, the audit trail, verification, cluster status and health.
 //!
 //! Main items: [`router`] (the whole public API for one node, ready to serve or to drive
 //! with `oneshot` in tests), [`ApiError`] (the single error type and its JSON shape),
@@ -11,6 +11,7 @@
 //! render the outcome. Every rule lives in `keyledger-model`, applied in log order.
 
 mod accounts;
+mod audit;
 mod error;
 mod extract;
 mod idempotency;
@@ -75,6 +76,7 @@ api_routes! {
     "/v1/keys/{id}/lock" => post(key_ops::lock);
     "/v1/keys/{id}/unlock" => post(key_ops::unlock);
     "/v1/keys/{id}/rotate" => post(key_ops::rotate);
+    "/v1/keys/{id}/history" => get(audit::key_history);
     "/v1/users" => post(users::create).get(users::list);
     "/v1/users/{id}" => get(users::get).patch(users::update).delete(users::delete);
     "/v1/users/{id}/disable" => post(users::disable);
@@ -87,6 +89,8 @@ api_routes! {
     "/v1/namespaces" => post(namespaces::create).get(namespaces::list);
     "/v1/settings" => get(settings::get).patch(settings::update);
     "/v1/accounts" => post(accounts::create);
+    "/v1/audit/events" => get(audit::events);
+    "/v1/audit/export" => get(audit::export);
     "/v1/verify" => post(verify::verify);
     "/v1/cluster" => get(ops::cluster);
     "/v1/openapi.json" => get(openapi::serve);

@@ -16,7 +16,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToResponse};
 
-use crate::{accounts, key_ops, keys, namespaces, ops, service_accounts, settings, users, verify};
+use crate::{accounts, audit, key_ops, keys, namespaces, ops, service_accounts, settings, users, verify};
 
 /// The name of the security scheme every authenticated operation names.
 pub(crate) const BEARER: &str = "api_key";
@@ -50,6 +50,7 @@ const INDEX_HEADER: &str = "X-Keyledger-Index";
         key_ops::lock,
         key_ops::unlock,
         key_ops::rotate,
+        audit::key_history,
         users::create,
         users::list,
         users::get,
@@ -70,6 +71,8 @@ const INDEX_HEADER: &str = "X-Keyledger-Index";
         settings::get,
         settings::update,
         accounts::create,
+        audit::events,
+        audit::export,
         verify::verify,
         ops::cluster,
         serve,
@@ -109,6 +112,9 @@ const INDEX_HEADER: &str = "X-Keyledger-Index";
             wire::UpdateSettingsRequest,
             wire::CreateAccountRequest,
             wire::CreatedAccount,
+            wire::AuditEvent,
+            wire::EventList,
+            wire::KeyHistory,
             wire::LedgerHead,
             wire::Member,
             wire::ClusterStatus,
@@ -134,6 +140,7 @@ const INDEX_HEADER: &str = "X-Keyledger-Index";
         (name = "namespaces", description = "Namespaces that narrow permissions within an account."),
         (name = "settings", description = "The account's key policy."),
         (name = "accounts", description = "Creating further accounts."),
+        (name = "audit", description = "The account's ledger events: pages and a streamed export (owners and admins)."),
         (name = "operations", description = "Cluster status, health and this document."),
     ),
 )]

@@ -12,6 +12,7 @@
 //! choice. In turn every non-success answer, even a proxy's HTML page, becomes a uniform
 //! [`ClientError::Api`] with a status and a code, so callers match on codes and never on text.
 
+mod audit;
 mod error;
 mod http;
 mod identities;
@@ -27,6 +28,7 @@ use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+pub use audit::{AuditQuery, Export, ExportFormat, EXPORT_TIMEOUT};
 pub use error::{ClientError, UNEXPECTED_RESPONSE};
 
 /// How long one request may take, from sending to the last byte of the answer.

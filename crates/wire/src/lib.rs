@@ -6,18 +6,20 @@
 //! because a misspelt optional field silently ignored is a bug the caller never sees.
 //!
 //! Modules, all re-exported here: [`keys`] (KEY, create/update/rotate, verification),
-//! [`identities`] (USER, SERVICE_ACCOUNT, namespaces, settings, accounts) and [`ops`]
-//! (cluster status and health). Roles, permission levels and states travel as strings
+//! [`identities`] (USER, SERVICE_ACCOUNT, namespaces, settings, accounts), [`audit`] (EVENT,
+//! event pages, key history) and [`ops`] (cluster status and health). Roles, permission levels and states travel as strings
 //! (`"developer"`, `"write"`, `"enabled"`): the server says what it accepts, and a client built
 //! against an older server still reads answers that carry a value it does not know.
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+pub mod audit;
 pub mod identities;
 pub mod keys;
 pub mod ops;
 
+pub use audit::*;
 pub use identities::*;
 pub use keys::*;
 pub use ops::*;

@@ -1,0 +1,191 @@
+//! `keyledger history` (one key's life) and `keyledger audit events|export` (the account's
+//! ledger events, for owners and admins).
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Subcommand, ValueEnum};
+use keyledger_client::{AuditQuery, Client, ExportFormat};
+use keyledger_wire::{AuditEvent, EventList};
+
+use super::table::Table;
+use super::{emit, write_json, Output};
+
+#[derive(Debug, Args)]
+pub(crate) struct HistoryArgs {
+    /// The key's id.
+    #[arg(long)]
+    id: String,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum AuditCommand {
+    /// List the account's events, oldest first, one page at a time.
+    Events(EventsArgs),
+    /// Write every event of the account (or those between --from and --to) to a file or stdout.
+    Export(ExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct EventsArgs {
+    /// Only events after this sequence number (the `next` of the previous page).
+    #[arg(long, value_name = "SEQ")]
+    after: Option<u64>,
+    /// Only events of this type, e.g. created, rotated, user_created.
+    #[arg(long = "type", value_name = "TYPE")]
+    kind: Option<String>,
+    /// Only events about this key.
+    #[arg(long, value_name = "KEY_ID")]
+    key_id: Option<String>,
+    /// Only events caused by this user or service account id (or `system`).
+    #[arg(long, value_name = "ID")]
+    actor: Option<String>,
+    /// Only events at or after this RFC 3339 time.
+    #[arg(long, value_name = "TIME")]
+    from: Option<String>,
+    /// Only events before this RFC 3339 time.
+    #[arg(long, value_name = "TIME")]
+    to: Option<String>,
+    /// The most events to show (server default 1000, at most 10000).
+    #[arg(long, value_name = "N")]
+    limit: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Format {
+    Jsonl,
+    Csv,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ExportArgs {
+    /// jsonl (one event per line) or csv.
+    #[arg(long, value_enum)]
+    format: Format,
+    /// Only events at or after this RFC 3339 time.
+    #[arg(long, value_name = "TIME")]
+    from: Option<String>,
+    /// Only events before this RFC 3339 time.
+    #[arg(long, value_name = "TIME")]
+    to: Option<String>,
+    /// Write to this new file instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+}
+
+pub(crate) async fn history(client: &Client, output: Output, args: HistoryArgs) -> anyhow::Result<()> {
+    let list = client.key_history(&args.id).await?;
+    emit(|out| match output {
+        Output::Json => write_json(out, &serde_json::json!({ "events": list.events })),
+        Output::Table => write_events(out, &list.events),
+    })?;
+    Ok(())
+}
+
+pub(crate) async fn run(client: &Client, output: Output, command: AuditCommand) -> anyhow::Result<()> {
+    match command {
+        AuditCommand::Events(args) => {
+            let query = AuditQuery {
+                after: args.after,
+                limit: args.limit,
+                key_id: args.key_id,
+                actor: args.actor,
+                kind: args.kind,
+                from: args.from,
+                to: args.to,
+            };
+            let list: EventList = client.audit_events(&query).await?;
+            emit(|out| match output {
+                Output::Json => write_json(out, &list),
+                Output::Table => {
+                    write_events(out, &list.events)?;
+                    match list.next {
+                        Some(next) => writeln!(out, "\nMore events: --after {next}"),
+                        None => Ok(()),
+                    }
+                }
+            })?;
+        }
+        AuditCommand::Export(args) => export(client, args).await?,
+    }
+    Ok(())
+}
+
+/// Streams the export to `--out` (a new file, removed again if the export fails) or stdout.
+async fn export(client: &Client, args: ExportArgs) -> anyhow::Result<()> {
+    let format = match args.format {
+        Format::Jsonl => ExportFormat::Jsonl,
+        Format::Csv => ExportFormat::Csv,
+    };
+    let mut export = client.audit_export(format, args.from.as_deref(), args.to.as_deref()).await?;
+    match &args.out {
+        None => {
+            let mut stdout = io::stdout().lock();
+            while let Some(chunk) = export.chunk().await? {
+                stdout.write_all(&chunk)?;
+            }
+            stdout.flush()?;
+        }
+        Some(path) => {
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            let written: anyhow::Result<()> = async {
+                while let Some(chunk) = export.chunk().await? {
+                    file.write_all(&chunk)?;
+                }
+                file.sync_all()?;
+                Ok(())
+            }
+            .await;
+            if let Err(err) = written {
+                let _ = std::fs::remove_file(path);
+                return Err(err.context(format!("the export to {} failed and was removed", path.display())));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// SEQ, TIME, TYPE, ACTOR, REQUEST ID, DETAILS: one event per line.
+fn write_events(out: &mut dyn Write, events: &[AuditEvent]) -> io::Result<()> {
+    let mut table = Table::with_header(&["SEQ", "TIME", "TYPE", "ACTOR", "REQUEST ID", "DETAILS"]);
+    for event in events {
+        table.row([
+            event.seq.to_string(),
+            event.time.clone(),
+            event.kind.clone(),
+            event.actor.id.clone().unwrap_or_else(|| event.actor.kind.clone()),
+            event.request_id.clone(),
+            details(&event.data),
+        ]);
+    }
+    table.write(out)
+}
+
+/// `name=value` for each field of `data`, strings bare, everything else as JSON.
+fn details(data: &serde_json::Value) -> String {
+    let Some(fields) = data.as_object() else { return data.to_string() };
+    fields
+        .iter()
+        .map(|(name, value)| match value {
+            serde_json::Value::String(text) => format!("{name}={text}"),
+            other => format!("{name}={other}"),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn details_are_name_value_pairs() {
+        let data = serde_json::json!({"key_id": "key_1", "count": 3, "scope": null});
+        assert_eq!(details(&data), "count=3 key_id=key_1 scope=null");
+    }
+}

@@ -1,0 +1,357 @@
+//! The audit trail: `GET /v1/audit/events` (pages of the caller's account's events),
+//! `GET /v1/audit/export` (all of them, streamed as JSON lines or CSV) and
+//! `GET /v1/keys/{id}/history` (one key's life). Events are shaped by `keyledger-audit`, so
+//! the pages, the history and the export carry the very same objects.
+//!
+//! Ledger reads are synchronous (sled), so they run on blocking threads: a page at a time for
+//! `events`, and for `export` in chunks of [`EXPORT_CHUNK`] events handed to the response body
+//! through a small channel, so memory stays flat however long the ledger is.
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use keyledger_audit::{to_csv_row, to_export, ExportedEvent, CSV_HEADER, TYPE_NAMES};
+use keyledger_ledger::Ledger;
+use keyledger_model::{AccountId, Event, KeyId, ServiceAccountId, Timestamp, UserId};
+use keyledger_wire as wire;
+use serde::{Deserialize, Serialize};
+use utoipa::IntoParams;
+
+use crate::error::ApiError;
+use crate::extract::{Caller, Path};
+use crate::keys::visible_key;
+use crate::AppState;
+
+const DEFAULT_PAGE: usize = 1000;
+const MAX_PAGE: usize = 10_000;
+/// Events read from the ledger per step of an export.
+pub(crate) const EXPORT_CHUNK: u64 = 1000;
+
+/// The query of `GET /v1/audit/events`; every filter is optional, and they combine.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct EventsQuery {
+    /// Only events with a larger `seq`; `0` (the default) is the start. Pass the previous
+    /// page's `next`.
+    after: Option<u64>,
+    /// The most events in one answer.
+    #[param(minimum = 1, maximum = 10000, default = 1000)]
+    limit: Option<usize>,
+    /// Only events about this key (for a rotation, both keys).
+    key_id: Option<String>,
+    /// Only events caused by this user or service account (`usr_…`, `sa_…`), or `system`.
+    actor: Option<String>,
+    /// Only events of this type, e.g. `created`, `rotated`, `user_created`.
+    #[serde(rename = "type")]
+    #[param(rename = "type")]
+    kind: Option<String>,
+    /// Only events at or after this RFC 3339 time.
+    from: Option<String>,
+    /// Only events before this RFC 3339 time.
+    to: Option<String>,
+}
+
+/// The query of `GET /v1/audit/export`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ExportQuery {
+    /// `jsonl` (one EVENT per line, the default) or `csv` (a header, then one row per event).
+    format: Option<String>,
+    /// Only events at or after this RFC 3339 time.
+    from: Option<String>,
+    /// Only events before this RFC 3339 time.
+    to: Option<String>,
+}
+
+#[derive(Serialize)]
+struct EventPage {
+    events: Vec<ExportedEvent>,
+    next: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct History {
+    events: Vec<ExportedEvent>,
+}
+
+/// What selects an event: the caller's account, always, and the query's filters.
+#[derive(Debug, Clone)]
+struct Filter {
+    account: AccountId,
+    key: Option<KeyId>,
+    actor: Option<String>,
+    kind: Option<String>,
+    from: Option<Timestamp>,
+    to: Option<Timestamp>,
+}
+
+impl Filter {
+    fn matches(&self, event: &Event) -> bool {
+        event.account == self.account
+            && self.key.is_none_or(|key| {
+                event.body.key() == Some(key)
+                    || matches!(event.body, keyledger_model::EventBody::KeyRotated { replacement, .. } if replacement == key)
+            })
+            && self.actor.as_deref().is_none_or(|actor| actor_id(event) == actor)
+            && self.kind.as_deref().is_none_or(|kind| event.body.type_name() == kind)
+            && self.from.is_none_or(|from| event.time >= from)
+            && self.to.is_none_or(|to| event.time < to)
+    }
+}
+
+fn actor_id(event: &Event) -> String {
+    match event.actor.identity() {
+        Some(keyledger_model::Owner::User(id)) => id.to_string(),
+        Some(keyledger_model::Owner::ServiceAccount(id)) => id.to_string(),
+        None => "system".to_string(),
+    }
+}
+
+fn bad_query(e: axum::extract::rejection::QueryRejection) -> ApiError {
+    ApiError::invalid(format!("bad query: {}", e.body_text()))
+}
+
+fn parse_time(field: &str, text: Option<&str>) -> Result<Option<Timestamp>, ApiError> {
+    text.map(|t| Timestamp::parse_rfc3339(t).map_err(|e| ApiError::invalid(format!("`{field}`: {e}")))).transpose()
+}
+
+/// Only owners and admins read the account's audit trail.
+fn require_admin(caller: &Caller) -> Result<(), ApiError> {
+    if caller.principal.is_account_admin() {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "permission_denied",
+            "only the account's owners and admins may read its audit trail",
+        ))
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work).await.map_err(ApiError::internal)?
+}
+
+/// Lists the account's events oldest first, a page at a time (owners and admins).
+#[utoipa::path(
+    get,
+    path = "/v1/audit/events",
+    operation_id = "list_audit_events",
+    tag = "audit",
+    params(EventsQuery),
+    responses(
+        (status = 200, description = "One page of events; `next`, when not null, asks for the next.", body = wire::EventList),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthenticated),
+        (status = 403, response = crate::openapi::PermissionDenied),
+    ),
+    security(("api_key" = [])),
+)]
+pub(crate) async fn events(
+    State(app): State<AppState>,
+    caller: Caller,
+    query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(bad_query)?;
+    require_admin(&caller)?;
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::invalid(format!("`limit` must be between 1 and {MAX_PAGE}")));
+    }
+    let key = query
+        .key_id
+        .as_deref()
+        .map(|k| k.parse::<KeyId>().map_err(|_| ApiError::invalid("`key_id` is not a key id")))
+        .transpose()?;
+    if let Some(actor) = query.actor.as_deref() {
+        let valid = actor == "system" || actor.parse::<UserId>().is_ok() || actor.parse::<ServiceAccountId>().is_ok();
+        if !valid {
+            return Err(ApiError::invalid("`actor` must be a user id, a service account id or `system`"));
+        }
+    }
+    if let Some(kind) = query.kind.as_deref() {
+        if !TYPE_NAMES.contains(&kind) {
+            return Err(ApiError::invalid(format!("`type` must be one of {}", TYPE_NAMES.join(", "))));
+        }
+    }
+    let filter = Filter {
+        account: caller.account().clone(),
+        key,
+        actor: query.actor,
+        kind: query.kind,
+        from: parse_time("from", query.from.as_deref())?,
+        to: parse_time("to", query.to.as_deref())?,
+    };
+    let after = query.after.unwrap_or(0);
+    let ledger = app.node.ledger().clone();
+    let page = blocking(move || {
+        let mut found: Vec<Event> = Vec::new();
+        let mut take = |entry: Result<keyledger_model::LedgerEntry, keyledger_ledger::LedgerError>| {
+            let entry = entry.map_err(ApiError::internal)?;
+            if entry.event.seq > after && filter.matches(&entry.event) {
+                found.push(entry.event);
+            }
+            Ok::<bool, ApiError>(found.len() > limit)
+        };
+        match filter.key {
+            Some(key) => {
+                for entry in ledger.key_history(&key) {
+                    if take(entry)? {
+                        break;
+                    }
+                }
+            }
+            None => {
+                for entry in ledger.entries(after.saturating_add(1), u64::MAX) {
+                    if take(entry)? {
+                        break;
+                    }
+                }
+            }
+        }
+        let next = if found.len() > limit {
+            found.truncate(limit);
+            found.last().map(|e| e.seq)
+        } else {
+            None
+        };
+        Ok(EventPage { events: found.iter().map(to_export).collect(), next })
+    })
+    .await?;
+    Ok(axum::Json(page).into_response())
+}
+
+/// A key's whole life, oldest first: every event about it (a rotation appears in the history
+/// of both keys). Whoever may read the key may read its history.
+#[utoipa::path(
+    get,
+    path = "/v1/keys/{id}/history",
+    operation_id = "get_key_history",
+    tag = "keys",
+    params(
+        ("id" = String, Path, description = "The key's id."),
+    ),
+    responses(
+        (status = 200, description = "The key's events, oldest first.", body = wire::KeyHistory),
+        (status = 401, response = crate::openapi::Unauthenticated),
+        (status = 404, response = crate::openapi::NotFound),
+    ),
+    security(("api_key" = [])),
+)]
+pub(crate) async fn key_history(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let key = visible_key(&app.node.ledger().state(), &caller, &id)?.id;
+    let ledger = app.node.ledger().clone();
+    let history = blocking(move || {
+        let events = ledger
+            .key_history(&key)
+            .map(|entry| entry.map(|e| to_export(&e.event)).map_err(ApiError::internal))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(History { events })
+    })
+    .await?;
+    Ok(axum::Json(history).into_response())
+}
+
+/// Every event of the account (owners and admins), streamed oldest first: JSON lines, one
+/// EVENT per line, or CSV. The export ends at the ledger's head when the request arrived.
+#[utoipa::path(
+    get,
+    path = "/v1/audit/export",
+    operation_id = "export_audit_events",
+    tag = "audit",
+    params(ExportQuery),
+    responses(
+        (
+            status = 200,
+            description = "The events: `application/x-ndjson` (one EVENT per line) or `text/csv` (a header line, \
+                then one row per event: seq, time, type, account, account_seq, actor_kind, actor_id, actor_key_id, \
+                request_id, data (the JSON object), prev_hash, hash, account_prev_hash, account_hash).",
+            content(
+                (String = "application/x-ndjson"),
+                (String = "text/csv"),
+            ),
+        ),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthenticated),
+        (status = 403, response = crate::openapi::PermissionDenied),
+    ),
+    security(("api_key" = [])),
+)]
+pub(crate) async fn export(
+    State(app): State<AppState>,
+    caller: Caller,
+    query: Result<Query<ExportQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(bad_query)?;
+    require_admin(&caller)?;
+    let csv = match query.format.as_deref().unwrap_or("jsonl") {
+        "jsonl" => false,
+        "csv" => true,
+        _ => return Err(ApiError::invalid("`format` must be `jsonl` or `csv`")),
+    };
+    let filter = Filter {
+        account: caller.account().clone(),
+        key: None,
+        actor: None,
+        kind: None,
+        from: parse_time("from", query.from.as_deref())?,
+        to: parse_time("to", query.to.as_deref())?,
+    };
+    let head = app.node.ledger().state().head().seq;
+    let ledger = app.node.ledger().clone();
+    let (sender, mut receiver) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(2);
+    tokio::task::spawn_blocking(move || stream_export(&ledger, &filter, head, csv, &sender));
+    let stream = futures::stream::poll_fn(move |cx| receiver.poll_recv(cx));
+    let content_type = if csv { "text/csv; charset=utf-8" } else { "application/x-ndjson" };
+    Ok(([(header::CONTENT_TYPE, HeaderValue::from_static(content_type))], Body::from_stream(stream)).into_response())
+}
+
+/// Reads `1..=head` in chunks, sending each chunk's lines; stops early when the client goes.
+fn stream_export(
+    ledger: &Ledger,
+    filter: &Filter,
+    head: u64,
+    csv: bool,
+    sender: &tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+) {
+    if csv && sender.blocking_send(Ok(Bytes::from(format!("{CSV_HEADER}\n")))).is_err() {
+        return;
+    }
+    let mut from = 1;
+    while from <= head {
+        let to = head.min(from + EXPORT_CHUNK - 1);
+        let mut chunk = String::new();
+        for entry in ledger.entries(from, to) {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(e) => {
+                    tracing::error!(error = %e, "audit export: cannot read the ledger");
+                    let _ = sender.blocking_send(Err(std::io::Error::other("the ledger cannot be read")));
+                    return;
+                }
+            };
+            if filter.matches(&entry.event) {
+                let exported = to_export(&entry.event);
+                if csv {
+                    chunk.push_str(&to_csv_row(&exported));
+                } else {
+                    chunk.push_str(&serde_json::to_string(&exported).expect("an exported event serializes"));
+                }
+                chunk.push('\n');
+            }
+        }
+        if !chunk.is_empty() && sender.blocking_send(Ok(Bytes::from(chunk))).is_err() {
+            return;
+        }
+        from = to + 1;
+    }
+}

@@ -1,0 +1,118 @@
+//! Methods for the audit trail: `/v1/audit/events`, `/v1/audit/export` and a key's history.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use keyledger_wire as wire;
+use reqwest::{Method, StatusCode};
+
+use crate::keys::key_path;
+use crate::{decode, expect, request_id, Client, ClientError};
+
+/// How long an export may take in all; the usual request timeout is too short for a long ledger.
+pub const EXPORT_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
+
+/// Filters and paging of `GET /v1/audit/events`; `None` fields are not sent.
+#[derive(Debug, Default, Clone)]
+pub struct AuditQuery {
+    /// Only events with a larger seq (the previous page's `next`).
+    pub after: Option<u64>,
+    /// Page size (server default 1000, max 10000).
+    pub limit: Option<u32>,
+    /// Only events about this key.
+    pub key_id: Option<String>,
+    /// Only events caused by this identity (`usr_…`, `sa_…`) or `system`.
+    pub actor: Option<String>,
+    /// Only events of this type, e.g. `created`.
+    pub kind: Option<String>,
+    /// RFC 3339: only events at or after this time.
+    pub from: Option<String>,
+    /// RFC 3339: only events before this time.
+    pub to: Option<String>,
+}
+
+/// The format of an export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// One EVENT (JSON) per line.
+    Jsonl,
+    /// A header line, then one row per event.
+    Csv,
+}
+
+impl ExportFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExportFormat::Jsonl => "jsonl",
+            ExportFormat::Csv => "csv",
+        }
+    }
+}
+
+/// An export being received: read it a chunk at a time with [`Export::chunk`].
+#[derive(Debug)]
+pub struct Export {
+    response: reqwest::Response,
+}
+
+impl Export {
+    /// The next piece of the export, or `None` at its end.
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>, ClientError> {
+        self.response.chunk().await.map_err(|e| ClientError::transport(&e))
+    }
+}
+
+impl Client {
+    /// `GET /v1/audit/events`: one page of the account's events, oldest first.
+    pub async fn audit_events(&self, query: &AuditQuery) -> Result<wire::EventList, ClientError> {
+        let pairs: Vec<(&str, String)> = [
+            ("after", query.after.map(|n| n.to_string())),
+            ("limit", query.limit.map(|n| n.to_string())),
+            ("key_id", query.key_id.clone()),
+            ("actor", query.actor.clone()),
+            ("type", query.kind.clone()),
+            ("from", query.from.clone()),
+            ("to", query.to.clone()),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.map(|v| (name, v)))
+        .collect();
+        let answer = self.send(Method::GET, "/v1/audit/events".into(), None::<&()>, &pairs).await?;
+        decode(&expect(answer, StatusCode::OK)?)
+    }
+
+    /// `GET /v1/keys/{id}/history`: every event of the key, oldest first (`next` is `None`).
+    pub async fn key_history(&self, id: &str) -> Result<wire::EventList, ClientError> {
+        let answer = self.send(Method::GET, key_path(id, "/history")?, None::<&()>, &[]).await?;
+        decode(&expect(answer, StatusCode::OK)?)
+    }
+
+    /// `GET /v1/audit/export`: starts an export; its body is read with [`Export::chunk`], so it
+    /// is never held in memory whole. An error answer is returned as usual.
+    pub async fn audit_export(
+        &self,
+        format: ExportFormat,
+        from: Option<&str>,
+        to: Option<&str>,
+    ) -> Result<Export, ClientError> {
+        let mut query = vec![("format", format.as_str().to_string())];
+        query.extend(from.map(|t| ("from", t.to_string())));
+        query.extend(to.map(|t| ("to", t.to_string())));
+        let mut request = self.http.get(format!("{}/v1/audit/export", self.base)).query(&query).timeout(EXPORT_TIMEOUT);
+        if let Some(key) = &self.api_key {
+            request = request.bearer_auth(key);
+        }
+        let response = request.send().await.map_err(|e| ClientError::transport(&e))?;
+        let status = response.status();
+        if status == StatusCode::OK {
+            return Ok(Export { response });
+        }
+        let request_id = request_id(response.headers());
+        let body = response.bytes().await.map_err(|e| ClientError::transport(&e))?;
+        if status.is_success() {
+            let message = format!("expected HTTP 200, the server answered HTTP {}", status.as_u16());
+            return Err(crate::error::unexpected(status.as_u16(), message, request_id));
+        }
+        Err(ClientError::from_answer(status.as_u16(), &body, request_id))
+    }
+}

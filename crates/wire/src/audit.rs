@@ -1,0 +1,49 @@
+//! The audit trail: ledger events as the API shows and exports them.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::Actor;
+
+/// EVENT: one ledger event, on the cluster chain (`seq`, `prev_hash`, `hash`) and on its
+/// account's chain (`account_seq`, `account_prev_hash`, `account_hash`). Never a secret, never
+/// a key's digest (a `created` event carries only its `digest_commitment`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct AuditEvent {
+    pub seq: u64,
+    /// RFC 3339, UTC, milliseconds.
+    pub time: String,
+    /// `created`, `enabled`, `disabled`, `deleted`, `updated`, `locked`, `unlocked`, `rotated`,
+    /// `expired`, `used`, `denied`, `user_created`, `settings_changed`, ...
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub account: String,
+    pub account_seq: u64,
+    pub actor: Actor,
+    pub request_id: String,
+    /// The event type's own fields: ids (`key_id`, `user_id`, ...), times in RFC 3339,
+    /// durations in milliseconds, roles and permissions as words.
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+    /// Hex SHA3-256 hashes.
+    pub prev_hash: String,
+    pub hash: String,
+    pub account_prev_hash: String,
+    pub account_hash: String,
+}
+
+/// `GET /v1/audit/events` (and, without `next`, `GET /v1/keys/{id}/history`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct EventList {
+    pub events: Vec<AuditEvent>,
+    /// Pass as `after` for the next page; `null` when there is none.
+    #[serde(default)]
+    #[schema(required)]
+    pub next: Option<u64>,
+}
+
+/// `GET /v1/keys/{id}/history`: every event of a key, oldest first.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct KeyHistory {
+    pub events: Vec<AuditEvent>,
+}

@@ -1,0 +1,270 @@
+//! The audit trail end to end: a key's history, paging through `/v1/audit/events` with
+//! filters, who may read it, the streamed export (JSON lines and CSV) and the CLI commands.
+
+use std::process::{Command, Output, Stdio};
+
+use keyledger_client::{AuditQuery, Client, ExportFormat};
+use keyledger_wire as wire;
+use serde_json::Value;
+
+use crate::util::{expect_refused, keyledger_bin, new_key, user_with_key, Cluster};
+
+/// Every event of the account, paging `limit` at a time.
+async fn all_events(client: &Client, limit: u32) -> Vec<wire::AuditEvent> {
+    let mut events = Vec::new();
+    let mut after = None;
+    loop {
+        let page = client.audit_events(&AuditQuery { after, limit: Some(limit), ..Default::default() }).await.unwrap();
+        assert!(page.events.len() <= limit as usize);
+        events.extend(page.events);
+        match page.next {
+            Some(next) => {
+                assert_eq!(Some(next), events.last().map(|e| e.seq), "`next` is the last seq of the page");
+                after = Some(next);
+            }
+            None => return events,
+        }
+    }
+}
+
+async fn export_bytes(client: &Client, format: ExportFormat) -> Vec<u8> {
+    let mut export = client.audit_export(format, None, None).await.unwrap();
+    let mut out = Vec::new();
+    while let Some(chunk) = export.chunk().await.unwrap() {
+        out.extend_from_slice(&chunk);
+    }
+    out
+}
+
+/// Checks both chains are continuous and every event's hashes verify offline.
+fn check_chain(events: &[wire::AuditEvent]) {
+    let genesis = "0".repeat(64);
+    for (i, event) in events.iter().enumerate() {
+        let (prev, account_prev) = match i {
+            0 => (genesis.clone(), genesis.clone()),
+            _ => (events[i - 1].hash.clone(), events[i - 1].account_hash.clone()),
+        };
+        assert_eq!(event.seq, i as u64 + 1, "seq is continuous");
+        assert_eq!(event.account_seq, i as u64 + 1, "account_seq is continuous");
+        assert_eq!(event.prev_hash, prev, "seq {}: prev_hash", event.seq);
+        assert_eq!(event.account_prev_hash, account_prev, "seq {}: account_prev_hash", event.seq);
+        let exported: keyledger_audit::ExportedEvent =
+            serde_json::from_value(serde_json::to_value(event).unwrap()).unwrap();
+        let model = keyledger_audit::from_export(&exported).unwrap_or_else(|e| panic!("seq {}: {e}", event.seq));
+        assert!(model.hashes_are_valid(), "seq {} does not verify", event.seq);
+    }
+}
+
+#[tokio::test]
+async fn a_keys_history_lists_its_whole_life_in_order() {
+    let cluster = Cluster::single().await;
+    let admin = cluster.client(1);
+    let key = admin.create_key(&new_key("audited")).await.unwrap().value.key;
+    admin.disable_key(&key.id).await.unwrap();
+    admin.enable_key(&key.id).await.unwrap();
+    let update = wire::UpdateKeyRequest { name: Some("renamed".into()), description: None };
+    admin.update_key(&key.id, &update, None).await.unwrap();
+    let rotated = admin.rotate_key(&key.id, &wire::RotateKeyRequest::default()).await.unwrap().value;
+    admin.delete_key(&key.id).await.unwrap();
+
+    let history = admin.key_history(&key.id).await.unwrap();
+    let types: Vec<&str> = history.events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(types, ["created", "disabled", "enabled", "updated", "rotated", "deleted"]);
+    assert!(history.events.windows(2).all(|w| w[0].seq < w[1].seq), "oldest first");
+    assert_eq!(history.next, None);
+    let admin_key = key.created_by.key_id.clone();
+    for event in &history.events {
+        assert_eq!(event.actor.kind, "user");
+        assert_eq!(event.actor.id, key.created_by.id, "the admin did it");
+        assert_eq!(event.actor.key_id, admin_key);
+        assert!(!event.request_id.is_empty());
+        assert_eq!(event.data["key_id"], key.id.as_str());
+    }
+    let request_ids: std::collections::BTreeSet<&str> = history.events.iter().map(|e| e.request_id.as_str()).collect();
+    assert_eq!(request_ids.len(), history.events.len(), "one request each");
+    assert_eq!(history.events[3].data["name"], "renamed");
+    assert_eq!(history.events[4].data["replacement_key_id"], rotated.key.id.as_str());
+    assert!(history.events[0].data.get("digest_commitment").is_some());
+
+    // The replacement's history starts with its creation and has the rotation too.
+    let replacement = admin.key_history(&rotated.key.id).await.unwrap();
+    let types: Vec<&str> = replacement.events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(types, ["created", "rotated"]);
+
+    expect_refused(admin.key_history("key_nonexistent").await, 404, "not_found");
+}
+
+#[tokio::test]
+async fn paging_covers_every_event_once_and_filters_work() {
+    let cluster = Cluster::single().await;
+    let admin = cluster.client(1);
+    let mut ids = Vec::new();
+    for i in 0..7 {
+        let key = admin.create_key(&new_key(&format!("k{i}"))).await.unwrap().value.key;
+        admin.disable_key(&key.id).await.unwrap();
+        ids.push(key.id);
+    }
+
+    let events = all_events(&admin, 4).await;
+    assert!(events.len() >= 3 + 14, "bootstrap and 14 changes: {}", events.len());
+    check_chain(&events);
+    let one_page = admin.audit_events(&AuditQuery::default()).await.unwrap();
+    assert_eq!(one_page.next, None);
+    assert_eq!(one_page.events[..events.len()], events[..], "a big page is the small pages together");
+
+    let created =
+        admin.audit_events(&AuditQuery { kind: Some("created".into()), ..Default::default() }).await.unwrap().events;
+    assert_eq!(created.len(), 8, "the bootstrap key and seven more");
+    assert!(created.iter().all(|e| e.kind == "created"));
+
+    let of_key =
+        admin.audit_events(&AuditQuery { key_id: Some(ids[3].clone()), ..Default::default() }).await.unwrap().events;
+    let types: Vec<&str> = of_key.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(types, ["created", "disabled"]);
+    let after_first = admin
+        .audit_events(&AuditQuery { key_id: Some(ids[3].clone()), after: Some(of_key[0].seq), ..Default::default() })
+        .await
+        .unwrap()
+        .events;
+    assert_eq!(after_first, of_key[1..]);
+
+    let by_system =
+        admin.audit_events(&AuditQuery { actor: Some("system".into()), ..Default::default() }).await.unwrap().events;
+    assert!(by_system.iter().all(|e| e.actor.kind == "system"));
+    assert!(by_system.iter().any(|e| e.kind == "account_created"));
+
+    for bad in [
+        AuditQuery { kind: Some("nonsense".into()), ..Default::default() },
+        AuditQuery { key_id: Some("usr_x".into()), ..Default::default() },
+        AuditQuery { actor: Some("bob".into()), ..Default::default() },
+        AuditQuery { limit: Some(0), ..Default::default() },
+        AuditQuery { limit: Some(10_001), ..Default::default() },
+        AuditQuery { from: Some("yesterday".into()), ..Default::default() },
+    ] {
+        expect_refused(admin.audit_events(&bad).await, 400, "invalid_argument");
+    }
+}
+
+#[tokio::test]
+async fn only_owners_and_admins_read_the_audit_trail() {
+    let cluster = Cluster::single().await;
+    let admin = cluster.client(1);
+    let (_, dev_secret) = user_with_key(&admin, "dev", "developer").await;
+    let dev = cluster.client_as(&dev_secret);
+    expect_refused(dev.audit_events(&AuditQuery::default()).await, 403, "permission_denied");
+    expect_refused(dev.audit_export(ExportFormat::Jsonl, None, None).await, 403, "permission_denied");
+    // A developer reads the history of its own key, not of the admin's.
+    let own = dev.create_key(&new_key("mine")).await.unwrap().value.key;
+    assert_eq!(dev.key_history(&own.id).await.unwrap().events[0].kind, "created");
+    let admins = admin.create_key(&new_key("admins")).await.unwrap().value.key;
+    expect_refused(dev.key_history(&admins.id).await, 404, "not_found");
+
+    let (_, admin2_secret) = user_with_key(&admin, "second-admin", "admin").await;
+    assert!(!cluster.client_as(&admin2_secret).audit_events(&AuditQuery::default()).await.unwrap().events.is_empty());
+}
+
+#[tokio::test]
+async fn exports_hold_one_line_per_event_and_no_secret() {
+    let cluster = Cluster::single().await;
+    let admin = cluster.client(1);
+    let mut secrets = vec![cluster.admin_key().to_string()];
+    for i in 0..3 {
+        let created = admin.create_key(&new_key(&format!("e{i}"))).await.unwrap().value;
+        secrets.push(created.secret);
+        admin.lock_key(&created.key.id).await.unwrap();
+    }
+
+    let jsonl = String::from_utf8(export_bytes(&admin, ExportFormat::Jsonl).await).unwrap();
+    assert!(jsonl.ends_with('\n'));
+    let lines: Vec<Value> = jsonl.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    // Events written after the export began may follow in the pages, never precede.
+    let events = all_events(&admin, 1000).await;
+    assert!(events.len() >= lines.len() && lines.len() >= 9);
+    for (line, event) in lines.iter().zip(&events) {
+        assert_eq!(line, &serde_json::to_value(event).unwrap(), "a line is the events endpoint's object");
+    }
+    for secret in &secrets {
+        assert!(!jsonl.contains(secret.as_str()));
+    }
+    assert!(!jsonl.contains("klk_"), "no secret in the export");
+
+    let csv = String::from_utf8(export_bytes(&admin, ExportFormat::Csv).await).unwrap();
+    let mut rows = csv.lines();
+    assert_eq!(rows.next(), Some(keyledger_audit::CSV_HEADER));
+    let rows: Vec<&str> = rows.collect();
+    assert!(rows.len() >= lines.len());
+    for (i, row) in rows.iter().enumerate() {
+        assert!(row.starts_with(&format!("{},{},", events[i].seq, events[i].time)), "{row}");
+        assert!(row.ends_with(&events[i].account_hash));
+    }
+    assert!(!csv.contains("klk_"));
+
+    // Only events in [from, to).
+    let from = events[3].time.clone();
+    let mut part = admin.audit_export(ExportFormat::Jsonl, Some(&from), None).await.unwrap();
+    let mut text = Vec::new();
+    while let Some(chunk) = part.chunk().await.unwrap() {
+        text.extend_from_slice(&chunk);
+    }
+    let text = String::from_utf8(text).unwrap();
+    assert!(text.lines().all(|l| serde_json::from_str::<Value>(l).unwrap()["time"].as_str().unwrap() >= from.as_str()));
+    expect_refused(admin.audit_export(ExportFormat::Jsonl, Some("soon"), None).await, 400, "invalid_argument");
+}
+
+fn keyledger(cluster: &Cluster, args: &[&str]) -> Output {
+    let url = cluster.node(1).url();
+    Command::new(keyledger_bin())
+        .args(args)
+        .args(["--address", &url, "--api-key", cluster.admin_key()])
+        .env_remove("KEYLEDGER_ADDRESS")
+        .env_remove("KEYLEDGER_API_KEY")
+        .env_remove("RUST_LOG")
+        .env("KEYLEDGER_CONFIG", "/nonexistent/keyledger-tests/config.json")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run keyledger")
+}
+
+fn assert_ok(output: &Output, what: &str) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{what}\nstdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&output.stderr));
+    stdout
+}
+
+#[tokio::test]
+async fn cli_history_and_export() {
+    let cluster = Cluster::single().await;
+    let admin = cluster.client(1);
+    let key = admin.create_key(&new_key("cli-audited")).await.unwrap().value.key;
+    admin.disable_key(&key.id).await.unwrap();
+
+    let table = assert_ok(&keyledger(&cluster, &["history", "--id", &key.id]), "history");
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].starts_with("SEQ") && lines[0].contains("REQUEST ID") && lines[0].contains("DETAILS"));
+    assert_eq!(lines.len(), 3, "{table}");
+    assert!(lines[1].contains("created") && lines[2].contains("disabled"), "{table}");
+
+    let json = assert_ok(&keyledger(&cluster, &["history", "--id", &key.id, "--output", "json"]), "history json");
+    let list: wire::EventList = serde_json::from_str(&json).unwrap();
+    assert_eq!(list.events, admin.key_history(&key.id).await.unwrap().events);
+
+    let json =
+        assert_ok(&keyledger(&cluster, &["audit", "events", "--type", "disabled", "--output", "json"]), "audit events");
+    let list: wire::EventList = serde_json::from_str(&json).unwrap();
+    assert_eq!(list.events.len(), 1);
+    assert_eq!(list.events[0].data["key_id"], key.id.as_str());
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("audit.jsonl");
+    let out = keyledger(&cluster, &["audit", "export", "--format", "jsonl", "--out", file.to_str().unwrap()]);
+    assert_ok(&out, "audit export");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let events = all_events(&admin, 1000).await;
+    assert!(text.lines().count() >= 5 && text.lines().count() <= events.len());
+    let first: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(first, serde_json::to_value(&events[0]).unwrap());
+    // An existing file is not overwritten.
+    let again = keyledger(&cluster, &["audit", "export", "--format", "csv", "--out", file.to_str().unwrap()]);
+    assert!(!again.status.success());
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), text);
+}
