@@ -216,6 +216,9 @@ pub(crate) async fn run(command: ClientCommand) -> anyhow::Result<Outcome> {
         ClientCommand::Settings { conn, command } => settings::run(&conn.client()?, conn.output, command).await?,
         ClientCommand::Account { conn, command } => account::run(&conn.client()?, conn.output, command).await?,
         ClientCommand::History { conn, args } => audit::history(&conn.client()?, conn.output, args).await?,
+        ClientCommand::Audit { conn, command: audit::AuditCommand::Verify(args) } => {
+            audit::verify_file(conn.output, &args)?
+        }
         ClientCommand::Audit { conn, command } => audit::run(&conn.client()?, conn.output, command).await?,
         ClientCommand::Cluster { conn, command } => cluster::run(&conn.client()?, conn.output, command).await?,
         ClientCommand::Login(args) => login::login(args).await?,

@@ -18,6 +18,7 @@
 
 mod csv;
 mod data;
+pub mod verify;
 
 use std::fmt;
 

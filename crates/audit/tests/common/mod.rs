@@ -1,0 +1,136 @@
+//! A ledger with every kind of event, shared by the audit tests.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+
+use keyledger_model::{
+    token, AccountId, Actor, Binding, Command, DenialRecord, KeyDigest, KeyId, LedgerEntry, Level, NewKey, Outcome,
+    Owner, Proposal, Role, Scope, ServiceAccountId, SettingsPatch, Span, State, Timestamp, UseRecord, UserId,
+};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+pub(crate) const T0: Timestamp = Timestamp(1_750_000_000_000);
+pub(crate) const HOUR: i64 = 3_600_000;
+
+/// A state driven through `State::execute`, remembering every entry and every key digest.
+pub(crate) struct Driver {
+    pub(crate) state: State,
+    pub(crate) ledger: Vec<LedgerEntry>,
+    pub(crate) digests: Vec<KeyDigest>,
+    rng: ChaCha20Rng,
+    now: Timestamp,
+    requests: u64,
+}
+
+impl Driver {
+    fn new_key(&mut self, owner: Option<Owner>, scope: Option<Scope>, lifetime: i64) -> NewKey {
+        let secret = token::generate(&mut self.rng);
+        self.digests.push(secret.digest());
+        NewKey {
+            id: KeyId::generate(self.now, &mut self.rng),
+            owner,
+            name: format!("key, \"{}\"", self.requests),
+            description: "with \"quotes\", commas, ünïcode".into(),
+            scope,
+            digest: secret.digest(),
+            hint: secret.hint(),
+            expires_at: Some(Timestamp(self.now.0 + lifetime)),
+        }
+    }
+
+    fn run(&mut self, actor: Actor, command: Command) {
+        self.requests += 1;
+        let proposal = Proposal {
+            time: self.now,
+            request_id: format!("req-{}", self.requests),
+            actor,
+            account: AccountId::default_account(),
+            command: command.clone(),
+        };
+        let (outcome, entries) = self.state.execute(&proposal);
+        assert!(matches!(outcome, Outcome::Accepted { .. }), "{command:?} refused: {outcome:?}");
+        self.ledger.extend(entries);
+        self.now = Timestamp(self.now.0 + 1_234);
+    }
+}
+
+/// A ledger with at least one event of every type, by users, a service account and the system.
+pub(crate) fn every_kind_of_event() -> Driver {
+    let mut d = Driver {
+        state: State::new(),
+        ledger: Vec::new(),
+        digests: Vec::new(),
+        rng: ChaCha20Rng::seed_from_u64(4),
+        now: T0,
+        requests: 0,
+    };
+    let admin = UserId::generate(T0, &mut d.rng);
+    let first = d.new_key(None, None, 30 * 24 * HOUR);
+    let owner = Actor::User { id: admin, key: first.id };
+    d.run(Actor::System, Command::Bootstrap { admin, admin_name: "owner".into(), key: first });
+
+    d.run(owner, Command::CreateNamespace { name: "payments".into() });
+    let user = UserId::generate(d.now, &mut d.rng);
+    d.run(owner, Command::CreateUser { id: user, name: "dev".into(), role: Role::Developer });
+    d.run(owner, Command::SetUserRole { user, role: Role::Read });
+    d.run(owner, Command::SetUserNamespace { user, namespace: "payments".into(), level: Some(Level::Write) });
+    d.run(owner, Command::SetUserNamespace { user, namespace: "payments".into(), level: None });
+    d.run(owner, Command::SetUserEnabled { user, enabled: false });
+    d.run(owner, Command::SetUserEnabled { user, enabled: true });
+    d.run(owner, Command::DeleteUser(user));
+
+    let sa = ServiceAccountId::generate(d.now, &mut d.rng);
+    d.run(
+        owner,
+        Command::CreateServiceAccount { id: sa, name: "ci".into(), binding: Binding::Account(Role::Developer) },
+    );
+    let ns_sa = ServiceAccountId::generate(d.now, &mut d.rng);
+    let binding = Binding::Namespace { namespace: "payments".into(), level: Level::Read };
+    d.run(owner, Command::CreateServiceAccount { id: ns_sa, name: "reader".into(), binding });
+
+    let sa_key = d.new_key(Some(Owner::ServiceAccount(sa)), Some(Scope::Role(Role::Read)), 30 * 24 * HOUR);
+    let sa_actor = Actor::ServiceAccount { id: sa, key: sa_key.id };
+    d.run(owner, Command::CreateKey(sa_key));
+    let scoped = d.new_key(None, Some(Scope::Namespaces(BTreeMap::from([("payments".into(), Level::Write)]))), HOUR);
+    let key = scoped.id;
+    d.run(owner, Command::CreateKey(scoped));
+    d.run(owner, Command::DisableKey(key));
+    d.run(owner, Command::EnableKey(key));
+    d.run(owner, Command::UpdateKey { key, name: Some("renamed".into()), description: None, if_revision: None });
+    d.run(owner, Command::LockKey(key));
+    d.run(owner, Command::UnlockKey(key));
+    let use_record = UseRecord { key, last_used_at: d.now, count: 42 };
+    d.run(Actor::System, Command::RecordUse(vec![use_record]));
+    let new = d.new_key(None, None, 30 * 24 * HOUR);
+    let replacement = new.id;
+    d.run(owner, Command::RotateKey { key, new, grace: Span(HOUR / 2) });
+    d.run(owner, Command::DeleteKey(replacement));
+    d.now = Timestamp(d.now.0 + 2 * HOUR);
+    d.run(Actor::System, Command::ExpireKeys(vec![key]));
+
+    let denial = DenialRecord {
+        actor: sa_actor,
+        account: AccountId::default_account(),
+        operation: "key.delete".into(),
+        target: "key_x".into(),
+        reason: "permission_denied".into(),
+        count: 3,
+    };
+    d.run(Actor::System, Command::RecordDenials(vec![denial]));
+    d.run(owner, Command::SetServiceAccountEnabled { service_account: sa, enabled: false });
+    d.run(owner, Command::SetServiceAccountEnabled { service_account: sa, enabled: true });
+    d.run(owner, Command::DeleteServiceAccount(ns_sa));
+    let patch =
+        SettingsPatch { max_key_lifetime: Some(Span::days(90)), max_keys_per_user: Some(3), ..Default::default() };
+    d.run(owner, Command::UpdateSettings(patch));
+    let other_owner = UserId::generate(d.now, &mut d.rng);
+    let other_key = d.new_key(None, None, 30 * 24 * HOUR);
+    let account = AccountId::new("acme").unwrap();
+    d.run(
+        owner,
+        Command::CreateAccount { account, owner: other_owner, owner_name: "acme-owner".into(), key: other_key },
+    );
+    d
+}
