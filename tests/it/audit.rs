@@ -308,3 +308,59 @@ async fn an_export_verifies_offline_and_a_tampered_one_does_not() {
     assert!(!out.status.success(), "a gap must fail");
     assert!(String::from_utf8_lossy(&out.stderr).contains("line 3"), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// "Was this key valid at that moment, and who disabled it?" — answered from the ledger.
+#[tokio::test]
+async fn verification_as_of_a_past_moment_names_the_deciding_event() {
+    let cluster = Cluster::single().await;
+    let admin = cluster.client(1);
+    let created = admin.create_key(&new_key("incident")).await.unwrap().value;
+    let id = created.key.id.clone();
+    admin.disable_key(&id).await.unwrap();
+    let history = admin.key_history(&id).await.unwrap().events;
+    let (create_time, disable_time) = (history[0].time.clone(), history[1].time.clone());
+    let as_of = |at: String, by_secret: bool| {
+        let req = wire::VerifyAsOfRequest {
+            key: by_secret.then(|| created.secret.clone()),
+            key_id: (!by_secret).then(|| id.clone()),
+            at,
+            permission: None,
+        };
+        let admin = admin.clone();
+        async move { admin.verify_as_of(&req).await.unwrap() }
+    };
+
+    // After the disable: refused, and the disable event (with its actor) is named.
+    let after = as_of(disable_time.clone(), true).await;
+    assert!(!after.verdict.valid);
+    assert_eq!(after.verdict.code.as_deref(), Some("disabled"));
+    let decided = after.decided_by.expect("the deciding event");
+    assert_eq!((decided.kind.as_str(), decided.seq), ("disabled", history[1].seq));
+    assert_eq!(decided.actor.key_id, created.key.created_by.key_id);
+
+    // Between creation and disable (when they are a millisecond or more apart): valid.
+    let before_disable = keyledger_model::Timestamp::parse_rfc3339(&disable_time).unwrap().0 - 1;
+    let before_disable = keyledger_model::Timestamp(before_disable).to_string();
+    if before_disable >= create_time {
+        let during = as_of(before_disable, false).await;
+        assert!(during.verdict.valid, "{during:?}");
+        assert_eq!(during.decided_by.unwrap().kind, "created");
+    }
+
+    // Before the key existed: not found, nothing decided.
+    let before = as_of("2020-01-01T00:00:00Z".into(), false).await;
+    assert_eq!((before.verdict.code.as_deref(), before.decided_by), (Some("not_found"), None));
+
+    // The same from the command line: exit 3 (not valid) and the deciding event named.
+    let out = keyledger(&cluster, &["verify", "--at", &disable_time, "--key-id", &id]);
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("disabled") && text.contains(&format!("decided by event {}", history[1].seq)), "{text}");
+
+    // Only owners and admins may ask; a bad time is a 400.
+    let (_, developer_key) = user_with_key(&admin, "dev", "developer").await;
+    let req = wire::VerifyAsOfRequest { key_id: Some(id.clone()), at: disable_time, ..Default::default() };
+    expect_refused(cluster.client_as(&developer_key).verify_as_of(&req).await, 403, "permission_denied");
+    let req = wire::VerifyAsOfRequest { key_id: Some(id), at: "yesterday".into(), ..Default::default() };
+    expect_refused(admin.verify_as_of(&req).await, 400, "invalid_argument");
+}

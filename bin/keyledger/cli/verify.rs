@@ -5,7 +5,7 @@ use std::io::{self, IsTerminal, Read, Write};
 use anyhow::{bail, Context};
 use clap::Args;
 use keyledger_client::Client;
-use keyledger_wire::{VerifyRequest, VerifyResponse};
+use keyledger_wire::{VerifyAsOfRequest, VerifyRequest, VerifyResponse};
 
 use super::apikey::identity_long;
 use super::table::Table;
@@ -23,11 +23,21 @@ pub(crate) struct VerifyArgs {
     #[arg(long, value_name = "P")]
     permission: Option<String>,
     /// Answer only once the node has applied this ledger index (read your own writes).
-    #[arg(long, value_name = "INDEX")]
+    #[arg(long, value_name = "INDEX", conflicts_with = "at")]
     min_index: Option<u64>,
+    /// Ask about a past moment (RFC 3339): would the key have verified then, and which event
+    /// decided it? Owners and admins; needs --api-key.
+    #[arg(long, value_name = "TIME")]
+    at: Option<String>,
+    /// With --at: the key by its id instead of its secret.
+    #[arg(long, value_name = "ID", requires = "at", conflicts_with = "key")]
+    key_id: Option<String>,
 }
 
 pub(crate) async fn run(client: &Client, output: Output, args: VerifyArgs) -> anyhow::Result<Outcome> {
+    if let Some(at) = &args.at {
+        return as_of(client, output, &args, at).await;
+    }
     let key = match &args.key {
         Some(key) => key.expose().trim().to_string(),
         None => read_key_from_stdin()?,
@@ -39,6 +49,39 @@ pub(crate) async fn run(client: &Client, output: Output, args: VerifyArgs) -> an
         Output::Table => write_answer(out, &answer),
     })?;
     Ok(if answer.valid { Outcome::Success } else { Outcome::Invalid })
+}
+
+/// `verify --at`: the verdict at a past moment and the event that decided it.
+async fn as_of(client: &Client, output: Output, args: &VerifyArgs, at: &str) -> anyhow::Result<Outcome> {
+    let key = match (&args.key_id, &args.key) {
+        (Some(_), _) => None,
+        (None, Some(key)) => Some(key.expose().trim().to_string()),
+        (None, None) => Some(read_key_from_stdin()?),
+    };
+    let request =
+        VerifyAsOfRequest { key, key_id: args.key_id.clone(), at: at.to_string(), permission: args.permission.clone() };
+    let answer = client.verify_as_of(&request).await?;
+    emit(|out| match output {
+        Output::Json => write_json(out, &answer),
+        Output::Table => {
+            writeln!(out, "as of {}:", answer.at)?;
+            write_answer(out, &answer.verdict)?;
+            match &answer.decided_by {
+                Some(event) => writeln!(
+                    out,
+                    "decided by event {} ({}) at {}, by {} {} with key {}",
+                    event.seq,
+                    event.kind,
+                    event.time,
+                    event.actor.kind,
+                    event.actor.id.as_deref().unwrap_or("-"),
+                    event.actor.key_id.as_deref().unwrap_or("-")
+                ),
+                None => writeln!(out, "no event: the key did not exist yet"),
+            }
+        }
+    })?;
+    Ok(if answer.verdict.valid { Outcome::Success } else { Outcome::Invalid })
 }
 
 fn read_key_from_stdin() -> anyhow::Result<String> {

@@ -92,6 +92,7 @@ api_routes! {
     "/v1/audit/events" => get(audit::events);
     "/v1/audit/export" => get(audit::export);
     "/v1/verify" => post(verify::verify);
+    "/v1/verify/as-of" => post(verify::verify_as_of);
     "/v1/cluster" => get(ops::cluster);
     "/v1/openapi.json" => get(openapi::serve);
     "/healthz" => get(ops::healthz);

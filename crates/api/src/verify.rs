@@ -1,13 +1,19 @@
-//! `POST /v1/verify`: answered from this node's memory, never the disk or the network.
+//! `POST /v1/verify`: answered from this node's memory, never the disk or the network; and
+//! `POST /v1/verify/as-of`: the same question about a past moment, answered from the ledger.
 
 use std::time::Duration;
 
 use axum::extract::State;
-use keyledger_model::{Permission, Verdict, Verified};
+use axum::http::StatusCode;
+use keyledger_ledger::Ledger;
+use keyledger_model::{
+    token, AccountId, EventBody, Invalid, KeyDigest, KeyId, LedgerEntry, Owner, Permission, State as LedgerState,
+    Timestamp, Verdict, Verified,
+};
 use keyledger_wire as wire;
 
 use crate::error::ApiError;
-use crate::extract::Json;
+use crate::extract::{Caller, Json};
 use crate::render::identity;
 use crate::AppState;
 
@@ -86,4 +92,142 @@ fn valid(state: &keyledger_model::State, v: &Verified<'_>) -> wire::VerifyRespon
         permissions: Some(v.effective().permissions()),
         expires_at: Some(v.expires_at.map(|t| t.to_string())),
     }
+}
+
+/// Would a key have verified at a past moment, and which event decided it? For incident
+/// response ("was this key valid at 03:12, and who disabled it?"): owners and admins only,
+/// for keys of their own account. The state at that moment is rebuilt from the ledger.
+#[utoipa::path(
+    post,
+    path = "/v1/verify/as-of",
+    operation_id = "verify_key_as_of",
+    tag = "verification",
+    request_body = wire::VerifyAsOfRequest,
+    responses(
+        (status = 200, description = "The verdict as of `at` and the event that decided it.", body = wire::VerifyAsOfResponse),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthenticated),
+        (status = 403, response = crate::openapi::PermissionDenied),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 413, response = crate::openapi::PayloadTooLarge),
+    ),
+    security(("api_key" = []))
+)]
+pub(crate) async fn verify_as_of(
+    State(app): State<AppState>,
+    caller: Caller,
+    Json(req): Json<wire::VerifyAsOfRequest>,
+) -> Result<axum::Json<wire::VerifyAsOfResponse>, ApiError> {
+    if !caller.principal.is_account_admin() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "permission_denied",
+            "only an account owner or admin may look into the past",
+        ));
+    }
+    let at = Timestamp::parse_rfc3339(&req.at).map_err(|e| ApiError::invalid(format!("`at`: {e}")))?;
+    let permission = req
+        .permission
+        .as_deref()
+        .map(|p| p.parse::<Permission>().map_err(|e| ApiError::invalid(format!("`permission`: {e}"))))
+        .transpose()?;
+    let digest = match (&req.key, &req.key_id) {
+        (Some(key), None) => {
+            if token::parse(key).is_err() {
+                let verdict =
+                    wire::VerifyResponse { valid: false, code: Some("malformed".into()), ..Default::default() };
+                return Ok(axum::Json(wire::VerifyAsOfResponse { verdict, at: at.to_string(), decided_by: None }));
+            }
+            KeyDigest::of(key)
+        }
+        (None, Some(id)) => {
+            let state = app.node.ledger().state();
+            let key = id.parse::<KeyId>().ok().and_then(|id| state.key(&id)).filter(|k| k.account == *caller.account());
+            key.ok_or_else(|| ApiError::not_found("no such key"))?.digest
+        }
+        _ => return Err(ApiError::invalid("give exactly one of `key` and `key_id`")),
+    };
+    let ledger = app.node.ledger().clone();
+    let account = caller.account().clone();
+    let answer = tokio::task::spawn_blocking(move || as_of(&ledger, &account, &digest, at, permission.as_ref()))
+        .await
+        .map_err(ApiError::internal)??;
+    Ok(axum::Json(answer))
+}
+
+/// The verdict for `digest` at `at`, from the ledger prefix up to `at`.
+fn as_of(
+    ledger: &Ledger,
+    account: &AccountId,
+    digest: &KeyDigest,
+    at: Timestamp,
+    permission: Option<&Permission>,
+) -> Result<wire::VerifyAsOfResponse, ApiError> {
+    let head = ledger.state().head().seq;
+    let mut past = LedgerState::new();
+    let mut last_seq = 0;
+    for entry in ledger.entries(1, head) {
+        let entry = entry.map_err(ApiError::internal)?;
+        // Times are stamped in log order; the state "as of" a moment is the prefix before it.
+        if entry.event.time > at {
+            break;
+        }
+        last_seq = entry.event.seq;
+        past.evolve(&entry);
+    }
+    let not_found = || wire::VerifyAsOfResponse { verdict: not_found_verdict(), at: at.to_string(), decided_by: None };
+    let Some(record) = past.key_by_digest(digest).filter(|k| k.account == *account).cloned() else {
+        return Ok(not_found());
+    };
+    let verdict = past.verify_digest(digest, at, permission);
+    let decided = match verdict {
+        Verdict::Invalid(Invalid::IdentityDisabled) => last_identity_change(ledger, &record.owner, last_seq)?,
+        _ => ledger
+            .key_history(&record.id)
+            .filter_map(Result::ok)
+            .take_while(|e| e.event.seq <= last_seq)
+            .filter(|e| !matches!(e.event.body, EventBody::KeyUsed { .. } | EventBody::Denied { .. }))
+            .last(),
+    };
+    let verdict = match verdict {
+        Verdict::Valid(v) => valid(&past, &v),
+        Verdict::Forbidden(v) => forbidden(&past, &v),
+        Verdict::Invalid(why) => wire::VerifyResponse {
+            valid: false,
+            code: Some(why.as_str().into()),
+            key_id: Some(record.id.to_string()),
+            ..Default::default()
+        },
+    };
+    let decided_by = decided.map(|e| audit_event(&e.event)).transpose()?;
+    Ok(wire::VerifyAsOfResponse { verdict, at: at.to_string(), decided_by })
+}
+
+fn not_found_verdict() -> wire::VerifyResponse {
+    wire::VerifyResponse { valid: false, code: Some(Invalid::NotFound.as_str().into()), ..Default::default() }
+}
+
+/// The last event up to `last_seq` that disabled or deleted `owner`.
+fn last_identity_change(ledger: &Ledger, owner: &Owner, last_seq: u64) -> Result<Option<LedgerEntry>, ApiError> {
+    let mut found = None;
+    for entry in ledger.entries(1, last_seq) {
+        let entry = entry.map_err(ApiError::internal)?;
+        let about_owner = match (&entry.event.body, owner) {
+            (EventBody::UserDisabled { user } | EventBody::UserDeleted { user }, Owner::User(id)) => user == id,
+            (
+                EventBody::ServiceAccountDisabled { service_account }
+                | EventBody::ServiceAccountDeleted { service_account },
+                Owner::ServiceAccount(id),
+            ) => service_account == id,
+            _ => false,
+        };
+        if about_owner {
+            found = Some(entry);
+        }
+    }
+    Ok(found)
+}
+
+fn audit_event(event: &keyledger_model::Event) -> Result<wire::AuditEvent, ApiError> {
+    serde_json::to_value(keyledger_audit::to_export(event)).and_then(serde_json::from_value).map_err(ApiError::internal)
 }

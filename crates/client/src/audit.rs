@@ -87,6 +87,13 @@ impl Client {
         decode(&expect(answer, StatusCode::OK)?)
     }
 
+    /// `POST /v1/verify/as-of`: would a key have verified at a past moment, and which event
+    /// decided it (owners and admins).
+    pub async fn verify_as_of(&self, req: &wire::VerifyAsOfRequest) -> Result<wire::VerifyAsOfResponse, ClientError> {
+        let answer = self.send(Method::POST, "/v1/verify/as-of".into(), Some(req), &[]).await?;
+        decode(&expect(answer, StatusCode::OK)?)
+    }
+
     /// `GET /v1/audit/export`: starts an export; its body is read with [`Export::chunk`], so it
     /// is never held in memory whole. An error answer is returned as usual.
     pub async fn audit_export(

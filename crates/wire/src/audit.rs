@@ -47,3 +47,30 @@ pub struct EventList {
 pub struct KeyHistory {
     pub events: Vec<AuditEvent>,
 }
+
+/// `POST /v1/verify/as-of`: would a key have verified at `at`? Give `key` (the secret) or
+/// `key_id`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyAsOfRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    /// An RFC 3339 time.
+    pub at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permission: Option<String>,
+}
+
+/// The verdict as of `at`, and the ledger event that decided it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct VerifyAsOfResponse {
+    #[serde(flatten)]
+    pub verdict: crate::VerifyResponse,
+    /// The time asked about, as understood (RFC 3339, UTC, milliseconds).
+    pub at: String,
+    /// The latest event before `at` that set what the verdict rests on: the key's last
+    /// state-changing event, or its identity's disabling; `null` when the key did not exist yet.
+    pub decided_by: Option<AuditEvent>,
+}
