@@ -364,3 +364,88 @@ async fn verification_as_of_a_past_moment_names_the_deciding_event() {
     let req = wire::VerifyAsOfRequest { key_id: Some(id), at: "yesterday".into(), ..Default::default() };
     expect_refused(admin.verify_as_of(&req).await, 400, "invalid_argument");
 }
+
+/// Reads server-sent events from `response` until `want` messages arrived (or the deadline):
+/// each as (id, EVENT).
+async fn read_sse(response: &mut reqwest::Response, want: usize, buffer: &mut String) -> Vec<(u64, Value)> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut messages = Vec::new();
+    while messages.len() < want {
+        while let Some(end) = buffer.find("\n\n").filter(|_| messages.len() < want) {
+            let block: String = buffer.drain(..end + 2).collect();
+            let id = block.lines().find_map(|l| l.strip_prefix("id:")).map(|v| v.trim().parse::<u64>().unwrap());
+            let data = block.lines().find_map(|l| l.strip_prefix("data:")).map(str::trim);
+            if let (Some(id), Some(data)) = (id, data) {
+                messages.push((id, serde_json::from_str(data).unwrap()));
+            }
+        }
+        if messages.len() >= want {
+            break;
+        }
+        let chunk = tokio::time::timeout_at(deadline, response.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("only {} of {want} events arrived in time", messages.len()))
+            .unwrap()
+            .expect("the stream stays open");
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    messages
+}
+
+#[tokio::test]
+async fn the_change_feed_replays_then_follows_and_resumes() {
+    let cluster = Cluster::single().await;
+    let admin = cluster.client(1);
+    admin.create_key(&new_key("before")).await.unwrap();
+    let stored = all_events(&admin, 1000).await;
+    let open = |after: Option<u64>| {
+        let mut request = cluster
+            .http()
+            .get(format!("{}/v1/audit/stream", cluster.node(1).url()))
+            .bearer_auth(cluster.admin_key())
+            .timeout(std::time::Duration::from_secs(60));
+        if let Some(after) = after {
+            request = request.header("last-event-id", after.to_string());
+        }
+        request.send()
+    };
+    let mut response = open(None).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    let mut buffer = String::new();
+    let first = read_sse(&mut response, stored.len(), &mut buffer).await;
+    let ids: Vec<u64> = first.iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids, stored.iter().map(|e| e.seq).collect::<Vec<_>>(), "every stored event, in order");
+    assert_eq!(first[0].1, serde_json::to_value(&stored[0]).unwrap());
+
+    // A new event arrives on the open stream (batched `used` events may come first).
+    let key = admin.create_key(&new_key("after")).await.unwrap().value.key;
+    let mut last_id = *ids.last().unwrap();
+    loop {
+        let (id, event) = read_sse(&mut response, 1, &mut buffer).await.remove(0);
+        assert!(id > last_id, "ids only grow");
+        last_id = id;
+        if event["type"] == "created" {
+            assert_eq!(event["data"]["key_id"], key.id.as_str());
+            break;
+        }
+        assert_eq!(event["type"], "used", "only use records may come before it");
+    }
+
+    // Resuming after a seq starts right after it.
+    let resume_after = ids[ids.len() / 2];
+    let mut resumed = open(Some(resume_after)).await.unwrap();
+    let mut buffer = String::new();
+    let again = read_sse(&mut resumed, 1, &mut buffer).await;
+    assert_eq!(again[0].0, ids[ids.len() / 2 + 1]);
+
+    let (_, developer_key) = user_with_key(&admin, "dev", "developer").await;
+    let refused = cluster
+        .http()
+        .get(format!("{}/v1/audit/stream", cluster.node(1).url()))
+        .bearer_auth(developer_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+}

@@ -119,7 +119,7 @@ fn parse_time(field: &str, text: Option<&str>) -> Result<Option<Timestamp>, ApiE
 }
 
 /// Only owners and admins read the account's audit trail.
-fn require_admin(caller: &Caller) -> Result<(), ApiError> {
+pub(crate) fn require_admin(caller: &Caller) -> Result<(), ApiError> {
     if caller.principal.is_account_admin() {
         Ok(())
     } else {

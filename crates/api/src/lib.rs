@@ -23,6 +23,7 @@ mod ops;
 mod render;
 mod service_accounts;
 mod settings;
+mod stream;
 mod users;
 mod verify;
 mod write;
@@ -91,6 +92,7 @@ api_routes! {
     "/v1/accounts" => post(accounts::create);
     "/v1/audit/events" => get(audit::events);
     "/v1/audit/export" => get(audit::export);
+    "/v1/audit/stream" => get(stream::stream);
     "/v1/verify" => post(verify::verify);
     "/v1/verify/as-of" => post(verify::verify_as_of);
     "/v1/cluster" => get(ops::cluster);

@@ -16,7 +16,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToResponse};
 
-use crate::{accounts, audit, key_ops, keys, namespaces, ops, service_accounts, settings, users, verify};
+use crate::{accounts, audit, key_ops, keys, namespaces, ops, service_accounts, settings, stream, users, verify};
 
 /// The name of the security scheme every authenticated operation names.
 pub(crate) const BEARER: &str = "api_key";
@@ -73,6 +73,7 @@ const INDEX_HEADER: &str = "X-Keyledger-Index";
         accounts::create,
         audit::events,
         audit::export,
+        stream::stream,
         verify::verify,
         verify::verify_as_of,
         ops::cluster,
