@@ -45,6 +45,21 @@ async fn three_nodes_form_one_cluster_of_voters() {
             );
         }
     }
+    // Every member's ledger is checked against the answering node's: they agree (or a member is
+    // momentarily ahead, which cannot be judged).
+    crate::util::poll("every member to report an agreeing ledger", crate::util::CONVERGE, async || {
+        let status = cluster.client(1).cluster_status().await.map_err(|e| format!("{e:?}"))?;
+        let verdicts: Vec<Option<bool>> = status.members.iter().map(|m| m.ledger_agrees).collect();
+        if verdicts.contains(&Some(false)) {
+            panic!("ledgers diverged: {status:?}");
+        }
+        if verdicts.iter().all(|v| *v == Some(true)) {
+            Ok(())
+        } else {
+            Err(format!("{verdicts:?}"))
+        }
+    })
+    .await;
 }
 
 #[tokio::test]

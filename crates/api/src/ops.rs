@@ -28,7 +28,9 @@ pub(crate) async fn cluster(State(app): State<AppState>, _caller: Caller) -> Jso
         .into_iter()
         .map(|m| {
             let applied = m.status.as_ref().and_then(|s| s.applied_index);
+            let ledger_agrees = m.status.as_ref().and_then(|s| agrees_with_local(&app, m.node_id, s.ledger_head));
             wire::Member {
+                ledger_agrees,
                 node_id: m.node_id,
                 address: m.address,
                 role: if m.voter { "voter" } else { "learner" }.into(),
@@ -76,4 +78,28 @@ pub(crate) async fn readyz(State(app): State<AppState>) -> Response {
                 .into_response()
         }
     }
+}
+
+/// Compares a member's ledger head with this node's event at the same seq. A mismatch means
+/// the ledgers diverged, which must never happen: it is logged loudly.
+fn agrees_with_local(app: &AppState, node_id: u64, head: keyledger_model::ChainHead) -> Option<bool> {
+    if head.seq == 0 {
+        return Some(true);
+    }
+    let ledger = app.node.ledger();
+    if head.seq > ledger.state().head().seq {
+        return None;
+    }
+    let local = ledger.entries(head.seq, head.seq).next()?.ok()?;
+    let agrees = local.event.hash == head.hash;
+    if !agrees {
+        tracing::error!(
+            node_id,
+            seq = head.seq,
+            theirs = %head.hash,
+            ours = %local.event.hash,
+            "LEDGER DIVERGENCE: a member's ledger differs from this node's at the same seq"
+        );
+    }
+    Some(agrees)
 }

@@ -25,6 +25,12 @@ pub struct Member {
     pub lag: Option<u64>,
     #[schema(required)]
     pub ledger_head: Option<LedgerHead>,
+    /// Does the member's ledger head hash equal the answering node's hash at that seq? `false`
+    /// means the two ledgers diverged (also logged as an error); `null` when it cannot be told
+    /// (no answer, or the member is ahead of the answering node).
+    #[serde(default)]
+    #[schema(required)]
+    pub ledger_agrees: Option<bool>,
 }
 
 /// `GET /v1/cluster`.
