@@ -44,7 +44,12 @@ fn write_status(out: &mut dyn Write, status: &ClusterStatus) -> io::Result<()> {
     for member in &status.members {
         let head = member.ledger_head.as_ref().map_or_else(unknown, |head| {
             let short: String = head.hash.chars().take(HASH_PREFIX).collect();
-            format!("{} {short}", head.seq)
+            let verdict = match member.ledger_agrees {
+                Some(true) => "",
+                Some(false) => " DIVERGED",
+                None => " ?",
+            };
+            format!("{} {short}{verdict}", head.seq)
         });
         members.row([
             member.node_id.to_string(),
@@ -78,6 +83,7 @@ mod tests {
                     applied_index: Some(120),
                     lag: Some(0),
                     ledger_head: Some(LedgerHead { seq: 41, hash: "abcdef0123456789abcdef".into() }),
+                    ledger_agrees: Some(true),
                 },
                 Member {
                     node_id: 2,
@@ -86,6 +92,7 @@ mod tests {
                     applied_index: None,
                     lag: None,
                     ledger_head: None,
+                    ledger_agrees: None,
                 },
             ],
         };
