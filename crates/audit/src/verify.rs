@@ -57,6 +57,10 @@ pub enum Expect {
     Partial,
 }
 
+/// Lines checked per batch; the checks of one line need no other line, so a batch is spread
+/// over the machine's cores, and only the chain links are followed in order.
+const BATCH: usize = 8192;
+
 /// Verifies a JSONL export read from `input`.
 pub fn verify_jsonl(input: impl BufRead, expect: Expect) -> Result<Verified, Failure> {
     let mut accounts: BTreeMap<String, AccountChain> = BTreeMap::new();
@@ -64,39 +68,32 @@ pub fn verify_jsonl(input: impl BufRead, expect: Expect) -> Result<Verified, Fai
     let mut cluster_broken: Option<Failure> = None;
     let mut events = 0u64;
     let mut first_seq = None;
-    for (number, line) in input.split(b'\n').enumerate() {
-        let number = number as u64 + 1;
-        let fail = |reason: String| Failure { line: number, reason };
-        let line = line.map_err(|e| fail(format!("cannot read: {e}")))?;
-        if line.is_empty() {
-            return Err(fail("empty line".into()));
-        }
-        let text = std::str::from_utf8(&line).map_err(|_| fail("not UTF-8".into()))?;
-        let exported: ExportedEvent = serde_json::from_str(text).map_err(|e| fail(format!("not an event: {e}")))?;
-        let event = from_export(&exported).map_err(|e| fail(e.to_string()))?;
-        let canonical = serde_json::to_string(&to_export(&event)).map_err(|e| fail(e.to_string()))?;
-        if canonical != text {
-            return Err(fail("not in canonical form (fields, order or spelling differ from the export's)".into()));
-        }
-        if !event.hashes_are_valid() {
-            return Err(fail(format!("seq {}: the hashes do not match the event's content", event.seq)));
-        }
-        if expect == Expect::Complete && !accounts.contains_key(event.account.as_str()) && event.account_seq != 1 {
-            return Err(fail(format!(
-                "account {} starts at account_seq {}, not 1: events are missing before it",
-                event.account, event.account_seq
-            )));
-        }
-        link_account(&mut accounts, &event).map_err(fail)?;
-        // The cluster chain is judged at the end: only a file with several accounts must hold it.
-        if cluster_broken.is_none() {
-            if let Err(reason) = link(cluster, event.seq, event.prev_hash, "seq", "prev_hash") {
-                cluster_broken = Some(fail(reason));
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut lines = input.split(b'\n').enumerate().peekable();
+    while lines.peek().is_some() {
+        let batch: Vec<(u64, std::io::Result<Vec<u8>>)> =
+            lines.by_ref().take(BATCH).map(|(number, line)| (number as u64 + 1, line)).collect();
+        let checked = check_in_parallel(&batch, threads);
+        for (event, &(number, _)) in checked.into_iter().zip(&batch) {
+            let event = event?;
+            let fail = |reason: String| Failure { line: number, reason };
+            if expect == Expect::Complete && !accounts.contains_key(event.account.as_str()) && event.account_seq != 1 {
+                return Err(fail(format!(
+                    "account {} starts at account_seq {}, not 1: events are missing before it",
+                    event.account, event.account_seq
+                )));
             }
+            link_account(&mut accounts, &event).map_err(fail)?;
+            // The cluster chain is judged at the end: only a file with several accounts must hold it.
+            if cluster_broken.is_none() {
+                if let Err(reason) = link(cluster, event.seq, event.prev_hash, "seq", "prev_hash") {
+                    cluster_broken = Some(fail(reason));
+                }
+            }
+            cluster = Some(ChainHead { seq: event.seq, hash: event.hash });
+            first_seq.get_or_insert(event.seq);
+            events += 1;
         }
-        cluster = Some(ChainHead { seq: event.seq, hash: event.hash });
-        first_seq.get_or_insert(event.seq);
-        events += 1;
     }
     if events == 0 {
         return Err(Failure { line: 0, reason: "the file holds no events".into() });
@@ -111,6 +108,39 @@ pub fn verify_jsonl(input: impl BufRead, expect: Expect) -> Result<Verified, Fai
         }
     }
     Ok(Verified { events, accounts, cluster_head: cluster.filter(|_| whole_cluster) })
+}
+
+/// Checks every line of `batch` on its own (form and hashes), on up to `threads` threads;
+/// the results come back in line order.
+fn check_in_parallel(batch: &[(u64, std::io::Result<Vec<u8>>)], threads: usize) -> Vec<Result<Event, Failure>> {
+    let per_thread = batch.len().div_ceil(threads.max(1)).max(1);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = batch
+            .chunks(per_thread)
+            .map(|chunk| scope.spawn(move || chunk.iter().map(|(n, line)| check_line(*n, line)).collect::<Vec<_>>()))
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().expect("a line check does not panic")).collect()
+    })
+}
+
+/// One line on its own: an event, in canonical form, whose hashes match its content.
+fn check_line(number: u64, line: &std::io::Result<Vec<u8>>) -> Result<Event, Failure> {
+    let fail = |reason: String| Failure { line: number, reason };
+    let line = line.as_ref().map_err(|e| fail(format!("cannot read: {e}")))?;
+    if line.is_empty() {
+        return Err(fail("empty line".into()));
+    }
+    let text = std::str::from_utf8(line).map_err(|_| fail("not UTF-8".into()))?;
+    let exported: ExportedEvent = serde_json::from_str(text).map_err(|e| fail(format!("not an event: {e}")))?;
+    let event = from_export(&exported).map_err(|e| fail(e.to_string()))?;
+    let canonical = serde_json::to_string(&to_export(&event)).map_err(|e| fail(e.to_string()))?;
+    if canonical != text {
+        return Err(fail("not in canonical form (fields, order or spelling differ from the export's)".into()));
+    }
+    if !event.hashes_are_valid() {
+        return Err(fail(format!("seq {}: the hashes do not match the event's content", event.seq)));
+    }
+    Ok(event)
 }
 
 /// Checks that `event` continues its account's chain, and advances it.
