@@ -450,3 +450,24 @@ async fn the_change_feed_replays_then_follows_and_resumes() {
         .unwrap();
     assert_eq!(refused.status(), 403);
 }
+
+/// Each account reads its own trail only, and its export verifies on its own chain.
+#[tokio::test]
+async fn each_account_reads_and_exports_only_its_own_trail() {
+    let cluster = Cluster::single().await;
+    let admin = cluster.client(1);
+    let request = wire::CreateAccountRequest { name: "acme".into(), owner_name: "acme-owner".into(), expires_in: None };
+    let acme = cluster.client_as(&admin.create_account(&request).await.unwrap().value.secret);
+    acme.create_key(&new_key("acme-key")).await.unwrap();
+    admin.create_key(&new_key("default-key")).await.unwrap();
+
+    for (client, account) in [(&admin, "default"), (&acme, "acme")] {
+        let events = all_events(client, 1000).await;
+        assert!(!events.is_empty());
+        assert!(events.iter().all(|e| e.account == account), "{account} sees only its own events");
+        let jsonl = export_bytes(client, ExportFormat::Jsonl).await;
+        let verified = keyledger_audit::verify::verify_jsonl(&jsonl[..], keyledger_audit::verify::Expect::Complete)
+            .expect("an account's export verifies on its own chain");
+        assert_eq!(verified.accounts.keys().collect::<Vec<_>>(), [account]);
+    }
+}

@@ -207,7 +207,7 @@ pub(crate) async fn events(
                 }
             }
             None => {
-                for entry in ledger.entries(after.saturating_add(1), u64::MAX) {
+                for entry in ledger.account_entries(&filter.account, after.saturating_add(1), u64::MAX) {
                     if take(entry)? {
                         break;
                     }
@@ -330,7 +330,7 @@ fn stream_export(
     while from <= head {
         let to = head.min(from + EXPORT_CHUNK - 1);
         let mut chunk = String::new();
-        for entry in ledger.entries(from, to) {
+        for entry in ledger.account_entries(&filter.account, from, to) {
             let entry = match entry {
                 Ok(entry) => entry,
                 Err(e) => {

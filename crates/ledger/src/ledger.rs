@@ -6,7 +6,7 @@
 
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use keyledger_model::{KeyId, LedgerEntry, State};
+use keyledger_model::{AccountId, KeyId, LedgerEntry, State};
 
 use crate::codec::{self, CodecError};
 
@@ -23,16 +23,39 @@ pub(crate) fn key_index_key(key: &KeyId, seq: u64) -> [u8; 25] {
     out
 }
 
-/// Writes an entry and its per-key index record into `batch`.
+/// Prefix of the per-account index: `a` + account name + `0` + big-endian seq, one (empty)
+/// record per event of that account, so an account's trail is read without the others'.
+pub(crate) const ACCOUNT_INDEX_PREFIX: u8 = b'a';
+
+fn account_index_key(account: &AccountId, seq: u64) -> Vec<u8> {
+    let mut out = account_index_prefix(account);
+    out.extend(seq.to_be_bytes());
+    out
+}
+
+/// Account names are `a-z0-9-`, so the `0` byte ends the name unambiguously.
+fn account_index_prefix(account: &AccountId) -> Vec<u8> {
+    let mut out = vec![ACCOUNT_INDEX_PREFIX];
+    out.extend(account.as_str().as_bytes());
+    out.push(0);
+    out
+}
+
+/// Writes an entry and its index records (per key, per account) into `batch`.
 pub(crate) fn put_entry(batch: &mut sled::Batch, entry: &LedgerEntry) -> Result<(), CodecError> {
     batch.insert(&event_key(entry.event.seq), codec::encode(entry)?);
+    put_indexes(batch, entry);
+    Ok(())
+}
+
+fn put_indexes(batch: &mut sled::Batch, entry: &LedgerEntry) {
+    batch.insert(account_index_key(&entry.event.account, entry.event.seq), &[]);
     if let Some(key) = entry.event.body.key() {
         batch.insert(&key_index_key(&key, entry.event.seq), &[]);
     }
     if let keyledger_model::EventBody::KeyRotated { replacement, .. } = &entry.event.body {
         batch.insert(&key_index_key(replacement, entry.event.seq), &[]);
     }
-    Ok(())
 }
 
 pub(crate) fn event_key(seq: u64) -> [u8; 9] {
@@ -114,6 +137,29 @@ impl Ledger {
                 .tree
                 .get(event_key(seq))?
                 .ok_or(LedgerError::Damaged { seq, why: "the key index names an event that is not stored".into() })?;
+            Ok(codec::decode::<LedgerEntry>(&bytes)?)
+        })
+    }
+
+    /// Stored events of `account` with `seq` in `from..=to`, oldest first, read through the
+    /// account index (other accounts' events are never read).
+    pub fn account_entries(
+        &self,
+        account: &AccountId,
+        from: u64,
+        to: u64,
+    ) -> impl Iterator<Item = Result<LedgerEntry, LedgerError>> + '_ {
+        let prefix_len = account_index_prefix(account).len();
+        let range = account_index_key(account, from)..=account_index_key(account, to);
+        self.inner.tree.range(range).map(move |item| {
+            let (index_key, _) = item?;
+            let mut seq = [0u8; 8];
+            seq.copy_from_slice(&index_key[prefix_len..prefix_len + 8]);
+            let seq = u64::from_be_bytes(seq);
+            let bytes = self.inner.tree.get(event_key(seq))?.ok_or(LedgerError::Damaged {
+                seq,
+                why: "the account index names an event that is not stored".into(),
+            })?;
             Ok(codec::decode::<LedgerEntry>(&bytes)?)
         })
     }

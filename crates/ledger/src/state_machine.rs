@@ -17,7 +17,7 @@ use openraft::{
 use serde::{Deserialize, Serialize};
 
 use crate::codec;
-use crate::ledger::{check_link, put_entry, Ledger, LedgerError, EVENT_PREFIX, KEY_INDEX_PREFIX};
+use crate::ledger::{check_link, put_entry, Ledger, LedgerError, ACCOUNT_INDEX_PREFIX, EVENT_PREFIX, KEY_INDEX_PREFIX};
 use crate::{Node, NodeId, TypeConfig};
 
 const APPLIED: &[u8] = b"m:applied";
@@ -191,7 +191,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
         let tree = self.ledger.tree();
         let mut batch = sled::Batch::default();
-        for prefix in [EVENT_PREFIX, KEY_INDEX_PREFIX, IDEMPOTENCY_PREFIX] {
+        for prefix in [EVENT_PREFIX, KEY_INDEX_PREFIX, ACCOUNT_INDEX_PREFIX, IDEMPOTENCY_PREFIX] {
             for item in tree.scan_prefix([prefix]) {
                 batch.remove(item.map_err(write_err)?.0);
             }

@@ -183,3 +183,30 @@ async fn key_history_lists_exactly_a_keys_events_in_order() {
         }
     }
 }
+
+/// An account's events come from the account index: exactly that account's, in order, on the
+/// applying node and on one that installed a snapshot.
+#[tokio::test]
+async fn account_entries_list_exactly_an_accounts_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Storage::open(dir.path()).unwrap();
+    let mut sm = storage.state_machine;
+    sm.apply(history(5)).await.unwrap();
+    let all = all_entries(&storage.ledger);
+    let account = AccountId::default_account();
+    let expected: Vec<LedgerEntry> = all.iter().filter(|e| e.event.account == account).cloned().collect();
+    assert!(!expected.is_empty());
+    let snapshot = sm.get_snapshot_builder().await.build_snapshot().await.unwrap();
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = Storage::open(other_dir.path()).unwrap();
+    let mut other_sm = other.state_machine;
+    other_sm.install_snapshot(&snapshot.meta, snapshot.snapshot).await.unwrap();
+    for ledger in [&storage.ledger, &other.ledger] {
+        let got: Vec<LedgerEntry> = ledger.account_entries(&account, 1, u64::MAX).collect::<Result<_, _>>().unwrap();
+        assert_eq!(got, expected);
+        let tail: Vec<LedgerEntry> = ledger.account_entries(&account, 3, 5).collect::<Result<_, _>>().unwrap();
+        assert_eq!(tail, expected.iter().filter(|e| (3..=5).contains(&e.event.seq)).cloned().collect::<Vec<_>>());
+    }
+    let other_account = AccountId::new("elsewhere").unwrap();
+    assert_eq!(storage.ledger.account_entries(&other_account, 1, u64::MAX).count(), 0);
+}
