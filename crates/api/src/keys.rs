@@ -15,7 +15,7 @@ use utoipa::IntoParams;
 use crate::error::ApiError;
 use crate::extract::{Caller, Json, Path};
 use crate::render;
-use crate::write::{index_header, into_key, write, Operation, Target};
+use crate::write::{index_header, into_key, write, write_no_content, Operation, Target};
 use crate::AppState;
 
 /// Lifetime of a key created without any expiry: long enough to be useful, short enough that
@@ -277,6 +277,5 @@ pub(crate) async fn delete(
 ) -> Result<Response, ApiError> {
     let id = parse_key_id(&id)?;
     let operation = Operation::new("key.delete", Target::Key(id));
-    let (index, _) = write(&app, &caller, app.node.now(), operation, Command::DeleteKey(id)).await?;
-    Ok((StatusCode::NO_CONTENT, index_header(index)).into_response())
+    write_no_content(&app, &caller, operation, Command::DeleteKey(id)).await
 }

@@ -9,7 +9,7 @@ use keyledger_wire as wire;
 use crate::error::ApiError;
 use crate::extract::{Caller, Json, Path};
 use crate::render;
-use crate::write::{index_header, into_service_account, write, Operation, Target};
+use crate::write::{index_header, into_service_account, write, write_no_content, Operation, Target};
 use crate::AppState;
 
 /// May `caller` see `sa`? Owners and admins see all of their account's; a user who is admin
@@ -235,6 +235,5 @@ pub(crate) async fn delete(
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     let operation = Operation::new("service_account.delete", Target::ServiceAccount(id));
-    let (index, _) = write(&app, &caller, app.node.now(), operation, Command::DeleteServiceAccount(id)).await?;
-    Ok((StatusCode::NO_CONTENT, index_header(index)).into_response())
+    write_no_content(&app, &caller, operation, Command::DeleteServiceAccount(id)).await
 }

@@ -9,7 +9,7 @@ use keyledger_wire as wire;
 use crate::error::ApiError;
 use crate::extract::{Caller, Json, Path};
 use crate::render;
-use crate::write::{index_header, into_user, write, Operation, Target};
+use crate::write::{index_header, into_user, write, write_no_content, Operation, Target};
 use crate::AppState;
 
 /// May `caller` see `user`? Owners and admins see every user of their account; anyone else
@@ -245,8 +245,7 @@ pub(crate) async fn delete(
 ) -> Result<Response, ApiError> {
     let user = parse_id(&id)?;
     let operation = Operation::new("user.delete", Target::User(user));
-    let (index, _) = write(&app, &caller, app.node.now(), operation, Command::DeleteUser(user)).await?;
-    Ok((StatusCode::NO_CONTENT, index_header(index)).into_response())
+    write_no_content(&app, &caller, operation, Command::DeleteUser(user)).await
 }
 
 /// Gives a user a permission in a namespace (replacing the one it had there).

@@ -7,8 +7,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use keyledger_ledger::Ledger;
 use keyledger_model::{
-    token, AccountId, EventBody, Invalid, KeyDigest, KeyId, LedgerEntry, Owner, Permission, State as LedgerState,
-    Timestamp, Verdict, Verified,
+    token, AccountId, EventBody, Invalid, KeyDigest, KeyId, Owner, Permission, State as LedgerState, Timestamp,
+    Verdict, Verified,
 };
 use keyledger_wire as wire;
 
@@ -163,9 +163,20 @@ fn as_of(
     at: Timestamp,
     permission: Option<&Permission>,
 ) -> Result<wire::VerifyAsOfResponse, ApiError> {
-    let head = ledger.state().head().seq;
+    let not_found = || wire::VerifyAsOfResponse { verdict: not_found_verdict(), at: at.to_string(), decided_by: None };
+    // A key never changes owner, so today's state names the identity whose changes matter.
+    let (head, owner) = {
+        let state = ledger.state();
+        match state.key_by_digest(digest).filter(|k| k.account == *account) {
+            Some(key) => (state.head().seq, key.owner),
+            None => return Ok(not_found()),
+        }
+    };
+    // One pass over the ledger prefix: rebuild the past state, and note the owner's last
+    // disabling or deletion on the way.
     let mut past = LedgerState::new();
     let mut last_seq = 0;
+    let mut identity_change = None;
     for entry in ledger.entries(1, head) {
         let entry = entry.map_err(ApiError::internal)?;
         // Times are stamped in log order; the state "as of" a moment is the prefix before it.
@@ -174,14 +185,16 @@ fn as_of(
         }
         last_seq = entry.event.seq;
         past.evolve(&entry);
+        if disables(&entry.event.body, &owner) {
+            identity_change = Some(entry);
+        }
     }
-    let not_found = || wire::VerifyAsOfResponse { verdict: not_found_verdict(), at: at.to_string(), decided_by: None };
-    let Some(record) = past.key_by_digest(digest).filter(|k| k.account == *account).cloned() else {
+    let Some(record) = past.key_by_digest(digest).cloned() else {
         return Ok(not_found());
     };
     let verdict = past.verify_digest(digest, at, permission);
     let decided = match verdict {
-        Verdict::Invalid(Invalid::IdentityDisabled) => last_identity_change(ledger, &record.owner, last_seq)?,
+        Verdict::Invalid(Invalid::IdentityDisabled) => identity_change,
         _ => ledger
             .key_history(&record.id)
             .filter_map(Result::ok)
@@ -207,25 +220,17 @@ fn not_found_verdict() -> wire::VerifyResponse {
     wire::VerifyResponse { valid: false, code: Some(Invalid::NotFound.as_str().into()), ..Default::default() }
 }
 
-/// The last event up to `last_seq` that disabled or deleted `owner`.
-fn last_identity_change(ledger: &Ledger, owner: &Owner, last_seq: u64) -> Result<Option<LedgerEntry>, ApiError> {
-    let mut found = None;
-    for entry in ledger.entries(1, last_seq) {
-        let entry = entry.map_err(ApiError::internal)?;
-        let about_owner = match (&entry.event.body, owner) {
-            (EventBody::UserDisabled { user } | EventBody::UserDeleted { user }, Owner::User(id)) => user == id,
-            (
-                EventBody::ServiceAccountDisabled { service_account }
-                | EventBody::ServiceAccountDeleted { service_account },
-                Owner::ServiceAccount(id),
-            ) => service_account == id,
-            _ => false,
-        };
-        if about_owner {
-            found = Some(entry);
-        }
+/// Does this event disable or delete `owner`?
+fn disables(body: &EventBody, owner: &Owner) -> bool {
+    match (body, owner) {
+        (EventBody::UserDisabled { user } | EventBody::UserDeleted { user }, Owner::User(id)) => user == id,
+        (
+            EventBody::ServiceAccountDisabled { service_account }
+            | EventBody::ServiceAccountDeleted { service_account },
+            Owner::ServiceAccount(id),
+        ) => service_account == id,
+        _ => false,
     }
-    Ok(found)
 }
 
 fn audit_event(event: &keyledger_model::Event) -> Result<wire::AuditEvent, ApiError> {

@@ -144,6 +144,18 @@ fn note_denial(app: &AppState, caller: &Caller, operation: &Operation, rejection
     }
 }
 
+/// A write whose answer is `204 No Content` (a delete): only the index it committed at.
+pub(crate) async fn write_no_content(
+    app: &AppState,
+    caller: &Caller,
+    operation: Operation,
+    command: Command,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let (index, _) = write(app, caller, app.node.now(), operation, command).await?;
+    Ok((axum::http::StatusCode::NO_CONTENT, index_header(index)).into_response())
+}
+
 /// `X-Keyledger-Index: <index>`, carried by every write's answer.
 pub(crate) fn index_header(index: u64) -> HeaderMap {
     let mut headers = HeaderMap::new();

@@ -34,10 +34,31 @@ struct DenialKey {
     reason: String,
 }
 
+impl DenialKey {
+    fn into_record(self, count: u32) -> DenialRecord {
+        let DenialKey { actor, account, operation, target, reason } = self;
+        DenialRecord { actor, account, operation, target, reason, count }
+    }
+
+    fn from_record(record: DenialRecord) -> (DenialKey, u32) {
+        let DenialRecord { actor, account, operation, target, reason, count } = record;
+        (DenialKey { actor, account, operation, target, reason }, count)
+    }
+}
+
+type Uses = HashMap<KeyId, (Timestamp, u64)>;
+
+/// Adds `count` uses of `key`, the last at `at`.
+fn merge_use(uses: &mut Uses, key: KeyId, at: Timestamp, count: u64) {
+    let entry = uses.entry(key).or_insert((at, 0));
+    entry.0 = entry.0.max(at);
+    entry.1 += count;
+}
+
 /// Use and refusals gathered since the last flush.
 #[derive(Default)]
 pub(crate) struct Activity {
-    uses: Mutex<HashMap<KeyId, (Timestamp, u64)>>,
+    uses: Mutex<Uses>,
     denials: Mutex<HashMap<DenialKey, u32>>,
 }
 
@@ -47,9 +68,7 @@ impl Activity {
         if uses.len() >= MAX_PENDING_USES && !uses.contains_key(&key) {
             return;
         }
-        let entry = uses.entry(key).or_insert((at, 0));
-        entry.0 = entry.0.max(at);
-        entry.1 += 1;
+        merge_use(&mut uses, key, at, 1);
     }
 
     pub(crate) fn record_denial(&self, actor: Actor, account: AccountId, operation: &str, target: &str, reason: &str) {
@@ -76,39 +95,22 @@ impl Activity {
             uses.into_iter().map(|(key, (last_used_at, count))| UseRecord { key, last_used_at, count }).collect();
         // Sorted, so the batch (and the events it becomes) does not depend on hash order.
         uses.sort_by_key(|u| u.key);
-        let mut denials: Vec<DenialRecord> = denials
-            .into_iter()
-            .map(|(k, count)| DenialRecord {
-                actor: k.actor,
-                account: k.account,
-                operation: k.operation,
-                target: k.target,
-                reason: k.reason,
-                count,
-            })
-            .collect();
+        let mut denials: Vec<DenialRecord> = denials.into_iter().map(|(k, count)| k.into_record(count)).collect();
         denials.sort_by(|a, b| (&a.account, &a.operation, &a.target).cmp(&(&b.account, &b.operation, &b.target)));
         (uses, denials)
     }
 
     /// Puts back what could not be written, to be tried with the next batch.
     fn restore(&self, uses: Vec<UseRecord>, denials: Vec<DenialRecord>) {
+        let mut map = self.uses.lock().unwrap_or_else(|p| p.into_inner());
         for u in uses {
-            let mut map = self.uses.lock().unwrap_or_else(|p| p.into_inner());
-            let entry = map.entry(u.key).or_insert((u.last_used_at, 0));
-            entry.0 = entry.0.max(u.last_used_at);
-            entry.1 += u.count;
+            merge_use(&mut map, u.key, u.last_used_at, u.count);
         }
+        drop(map);
         let mut map = self.denials.lock().unwrap_or_else(|p| p.into_inner());
         for d in denials {
-            let key = DenialKey {
-                actor: d.actor,
-                account: d.account,
-                operation: d.operation,
-                target: d.target,
-                reason: d.reason,
-            };
-            *map.entry(key).or_insert(0) += d.count;
+            let (key, count) = DenialKey::from_record(d);
+            *map.entry(key).or_insert(0) += count;
         }
     }
 }

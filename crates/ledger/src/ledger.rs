@@ -127,18 +127,7 @@ impl Ledger {
     pub fn key_history(&self, key: &KeyId) -> impl Iterator<Item = Result<LedgerEntry, LedgerError>> + '_ {
         let mut prefix = vec![KEY_INDEX_PREFIX];
         prefix.extend(key.to_bytes());
-        self.inner.tree.scan_prefix(prefix).map(move |item| {
-            let (index_key, _) = item?;
-            let mut seq = [0u8; 8];
-            seq.copy_from_slice(&index_key[17..25]);
-            let seq = u64::from_be_bytes(seq);
-            let bytes = self
-                .inner
-                .tree
-                .get(event_key(seq))?
-                .ok_or(LedgerError::Damaged { seq, why: "the key index names an event that is not stored".into() })?;
-            Ok(codec::decode::<LedgerEntry>(&bytes)?)
-        })
+        self.inner.tree.scan_prefix(prefix).map(move |item| self.indexed_entry(item, "key"))
     }
 
     /// Stored events of `account` with `seq` in `from..=to`, oldest first, read through the
@@ -149,19 +138,25 @@ impl Ledger {
         from: u64,
         to: u64,
     ) -> impl Iterator<Item = Result<LedgerEntry, LedgerError>> + '_ {
-        let prefix_len = account_index_prefix(account).len();
         let range = account_index_key(account, from)..=account_index_key(account, to);
-        self.inner.tree.range(range).map(move |item| {
-            let (index_key, _) = item?;
-            let mut seq = [0u8; 8];
-            seq.copy_from_slice(&index_key[prefix_len..prefix_len + 8]);
-            let seq = u64::from_be_bytes(seq);
-            let bytes = self.inner.tree.get(event_key(seq))?.ok_or(LedgerError::Damaged {
-                seq,
-                why: "the account index names an event that is not stored".into(),
-            })?;
-            Ok(codec::decode::<LedgerEntry>(&bytes)?)
-        })
+        self.inner.tree.range(range).map(move |item| self.indexed_entry(item, "account"))
+    }
+
+    /// The event an index record points at: every index key ends with the event's seq.
+    fn indexed_entry(
+        &self,
+        item: sled::Result<(sled::IVec, sled::IVec)>,
+        index: &str,
+    ) -> Result<LedgerEntry, LedgerError> {
+        let (index_key, _) = item?;
+        let mut seq = [0u8; 8];
+        seq.copy_from_slice(&index_key[index_key.len() - 8..]);
+        let seq = u64::from_be_bytes(seq);
+        let bytes = self.inner.tree.get(event_key(seq))?.ok_or_else(|| LedgerError::Damaged {
+            seq,
+            why: format!("the {index} index names an event that is not stored"),
+        })?;
+        Ok(codec::decode::<LedgerEntry>(&bytes)?)
     }
 
     /// Stored events with `seq` in `from..=to`, oldest first.
