@@ -10,6 +10,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use sha3::{Digest as _, Sha3_256};
 
+use crate::checkpoint::{Checkpoint, PublicKey};
 use crate::ids::{AccountId, KeyId, ServiceAccountId, UserId};
 use crate::permissions::{Level, Scope};
 use crate::state::{AccountSettings, Binding, Role};
@@ -25,13 +26,11 @@ impl ChainHash {
     pub const GENESIS: ChainHash = ChainHash([0; 32]);
 
     pub fn to_hex(&self) -> String {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        let mut out = String::with_capacity(64);
-        for b in self.0 {
-            out.push(DIGITS[usize::from(b >> 4)] as char);
-            out.push(DIGITS[usize::from(b & 0x0f)] as char);
-        }
-        out
+        crate::hex::encode(&self.0)
+    }
+
+    pub fn from_hex(text: &str) -> Option<ChainHash> {
+        crate::hex::decode(text).map(ChainHash)
     }
 }
 
@@ -184,6 +183,13 @@ pub enum EventBody {
     SettingsChanged {
         settings: AccountSettings,
     },
+    /// Node `node`'s checkpoint-signing public key (on the `_cluster` chain).
+    SignerRegistered {
+        node: u64,
+        public_key: PublicKey,
+    },
+    /// A signed statement of the ledger's size, head and Merkle root (on the `_cluster` chain).
+    Checkpoint(Checkpoint),
 }
 
 impl EventBody {
@@ -214,6 +220,8 @@ impl EventBody {
             EventBody::ServiceAccountEnabled { .. } => "service_account_enabled",
             EventBody::NamespaceCreated { .. } => "namespace_created",
             EventBody::SettingsChanged { .. } => "settings_changed",
+            EventBody::SignerRegistered { .. } => "signer_registered",
+            EventBody::Checkpoint(_) => "checkpoint",
         }
     }
 

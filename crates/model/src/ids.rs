@@ -85,6 +85,8 @@ object_id!(
 #[error("not a valid id")]
 pub struct BadId;
 
+const CLUSTER_ACCOUNT: &str = "_cluster";
+
 /// An account (tenant) is named by a short slug: `default`, `acme-prod`.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct AccountId(String);
@@ -104,6 +106,25 @@ impl AccountId {
 
     pub fn default_account() -> AccountId {
         AccountId("default".to_string())
+    }
+
+    /// The cluster's own chain (signers and checkpoints). No account can take the name: a
+    /// slug starts with a letter.
+    pub fn cluster() -> AccountId {
+        AccountId(CLUSTER_ACCOUNT.to_string())
+    }
+
+    pub fn is_cluster(&self) -> bool {
+        self.0 == CLUSTER_ACCOUNT
+    }
+
+    /// An account's slug, or the cluster chain's reserved name (as read back from exports).
+    pub fn parse(name: &str) -> Result<AccountId, BadId> {
+        if name == CLUSTER_ACCOUNT {
+            Ok(AccountId::cluster())
+        } else {
+            AccountId::new(name)
+        }
     }
 
     pub fn as_str(&self) -> &str {

@@ -13,8 +13,10 @@
 
 pub mod authz;
 mod base62;
+pub mod checkpoint;
 mod decide;
 pub mod event;
+pub mod hex;
 pub mod idempotency;
 pub mod ids;
 mod index;
@@ -27,8 +29,10 @@ pub mod token;
 pub mod verify;
 
 pub use authz::{KeyAction, OwnerClass, Principal, Refusal};
+pub use checkpoint::{Checkpoint, CheckpointMark, CheckpointSigner, PublicKey, Signature};
 pub use event::{Actor, ChainHash, ChainHead, Event, EventBody, LedgerEntry, Owner};
 pub use ids::{AccountId, BadId, KeyId, ServiceAccountId, UserId};
+pub use merkle::TreeHash;
 pub use permissions::{Grant, Level, Permission, Scope};
 pub use proposal::{
     Command, DenialRecord, NewKey, Outcome, Proposal, RejectCode, Rejection, SettingsPatch, Subject, UseRecord,

@@ -9,6 +9,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::checkpoint::{Checkpoint, PublicKey};
 use crate::event::{Actor, ChainHead, Owner};
 use crate::ids::{AccountId, KeyId, ServiceAccountId, UserId};
 use crate::permissions::{Level, Scope};
@@ -110,6 +111,13 @@ pub enum Command {
         fingerprint: [u8; 32],
         command: Box<Command>,
     },
+    /// A node's checkpoint-signing key, proposed by the node itself when it leads.
+    RegisterSigner {
+        node: u64,
+        public_key: PublicKey,
+    },
+    /// Signed by the leader before proposing (see [`crate::checkpoint`]).
+    Checkpoint(Checkpoint),
 }
 
 /// A key as proposed: everything fixed, the secret reduced to its digest and hint.

@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::authz::{OwnerClass, Principal};
+use crate::checkpoint::{CheckpointMark, PublicKey};
 use crate::event::{Actor, ChainHead, EventBody, LedgerEntry, Owner};
 use crate::ids::{AccountId, KeyId, ServiceAccountId, UserId};
 use crate::index::DigestIndex;
@@ -276,6 +277,9 @@ pub struct State {
     /// Keys that will expire and have no `expired` event yet, by expiry time.
     pub(crate) expiry_queue: BTreeSet<(Timestamp, KeyId)>,
     pub(crate) index: DigestIndex,
+    /// Registered checkpoint-signing keys and the node each belongs to.
+    pub(crate) signers: BTreeMap<PublicKey, u64>,
+    pub(crate) last_checkpoint: Option<CheckpointMark>,
 }
 
 impl Default for ChainHead {
@@ -300,6 +304,19 @@ impl State {
 
     pub fn head(&self) -> ChainHead {
         self.head
+    }
+
+    /// Registered checkpoint-signing keys, with the node each belongs to.
+    pub fn signers(&self) -> impl Iterator<Item = (&PublicKey, u64)> {
+        self.signers.iter().map(|(key, node)| (key, *node))
+    }
+
+    pub fn is_signer(&self, key: &PublicKey) -> bool {
+        self.signers.contains_key(key)
+    }
+
+    pub fn last_checkpoint(&self) -> Option<CheckpointMark> {
+        self.last_checkpoint
     }
 
     pub fn account_head(&self, account: &AccountId) -> ChainHead {
@@ -605,6 +622,12 @@ impl State {
                 if let Some(a) = self.accounts.get_mut(account) {
                     a.settings = settings.clone();
                 }
+            }
+            EventBody::SignerRegistered { node, public_key } => {
+                self.signers.insert(*public_key, *node);
+            }
+            EventBody::Checkpoint(checkpoint) => {
+                self.last_checkpoint = Some(CheckpointMark { tree_size: checkpoint.tree_size, seq, time });
             }
         }
     }
