@@ -4,11 +4,13 @@
 //! [`Ledger`] is also the read side the API uses: the in-memory [`State`] (verification
 //! index + admin read model) behind a `RwLock`, and ranged reads of stored events.
 
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use keyledger_model::merkle::{self, Frontier, ProofError, TreeHash};
 use keyledger_model::{AccountId, KeyId, LedgerEntry, State};
 
 use crate::codec::{self, CodecError};
+use crate::merkle_store::{stored_size, LedgerBatch, StoredNodes, TREE_PREFIX};
 
 pub(crate) const EVENT_PREFIX: u8 = b'e';
 
@@ -74,6 +76,8 @@ struct Inner {
     db: sled::Db,
     tree: sled::Tree,
     state: RwLock<State>,
+    /// The right edge of the stored Merkle tree; only applies and installs move it.
+    frontier: Mutex<Frontier>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +88,17 @@ pub enum LedgerError {
     Codec(#[from] CodecError),
     #[error("the stored ledger is damaged at seq {seq}: {why}")]
     Damaged { seq: u64, why: String },
+    #[error("{0}")]
+    OutOfRange(String),
+}
+
+impl From<ProofError<LedgerError>> for LedgerError {
+    fn from(e: ProofError<LedgerError>) -> LedgerError {
+        match e {
+            ProofError::OutOfRange(why) => LedgerError::OutOfRange(why),
+            ProofError::Source(e) => e,
+        }
+    }
 }
 
 impl Ledger {
@@ -97,7 +112,58 @@ impl Ledger {
             check_link(&state, &entry)?;
             state.evolve(&entry);
         }
-        Ok(Ledger { inner: Arc::new(Inner { db: db.clone(), tree, state: RwLock::new(state) }) })
+        let frontier = open_tree(db, &tree, state.head().seq)?;
+        let inner = Inner { db: db.clone(), tree, state: RwLock::new(state), frontier: Mutex::new(frontier) };
+        Ok(Ledger { inner: Arc::new(inner) })
+    }
+
+    /// The right edge of the Merkle tree, to continue it in a batch.
+    pub(crate) fn frontier(&self) -> Frontier {
+        self.inner.frontier.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+
+    /// After a batch is applied: its tree's right edge is now the stored one.
+    pub(crate) fn set_frontier(&self, frontier: Frontier) {
+        *self.inner.frontier.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = frontier;
+    }
+
+    /// How many events the stored Merkle tree (and so the stored ledger) holds.
+    pub fn stored_size(&self) -> u64 {
+        self.frontier().size()
+    }
+
+    /// RFC 6962 root of the first `size` events.
+    pub fn merkle_root(&self, size: u64) -> Result<TreeHash, LedgerError> {
+        self.check_size(size)?;
+        merkle::root(&StoredNodes(&self.inner.tree), size)
+    }
+
+    /// Audit path of the event at `seq` in the tree of the first `size` events.
+    pub fn inclusion_proof(&self, seq: u64, size: u64) -> Result<Vec<TreeHash>, LedgerError> {
+        self.check_size(size)?;
+        if seq == 0 || seq > size {
+            return Err(LedgerError::OutOfRange(format!("seq {seq} is not among the first {size} events")));
+        }
+        Ok(merkle::inclusion_proof(&StoredNodes(&self.inner.tree), seq - 1, size)?)
+    }
+
+    /// Proof that the tree of `new_size` events extends the tree of `old_size`.
+    pub fn consistency_proof(&self, old_size: u64, new_size: u64) -> Result<Vec<TreeHash>, LedgerError> {
+        self.check_size(new_size)?;
+        Ok(merkle::consistency_proof(&StoredNodes(&self.inner.tree), old_size, new_size)?)
+    }
+
+    fn check_size(&self, size: u64) -> Result<(), LedgerError> {
+        let stored = self.frontier().size();
+        if size > stored {
+            return Err(LedgerError::OutOfRange(format!("the ledger holds {stored} events, not {size}")));
+        }
+        Ok(())
+    }
+
+    /// The stored event at `seq`, if there is one.
+    pub fn entry(&self, seq: u64) -> Result<Option<LedgerEntry>, LedgerError> {
+        self.inner.tree.get(event_key(seq))?.map(|bytes| Ok(codec::decode(&bytes)?)).transpose()
     }
 
     /// The current state, for reads. Hold the guard briefly: apply waits for it.
@@ -163,6 +229,71 @@ impl Ledger {
     pub fn entries(&self, from: u64, to: u64) -> impl Iterator<Item = Result<LedgerEntry, LedgerError>> + '_ {
         self.inner.tree.range(event_key(from)..=event_key(to)).map(|item| Ok(codec::decode::<LedgerEntry>(&item?.1)?))
     }
+}
+
+/// The Merkle tree's right edge for a ledger of `head_seq` events. A data dir written before
+/// the tree existed (or cut short by a crash, which cannot happen with one batch per apply)
+/// gets its missing nodes built from the stored events, once.
+fn open_tree(db: &sled::Db, tree: &sled::Tree, head_seq: u64) -> Result<Frontier, LedgerError> {
+    let stored = stored_size(tree)?;
+    if stored > head_seq {
+        return Err(LedgerError::Damaged {
+            seq: stored,
+            why: "the Merkle tree has more leaves than the ledger".into(),
+        });
+    }
+    let frontier = Frontier::from_source(&StoredNodes(tree), stored)?;
+    if stored == head_seq {
+        return Ok(frontier);
+    }
+    let mut batch = LedgerBatch::new(frontier);
+    for item in tree.range(event_key(stored + 1)..=event_key(head_seq)) {
+        let entry: LedgerEntry = codec::decode(&item?.1)?;
+        batch.put_tree_only(&entry);
+    }
+    let (batch, frontier) = batch.finish();
+    tree.apply_batch(batch)?;
+    db.flush()?;
+    tracing::info!(from = stored, to = head_seq, "built the missing part of the Merkle tree");
+    Ok(frontier)
+}
+
+/// What `rebuild` found and wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rebuilt {
+    pub events: u64,
+    pub head: keyledger_model::ChainHead,
+    pub merkle_root: TreeHash,
+    pub state: State,
+}
+
+/// Checks every stored event against the chain, then replaces the indexes and the Merkle tree
+/// with ones built from the events alone.
+pub(crate) fn rebuild_derived(db: &sled::Db) -> Result<Rebuilt, LedgerError> {
+    let tree = db.open_tree("ledger")?;
+    let mut state = State::new();
+    let mut batch = LedgerBatch::new(Frontier::new());
+    remove_derived(&tree, batch.sled_batch())?;
+    for item in tree.scan_prefix([EVENT_PREFIX]) {
+        let entry: LedgerEntry = codec::decode(&item?.1)?;
+        check_link(&state, &entry)?;
+        state.evolve(&entry);
+        batch.put(&entry)?;
+    }
+    let (batch, frontier) = batch.finish();
+    tree.apply_batch(batch)?;
+    db.flush()?;
+    Ok(Rebuilt { events: frontier.size(), head: state.head(), merkle_root: frontier.root(), state })
+}
+
+/// Removes everything derived from the events (indexes, Merkle nodes) into `batch`.
+pub(crate) fn remove_derived(tree: &sled::Tree, batch: &mut sled::Batch) -> Result<(), LedgerError> {
+    for prefix in [KEY_INDEX_PREFIX, ACCOUNT_INDEX_PREFIX, TREE_PREFIX] {
+        for item in tree.scan_prefix([prefix]) {
+            batch.remove(item?.0);
+        }
+    }
+    Ok(())
 }
 
 /// Refuses an entry that does not continue the chain the state has reached.

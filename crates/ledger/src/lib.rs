@@ -15,6 +15,7 @@
 pub mod codec;
 mod ledger;
 mod log_store;
+mod merkle_store;
 mod state_machine;
 
 use std::io::Cursor;
@@ -50,10 +51,36 @@ pub struct Storage {
 impl Storage {
     /// Opens (or creates) the sled database in `dir` and rebuilds the in-memory state.
     pub fn open(dir: &Path) -> Result<Storage, LedgerError> {
-        let db = sled::Config::new().path(dir.join("db")).open()?;
+        let db = open_db(dir)?;
         let ledger = Ledger::open(&db)?;
         let state_machine = StateMachine::open(ledger.clone())?;
         let log_store = LogStore::open(&db)?;
         Ok(Storage { log_store, state_machine, ledger })
     }
 }
+
+/// The sled database of the data dir `dir`. A running node holds it locked.
+fn open_db(dir: &Path) -> Result<sled::Db, LedgerError> {
+    Ok(sled::Config::new().path(dir.join("db")).open()?)
+}
+
+/// The ledger of a data dir that no node is running on (a stopped node's, or a copy), for
+/// offline replay and audits. Fails if the dir holds no database.
+pub fn open_ledger(dir: &Path) -> Result<Ledger, LedgerError> {
+    if !dir.join("db").is_dir() {
+        return Err(LedgerError::OutOfRange(format!("{} holds no keyledger database", dir.display())));
+    }
+    Ledger::open(&open_db(dir)?)
+}
+
+/// Rebuilds everything derived from the events of a stopped node's data dir — the per-key and
+/// per-account indexes and the Merkle tree — after checking the whole chain. One atomic batch.
+pub fn rebuild(dir: &Path) -> Result<Rebuilt, LedgerError> {
+    if !dir.join("db").is_dir() {
+        return Err(LedgerError::OutOfRange(format!("{} holds no keyledger database", dir.display())));
+    }
+    let db = open_db(dir)?;
+    ledger::rebuild_derived(&db)
+}
+
+pub use ledger::Rebuilt;

@@ -8,7 +8,8 @@
 use std::io::Cursor;
 
 use keyledger_model::idempotency::{Record, RecordKey, Table};
-use keyledger_model::{ChainHead, LedgerEntry, Outcome, State};
+use keyledger_model::merkle::Frontier;
+use keyledger_model::{ChainHead, Command, LedgerEntry, Outcome, RejectCode, Rejection, State};
 use openraft::storage::RaftStateMachine;
 use openraft::{
     Entry, EntryPayload, LogId, RaftSnapshotBuilder, Snapshot, SnapshotMeta, StorageError, StorageIOError,
@@ -17,7 +18,8 @@ use openraft::{
 use serde::{Deserialize, Serialize};
 
 use crate::codec;
-use crate::ledger::{check_link, put_entry, Ledger, LedgerError, ACCOUNT_INDEX_PREFIX, EVENT_PREFIX, KEY_INDEX_PREFIX};
+use crate::ledger::{check_link, remove_derived, Ledger, LedgerError, EVENT_PREFIX};
+use crate::merkle_store::LedgerBatch;
 use crate::{Node, NodeId, TypeConfig};
 
 const APPLIED: &[u8] = b"m:applied";
@@ -81,6 +83,25 @@ impl StateMachine {
     pub fn ledger(&self) -> &Ledger {
         &self.ledger
     }
+
+    /// A checkpoint whose root or head is not the ledger's at its size is refused here, where
+    /// the Merkle tree is; the model judges the rest (signer, signature, order).
+    fn refuse_checkpoint(&self, batch: &LedgerBatch, command: &Command) -> Result<Option<Rejection>, LedgerError> {
+        let command = match command {
+            Command::Idempotent { command, .. } => command.as_ref(),
+            other => other,
+        };
+        let Command::Checkpoint(checkpoint) = command else {
+            return Ok(None);
+        };
+        if batch.tree_matches(self.ledger.tree(), checkpoint.tree_size, &checkpoint.root, &checkpoint.head)? {
+            return Ok(None);
+        }
+        Ok(Some(Rejection::new(
+            RejectCode::InvalidArgument,
+            format!("the root or head is not the ledger's at size {}", checkpoint.tree_size),
+        )))
+    }
 }
 
 /// The snapshot bytes for the ledger up to `head_seq`. The ledger is append-only, so events
@@ -116,7 +137,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I: IntoIterator<Item = Entry<TypeConfig>> + Send,
         I::IntoIter: Send,
     {
-        let mut batch = sled::Batch::default();
+        let mut batch = LedgerBatch::new(self.ledger.frontier());
         let mut outcomes = Vec::new();
         {
             let mut state = self.ledger.state_mut();
@@ -129,16 +150,21 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                         Outcome::Internal
                     }
                     EntryPayload::Normal(proposal) => {
+                        if let Some(refused) = self.refuse_checkpoint(&batch, &proposal.command).map_err(write_err)? {
+                            outcomes.push(Outcome::Rejected(refused));
+                            continue;
+                        }
                         let (outcome, new_entries, change) =
                             self.idempotency.execute(&mut state, &proposal, entry.log_id.index);
                         for new in &new_entries {
-                            put_entry(&mut batch, new).map_err(write_err)?;
+                            batch.put(new).map_err(write_err)?;
                         }
                         for key in &change.removed {
-                            batch.remove(idempotency_key(key)?);
+                            batch.sled_batch().remove(idempotency_key(key)?);
                         }
                         if let Some((key, record)) = &change.inserted {
-                            batch.insert(idempotency_key(key)?, codec::encode(record).map_err(write_err)?);
+                            let record = codec::encode(record).map_err(write_err)?;
+                            batch.sled_batch().insert(idempotency_key(key)?, record);
                         }
                         outcome
                     }
@@ -146,9 +172,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 outcomes.push(outcome);
             }
         }
+        let (mut batch, frontier) = batch.finish();
         batch.insert(APPLIED, codec::encode(&self.last_applied).map_err(write_err)?);
         batch.insert(MEMBERSHIP, codec::encode(&self.membership).map_err(write_err)?);
         self.ledger.tree().apply_batch(batch).map_err(write_err)?;
+        self.ledger.set_frontier(frontier);
         self.ledger.db().flush_async().await.map_err(write_err)?;
         Ok(outcomes)
     }
@@ -190,15 +218,18 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }
 
         let tree = self.ledger.tree();
-        let mut batch = sled::Batch::default();
-        for prefix in [EVENT_PREFIX, KEY_INDEX_PREFIX, ACCOUNT_INDEX_PREFIX, IDEMPOTENCY_PREFIX] {
+        let mut batch = LedgerBatch::new(Frontier::new());
+        remove_derived(tree, batch.sled_batch()).map_err(write_err)?;
+        for prefix in [EVENT_PREFIX, IDEMPOTENCY_PREFIX] {
             for item in tree.scan_prefix([prefix]) {
-                batch.remove(item.map_err(write_err)?.0);
+                batch.sled_batch().remove(item.map_err(write_err)?.0);
             }
         }
+        // Removals first, then the snapshot's entries: a batch applies in order.
         for entry in &payload.entries {
-            put_entry(&mut batch, entry).map_err(write_err)?;
+            batch.put(entry).map_err(write_err)?;
         }
+        let (mut batch, frontier) = batch.finish();
         for (key, record) in &payload.idempotency {
             batch.insert(idempotency_key(key)?, codec::encode(record).map_err(write_err)?);
         }
@@ -211,6 +242,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.ledger.db().flush_async().await.map_err(write_err)?;
 
         self.ledger.replace_state(state);
+        self.ledger.set_frontier(frontier);
         self.idempotency = Table::from_records(payload.idempotency);
         self.last_applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();

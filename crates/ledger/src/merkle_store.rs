@@ -1,0 +1,132 @@
+//! The ledger's Merkle tree (RFC 6962 over every event's chain hash), stored beside the events
+//! under `t` + level + big-endian index: one 32-byte node per complete subtree, written in the
+//! same sled batch as the event that completes it. Roots and proofs for any size are then a
+//! few point reads, never a pass over the events.
+
+use std::collections::HashMap;
+
+use keyledger_model::merkle::{self, Frontier, NodeSource, TreeHash};
+use keyledger_model::{ChainHash, LedgerEntry};
+
+use crate::ledger::{put_entry, LedgerError};
+
+pub(crate) const TREE_PREFIX: u8 = b't';
+
+pub(crate) fn node_key(level: u32, index: u64) -> [u8; 10] {
+    let mut key = [TREE_PREFIX; 10];
+    // Levels stay below 64 (a tree of u64 leaves); one byte keeps every level's range apart.
+    key[1] = level as u8;
+    key[2..].copy_from_slice(&index.to_be_bytes());
+    key
+}
+
+/// The leaf of the event at `seq` is its chain hash, at index `seq - 1`.
+pub(crate) fn leaf_of(hash: &ChainHash) -> TreeHash {
+    merkle::leaf_hash(&hash.0)
+}
+
+/// Stored nodes, read from sled.
+pub(crate) struct StoredNodes<'a>(pub(crate) &'a sled::Tree);
+
+impl NodeSource for StoredNodes<'_> {
+    type Error = LedgerError;
+
+    fn node(&self, level: u32, index: u64) -> Result<TreeHash, LedgerError> {
+        let bytes = self.0.get(node_key(level, index))?.ok_or_else(|| LedgerError::Damaged {
+            seq: (index << level) + 1,
+            why: format!("Merkle node {level}/{index} is not stored"),
+        })?;
+        let hash: [u8; 32] = bytes.as_ref().try_into().map_err(|_| LedgerError::Damaged {
+            seq: (index << level) + 1,
+            why: "Merkle node is not 32 bytes".into(),
+        })?;
+        Ok(TreeHash(hash))
+    }
+}
+
+/// The number of leaves stored: one past the last level-0 node.
+pub(crate) fn stored_size(tree: &sled::Tree) -> Result<u64, LedgerError> {
+    let leaves = node_key(0, 0)..=node_key(0, u64::MAX);
+    Ok(match tree.range(leaves).next_back() {
+        Some(item) => {
+            let (key, _) = item?;
+            let mut index = [0u8; 8];
+            index.copy_from_slice(&key[2..]);
+            u64::from_be_bytes(index) + 1
+        }
+        None => 0,
+    })
+}
+
+/// Ledger entries on their way into one sled batch: events, their index records and the
+/// Merkle nodes they complete. Nodes not yet written are kept here too, so a checkpoint can be
+/// checked against events applied earlier in the same batch.
+pub(crate) struct LedgerBatch {
+    batch: sled::Batch,
+    frontier: Frontier,
+    unwritten: HashMap<(u32, u64), TreeHash>,
+}
+
+impl LedgerBatch {
+    /// A batch that continues a tree whose right edge is `frontier`.
+    pub(crate) fn new(frontier: Frontier) -> LedgerBatch {
+        LedgerBatch { batch: sled::Batch::default(), frontier, unwritten: HashMap::new() }
+    }
+
+    pub(crate) fn put(&mut self, entry: &LedgerEntry) -> Result<(), LedgerError> {
+        put_entry(&mut self.batch, entry)?;
+        self.put_tree_only(entry);
+        Ok(())
+    }
+
+    /// Only the Merkle nodes `entry` completes (the event itself is stored already).
+    pub(crate) fn put_tree_only(&mut self, entry: &LedgerEntry) {
+        let (batch, unwritten) = (&mut self.batch, &mut self.unwritten);
+        self.frontier.push(leaf_of(&entry.event.hash), |level, index, hash| {
+            batch.insert(&node_key(level, index), &hash.0);
+            unwritten.insert((level, index), hash);
+        });
+    }
+
+    /// Other writes that must land atomically with the entries.
+    pub(crate) fn sled_batch(&mut self) -> &mut sled::Batch {
+        &mut self.batch
+    }
+
+    /// Is `(root, head)` the tree root and last chain hash of the first `size` events?
+    pub(crate) fn tree_matches(
+        &self,
+        tree: &sled::Tree,
+        size: u64,
+        root: &TreeHash,
+        head: &ChainHash,
+    ) -> Result<bool, LedgerError> {
+        if size == 0 || size > self.frontier.size() {
+            return Ok(false);
+        }
+        let nodes = Overlay { unwritten: &self.unwritten, stored: StoredNodes(tree) };
+        Ok(nodes.node(0, size - 1)? == leaf_of(head) && merkle::root(&nodes, size)? == *root)
+    }
+
+    /// The sled batch to apply, and the tree's right edge once it is applied.
+    pub(crate) fn finish(self) -> (sled::Batch, Frontier) {
+        (self.batch, self.frontier)
+    }
+}
+
+/// Nodes of this batch first, then the stored ones.
+struct Overlay<'a> {
+    unwritten: &'a HashMap<(u32, u64), TreeHash>,
+    stored: StoredNodes<'a>,
+}
+
+impl NodeSource for Overlay<'_> {
+    type Error = LedgerError;
+
+    fn node(&self, level: u32, index: u64) -> Result<TreeHash, LedgerError> {
+        match self.unwritten.get(&(level, index)) {
+            Some(hash) => Ok(*hash),
+            None => self.stored.node(level, index),
+        }
+    }
+}

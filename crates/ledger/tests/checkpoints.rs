@@ -1,0 +1,267 @@
+//! The stored Merkle tree and signed checkpoints through the state machine: roots match an
+//! in-memory tree, survive restarts and snapshots, proofs verify, and a checkpoint is written
+//! only when its signer, signature, root and head are all right.
+
+use keyledger_ledger::{Ledger, StateMachine, Storage, TypeConfig};
+use keyledger_model::merkle::{self, MemoryTree};
+use keyledger_model::{
+    token, AccountId, Actor, ChainHash, CheckpointSigner, Command, EventBody, KeyId, NewKey, Outcome, Proposal,
+    RejectCode, Timestamp, TreeHash, UserId,
+};
+use openraft::storage::RaftStateMachine;
+use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId, RaftSnapshotBuilder};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+const T0: Timestamp = Timestamp(1_790_000_000_000);
+
+struct Log {
+    rng: ChaCha20Rng,
+    index: u64,
+    admin: UserId,
+    key: KeyId,
+}
+
+impl Log {
+    fn new() -> Log {
+        let mut rng = ChaCha20Rng::seed_from_u64(11);
+        let admin = UserId::generate(T0, &mut rng);
+        let key = KeyId::generate(T0, &mut rng);
+        Log { rng, index: 0, admin, key }
+    }
+
+    fn entry(&mut self, actor: Actor, account: AccountId, command: Command) -> Entry<TypeConfig> {
+        self.index += 1;
+        let proposal = Proposal {
+            time: Timestamp(T0.0 + self.index as i64),
+            request_id: format!("r{}", self.index),
+            actor,
+            account,
+            command,
+        };
+        Entry { log_id: LogId::new(CommittedLeaderId::new(1, 1), self.index), payload: EntryPayload::Normal(proposal) }
+    }
+
+    fn new_key(&mut self, id: KeyId) -> NewKey {
+        let secret = token::generate(&mut self.rng);
+        NewKey {
+            id,
+            owner: None,
+            name: "k".into(),
+            description: String::new(),
+            scope: None,
+            digest: secret.digest(),
+            hint: secret.hint(),
+            expires_at: None,
+        }
+    }
+
+    fn bootstrap(&mut self) -> Entry<TypeConfig> {
+        let key = self.new_key(self.key);
+        let command = Command::Bootstrap { admin: self.admin, admin_name: "admin".into(), key };
+        self.entry(Actor::System, AccountId::default_account(), command)
+    }
+
+    /// A rename of the admin's key: one event each time.
+    fn change(&mut self) -> Entry<TypeConfig> {
+        let actor = Actor::User { id: self.admin, key: self.key };
+        let name = Some(format!("name {}", self.index));
+        let command = Command::UpdateKey { key: self.key, name, description: None, if_revision: None };
+        self.entry(actor, AccountId::default_account(), command)
+    }
+
+    fn cluster(&mut self, command: Command) -> Entry<TypeConfig> {
+        self.entry(Actor::System, AccountId::cluster(), command)
+    }
+}
+
+/// The in-memory tree of the stored ledger's first `size` events.
+fn memory_tree(ledger: &Ledger, size: u64) -> MemoryTree {
+    let mut tree = MemoryTree::new();
+    for entry in ledger.entries(1, size) {
+        tree.push(merkle::leaf_hash(&entry.unwrap().event.hash.0));
+    }
+    tree
+}
+
+fn statement(ledger: &Ledger, size: u64) -> (TreeHash, ChainHash) {
+    (ledger.merkle_root(size).unwrap(), ledger.entry(size).unwrap().unwrap().event.hash)
+}
+
+async fn apply(sm: &mut StateMachine, entries: Vec<Entry<TypeConfig>>) -> Vec<Outcome> {
+    sm.apply(entries).await.unwrap()
+}
+
+fn rejected(outcome: &Outcome) -> RejectCode {
+    match outcome {
+        Outcome::Rejected(r) => r.code,
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn stored_roots_and_proofs_match_an_in_memory_tree_across_restarts_and_snapshots() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Storage::open(dir.path()).unwrap();
+    let mut sm = storage.state_machine;
+    let mut log = Log::new();
+    let mut entries = vec![log.bootstrap()];
+    entries.extend((0..60).map(|_| log.change()));
+    apply(&mut sm, entries).await;
+    let size = storage.ledger.stored_size();
+    assert_eq!(size, 63, "bootstrap writes 3 events, each change 1");
+    let reference = memory_tree(&storage.ledger, size);
+    for n in 1..=size {
+        assert_eq!(storage.ledger.merkle_root(n).unwrap(), merkle::root(&reference, n).unwrap(), "size {n}");
+    }
+    let root = storage.ledger.merkle_root(size).unwrap();
+    for seq in [1, 2, 31, 32, 33, 63] {
+        let proof = storage.ledger.inclusion_proof(seq, size).unwrap();
+        let leaf = merkle::leaf_hash(&storage.ledger.entry(seq).unwrap().unwrap().event.hash.0);
+        assert!(merkle::verify_inclusion(&leaf, seq - 1, size, &proof, &root), "seq {seq}");
+    }
+    for old in [1, 7, 32, 62, 63] {
+        let proof = storage.ledger.consistency_proof(old, size).unwrap();
+        let old_root = storage.ledger.merkle_root(old).unwrap();
+        assert!(merkle::verify_consistency(old, size, &old_root, &root, &proof), "old {old}");
+    }
+    assert!(storage.ledger.merkle_root(size + 1).is_err(), "no root beyond the ledger");
+    assert!(storage.ledger.inclusion_proof(0, size).is_err());
+
+    // A node that receives a snapshot builds the same tree.
+    let snapshot = sm.get_snapshot_builder().await.build_snapshot().await.unwrap();
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = Storage::open(other_dir.path()).unwrap();
+    let mut other_sm = other.state_machine;
+    other_sm.install_snapshot(&snapshot.meta, snapshot.snapshot).await.unwrap();
+    assert_eq!(other.ledger.stored_size(), size);
+    assert_eq!(other.ledger.merkle_root(size).unwrap(), root);
+
+    // And a restart picks the tree up where it was.
+    drop(sm);
+    drop(storage.ledger);
+    drop(storage.log_store);
+    let reopened = Storage::open(dir.path()).unwrap();
+    assert_eq!(reopened.ledger.stored_size(), size);
+    assert_eq!(reopened.ledger.merkle_root(size).unwrap(), root);
+    let mut sm = reopened.state_machine;
+    apply(&mut sm, vec![log.change()]).await;
+    let reference = memory_tree(&reopened.ledger, size + 1);
+    assert_eq!(reopened.ledger.merkle_root(size + 1).unwrap(), merkle::root(&reference, size + 1).unwrap());
+}
+
+#[tokio::test]
+async fn a_checkpoint_is_written_only_when_everything_about_it_is_right() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Storage::open(dir.path()).unwrap();
+    let ledger = storage.ledger.clone();
+    let mut sm = storage.state_machine;
+    let mut log = Log::new();
+    let signer = CheckpointSigner::from_seed(1, [3; 32]);
+    let stranger = CheckpointSigner::from_seed(1, [4; 32]);
+    let mut entries = vec![log.bootstrap()];
+    entries.extend((0..5).map(|_| log.change()));
+    apply(&mut sm, entries).await;
+    let (root, head) = statement(&ledger, 8);
+
+    // Not yet registered: refused.
+    let outcomes = apply(&mut sm, vec![log.cluster(Command::Checkpoint(signer.sign(8, root, head)))]).await;
+    assert_eq!(rejected(&outcomes[0]), RejectCode::InvalidArgument);
+
+    // A user cannot register a key or write a checkpoint, and neither goes on an account's chain.
+    let register = Command::RegisterSigner { node: 1, public_key: signer.public_key() };
+    let as_user = log.entry(Actor::User { id: log.admin, key: log.key }, AccountId::cluster(), register.clone());
+    let on_account = log.entry(Actor::System, AccountId::default_account(), register.clone());
+    let outcomes = apply(&mut sm, vec![as_user, on_account]).await;
+    assert_eq!(rejected(&outcomes[0]), RejectCode::PermissionDenied);
+    assert_eq!(rejected(&outcomes[1]), RejectCode::InvalidArgument);
+
+    let outcomes = apply(&mut sm, vec![log.cluster(register.clone()), log.cluster(register)]).await;
+    assert!(matches!(outcomes[0], Outcome::Accepted { events: 1, .. }), "{:?}", outcomes[0]);
+    assert_eq!(rejected(&outcomes[1]), RejectCode::Conflict, "registered once");
+    assert!(ledger.state().is_signer(&signer.public_key()));
+    assert_eq!(ledger.stored_size(), 9);
+
+    let wrong_root = TreeHash([0x55; 32]);
+    let mut forged = signer.sign(8, root, head);
+    forged.signature.0[0] ^= 1;
+    let attempts = vec![
+        (stranger.sign(8, root, head), RejectCode::InvalidArgument, "an unregistered key"),
+        (signer.sign(8, wrong_root, head), RejectCode::InvalidArgument, "a root that is not the ledger's"),
+        (signer.sign(8, root, ChainHash([1; 32])), RejectCode::InvalidArgument, "a head that is not the ledger's"),
+        (signer.sign(7, root, head), RejectCode::InvalidArgument, "the statement of another size"),
+        (signer.sign(10, root, head), RejectCode::InvalidArgument, "a size beyond the ledger"),
+        (forged, RejectCode::InvalidArgument, "a signature that does not verify"),
+    ];
+    for (checkpoint, code, what) in attempts {
+        let outcomes = apply(&mut sm, vec![log.cluster(Command::Checkpoint(checkpoint))]).await;
+        assert_eq!(rejected(&outcomes[0]), code, "{what}");
+    }
+    assert_eq!(ledger.stored_size(), 9, "nothing refused was written");
+
+    // The right one, with another event ahead of it in the same batch.
+    let creates: Vec<_> = (0..3).map(|_| log.change()).collect();
+    apply(&mut sm, creates).await;
+    let (root, head) = statement(&ledger, 12);
+    let batch = vec![log.change(), log.cluster(Command::Checkpoint(signer.sign(12, root, head)))];
+    let outcomes = apply(&mut sm, batch).await;
+    assert!(matches!(outcomes[1], Outcome::Accepted { events: 1, .. }), "{:?}", outcomes[1]);
+    let written = ledger.entry(14).unwrap().unwrap().event;
+    assert_eq!(written.account, AccountId::cluster());
+    assert!(matches!(written.body, EventBody::Checkpoint(c) if c.tree_size == 12 && c.root == root));
+    assert_eq!(ledger.state().last_checkpoint().map(|c| (c.tree_size, c.seq)), Some((12, 14)));
+
+    // Checkpoints only move forward.
+    let outcomes = apply(&mut sm, vec![log.cluster(Command::Checkpoint(signer.sign(12, root, head)))]).await;
+    assert_eq!(rejected(&outcomes[0]), RejectCode::Conflict);
+
+    // In the same batch as the events it covers, before they are stored.
+    let mut batch: Vec<_> = (0..4).map(|_| log.change()).collect();
+    let pending_tree = {
+        let mut tree = memory_tree(&ledger, 14);
+        // The four changes will be events 15..=18; their hashes are not known before applying,
+        // so apply them on a copy first and read the statement back.
+        let copy_dir = tempfile::tempdir().unwrap();
+        let copy = Storage::open(copy_dir.path()).unwrap();
+        let snapshot = sm.get_snapshot_builder().await.build_snapshot().await.unwrap();
+        let mut copy_sm = copy.state_machine;
+        copy_sm.install_snapshot(&snapshot.meta, snapshot.snapshot).await.unwrap();
+        copy_sm.apply(batch.clone()).await.unwrap();
+        for entry in copy.ledger.entries(15, 18) {
+            tree.push(merkle::leaf_hash(&entry.unwrap().event.hash.0));
+        }
+        (merkle::root(&tree, 18).unwrap(), copy.ledger.entry(18).unwrap().unwrap().event.hash)
+    };
+    batch.push(log.cluster(Command::Checkpoint(signer.sign(18, pending_tree.0, pending_tree.1))));
+    let outcomes = apply(&mut sm, batch).await;
+    assert!(matches!(outcomes[4], Outcome::Accepted { events: 1, .. }), "{:?}", outcomes[4]);
+    assert_eq!(ledger.merkle_root(18).unwrap(), pending_tree.0);
+}
+
+/// A data dir written before the tree existed gets it built once, on open.
+#[tokio::test]
+async fn a_ledger_without_a_stored_tree_gets_one_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = {
+        let storage = Storage::open(dir.path()).unwrap();
+        let mut sm = storage.state_machine;
+        let mut log = Log::new();
+        let mut entries = vec![log.bootstrap()];
+        entries.extend((0..20).map(|_| log.change()));
+        apply(&mut sm, entries).await;
+        storage.ledger.merkle_root(23).unwrap()
+    };
+    {
+        let db = sled::open(dir.path().join("db")).unwrap();
+        let tree = db.open_tree("ledger").unwrap();
+        let nodes: Vec<_> = tree.scan_prefix(b"t").keys().collect::<Result<_, _>>().unwrap();
+        assert!(nodes.len() >= 23, "one node per leaf at least");
+        for key in nodes {
+            tree.remove(key).unwrap();
+        }
+        db.flush().unwrap();
+    }
+    let reopened = Storage::open(dir.path()).unwrap();
+    assert_eq!(reopened.ledger.stored_size(), 23);
+    assert_eq!(reopened.ledger.merkle_root(23).unwrap(), root);
+}
