@@ -3,9 +3,10 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
-use keyledger_cluster::{bootstrap_default_account, ClusterNode, NodeConfig};
+use keyledger_cluster::{bootstrap_default_account, CheckpointPolicy, ClusterNode, NodeConfig};
 use tokio::net::TcpListener;
 
 /// Flags of `keyledger serve`.
@@ -30,6 +31,22 @@ pub(crate) struct ServeArgs {
     /// snapshot, keeping this many entries for lagging followers.
     #[arg(long, default_value_t = NodeConfig::DEFAULT_SNAPSHOT_LOGS, value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) snapshot_logs: u64,
+    /// When leading, sign a checkpoint (ledger size, head hash, Merkle root) once this many
+    /// events were written since the last one...
+    #[arg(long, default_value_t = CheckpointPolicy::default().every_events, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) checkpoint_every: u64,
+    /// ...or once this long has passed with anything new written (`60s`, `5m`).
+    #[arg(long, default_value = "60s", value_parser = parse_interval)]
+    pub(crate) checkpoint_interval: Duration,
+}
+
+/// A duration of at least one second, in keyledger's duration syntax.
+fn parse_interval(text: &str) -> Result<Duration, String> {
+    let span = keyledger_model::Span::parse(text).map_err(|e| e.to_string())?;
+    if span.0 < 1000 {
+        return Err("must be at least 1s".into());
+    }
+    Ok(Duration::from_millis(span.0 as u64))
 }
 
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -41,6 +58,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         advertise,
         data_dir: args.data_dir.clone(),
         snapshot_logs: args.snapshot_logs,
+        checkpoints: CheckpointPolicy { every_events: args.checkpoint_every, interval: args.checkpoint_interval },
     };
     let node = ClusterNode::start(config)
         .await

@@ -105,7 +105,7 @@ fn resolve_leftover(node: &ClusterNode, tmp: &Path, final_path: &Path) -> Result
 }
 
 /// Writes `secret` and a newline to a new file readable only by its owner, synced to disk.
-fn write_secret_file(path: &Path, secret: &str) -> Result<(), ClusterError> {
+pub(crate) fn write_secret_file(path: &Path, secret: &str) -> Result<(), ClusterError> {
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -116,6 +116,6 @@ fn write_secret_file(path: &Path, secret: &str) -> Result<(), ClusterError> {
     file.sync_all().map_err(|e| io_error(path, e))
 }
 
-fn io_error(path: &Path, e: std::io::Error) -> ClusterError {
+pub(crate) fn io_error(path: &Path, e: std::io::Error) -> ClusterError {
     ClusterError::Io(format!("{}: {e}", path.display()))
 }

@@ -11,12 +11,14 @@
 
 mod activity;
 mod bootstrap;
+mod checkpoints;
 mod network;
 mod node;
 pub mod rpc;
 
 pub use activity::FLUSH_EVERY;
 pub use bootstrap::{bootstrap_default_account, BOOTSTRAP_KEY_FILE};
+pub use checkpoints::{CheckpointPolicy, SIGNING_KEY_FILE};
 pub use keyledger_ledger::{NodeId, TypeConfig};
 pub use network::Network;
 pub use node::{ClusterNode, ClusterView, Committed, MemberView, NodeConfig, ProposeError};

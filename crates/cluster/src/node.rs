@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use keyledger_ledger::{Ledger, Node, NodeId, Storage, TypeConfig};
-use keyledger_model::{token, AccountId, Actor, KeyId, Outcome, Proposal, SecretToken, Timestamp};
+use keyledger_model::{token, AccountId, Actor, CheckpointSigner, KeyId, Outcome, Proposal, SecretToken, Timestamp};
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{ChangeMembers, Raft, RaftMetrics, ServerState};
 use rand_chacha::ChaCha20Rng;
@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use crate::activity::Activity;
+use crate::checkpoints::{load_or_create_signer, CheckpointPolicy};
 use crate::network::{base_url, call, path, CallError, Network};
 use crate::rpc::{JoinRequest, NodeStatus};
 use crate::ClusterError;
@@ -39,6 +40,7 @@ pub struct NodeConfig {
     /// Build a snapshot after this many new log entries, and keep this many entries after it
     /// (so a briefly lagging follower catches up from the log, not a snapshot).
     pub snapshot_logs: u64,
+    pub checkpoints: CheckpointPolicy,
 }
 
 impl NodeConfig {
@@ -93,6 +95,8 @@ pub struct ClusterNode {
     http: reqwest::Client,
     rng: Mutex<ChaCha20Rng>,
     activity: Activity,
+    signer: CheckpointSigner,
+    checkpoints: CheckpointPolicy,
 }
 
 pub(crate) fn raft_config(snapshot_logs: u64) -> openraft::Config {
@@ -116,6 +120,7 @@ impl ClusterNode {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| ClusterError::Io(format!("cannot create {}: {e}", config.data_dir.display())))?;
         let storage = Storage::open(&config.data_dir)?;
+        let signer = load_or_create_signer(config.node_id, &config.data_dir)?;
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(2))
             .pool_idle_timeout(Duration::from_secs(30))
@@ -141,12 +146,21 @@ impl ClusterNode {
             http,
             rng: Mutex::new(ChaCha20Rng::from_entropy()),
             activity: Activity::default(),
+            signer,
+            checkpoints: config.checkpoints,
         }))
     }
 
-    /// Starts the background work: batched `used`/`denied` events, and `expired` on the leader.
+    /// Starts the background work: batched `used`/`denied` events, and on the leader `expired`
+    /// events and checkpoints.
     pub fn spawn_background(self: &Arc<Self>) {
         crate::activity::spawn(self);
+        crate::checkpoints::spawn(self, self.checkpoints);
+    }
+
+    /// This node's checkpoint-signing key (its public half is what auditors trust).
+    pub fn signer(&self) -> &CheckpointSigner {
+        &self.signer
     }
 
     pub(crate) fn activity(&self) -> &Activity {
