@@ -8,6 +8,7 @@ mod audit;
 mod cluster;
 mod login;
 mod namespace;
+mod replay;
 mod service_account;
 mod settings;
 mod table;
@@ -115,12 +116,26 @@ pub(crate) enum ClientCommand {
         #[command(flatten)]
         args: audit::HistoryArgs,
     },
-    /// The account's audit trail: list its events or export them (owners and admins).
+    /// The audit trail: events, exports, checkpoints and proofs, and checking them offline.
     Audit {
         #[command(flatten)]
         conn: ConnArgs,
         #[command(subcommand)]
         command: audit::AuditCommand,
+    },
+    /// An account as it was at a past moment: keys, users, service accounts, settings.
+    Replay {
+        #[command(flatten)]
+        conn: ConnArgs,
+        #[command(flatten)]
+        args: replay::ReplayArgs,
+    },
+    /// Maintenance of a stopped node's data dir.
+    Admin {
+        #[command(flatten)]
+        conn: ConnArgs,
+        #[command(subcommand)]
+        command: replay::AdminCommand,
     },
     /// Inspect the cluster.
     Cluster {
@@ -216,10 +231,10 @@ pub(crate) async fn run(command: ClientCommand) -> anyhow::Result<Outcome> {
         ClientCommand::Settings { conn, command } => settings::run(&conn.client()?, conn.output, command).await?,
         ClientCommand::Account { conn, command } => account::run(&conn.client()?, conn.output, command).await?,
         ClientCommand::History { conn, args } => audit::history(&conn.client()?, conn.output, args).await?,
-        ClientCommand::Audit { conn, command: audit::AuditCommand::Verify(args) } => {
-            audit::verify_file(conn.output, &args)?
-        }
-        ClientCommand::Audit { conn, command } => audit::run(&conn.client()?, conn.output, command).await?,
+        // Checking files needs no server: the client is made only for the commands that call one.
+        ClientCommand::Audit { conn, command } => audit::run(|| conn.client(), conn.output, command).await?,
+        ClientCommand::Replay { conn, args } => replay::replay(|| conn.client(), conn.output, args).await?,
+        ClientCommand::Admin { conn, command } => replay::admin(conn.output, command)?,
         ClientCommand::Cluster { conn, command } => cluster::run(&conn.client()?, conn.output, command).await?,
         ClientCommand::Login(args) => login::login(args).await?,
         ClientCommand::Logout => login::logout()?,

@@ -3,7 +3,7 @@
 
 use std::process::{Command, Output, Stdio};
 
-use keyledger_client::{AuditQuery, Client, ExportFormat};
+use keyledger_client::{AuditQuery, Client, ExportFormat, ExportRequest};
 use keyledger_wire as wire;
 use serde_json::Value;
 
@@ -28,7 +28,7 @@ async fn all_events(client: &Client, limit: u32) -> Vec<wire::AuditEvent> {
 }
 
 async fn export_bytes(client: &Client, format: ExportFormat) -> Vec<u8> {
-    let mut export = client.audit_export(format, None, None).await.unwrap();
+    let mut export = client.audit_export(&ExportRequest::new(format)).await.unwrap();
     let mut out = Vec::new();
     while let Some(chunk) = export.chunk().await.unwrap() {
         out.extend_from_slice(&chunk);
@@ -36,18 +36,25 @@ async fn export_bytes(client: &Client, format: ExportFormat) -> Vec<u8> {
     out
 }
 
-/// Checks both chains are continuous and every event's hashes verify offline.
+/// Checks the account's chain is continuous, the cluster chain wherever the account's events
+/// are adjacent on it (the cluster's own checkpoints sit between them), and that every event's
+/// hashes verify offline.
 fn check_chain(events: &[wire::AuditEvent]) {
     let genesis = "0".repeat(64);
     for (i, event) in events.iter().enumerate() {
-        let (prev, account_prev) = match i {
-            0 => (genesis.clone(), genesis.clone()),
-            _ => (events[i - 1].hash.clone(), events[i - 1].account_hash.clone()),
+        let account_prev = match i {
+            0 => genesis.clone(),
+            _ => events[i - 1].account_hash.clone(),
         };
-        assert_eq!(event.seq, i as u64 + 1, "seq is continuous");
         assert_eq!(event.account_seq, i as u64 + 1, "account_seq is continuous");
-        assert_eq!(event.prev_hash, prev, "seq {}: prev_hash", event.seq);
         assert_eq!(event.account_prev_hash, account_prev, "seq {}: account_prev_hash", event.seq);
+        match i {
+            0 => assert_eq!((event.seq, &event.prev_hash), (1, &genesis), "the first event starts the cluster chain"),
+            _ if event.seq == events[i - 1].seq + 1 => {
+                assert_eq!(event.prev_hash, events[i - 1].hash, "seq {}: prev_hash", event.seq)
+            }
+            _ => assert!(event.seq > events[i - 1].seq, "seq grows"),
+        }
         let exported: keyledger_audit::ExportedEvent =
             serde_json::from_value(serde_json::to_value(event).unwrap()).unwrap();
         let model = keyledger_audit::from_export(&exported).unwrap_or_else(|e| panic!("seq {}: {e}", event.seq));
@@ -152,7 +159,7 @@ async fn only_owners_and_admins_read_the_audit_trail() {
     let (_, dev_secret) = user_with_key(&admin, "dev", "developer").await;
     let dev = cluster.client_as(&dev_secret);
     expect_refused(dev.audit_events(&AuditQuery::default()).await, 403, "permission_denied");
-    expect_refused(dev.audit_export(ExportFormat::Jsonl, None, None).await, 403, "permission_denied");
+    expect_refused(dev.audit_export(&ExportRequest::new(ExportFormat::Jsonl)).await, 403, "permission_denied");
     // A developer reads the history of its own key, not of the admin's.
     let own = dev.create_key(&new_key("mine")).await.unwrap().value.key;
     assert_eq!(dev.key_history(&own.id).await.unwrap().events[0].kind, "created");
@@ -176,7 +183,12 @@ async fn exports_hold_one_line_per_event_and_no_secret() {
 
     let jsonl = String::from_utf8(export_bytes(&admin, ExportFormat::Jsonl).await).unwrap();
     assert!(jsonl.ends_with('\n'));
-    let lines: Vec<Value> = jsonl.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    // The account's export carries the cluster chain's checkpoints too; the pages do not.
+    let lines: Vec<Value> = jsonl
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["account"] != "_cluster")
+        .collect();
     // Events written after the export began may follow in the pages, never precede.
     let events = all_events(&admin, 1000).await;
     assert!(events.len() >= lines.len() && lines.len() >= 9);
@@ -191,7 +203,7 @@ async fn exports_hold_one_line_per_event_and_no_secret() {
     let csv = String::from_utf8(export_bytes(&admin, ExportFormat::Csv).await).unwrap();
     let mut rows = csv.lines();
     assert_eq!(rows.next(), Some(keyledger_audit::CSV_HEADER));
-    let rows: Vec<&str> = rows.collect();
+    let rows: Vec<&str> = rows.filter(|row| !row.contains(",_cluster,")).collect();
     assert!(rows.len() >= lines.len());
     // Batched `used` events may have been written since the pages were read: compare the prefix.
     for (row, event) in rows.iter().zip(&events) {
@@ -202,14 +214,23 @@ async fn exports_hold_one_line_per_event_and_no_secret() {
 
     // Only events in [from, to).
     let from = events[3].time.clone();
-    let mut part = admin.audit_export(ExportFormat::Jsonl, Some(&from), None).await.unwrap();
+    let mut part = admin
+        .audit_export(&ExportRequest { from: Some(from.clone()), ..ExportRequest::new(ExportFormat::Jsonl) })
+        .await
+        .unwrap();
     let mut text = Vec::new();
     while let Some(chunk) = part.chunk().await.unwrap() {
         text.extend_from_slice(&chunk);
     }
     let text = String::from_utf8(text).unwrap();
     assert!(text.lines().all(|l| serde_json::from_str::<Value>(l).unwrap()["time"].as_str().unwrap() >= from.as_str()));
-    expect_refused(admin.audit_export(ExportFormat::Jsonl, Some("soon"), None).await, 400, "invalid_argument");
+    expect_refused(
+        admin
+            .audit_export(&ExportRequest { from: Some("soon".into()), ..ExportRequest::new(ExportFormat::Jsonl) })
+            .await,
+        400,
+        "invalid_argument",
+    );
 }
 
 fn keyledger(cluster: &Cluster, args: &[&str]) -> Output {
@@ -261,7 +282,8 @@ async fn cli_history_and_export() {
     assert_ok(&out, "audit export");
     let text = std::fs::read_to_string(&file).unwrap();
     let events = all_events(&admin, 1000).await;
-    assert!(text.lines().count() >= 5 && text.lines().count() <= events.len());
+    let own = text.lines().filter(|l| !l.contains("\"account\":\"_cluster\"")).count();
+    assert!(own >= 5 && own <= events.len(), "{own} of the account's events in the export");
     let first: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
     assert_eq!(first, serde_json::to_value(&events[0]).unwrap());
     // An existing file is not overwritten.
@@ -301,13 +323,16 @@ async fn an_export_verifies_offline_and_a_tampered_one_does_not() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains(&format!("line {}", target + 1)), "{stderr}");
 
-    // A deleted line breaks the chain.
+    // A deleted line breaks its account's chain: the account's next line is named.
     lines = text.lines().map(str::to_string).collect();
-    lines.remove(2);
+    let removed = lines.remove(2);
+    let account = |line: &str| serde_json::from_str::<Value>(line).unwrap()["account"].clone();
+    let named = 1 + lines.iter().skip(2).position(|l| account(l) == account(&removed)).unwrap() + 2;
     std::fs::write(&tampered, lines.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
     let out = keyledger(&cluster, &["audit", "verify", tampered.to_str().unwrap()]);
     assert!(!out.status.success(), "a gap must fail");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("line 3"), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("line {named}:")) && stderr.contains("missing"), "{stderr}");
 }
 
 /// "Was this key valid at that moment, and who disabled it?" — answered from the ledger.
@@ -468,6 +493,6 @@ async fn each_account_reads_and_exports_only_its_own_trail() {
         let jsonl = export_bytes(client, ExportFormat::Jsonl).await;
         let verified = keyledger_audit::verify::verify_jsonl(&jsonl[..], keyledger_audit::verify::Expect::Complete)
             .expect("an account's export verifies on its own chain");
-        assert_eq!(verified.accounts.keys().collect::<Vec<_>>(), [account]);
+        assert_eq!(verified.accounts.keys().collect::<Vec<_>>(), ["_cluster", account], "and the cluster's chain");
     }
 }

@@ -6,6 +6,8 @@
 //! Modules:
 //! - `audit`: a key's history, audit event pages and filters, who may read them, the streamed
 //!   export (JSON lines, CSV) and the `history` / `audit` commands.
+//! - `checkpoints`: signed checkpoints, the public keys, inclusion and consistency proofs
+//!   through the API and the CLI, checked offline; a new leader signing after a failover.
 //! - `util`: starts, kills and restarts nodes; free ports; temp dirs; polling with deadlines.
 //! - `single_node`: bootstrap, the key lifecycle, listing and paging, ETag, verify answers.
 //! - `restart`: a node killed with SIGKILL restarts on its data dir with everything kept.
@@ -23,6 +25,7 @@
 //!   namespace admins, locks, limits, the creation switch, expiry, last use, permissions).
 
 mod audit;
+mod checkpoints;
 mod cli;
 mod cli_parity;
 mod cluster;

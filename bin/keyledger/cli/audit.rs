@@ -1,16 +1,20 @@
-//! `keyledger history` (one key's life) and `keyledger audit events|export` (the account's
-//! ledger events, for owners and admins).
+//! `keyledger history` (one key's life) and `keyledger audit ...`: the account's events and
+//! exports, signed checkpoints and Merkle proofs (owners and admins), and the offline checks
+//! of exports and proofs (`verify`, `verify-proof`), which need no server.
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
-use keyledger_client::{AuditQuery, Client, ExportFormat};
+use keyledger_client::{AuditQuery, Client, ExportFormat, ExportRequest};
 use keyledger_wire::{AuditEvent, EventList};
 
 use super::table::Table;
 use super::{emit, write_json, Output};
+
+mod proofs;
+pub(crate) use proofs::{CheckpointsArgs, ProveArgs, PublicKeyArgs, VerifyProofArgs};
 
 #[derive(Debug, Args)]
 pub(crate) struct HistoryArgs {
@@ -25,11 +29,21 @@ pub(crate) enum AuditCommand {
     Events(EventsArgs),
     /// Write every event of the account (or those between --from and --to) to a file or stdout.
     Export(ExportArgs),
-    /// Check a JSONL export offline, with no server: canonical form, gap-free chains, hashes.
+    /// Check a JSONL export offline, with no server: canonical form, gap-free chains, hashes,
+    /// and every signed checkpoint in it.
     ///
-    /// Names the first bad line and exits non-zero on any failure. Events removed whole from the
-    /// end of an export cannot be seen in the file alone (signed checkpoints will close that).
+    /// Names the first bad line and exits non-zero on any failure.
     Verify(VerifyFileArgs),
+    /// Print the public keys checkpoints are signed with (keep them: they are what
+    /// `verify --public-key` and `verify-proof` trust).
+    PublicKey(PublicKeyArgs),
+    /// List the signed checkpoints, oldest first.
+    Checkpoints(CheckpointsArgs),
+    /// Fetch a proof to check offline: `--seq S` (an event is in a checkpoint's tree) or
+    /// `--from C1` (a later checkpoint's tree only appended to C1's).
+    Prove(ProveArgs),
+    /// Check a proof from `prove` offline, against trusted public keys.
+    VerifyProof(VerifyProofArgs),
 }
 
 #[derive(Debug, Args)]
@@ -39,6 +53,10 @@ pub(crate) struct VerifyFileArgs {
     /// The export was cut by time (--from): chains may start after their first event.
     #[arg(long)]
     partial: bool,
+    /// Trust checkpoints signed by these keys only: a file saved from `audit public-key`, or
+    /// hex keys separated by commas. Without it, signatures are checked but not whom they are by.
+    #[arg(long, value_name = "FILE|KEYS")]
+    public_key: Option<String>,
 }
 
 /// `audit verify`: needs no server, so it runs before any connection is set up.
@@ -109,6 +127,9 @@ pub(crate) struct EventsArgs {
     /// The most events to show (server default 1000, at most 10000).
     #[arg(long, value_name = "N")]
     limit: Option<u32>,
+    /// account (the default) or cluster (every account's events; the cluster operator only).
+    #[arg(long, value_name = "SCOPE")]
+    scope: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -131,6 +152,10 @@ pub(crate) struct ExportArgs {
     /// Write to this new file instead of standard output.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
+    /// account (the account's events and the cluster's checkpoints) or cluster (every
+    /// account's events; the cluster operator only).
+    #[arg(long, value_name = "SCOPE")]
+    scope: Option<String>,
 }
 
 pub(crate) async fn history(client: &Client, output: Output, args: HistoryArgs) -> anyhow::Result<()> {
@@ -142,9 +167,16 @@ pub(crate) async fn history(client: &Client, output: Output, args: HistoryArgs) 
     Ok(())
 }
 
-pub(crate) async fn run(client: &Client, output: Output, command: AuditCommand) -> anyhow::Result<()> {
+pub(crate) async fn run(
+    connect: impl FnOnce() -> anyhow::Result<Client>,
+    output: Output,
+    command: AuditCommand,
+) -> anyhow::Result<()> {
     match command {
+        AuditCommand::Verify(args) => verify_file(output, &args)?,
+        AuditCommand::VerifyProof(args) => proofs::verify_proof(output, &args)?,
         AuditCommand::Events(args) => {
+            let client = connect()?;
             let query = AuditQuery {
                 after: args.after,
                 limit: args.limit,
@@ -153,6 +185,7 @@ pub(crate) async fn run(client: &Client, output: Output, command: AuditCommand) 
                 kind: args.kind,
                 from: args.from,
                 to: args.to,
+                scope: args.scope,
             };
             let list: EventList = client.audit_events(&query).await?;
             emit(|out| match output {
@@ -166,48 +199,89 @@ pub(crate) async fn run(client: &Client, output: Output, command: AuditCommand) 
                 }
             })?;
         }
-        AuditCommand::Export(args) => export(client, args).await?,
-        AuditCommand::Verify(args) => verify_file(output, &args)?,
+        AuditCommand::Export(args) => export(&connect()?, args).await?,
+        AuditCommand::PublicKey(args) => proofs::public_key(&connect()?, output, &args).await?,
+        AuditCommand::Checkpoints(args) => proofs::checkpoints(&connect()?, output, &args).await?,
+        AuditCommand::Prove(args) => proofs::prove(&connect()?, &args).await?,
     }
     Ok(())
 }
 
-/// Streams the export to `--out` (a new file, removed again if the export fails) or stdout.
+/// Streams the export to `--out` (a new file, removed again if the export fails) or stdout,
+/// with a running count of events on standard error when that is a terminal.
 async fn export(client: &Client, args: ExportArgs) -> anyhow::Result<()> {
     let format = match args.format {
         Format::Jsonl => ExportFormat::Jsonl,
         Format::Csv => ExportFormat::Csv,
     };
-    let mut export = client.audit_export(format, args.from.as_deref(), args.to.as_deref()).await?;
-    match &args.out {
-        None => {
-            let mut stdout = io::stdout().lock();
-            while let Some(chunk) = export.chunk().await? {
-                stdout.write_all(&chunk)?;
-            }
-            stdout.flush()?;
-        }
-        Some(path) => {
-            let mut file = std::fs::OpenOptions::new()
+    let request = ExportRequest { format, from: args.from, to: args.to, scope: args.scope };
+    let mut export = client.audit_export(&request).await?;
+    let progress = Progress::on_terminal();
+    let mut sink: Box<dyn Write> = match &args.out {
+        None => Box::new(io::stdout().lock()),
+        Some(path) => Box::new(
+            std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .open(path)
-                .with_context(|| format!("cannot create {}", path.display()))?;
-            let written: anyhow::Result<()> = async {
-                while let Some(chunk) = export.chunk().await? {
-                    file.write_all(&chunk)?;
-                }
-                file.sync_all()?;
-                Ok(())
-            }
-            .await;
-            if let Err(err) = written {
-                let _ = std::fs::remove_file(path);
-                return Err(err.context(format!("the export to {} failed and was removed", path.display())));
-            }
+                .with_context(|| format!("cannot create {}", path.display()))?,
+        ),
+    };
+    let written: anyhow::Result<()> = async {
+        while let Some(chunk) = export.chunk().await? {
+            sink.write_all(&chunk)?;
+            progress.add(&chunk);
         }
+        sink.flush()?;
+        Ok(())
+    }
+    .await;
+    drop(sink);
+    progress.finish();
+    match (&args.out, written) {
+        (Some(path), Ok(())) => std::fs::File::open(path)?.sync_all()?,
+        (Some(path), Err(err)) => {
+            let _ = std::fs::remove_file(path);
+            return Err(err.context(format!("the export to {} failed and was removed", path.display())));
+        }
+        (None, written) => written?,
     }
     Ok(())
+}
+
+/// Lines and bytes received so far, drawn on standard error; nothing when it is not a terminal.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    bytes: std::cell::Cell<u64>,
+}
+
+impl Progress {
+    fn on_terminal() -> Progress {
+        let bytes = std::cell::Cell::new(0);
+        if !io::stderr().is_terminal() {
+            return Progress { bar: None, bytes };
+        }
+        let bar = indicatif::ProgressBar::new_spinner();
+        let style = indicatif::ProgressStyle::with_template("{spinner} {pos} lines, {msg} ({per_sec}, {elapsed})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner());
+        bar.set_style(style);
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        Progress { bar: Some(bar), bytes }
+    }
+
+    fn add(&self, chunk: &[u8]) {
+        if let Some(bar) = &self.bar {
+            self.bytes.set(self.bytes.get() + chunk.len() as u64);
+            bar.inc(chunk.iter().filter(|&&b| b == b'\n').count() as u64);
+            bar.set_message(indicatif::HumanBytes(self.bytes.get()).to_string());
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
 }
 
 /// SEQ, TIME, TYPE, ACTOR, REQUEST ID, DETAILS: one event per line.

@@ -12,8 +12,8 @@ use axum::extract::{Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use keyledger_audit::{to_csv_row, to_export, ExportedEvent, CSV_HEADER, TYPE_NAMES};
-use keyledger_ledger::Ledger;
-use keyledger_model::{AccountId, Event, KeyId, ServiceAccountId, Timestamp, UserId};
+use keyledger_ledger::{Ledger, LedgerError};
+use keyledger_model::{AccountId, Event, KeyId, LedgerEntry, Role, ServiceAccountId, Timestamp, UserId};
 use keyledger_wire as wire;
 use serde::{Deserialize, Serialize};
 use utoipa::IntoParams;
@@ -51,6 +51,9 @@ pub(crate) struct EventsQuery {
     from: Option<String>,
     /// Only events before this RFC 3339 time.
     to: Option<String>,
+    /// `account` (the default): the caller's account's events; `cluster`: every account's
+    /// (the cluster operator: an owner of the `default` account).
+    scope: Option<String>,
 }
 
 /// The query of `GET /v1/audit/export`.
@@ -64,6 +67,11 @@ pub(crate) struct ExportQuery {
     from: Option<String>,
     /// Only events before this RFC 3339 time.
     to: Option<String>,
+    /// `account` (the default): the caller's account's events and the cluster chain's
+    /// (signers and checkpoints), which verify on their own chains; `cluster`: every event,
+    /// which verifies on the cluster chain (the cluster operator: an owner of the `default`
+    /// account).
+    scope: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -77,10 +85,85 @@ struct History {
     events: Vec<ExportedEvent>,
 }
 
-/// What selects an event: the caller's account, always, and the query's filters.
+/// Which chains a read covers.
+#[derive(Debug, Clone)]
+enum Trail {
+    /// One account's events, and with `with_cluster` the cluster chain's too.
+    Account { account: AccountId, with_cluster: bool },
+    /// Every event (the operator).
+    Cluster,
+}
+
+impl Trail {
+    /// `scope` as asked, if the caller may read it.
+    fn of(caller: &Caller, scope: Option<&str>, with_cluster: bool) -> Result<Trail, ApiError> {
+        match scope.unwrap_or("account") {
+            "account" => Ok(Trail::Account { account: caller.account().clone(), with_cluster }),
+            "cluster" if is_operator(caller) => Ok(Trail::Cluster),
+            "cluster" => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "permission_denied",
+                "only the cluster operator (an owner of the `default` account) may read every account's events",
+            )),
+            _ => Err(ApiError::invalid("`scope` must be `account` or `cluster`")),
+        }
+    }
+
+    fn covers(&self, event: &Event) -> bool {
+        match self {
+            Trail::Account { account, with_cluster } => {
+                event.account == *account || (*with_cluster && event.account.is_cluster())
+            }
+            Trail::Cluster => true,
+        }
+    }
+
+    /// The stored events of this trail with `seq` in `from..=to`, oldest first; an account's
+    /// are read through the account index, never by scanning the others'.
+    fn entries<'a>(&self, ledger: &'a Ledger, from: u64, to: u64) -> Box<dyn Iterator<Item = Read> + 'a> {
+        match self {
+            Trail::Cluster => Box::new(ledger.entries(from, to)),
+            Trail::Account { account, with_cluster: false } => Box::new(ledger.account_entries(account, from, to)),
+            Trail::Account { account, with_cluster: true } => Box::new(merge_by_seq(
+                ledger.account_entries(account, from, to),
+                ledger.account_entries(&AccountId::cluster(), from, to),
+            )),
+        }
+    }
+}
+
+type Read = Result<LedgerEntry, LedgerError>;
+
+/// Two ascending streams of entries as one (errors pass through where they occur).
+fn merge_by_seq<'a>(
+    a: impl Iterator<Item = Read> + 'a,
+    b: impl Iterator<Item = Read> + 'a,
+) -> impl Iterator<Item = Read> + 'a {
+    let (mut a, mut b) = (a.peekable(), b.peekable());
+    std::iter::from_fn(move || {
+        let take_a = match (a.peek(), b.peek()) {
+            (Some(Ok(x)), Some(Ok(y))) => x.event.seq < y.event.seq,
+            (Some(Err(_)), _) | (Some(_), None) => true,
+            (_, Some(Err(_))) | (None, Some(_)) => false,
+            (None, None) => return None,
+        };
+        if take_a {
+            a.next()
+        } else {
+            b.next()
+        }
+    })
+}
+
+/// The cluster operator: an owner of the `default` account, the one made at bootstrap.
+fn is_operator(caller: &Caller) -> bool {
+    *caller.account() == AccountId::default_account() && caller.principal.role == Some(Role::Owner)
+}
+
+/// What selects an event: the trail the caller may read, and the query's filters.
 #[derive(Debug, Clone)]
 struct Filter {
-    account: AccountId,
+    trail: Trail,
     key: Option<KeyId>,
     actor: Option<String>,
     kind: Option<String>,
@@ -90,7 +173,7 @@ struct Filter {
 
 impl Filter {
     fn matches(&self, event: &Event) -> bool {
-        event.account == self.account
+        self.trail.covers(event)
             && self.key.is_none_or(|key| {
                 event.body.key() == Some(key)
                     || matches!(event.body, keyledger_model::EventBody::KeyRotated { replacement, .. } if replacement == key)
@@ -110,7 +193,7 @@ fn actor_id(event: &Event) -> String {
     }
 }
 
-fn bad_query(e: axum::extract::rejection::QueryRejection) -> ApiError {
+pub(crate) fn bad_query(e: axum::extract::rejection::QueryRejection) -> ApiError {
     ApiError::invalid(format!("bad query: {}", e.body_text()))
 }
 
@@ -131,7 +214,7 @@ pub(crate) fn require_admin(caller: &Caller) -> Result<(), ApiError> {
     }
 }
 
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(work).await.map_err(ApiError::internal)?
@@ -180,7 +263,7 @@ pub(crate) async fn events(
         }
     }
     let filter = Filter {
-        account: caller.account().clone(),
+        trail: Trail::of(&caller, query.scope.as_deref(), false)?,
         key,
         actor: query.actor,
         kind: query.kind,
@@ -207,7 +290,7 @@ pub(crate) async fn events(
                 }
             }
             None => {
-                for entry in ledger.account_entries(&filter.account, after.saturating_add(1), u64::MAX) {
+                for entry in filter.trail.entries(&ledger, after.saturating_add(1), u64::MAX) {
                     if take(entry)? {
                         break;
                     }
@@ -299,7 +382,7 @@ pub(crate) async fn export(
         _ => return Err(ApiError::invalid("`format` must be `jsonl` or `csv`")),
     };
     let filter = Filter {
-        account: caller.account().clone(),
+        trail: Trail::of(&caller, query.scope.as_deref(), true)?,
         key: None,
         actor: None,
         kind: None,
@@ -330,7 +413,7 @@ fn stream_export(
     while from <= head {
         let to = head.min(from + EXPORT_CHUNK - 1);
         let mut chunk = String::new();
-        for entry in ledger.account_entries(&filter.account, from, to) {
+        for entry in filter.trail.entries(ledger, from, to) {
             let entry = match entry {
                 Ok(entry) => entry,
                 Err(e) => {

@@ -20,7 +20,9 @@ mod keys;
 mod namespaces;
 mod openapi;
 mod ops;
+mod proofs;
 mod render;
+mod replay;
 mod service_accounts;
 mod settings;
 mod stream;
@@ -44,6 +46,7 @@ use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 pub use error::ApiError;
 pub use openapi::{openapi_json, ApiDoc};
+pub use replay::replay_account;
 
 /// Bodies over this are refused with `413 payload_too_large`.
 pub const BODY_LIMIT: usize = 1024 * 1024;
@@ -93,6 +96,11 @@ api_routes! {
     "/v1/audit/events" => get(audit::events);
     "/v1/audit/export" => get(audit::export);
     "/v1/audit/stream" => get(stream::stream);
+    "/v1/audit/public-key" => get(proofs::public_key);
+    "/v1/audit/checkpoints" => get(proofs::checkpoints);
+    "/v1/audit/proof/inclusion" => get(proofs::inclusion);
+    "/v1/audit/proof/consistency" => get(proofs::consistency);
+    "/v1/audit/replay" => get(replay::replay);
     "/v1/verify" => post(verify::verify);
     "/v1/verify/as-of" => post(verify::verify_as_of);
     "/v1/cluster" => get(ops::cluster);

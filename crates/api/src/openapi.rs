@@ -16,7 +16,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToResponse};
 
-use crate::{accounts, audit, key_ops, keys, namespaces, ops, service_accounts, settings, stream, users, verify};
+use crate::{
+    accounts, audit, key_ops, keys, namespaces, ops, proofs, replay, service_accounts, settings, stream, users, verify,
+};
 
 /// The name of the security scheme every authenticated operation names.
 pub(crate) const BEARER: &str = "api_key";
@@ -31,7 +33,7 @@ const INDEX_HEADER: &str = "X-Keyledger-Index";
         description = "keyledger is an API-key service: it issues, rotates, locks and revokes API keys for users \
             and service accounts, and verifies them. Every change is an event in a Raft-replicated, hash-chained \
             ledger, and verification is answered from each node's memory. Every `/v1` endpoint except \
-            `POST /v1/verify` and this document needs `Authorization: Bearer <api key>`. Every error is JSON, \
+            `POST /v1/verify`, `GET /v1/audit/public-key` and this document needs `Authorization: Bearer <api key>`. Every error is JSON, \
             `{\"error\": {\"code\", \"message\", \"request_id\"}}`, with a stable snake_case `code`; a method an \
             endpoint does not take is `405 method_not_allowed` and an unexpected failure `500 internal`, both with \
             that shape. Every write takes an optional `Idempotency-Key`, the safe way to retry, and its answer \
@@ -73,6 +75,11 @@ const INDEX_HEADER: &str = "X-Keyledger-Index";
         accounts::create,
         audit::events,
         audit::export,
+        proofs::public_key,
+        proofs::checkpoints,
+        proofs::inclusion,
+        proofs::consistency,
+        replay::replay,
         stream::stream,
         verify::verify,
         verify::verify_as_of,
@@ -119,6 +126,12 @@ const INDEX_HEADER: &str = "X-Keyledger-Index";
             wire::AuditEvent,
             wire::EventList,
             wire::KeyHistory,
+            wire::SigningKeys,
+            wire::SigningKey,
+            wire::CheckpointList,
+            wire::InclusionProof,
+            wire::ConsistencyProof,
+            wire::Replay,
             wire::LedgerHead,
             wire::Member,
             wire::ClusterStatus,
@@ -144,7 +157,8 @@ const INDEX_HEADER: &str = "X-Keyledger-Index";
         (name = "namespaces", description = "Namespaces that narrow permissions within an account."),
         (name = "settings", description = "The account's key policy."),
         (name = "accounts", description = "Creating further accounts."),
-        (name = "audit", description = "The account's ledger events: pages and a streamed export (owners and admins)."),
+        (name = "audit", description = "The ledger: the account's events in pages and a streamed export, signed checkpoints \
+            and Merkle proofs (owners and admins; the signing keys are public)."),
         (name = "operations", description = "Cluster status, health and this document."),
     ),
 )]

@@ -28,6 +28,7 @@ impl Node {
             advertise: "127.0.0.1:1".into(),
             data_dir: dir.path().to_path_buf(),
             snapshot_logs: NodeConfig::DEFAULT_SNAPSHOT_LOGS,
+            checkpoints: Default::default(),
         };
         let node = ClusterNode::start(config).await.unwrap();
         let key_file = bootstrap_default_account(&node).await.unwrap().expect("a fresh node bootstraps");

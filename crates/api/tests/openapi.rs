@@ -19,8 +19,13 @@ const UPDATE_VAR: &str = "KEYLEDGER_UPDATE_OPENAPI";
 const UPDATE_COMMAND: &str = "KEYLEDGER_UPDATE_OPENAPI=1 cargo test -p keyledger-api --test openapi";
 
 /// The operations anyone may call; every other one needs `Authorization: Bearer <api key>`.
-const PUBLIC: &[(&str, &str)] =
-    &[("post", "/v1/verify"), ("get", "/v1/openapi.json"), ("get", "/healthz"), ("get", "/readyz")];
+const PUBLIC: &[(&str, &str)] = &[
+    ("post", "/v1/verify"),
+    ("get", "/v1/openapi.json"),
+    ("get", "/v1/audit/public-key"),
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+];
 
 const METHODS: &[&str] = &["get", "put", "post", "delete", "options", "head", "patch", "trace"];
 
@@ -221,6 +226,7 @@ async fn a_node_serves_the_document_and_every_documented_route() {
         advertise: "127.0.0.1:1".into(),
         data_dir: dir.path().to_path_buf(),
         snapshot_logs: NodeConfig::DEFAULT_SNAPSHOT_LOGS,
+        checkpoints: Default::default(),
     };
     let node = ClusterNode::start(config).await.unwrap();
     let router = keyledger_api::router(node.clone());

@@ -4,7 +4,10 @@
 use std::collections::BTreeMap;
 use std::str::FromStr;
 
-use keyledger_model::{AccountSettings, Binding, EventBody, Level, Owner, Role, Scope, ServiceAccountId, Span, UserId};
+use keyledger_model::{
+    AccountSettings, Binding, ChainHash, Checkpoint, EventBody, Level, Owner, PublicKey, Role, Scope, ServiceAccountId,
+    Signature, Span, TreeHash, UserId,
+};
 use serde_json::{json, Map, Value};
 
 use crate::{hex, parse_hex32, parse_time, ExportError};
@@ -68,6 +71,17 @@ pub(crate) fn to_data(body: &EventBody) -> Value {
             json!({ "service_account_id": service_account.to_string() })
         }
         EventBody::NamespaceCreated { name } => json!({ "name": name }),
+        EventBody::SignerRegistered { node, public_key } => {
+            json!({ "node_id": node, "public_key": public_key.to_hex() })
+        }
+        EventBody::Checkpoint(c) => json!({
+            "tree_size": c.tree_size,
+            "root": c.root.to_hex(),
+            "head": c.head.to_hex(),
+            "signer_node_id": c.signer,
+            "public_key": c.public_key.to_hex(),
+            "signature": c.signature.to_hex(),
+        }),
     }
 }
 
@@ -170,6 +184,16 @@ pub(crate) fn from_data(kind: &str, data: &Value) -> Result<EventBody, ExportErr
         }
         "service_account_enabled" => EventBody::ServiceAccountEnabled { service_account: d.id("service_account_id")? },
         "namespace_created" => EventBody::NamespaceCreated { name: d.string("name")? },
+        "signer_registered" => EventBody::SignerRegistered { node: d.u64("node_id")?, public_key: d.public_key()? },
+        "checkpoint" => EventBody::Checkpoint(Checkpoint {
+            tree_size: d.u64("tree_size")?,
+            root: TreeHash(d.hex32("root")?),
+            head: ChainHash(d.hex32("head")?),
+            signer: d.u64("signer_node_id")?,
+            public_key: d.public_key()?,
+            signature: Signature::from_hex(&d.string("signature")?)
+                .ok_or_else(|| d.error("signature", "not 128 lower-case hex digits"))?,
+        }),
         other => return Err(ExportError::new("type", format!("unknown event type {other:?}"))),
     };
     Ok(body)
@@ -294,6 +318,14 @@ impl<'a> Fields<'a> {
 
     fn u32(&self, name: &str) -> Result<u32, ExportError> {
         u32::try_from(self.u64(name)?).map_err(|_| self.error(name, "too large"))
+    }
+
+    fn hex32(&self, name: &str) -> Result<[u8; 32], ExportError> {
+        parse_hex32(&format!("{}.{name}", self.path), &self.string(name)?)
+    }
+
+    fn public_key(&self) -> Result<PublicKey, ExportError> {
+        Ok(PublicKey(self.hex32("public_key")?))
     }
 
     fn i64(&self, name: &str) -> Result<i64, ExportError> {

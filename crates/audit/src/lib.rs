@@ -18,6 +18,8 @@
 
 mod csv;
 mod data;
+pub mod proofs;
+mod tree_check;
 pub mod verify;
 
 use std::fmt;
@@ -53,6 +55,8 @@ pub const TYPE_NAMES: &[&str] = &[
     "service_account_enabled",
     "namespace_created",
     "settings_changed",
+    "signer_registered",
+    "checkpoint",
 ];
 
 /// One ledger event as exported: the EVENT of `api.md`, plus both chain positions.
@@ -130,7 +134,7 @@ pub fn from_export(exported: &ExportedEvent) -> Result<Event, ExportError> {
     Ok(Event {
         seq: exported.seq,
         time: parse_time("time", &exported.time)?,
-        account: AccountId::new(&exported.account).map_err(|_| ExportError::new("account", "not an account name"))?,
+        account: AccountId::parse(&exported.account).map_err(|_| ExportError::new("account", "not an account name"))?,
         actor: parse_actor(&exported.actor)?,
         request_id: exported.request_id.clone(),
         body: data::from_data(&exported.kind, &exported.data)?,

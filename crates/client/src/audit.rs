@@ -29,6 +29,28 @@ pub struct AuditQuery {
     pub from: Option<String>,
     /// RFC 3339: only events before this time.
     pub to: Option<String>,
+    /// `account` (the default) or `cluster` (every account's events; the operator only).
+    pub scope: Option<String>,
+}
+
+/// What `GET /v1/audit/export` is asked for; `None` fields are not sent.
+#[derive(Debug, Clone)]
+pub struct ExportRequest {
+    pub format: ExportFormat,
+    /// RFC 3339: only events at or after this time.
+    pub from: Option<String>,
+    /// RFC 3339: only events before this time.
+    pub to: Option<String>,
+    /// `account` (the default: the account's events and the cluster chain's checkpoints) or
+    /// `cluster` (every event; the operator only).
+    pub scope: Option<String>,
+}
+
+impl ExportRequest {
+    /// The whole account's export in `format`.
+    pub fn new(format: ExportFormat) -> ExportRequest {
+        ExportRequest { format, from: None, to: None, scope: None }
+    }
 }
 
 /// The format of an export.
@@ -73,6 +95,7 @@ impl Client {
             ("type", query.kind.clone()),
             ("from", query.from.clone()),
             ("to", query.to.clone()),
+            ("scope", query.scope.clone()),
         ]
         .into_iter()
         .filter_map(|(name, value)| value.map(|v| (name, v)))
@@ -87,6 +110,50 @@ impl Client {
         decode(&expect(answer, StatusCode::OK)?)
     }
 
+    /// `GET /v1/audit/replay`: the account as it was at `at` (RFC 3339).
+    pub async fn replay(&self, at: &str) -> Result<wire::Replay, ClientError> {
+        let pairs = [("at", at.to_string())];
+        let answer = self.send(Method::GET, "/v1/audit/replay".into(), None::<&()>, &pairs).await?;
+        decode(&expect(answer, StatusCode::OK)?)
+    }
+
+    /// `GET /v1/audit/public-key`: the keys checkpoints are signed with (no API key needed).
+    pub async fn audit_public_keys(&self) -> Result<wire::SigningKeys, ClientError> {
+        let answer = self.send(Method::GET, "/v1/audit/public-key".into(), None::<&()>, &[]).await?;
+        decode(&expect(answer, StatusCode::OK)?)
+    }
+
+    /// `GET /v1/audit/checkpoints`: one page of signed checkpoints, oldest first.
+    pub async fn audit_checkpoints(
+        &self,
+        after: Option<u64>,
+        limit: Option<u32>,
+    ) -> Result<wire::CheckpointList, ClientError> {
+        let pairs: Vec<(&str, String)> = [("after", after), ("limit", limit.map(u64::from))]
+            .into_iter()
+            .filter_map(|(n, v)| Some((n, v?.to_string())))
+            .collect();
+        let answer = self.send(Method::GET, "/v1/audit/checkpoints".into(), None::<&()>, &pairs).await?;
+        decode(&expect(answer, StatusCode::OK)?)
+    }
+
+    /// `GET /v1/audit/proof/inclusion`: the event at `seq` against checkpoint `checkpoint`
+    /// (the latest when `None`). The raw JSON, to be kept as it is and checked offline.
+    pub async fn inclusion_proof(&self, seq: u64, checkpoint: Option<u64>) -> Result<Bytes, ClientError> {
+        let mut pairs = vec![("seq", seq.to_string())];
+        pairs.extend(checkpoint.map(|c| ("checkpoint", c.to_string())));
+        let answer = self.send(Method::GET, "/v1/audit/proof/inclusion".into(), None::<&()>, &pairs).await?;
+        Ok(expect(answer, StatusCode::OK)?.body)
+    }
+
+    /// `GET /v1/audit/proof/consistency`: checkpoint `from` against `to` (the latest when `None`).
+    pub async fn consistency_proof(&self, from: u64, to: Option<u64>) -> Result<Bytes, ClientError> {
+        let mut pairs = vec![("from", from.to_string())];
+        pairs.extend(to.map(|t| ("to", t.to_string())));
+        let answer = self.send(Method::GET, "/v1/audit/proof/consistency".into(), None::<&()>, &pairs).await?;
+        Ok(expect(answer, StatusCode::OK)?.body)
+    }
+
     /// `POST /v1/verify/as-of`: would a key have verified at a past moment, and which event
     /// decided it (owners and admins).
     pub async fn verify_as_of(&self, req: &wire::VerifyAsOfRequest) -> Result<wire::VerifyAsOfResponse, ClientError> {
@@ -96,15 +163,11 @@ impl Client {
 
     /// `GET /v1/audit/export`: starts an export; its body is read with [`Export::chunk`], so it
     /// is never held in memory whole. An error answer is returned as usual.
-    pub async fn audit_export(
-        &self,
-        format: ExportFormat,
-        from: Option<&str>,
-        to: Option<&str>,
-    ) -> Result<Export, ClientError> {
-        let mut query = vec![("format", format.as_str().to_string())];
-        query.extend(from.map(|t| ("from", t.to_string())));
-        query.extend(to.map(|t| ("to", t.to_string())));
+    pub async fn audit_export(&self, export: &ExportRequest) -> Result<Export, ClientError> {
+        let mut query = vec![("format", export.format.as_str().to_string())];
+        query.extend(export.from.clone().map(|t| ("from", t)));
+        query.extend(export.to.clone().map(|t| ("to", t)));
+        query.extend(export.scope.clone().map(|s| ("scope", s)));
         let mut request = self.http.get(format!("{}/v1/audit/export", self.base)).query(&query).timeout(EXPORT_TIMEOUT);
         if let Some(key) = &self.api_key {
             request = request.bearer_auth(key);

@@ -28,7 +28,7 @@ use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-pub use audit::{AuditQuery, Export, ExportFormat, EXPORT_TIMEOUT};
+pub use audit::{AuditQuery, Export, ExportFormat, ExportRequest, EXPORT_TIMEOUT};
 pub use error::{ClientError, UNEXPECTED_RESPONSE};
 
 /// How long one request may take, from sending to the last byte of the answer.

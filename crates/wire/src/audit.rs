@@ -48,6 +48,71 @@ pub struct KeyHistory {
     pub events: Vec<AuditEvent>,
 }
 
+/// `GET /v1/audit/public-key`: the keys checkpoints are signed with, one per node that has led
+/// the cluster. An auditor keeps this document and passes it to `keyledger audit verify
+/// --public-key`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct SigningKeys {
+    /// Always `ed25519`.
+    pub algorithm: String,
+    pub keys: Vec<SigningKey>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct SigningKey {
+    pub node_id: u64,
+    /// The Ed25519 public key, 64 hex digits.
+    pub public_key: String,
+}
+
+/// `GET /v1/audit/checkpoints`: `checkpoint` events, whose `data` holds `tree_size`, `root`
+/// (the RFC 6962 Merkle root, SHA3-256, of events `1..=tree_size`), `head` (the hash of event
+/// `tree_size`), `signer_node_id`, `public_key` and `signature` (Ed25519, hex).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct CheckpointList {
+    pub checkpoints: Vec<AuditEvent>,
+    #[serde(default)]
+    #[schema(required)]
+    pub next: Option<u64>,
+}
+
+/// `GET /v1/audit/proof/inclusion`: the audit path from `event` (leaf `seq - 1`, whose leaf hash
+/// is SHA3-256(0x00 ‖ its `hash`)) to the root `checkpoint` signed (RFC 9162 §2.1.3).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct InclusionProof {
+    pub event: AuditEvent,
+    pub checkpoint: AuditEvent,
+    /// Hex node hashes, leaf to root.
+    pub proof: Vec<String>,
+}
+
+/// `GET /v1/audit/proof/consistency`: the tree `to` signed extends the tree `from` signed
+/// (RFC 9162 §2.1.4).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct ConsistencyProof {
+    pub from: AuditEvent,
+    pub to: AuditEvent,
+    pub proof: Vec<String>,
+}
+
+/// `GET /v1/audit/replay` and `keyledger replay`: an account as it was at `at`, rebuilt from
+/// its events alone.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct Replay {
+    /// The moment asked about (RFC 3339, UTC, milliseconds).
+    pub at: String,
+    /// The last of the account's events at or before `at` (its cluster `seq`; 0 when none).
+    pub seq: u64,
+    pub account: String,
+    /// `null` when the account did not exist yet.
+    pub settings: Option<crate::Settings>,
+    pub users: Vec<crate::User>,
+    pub service_accounts: Vec<crate::ServiceAccount>,
+    pub namespaces: Vec<crate::Namespace>,
+    /// Every key, deleted ones too, with its state as of `at`.
+    pub keys: Vec<crate::Key>,
+}
+
 /// `POST /v1/verify/as-of`: would a key have verified at `at`? Give `key` (the secret) or
 /// `key_id`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
