@@ -10,6 +10,7 @@
 //!   through the API and the CLI, checked offline; a new leader signing after a failover.
 //! - `util`: starts, kills and restarts nodes; free ports; temp dirs; polling with deadlines.
 //! - `single_node`: bootstrap, the key lifecycle, listing and paging, ETag, verify answers.
+//! - `replay`: an account as of a past moment from a node and from its data dir, and `admin rebuild`.
 //! - `restart`: a node killed with SIGKILL restarts on its data dir with everything kept.
 //! - `errors`: 401, 404, 400, 413, 409, each with the JSON error shape and nothing written.
 //! - `cluster`: three voters, writes on followers, verify on every node, a follower catching up.
@@ -34,6 +35,7 @@ mod failover;
 mod idempotency;
 mod identities;
 mod key_ops;
+mod replay;
 mod restart;
 mod single_node;
 mod snapshot;
