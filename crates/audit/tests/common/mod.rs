@@ -4,9 +4,11 @@
 
 use std::collections::BTreeMap;
 
+use keyledger_model::merkle::{self, MemoryTree};
 use keyledger_model::{
-    token, AccountId, Actor, Binding, Command, DenialRecord, KeyDigest, KeyId, LedgerEntry, Level, NewKey, Outcome,
-    Owner, Proposal, Role, Scope, ServiceAccountId, SettingsPatch, Span, State, Timestamp, UseRecord, UserId,
+    token, AccountId, Actor, Binding, CheckpointSigner, Command, DenialRecord, KeyDigest, KeyId, LedgerEntry, Level,
+    NewKey, Outcome, Owner, Proposal, Role, Scope, ServiceAccountId, SettingsPatch, Span, State, Timestamp, UseRecord,
+    UserId,
 };
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -41,18 +43,46 @@ impl Driver {
     }
 
     fn run(&mut self, actor: Actor, command: Command) {
+        self.run_on(AccountId::default_account(), actor, command);
+    }
+
+    fn run_on(&mut self, account: AccountId, actor: Actor, command: Command) {
         self.requests += 1;
         let proposal = Proposal {
             time: self.now,
             request_id: format!("req-{}", self.requests),
             actor,
-            account: AccountId::default_account(),
+            account,
             command: command.clone(),
         };
         let (outcome, entries) = self.state.execute(&proposal);
         assert!(matches!(outcome, Outcome::Accepted { .. }), "{command:?} refused: {outcome:?}");
         self.ledger.extend(entries);
         self.now = Timestamp(self.now.0 + 1_234);
+    }
+}
+
+/// The two nodes that sign checkpoints in the test ledger (the second after a "failover").
+pub(crate) fn signers() -> [CheckpointSigner; 2] {
+    [CheckpointSigner::from_seed(1, [1; 32]), CheckpointSigner::from_seed(2, [2; 32])]
+}
+
+impl Driver {
+    pub(crate) fn register(&mut self, signer: &CheckpointSigner) {
+        let command = Command::RegisterSigner { node: signer.node(), public_key: signer.public_key() };
+        self.run_on(AccountId::cluster(), Actor::System, command);
+    }
+
+    /// A checkpoint of everything so far, with the root a node's stored tree would give.
+    pub(crate) fn checkpoint(&mut self, signer: &CheckpointSigner) {
+        let mut tree = MemoryTree::new();
+        for entry in &self.ledger {
+            tree.push(merkle::leaf_hash(&entry.event.hash.0));
+        }
+        let size = self.ledger.len() as u64;
+        let root = merkle::root(&tree, size).unwrap();
+        let head = self.ledger.last().unwrap().event.hash;
+        self.run_on(AccountId::cluster(), Actor::System, Command::Checkpoint(signer.sign(size, root, head)));
     }
 }
 
@@ -70,6 +100,9 @@ pub(crate) fn every_kind_of_event() -> Driver {
     let first = d.new_key(None, None, 30 * 24 * HOUR);
     let owner = Actor::User { id: admin, key: first.id };
     d.run(Actor::System, Command::Bootstrap { admin, admin_name: "owner".into(), key: first });
+    let [node_1, node_2] = signers();
+    d.register(&node_1);
+    d.checkpoint(&node_1);
 
     d.run(owner, Command::CreateNamespace { name: "payments".into() });
     let user = UserId::generate(d.now, &mut d.rng);
@@ -80,6 +113,8 @@ pub(crate) fn every_kind_of_event() -> Driver {
     d.run(owner, Command::SetUserEnabled { user, enabled: false });
     d.run(owner, Command::SetUserEnabled { user, enabled: true });
     d.run(owner, Command::DeleteUser(user));
+
+    d.checkpoint(&node_1);
 
     let sa = ServiceAccountId::generate(d.now, &mut d.rng);
     d.run(
@@ -107,6 +142,9 @@ pub(crate) fn every_kind_of_event() -> Driver {
     let replacement = new.id;
     d.run(owner, Command::RotateKey { key, new, grace: Span(HOUR / 2) });
     d.run(owner, Command::DeleteKey(replacement));
+    // Node 2 takes over as leader: it registers its own key, then signs.
+    d.register(&node_2);
+    d.checkpoint(&node_2);
     d.now = Timestamp(d.now.0 + 2 * HOUR);
     d.run(Actor::System, Command::ExpireKeys(vec![key]));
 
@@ -127,10 +165,15 @@ pub(crate) fn every_kind_of_event() -> Driver {
     d.run(owner, Command::UpdateSettings(patch));
     let other_owner = UserId::generate(d.now, &mut d.rng);
     let other_key = d.new_key(None, None, 30 * 24 * HOUR);
+    let other_key_id = other_key.id;
     let account = AccountId::new("acme").unwrap();
     d.run(
         owner,
         Command::CreateAccount { account, owner: other_owner, owner_name: "acme-owner".into(), key: other_key },
     );
+    let acme_owner = Actor::User { id: other_owner, key: other_key_id };
+    d.run_on(AccountId::new("acme").unwrap(), acme_owner, Command::CreateNamespace { name: "ops".into() });
+    d.checkpoint(&node_2);
+    d.run(owner, Command::CreateNamespace { name: "after-the-last-checkpoint".into() });
     d
 }

@@ -1,0 +1,85 @@
+//! Merkle roots and proofs read from a sled-backed ledger of 1M events, built through the
+//! state machine exactly as a node builds it: what `GET /v1/audit/proof/inclusion` costs besides
+//! HTTP. Run: `cargo bench -p keyledger-ledger --bench proofs`.
+
+use std::time::Instant;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use keyledger_ledger::{Storage, TypeConfig};
+use keyledger_model::{token, AccountId, Actor, Command, KeyId, NewKey, Proposal, Timestamp, UserId};
+use openraft::storage::RaftStateMachine;
+use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId};
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+
+const EVENTS: u64 = 1_000_000;
+const PER_APPLY: u64 = 10_000;
+
+fn entry(index: u64, actor: Actor, command: Command) -> Entry<TypeConfig> {
+    let proposal = Proposal {
+        time: Timestamp(1_790_000_000_000 + index as i64),
+        request_id: format!("r{index}"),
+        actor,
+        account: AccountId::default_account(),
+        command,
+    };
+    Entry { log_id: LogId::new(CommittedLeaderId::new(1, 1), index), payload: EntryPayload::Normal(proposal) }
+}
+
+fn proofs(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let storage = Storage::open(dir.path()).unwrap();
+    let ledger = storage.ledger.clone();
+    let mut sm = storage.state_machine;
+    let mut rng = ChaCha20Rng::seed_from_u64(1);
+    let t0 = Timestamp(1_790_000_000_000);
+    let (admin, key) = (UserId::generate(t0, &mut rng), KeyId::generate(t0, &mut rng));
+    let secret = token::generate(&mut rng);
+    let first = NewKey {
+        id: key,
+        owner: None,
+        name: "k".into(),
+        description: String::new(),
+        scope: None,
+        digest: secret.digest(),
+        hint: secret.hint(),
+        expires_at: None,
+    };
+    let started = Instant::now();
+    let boot = Command::Bootstrap { admin, admin_name: "admin".into(), key: first };
+    runtime.block_on(sm.apply(vec![entry(1, Actor::System, boot)])).unwrap();
+    let mut index = 1;
+    while ledger.stored_size() < EVENTS {
+        let batch: Vec<_> = (0..PER_APPLY.min(EVENTS - ledger.stored_size()))
+            .map(|_| {
+                index += 1;
+                let name = Some(format!("n{index}"));
+                let rename = Command::UpdateKey { key, name, description: None, if_revision: None };
+                entry(index, Actor::User { id: admin, key }, rename)
+            })
+            .collect();
+        runtime.block_on(sm.apply(batch)).unwrap();
+    }
+    let size = ledger.stored_size();
+    eprintln!("built a ledger of {size} events in {:.1} s", started.elapsed().as_secs_f64());
+
+    let mut group = c.benchmark_group("proofs_1m");
+    group.bench_function("root_at_random_size", |b| {
+        b.iter(|| ledger.merkle_root(1 + rng.next_u64() % size).unwrap());
+    });
+    group.bench_function("inclusion_proof_with_event", |b| {
+        b.iter(|| {
+            let seq = 1 + rng.next_u64() % size;
+            let event = ledger.entry(seq).unwrap().unwrap();
+            (event, ledger.inclusion_proof(seq, size).unwrap())
+        });
+    });
+    group.bench_function("consistency_proof", |b| {
+        b.iter(|| ledger.consistency_proof(1 + rng.next_u64() % size, size).unwrap());
+    });
+    group.finish();
+}
+
+criterion_group!(benches, proofs);
+criterion_main!(benches);
