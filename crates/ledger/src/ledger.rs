@@ -10,7 +10,7 @@ use keyledger_model::merkle::{self, Frontier, ProofError, TreeHash};
 use keyledger_model::{AccountId, KeyId, LedgerEntry, State};
 
 use crate::codec::{self, CodecError};
-use crate::merkle_store::{stored_size, LedgerBatch, StoredNodes, TREE_PREFIX};
+use crate::merkle_store::{stored_size, LedgerBatch, StoredNodes, TreeGrowth, UpperLevels, TREE_PREFIX};
 
 pub(crate) const EVENT_PREFIX: u8 = b'e';
 
@@ -78,6 +78,8 @@ struct Inner {
     state: RwLock<State>,
     /// The right edge of the stored Merkle tree; only applies and installs move it.
     frontier: Mutex<Frontier>,
+    /// The upper levels of the stored tree, in memory.
+    upper: RwLock<UpperLevels>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -113,7 +115,8 @@ impl Ledger {
             state.evolve(&entry);
         }
         let frontier = open_tree(db, &tree, state.head().seq)?;
-        let inner = Inner { db: db.clone(), tree, state: RwLock::new(state), frontier: Mutex::new(frontier) };
+        let upper = RwLock::new(UpperLevels::load(&tree)?);
+        let inner = Inner { db: db.clone(), tree, state: RwLock::new(state), frontier: Mutex::new(frontier), upper };
         Ok(Ledger { inner: Arc::new(inner) })
     }
 
@@ -122,9 +125,25 @@ impl Ledger {
         self.inner.frontier.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
     }
 
-    /// After a batch is applied: its tree's right edge is now the stored one.
-    pub(crate) fn set_frontier(&self, frontier: Frontier) {
-        *self.inner.frontier.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = frontier;
+    /// After a batch is applied: the nodes it completed are cached, then its right edge becomes
+    /// the stored one (so no reader sees a size whose upper nodes are not cached yet).
+    pub(crate) fn grow_tree(&self, growth: TreeGrowth) {
+        self.inner.upper.write().unwrap_or_else(|poisoned| poisoned.into_inner()).extend(&growth.upper);
+        *self.inner.frontier.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = growth.frontier;
+    }
+
+    /// After a snapshot replaced the whole ledger: a tree grown from nothing.
+    pub(crate) fn replace_tree(&self, growth: TreeGrowth) {
+        *self.inner.upper.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = UpperLevels::default();
+        self.grow_tree(growth);
+    }
+
+    /// Tree nodes: the upper levels from memory, the rest from sled.
+    fn nodes(&self) -> CachedNodes<'_> {
+        CachedNodes {
+            upper: self.inner.upper.read().unwrap_or_else(|poisoned| poisoned.into_inner()),
+            stored: StoredNodes(&self.inner.tree),
+        }
     }
 
     /// How many events the stored Merkle tree (and so the stored ledger) holds.
@@ -135,7 +154,7 @@ impl Ledger {
     /// RFC 6962 root of the first `size` events.
     pub fn merkle_root(&self, size: u64) -> Result<TreeHash, LedgerError> {
         self.check_size(size)?;
-        merkle::root(&StoredNodes(&self.inner.tree), size)
+        merkle::root(&self.nodes(), size)
     }
 
     /// Audit path of the event at `seq` in the tree of the first `size` events.
@@ -144,13 +163,13 @@ impl Ledger {
         if seq == 0 || seq > size {
             return Err(LedgerError::OutOfRange(format!("seq {seq} is not among the first {size} events")));
         }
-        Ok(merkle::inclusion_proof(&StoredNodes(&self.inner.tree), seq - 1, size)?)
+        Ok(merkle::inclusion_proof(&self.nodes(), seq - 1, size)?)
     }
 
     /// Proof that the tree of `new_size` events extends the tree of `old_size`.
     pub fn consistency_proof(&self, old_size: u64, new_size: u64) -> Result<Vec<TreeHash>, LedgerError> {
         self.check_size(new_size)?;
-        Ok(merkle::consistency_proof(&StoredNodes(&self.inner.tree), old_size, new_size)?)
+        Ok(merkle::consistency_proof(&self.nodes(), old_size, new_size)?)
     }
 
     fn check_size(&self, size: u64) -> Result<(), LedgerError> {
@@ -231,6 +250,23 @@ impl Ledger {
     }
 }
 
+/// Upper levels from memory, the rest from sled.
+struct CachedNodes<'a> {
+    upper: RwLockReadGuard<'a, UpperLevels>,
+    stored: StoredNodes<'a>,
+}
+
+impl merkle::NodeSource for CachedNodes<'_> {
+    type Error = LedgerError;
+
+    fn node(&self, level: u32, index: u64) -> Result<TreeHash, LedgerError> {
+        match self.upper.get(level, index) {
+            Some(hash) => Ok(hash),
+            None => self.stored.node(level, index),
+        }
+    }
+}
+
 /// The Merkle tree's right edge for a ledger of `head_seq` events. A data dir written before
 /// the tree existed (or cut short by a crash, which cannot happen with one batch per apply)
 /// gets its missing nodes built from the stored events, once.
@@ -251,11 +287,11 @@ fn open_tree(db: &sled::Db, tree: &sled::Tree, head_seq: u64) -> Result<Frontier
         let entry: LedgerEntry = codec::decode(&item?.1)?;
         batch.put_tree_only(&entry);
     }
-    let (batch, frontier) = batch.finish();
+    let (batch, growth) = batch.finish();
     tree.apply_batch(batch)?;
     db.flush()?;
     tracing::info!(from = stored, to = head_seq, "built the missing part of the Merkle tree");
-    Ok(frontier)
+    Ok(growth.frontier)
 }
 
 /// What `rebuild` found and wrote.
@@ -280,9 +316,10 @@ pub(crate) fn rebuild_derived(db: &sled::Db) -> Result<Rebuilt, LedgerError> {
         state.evolve(&entry);
         batch.put(&entry)?;
     }
-    let (batch, frontier) = batch.finish();
+    let (batch, growth) = batch.finish();
     tree.apply_batch(batch)?;
     db.flush()?;
+    let frontier = growth.frontier;
     Ok(Rebuilt { events: frontier.size(), head: state.head(), merkle_root: frontier.root(), state })
 }
 

@@ -25,6 +25,58 @@ pub(crate) fn leaf_of(hash: &ChainHash) -> TreeHash {
     merkle::leaf_hash(&hash.0)
 }
 
+/// Nodes at this level and above (subtrees of 256 events and more) are also kept in memory:
+/// 2 per 256 events (under 300 KB per million), and a proof then reads at most the few
+/// nodes below from sled.
+pub(crate) const CACHED_FROM_LEVEL: u32 = 8;
+
+/// The in-memory copy of the upper levels: `levels[l - CACHED_FROM_LEVEL][index]`.
+#[derive(Debug, Default)]
+pub(crate) struct UpperLevels {
+    levels: Vec<Vec<TreeHash>>,
+}
+
+impl UpperLevels {
+    /// Reads the upper levels of the stored tree.
+    pub(crate) fn load(tree: &sled::Tree) -> Result<UpperLevels, LedgerError> {
+        let mut upper = UpperLevels::default();
+        for level in CACHED_FROM_LEVEL..64 {
+            let mut nodes = Vec::new();
+            for item in tree.range(node_key(level, 0)..=node_key(level, u64::MAX)) {
+                let (_, value) = item?;
+                nodes.push(TreeHash(value.as_ref().try_into().map_err(|_| LedgerError::Damaged {
+                    seq: 0,
+                    why: format!("a Merkle node at level {level} is not 32 bytes"),
+                })?));
+            }
+            if nodes.is_empty() {
+                break;
+            }
+            upper.levels.push(nodes);
+        }
+        Ok(upper)
+    }
+
+    pub(crate) fn get(&self, level: u32, index: u64) -> Option<TreeHash> {
+        let nodes = self.levels.get(level.checked_sub(CACHED_FROM_LEVEL)? as usize)?;
+        nodes.get(usize::try_from(index).ok()?).copied()
+    }
+
+    /// Adds nodes completed by an applied batch, in the order they were completed.
+    pub(crate) fn extend(&mut self, nodes: &[(u32, u64, TreeHash)]) {
+        for &(level, index, hash) in nodes {
+            let at = (level - CACHED_FROM_LEVEL) as usize;
+            if self.levels.len() <= at {
+                self.levels.resize_with(at + 1, Vec::new);
+            }
+            // Nodes complete left to right, so each is the next of its level.
+            if self.levels[at].len() as u64 == index {
+                self.levels[at].push(hash);
+            }
+        }
+    }
+}
+
 /// Stored nodes, read from sled.
 pub(crate) struct StoredNodes<'a>(pub(crate) &'a sled::Tree);
 
@@ -65,12 +117,19 @@ pub(crate) struct LedgerBatch {
     batch: sled::Batch,
     frontier: Frontier,
     unwritten: HashMap<(u32, u64), TreeHash>,
+    upper: Vec<(u32, u64, TreeHash)>,
+}
+
+/// How an applied batch grew the tree: its new right edge and the upper-level nodes it completed.
+pub(crate) struct TreeGrowth {
+    pub(crate) frontier: Frontier,
+    pub(crate) upper: Vec<(u32, u64, TreeHash)>,
 }
 
 impl LedgerBatch {
     /// A batch that continues a tree whose right edge is `frontier`.
     pub(crate) fn new(frontier: Frontier) -> LedgerBatch {
-        LedgerBatch { batch: sled::Batch::default(), frontier, unwritten: HashMap::new() }
+        LedgerBatch { batch: sled::Batch::default(), frontier, unwritten: HashMap::new(), upper: Vec::new() }
     }
 
     pub(crate) fn put(&mut self, entry: &LedgerEntry) -> Result<(), LedgerError> {
@@ -81,10 +140,13 @@ impl LedgerBatch {
 
     /// Only the Merkle nodes `entry` completes (the event itself is stored already).
     pub(crate) fn put_tree_only(&mut self, entry: &LedgerEntry) {
-        let (batch, unwritten) = (&mut self.batch, &mut self.unwritten);
+        let (batch, unwritten, upper) = (&mut self.batch, &mut self.unwritten, &mut self.upper);
         self.frontier.push(leaf_of(&entry.event.hash), |level, index, hash| {
             batch.insert(&node_key(level, index), &hash.0);
             unwritten.insert((level, index), hash);
+            if level >= CACHED_FROM_LEVEL {
+                upper.push((level, index, hash));
+            }
         });
     }
 
@@ -108,9 +170,9 @@ impl LedgerBatch {
         Ok(nodes.node(0, size - 1)? == leaf_of(head) && merkle::root(&nodes, size)? == *root)
     }
 
-    /// The sled batch to apply, and the tree's right edge once it is applied.
-    pub(crate) fn finish(self) -> (sled::Batch, Frontier) {
-        (self.batch, self.frontier)
+    /// The sled batch to apply, and how the tree grows once it is applied.
+    pub(crate) fn finish(self) -> (sled::Batch, TreeGrowth) {
+        (self.batch, TreeGrowth { frontier: self.frontier, upper: self.upper })
     }
 }
 

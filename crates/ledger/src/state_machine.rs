@@ -172,11 +172,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 outcomes.push(outcome);
             }
         }
-        let (mut batch, frontier) = batch.finish();
+        let (mut batch, growth) = batch.finish();
         batch.insert(APPLIED, codec::encode(&self.last_applied).map_err(write_err)?);
         batch.insert(MEMBERSHIP, codec::encode(&self.membership).map_err(write_err)?);
         self.ledger.tree().apply_batch(batch).map_err(write_err)?;
-        self.ledger.set_frontier(frontier);
+        self.ledger.grow_tree(growth);
         self.ledger.db().flush_async().await.map_err(write_err)?;
         Ok(outcomes)
     }
@@ -229,7 +229,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         for entry in &payload.entries {
             batch.put(entry).map_err(write_err)?;
         }
-        let (mut batch, frontier) = batch.finish();
+        let (mut batch, growth) = batch.finish();
         for (key, record) in &payload.idempotency {
             batch.insert(idempotency_key(key)?, codec::encode(record).map_err(write_err)?);
         }
@@ -242,7 +242,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.ledger.db().flush_async().await.map_err(write_err)?;
 
         self.ledger.replace_state(state);
-        self.ledger.set_frontier(frontier);
+        self.ledger.replace_tree(growth);
         self.idempotency = Table::from_records(payload.idempotency);
         self.last_applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();

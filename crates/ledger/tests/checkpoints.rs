@@ -84,6 +84,10 @@ fn memory_tree(ledger: &Ledger, size: u64) -> MemoryTree {
     tree
 }
 
+fn reference_leaf(ledger: &Ledger, seq: u64) -> TreeHash {
+    merkle::leaf_hash(&ledger.entry(seq).unwrap().unwrap().event.hash.0)
+}
+
 fn statement(ledger: &Ledger, size: u64) -> (TreeHash, ChainHash) {
     (ledger.merkle_root(size).unwrap(), ledger.entry(size).unwrap().unwrap().event.hash)
 }
@@ -106,21 +110,22 @@ async fn stored_roots_and_proofs_match_an_in_memory_tree_across_restarts_and_sna
     let mut sm = storage.state_machine;
     let mut log = Log::new();
     let mut entries = vec![log.bootstrap()];
-    entries.extend((0..60).map(|_| log.change()));
+    // Past 512 events, so the upper levels kept in memory are exercised too.
+    entries.extend((0..600).map(|_| log.change()));
     apply(&mut sm, entries).await;
     let size = storage.ledger.stored_size();
-    assert_eq!(size, 63, "bootstrap writes 3 events, each change 1");
+    assert_eq!(size, 603, "bootstrap writes 3 events, each change 1");
     let reference = memory_tree(&storage.ledger, size);
     for n in 1..=size {
         assert_eq!(storage.ledger.merkle_root(n).unwrap(), merkle::root(&reference, n).unwrap(), "size {n}");
     }
     let root = storage.ledger.merkle_root(size).unwrap();
-    for seq in [1, 2, 31, 32, 33, 63] {
+    for seq in [1, 2, 31, 32, 33, 63, 256, 257, 512, 603] {
         let proof = storage.ledger.inclusion_proof(seq, size).unwrap();
         let leaf = merkle::leaf_hash(&storage.ledger.entry(seq).unwrap().unwrap().event.hash.0);
         assert!(merkle::verify_inclusion(&leaf, seq - 1, size, &proof, &root), "seq {seq}");
     }
-    for old in [1, 7, 32, 62, 63] {
+    for old in [1, 7, 32, 62, 63, 256, 511, 512, 602, 603] {
         let proof = storage.ledger.consistency_proof(old, size).unwrap();
         let old_root = storage.ledger.merkle_root(old).unwrap();
         assert!(merkle::verify_consistency(old, size, &old_root, &root, &proof), "old {old}");
@@ -145,9 +150,14 @@ async fn stored_roots_and_proofs_match_an_in_memory_tree_across_restarts_and_sna
     assert_eq!(reopened.ledger.stored_size(), size);
     assert_eq!(reopened.ledger.merkle_root(size).unwrap(), root);
     let mut sm = reopened.state_machine;
-    apply(&mut sm, vec![log.change()]).await;
-    let reference = memory_tree(&reopened.ledger, size + 1);
-    assert_eq!(reopened.ledger.merkle_root(size + 1).unwrap(), merkle::root(&reference, size + 1).unwrap());
+    apply(&mut sm, (0..300).map(|_| log.change()).collect()).await;
+    let reference = memory_tree(&reopened.ledger, size + 300);
+    for n in [size, size + 1, 768, 900, size + 300] {
+        assert_eq!(reopened.ledger.merkle_root(n).unwrap(), merkle::root(&reference, n).unwrap(), "size {n}");
+        let proof = reopened.ledger.inclusion_proof(n, size + 300).unwrap();
+        let root = merkle::root(&reference, size + 300).unwrap();
+        assert!(merkle::verify_inclusion(&reference_leaf(&reopened.ledger, n), n - 1, size + 300, &proof, &root));
+    }
 }
 
 #[tokio::test]
