@@ -178,12 +178,8 @@ fn parse_actor(actor: &ExportedActor) -> Result<Actor, ExportError> {
 /// Lower-case hex of `bytes`.
 pub(crate) fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)] as char);
-        out.push(DIGITS[usize::from(b & 15)] as char);
-    }
-    out
+    let digits = bytes.iter().flat_map(|b| [DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 15)]]).collect();
+    String::from_utf8(digits).expect("hex digits are ASCII")
 }
 
 /// 32 bytes from 64 lower-case hex digits.
@@ -199,8 +195,11 @@ pub(crate) fn parse_hex32(field: &str, text: &str) -> Result<[u8; 32], ExportErr
         _ => None,
     };
     let mut out = [0u8; 32];
-    for (i, pair) in bytes.chunks(2).enumerate() {
-        out[i] = (digit(pair[0]).ok_or_else(bad)? << 4) | digit(pair[1]).ok_or_else(bad)?;
+    for (byte, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+        match (digit(pair[0]), digit(pair[1])) {
+            (Some(high), Some(low)) => *byte = (high << 4) | low,
+            _ => return Err(bad()),
+        }
     }
     Ok(out)
 }
