@@ -189,20 +189,27 @@ pub(crate) fn parse_hex32(field: &str, text: &str) -> Result<[u8; 32], ExportErr
     if bytes.len() != 64 {
         return Err(bad());
     }
-    let digit = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    };
     let mut out = [0u8; 32];
     for (byte, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-        match (digit(pair[0]), digit(pair[1])) {
-            (Some(high), Some(low)) => *byte = (high << 4) | low,
-            _ => return Err(bad()),
+        let (high, low) = (HEX_VALUE[usize::from(pair[0])], HEX_VALUE[usize::from(pair[1])]);
+        if (high | low) > 15 {
+            return Err(bad());
         }
+        *byte = (high << 4) | low;
     }
     Ok(out)
 }
+
+/// Each byte's value as a lower-case hex digit, or 0xff (a table: four hashes per exported line).
+const HEX_VALUE: [u8; 256] = {
+    let mut table = [0xff; 256];
+    let mut i = 0;
+    while i < 16 {
+        table[b"0123456789abcdef"[i] as usize] = i as u8;
+        i += 1;
+    }
+    table
+};
 
 fn parse_hash(field: &str, text: &str) -> Result<ChainHash, ExportError> {
     parse_hex32(field, text).map(ChainHash)
@@ -213,6 +220,10 @@ fn parse_hash(field: &str, text: &str) -> Result<ChainHash, ExportError> {
 pub(crate) fn parse_time(field: &str, text: &str) -> Result<Timestamp, ExportError> {
     if let Some(ms) = text.strip_prefix('@').and_then(|t| t.strip_suffix("ms")) {
         return ms.parse().map(Timestamp).map_err(|_| ExportError::new(field, "not a time"));
+    }
+    // The usual case, read directly; any other text takes the checks below, which say what is wrong.
+    if let Some(time) = Timestamp::parse_display(text) {
+        return Ok(time);
     }
     let time = Timestamp::parse_rfc3339(text).map_err(|e| ExportError::new(field, e.to_string()))?;
     // Only the exact text `Display` gives maps back to the same value (no offsets, no extra
