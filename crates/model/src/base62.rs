@@ -24,13 +24,19 @@ pub(crate) fn digit_value(c: u8) -> Option<u8> {
 
 /// Encodes `bytes` (big-endian) as exactly `width` base62 digits.
 pub(crate) fn encode(bytes: &[u8], width: usize) -> String {
+    let mut digits = vec![b'0'; width];
+    encode_into(bytes, &mut digits);
+    String::from_utf8(digits).expect("alphabet is ASCII")
+}
+
+/// Writes `bytes` (big-endian) as base62 digits filling all of `digits`.
+pub(crate) fn encode_into(bytes: &[u8], digits: &mut [u8]) {
     // Ids (16 bytes) fit a u128. A u128 division is a slow library call, so the number is cut
     // into base-62¹⁰ chunks that fit a u64 (three u128 divisions for an id instead of 44), and
     // each chunk gives its ten digits by u64 arithmetic.
     if bytes.len() <= 16 {
         const CHUNK: u128 = 62u128.pow(10);
         let mut number = bytes.iter().fold(0u128, |acc, &b| (acc << 8) | u128::from(b));
-        let mut digits = vec![b'0'; width];
         let (mut chunk, mut left_in_chunk) = (0u64, 0);
         for slot in digits.iter_mut().rev() {
             if left_in_chunk == 0 {
@@ -43,10 +49,9 @@ pub(crate) fn encode(bytes: &[u8], width: usize) -> String {
             left_in_chunk -= 1;
         }
         debug_assert!(number == 0 && chunk == 0, "width too small");
-        return String::from_utf8(digits).expect("alphabet is ASCII");
+        return;
     }
     let mut number = bytes.to_vec();
-    let mut digits = vec![b'0'; width];
     for slot in digits.iter_mut().rev() {
         let mut remainder: u32 = 0;
         for byte in number.iter_mut() {
@@ -57,7 +62,6 @@ pub(crate) fn encode(bytes: &[u8], width: usize) -> String {
         *slot = ALPHABET[remainder as usize];
     }
     debug_assert!(number.iter().all(|&b| b == 0), "width too small");
-    String::from_utf8(digits).expect("alphabet is ASCII")
 }
 
 /// Decodes base62 digits into exactly `N` big-endian bytes; `None` on a bad digit or overflow.

@@ -25,19 +25,24 @@ impl ChainHash {
     pub const GENESIS: ChainHash = ChainHash([0; 32]);
 
     pub fn to_hex(&self) -> String {
+        String::from_utf8(self.hex_digits().to_vec()).expect("hex digits are ASCII")
+    }
+
+    /// The 64 lower-case hex digits, on the stack.
+    pub fn hex_digits(&self) -> [u8; 64] {
         const DIGITS: &[u8; 16] = b"0123456789abcdef";
         let mut out = [0u8; 64];
-        for (pair, b) in out.chunks_exact_mut(2).zip(self.0) {
-            pair[0] = DIGITS[usize::from(b >> 4)];
-            pair[1] = DIGITS[usize::from(b & 0x0f)];
+        for (i, b) in self.0.into_iter().enumerate() {
+            out[2 * i] = DIGITS[usize::from(b >> 4)];
+            out[2 * i + 1] = DIGITS[usize::from(b & 0x0f)];
         }
-        String::from_utf8(out.to_vec()).expect("hex digits are ASCII")
+        out
     }
 }
 
 impl fmt::Display for ChainHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_hex())
+        f.write_str(std::str::from_utf8(&self.hex_digits()).expect("hex digits are ASCII"))
     }
 }
 
@@ -279,8 +284,11 @@ impl Event {
             body: &self.body,
             account_seq: self.account_seq,
         };
-        bincode::serde::encode_to_vec(&content, bincode::config::standard())
-            .expect("encoding plain data into a Vec cannot fail")
+        // Sized for a typical event up front, rather than grown from empty in several steps.
+        let mut bytes = Vec::with_capacity(256);
+        bincode::serde::encode_into_std_write(&content, &mut bytes, bincode::config::standard())
+            .expect("encoding plain data into a Vec cannot fail");
+        bytes
     }
 
     /// Recomputes `(hash, account_hash)` from the content and the two previous hashes.

@@ -45,7 +45,7 @@ impl fmt::Display for Timestamp {
     /// RFC 3339 in UTC with milliseconds, e.g. `2026-11-23T13:26:33.123Z`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Years 0–9999, every real time: written directly, as exports print millions of them.
-        if let Some(text) = self.civil().map(Civil::to_text) {
+        if let Some(text) = self.civil().as_ref().map(Civil::to_text) {
             return f.write_str(std::str::from_utf8(&text).expect("digits and ASCII punctuation"));
         }
         let nanos = i128::from(self.0) * 1_000_000;
@@ -112,7 +112,7 @@ struct Civil {
 const CIVIL_LAYOUT: &[u8; 24] = b"0000-00-00T00:00:00.000Z";
 
 impl Civil {
-    fn to_text(self) -> [u8; 24] {
+    fn to_text(&self) -> [u8; 24] {
         let mut text = *CIVIL_LAYOUT;
         let mut put = |at: usize, width: usize, mut value: u32| {
             for slot in text[at..at + width].iter_mut().rev() {
