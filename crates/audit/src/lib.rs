@@ -18,6 +18,7 @@
 
 mod csv;
 mod data;
+mod line;
 pub mod verify;
 
 use std::fmt;
@@ -127,19 +128,64 @@ pub fn to_export(event: &Event) -> ExportedEvent {
 /// The ledger event `exported` was made from, value for value, so that
 /// `Event::content_bytes` and `Event::hashes_are_valid` can be checked on it.
 pub fn from_export(exported: &ExportedEvent) -> Result<Event, ExportError> {
-    Ok(Event {
-        seq: exported.seq,
-        time: parse_time("time", &exported.time)?,
-        account: AccountId::new(&exported.account).map_err(|_| ExportError::new("account", "not an account name"))?,
-        actor: parse_actor(&exported.actor)?,
-        request_id: exported.request_id.clone(),
-        body: data::from_data(&exported.kind, &exported.data)?,
-        account_seq: exported.account_seq,
-        prev_hash: parse_hash("prev_hash", &exported.prev_hash)?,
-        hash: parse_hash("hash", &exported.hash)?,
-        account_prev_hash: parse_hash("account_prev_hash", &exported.account_prev_hash)?,
-        account_hash: parse_hash("account_hash", &exported.account_hash)?,
-    })
+    ExportedRef::of(exported).to_event()
+}
+
+/// An exported event's fields, borrowed: from an [`ExportedEvent`], or read straight from an
+/// export's line (`line::read`). [`from_export`] is [`ExportedRef::to_event`].
+pub(crate) struct ExportedRef<'a> {
+    pub(crate) seq: u64,
+    pub(crate) time: &'a str,
+    pub(crate) kind: &'a str,
+    pub(crate) account: &'a str,
+    pub(crate) account_seq: u64,
+    pub(crate) actor_kind: &'a str,
+    pub(crate) actor_id: Option<&'a str>,
+    pub(crate) actor_key_id: Option<&'a str>,
+    pub(crate) request_id: &'a str,
+    pub(crate) data: &'a serde_json::Value,
+    pub(crate) prev_hash: &'a str,
+    pub(crate) hash: &'a str,
+    pub(crate) account_prev_hash: &'a str,
+    pub(crate) account_hash: &'a str,
+}
+
+impl<'a> ExportedRef<'a> {
+    fn of(exported: &'a ExportedEvent) -> ExportedRef<'a> {
+        ExportedRef {
+            seq: exported.seq,
+            time: &exported.time,
+            kind: &exported.kind,
+            account: &exported.account,
+            account_seq: exported.account_seq,
+            actor_kind: &exported.actor.kind,
+            actor_id: exported.actor.id.as_deref(),
+            actor_key_id: exported.actor.key_id.as_deref(),
+            request_id: &exported.request_id,
+            data: &exported.data,
+            prev_hash: &exported.prev_hash,
+            hash: &exported.hash,
+            account_prev_hash: &exported.account_prev_hash,
+            account_hash: &exported.account_hash,
+        }
+    }
+
+    /// The ledger event these fields were made from, or the first field that is wrong.
+    pub(crate) fn to_event(&self) -> Result<Event, ExportError> {
+        Ok(Event {
+            seq: self.seq,
+            time: parse_time("time", self.time)?,
+            account: AccountId::new(self.account).map_err(|_| ExportError::new("account", "not an account name"))?,
+            actor: parse_actor(self.actor_kind, self.actor_id, self.actor_key_id)?,
+            request_id: self.request_id.to_string(),
+            body: data::from_data(self.kind, self.data)?,
+            account_seq: self.account_seq,
+            prev_hash: parse_hash("prev_hash", self.prev_hash)?,
+            hash: parse_hash("hash", self.hash)?,
+            account_prev_hash: parse_hash("account_prev_hash", self.account_prev_hash)?,
+            account_hash: parse_hash("account_hash", self.account_hash)?,
+        })
+    }
 }
 
 fn export_actor(actor: &Actor) -> ExportedActor {
@@ -154,23 +200,24 @@ fn export_actor(actor: &Actor) -> ExportedActor {
     }
 }
 
-fn parse_actor(actor: &ExportedActor) -> Result<Actor, ExportError> {
-    let id = || actor.id.as_deref().ok_or_else(|| ExportError::new("actor.id", "missing"));
+fn parse_actor(kind: &str, id: Option<&str>, key_id: Option<&str>) -> Result<Actor, ExportError> {
+    let present_id = || id.ok_or_else(|| ExportError::new("actor.id", "missing"));
     let key = || {
-        let text = actor.key_id.as_deref().ok_or_else(|| ExportError::new("actor.key_id", "missing"))?;
+        let text = key_id.ok_or_else(|| ExportError::new("actor.key_id", "missing"))?;
         data::parse_id("actor.key_id", text)
     };
-    match actor.kind.as_str() {
+    match kind {
         "system" => {
-            if actor.id.is_some() || actor.key_id.is_some() {
+            if id.is_some() || key_id.is_some() {
                 return Err(ExportError::new("actor", "a system actor has no id or key_id"));
             }
             Ok(Actor::System)
         }
-        "user" => Ok(Actor::User { id: data::parse_id::<UserId>("actor.id", id()?)?, key: key()? }),
-        "service_account" => {
-            Ok(Actor::ServiceAccount { id: data::parse_id::<ServiceAccountId>("actor.id", id()?)?, key: key()? })
-        }
+        "user" => Ok(Actor::User { id: data::parse_id::<UserId>("actor.id", present_id()?)?, key: key()? }),
+        "service_account" => Ok(Actor::ServiceAccount {
+            id: data::parse_id::<ServiceAccountId>("actor.id", present_id()?)?,
+            key: key()?,
+        }),
         other => Err(ExportError::new("actor.kind", format!("unknown actor kind {other:?}"))),
     }
 }
