@@ -14,7 +14,8 @@ use std::io::BufRead;
 
 use keyledger_model::{AccountId, ChainHash, ChainHead, Event};
 
-use crate::{from_export, to_export, ExportedEvent};
+use crate::line;
+use crate::{from_export, ExportedEvent};
 
 /// What a clean file contains.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,17 +167,42 @@ fn check_line(line: &[u8], canonical: &mut Vec<u8>) -> Result<Link, String> {
         return Err("empty line".into());
     }
     let text = std::str::from_utf8(line).map_err(|_| "not UTF-8".to_string())?;
-    let exported: ExportedEvent = serde_json::from_str(text).map_err(|e| format!("not an event: {e}"))?;
-    let event = from_export(&exported).map_err(|e| e.to_string())?;
-    canonical.clear();
-    serde_json::to_writer(&mut *canonical, &to_export(&event)).map_err(|e| e.to_string())?;
-    if canonical != line {
-        return Err("not in canonical form (fields, order or spelling differ from the export's)".into());
-    }
+    let event = match read_canonical(text, canonical) {
+        Some(event) => event,
+        None => read_any(text, canonical)?,
+    };
     if !event.hashes_are_valid() {
         return Err(format!("seq {}: the hashes do not match the event's content", event.seq));
     }
     Ok(Link::of(event))
+}
+
+/// The usual line, read directly from its text (`line::read`) without serde's owned copy of
+/// every field; `None` if the line is laid out any other way or is not in canonical form.
+/// An event that rewrites to exactly this line is the one `read_any` would find too (the
+/// export's mapping is lossless both ways), so this only saves time.
+fn read_canonical(text: &str, canonical: &mut Vec<u8>) -> Option<Event> {
+    let mut data = serde_json::Value::Null;
+    let event = line::read(text, &mut data)?.to_event().ok()?;
+    write_canonical(&event, canonical).ok()?;
+    (canonical == text.as_bytes()).then_some(event)
+}
+
+/// Any line, through serde as an `ExportedEvent`: the event, or what is wrong with the line.
+fn read_any(text: &str, canonical: &mut Vec<u8>) -> Result<Event, String> {
+    let exported: ExportedEvent = serde_json::from_str(text).map_err(|e| format!("not an event: {e}"))?;
+    let event = from_export(&exported).map_err(|e| e.to_string())?;
+    write_canonical(&event, canonical).map_err(|e| e.to_string())?;
+    if canonical != text.as_bytes() {
+        return Err("not in canonical form (fields, order or spelling differ from the export's)".into());
+    }
+    Ok(event)
+}
+
+/// Writes `event` into `canonical` as the export writes its line.
+fn write_canonical(event: &Event, canonical: &mut Vec<u8>) -> serde_json::Result<()> {
+    canonical.clear();
+    line::write(event, canonical)
 }
 
 /// What the in-order pass needs of an event: its place on both chains.
