@@ -8,8 +8,7 @@
 //! writes it, borrowing them from the text; it need not be strict, because the verifier
 //! accepts what it read only if the event rewrites to the very same line.
 
-use std::fmt::Display;
-use std::io::Write as _;
+use std::fmt::{self, Display, Write as _};
 
 use keyledger_model::{Actor, Event};
 use serde_json::Value;
@@ -147,9 +146,19 @@ pub(crate) fn write(event: &Event, out: &mut Vec<u8>) -> serde_json::Result<()> 
 /// `value`'s `Display` text as a JSON string, for text that never needs escaping: digits,
 /// ids, times, type names (serde_json escapes only quotes, backslashes and control characters).
 fn quoted(out: &mut Vec<u8>, value: impl Display) {
+    /// Appends text to the line (`io::Write` for a `Vec` would do, but this is lighter).
+    struct Append<'a>(&'a mut Vec<u8>);
+    impl fmt::Write for Append<'_> {
+        fn write_str(&mut self, text: &str) -> fmt::Result {
+            self.0.extend_from_slice(text.as_bytes());
+            Ok(())
+        }
+    }
+    out.push(b'"');
     let start = out.len();
-    write!(out, "\"{value}\"").expect("writing to a Vec cannot fail");
-    debug_assert!(out[start + 1..out.len() - 1].iter().all(|&b| b >= 0x20 && b != b'"' && b != b'\\'));
+    write!(Append(out), "{value}").expect("appending to a Vec cannot fail");
+    debug_assert!(out[start..].iter().all(|&b| b >= 0x20 && b != b'"' && b != b'\\'));
+    out.push(b'"');
 }
 
 #[cfg(test)]

@@ -74,7 +74,7 @@ pub fn verify_jsonl(mut input: impl BufRead, expect: Expect) -> Result<Verified,
     std::thread::scope(|scope| {
         let mut in_flight = VecDeque::new();
         let mut next_line = 1;
-        let mut spare = Vec::new();
+        let mut spare = Lines::default();
         while let Some(block) = read_block(&mut input, &mut next_line, std::mem::take(&mut spare)) {
             in_flight.push_back(scope.spawn(move || check_block(block)));
             // One block more than cores: while the oldest is linked, every core still has one.
@@ -93,31 +93,53 @@ pub fn verify_jsonl(mut input: impl BufRead, expect: Expect) -> Result<Verified,
 /// Whole lines of the file, numbered from `first_line`.
 struct Block {
     first_line: u64,
-    /// The lines, each with its `\n` (the file's last line may have none).
-    text: Vec<u8>,
+    lines: Lines,
     /// Reading stopped here: the line after the block could not be read.
     read_error: Option<std::io::Error>,
 }
 
-/// The next block of whole lines, read into `buffer`; `None` at the end of the input.
-fn read_block(input: &mut impl BufRead, next_line: &mut u64, mut buffer: Vec<u8>) -> Option<Block> {
-    buffer.clear();
+/// Lines as read: their bytes one after the other, each with its `\n` (the file's last line
+/// may have none), and where each ends. Kept from block to block, so its memory is reused.
+#[derive(Default)]
+struct Lines {
+    text: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Lines {
+    /// Each line without its `\n`.
+    fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts.zip(&self.ends).map(|(start, &end)| {
+            let line = &self.text[start..end];
+            line.strip_suffix(b"\n").unwrap_or(line)
+        })
+    }
+}
+
+/// The next block of whole lines, read into `lines`; `None` at the end of the input.
+fn read_block(input: &mut impl BufRead, next_line: &mut u64, mut lines: Lines) -> Option<Block> {
+    lines.text.clear();
+    lines.ends.clear();
     let first_line = *next_line;
     let mut read_error = None;
-    while buffer.len() < BLOCK_BYTES {
-        let start = buffer.len();
-        match input.read_until(b'\n', &mut buffer) {
+    while lines.text.len() < BLOCK_BYTES {
+        let start = lines.text.len();
+        match input.read_until(b'\n', &mut lines.text) {
             Ok(0) => break,
-            Ok(_) => *next_line += 1,
+            Ok(_) => {
+                lines.ends.push(lines.text.len());
+                *next_line += 1;
+            }
             Err(e) => {
                 // A line read in part is not a line: the error stands in its place.
-                buffer.truncate(start);
+                lines.text.truncate(start);
                 read_error = Some(e);
                 break;
             }
         }
     }
-    (!buffer.is_empty() || read_error.is_some()).then_some(Block { first_line, text: buffer, read_error })
+    (!lines.ends.is_empty() || read_error.is_some()).then_some(Block { first_line, lines, read_error })
 }
 
 /// A block's lines, each checked on its own, up to the first that fails.
@@ -127,18 +149,18 @@ struct Checked {
     links: Vec<Link>,
     /// The first line that failed; no line after it was checked.
     failure: Option<Failure>,
-    /// The block's buffer, to read another block into.
-    text: Vec<u8>,
+    /// The block's lines, to read another block into.
+    lines: Lines,
 }
 
 fn check_block(block: Block) -> Checked {
-    let Block { first_line, text, read_error } = block;
-    let mut links = Vec::new();
+    let Block { first_line, lines, read_error } = block;
+    let mut links = Vec::with_capacity(lines.ends.len());
     let mut failure = None;
     // The reserialized line, reused from line to line.
     let mut canonical = Vec::new();
     let mut number = first_line;
-    for line in lines(&text) {
+    for line in lines.iter() {
         match check_line(line, &mut canonical) {
             Ok(link) => links.push(link),
             Err(reason) => {
@@ -151,13 +173,7 @@ fn check_block(block: Block) -> Checked {
     if failure.is_none() {
         failure = read_error.map(|e| Failure { line: number, reason: format!("cannot read: {e}") });
     }
-    Checked { first_line, links, failure, text }
-}
-
-/// The lines of `text` without their `\n` (a final `\n` ends the last line, it does not start
-/// an empty one).
-fn lines(text: &[u8]) -> impl Iterator<Item = &[u8]> {
-    text.split_inclusive(|&b| b == b'\n').map(|line| line.strip_suffix(b"\n").unwrap_or(line))
+    Checked { first_line, links, failure, lines }
 }
 
 /// One line on its own: an event, in canonical form, whose hashes match its content.
@@ -247,13 +263,13 @@ impl Links {
     }
 
     /// Follows a checked block's lines, then reports its failed line, if any; gives back the
-    /// block's buffer.
-    fn follow(&mut self, checked: Checked) -> Result<Vec<u8>, Failure> {
-        let Checked { first_line, links, failure, text } = checked;
+    /// block's lines, to read into again.
+    fn follow(&mut self, checked: Checked) -> Result<Lines, Failure> {
+        let Checked { first_line, links, failure, lines } = checked;
         for (number, link) in (first_line..).zip(links) {
             self.follow_line(number, link)?;
         }
-        failure.map_or(Ok(text), Err)
+        failure.map_or(Ok(lines), Err)
     }
 
     fn follow_line(&mut self, number: u64, event: Link) -> Result<(), Failure> {
