@@ -108,6 +108,9 @@ impl fmt::Display for ExportError {
 impl std::error::Error for ExportError {}
 
 /// The exported form of `event`.
+///
+/// The verifier writes an event's line without it (`line::write`), to the same bytes as
+/// `serde_json::to_writer(&to_export(event))`: a change of form here goes there too.
 pub fn to_export(event: &Event) -> ExportedEvent {
     ExportedEvent {
         seq: event.seq,

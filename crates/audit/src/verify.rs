@@ -7,6 +7,10 @@
 //! account (the operator's full export) the cluster chain (`seq`, `prev_hash`) is checked the
 //! same way. A chain that starts at 1 must start from the genesis hash; an export that starts
 //! later (`--from`) is anchored at its first event. The first failure is named with its line.
+//!
+//! Where each check lives: what one line shows on its own is in `check_line` (run on many
+//! threads); what needs the lines before it is in `Links::follow_line` (in file order); what
+//! needs the whole file is in `Links::finish`.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
