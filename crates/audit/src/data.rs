@@ -1,6 +1,7 @@
 //! The `data` object of an exported event: every field of the event's body, readable, and
 //! back again.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::str::FromStr;
 
@@ -135,9 +136,9 @@ pub(crate) fn from_data(kind: &str, data: &Value) -> Result<EventBody, ExportErr
             name: d.string("name")?,
             description: d.string("description")?,
             scope: d.optional_object("scope")?.map(|s| parse_scope(&s)).transpose()?,
-            digest_commitment: parse_hex32("data.digest_commitment", &d.string("digest_commitment")?)?,
+            digest_commitment: parse_hex32("data.digest_commitment", d.str("digest_commitment")?)?,
             hint: d.string("hint")?,
-            expires_at: d.optional_string("expires_at")?.map(|t| parse_time("data.expires_at", &t)).transpose()?,
+            expires_at: d.optional_str("expires_at")?.map(|t| parse_time("data.expires_at", t)).transpose()?,
         },
         "enabled" => EventBody::KeyEnabled { key: d.id("key_id")? },
         "disabled" => EventBody::KeyDisabled { key: d.id("key_id")? },
@@ -171,7 +172,7 @@ pub(crate) fn from_data(kind: &str, data: &Value) -> Result<EventBody, ExportErr
         "user_namespace_changed" => EventBody::UserNamespaceChanged {
             user: d.id("user_id")?,
             namespace: d.string("namespace")?,
-            level: d.optional_string("permission")?.map(|l| parse_level("data.permission", &l)).transpose()?,
+            level: d.optional_str("permission")?.map(|l| parse_level("data.permission", l)).transpose()?,
         },
         "service_account_created" => EventBody::ServiceAccountCreated {
             service_account: d.id("service_account_id")?,
@@ -210,7 +211,7 @@ fn parse_settings(d: &Fields<'_>) -> Result<AccountSettings, ExportError> {
 }
 
 fn parse_owner(d: &Fields<'_>) -> Result<Owner, ExportError> {
-    match d.string("kind")?.as_str() {
+    match d.str("kind")? {
         "user" => Ok(Owner::User(d.id::<UserId>("id")?)),
         "service_account" => Ok(Owner::ServiceAccount(d.id::<ServiceAccountId>("id")?)),
         _ => Err(d.error("kind", "must be `user` or `service_account`")),
@@ -238,8 +239,9 @@ fn parse_binding(d: &Fields<'_>) -> Result<Binding, ExportError> {
     if d.map.contains_key("role") {
         return Ok(Binding::Account(d.role("role")?));
     }
-    let field = format!("{}.permission", d.path);
-    Ok(Binding::Namespace { namespace: d.string("namespace")?, level: parse_level(&field, &d.string("permission")?)? })
+    let namespace = d.string("namespace")?;
+    let level = d.str("permission")?;
+    Ok(Binding::Namespace { namespace, level: parse_level(&d.field("permission"), level)? })
 }
 
 fn parse_level(field: &str, text: &str) -> Result<Level, ExportError> {
@@ -248,23 +250,34 @@ fn parse_level(field: &str, text: &str) -> Result<Level, ExportError> {
 
 /// An id of type `T` from its `Display` form.
 pub(crate) fn parse_id<T: FromStr>(field: &str, text: &str) -> Result<T, ExportError> {
-    text.parse().map_err(|_| ExportError::new(field, format!("{text:?} is not an id of the right kind")))
+    text.parse().map_err(|_| bad_id(field, text))
+}
+
+fn bad_id(field: &str, text: &str) -> ExportError {
+    ExportError::new(field, format!("{text:?} is not an id of the right kind"))
 }
 
 /// The fields of one JSON object, with the path to it for error messages.
 struct Fields<'a> {
-    path: String,
+    /// `data`, or `data.owner` for a nested object: only nested objects need a new string.
+    path: Cow<'static, str>,
     map: &'a Map<String, Value>,
 }
 
 impl<'a> Fields<'a> {
-    fn of(path: &str, value: &'a Value) -> Result<Fields<'a>, ExportError> {
-        let map = value.as_object().ok_or_else(|| ExportError::new(path, "not an object"))?;
-        Ok(Fields { path: path.to_string(), map })
+    fn of(path: impl Into<Cow<'static, str>>, value: &'a Value) -> Result<Fields<'a>, ExportError> {
+        let path = path.into();
+        let map = value.as_object().ok_or_else(|| ExportError::new(&path, "not an object"))?;
+        Ok(Fields { path, map })
+    }
+
+    /// The full name of field `name`, for an error message (built only when one is needed).
+    fn field(&self, name: &str) -> String {
+        format!("{}.{name}", self.path)
     }
 
     fn error(&self, name: &str, message: &str) -> ExportError {
-        let field = if name.is_empty() { self.path.clone() } else { format!("{}.{name}", self.path) };
+        let field = if name.is_empty() { self.path.to_string() } else { self.field(name) };
         ExportError::new(&field, message)
     }
 
@@ -272,20 +285,24 @@ impl<'a> Fields<'a> {
         self.map.get(name).ok_or_else(|| self.error(name, "missing"))
     }
 
-    fn string(&self, name: &str) -> Result<String, ExportError> {
-        self.get(name)?.as_str().map(str::to_string).ok_or_else(|| self.error(name, "not a string"))
+    fn str(&self, name: &str) -> Result<&'a str, ExportError> {
+        self.get(name)?.as_str().ok_or_else(|| self.error(name, "not a string"))
     }
 
-    fn optional_string(&self, name: &str) -> Result<Option<String>, ExportError> {
+    fn string(&self, name: &str) -> Result<String, ExportError> {
+        self.str(name).map(str::to_string)
+    }
+
+    fn optional_str(&self, name: &str) -> Result<Option<&'a str>, ExportError> {
         match self.get(name)? {
             Value::Null => Ok(None),
-            Value::String(text) => Ok(Some(text.clone())),
+            Value::String(text) => Ok(Some(text)),
             _ => Err(self.error(name, "not a string or null")),
         }
     }
 
     fn object(&self, name: &str) -> Result<Fields<'a>, ExportError> {
-        Fields::of(&format!("{}.{name}", self.path), self.get(name)?)
+        Fields::of(self.field(name), self.get(name)?)
     }
 
     fn optional_object(&self, name: &str) -> Result<Option<Fields<'a>>, ExportError> {
@@ -296,16 +313,18 @@ impl<'a> Fields<'a> {
     }
 
     fn id<T: FromStr>(&self, name: &str) -> Result<T, ExportError> {
-        parse_id(&format!("{}.{name}", self.path), &self.string(name)?)
+        let text = self.str(name)?;
+        text.parse().map_err(|_| bad_id(&self.field(name), text))
     }
 
     fn time(&self, name: &str) -> Result<keyledger_model::Timestamp, ExportError> {
-        parse_time(&format!("{}.{name}", self.path), &self.string(name)?)
+        let text = self.str(name)?;
+        // The usual spelling directly, so the field's name is only built for `parse_time`'s errors.
+        keyledger_model::Timestamp::parse_display(text).map_or_else(|| parse_time(&self.field(name), text), Ok)
     }
 
     fn role(&self, name: &str) -> Result<Role, ExportError> {
-        Role::parse(&self.string(name)?)
-            .ok_or_else(|| self.error(name, "must be `owner`, `admin`, `developer` or `read`"))
+        Role::parse(self.str(name)?).ok_or_else(|| self.error(name, "must be `owner`, `admin`, `developer` or `read`"))
     }
 
     fn bool(&self, name: &str) -> Result<bool, ExportError> {

@@ -18,6 +18,7 @@
 
 mod csv;
 mod data;
+mod line;
 pub mod proofs;
 mod tree_check;
 pub mod verify;
@@ -111,6 +112,9 @@ impl fmt::Display for ExportError {
 impl std::error::Error for ExportError {}
 
 /// The exported form of `event`.
+///
+/// The verifier writes an event's line without it (`line::write`), to the same bytes as
+/// `serde_json::to_writer(&to_export(event))`: a change of form here goes there too.
 pub fn to_export(event: &Event) -> ExportedEvent {
     ExportedEvent {
         seq: event.seq,
@@ -131,19 +135,64 @@ pub fn to_export(event: &Event) -> ExportedEvent {
 /// The ledger event `exported` was made from, value for value, so that
 /// `Event::content_bytes` and `Event::hashes_are_valid` can be checked on it.
 pub fn from_export(exported: &ExportedEvent) -> Result<Event, ExportError> {
-    Ok(Event {
-        seq: exported.seq,
-        time: parse_time("time", &exported.time)?,
-        account: AccountId::parse(&exported.account).map_err(|_| ExportError::new("account", "not an account name"))?,
-        actor: parse_actor(&exported.actor)?,
-        request_id: exported.request_id.clone(),
-        body: data::from_data(&exported.kind, &exported.data)?,
-        account_seq: exported.account_seq,
-        prev_hash: parse_hash("prev_hash", &exported.prev_hash)?,
-        hash: parse_hash("hash", &exported.hash)?,
-        account_prev_hash: parse_hash("account_prev_hash", &exported.account_prev_hash)?,
-        account_hash: parse_hash("account_hash", &exported.account_hash)?,
-    })
+    ExportedRef::of(exported).to_event()
+}
+
+/// An exported event's fields, borrowed: from an [`ExportedEvent`], or read straight from an
+/// export's line (`line::read`). [`from_export`] is [`ExportedRef::to_event`].
+pub(crate) struct ExportedRef<'a> {
+    pub(crate) seq: u64,
+    pub(crate) time: &'a str,
+    pub(crate) kind: &'a str,
+    pub(crate) account: &'a str,
+    pub(crate) account_seq: u64,
+    pub(crate) actor_kind: &'a str,
+    pub(crate) actor_id: Option<&'a str>,
+    pub(crate) actor_key_id: Option<&'a str>,
+    pub(crate) request_id: &'a str,
+    pub(crate) data: &'a serde_json::Value,
+    pub(crate) prev_hash: &'a str,
+    pub(crate) hash: &'a str,
+    pub(crate) account_prev_hash: &'a str,
+    pub(crate) account_hash: &'a str,
+}
+
+impl<'a> ExportedRef<'a> {
+    fn of(exported: &'a ExportedEvent) -> ExportedRef<'a> {
+        ExportedRef {
+            seq: exported.seq,
+            time: &exported.time,
+            kind: &exported.kind,
+            account: &exported.account,
+            account_seq: exported.account_seq,
+            actor_kind: &exported.actor.kind,
+            actor_id: exported.actor.id.as_deref(),
+            actor_key_id: exported.actor.key_id.as_deref(),
+            request_id: &exported.request_id,
+            data: &exported.data,
+            prev_hash: &exported.prev_hash,
+            hash: &exported.hash,
+            account_prev_hash: &exported.account_prev_hash,
+            account_hash: &exported.account_hash,
+        }
+    }
+
+    /// The ledger event these fields were made from, or the first field that is wrong.
+    pub(crate) fn to_event(&self) -> Result<Event, ExportError> {
+        Ok(Event {
+            seq: self.seq,
+            time: parse_time("time", self.time)?,
+            account: AccountId::parse(self.account).map_err(|_| ExportError::new("account", "not an account name"))?,
+            actor: parse_actor(self.actor_kind, self.actor_id, self.actor_key_id)?,
+            request_id: self.request_id.to_string(),
+            body: data::from_data(self.kind, self.data)?,
+            account_seq: self.account_seq,
+            prev_hash: parse_hash("prev_hash", self.prev_hash)?,
+            hash: parse_hash("hash", self.hash)?,
+            account_prev_hash: parse_hash("account_prev_hash", self.account_prev_hash)?,
+            account_hash: parse_hash("account_hash", self.account_hash)?,
+        })
+    }
 }
 
 fn export_actor(actor: &Actor) -> ExportedActor {
@@ -158,23 +207,24 @@ fn export_actor(actor: &Actor) -> ExportedActor {
     }
 }
 
-fn parse_actor(actor: &ExportedActor) -> Result<Actor, ExportError> {
-    let id = || actor.id.as_deref().ok_or_else(|| ExportError::new("actor.id", "missing"));
+fn parse_actor(kind: &str, id: Option<&str>, key_id: Option<&str>) -> Result<Actor, ExportError> {
+    let present_id = || id.ok_or_else(|| ExportError::new("actor.id", "missing"));
     let key = || {
-        let text = actor.key_id.as_deref().ok_or_else(|| ExportError::new("actor.key_id", "missing"))?;
+        let text = key_id.ok_or_else(|| ExportError::new("actor.key_id", "missing"))?;
         data::parse_id("actor.key_id", text)
     };
-    match actor.kind.as_str() {
+    match kind {
         "system" => {
-            if actor.id.is_some() || actor.key_id.is_some() {
+            if id.is_some() || key_id.is_some() {
                 return Err(ExportError::new("actor", "a system actor has no id or key_id"));
             }
             Ok(Actor::System)
         }
-        "user" => Ok(Actor::User { id: data::parse_id::<UserId>("actor.id", id()?)?, key: key()? }),
-        "service_account" => {
-            Ok(Actor::ServiceAccount { id: data::parse_id::<ServiceAccountId>("actor.id", id()?)?, key: key()? })
-        }
+        "user" => Ok(Actor::User { id: data::parse_id::<UserId>("actor.id", present_id()?)?, key: key()? }),
+        "service_account" => Ok(Actor::ServiceAccount {
+            id: data::parse_id::<ServiceAccountId>("actor.id", present_id()?)?,
+            key: key()?,
+        }),
         other => Err(ExportError::new("actor.kind", format!("unknown actor kind {other:?}"))),
     }
 }
@@ -182,12 +232,8 @@ fn parse_actor(actor: &ExportedActor) -> Result<Actor, ExportError> {
 /// Lower-case hex of `bytes`.
 pub(crate) fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)] as char);
-        out.push(DIGITS[usize::from(b & 15)] as char);
-    }
-    out
+    let digits = bytes.iter().flat_map(|b| [DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 15)]]).collect();
+    String::from_utf8(digits).expect("hex digits are ASCII")
 }
 
 /// 32 bytes from 64 lower-case hex digits.
@@ -197,17 +243,27 @@ pub(crate) fn parse_hex32(field: &str, text: &str) -> Result<[u8; 32], ExportErr
     if bytes.len() != 64 {
         return Err(bad());
     }
-    let digit = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    };
     let mut out = [0u8; 32];
-    for (i, pair) in bytes.chunks(2).enumerate() {
-        out[i] = (digit(pair[0]).ok_or_else(bad)? << 4) | digit(pair[1]).ok_or_else(bad)?;
+    for (byte, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+        let (high, low) = (HEX_VALUE[usize::from(pair[0])], HEX_VALUE[usize::from(pair[1])]);
+        if (high | low) > 15 {
+            return Err(bad());
+        }
+        *byte = (high << 4) | low;
     }
     Ok(out)
 }
+
+/// Each byte's value as a lower-case hex digit, or 0xff (a table: four hashes per exported line).
+const HEX_VALUE: [u8; 256] = {
+    let mut table = [0xff; 256];
+    let mut i = 0;
+    while i < 16 {
+        table[b"0123456789abcdef"[i] as usize] = i as u8;
+        i += 1;
+    }
+    table
+};
 
 fn parse_hash(field: &str, text: &str) -> Result<ChainHash, ExportError> {
     parse_hex32(field, text).map(ChainHash)
@@ -218,6 +274,10 @@ fn parse_hash(field: &str, text: &str) -> Result<ChainHash, ExportError> {
 pub(crate) fn parse_time(field: &str, text: &str) -> Result<Timestamp, ExportError> {
     if let Some(ms) = text.strip_prefix('@').and_then(|t| t.strip_suffix("ms")) {
         return ms.parse().map(Timestamp).map_err(|_| ExportError::new(field, "not a time"));
+    }
+    // The usual case, read directly; any other text takes the checks below, which say what is wrong.
+    if let Some(time) = Timestamp::parse_display(text) {
+        return Ok(time);
     }
     let time = Timestamp::parse_rfc3339(text).map_err(|e| ExportError::new(field, e.to_string()))?;
     // Only the exact text `Display` gives maps back to the same value (no offsets, no extra

@@ -26,7 +26,18 @@ impl ChainHash {
     pub const GENESIS: ChainHash = ChainHash([0; 32]);
 
     pub fn to_hex(&self) -> String {
-        crate::hex::encode(&self.0)
+        String::from_utf8(self.hex_digits().to_vec()).expect("hex digits are ASCII")
+    }
+
+    /// The 64 lower-case hex digits, on the stack.
+    pub fn hex_digits(&self) -> [u8; 64] {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; 64];
+        for (i, b) in self.0.into_iter().enumerate() {
+            out[2 * i] = DIGITS[usize::from(b >> 4)];
+            out[2 * i + 1] = DIGITS[usize::from(b & 0x0f)];
+        }
+        out
     }
 
     pub fn from_hex(text: &str) -> Option<ChainHash> {
@@ -36,7 +47,7 @@ impl ChainHash {
 
 impl fmt::Display for ChainHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_hex())
+        f.write_str(std::str::from_utf8(&self.hex_digits()).expect("hex digits are ASCII"))
     }
 }
 
@@ -287,8 +298,11 @@ impl Event {
             body: &self.body,
             account_seq: self.account_seq,
         };
-        bincode::serde::encode_to_vec(&content, bincode::config::standard())
-            .expect("encoding plain data into a Vec cannot fail")
+        // Sized for a typical event up front, rather than grown from empty in several steps.
+        let mut bytes = Vec::with_capacity(256);
+        bincode::serde::encode_into_std_write(&content, &mut bytes, bincode::config::standard())
+            .expect("encoding plain data into a Vec cannot fail");
+        bytes
     }
 
     /// Recomputes `(hash, account_hash)` from the content and the two previous hashes.

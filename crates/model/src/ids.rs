@@ -12,6 +12,8 @@ use crate::base62;
 use crate::time::Timestamp;
 
 const ID_DIGITS: usize = base62::width_for(16);
+/// The longest id: a four-character prefix (`key_`, `usr_`) and its digits.
+const MAX_ID_LEN: usize = 4 + ID_DIGITS;
 
 macro_rules! object_id {
     ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
@@ -41,7 +43,13 @@ macro_rules! object_id {
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{}{}", Self::PREFIX, base62::encode(&self.0, ID_DIGITS))
+                // Prefix and digits in one piece on the stack: one write, no allocation.
+                let mut text = [0u8; MAX_ID_LEN];
+                let (prefix, digits) = text.split_at_mut(Self::PREFIX.len());
+                prefix.copy_from_slice(Self::PREFIX.as_bytes());
+                base62::encode_into(&self.0, &mut digits[..ID_DIGITS]);
+                let text = &text[..Self::PREFIX.len() + ID_DIGITS];
+                f.write_str(std::str::from_utf8(text).expect("prefix and digits are ASCII"))
             }
         }
 
