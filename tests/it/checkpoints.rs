@@ -145,6 +145,33 @@ async fn checkpoints_are_signed_and_proofs_verify_offline_against_the_public_key
 
     let table = succeeded(&keyledger(&cluster, &["audit", "checkpoints"]), "checkpoints");
     assert!(table.starts_with("SEQ") && table.contains(&first.seq.to_string()), "{table}");
+
+    // The whole procedure on an export: its checkpoints are checked against the kept keys, and
+    // their roots recomputed from its events.
+    let export = dir.path().join("audit.jsonl");
+    succeeded(&keyledger(&cluster, &["audit", "export", "--format", "jsonl", "--out", path_arg(&export)]), "export");
+    let check = ["audit", "verify", path_arg(&export), "--public-key", path_arg(&keys_file), "--output", "json"];
+    let report: Value = serde_json::from_str(&succeeded(&keyledger(&cluster, &check), "verify")).unwrap();
+    assert!(report["checkpoints"].as_u64().unwrap() >= 2, "{report}");
+    assert_eq!(report["roots_checked"], report["checkpoints"], "a single account's export holds every event");
+    assert_eq!(report["checkpoints_by_trusted_keys"], true);
+    let refused = keyledger(&cluster, &["audit", "verify", path_arg(&export), "--public-key", UNTRUSTED_KEY]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("not among the trusted public keys"), "{refused:?}");
+
+    // The operator's full export, checked as one.
+    let all = dir.path().join("all.jsonl");
+    let export_all = ["audit", "export", "--format", "jsonl", "--scope", "cluster", "--out", path_arg(&all)];
+    succeeded(&keyledger(&cluster, &export_all), "export --scope cluster");
+    let check = ["audit", "verify", path_arg(&all), "--cluster", "--public-key", path_arg(&keys_file)];
+    let table = succeeded(&keyledger(&cluster, &check), "verify --cluster");
+    assert!(table.contains("signed by trusted keys") && table.contains("last checkpoint"), "{table}");
+    let (_, admin_secret) = user_with_key(&admin, "not-the-operator", "admin").await;
+    let request = keyledger_client::ExportRequest {
+        scope: Some("cluster".into()),
+        ..keyledger_client::ExportRequest::new(keyledger_client::ExportFormat::Jsonl)
+    };
+    expect_refused(cluster.client_as(&admin_secret).audit_export(&request).await, 403, "permission_denied");
 }
 
 /// After a failover the new leader registers its own key and goes on signing; every node

@@ -57,19 +57,28 @@ pub(crate) struct VerifyFileArgs {
     /// hex keys separated by commas. Without it, signatures are checked but not whom they are by.
     #[arg(long, value_name = "FILE|KEYS")]
     public_key: Option<String>,
+    /// The file is the operator's full export (`--scope cluster`): require the whole cluster chain.
+    #[arg(long)]
+    cluster: bool,
 }
 
-/// `audit verify`: needs no server, so it runs before any connection is set up.
+/// `audit verify`: needs no server.
 pub(crate) fn verify_file(output: Output, args: &VerifyFileArgs) -> anyhow::Result<()> {
-    use keyledger_audit::verify::{verify_jsonl, Expect};
-    let expect = if args.partial { Expect::Partial } else { Expect::Complete };
+    use keyledger_audit::verify::{verify_export, Expect, Options};
+    let trusted = args.public_key.as_deref().map(proofs::trusted_keys).transpose()?;
+    let options = Options {
+        expect: if args.partial { Expect::Partial } else { Expect::Complete },
+        trusted,
+        whole_cluster: args.cluster,
+    };
     let verified = if args.file.as_os_str() == "-" {
-        verify_jsonl(io::stdin().lock(), expect)
+        verify_export(io::stdin().lock(), &options)
     } else {
         let file = std::fs::File::open(&args.file).with_context(|| format!("cannot open {}", args.file.display()))?;
-        verify_jsonl(io::BufReader::new(file), expect)
+        verify_export(io::BufReader::new(file), &options)
     }
     .with_context(|| format!("{} does not verify", args.file.display()))?;
+    let authenticated = options.trusted.is_some();
     emit(|out| match output {
         Output::Json => write_json(
             out,
@@ -82,6 +91,10 @@ pub(crate) fn verify_file(output: Output, args: &VerifyFileArgs) -> anyhow::Resu
                     "head": {"account_seq": chain.head.seq, "hash": chain.head.hash.to_hex()},
                 })).collect::<Vec<_>>(),
                 "cluster_head": verified.cluster_head.map(|h| serde_json::json!({"seq": h.seq, "hash": h.hash.to_hex()})),
+                "checkpoints": verified.checkpoints,
+                "checkpoints_by_trusted_keys": authenticated,
+                "roots_checked": verified.roots_checked,
+                "last_checkpoint": verified.last_checkpoint.map(|(seq, size)| serde_json::json!({"seq": seq, "tree_size": size})),
             }),
         ),
         Output::Table => {
@@ -96,7 +109,20 @@ pub(crate) fn verify_file(output: Output, args: &VerifyFileArgs) -> anyhow::Resu
                 )?;
             }
             if let Some(head) = verified.cluster_head {
-                writeln!(out, "cluster chain: seq 1..{}, head {}", head.seq, head.hash.to_hex())?;
+                writeln!(out, "cluster chain: seq ..{}, head {}", head.seq, head.hash.to_hex())?;
+            }
+            let whose = if authenticated {
+                "signed by trusted keys"
+            } else {
+                "with valid signatures (pass --public-key to check whose)"
+            };
+            writeln!(
+                out,
+                "checkpoints: {} {whose}; {} roots recomputed from the events",
+                verified.checkpoints, verified.roots_checked
+            )?;
+            if let Some((seq, size)) = verified.last_checkpoint {
+                writeln!(out, "last checkpoint: seq {seq}, covering events 1..={size} (keep it for the next audit)")?;
             }
             Ok(())
         }

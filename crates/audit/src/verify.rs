@@ -3,10 +3,14 @@
 //! Line by line it checks that the line is the canonical encoding of an event (parsing it and
 //! writing it back gives the same bytes), that the event's two chain hashes match its content,
 //! and that it continues the chains before it: every account's `account_seq` is gap-free and
-//! each `account_prev_hash` is the previous `account_hash`; in a file with more than one
+//! each `account_prev_hash` is the previous `account_hash` (the cluster's own `_cluster` chain of
+//! signers and checkpoints included); `seq` only grows; in a file with more than one tenant
 //! account (the operator's full export) the cluster chain (`seq`, `prev_hash`) is checked the
 //! same way. A chain that starts at 1 must start from the genesis hash; an export that starts
-//! later (`--from`) is anchored at its first event. The first failure is named with its line.
+//! later (`--from`) is anchored at its first event. Every checkpoint's signature is checked (and,
+//! given trusted keys, that it is by one of them), and where the file holds every event from
+//! seq 1 the Merkle tree is recomputed so each checkpoint's root and head must match the file.
+//! The first failure is named with its line.
 //!
 //! Where each check lives: what one line shows on its own is in `check_line` (run on many
 //! threads); what needs the lines before it is in `Links::follow_line` (in file order); what
@@ -16,9 +20,12 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::io::BufRead;
 
-use keyledger_model::{AccountId, ChainHash, ChainHead, Event};
+use keyledger_model::checkpoint::MAX_CHECKPOINT_LAG;
+use keyledger_model::{AccountId, ChainHash, ChainHead, Checkpoint, Event, EventBody, PublicKey};
 
 use crate::line;
+use crate::proofs::{check_checkpoint, TrustedKeys};
+use crate::tree_check::TreeCheck;
 use crate::{from_export, ExportedEvent};
 
 /// What a clean file contains.
@@ -27,8 +34,26 @@ pub struct Verified {
     pub events: u64,
     /// Each account's chain in the file: its first event's prev hash (the anchor) and its head.
     pub accounts: BTreeMap<String, AccountChain>,
-    /// The cluster chain's head, checked only when the file holds more than one account.
+    /// The cluster chain's head, checked only when the file holds the whole cluster chain.
     pub cluster_head: Option<ChainHead>,
+    /// Checkpoints whose signature was checked (against the trusted keys, when given).
+    pub checkpoints: u64,
+    /// Checkpoints whose root and head were recomputed from the file's events.
+    pub roots_checked: u64,
+    /// The last checkpoint in the file: its own seq and the tree size it signs.
+    pub last_checkpoint: Option<(u64, u64)>,
+}
+
+/// How to verify.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub expect: Expect,
+    /// Accept checkpoints signed by these keys only; `None` checks each signature against the
+    /// key it names (integrity, not authenticity).
+    pub trusted: Option<TrustedKeys>,
+    /// The file must be the operator's full export: the whole cluster chain, from seq 1 when
+    /// complete. (A file with more than one tenant account is held to that anyway.)
+    pub whole_cluster: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,15 +97,21 @@ const BLOCK_BYTES: usize = 1 << 20;
 /// The checks of one line need no other line, so the file is read in blocks, each checked on
 /// its own thread; only the chain links are followed in order. The calling thread reads the
 /// next block and links finished ones while up to one block per core is being checked.
-pub fn verify_jsonl(mut input: impl BufRead, expect: Expect) -> Result<Verified, Failure> {
+pub fn verify_jsonl(input: impl BufRead, expect: Expect) -> Result<Verified, Failure> {
+    verify_export(input, &Options { expect, trusted: None, whole_cluster: false })
+}
+
+/// Verifies a JSONL export read from `input`, as `options` say.
+pub fn verify_export(mut input: impl BufRead, options: &Options) -> Result<Verified, Failure> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut links = Links::new(expect);
+    let mut links = Links::new(options);
+    let trusted = options.trusted.as_ref();
     std::thread::scope(|scope| {
         let mut in_flight = VecDeque::new();
         let mut next_line = 1;
         let mut spare = Lines::default();
         while let Some(block) = read_block(&mut input, &mut next_line, std::mem::take(&mut spare)) {
-            in_flight.push_back(scope.spawn(move || check_block(block)));
+            in_flight.push_back(scope.spawn(move || check_block(block, trusted)));
             // One block more than cores: while the oldest is linked, every core still has one.
             if in_flight.len() > threads {
                 let oldest = in_flight.pop_front().expect("more blocks than threads");
@@ -157,7 +188,7 @@ struct Checked {
     lines: Lines,
 }
 
-fn check_block(block: Block) -> Checked {
+fn check_block(block: Block, trusted: Option<&TrustedKeys>) -> Checked {
     let Block { first_line, lines, read_error } = block;
     let mut links = Vec::with_capacity(lines.ends.len());
     let mut failure = None;
@@ -165,7 +196,7 @@ fn check_block(block: Block) -> Checked {
     let mut canonical = Vec::new();
     let mut number = first_line;
     for line in lines.iter() {
-        match check_line(line, &mut canonical) {
+        match check_line(line, &mut canonical, trusted) {
             Ok(link) => links.push(link),
             Err(reason) => {
                 failure = Some(Failure { line: number, reason });
@@ -180,9 +211,10 @@ fn check_block(block: Block) -> Checked {
     Checked { first_line, links, failure, lines }
 }
 
-/// One line on its own: an event, in canonical form, whose hashes match its content.
-/// `canonical` is scratch space for the line as the export writes it.
-fn check_line(line: &[u8], canonical: &mut Vec<u8>) -> Result<Link, String> {
+/// One line on its own: an event, in canonical form, whose hashes match its content, and for a
+/// checkpoint a signature that holds (by a trusted key, when given). `canonical` is scratch
+/// space for the line as the export writes it.
+fn check_line(line: &[u8], canonical: &mut Vec<u8>, trusted: Option<&TrustedKeys>) -> Result<Link, String> {
     if line.is_empty() {
         return Err("empty line".into());
     }
@@ -194,7 +226,12 @@ fn check_line(line: &[u8], canonical: &mut Vec<u8>) -> Result<Link, String> {
     if !event.hashes_are_valid() {
         return Err(format!("seq {}: the hashes do not match the event's content", event.seq));
     }
-    Ok(Link::of(event))
+    let role = match &event.body {
+        EventBody::SignerRegistered { node, public_key } => Role::Signer { node: *node, key: *public_key },
+        EventBody::Checkpoint(_) => Role::Checkpoint(Box::new(check_checkpoint(&event, trusted)?)),
+        _ => Role::Plain,
+    };
+    Ok(Link::of(event, role))
 }
 
 /// The usual line, read directly from its text (`line::read`) without serde's owned copy of
@@ -225,7 +262,8 @@ fn write_canonical(event: &Event, canonical: &mut Vec<u8>) -> serde_json::Result
     line::write(event, canonical)
 }
 
-/// What the in-order pass needs of an event: its place on both chains.
+/// What the in-order pass needs of an event: its place on both chains, and what it says about
+/// checkpoints.
 struct Link {
     seq: u64,
     prev_hash: ChainHash,
@@ -234,10 +272,21 @@ struct Link {
     account_seq: u64,
     account_prev_hash: ChainHash,
     account_hash: ChainHash,
+    role: Role,
+}
+
+enum Role {
+    Plain,
+    Signer {
+        node: u64,
+        key: PublicKey,
+    },
+    /// Its signature already checked.
+    Checkpoint(Box<Checkpoint>),
 }
 
 impl Link {
-    fn of(event: Event) -> Link {
+    fn of(event: Event, role: Role) -> Link {
         Link {
             seq: event.seq,
             prev_hash: event.prev_hash,
@@ -246,28 +295,51 @@ impl Link {
             account_seq: event.account_seq,
             account_prev_hash: event.account_prev_hash,
             account_hash: event.account_hash,
+            role,
         }
     }
 }
 
-/// The in-order pass: every account's chain, and the cluster chain, followed line by line.
+/// The in-order pass: every account's chain, and the cluster chain, followed line by line; the
+/// Merkle tree recomputed while the file holds every event from seq 1.
 struct Links {
     expect: Expect,
+    whole_cluster: bool,
     accounts: BTreeMap<String, AccountChain>,
     cluster: Option<ChainHead>,
-    /// The cluster chain is judged at the end: only a file with several accounts must hold it.
+    /// The cluster chain is judged at the end: only a full export must hold it.
     cluster_broken: Option<Failure>,
     events: u64,
     first_seq: Option<u64>,
+    /// `None` once the file is seen not to hold every event from seq 1.
+    tree: Option<TreeCheck>,
+    /// Signing keys registered in the file, with their node.
+    signers: BTreeMap<PublicKey, u64>,
+    checkpoints: u64,
+    roots_checked: u64,
+    last_checkpoint: Option<(u64, u64)>,
 }
 
 impl Links {
-    fn new(expect: Expect) -> Links {
-        Links { expect, accounts: BTreeMap::new(), cluster: None, cluster_broken: None, events: 0, first_seq: None }
+    fn new(options: &Options) -> Links {
+        Links {
+            expect: options.expect,
+            whole_cluster: options.whole_cluster,
+            accounts: BTreeMap::new(),
+            cluster: None,
+            cluster_broken: None,
+            events: 0,
+            first_seq: None,
+            tree: Some(TreeCheck::new()),
+            signers: BTreeMap::new(),
+            checkpoints: 0,
+            roots_checked: 0,
+            last_checkpoint: None,
+        }
     }
 
     /// Follows a checked block's lines, then reports its failed line, if any; gives back the
-    /// block's lines, to read into again.
+    /// block's lines.
     fn follow(&mut self, checked: Checked) -> Result<Lines, Failure> {
         let Checked { first_line, links, failure, lines } = checked;
         for (number, link) in (first_line..).zip(links) {
@@ -287,11 +359,31 @@ impl Links {
                 event.account, event.account_seq
             )));
         }
+        if let Some(previous) = self.cluster.filter(|previous| event.seq <= previous.seq) {
+            return Err(fail(format!(
+                "seq {} follows {}: events are repeated or out of order",
+                event.seq, previous.seq
+            )));
+        }
         link_account(&mut self.accounts, &event).map_err(fail)?;
         if self.cluster_broken.is_none() {
             if let Err(reason) = link(self.cluster, event.seq, event.prev_hash, "seq", "prev_hash") {
                 self.cluster_broken = Some(fail(reason));
             }
+        }
+        // The tree can be recomputed only from every event, in order, from the first.
+        if self.cluster_broken.is_some() || (self.first_seq.is_none() && event.seq != 1) {
+            self.tree = None;
+        }
+        match &event.role {
+            Role::Plain => {}
+            Role::Signer { node, key } => {
+                self.signers.insert(*key, *node);
+            }
+            Role::Checkpoint(checkpoint) => self.follow_checkpoint(event.seq, checkpoint).map_err(fail)?,
+        }
+        if let Some(tree) = &mut self.tree {
+            tree.push(event.hash);
         }
         self.cluster = Some(ChainHead { seq: event.seq, hash: event.hash });
         self.first_seq.get_or_insert(event.seq);
@@ -299,11 +391,58 @@ impl Links {
         Ok(())
     }
 
+    /// A checkpoint at `seq` (signature already checked): registered signer, order, lag, and
+    /// where the tree is known, its root and head.
+    fn follow_checkpoint(&mut self, seq: u64, checkpoint: &Checkpoint) -> Result<(), String> {
+        let whole_signer_chain =
+            self.accounts.get(AccountId::cluster().as_str()).is_some_and(|c| c.first_account_seq == 1);
+        if whole_signer_chain && self.signers.get(&checkpoint.public_key) != Some(&checkpoint.signer) {
+            return Err(format!(
+                "checkpoint at seq {seq}: key {} is not registered for node {} by an earlier signer_registered event",
+                checkpoint.public_key, checkpoint.signer
+            ));
+        }
+        if seq - 1 - checkpoint.tree_size > MAX_CHECKPOINT_LAG {
+            return Err(format!("checkpoint at seq {seq} covers only {} events: too far behind", checkpoint.tree_size));
+        }
+        if let Some((last_seq, last_size)) = self.last_checkpoint {
+            if checkpoint.tree_size <= last_size {
+                return Err(format!(
+                    "checkpoint at seq {seq} covers {} events, no more than the checkpoint at seq {last_seq} ({last_size})",
+                    checkpoint.tree_size
+                ));
+            }
+        }
+        if let Some(tree) = &self.tree {
+            let (root, head) = tree
+                .statement_at(checkpoint.tree_size)
+                .ok_or_else(|| format!("checkpoint at seq {seq}: the events it covers are not all in the file"))?;
+            if head != checkpoint.head {
+                return Err(format!(
+                    "checkpoint at seq {seq}: event {} in this file is not the one it signed (head differs)",
+                    checkpoint.tree_size
+                ));
+            }
+            if root != checkpoint.root {
+                return Err(format!(
+                    "checkpoint at seq {seq}: the Merkle root of events 1..={} in this file is not the one it signed: \
+                     history was changed",
+                    checkpoint.tree_size
+                ));
+            }
+            self.roots_checked += 1;
+        }
+        self.checkpoints += 1;
+        self.last_checkpoint = Some((seq, checkpoint.tree_size));
+        Ok(())
+    }
+
     fn finish(self) -> Result<Verified, Failure> {
         if self.events == 0 {
             return Err(Failure { line: 0, reason: "the file holds no events".into() });
         }
-        let whole_cluster = self.accounts.len() > 1;
+        let tenants = self.accounts.keys().filter(|name| name.as_str() != AccountId::cluster().as_str()).count();
+        let whole_cluster = self.whole_cluster || tenants > 1;
         if whole_cluster {
             if let Some(broken) = self.cluster_broken {
                 return Err(broken);
@@ -312,8 +451,15 @@ impl Links {
                 return Err(Failure { line: 1, reason: "the cluster chain does not start at seq 1".into() });
             }
         }
-        let cluster_head = self.cluster.filter(|_| whole_cluster);
-        Ok(Verified { events: self.events, accounts: self.accounts, cluster_head })
+        let cluster_head = self.cluster.filter(|_| whole_cluster || self.cluster_broken.is_none());
+        Ok(Verified {
+            events: self.events,
+            accounts: self.accounts,
+            cluster_head,
+            checkpoints: self.checkpoints,
+            roots_checked: self.roots_checked,
+            last_checkpoint: self.last_checkpoint,
+        })
     }
 }
 

@@ -63,7 +63,7 @@ fn proofs(c: &mut Criterion) {
     }
     let size = ledger.stored_size();
     eprintln!("built a ledger of {size} events in {:.1} s", started.elapsed().as_secs_f64());
-    drop((sm, ledger, storage.log_store));
+    drop((sm, ledger, storage.log_store, storage.ledger));
 
     // Start-up: read, decode and chain-check every event and rebuild the state from them.
     let started = Instant::now();

@@ -92,7 +92,11 @@ fn the_state_accepts_only_sound_newer_checkpoints_by_registered_signers() {
 fn a_checkpoint_too_far_behind_the_ledger_is_refused() {
     let mut world = World::bootstrap(3);
     let signer = CheckpointSigner::from_seed(1, [1; 32]);
-    accepted(on_cluster(&mut world, Actor::System, Command::RegisterSigner { node: 1, public_key: signer.public_key() }));
+    accepted(on_cluster(
+        &mut world,
+        Actor::System,
+        Command::RegisterSigner { node: 1, public_key: signer.public_key() },
+    ));
     let early = world.state.head().seq;
     let head = world.state.head().hash;
     let (key, _) = world.create("renamed", keyledger_model::Span::days(30)).unwrap();
