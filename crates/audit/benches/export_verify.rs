@@ -3,16 +3,27 @@
 //!
 //! `cargo bench -p keyledger-audit --bench export_verify` (`KEYLEDGER_BENCH_EVENTS`, default
 //! 1,000,000). The ledger is built through `State::execute`: a bootstrap, a few keys, then
-//! disable/enable toggles — realistic events, each sealed on both chains.
+//! disable/enable toggles — realistic events, each sealed on both chains — with a signed
+//! checkpoint every 1000 events, as a node writes them; verification checks every signature
+//! against the trusted key and recomputes every root.
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use keyledger_audit::proofs::TrustedKeys;
 use keyledger_audit::to_export;
-use keyledger_audit::verify::{verify_jsonl, Expect};
+use keyledger_audit::verify::{verify_export, Expect, Options};
+use keyledger_model::merkle::{leaf_hash, Frontier};
 use keyledger_model::{
-    token, AccountId, Actor, Command, KeyId, LedgerEntry, NewKey, Outcome, Proposal, State, Timestamp, UserId,
+    token, AccountId, Actor, CheckpointSigner, Command, EventBody, KeyId, LedgerEntry, NewKey, Outcome, Proposal,
+    State, Timestamp, UserId,
 };
+
+const CHECKPOINT_EVERY: usize = 1000;
+
+fn signer() -> CheckpointSigner {
+    CheckpointSigner::from_seed(1, [7; 32])
+}
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
@@ -37,31 +48,27 @@ fn ledger(events: usize) -> Vec<LedgerEntry> {
     let admin = UserId::generate(now, &mut rng);
     let first = new_key(&mut rng, now);
     let owner = Actor::User { id: admin, key: first.id };
-    let run = |state: &mut State, ledger: &mut Vec<LedgerEntry>, actor, command, now: Timestamp, n: usize| {
-        let proposal = Proposal {
-            time: now,
-            request_id: format!("req_{n:016x}"),
-            actor,
-            account: AccountId::default_account(),
-            command,
-        };
+    let mut tree = Frontier::new();
+    let mut run_on = |account: AccountId, state: &mut State, ledger: &mut Vec<LedgerEntry>, actor, command, now, n| {
+        let proposal = Proposal { time: now, request_id: format!("req_{n:016x}"), actor, account, command };
         let (outcome, entries) = state.execute(&proposal);
         assert!(matches!(outcome, Outcome::Accepted { .. }), "{outcome:?}");
+        for entry in &entries {
+            tree.push(leaf_hash(&entry.event.hash.0), |_, _, _| {});
+        }
         ledger.extend(entries);
+        (tree.size(), tree.root())
     };
-    run(
-        &mut state,
-        &mut ledger,
-        Actor::System,
-        Command::Bootstrap { admin, admin_name: "admin".into(), key: first },
-        now,
-        0,
-    );
+    let tenant = AccountId::default_account;
+    let boot = Command::Bootstrap { admin, admin_name: "admin".into(), key: first };
+    run_on(tenant(), &mut state, &mut ledger, Actor::System, boot, now, 0);
+    let register = Command::RegisterSigner { node: 1, public_key: signer().public_key() };
+    run_on(AccountId::cluster(), &mut state, &mut ledger, Actor::System, register, now, 0);
     let mut keys = Vec::new();
     for n in 0..9 {
         let key = new_key(&mut rng, now);
         keys.push(key.id);
-        run(&mut state, &mut ledger, owner, Command::CreateKey(key), now, n);
+        run_on(tenant(), &mut state, &mut ledger, owner, Command::CreateKey(key), now, n);
     }
     let mut n = 0;
     while ledger.len() < events {
@@ -69,7 +76,12 @@ fn ledger(events: usize) -> Vec<LedgerEntry> {
         let key = keys[n % keys.len()];
         let command =
             if (n / keys.len()).is_multiple_of(2) { Command::DisableKey(key) } else { Command::EnableKey(key) };
-        run(&mut state, &mut ledger, owner, command, now, n + 10);
+        let (size, root) = run_on(tenant(), &mut state, &mut ledger, owner, command, now, n + 10);
+        if ledger.len().is_multiple_of(CHECKPOINT_EVERY) {
+            let head = ledger.last().expect("events").event.hash;
+            let checkpoint = Command::Checkpoint(signer().sign(size, root, head));
+            run_on(AccountId::cluster(), &mut state, &mut ledger, Actor::System, checkpoint, now, n + 10);
+        }
         n += 1;
     }
     ledger
@@ -92,10 +104,17 @@ fn bench(c: &mut Criterion) {
     group.throughput(Throughput::Elements(ledger.len() as u64));
     group.sample_size(10);
     group.bench_function("export_jsonl", |b| b.iter(|| black_box(export(black_box(&ledger)))));
+    let checkpoints = ledger.iter().filter(|e| matches!(e.event.body, EventBody::Checkpoint(_))).count() as u64;
+    let options = Options {
+        expect: Expect::Complete,
+        trusted: Some(TrustedKeys::parse(&signer().public_key().to_hex()).expect("a key")),
+        whole_cluster: true,
+    };
     group.bench_function("verify_jsonl", |b| {
         b.iter(|| {
-            let verified = verify_jsonl(black_box(&file[..]), Expect::Complete).expect("the export verifies");
+            let verified = verify_export(black_box(&file[..]), &options).expect("the export verifies");
             assert_eq!(verified.events as usize, ledger.len());
+            assert_eq!(verified.roots_checked, checkpoints);
         })
     });
     group.bench_function("rebuild_state", |b| b.iter(|| black_box(State::rebuild(black_box(&ledger)))));

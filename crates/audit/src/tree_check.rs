@@ -16,8 +16,8 @@ const SNAPSHOT_EVERY: u64 = 256;
 
 pub(crate) struct TreeCheck {
     frontier: Frontier,
-    /// Chain hashes of events `first_kept..=frontier.size()`.
-    hashes: VecDeque<ChainHash>,
+    /// Chain hashes and leaf hashes of events `first_kept..=frontier.size()`.
+    hashes: VecDeque<(ChainHash, TreeHash)>,
     first_kept: u64,
     /// The right edge at sizes that are multiples of `SNAPSHOT_EVERY`, oldest first.
     snapshots: VecDeque<Frontier>,
@@ -33,10 +33,11 @@ impl TreeCheck {
         self.frontier.size()
     }
 
-    /// Adds the next event (seq `size() + 1`) by its chain hash.
-    pub(crate) fn push(&mut self, hash: ChainHash) {
-        self.frontier.push(merkle::leaf_hash(&hash.0), |_, _, _| {});
-        self.hashes.push_back(hash);
+    /// Adds the next event (seq `size() + 1`) by its chain hash and its leaf hash
+    /// (`merkle::leaf_hash` of the chain hash, computed by the caller, off this thread).
+    pub(crate) fn push(&mut self, hash: ChainHash, leaf: TreeHash) {
+        self.frontier.push(leaf, |_, _, _| {});
+        self.hashes.push_back((hash, leaf));
         let size = self.frontier.size();
         if size % SNAPSHOT_EVERY == 0 {
             self.snapshots.push_back(self.frontier.clone());
@@ -57,7 +58,7 @@ impl TreeCheck {
         if size == 0 || size > self.size() || size < self.first_kept {
             return None;
         }
-        let head = self.hashes[(size - self.first_kept) as usize];
+        let (head, _) = self.hashes[(size - self.first_kept) as usize];
         if size == self.size() {
             return Some((self.frontier.root(), head));
         }
@@ -68,8 +69,8 @@ impl TreeCheck {
             _ => return None,
         };
         for seq in tree.size() + 1..=size {
-            let hash = self.hashes[(seq - self.first_kept) as usize];
-            tree.push(merkle::leaf_hash(&hash.0), |_, _, _| {});
+            let (_, leaf) = self.hashes[(seq - self.first_kept) as usize];
+            tree.push(leaf, |_, _, _| {});
         }
         Some((tree.root(), head))
     }
@@ -91,7 +92,7 @@ mod tests {
         let mut check = TreeCheck::new();
         let mut reference = MemoryTree::new();
         for i in 1..=2000u64 {
-            check.push(hash(i));
+            check.push(hash(i), merkle::leaf_hash(&hash(i).0));
             reference.push(merkle::leaf_hash(&hash(i).0));
             // A checkpoint may look back; try a few distances, now and then (debug SHA3 is slow).
             for back in [0, 1, 255, 256, 257, 1000] {
@@ -111,7 +112,7 @@ mod tests {
         let mut check = TreeCheck::new();
         let total = MAX_CHECKPOINT_LAG + 10 * SNAPSHOT_EVERY;
         for i in 1..=total {
-            check.push(hash(i));
+            check.push(hash(i), merkle::leaf_hash(&hash(i).0));
         }
         assert!(check.hashes.len() as u64 <= MAX_CHECKPOINT_LAG + 2 * SNAPSHOT_EVERY);
         assert!(check.snapshots.len() as u64 <= MAX_CHECKPOINT_LAG / SNAPSHOT_EVERY + 3);

@@ -21,6 +21,7 @@ use std::fmt;
 use std::io::BufRead;
 
 use keyledger_model::checkpoint::MAX_CHECKPOINT_LAG;
+use keyledger_model::merkle::{self, TreeHash};
 use keyledger_model::{AccountId, ChainHash, ChainHead, Checkpoint, Event, EventBody, PublicKey};
 
 use crate::line;
@@ -272,6 +273,8 @@ struct Link {
     account_seq: u64,
     account_prev_hash: ChainHash,
     account_hash: ChainHash,
+    /// The event's Merkle leaf, hashed here on the checking threads.
+    leaf: TreeHash,
     role: Role,
 }
 
@@ -295,6 +298,7 @@ impl Link {
             account_seq: event.account_seq,
             account_prev_hash: event.account_prev_hash,
             account_hash: event.account_hash,
+            leaf: merkle::leaf_hash(&event.hash.0),
             role,
         }
     }
@@ -383,7 +387,7 @@ impl Links {
             Role::Checkpoint(checkpoint) => self.follow_checkpoint(event.seq, checkpoint).map_err(fail)?,
         }
         if let Some(tree) = &mut self.tree {
-            tree.push(event.hash);
+            tree.push(event.hash, event.leaf);
         }
         self.cluster = Some(ChainHead { seq: event.seq, hash: event.hash });
         self.first_seq.get_or_insert(event.seq);

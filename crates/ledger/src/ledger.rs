@@ -50,7 +50,7 @@ pub(crate) fn put_entry(batch: &mut sled::Batch, entry: &LedgerEntry) -> Result<
     Ok(())
 }
 
-fn put_indexes(batch: &mut sled::Batch, entry: &LedgerEntry) {
+pub(crate) fn put_indexes(batch: &mut sled::Batch, entry: &LedgerEntry) {
     batch.insert(account_index_key(&entry.event.account, entry.event.seq), &[]);
     if let Some(key) = entry.event.body.key() {
         batch.insert(&key_index_key(&key, entry.event.seq), &[]);
@@ -107,13 +107,7 @@ impl Ledger {
     /// Opens the ledger tree and rebuilds the state from every stored event.
     pub fn open(db: &sled::Db) -> Result<Ledger, LedgerError> {
         let tree = db.open_tree("ledger")?;
-        let mut state = State::new();
-        for item in tree.scan_prefix([EVENT_PREFIX]) {
-            let (_, bytes) = item?;
-            let entry: LedgerEntry = codec::decode(&bytes)?;
-            check_link(&state, &entry)?;
-            state.evolve(&entry);
-        }
+        let state = rebuild_state(&tree, |_| {})?;
         let frontier = open_tree(db, &tree, state.head().seq)?;
         let upper = RwLock::new(UpperLevels::load(&tree)?);
         let inner = Inner { db: db.clone(), tree, state: RwLock::new(state), frontier: Mutex::new(frontier), upper };
@@ -307,15 +301,9 @@ pub struct Rebuilt {
 /// with ones built from the events alone.
 pub(crate) fn rebuild_derived(db: &sled::Db) -> Result<Rebuilt, LedgerError> {
     let tree = db.open_tree("ledger")?;
-    let mut state = State::new();
     let mut batch = LedgerBatch::new(Frontier::new());
     remove_derived(&tree, batch.sled_batch())?;
-    for item in tree.scan_prefix([EVENT_PREFIX]) {
-        let entry: LedgerEntry = codec::decode(&item?.1)?;
-        check_link(&state, &entry)?;
-        state.evolve(&entry);
-        batch.put(&entry)?;
-    }
+    let state = rebuild_state(&tree, |entry| batch.put_derived(entry))?;
     let (batch, growth) = batch.finish();
     tree.apply_batch(batch)?;
     db.flush()?;
@@ -333,8 +321,62 @@ pub(crate) fn remove_derived(tree: &sled::Tree, batch: &mut sled::Batch) -> Resu
     Ok(())
 }
 
+/// Events decoded and content-checked per step of the start-up rebuild.
+const REBUILD_CHUNK: usize = 4096;
+
+/// The state built from every stored event, each checked: decoding and recomputing hashes (the
+/// bulk of the work) run on a second thread while this one reads the next chunk from sled, and
+/// the chain links, `evolve` and `each` follow in order.
+fn rebuild_state(tree: &sled::Tree, mut each: impl FnMut(&LedgerEntry)) -> Result<State, LedgerError> {
+    let mut state = State::new();
+    std::thread::scope(|scope| {
+        let mut checking: Option<std::thread::ScopedJoinHandle<'_, Result<Vec<LedgerEntry>, LedgerError>>> = None;
+        let mut absorb = |state: &mut State, checked: Result<Vec<LedgerEntry>, LedgerError>| {
+            for entry in checked? {
+                check_position(state, &entry)?;
+                state.evolve(&entry);
+                each(&entry);
+            }
+            Ok::<(), LedgerError>(())
+        };
+        let mut chunk = Vec::with_capacity(REBUILD_CHUNK);
+        let mut items = tree.scan_prefix([EVENT_PREFIX]);
+        loop {
+            let item = items.next().transpose()?;
+            let done = item.is_none();
+            chunk.extend(item.map(|(_, bytes)| bytes));
+            if chunk.len() < REBUILD_CHUNK && !done {
+                continue;
+            }
+            let raw = std::mem::replace(&mut chunk, Vec::with_capacity(REBUILD_CHUNK));
+            let next = scope.spawn(move || raw.iter().map(|bytes| decode_checked(bytes)).collect());
+            if let Some(previous) = checking.replace(next) {
+                absorb(&mut state, previous.join().expect("checking events does not panic"))?;
+            }
+            if done {
+                let last = checking.take().expect("just spawned");
+                absorb(&mut state, last.join().expect("checking events does not panic"))?;
+                return Ok(state);
+            }
+        }
+    })
+}
+
+/// A stored entry, decoded, whose content matches its hashes and its key digest.
+fn decode_checked(bytes: &[u8]) -> Result<LedgerEntry, LedgerError> {
+    let entry: LedgerEntry = codec::decode(bytes)?;
+    check_content(&entry)?;
+    Ok(entry)
+}
+
 /// Refuses an entry that does not continue the chain the state has reached.
 pub(crate) fn check_link(state: &State, entry: &LedgerEntry) -> Result<(), LedgerError> {
+    check_position(state, entry)?;
+    check_content(entry)
+}
+
+/// Does `entry` come next on both chains?
+fn check_position(state: &State, entry: &LedgerEntry) -> Result<(), LedgerError> {
     let head = state.head();
     let event = &entry.event;
     let damaged = |why: &str| LedgerError::Damaged { seq: event.seq, why: why.to_string() };
@@ -344,6 +386,13 @@ pub(crate) fn check_link(state: &State, entry: &LedgerEntry) -> Result<(), Ledge
     if event.prev_hash != head.hash || event.account_prev_hash != state.account_head(&event.account).hash {
         return Err(damaged("chain link broken"));
     }
+    Ok(())
+}
+
+/// Do `entry`'s hashes match its content, and its key digest its commitment?
+fn check_content(entry: &LedgerEntry) -> Result<(), LedgerError> {
+    let event = &entry.event;
+    let damaged = |why: &str| LedgerError::Damaged { seq: event.seq, why: why.to_string() };
     if !event.hashes_are_valid() {
         return Err(damaged("hash does not match content"));
     }

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use keyledger_model::merkle::{self, Frontier, NodeSource, TreeHash};
 use keyledger_model::{ChainHash, LedgerEntry};
 
-use crate::ledger::{put_entry, LedgerError};
+use crate::ledger::{put_entry, put_indexes, LedgerError};
 
 pub(crate) const TREE_PREFIX: u8 = b't';
 
@@ -136,6 +136,12 @@ impl LedgerBatch {
         put_entry(&mut self.batch, entry)?;
         self.put_tree_only(entry);
         Ok(())
+    }
+
+    /// The index records and Merkle nodes of an event that is stored already.
+    pub(crate) fn put_derived(&mut self, entry: &LedgerEntry) {
+        put_indexes(&mut self.batch, entry);
+        self.put_tree_only(entry);
     }
 
     /// Only the Merkle nodes `entry` completes (the event itself is stored already).

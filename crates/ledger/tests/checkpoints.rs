@@ -275,3 +275,35 @@ async fn a_ledger_without_a_stored_tree_gets_one_on_open() {
     assert_eq!(reopened.ledger.stored_size(), 23);
     assert_eq!(reopened.ledger.merkle_root(23).unwrap(), root);
 }
+
+/// Every start re-checks the stored ledger: an event changed on disk (even one whose bytes
+/// still decode) stops the node from opening it, and `rebuild` refuses it too.
+#[tokio::test]
+async fn a_ledger_changed_on_disk_does_not_open() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let storage = Storage::open(dir.path()).unwrap();
+        let mut sm = storage.state_machine;
+        let mut log = Log::new();
+        let mut entries = vec![log.bootstrap()];
+        // Past one start-up chunk, so the change sits in a later one.
+        entries.extend((0..5000).map(|_| log.change()));
+        apply(&mut sm, entries).await;
+    }
+    let target = 4500u64;
+    {
+        let db = sled::open(dir.path().join("db")).unwrap();
+        let tree = db.open_tree("ledger").unwrap();
+        let mut key = vec![b'e'];
+        key.extend(target.to_be_bytes());
+        let bytes = tree.get(&key).unwrap().unwrap();
+        let mut entry: keyledger_model::LedgerEntry = keyledger_ledger::codec::decode(&bytes).unwrap();
+        entry.event.request_id.push_str("-edited");
+        tree.insert(&key, keyledger_ledger::codec::encode(&entry).unwrap()).unwrap();
+        db.flush().unwrap();
+    }
+    let refused = Storage::open(dir.path()).err().expect("a changed event is refused");
+    assert!(refused.to_string().contains(&format!("seq {target}")), "{refused}");
+    let refused = keyledger_ledger::rebuild(dir.path()).err().expect("rebuild refuses it too");
+    assert!(refused.to_string().contains("hash does not match"), "{refused}");
+}
