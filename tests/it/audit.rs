@@ -1,13 +1,11 @@
 //! The audit trail end to end: a key's history, paging through `/v1/audit/events` with
 //! filters, who may read it, the streamed export (JSON lines and CSV) and the CLI commands.
 
-use std::process::{Command, Output, Stdio};
-
 use keyledger_client::{AuditQuery, Client, ExportFormat, ExportRequest};
 use keyledger_wire as wire;
 use serde_json::Value;
 
-use crate::util::{expect_refused, keyledger_bin, new_key, user_with_key, Cluster};
+use crate::util::{expect_refused, new_key, succeeded, user_with_key, Cluster};
 
 /// Every event of the account, paging `limit` at a time.
 async fn all_events(client: &Client, limit: u32) -> Vec<wire::AuditEvent> {
@@ -233,26 +231,6 @@ async fn exports_hold_one_line_per_event_and_no_secret() {
     );
 }
 
-fn keyledger(cluster: &Cluster, args: &[&str]) -> Output {
-    let url = cluster.node(1).url();
-    Command::new(keyledger_bin())
-        .args(args)
-        .args(["--address", &url, "--api-key", cluster.admin_key()])
-        .env_remove("KEYLEDGER_ADDRESS")
-        .env_remove("KEYLEDGER_API_KEY")
-        .env_remove("RUST_LOG")
-        .env("KEYLEDGER_CONFIG", "/nonexistent/keyledger-tests/config.json")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run keyledger")
-}
-
-fn assert_ok(output: &Output, what: &str) -> String {
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(output.status.success(), "{what}\nstdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&output.stderr));
-    stdout
-}
-
 #[tokio::test]
 async fn cli_history_and_export() {
     let cluster = Cluster::single().await;
@@ -260,26 +238,25 @@ async fn cli_history_and_export() {
     let key = admin.create_key(&new_key("cli-audited")).await.unwrap().value.key;
     admin.disable_key(&key.id).await.unwrap();
 
-    let table = assert_ok(&keyledger(&cluster, &["history", "--id", &key.id]), "history");
+    let table = succeeded(&cluster.cli(&["history", "--id", &key.id]), "history");
     let lines: Vec<&str> = table.lines().collect();
     assert!(lines[0].starts_with("SEQ") && lines[0].contains("REQUEST ID") && lines[0].contains("DETAILS"));
     assert_eq!(lines.len(), 3, "{table}");
     assert!(lines[1].contains("created") && lines[2].contains("disabled"), "{table}");
 
-    let json = assert_ok(&keyledger(&cluster, &["history", "--id", &key.id, "--output", "json"]), "history json");
+    let json = succeeded(&cluster.cli(&["history", "--id", &key.id, "--output", "json"]), "history json");
     let list: wire::EventList = serde_json::from_str(&json).unwrap();
     assert_eq!(list.events, admin.key_history(&key.id).await.unwrap().events);
 
-    let json =
-        assert_ok(&keyledger(&cluster, &["audit", "events", "--type", "disabled", "--output", "json"]), "audit events");
+    let json = succeeded(&cluster.cli(&["audit", "events", "--type", "disabled", "--output", "json"]), "audit events");
     let list: wire::EventList = serde_json::from_str(&json).unwrap();
     assert_eq!(list.events.len(), 1);
     assert_eq!(list.events[0].data["key_id"], key.id.as_str());
 
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("audit.jsonl");
-    let out = keyledger(&cluster, &["audit", "export", "--format", "jsonl", "--out", file.to_str().unwrap()]);
-    assert_ok(&out, "audit export");
+    let out = cluster.cli(&["audit", "export", "--format", "jsonl", "--out", file.to_str().unwrap()]);
+    succeeded(&out, "audit export");
     let text = std::fs::read_to_string(&file).unwrap();
     let events = all_events(&admin, 1000).await;
     let own = text.lines().filter(|l| !l.contains("\"account\":\"_cluster\"")).count();
@@ -287,7 +264,7 @@ async fn cli_history_and_export() {
     let first: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
     assert_eq!(first, serde_json::to_value(&events[0]).unwrap());
     // An existing file is not overwritten.
-    let again = keyledger(&cluster, &["audit", "export", "--format", "csv", "--out", file.to_str().unwrap()]);
+    let again = cluster.cli(&["audit", "export", "--format", "csv", "--out", file.to_str().unwrap()]);
     assert!(!again.status.success());
     assert_eq!(std::fs::read_to_string(&file).unwrap(), text);
 }
@@ -304,11 +281,8 @@ async fn an_export_verifies_offline_and_a_tampered_one_does_not() {
     }
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("audit.jsonl");
-    assert_ok(
-        &keyledger(&cluster, &["audit", "export", "--format", "jsonl", "--out", file.to_str().unwrap()]),
-        "export",
-    );
-    let report = assert_ok(&keyledger(&cluster, &["audit", "verify", file.to_str().unwrap()]), "verify");
+    succeeded(&cluster.cli(&["audit", "export", "--format", "jsonl", "--out", file.to_str().unwrap()]), "export");
+    let report = succeeded(&cluster.cli(&["audit", "verify", file.to_str().unwrap()]), "verify");
     assert!(report.starts_with("OK:"), "{report}");
 
     // Rename a key in the third event and keep everything else: the hash no longer matches.
@@ -318,7 +292,7 @@ async fn an_export_verifies_offline_and_a_tampered_one_does_not() {
     lines[target] = lines[target].replace("\"name\":\"b\"", "\"name\":\"B\"");
     let tampered = dir.path().join("tampered.jsonl");
     std::fs::write(&tampered, lines.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
-    let out = keyledger(&cluster, &["audit", "verify", tampered.to_str().unwrap()]);
+    let out = cluster.cli(&["audit", "verify", tampered.to_str().unwrap()]);
     assert!(!out.status.success(), "a tampered export must fail");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains(&format!("line {}", target + 1)), "{stderr}");
@@ -329,7 +303,7 @@ async fn an_export_verifies_offline_and_a_tampered_one_does_not() {
     let account = |line: &str| serde_json::from_str::<Value>(line).unwrap()["account"].clone();
     let named = 1 + lines.iter().skip(2).position(|l| account(l) == account(&removed)).unwrap() + 2;
     std::fs::write(&tampered, lines.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
-    let out = keyledger(&cluster, &["audit", "verify", tampered.to_str().unwrap()]);
+    let out = cluster.cli(&["audit", "verify", tampered.to_str().unwrap()]);
     assert!(!out.status.success(), "a gap must fail");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains(&format!("line {named}:")) && stderr.contains("missing"), "{stderr}");
@@ -378,7 +352,7 @@ async fn verification_as_of_a_past_moment_names_the_deciding_event() {
     assert_eq!((before.verdict.code.as_deref(), before.decided_by), (Some("not_found"), None));
 
     // The same from the command line: exit 3 (not valid) and the deciding event named.
-    let out = keyledger(&cluster, &["verify", "--at", &disable_time, "--key-id", &id]);
+    let out = cluster.cli(&["verify", "--at", &disable_time, "--key-id", &id]);
     assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("disabled") && text.contains(&format!("decided by event {}", history[1].seq)), "{text}");

@@ -3,14 +3,13 @@
 //! against those keys, and any change to a proof, or a key nobody trusts, fails it.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use keyledger_audit::proofs::{verify_consistency, verify_inclusion, ConsistencyProof, InclusionProof, TrustedKeys};
 use keyledger_wire as wire;
 use serde_json::Value;
 
-use crate::util::{expect_refused, keyledger_bin, mode_of, new_key, poll, user_with_key, Cluster};
+use crate::util::{expect_refused, mode_of, new_key, poll, succeeded, user_with_key, Cluster};
 
 /// A valid Ed25519 public key no node has (RFC 8032's first test vector).
 const UNTRUSTED_KEY: &str = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
@@ -31,24 +30,6 @@ async fn checkpoint_covering(cluster: &Cluster, node: u64, seq: u64) -> wire::Au
         }
     })
     .await
-}
-
-fn keyledger(cluster: &Cluster, args: &[&str]) -> Output {
-    Command::new(keyledger_bin())
-        .args(args)
-        .args(["--address", &cluster.node(1).url(), "--api-key", cluster.admin_key()])
-        .env_remove("KEYLEDGER_ADDRESS")
-        .env_remove("KEYLEDGER_API_KEY")
-        .env("KEYLEDGER_CONFIG", "/nonexistent/keyledger-tests/config.json")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run keyledger")
-}
-
-fn succeeded(output: &Output, what: &str) -> String {
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(output.status.success(), "{what}\nstdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&output.stderr));
-    stdout
 }
 
 fn path_arg(path: &Path) -> &str {
@@ -120,18 +101,18 @@ async fn checkpoints_are_signed_and_proofs_verify_offline_against_the_public_key
     let keys_file = dir.path().join("keys.json");
     let proof_file = dir.path().join("inclusion.json");
     let consistency_file = dir.path().join("consistency.json");
-    succeeded(&keyledger(&cluster, &["audit", "public-key", "--out", path_arg(&keys_file)]), "public-key");
+    succeeded(&cluster.cli(&["audit", "public-key", "--out", path_arg(&keys_file)]), "public-key");
     let seq = disabled_seq.to_string();
     let prove = ["audit", "prove", "--seq", &seq, "--out", path_arg(&proof_file)];
-    succeeded(&keyledger(&cluster, &prove), "prove --seq");
+    succeeded(&cluster.cli(&prove), "prove --seq");
     let from = first.seq.to_string();
     let prove = ["audit", "prove", "--from", &from, "--out", path_arg(&consistency_file)];
-    succeeded(&keyledger(&cluster, &prove), "prove --from");
+    succeeded(&cluster.cli(&prove), "prove --from");
     for file in [&proof_file, &consistency_file] {
         let check = ["audit", "verify-proof", path_arg(file), "--public-key", path_arg(&keys_file), "--output", "json"];
-        let summary: Value = serde_json::from_str(&succeeded(&keyledger(&cluster, &check), "verify-proof")).unwrap();
+        let summary: Value = serde_json::from_str(&succeeded(&cluster.cli(&check), "verify-proof")).unwrap();
         assert_eq!(summary["valid"], true);
-        let refused = keyledger(&cluster, &["audit", "verify-proof", path_arg(file), "--public-key", UNTRUSTED_KEY]);
+        let refused = cluster.cli(&["audit", "verify-proof", path_arg(file), "--public-key", UNTRUSTED_KEY]);
         assert!(!refused.status.success(), "a proof signed by an untrusted key must fail");
         assert!(String::from_utf8_lossy(&refused.stderr).contains("not among the trusted public keys"));
     }
@@ -139,32 +120,31 @@ async fn checkpoints_are_signed_and_proofs_verify_offline_against_the_public_key
     document["checkpoint"]["data"]["tree_size"] = Value::from(disabled_seq);
     let tampered = dir.path().join("tampered.json");
     std::fs::write(&tampered, document.to_string()).unwrap();
-    let refused =
-        keyledger(&cluster, &["audit", "verify-proof", path_arg(&tampered), "--public-key", path_arg(&keys_file)]);
+    let refused = cluster.cli(&["audit", "verify-proof", path_arg(&tampered), "--public-key", path_arg(&keys_file)]);
     assert!(!refused.status.success(), "a checkpoint with a changed size no longer verifies");
 
-    let table = succeeded(&keyledger(&cluster, &["audit", "checkpoints"]), "checkpoints");
+    let table = succeeded(&cluster.cli(&["audit", "checkpoints"]), "checkpoints");
     assert!(table.starts_with("SEQ") && table.contains(&first.seq.to_string()), "{table}");
 
     // The whole procedure on an export: its checkpoints are checked against the kept keys, and
     // their roots recomputed from its events.
     let export = dir.path().join("audit.jsonl");
-    succeeded(&keyledger(&cluster, &["audit", "export", "--format", "jsonl", "--out", path_arg(&export)]), "export");
+    succeeded(&cluster.cli(&["audit", "export", "--format", "jsonl", "--out", path_arg(&export)]), "export");
     let check = ["audit", "verify", path_arg(&export), "--public-key", path_arg(&keys_file), "--output", "json"];
-    let report: Value = serde_json::from_str(&succeeded(&keyledger(&cluster, &check), "verify")).unwrap();
+    let report: Value = serde_json::from_str(&succeeded(&cluster.cli(&check), "verify")).unwrap();
     assert!(report["checkpoints"].as_u64().unwrap() >= 2, "{report}");
     assert_eq!(report["roots_checked"], report["checkpoints"], "a single account's export holds every event");
     assert_eq!(report["checkpoints_by_trusted_keys"], true);
-    let refused = keyledger(&cluster, &["audit", "verify", path_arg(&export), "--public-key", UNTRUSTED_KEY]);
+    let refused = cluster.cli(&["audit", "verify", path_arg(&export), "--public-key", UNTRUSTED_KEY]);
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("not among the trusted public keys"), "{refused:?}");
 
     // The operator's full export, checked as one.
     let all = dir.path().join("all.jsonl");
     let export_all = ["audit", "export", "--format", "jsonl", "--scope", "cluster", "--out", path_arg(&all)];
-    succeeded(&keyledger(&cluster, &export_all), "export --scope cluster");
+    succeeded(&cluster.cli(&export_all), "export --scope cluster");
     let check = ["audit", "verify", path_arg(&all), "--cluster", "--public-key", path_arg(&keys_file)];
-    let table = succeeded(&keyledger(&cluster, &check), "verify --cluster");
+    let table = succeeded(&cluster.cli(&check), "verify --cluster");
     assert!(table.contains("signed by trusted keys") && table.contains("last checkpoint"), "{table}");
     let (_, admin_secret) = user_with_key(&admin, "not-the-operator", "admin").await;
     let request = keyledger_client::ExportRequest {

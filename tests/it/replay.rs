@@ -2,30 +2,11 @@
 //! and, identically, from the stopped node's data dir with no server; and `admin rebuild`
 //! re-deriving a stopped node's indexes and Merkle tree, after which it serves the same ledger.
 
-use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use keyledger_wire as wire;
 
-use crate::util::{expect_refused, keyledger_bin, new_key, user_with_key, Cluster};
-
-fn keyledger(cluster: &Cluster, args: &[&str]) -> Output {
-    Command::new(keyledger_bin())
-        .args(args)
-        .args(["--address", &cluster.node(1).url(), "--api-key", cluster.admin_key()])
-        .env_remove("KEYLEDGER_ADDRESS")
-        .env_remove("KEYLEDGER_API_KEY")
-        .env("KEYLEDGER_CONFIG", "/nonexistent/keyledger-tests/config.json")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run keyledger")
-}
-
-fn succeeded(output: &Output, what: &str) -> String {
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(output.status.success(), "{what}\nstdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&output.stderr));
-    stdout
-}
+use crate::util::{expect_refused, new_key, succeeded, user_with_key, Cluster};
 
 fn key_state<'a>(replayed: &'a wire::Replay, id: &str) -> Option<&'a str> {
     replayed.keys.iter().find(|k| k.id == id).map(|k| k.state.as_str())
@@ -63,21 +44,19 @@ async fn replay_shows_the_account_as_it_was_online_and_offline_alike() {
     expect_refused(cluster.client_as(&dev_secret).replay(&after).await, 403, "permission_denied");
 
     // The CLI asks the node; with --data-dir it reads a stopped node's ledger itself.
-    let online: wire::Replay = serde_json::from_str(&succeeded(
-        &keyledger(&cluster, &["replay", "--at", &between, "--output", "json"]),
-        "replay",
-    ))
-    .unwrap();
+    let online: wire::Replay =
+        serde_json::from_str(&succeeded(&cluster.cli(&["replay", "--at", &between, "--output", "json"]), "replay"))
+            .unwrap();
     assert_eq!(online, then);
-    let table = succeeded(&keyledger(&cluster, &["replay", "--at", &after]), "replay table");
+    let table = succeeded(&cluster.cli(&["replay", "--at", &after]), "replay table");
     assert!(table.contains("KEYS") && table.contains(&key.id) && table.contains("disabled"), "{table}");
 
     let data_dir = cluster.node(1).data_dir().to_str().unwrap().to_string();
-    let locked = keyledger(&cluster, &["replay", "--at", &between, "--data-dir", &data_dir]);
+    let locked = cluster.cli(&["replay", "--at", &between, "--data-dir", &data_dir]);
     assert!(!locked.status.success(), "a running node's data dir is locked");
     assert!(String::from_utf8_lossy(&locked.stderr).contains("stop it or copy"), "{locked:?}");
     cluster.kill(1);
-    let offline = keyledger(&cluster, &["replay", "--at", &between, "--data-dir", &data_dir, "--output", "json"]);
+    let offline = cluster.cli(&["replay", "--at", &between, "--data-dir", &data_dir, "--output", "json"]);
     let offline: wire::Replay = serde_json::from_str(&succeeded(&offline, "offline replay")).unwrap();
     assert_eq!(offline, then, "the data dir tells the same story as the node");
 }
@@ -95,14 +74,14 @@ async fn admin_rebuild_rederives_a_stopped_nodes_indexes_and_tree() {
     let head = cluster.own_ledger_head(1).await.unwrap();
     let data_dir = cluster.node(1).data_dir().to_str().unwrap().to_string();
 
-    let refused = keyledger(&cluster, &["admin", "rebuild", "--data-dir", &data_dir]);
+    let refused = cluster.cli(&["admin", "rebuild", "--data-dir", &data_dir]);
     assert!(!refused.status.success(), "not while the node runs");
     cluster.kill(1);
-    let report = keyledger(&cluster, &["admin", "rebuild", "--data-dir", &data_dir, "--output", "json"]);
+    let report = cluster.cli(&["admin", "rebuild", "--data-dir", &data_dir, "--output", "json"]);
     let report: serde_json::Value = serde_json::from_str(&succeeded(&report, "rebuild")).unwrap();
     assert!(report["events"].as_u64().unwrap() >= head.seq);
     assert_eq!(report["keys"], 5, "the bootstrap key and four more");
-    let missing = keyledger(&cluster, &["admin", "rebuild", "--data-dir", "/nonexistent/keyledger-data"]);
+    let missing = cluster.cli(&["admin", "rebuild", "--data-dir", "/nonexistent/keyledger-data"]);
     assert!(!missing.status.success());
 
     cluster.restart(1).await;

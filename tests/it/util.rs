@@ -397,10 +397,32 @@ pub(crate) fn free_loopback_url() -> String {
 }
 
 impl Cluster {
+    /// Runs the `keyledger` CLI against node 1 as the bootstrap admin, with no stored login.
+    pub(crate) fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(keyledger_bin())
+            .args(args)
+            .args(["--address", &self.node(1).url(), "--api-key", self.admin_key()])
+            .env_remove("KEYLEDGER_ADDRESS")
+            .env_remove("KEYLEDGER_API_KEY")
+            .env_remove("RUST_LOG")
+            .env("KEYLEDGER_CONFIG", "/nonexistent/keyledger-tests/config.json")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run keyledger")
+    }
+
     /// A typed client for node 1, authenticated with `secret` instead of the admin key.
     pub(crate) fn client_as(&self, secret: &str) -> Client {
         self.client(1).with_api_key(secret)
     }
+}
+
+/// Asserts the command succeeded and returns its standard output.
+#[track_caller]
+pub(crate) fn succeeded(output: &std::process::Output, what: &str) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{what}\nstdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&output.stderr));
+    stdout
 }
 
 /// Asserts `result` is an error answer with `status` and `code`, and returns its message.

@@ -214,6 +214,27 @@ pub(crate) fn require_admin(caller: &Caller) -> Result<(), ApiError> {
     }
 }
 
+/// The page size asked for, within `1..=max`.
+pub(crate) fn page_limit(asked: Option<usize>, default: usize, max: usize) -> Result<usize, ApiError> {
+    let limit = asked.unwrap_or(default);
+    if !(1..=max).contains(&limit) {
+        return Err(ApiError::invalid(format!("`limit` must be between 1 and {max}")));
+    }
+    Ok(limit)
+}
+
+/// A page from up to `limit + 1` events found: the first `limit`, and the `next` cursor (the
+/// last one's seq) when there were more.
+pub(crate) fn into_page(mut found: Vec<Event>, limit: usize) -> (Vec<ExportedEvent>, Option<u64>) {
+    let next = if found.len() > limit {
+        found.truncate(limit);
+        found.last().map(|e| e.seq)
+    } else {
+        None
+    };
+    (found.iter().map(to_export).collect(), next)
+}
+
 pub(crate) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -242,10 +263,7 @@ pub(crate) async fn events(
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(bad_query)?;
     require_admin(&caller)?;
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::invalid(format!("`limit` must be between 1 and {MAX_PAGE}")));
-    }
+    let limit = page_limit(query.limit, DEFAULT_PAGE, MAX_PAGE)?;
     let key = query
         .key_id
         .as_deref()
@@ -297,13 +315,8 @@ pub(crate) async fn events(
                 }
             }
         }
-        let next = if found.len() > limit {
-            found.truncate(limit);
-            found.last().map(|e| e.seq)
-        } else {
-            None
-        };
-        Ok(EventPage { events: found.iter().map(to_export).collect(), next })
+        let (events, next) = into_page(found, limit);
+        Ok(EventPage { events, next })
     })
     .await?;
     Ok(axum::Json(page).into_response())

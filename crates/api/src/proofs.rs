@@ -14,7 +14,7 @@ use keyledger_wire as wire;
 use serde::{Deserialize, Serialize};
 use utoipa::IntoParams;
 
-use crate::audit::{bad_query, blocking, require_admin};
+use crate::audit::{bad_query, blocking, into_page, page_limit, require_admin};
 use crate::error::ApiError;
 use crate::extract::Caller;
 use crate::AppState;
@@ -82,10 +82,7 @@ pub(crate) async fn checkpoints(
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(bad_query)?;
     require_admin(&caller)?;
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::invalid(format!("`limit` must be between 1 and {MAX_PAGE}")));
-    }
+    let limit = page_limit(query.limit, DEFAULT_PAGE, MAX_PAGE)?;
     let after = query.after.unwrap_or(0);
     let ledger = app.node.ledger().clone();
     let page = blocking(move || {
@@ -99,13 +96,8 @@ pub(crate) async fn checkpoints(
                 }
             }
         }
-        let next = if found.len() > limit {
-            found.truncate(limit);
-            found.last().map(|e| e.seq)
-        } else {
-            None
-        };
-        Ok(CheckpointPage { checkpoints: found.iter().map(to_export).collect(), next })
+        let (checkpoints, next) = into_page(found, limit);
+        Ok(CheckpointPage { checkpoints, next })
     })
     .await?;
     Ok(axum::Json(page).into_response())

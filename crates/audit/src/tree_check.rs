@@ -9,7 +9,7 @@
 use std::collections::VecDeque;
 
 use keyledger_model::checkpoint::MAX_CHECKPOINT_LAG;
-use keyledger_model::merkle::{self, Frontier, TreeHash};
+use keyledger_model::merkle::{Frontier, TreeHash};
 use keyledger_model::ChainHash;
 
 const SNAPSHOT_EVERY: u64 = 256;
@@ -39,7 +39,7 @@ impl TreeCheck {
         self.frontier.push(leaf, |_, _, _| {});
         self.hashes.push_back((hash, leaf));
         let size = self.frontier.size();
-        if size % SNAPSHOT_EVERY == 0 {
+        if size.is_multiple_of(SNAPSHOT_EVERY) {
             self.snapshots.push_back(self.frontier.clone());
         }
         let keep = MAX_CHECKPOINT_LAG + 2 * SNAPSHOT_EVERY;
@@ -79,7 +79,7 @@ impl TreeCheck {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use keyledger_model::merkle::MemoryTree;
+    use keyledger_model::merkle::{self, MemoryTree};
 
     fn hash(i: u64) -> ChainHash {
         let mut bytes = [0u8; 32];

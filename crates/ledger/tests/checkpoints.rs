@@ -304,6 +304,6 @@ async fn a_ledger_changed_on_disk_does_not_open() {
     }
     let refused = Storage::open(dir.path()).err().expect("a changed event is refused");
     assert!(refused.to_string().contains(&format!("seq {target}")), "{refused}");
-    let refused = keyledger_ledger::rebuild(dir.path()).err().expect("rebuild refuses it too");
+    let refused = keyledger_ledger::rebuild(dir.path()).expect_err("rebuild refuses it too");
     assert!(refused.to_string().contains("hash does not match"), "{refused}");
 }
