@@ -1,6 +1,11 @@
 //! Merkle roots and proofs read from a sled-backed ledger of 1M events, built through the
 //! state machine exactly as a node builds it: what `GET /v1/audit/proof/inclusion` costs besides
-//! HTTP. Run: `cargo bench -p keyledger-ledger --bench proofs`.
+//! HTTP; and how fast a node starts on such a data dir, and `admin rebuild` runs on it.
+//!
+//! `cargo bench -p keyledger-ledger --bench proofs`. With `KEYLEDGER_BENCH_DATA=DIR` the ledger
+//! is kept in DIR: the first run builds it, a second run finds it and times the start-up in a
+//! fresh process, as a node restarting would (in the process that just wrote 1.3 GB, sled's
+//! first open is far slower and says nothing about a restart).
 
 use std::time::Instant;
 
@@ -27,9 +32,20 @@ fn entry(index: u64, actor: Actor, command: Command) -> Entry<TypeConfig> {
 }
 
 fn proofs(c: &mut Criterion) {
-    let dir = tempfile::tempdir().unwrap();
+    let kept = std::env::var_os("KEYLEDGER_BENCH_DATA").map(std::path::PathBuf::from);
+    let temporary = tempfile::tempdir().unwrap();
+    let dir = kept.clone().unwrap_or_else(|| temporary.path().to_path_buf());
+    if kept.is_some() && dir.join("db").is_dir() {
+        return measure(c, &dir);
+    }
+    build(&dir);
+    measure(c, &dir);
+}
+
+/// A ledger of `EVENTS` events in `dir`, applied through the state machine in batches.
+fn build(dir: &std::path::Path) {
     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-    let storage = Storage::open(dir.path()).unwrap();
+    let storage = Storage::open(dir).unwrap();
     let ledger = storage.ledger.clone();
     let mut sm = storage.state_machine;
     let mut rng = ChaCha20Rng::seed_from_u64(1);
@@ -61,22 +77,24 @@ fn proofs(c: &mut Criterion) {
             .collect();
         runtime.block_on(sm.apply(batch)).unwrap();
     }
-    let size = ledger.stored_size();
-    eprintln!("built a ledger of {size} events in {:.1} s", started.elapsed().as_secs_f64());
-    drop((sm, ledger, storage.log_store, storage.ledger));
+    eprintln!("built a ledger of {} events in {:.1} s", ledger.stored_size(), started.elapsed().as_secs_f64());
+}
 
-    // Start-up: read, decode and chain-check every event and rebuild the state from them.
+fn measure(c: &mut Criterion, dir: &std::path::Path) {
+    // Start-up: open sled, read, decode and chain-check every event, rebuild the state.
     let started = Instant::now();
-    let storage = Storage::open(dir.path()).unwrap();
+    let storage = Storage::open(dir).unwrap();
     let seconds = started.elapsed().as_secs_f64();
-    eprintln!("start-up rebuild of {size} events: {seconds:.2} s = {:.0} events/s", size as f64 / seconds);
+    let size = storage.ledger.stored_size();
+    eprintln!("start-up on {size} events: {seconds:.2} s = {:.0} events/s", size as f64 / seconds);
     drop(storage);
-    // `keyledger admin rebuild`: the same check, plus every index and tree node written again.
+    // `keyledger admin rebuild`: the same checks, and every index record and tree node written again.
     let started = Instant::now();
-    let rebuilt = keyledger_ledger::rebuild(dir.path()).unwrap();
+    let rebuilt = keyledger_ledger::rebuild(dir).unwrap();
     let seconds = started.elapsed().as_secs_f64();
     eprintln!("admin rebuild of {} events: {seconds:.2} s = {:.0} events/s", rebuilt.events, size as f64 / seconds);
-    let ledger = keyledger_ledger::open_ledger(dir.path()).unwrap();
+    let ledger = keyledger_ledger::open_ledger(dir).unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(2);
 
     let mut group = c.benchmark_group("proofs_1m");
     group.bench_function("root_at_random_size", |b| {
