@@ -22,8 +22,12 @@ pub(crate) struct ServeArgs {
     #[arg(long, default_value = "./keyledger-data")]
     pub(crate) data_dir: PathBuf,
     /// Join the cluster reached at this URL (ignored when the data dir already holds cluster state).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "standby")]
     pub(crate) join: Option<String>,
+    /// Start without a cluster and wait to be added by `keyledger cluster add` (a new data dir
+    /// otherwise bootstraps a cluster of its own).
+    #[arg(long)]
+    pub(crate) standby: bool,
     /// Address other nodes use to reach this one (default: the listen address).
     #[arg(long)]
     pub(crate) advertise: Option<String>,
@@ -69,7 +73,11 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await });
     tracing::info!(node_id = args.node_id, address = %local, data_dir = %args.data_dir.display(), "listening");
 
-    join_or_bootstrap(&node, args.join.as_deref()).await?;
+    if args.standby && !node.is_initialized().await? {
+        tracing::info!("standing by: add this node with `keyledger cluster add`");
+    } else {
+        join_or_bootstrap(&node, args.join.as_deref()).await?;
+    }
     node.spawn_background();
 
     // The server stops accepting on SIGTERM/Ctrl-C and finishes requests in flight.

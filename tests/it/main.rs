@@ -21,6 +21,8 @@
 //! - `cli_parity`: a command for every API operation, its JSON checked against the server's state.
 //! - `identities`: users, service accounts, namespaces, settings and accounts: shapes, who may
 //!   see and change them, refusals.
+//! - `membership`: adding a standby node through the API, removing live and dead nodes, a
+//!   removed node refusing to serve; five nodes with two down.
 //! - `key_ops`: update with `If-Match`, lock, rotate and its defaults, scopes, list filters.
 //! - `workflows`: the seed workflows end to end (rotation, self-rotating service accounts,
 //!   namespace admins, locks, limits, the creation switch, expiry, last use, permissions).
@@ -35,6 +37,7 @@ mod failover;
 mod idempotency;
 mod identities;
 mod key_ops;
+mod membership;
 mod replay;
 mod restart;
 mod single_node;

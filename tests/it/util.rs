@@ -197,7 +197,21 @@ impl Cluster {
         id
     }
 
+    /// Starts one more node with `--standby` (it neither bootstraps nor joins); returns its id
+    /// and the address to add it with.
+    pub(crate) fn start_standby_node(&mut self) -> (u64, String) {
+        let mut extra_args = self.extra_args.clone();
+        extra_args.push("--standby".into());
+        self.add_node_with(None, extra_args);
+        let node = self.nodes.last().expect("just added");
+        (node.id, node.addr.to_string())
+    }
+
     fn add_node(&mut self, join: Option<String>) {
+        self.add_node_with(join, self.extra_args.clone());
+    }
+
+    fn add_node_with(&mut self, join: Option<String>, extra_args: Vec<String>) {
         let id = self.nodes.len() as u64 + 1;
         let mut node = Node {
             id,
@@ -205,7 +219,7 @@ impl Cluster {
             data_dir: self.dir.path().join(format!("node-{id}")),
             log_path: self.dir.path().join(format!("node-{id}.log")),
             join,
-            extra_args: self.extra_args.clone(),
+            extra_args,
             child: None,
         };
         node.spawn();

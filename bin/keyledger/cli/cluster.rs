@@ -1,10 +1,10 @@
-//! `keyledger cluster ...`: what the cluster looks like from one node.
+//! `keyledger cluster ...`: what the cluster looks like from one node, and changing its members.
 
 use std::io::{self, Write};
 
 use clap::Subcommand;
 use keyledger_client::Client;
-use keyledger_wire::ClusterStatus;
+use keyledger_wire::{AddMemberRequest, ClusterStatus};
 
 use super::table::Table;
 use super::{emit, write_json, Output};
@@ -16,18 +16,35 @@ const HASH_PREFIX: usize = 12;
 pub(crate) enum ClusterCommand {
     /// Members, leader, term, applied index and lag of each node.
     Status,
+    /// Add a running node (started with `--standby`): as a learner, then a voter once caught up.
+    Add {
+        /// The new node's `--node-id`.
+        #[arg(long)]
+        node_id: u64,
+        /// The `host:port` the other nodes reach it at.
+        #[arg(long)]
+        address: String,
+    },
+    /// Remove a node, live or dead, from the cluster.
+    Remove {
+        /// The node to remove.
+        #[arg(long)]
+        node_id: u64,
+    },
 }
 
 pub(crate) async fn run(client: &Client, output: Output, command: ClusterCommand) -> anyhow::Result<()> {
-    match command {
-        ClusterCommand::Status => {
-            let status = client.cluster_status().await?;
-            emit(|out| match output {
-                Output::Json => write_json(out, &status),
-                Output::Table => write_status(out, &status),
-            })?;
+    let status = match command {
+        ClusterCommand::Status => client.cluster_status().await?,
+        ClusterCommand::Add { node_id, address } => {
+            client.add_cluster_member(&AddMemberRequest { node_id, address }).await?
         }
-    }
+        ClusterCommand::Remove { node_id } => client.remove_cluster_member(node_id).await?,
+    };
+    emit(|out| match output {
+        Output::Json => write_json(out, &status),
+        Output::Table => write_status(out, &status),
+    })?;
     Ok(())
 }
 

@@ -13,7 +13,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use keyledger_audit::{to_csv_row, to_export, ExportedEvent, CSV_HEADER, TYPE_NAMES};
 use keyledger_ledger::{Ledger, LedgerError};
-use keyledger_model::{AccountId, Event, KeyId, LedgerEntry, Role, ServiceAccountId, Timestamp, UserId};
+use keyledger_model::{AccountId, Event, KeyId, LedgerEntry, ServiceAccountId, Timestamp, UserId};
 use keyledger_wire as wire;
 use serde::{Deserialize, Serialize};
 use utoipa::IntoParams;
@@ -99,7 +99,7 @@ impl Trail {
     fn of(caller: &Caller, scope: Option<&str>, with_cluster: bool) -> Result<Trail, ApiError> {
         match scope.unwrap_or("account") {
             "account" => Ok(Trail::Account { account: caller.account().clone(), with_cluster }),
-            "cluster" if is_operator(caller) => Ok(Trail::Cluster),
+            "cluster" if caller.is_operator() => Ok(Trail::Cluster),
             "cluster" => Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "permission_denied",
@@ -153,11 +153,6 @@ fn merge_by_seq<'a>(
             b.next()
         }
     })
-}
-
-/// The cluster operator: an owner of the `default` account, the one made at bootstrap.
-fn is_operator(caller: &Caller) -> bool {
-    *caller.account() == AccountId::default_account() && caller.principal.role == Some(Role::Owner)
 }
 
 /// What selects an event: the trail the caller may read, and the query's filters.

@@ -104,6 +104,8 @@ api_routes! {
     "/v1/verify" => post(verify::verify);
     "/v1/verify/as-of" => post(verify::verify_as_of);
     "/v1/cluster" => get(ops::cluster);
+    "/v1/cluster/members" => post(ops::add_member);
+    "/v1/cluster/members/{node_id}" => delete(ops::remove_member);
     "/v1/openapi.json" => get(openapi::serve);
     "/healthz" => get(ops::healthz);
     "/readyz" => get(ops::readyz);

@@ -84,6 +84,8 @@ const INDEX_HEADER: &str = "X-Keyledger-Index";
         verify::verify,
         verify::verify_as_of,
         ops::cluster,
+        ops::add_member,
+        ops::remove_member,
         serve,
         ops::healthz,
         ops::readyz,
@@ -135,6 +137,7 @@ const INDEX_HEADER: &str = "X-Keyledger-Index";
             wire::LedgerHead,
             wire::Member,
             wire::ClusterStatus,
+            wire::AddMemberRequest,
             wire::Health,
         ),
         responses(

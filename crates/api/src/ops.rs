@@ -1,4 +1,4 @@
-//! Operations: `/v1/cluster`, `/healthz`, `/readyz`.
+//! Operations: `/v1/cluster` and its members, `/healthz`, `/readyz`.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -6,7 +6,10 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use keyledger_wire as wire;
 
-use crate::extract::Caller;
+use keyledger_cluster::{MembershipChange, MembershipRefusal};
+
+use crate::error::ApiError;
+use crate::extract::{Caller, Path};
 use crate::AppState;
 
 /// The cluster as this node sees it: members, leader, term, applied index and lag.
@@ -22,13 +25,96 @@ use crate::AppState;
     security(("api_key" = [])),
 )]
 pub(crate) async fn cluster(State(app): State<AppState>, _caller: Caller) -> Json<wire::ClusterStatus> {
+    Json(status(&app).await)
+}
+
+/// Adds a node to the cluster: as a learner, then, once it has caught up, as a voter (the
+/// cluster operator). The node must be running and reachable at `address`.
+#[utoipa::path(
+    post,
+    path = "/v1/cluster/members",
+    operation_id = "add_cluster_member",
+    tag = "operations",
+    request_body = wire::AddMemberRequest,
+    responses(
+        (status = 200, description = "The node is a voter; the cluster status after the change.", body = wire::ClusterStatus),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthenticated),
+        (status = 403, response = crate::openapi::PermissionDenied),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+    security(("api_key" = [])),
+)]
+pub(crate) async fn add_member(
+    State(app): State<AppState>,
+    caller: Caller,
+    crate::extract::Json(req): crate::extract::Json<wire::AddMemberRequest>,
+) -> Result<Json<wire::ClusterStatus>, ApiError> {
+    require_operator(&caller)?;
+    if req.node_id == 0 {
+        return Err(ApiError::invalid("`node_id` must be 1 or more"));
+    }
+    let change = MembershipChange::Add { node_id: req.node_id, address: req.address };
+    app.node.change_members(change).await.map_err(refused)?;
+    Ok(Json(status(&app).await))
+}
+
+/// Removes a node, live or dead, from the cluster (the cluster operator). A removed node that
+/// learns of it stops answering as a member.
+#[utoipa::path(
+    delete,
+    path = "/v1/cluster/members/{node_id}",
+    operation_id = "remove_cluster_member",
+    tag = "operations",
+    params(("node_id" = u64, Path, description = "The node to remove.")),
+    responses(
+        (status = 200, description = "The node is out; the cluster status after the change.", body = wire::ClusterStatus),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthenticated),
+        (status = 403, response = crate::openapi::PermissionDenied),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+    security(("api_key" = [])),
+)]
+pub(crate) async fn remove_member(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(node_id): Path<String>,
+) -> Result<Json<wire::ClusterStatus>, ApiError> {
+    require_operator(&caller)?;
+    let node_id: u64 = node_id.parse().map_err(|_| ApiError::not_found("no such member"))?;
+    app.node.change_members(MembershipChange::Remove { node_id }).await.map_err(refused)?;
+    Ok(Json(status(&app).await))
+}
+
+fn require_operator(caller: &Caller) -> Result<(), ApiError> {
+    if caller.is_operator() {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        "permission_denied",
+        "only the cluster operator (an owner of the `default` account) may change the cluster's members",
+    ))
+}
+
+fn refused(refusal: MembershipRefusal) -> ApiError {
+    match refusal {
+        MembershipRefusal::NotFound(why) => ApiError::not_found(why),
+        MembershipRefusal::Invalid(why) => ApiError::invalid(why),
+        MembershipRefusal::Unavailable(why) => ApiError::unavailable(format!("the change was not made: {why}")),
+    }
+}
+
+async fn status(app: &AppState) -> wire::ClusterStatus {
     let view = app.node.cluster_view().await;
     let members = view
         .members
         .into_iter()
         .map(|m| {
             let applied = m.status.as_ref().and_then(|s| s.applied_index);
-            let ledger_agrees = m.status.as_ref().and_then(|s| agrees_with_local(&app, m.node_id, s.ledger_head));
+            let ledger_agrees = m.status.as_ref().and_then(|s| agrees_with_local(app, m.node_id, s.ledger_head));
             wire::Member {
                 ledger_agrees,
                 node_id: m.node_id,
@@ -42,7 +128,7 @@ pub(crate) async fn cluster(State(app): State<AppState>, _caller: Caller) -> Jso
             }
         })
         .collect();
-    Json(wire::ClusterStatus { node_id: view.node_id, leader: view.leader, term: view.term, members })
+    wire::ClusterStatus { node_id: view.node_id, leader: view.leader, term: view.term, members }
 }
 
 /// Whether the process is up.

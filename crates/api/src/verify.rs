@@ -45,6 +45,10 @@ pub(crate) async fn verify(
         .as_deref()
         .map(|p| p.parse::<Permission>().map_err(|e| ApiError::invalid(format!("`permission`: {e}"))))
         .transpose()?;
+    // A node removed from the cluster no longer learns of revocations: it must not answer.
+    if !app.node.is_member() {
+        return Err(ApiError::unavailable("this node is not a member of the cluster; ask another node"));
+    }
     // The revocation barrier: never answer from a state older than the caller has seen.
     if let Some(index) = req.min_index {
         if !app.node.wait_applied(index, MIN_INDEX_WAIT).await {

@@ -129,6 +129,19 @@ impl Client {
         decode(&expect(answer, StatusCode::OK)?)
     }
 
+    /// `POST /v1/cluster/members`: adds a running node; answers once it is a voter.
+    pub async fn add_cluster_member(&self, req: &wire::AddMemberRequest) -> Result<wire::ClusterStatus, ClientError> {
+        let answer = self.send(Method::POST, "/v1/cluster/members".into(), Some(req), &[]).await?;
+        decode(&expect(answer, StatusCode::OK)?)
+    }
+
+    /// `DELETE /v1/cluster/members/{node_id}`: removes a node, live or dead.
+    pub async fn remove_cluster_member(&self, node_id: u64) -> Result<wire::ClusterStatus, ClientError> {
+        let path = format!("/v1/cluster/members/{node_id}");
+        let answer = self.send(Method::DELETE, path, None::<&()>, &[]).await?;
+        decode(&expect(answer, StatusCode::OK)?)
+    }
+
     /// `GET /v1/cluster`: members, leader, term and lag as seen by the answering node.
     pub async fn cluster_status(&self) -> Result<wire::ClusterStatus, ClientError> {
         let answer = self.send(Method::GET, "/v1/cluster".into(), None::<&()>, &[]).await?;

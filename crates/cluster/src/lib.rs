@@ -21,7 +21,9 @@ pub use bootstrap::{bootstrap_default_account, BOOTSTRAP_KEY_FILE};
 pub use checkpoints::{CheckpointPolicy, SIGNING_KEY_FILE};
 pub use keyledger_ledger::{NodeId, TypeConfig};
 pub use network::Network;
-pub use node::{ClusterNode, ClusterView, Committed, MemberView, NodeConfig, ProposeError};
+pub use node::{
+    ClusterNode, ClusterView, Committed, MemberView, MembershipChange, MembershipRefusal, NodeConfig, ProposeError,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {

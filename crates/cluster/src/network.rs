@@ -24,6 +24,8 @@ pub(crate) mod path {
     pub(crate) const SNAPSHOT: &str = "/internal/raft/snapshot";
     pub(crate) const PROPOSE: &str = "/internal/propose";
     pub(crate) const JOIN: &str = "/internal/join";
+    pub(crate) const MEMBERS: &str = "/internal/members";
+    pub(crate) const REMOVED: &str = "/internal/removed";
     pub(crate) const STATUS: &str = "/internal/status";
 }
 

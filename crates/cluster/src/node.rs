@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -27,6 +28,8 @@ const LEADER_WAIT: Duration = Duration::from_secs(3);
 /// A leader that has not heard from a quorum for this long does not take new writes: they
 /// could not commit, and answering `unavailable` at once beats `outcome_unknown` later.
 const QUORUM_FRESHNESS_MS: u64 = 1_000;
+/// Written to the data dir of a node the leader removed.
+pub(crate) const REMOVED_MARKER: &str = "removed-from-cluster";
 /// A node is ready when it knows a leader and has applied all but this many log entries.
 const READY_MAX_LAG: u64 = 100;
 
@@ -77,6 +80,25 @@ pub enum ProposeError {
     OutcomeUnknown(String),
 }
 
+/// A change of members (`POST`/`DELETE /v1/cluster/members`, and `--join`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MembershipChange {
+    Add { node_id: NodeId, address: String },
+    Remove { node_id: NodeId },
+}
+
+/// Why a membership change was not made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum MembershipRefusal {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+    /// No leader, the leader unreachable, or the change not confirmed.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
 /// A leader's refusal as sent back over RPC.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) enum Refusal {
@@ -95,6 +117,8 @@ pub struct ClusterNode {
     http: reqwest::Client,
     rng: Mutex<ChaCha20Rng>,
     activity: Activity,
+    /// Told by the leader that it was removed (kept in the data dir as `REMOVED_MARKER`).
+    removed: AtomicBool,
     signer: CheckpointSigner,
     checkpoints: CheckpointPolicy,
 }
@@ -121,6 +145,7 @@ impl ClusterNode {
             .map_err(|e| ClusterError::Io(format!("cannot create {}: {e}", config.data_dir.display())))?;
         let storage = Storage::open(&config.data_dir)?;
         let signer = load_or_create_signer(config.node_id, &config.data_dir)?;
+        let removed = AtomicBool::new(config.data_dir.join(REMOVED_MARKER).exists());
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(2))
             .pool_idle_timeout(Duration::from_secs(30))
@@ -148,6 +173,7 @@ impl ClusterNode {
             activity: Activity::default(),
             signer,
             checkpoints: config.checkpoints,
+            removed,
         }))
     }
 
@@ -264,34 +290,92 @@ impl ClusterNode {
         self.metrics().membership_config.membership().voter_ids().any(|id| id == self.id)
     }
 
-    /// Handles a join request: on the leader, add as learner (waiting until it caught up),
-    /// then promote to voter; elsewhere, pass it to the leader.
+    /// Handles a join request (`--join`): see [`ClusterNode::change_members`].
     pub(crate) async fn admit(&self, node_id: NodeId, address: String) -> Result<(), String> {
+        self.change_members(MembershipChange::Add { node_id, address }).await.map_err(|e| e.to_string())
+    }
+
+    /// Adds a node (as a learner, waiting until it has caught up, then as a voter) or removes
+    /// one, live or dead. Made on the leader; any node passes it there.
+    pub async fn change_members(&self, change: MembershipChange) -> Result<(), MembershipRefusal> {
         let metrics = self.metrics();
         match metrics.current_leader {
             Some(leader) if leader == self.id => {}
             Some(leader) => {
-                let addr = self.member_address(leader).ok_or("the leader's address is unknown")?;
-                let url = format!("{}{}", base_url(&addr), path::JOIN);
-                let request = JoinRequest { node_id, address };
-                return call::<_, Result<(), String>>(&self.http, &url, &request, Duration::from_secs(110))
+                let addr = self
+                    .member_address(leader)
+                    .ok_or_else(|| MembershipRefusal::Unavailable("the leader's address is unknown".into()))?;
+                let url = format!("{}{}", base_url(&addr), path::MEMBERS);
+                return call::<_, Result<(), MembershipRefusal>>(&self.http, &url, &change, Duration::from_secs(110))
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| MembershipRefusal::Unavailable(e.to_string()))?;
             }
-            None => return Err("no leader yet".into()),
+            None => return Err(MembershipRefusal::Unavailable("no leader is known".into())),
         }
+        let failed = |e: RaftError<NodeId, _>| MembershipRefusal::Unavailable(e.to_string());
         let membership = metrics.membership_config.membership().clone();
-        if membership.voter_ids().any(|id| id == node_id) {
-            return Ok(());
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        match change {
+            MembershipChange::Add { node_id, address } => {
+                if voters.contains(&node_id) {
+                    return Ok(());
+                }
+                if address.trim().is_empty() {
+                    return Err(MembershipRefusal::Invalid("a new member needs the address it listens on".into()));
+                }
+                tracing::info!(node_id, %address, "adding a learner");
+                self.raft.add_learner(node_id, Node { addr: address }, true).await.map_err(failed)?;
+                tracing::info!(node_id, "promoting the learner to voter");
+                let promote = ChangeMembers::AddVoterIds(BTreeSet::from([node_id]));
+                self.raft.change_membership(promote, false).await.map_err(failed)?;
+            }
+            MembershipChange::Remove { node_id } => {
+                if membership.get_node(&node_id).is_none() {
+                    return Err(MembershipRefusal::NotFound(format!("node {node_id} is not a member")));
+                }
+                if voters.len() == 1 && voters.contains(&node_id) {
+                    return Err(MembershipRefusal::Invalid("the last voter cannot be removed".into()));
+                }
+                tracing::info!(node_id, "removing a member");
+                // Not retained as a learner either: the node is out of the cluster.
+                let remove = if voters.contains(&node_id) {
+                    ChangeMembers::RemoveVoters(BTreeSet::from([node_id]))
+                } else {
+                    ChangeMembers::RemoveNodes(BTreeSet::from([node_id]))
+                };
+                let address = membership.get_node(&node_id).map(|n| n.addr.clone());
+                self.raft.change_membership(remove, false).await.map_err(failed)?;
+                // The removed node may never receive the entry that leaves it out: tell it.
+                if let Some(address) = address {
+                    let url = format!("{}{}", base_url(&address), path::REMOVED);
+                    if let Err(e) = call::<_, ()>(&self.http, &url, &(), Duration::from_secs(2)).await {
+                        tracing::info!(node_id, error = %e, "could not tell the removed node (it may be down)");
+                    }
+                }
+            }
         }
-        tracing::info!(node_id, %address, "adding a learner");
-        self.raft.add_learner(node_id, Node { addr: address }, true).await.map_err(|e| e.to_string())?;
-        tracing::info!(node_id, "promoting the learner to voter");
-        self.raft
-            .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([node_id])), false)
-            .await
-            .map_err(|e| e.to_string())?;
         Ok(())
+    }
+
+    /// This node was removed from the cluster: it stops answering as a member, now and after
+    /// restarts (a new data dir is needed to join again).
+    pub(crate) fn mark_removed(&self) {
+        if let Err(e) = std::fs::write(self.data_dir.join(REMOVED_MARKER), b"removed from the cluster\n") {
+            tracing::warn!(error = %e, "cannot record the removal in the data dir");
+        }
+        if !self.removed.swap(true, Ordering::SeqCst) {
+            tracing::warn!("this node was removed from the cluster; it no longer serves as a member");
+        }
+    }
+
+    /// True while the membership this node knows includes it (false before it joined, and
+    /// after it saw its own removal).
+    pub fn is_member(&self) -> bool {
+        if self.removed.load(Ordering::Relaxed) {
+            return false;
+        }
+        // Borrowed, not cloned: verification asks this on every request.
+        self.raft.metrics().borrow().membership_config.membership().get_node(&self.id).is_some()
     }
 
     fn member_address(&self, id: NodeId) -> Option<String> {
@@ -301,6 +385,9 @@ impl ClusterNode {
     /// Proposes a complete proposal: here if this node leads, else at the leader. Retries a
     /// leader change until the deadline; never retries once the outcome is unknown.
     pub async fn propose(&self, proposal: Proposal) -> Result<Committed, ProposeError> {
+        if !self.is_member() {
+            return Err(ProposeError::Unavailable("this node is not a member of the cluster".into()));
+        }
         let deadline = Instant::now() + WRITE_DEADLINE;
         let leader_deadline = Instant::now() + LEADER_WAIT;
         let mut last_problem = String::from("no leader is known");
@@ -450,6 +537,9 @@ impl ClusterNode {
         }
         if self.ledger.state().accounts().next().is_none() {
             return Err("the cluster has no data yet".into());
+        }
+        if !self.is_member() {
+            return Err("this node is not a member of the cluster (it was removed)".into());
         }
         Ok(())
     }

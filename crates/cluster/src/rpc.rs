@@ -1,8 +1,10 @@
 //! The server half of node-to-node RPC: `/internal/*` routes, bincode in and out.
 //!
 //! Besides openraft's three messages this carries keyledger's own: `propose` (a follower
-//! forwarding a complete proposal to the leader), `join` (a new node asking to be added) and
-//! `status` (a node's applied index and ledger head, for `/v1/cluster`).
+//! forwarding a complete proposal to the leader), `join` (a new node asking to be added),
+//! `members` (an add or remove passed to the leader), `removed` (the leader telling a node it
+//! was removed) and `status` (a node's applied index and
+//! ledger head, for `/v1/cluster`).
 
 use std::sync::Arc;
 
@@ -18,7 +20,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::network::path;
-use crate::node::{ClusterNode, Committed, Refusal};
+use crate::node::{ClusterNode, Committed, MembershipChange, Refusal};
 use crate::NodeId;
 
 /// Raft messages can be large (batches of entries, 3 MiB snapshot chunks).
@@ -46,6 +48,8 @@ pub fn router(node: Arc<ClusterNode>) -> Router {
         .route(path::SNAPSHOT, post(snapshot))
         .route(path::PROPOSE, post(propose))
         .route(path::JOIN, post(join))
+        .route(path::MEMBERS, post(members))
+        .route(path::REMOVED, post(removed))
         .route(path::STATUS, post(status))
         .layer(DefaultBodyLimit::max(INTERNAL_BODY_LIMIT))
         .with_state(node)
@@ -93,6 +97,15 @@ async fn propose(State(node): State<Arc<ClusterNode>>, body: Bytes) -> Response 
 
 async fn join(State(node): State<Arc<ClusterNode>>, body: Bytes) -> Response {
     serve(body, |req: JoinRequest| async move { node.admit(req.node_id, req.address).await }).await
+}
+
+async fn members(State(node): State<Arc<ClusterNode>>, body: Bytes) -> Response {
+    serve(body, |change: MembershipChange| async move { node.change_members(change).await }).await
+}
+
+async fn removed(State(node): State<Arc<ClusterNode>>) -> Response {
+    node.mark_removed();
+    encode(&())
 }
 
 async fn status(State(node): State<Arc<ClusterNode>>) -> Response {

@@ -59,9 +59,23 @@ impl Storage {
     }
 }
 
-/// The sled database of the data dir `dir`. A running node holds it locked.
+/// The sled database of the data dir `dir`. A running node holds it locked; a handle this
+/// process just dropped may hold the lock a moment longer (sled's flusher thread), so a lock
+/// that is taken is retried briefly.
 fn open_db(dir: &Path) -> Result<sled::Db, LedgerError> {
-    Ok(sled::Config::new().path(dir.join("db")).open()?)
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    loop {
+        match sled::Config::new().path(dir.join("db")).open() {
+            // sled reports a taken lock as an `Other` error with this text.
+            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
+                if std::time::Instant::now() >= deadline {
+                    return Err(sled::Error::Io(e).into());
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            opened => return Ok(opened?),
+        }
+    }
 }
 
 /// The ledger of a data dir that no node is running on (a stopped node's, or a copy), for

@@ -43,6 +43,16 @@ pub struct ClusterStatus {
     pub members: Vec<Member>,
 }
 
+/// `POST /v1/cluster/members`: a node to add. It must be running and reachable at `address`
+/// (started with `--standby`, or with `--join`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AddMemberRequest {
+    pub node_id: u64,
+    /// `host:port` the other nodes reach it at.
+    pub address: String,
+}
+
 /// `GET /healthz` and `GET /readyz`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct Health {
