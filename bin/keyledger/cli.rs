@@ -175,6 +175,16 @@ pub(crate) struct ConnArgs {
     /// Output format: aligned tables for people, or JSON for scripts.
     #[arg(long, global = true, value_enum, default_value_t = Output::Table, help_heading = "Connection")]
     output: Output,
+    /// Reads answer from the node's state (`local`), or only once it reflects every write
+    /// acknowledged before (`linearizable`: a read index through the leader).
+    #[arg(long, global = true, value_enum, default_value_t = Consistency::Local, help_heading = "Connection")]
+    consistency: Consistency,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Consistency {
+    Local,
+    Linearizable,
 }
 
 impl ConnArgs {
@@ -183,7 +193,11 @@ impl ConnArgs {
         let stored = if self.address.is_none() || self.api_key.is_none() { login::load()? } else { Default::default() };
         let address = self.address.clone().or(stored.address).unwrap_or_else(|| DEFAULT_ADDRESS.to_string());
         let api_key = self.api_key.as_ref().map(|k| k.expose().to_string()).or(stored.api_key);
-        Ok(Client::new(address, api_key)?)
+        let client = Client::new(address, api_key)?;
+        Ok(match self.consistency {
+            Consistency::Local => client,
+            Consistency::Linearizable => client.linearizable(),
+        })
     }
 }
 

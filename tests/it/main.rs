@@ -14,6 +14,8 @@
 //! - `restart`: a node killed with SIGKILL restarts on its data dir with everything kept.
 //! - `errors`: 401, 404, 400, 413, 409, each with the JSON error shape and nothing written.
 //! - `cluster`: three voters, writes on followers, verify on every node, a follower catching up.
+//! - `consistency`: `consistency=linearizable` reads on a follower that just restarted, and
+//!   without a leader.
 //! - `failover`: a killed leader (writes resume, nothing lost, ledgers identical) and lost quorum.
 //! - `snapshot`: a node joining after log compaction receives the whole ledger by snapshot.
 //! - `idempotency`: retried writes with an `Idempotency-Key` answer once and write once.
@@ -32,6 +34,7 @@ mod checkpoints;
 mod cli;
 mod cli_parity;
 mod cluster;
+mod consistency;
 mod errors;
 mod failover;
 mod idempotency;

@@ -16,7 +16,8 @@ fn voters(status: &wire::ClusterStatus) -> Vec<u64> {
 async fn the_operator_adds_a_standby_node_and_removes_live_and_dead_ones() {
     let mut cluster = Cluster::start(3).await;
     let admin = cluster.client(1);
-    let key = admin.create_key(&new_key("before-the-change")).await.unwrap().value;
+    let created = admin.create_key(&new_key("before-the-change")).await.unwrap();
+    let key = created.value;
 
     // A standby node serves nothing until it is added.
     let (id, address) = cluster.start_standby_node();
@@ -39,7 +40,7 @@ async fn the_operator_adds_a_standby_node_and_removes_live_and_dead_ones() {
     let status = cluster.client(2).add_cluster_member(&request).await.unwrap();
     assert_eq!(voters(&status), [1, 2, 3, id]);
     cluster.wait_ready(id).await;
-    let verified = cluster.client(id).verify(&verify_req(&key.secret, None)).await.unwrap();
+    let verified = cluster.client(id).verify(&verify_req(&key.secret, Some(created.index))).await.unwrap();
     assert!(verified.valid, "the new node holds the whole ledger");
     let head = cluster.own_ledger_head(1).await.unwrap();
     poll("the new node's ledger to match", Duration::from_secs(10), async || {
@@ -72,8 +73,9 @@ async fn the_operator_adds_a_standby_node_and_removes_live_and_dead_ones() {
     cluster.kill(3);
     let status = admin.remove_cluster_member(3).await.unwrap();
     assert_eq!(voters(&status), [1, 2]);
-    admin.disable_key(&key.key.id).await.unwrap();
-    assert!(!cluster.client(2).verify(&verify_req(&key.secret, None)).await.unwrap().valid);
+    let disabled = admin.disable_key(&key.key.id).await.unwrap();
+    let verdict = cluster.client(2).verify(&verify_req(&key.secret, Some(disabled.index))).await.unwrap();
+    assert!(!verdict.valid, "the disable reached node 2");
     let status = admin.remove_cluster_member(2).await.unwrap();
     assert_eq!(voters(&status), [1]);
     expect_refused(admin.remove_cluster_member(1).await, 400, "invalid_argument");

@@ -259,6 +259,11 @@ impl Cluster {
         self.node_mut(id).kill();
     }
 
+    /// Starts node `id` again with its original command line, without waiting for anything.
+    pub(crate) fn start_again(&mut self, id: u64) {
+        self.node_mut(id).spawn();
+    }
+
     /// Starts node `id` again with its original command line (and so its original `--join`,
     /// which a node holding state must ignore) and waits until it is ready.
     pub(crate) async fn restart(&mut self, id: u64) {

@@ -12,6 +12,7 @@
 
 mod accounts;
 mod audit;
+mod consistency;
 mod error;
 mod extract;
 mod idempotency;
@@ -122,6 +123,7 @@ pub fn router(node: Arc<ClusterNode>) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn(idempotency::layer))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), consistency::layer))
         .layer(CatchPanicLayer::custom(|_panic| ApiError::internal("a handler panicked").into_response()))
         // Error answers are part of normal operation (a 503 from /readyz, a 404): logged at
         // debug; real failures are logged where they happen.

@@ -151,7 +151,7 @@ const INDEX_HEADER: &str = "X-Keyledger-Index";
             Unavailable,
         ),
     ),
-    modifiers(&BearerScheme, &AbsentNotNull, &IdempotencyKey),
+    modifiers(&BearerScheme, &AbsentNotNull, &IdempotencyKey, &Consistency),
     tags(
         (name = "keys", description = "API keys: create, list, read, change, rotate, delete."),
         (name = "verification", description = "Checking a presented key; answered from the node's memory."),
@@ -190,6 +190,41 @@ fn operations_mut(openapi: &mut utoipa::openapi::OpenApi) -> impl Iterator<Item 
         let PathItem { get, put, post, delete, options, head, patch, trace, .. } = item;
         [get, put, post, delete, options, head, patch, trace].into_iter().filter_map(Option::as_mut)
     })
+}
+
+/// Adds the optional `consistency` query parameter to every `/v1` read (see `consistency.rs`).
+struct Consistency;
+
+impl Modify for Consistency {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if !path.starts_with("/v1/") || path == "/v1/openapi.json" {
+                continue;
+            }
+            let verify = matches!(path.as_str(), "/v1/verify" | "/v1/verify/as-of");
+            let reads = [item.get.as_mut(), item.post.as_mut().filter(|_| verify)];
+            for operation in reads.into_iter().flatten() {
+                let schema = ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(["local", "linearizable"]))
+                    .default(Some(json!("local")))
+                    .build();
+                let parameter = ParameterBuilder::new()
+                    .name(crate::consistency::PARAMETER)
+                    .parameter_in(ParameterIn::Query)
+                    .required(Required::False)
+                    .description(Some(
+                        "`local` (the default) answers from this node's state at once. `linearizable` first makes \
+                         sure this node has applied everything the cluster committed when the request arrived \
+                         (a Raft read index through the leader), so the answer reflects every write acknowledged \
+                         before it; `503 unavailable` if no leader confirms within 3 s.",
+                    ))
+                    .schema(Some(schema))
+                    .build();
+                operation.parameters.get_or_insert_with(Vec::new).push(parameter);
+            }
+        }
+    }
 }
 
 /// utoipa renders an optional header or request body (an `Option` in the annotation) as one

@@ -44,6 +44,8 @@ pub struct Client {
     base: String,
     api_key: Option<String>,
     http: reqwest::Client,
+    /// Ask for `consistency=linearizable` on every read.
+    linearizable: bool,
 }
 
 /// Filters and paging of `GET /v1/keys`; `None` fields are not sent.
@@ -109,12 +111,18 @@ impl Client {
             .user_agent(concat!("keyledger-client/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ClientError::transport(&e))?;
-        Ok(Client { base, api_key, http })
+        Ok(Client { base, api_key, http, linearizable: false })
     }
 
     /// The same server and connection pool, authenticating with another key.
     pub fn with_api_key(&self, api_key: impl Into<String>) -> Client {
-        Client { base: self.base.clone(), api_key: Some(api_key.into()), http: self.http.clone() }
+        Client { api_key: Some(api_key.into()), ..self.clone() }
+    }
+
+    /// The same client, asking for linearizable reads (`consistency=linearizable`): every
+    /// read, and every verification, reflects all writes acknowledged before it was sent.
+    pub fn linearizable(&self) -> Client {
+        Client { linearizable: true, ..self.clone() }
     }
 
     /// The normalized server address, without a trailing slash.
@@ -198,6 +206,10 @@ impl Client {
         let mut request: RequestBuilder = self.http.request(method.clone(), &url);
         if !query.is_empty() {
             request = request.query(query);
+        }
+        let read = method == Method::GET || path.starts_with("/v1/verify");
+        if self.linearizable && read {
+            request = request.query(&[("consistency", "linearizable")]);
         }
         for (name, value) in headers {
             request = request.header(name, value);

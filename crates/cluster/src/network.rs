@@ -26,6 +26,7 @@ pub(crate) mod path {
     pub(crate) const JOIN: &str = "/internal/join";
     pub(crate) const MEMBERS: &str = "/internal/members";
     pub(crate) const REMOVED: &str = "/internal/removed";
+    pub(crate) const READ_INDEX: &str = "/internal/read-index";
     pub(crate) const STATUS: &str = "/internal/status";
 }
 

@@ -28,6 +28,8 @@ const LEADER_WAIT: Duration = Duration::from_secs(3);
 /// A leader that has not heard from a quorum for this long does not take new writes: they
 /// could not commit, and answering `unavailable` at once beats `outcome_unknown` later.
 const QUORUM_FRESHNESS_MS: u64 = 1_000;
+/// How long a linearizable read may wait for the leader and for its own node to catch up.
+const READ_BARRIER_DEADLINE: Duration = Duration::from_secs(3);
 /// Written to the data dir of a node the leader removed.
 pub(crate) const REMOVED_MARKER: &str = "removed-from-cluster";
 /// A node is ready when it knows a leader and has applied all but this many log entries.
@@ -466,6 +468,35 @@ impl ClusterNode {
             Ok(Err(e)) => Err(Refusal::OutcomeUnknown(format!("the write failed: {e}"))),
             Err(_) => Err(Refusal::OutcomeUnknown("the write was not confirmed by a quorum in time".into())),
         }
+    }
+
+    /// A linearizable read barrier: once this returns, this node has applied everything the
+    /// cluster had committed when it was called, so a read from local state sees every write
+    /// acknowledged before. The leader confirms its leadership with a quorum (Raft's read
+    /// index); a follower asks the leader for that index, then waits to have applied it.
+    pub async fn read_barrier(&self) -> Result<u64, String> {
+        let until = Instant::now() + READ_BARRIER_DEADLINE;
+        let leader = self.current_leader_until(until).await.ok_or("no leader is known")?;
+        let index = if leader == self.id {
+            self.read_index_here().await?
+        } else {
+            let addr = self.member_address(leader).ok_or("the leader's address is unknown")?;
+            let url = format!("{}{}", base_url(&addr), path::READ_INDEX);
+            let budget = until.saturating_duration_since(Instant::now());
+            call::<_, Result<u64, String>>(&self.http, &url, &(), budget).await.map_err(|e| e.to_string())??
+        };
+        let budget = until.saturating_duration_since(Instant::now());
+        if self.wait_applied(index, budget).await {
+            Ok(index)
+        } else {
+            Err(format!("this node has not applied index {index} in time"))
+        }
+    }
+
+    /// On the leader: the index a linearizable read must wait for, leadership confirmed.
+    pub(crate) async fn read_index_here(&self) -> Result<u64, String> {
+        let (read, _) = self.raft.get_read_log_id().await.map_err(|e| e.to_string())?;
+        Ok(read.map_or(0, |id| id.index))
     }
 
     /// Waits until this node leads; false if `timeout` passed first.

@@ -3,7 +3,7 @@
 //! Besides openraft's three messages this carries keyledger's own: `propose` (a follower
 //! forwarding a complete proposal to the leader), `join` (a new node asking to be added),
 //! `members` (an add or remove passed to the leader), `removed` (the leader telling a node it
-//! was removed) and `status` (a node's applied index and
+//! was removed), `read-index` (a follower's linearizable read asking the leader) and `status` (a node's applied index and
 //! ledger head, for `/v1/cluster`).
 
 use std::sync::Arc;
@@ -50,6 +50,7 @@ pub fn router(node: Arc<ClusterNode>) -> Router {
         .route(path::JOIN, post(join))
         .route(path::MEMBERS, post(members))
         .route(path::REMOVED, post(removed))
+        .route(path::READ_INDEX, post(read_index))
         .route(path::STATUS, post(status))
         .layer(DefaultBodyLimit::max(INTERNAL_BODY_LIMIT))
         .with_state(node)
@@ -106,6 +107,10 @@ async fn members(State(node): State<Arc<ClusterNode>>, body: Bytes) -> Response 
 async fn removed(State(node): State<Arc<ClusterNode>>) -> Response {
     node.mark_removed();
     encode(&())
+}
+
+async fn read_index(State(node): State<Arc<ClusterNode>>) -> Response {
+    encode(&node.read_index_here().await)
 }
 
 async fn status(State(node): State<Arc<ClusterNode>>) -> Response {
