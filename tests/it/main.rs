@@ -9,6 +9,7 @@
 //! - `checkpoints`: signed checkpoints, the public keys, inclusion and consistency proofs
 //!   through the API and the CLI, checked offline; a new leader signing after a failover.
 //! - `util`: starts, kills and restarts nodes; free ports; temp dirs; polling with deadlines.
+//! - `shutdown`: SIGTERM on a follower and on the leader: clean exits, writes go on, rejoining.
 //! - `single_node`: bootstrap, the key lifecycle, listing and paging, ETag, verify answers.
 //! - `replay`: an account as of a past moment from a node and from its data dir, and `admin rebuild`.
 //! - `restart`: a node killed with SIGKILL restarts on its data dir with everything kept.
@@ -43,6 +44,7 @@ mod key_ops;
 mod membership;
 mod replay;
 mod restart;
+mod shutdown;
 mod single_node;
 mod snapshot;
 mod util;

@@ -122,6 +122,25 @@ impl Node {
         self.child = Some(cmd.spawn().expect("spawn keyledger serve"));
     }
 
+    /// SIGTERM, then waits for the process to end on its own; its exit status.
+    fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("the node is running");
+        let signalled = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("run kill");
+        assert!(signalled.success(), "kill -TERM failed");
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = child.try_wait().expect("wait for the node") {
+                return status;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("node {} did not stop within {within:?} of SIGTERM; its log:\n{}", self.id, self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// SIGKILL, then reap, so the port and the data dir are free when this returns.
     fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -252,6 +271,11 @@ impl Cluster {
     /// A typed client for node `id`, authenticated with the admin key.
     pub(crate) fn client(&self, id: u64) -> Client {
         Client::new(self.node(id).url(), Some(self.admin_key.clone())).expect("build the client")
+    }
+
+    /// Stops node `id` with SIGTERM and waits (up to `within`) for it to exit; its status.
+    pub(crate) fn terminate(&mut self, id: u64, within: Duration) -> std::process::ExitStatus {
+        self.node_mut(id).terminate(within)
     }
 
     /// Kills node `id` with SIGKILL: no shutdown path runs, as in a crash.
