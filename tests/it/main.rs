@@ -17,6 +17,8 @@
 //! - `cluster`: three voters, writes on followers, verify on every node, a follower catching up.
 //! - `consistency`: `consistency=linearizable` reads on a follower that just restarted, and
 //!   without a leader.
+//! - `crash_loop`: random SIGKILLs during writes: every acknowledged write kept, identical
+//!   ledgers that verify offline (`scripts/crash-loop N` for a long run).
 //! - `failover`: a killed leader (writes resume, nothing lost, ledgers identical) and lost quorum.
 //! - `snapshot`: a node joining after log compaction receives the whole ledger by snapshot.
 //! - `idempotency`: retried writes with an `Idempotency-Key` answer once and write once.
@@ -36,6 +38,7 @@ mod cli;
 mod cli_parity;
 mod cluster;
 mod consistency;
+mod crash_loop;
 mod errors;
 mod failover;
 mod idempotency;
