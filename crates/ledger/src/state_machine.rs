@@ -177,7 +177,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         batch.insert(MEMBERSHIP, codec::encode(&self.membership).map_err(write_err)?);
         self.ledger.tree().apply_batch(batch).map_err(write_err)?;
         self.ledger.grow_tree(growth);
-        self.ledger.db().flush_async().await.map_err(write_err)?;
+        // No flush here: these entries are already durable in the Raft log. A crash before
+        // sled's next flush leaves the ledger and `last_applied` at an earlier batch (one sled
+        // batch is atomic), and openraft applies the same entries again — deterministically, to
+        // the same bytes. The log is purged only behind a snapshot, which is flushed first.
         Ok(outcomes)
     }
 

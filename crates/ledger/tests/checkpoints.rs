@@ -248,6 +248,21 @@ async fn a_checkpoint_is_written_only_when_everything_about_it_is_right() {
     assert_eq!(ledger.merkle_root(18).unwrap(), pending_tree.0);
 }
 
+/// The data dir's sled database, once the store dropped just before has let go of it (its
+/// flusher thread holds it a moment longer).
+fn open_sled(dir: &std::path::Path) -> sled::Db {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match sled::open(dir.join("db")) {
+            Ok(db) => return db,
+            Err(e) if std::time::Instant::now() < deadline && e.to_string().contains("could not acquire lock") => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("cannot open the database: {e}"),
+        }
+    }
+}
+
 /// A data dir written before the tree existed gets it built once, on open.
 #[tokio::test]
 async fn a_ledger_without_a_stored_tree_gets_one_on_open() {
@@ -262,7 +277,7 @@ async fn a_ledger_without_a_stored_tree_gets_one_on_open() {
         storage.ledger.merkle_root(23).unwrap()
     };
     {
-        let db = sled::open(dir.path().join("db")).unwrap();
+        let db = open_sled(dir.path());
         let tree = db.open_tree("ledger").unwrap();
         let nodes: Vec<_> = tree.scan_prefix(b"t").keys().collect::<Result<_, _>>().unwrap();
         assert!(nodes.len() >= 23, "one node per leaf at least");
@@ -292,7 +307,7 @@ async fn a_ledger_changed_on_disk_does_not_open() {
     }
     let target = 4500u64;
     {
-        let db = sled::open(dir.path().join("db")).unwrap();
+        let db = open_sled(dir.path());
         let tree = db.open_tree("ledger").unwrap();
         let mut key = vec![b'e'];
         key.extend(target.to_be_bytes());

@@ -1,0 +1,175 @@
+//! `keyledger-load`: N concurrent clients doing durable writes for a fixed time, against
+//! keyledger (a key rename per write, through every node in turn) or etcd (a `put` through its
+//! v3 JSON gateway), so `scripts/bench-writes` can report both as a ratio on the same machine.
+//! Every write counted was acknowledged: keyledger answers after a quorum flushed it, etcd after
+//! a quorum wrote it to its WAL.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::{Parser, ValueEnum};
+use keyledger_client::Client;
+use keyledger_wire as wire;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Target {
+    Keyledger,
+    Etcd,
+}
+
+/// Durable writes from N clients for a while; prints one JSON line of results.
+#[derive(Parser)]
+struct Args {
+    #[arg(long, value_enum)]
+    target: Target,
+    /// The nodes' base URLs, comma-separated; client i talks to node i mod n.
+    #[arg(long, value_delimiter = ',')]
+    address: Vec<String>,
+    #[arg(long, default_value_t = 1)]
+    clients: usize,
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// keyledger: an owner's API key.
+    #[arg(long, env = "KEYLEDGER_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+}
+
+/// One client's results: latencies of acknowledged writes, and failures.
+#[derive(Default)]
+struct Tally {
+    latencies: Vec<Duration>,
+    failures: u64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    anyhow::ensure!(!args.address.is_empty() && args.clients > 0, "give --address and --clients");
+    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    let started = Instant::now();
+    let tallies = match args.target {
+        Target::Keyledger => keyledger(&args, deadline).await?,
+        Target::Etcd => etcd(&args, deadline).await?,
+    };
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut latencies: Vec<Duration> = tallies.iter().flat_map(|t| t.latencies.iter().copied()).collect();
+    latencies.sort();
+    let failures: u64 = tallies.iter().map(|t| t.failures).sum();
+    let at =
+        |q: f64| latencies.get(((latencies.len() as f64 - 1.0) * q).round() as usize).map(|d| d.as_secs_f64() * 1000.0);
+    let report = serde_json::json!({
+        "target": format!("{:?}", args.target).to_lowercase(),
+        "nodes": args.address.len(),
+        "clients": args.clients,
+        "seconds": elapsed,
+        "writes": latencies.len(),
+        "failures": failures,
+        "writes_per_second": latencies.len() as f64 / elapsed,
+        "p50_ms": at(0.5),
+        "p99_ms": at(0.99),
+        "max_ms": latencies.last().map(|d| d.as_secs_f64() * 1000.0),
+    });
+    println!("{report}");
+    Ok(())
+}
+
+/// Each client renames its own key until the deadline (one key per client, so no write waits
+/// on another's revision).
+async fn keyledger(args: &Args, deadline: Instant) -> anyhow::Result<Vec<Tally>> {
+    let api_key = args.api_key.clone().context("keyledger needs --api-key or KEYLEDGER_API_KEY")?;
+    let nodes: Vec<Client> =
+        args.address.iter().map(|a| Client::new(a.clone(), Some(api_key.clone()))).collect::<Result<_, _>>()?;
+    let settings = wire::UpdateSettingsRequest { max_keys_per_user: Some(1000), ..Default::default() };
+    nodes[0].update_settings(&settings).await.context("raising the per-user key limit")?;
+    let mut keys = Vec::new();
+    for i in 0..args.clients {
+        let request =
+            wire::CreateKeyRequest { name: format!("load-{i}"), expires_in: Some("30d".into()), ..Default::default() };
+        keys.push(nodes[0].create_key(&request).await.context("creating a key to rename")?.value.key.id);
+    }
+    let nodes = Arc::new(nodes);
+    let workers = keys.into_iter().enumerate().map(|(i, key)| {
+        let nodes = nodes.clone();
+        tokio::spawn(async move {
+            let client = &nodes[i % nodes.len()];
+            let mut tally = Tally::default();
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                n += 1;
+                let change = wire::UpdateKeyRequest { name: Some(format!("w{n}")), description: None };
+                let sent = Instant::now();
+                match client.update_key(&key, &change, None).await {
+                    Ok(_) => tally.latencies.push(sent.elapsed()),
+                    Err(_) => tally.failures += 1,
+                }
+            }
+            tally
+        })
+    });
+    let mut tallies = Vec::new();
+    for worker in workers.collect::<Vec<_>>() {
+        tallies.push(worker.await?);
+    }
+    Ok(tallies)
+}
+
+/// Each client puts its own key through etcd's v3 JSON gateway until the deadline.
+async fn etcd(args: &Args, deadline: Instant) -> anyhow::Result<Vec<Tally>> {
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
+    let workers = (0..args.clients).map(|i| {
+        let http = http.clone();
+        let url = format!("{}/v3/kv/put", args.address[i % args.address.len()].trim_end_matches('/'));
+        tokio::spawn(async move {
+            let mut tally = Tally::default();
+            let mut n = 0u64;
+            let key = base64(format!("bench/{i}").as_bytes());
+            while Instant::now() < deadline {
+                n += 1;
+                let body = serde_json::json!({"key": key, "value": base64(format!("w{n}").as_bytes())});
+                let sent = Instant::now();
+                match http.post(&url).json(&body).send().await {
+                    Ok(answer) if answer.status().is_success() => {
+                        let _ = answer.bytes().await;
+                        tally.latencies.push(sent.elapsed());
+                    }
+                    _ => tally.failures += 1,
+                }
+            }
+            tally
+        })
+    });
+    let mut tallies = Vec::new();
+    for worker in workers.collect::<Vec<_>>() {
+        tallies.push(worker.await?);
+    }
+    Ok(tallies)
+}
+
+/// Standard base64 with padding, as etcd's gateway reads bytes.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn base64_matches_rfc_4648() {
+        for (plain, encoded) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foobar", "Zm9vYmFy")] {
+            assert_eq!(super::base64(plain.as_bytes()), encoded);
+        }
+    }
+}
