@@ -16,6 +16,8 @@ use keyledger_wire as wire;
 enum Target {
     Keyledger,
     Etcd,
+    /// keyledger: how long from sending a disable until every node refuses the key.
+    Visibility,
 }
 
 /// Durable writes from N clients for a while; prints one JSON line of results.
@@ -51,6 +53,7 @@ async fn main() -> anyhow::Result<()> {
     let tallies = match args.target {
         Target::Keyledger => keyledger(&args, deadline).await?,
         Target::Etcd => etcd(&args, deadline).await?,
+        Target::Visibility => vec![visibility(&args, deadline).await?],
     };
     let elapsed = started.elapsed().as_secs_f64();
     let mut latencies: Vec<Duration> = tallies.iter().flat_map(|t| t.latencies.iter().copied()).collect();
@@ -112,6 +115,57 @@ async fn keyledger(args: &Args, deadline: Instant) -> anyhow::Result<Vec<Tally>>
         tallies.push(worker.await?);
     }
     Ok(tallies)
+}
+
+/// Rounds until the deadline: create a key, wait until every node verifies it, disable it
+/// through the first node, then poll every node until it refuses the key. A round's figure is
+/// the time from sending the disable until the last node refused.
+async fn visibility(args: &Args, deadline: Instant) -> anyhow::Result<Tally> {
+    let api_key = args.api_key.clone().context("keyledger needs --api-key or KEYLEDGER_API_KEY")?;
+    let nodes: Vec<Client> =
+        args.address.iter().map(|a| Client::new(a.clone(), Some(api_key.clone()))).collect::<Result<_, _>>()?;
+    let mut tally = Tally::default();
+    while Instant::now() < deadline {
+        let request =
+            wire::CreateKeyRequest { name: "visibility".into(), expires_in: Some("1d".into()), ..Default::default() };
+        let created = nodes[0].create_key(&request).await?;
+        let key = created.value.key.id.clone();
+        let check =
+            |index| wire::VerifyRequest { key: created.value.secret.clone(), permission: None, min_index: index };
+        for node in &nodes {
+            anyhow::ensure!(node.verify(&check(Some(created.index))).await?.valid, "a new key verifies everywhere");
+        }
+        let sent = Instant::now();
+        let polls: Vec<_> = nodes
+            .iter()
+            .map(|node| {
+                let (node, request) = (node.clone(), check(None));
+                tokio::spawn(async move {
+                    loop {
+                        match node.verify(&request).await {
+                            Ok(answer) if !answer.valid => return Some(sent.elapsed()),
+                            Ok(_) => {}
+                            Err(_) => return None,
+                        }
+                        if sent.elapsed() > Duration::from_secs(5) {
+                            return None;
+                        }
+                    }
+                })
+            })
+            .collect();
+        nodes[0].disable_key(&key).await?;
+        let mut seen = Vec::new();
+        for poll in polls {
+            seen.push(poll.await?);
+        }
+        match seen.iter().copied().collect::<Option<Vec<_>>>() {
+            Some(times) => tally.latencies.push(times.into_iter().max().unwrap_or_default()),
+            None => tally.failures += 1,
+        }
+        nodes[0].delete_key(&key).await?;
+    }
+    Ok(tally)
 }
 
 /// Each client puts its own key through etcd's v3 JSON gateway until the deadline.
