@@ -1,6 +1,7 @@
 //! The crash loop: SIGKILL a random node at a random moment while writes go on, restart it,
 //! again and again. Every restart must recover with its chain intact, every acknowledged write
-//! must be in the ledger, and every node must end with the same ledger.
+//! must be in the ledger, every node must end with the same ledger, and — the revocation
+//! barrier — no node may ever verify a key as valid at or after its acknowledged disable.
 //!
 //! The default run (CI) does `DEFAULT_KILLS`; `scripts/crash-loop N` runs it with `N` kills
 //! (`KEYLEDGER_CRASH_KILLS`), and `KEYLEDGER_CRASH_SEED` replays a run.
@@ -38,6 +39,8 @@ async fn acknowledged_writes_survive_a_loop_of_crashes() {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
     let mut cluster = Cluster::start(NODES).await;
     let admin = cluster.client(1);
+    let settings = wire::UpdateSettingsRequest { max_keys_per_user: Some(1000), ..Default::default() };
+    admin.update_settings(&settings).await.unwrap();
     let mut keys = Vec::new();
     for i in 0..4 {
         keys.push(admin.create_key(&new_key(&format!("renamed-{i}"))).await.unwrap().value.key.id);
@@ -68,6 +71,43 @@ async fn acknowledged_writes_survive_a_loop_of_crashes() {
         })
     };
 
+    // The revoker: create a key, disable it, then ask a random node to verify it with the
+    // disable's index — it must never answer valid.
+    let revoker = {
+        let stop = stop.clone();
+        let clients: Vec<Client> = (1..=NODES).map(|id| cluster.client(id)).collect();
+        let mut rng = ChaCha20Rng::seed_from_u64(seed ^ 0xd15a);
+        tokio::spawn(async move {
+            let (mut checked, mut violations) = (0u64, Vec::new());
+            let pick = |rng: &mut ChaCha20Rng| clients[rng.next_u32() as usize % clients.len()].clone();
+            while !stop.load(Ordering::Relaxed) {
+                let timeout = Duration::from_secs(10);
+                let created = match tokio::time::timeout(timeout, pick(&mut rng).create_key(&new_key("revoked"))).await
+                {
+                    Ok(Ok(created)) => created.value,
+                    _ => continue,
+                };
+                let disabled = match tokio::time::timeout(timeout, pick(&mut rng).disable_key(&created.key.id)).await {
+                    Ok(Ok(disabled)) => disabled,
+                    _ => continue,
+                };
+                let request = crate::util::verify_req(&created.secret, Some(disabled.index));
+                // A refusal (503: not applied in time, node down) is fine; `valid` never is.
+                if let Ok(Ok(answer)) = tokio::time::timeout(timeout, pick(&mut rng).verify(&request)).await {
+                    checked += 1;
+                    if answer.valid {
+                        violations.push(format!(
+                            "{} verified valid at or after its disable (index {})",
+                            created.key.id, disabled.index
+                        ));
+                    }
+                }
+                let _ = tokio::time::timeout(timeout, pick(&mut rng).delete_key(&created.key.id)).await;
+            }
+            (checked, violations)
+        })
+    };
+
     // The nemesis.
     for round in 0..kills {
         tokio::time::sleep(Duration::from_millis(100 + u64::from(rng.next_u32() % 400))).await;
@@ -81,6 +121,13 @@ async fn acknowledged_writes_survive_a_loop_of_crashes() {
     let (attempts, acknowledged) = writer.await.unwrap();
     eprintln!("{} of {attempts} writes acknowledged", acknowledged.len());
     assert!(!acknowledged.is_empty(), "some writes went through");
+    let (checked, violations) = revoker.await.unwrap();
+    eprintln!(
+        "revocation barrier: {checked} verifications after acknowledged disables, {} violations",
+        violations.len()
+    );
+    assert!(violations.is_empty(), "{violations:#?}");
+    assert!(checked > 0, "the revocation barrier was exercised");
 
     // Every node converges on one ledger, and every acknowledged rename is in it.
     let head = poll("every node to reach the same ledger head", Duration::from_secs(30), async || {
