@@ -42,16 +42,7 @@ async fn the_operator_adds_a_standby_node_and_removes_live_and_dead_ones() {
     cluster.wait_ready(id).await;
     let verified = cluster.client(id).verify(&verify_req(&key.secret, Some(created.index))).await.unwrap();
     assert!(verified.valid, "the new node holds the whole ledger");
-    let head = cluster.own_ledger_head(1).await.unwrap();
-    poll("the new node's ledger to match", Duration::from_secs(10), async || {
-        let theirs = cluster.own_ledger_head(id).await?;
-        if theirs.seq >= head.seq {
-            Ok(())
-        } else {
-            Err(format!("{theirs:?}"))
-        }
-    })
-    .await;
+    cluster.wait_caught_up(1, [id]).await;
 
     // Removing a live node through the CLI: it learns of it and stops answering as a member.
     let removed = id.to_string();
@@ -104,16 +95,5 @@ async fn five_nodes_keep_writing_and_verifying_with_two_down() {
     for id in down {
         cluster.restart(id).await;
     }
-    let head = cluster.own_ledger_head(survivor).await.unwrap();
-    for id in 1..=5 {
-        poll("every node to catch up", Duration::from_secs(20), async || {
-            let theirs = cluster.own_ledger_head(id).await?;
-            if theirs.seq >= head.seq {
-                Ok(())
-            } else {
-                Err(format!("node {id}: {theirs:?}"))
-            }
-        })
-        .await;
-    }
+    cluster.wait_caught_up(survivor, 1..=5).await;
 }

@@ -41,16 +41,5 @@ async fn sigterm_stops_a_node_cleanly_and_it_rejoins_by_itself() {
         let verdict = cluster.client(leader).verify(&verify_req(&created.value.secret, Some(created.index))).await;
         assert!(verdict.unwrap().valid, "the restarted node has every acknowledged key");
     }
-    let head = cluster.own_ledger_head(other).await.unwrap();
-    for id in 1..=3 {
-        poll("every node to reach the same head", Duration::from_secs(10), async || {
-            let theirs = cluster.own_ledger_head(id).await?;
-            if theirs.seq >= head.seq {
-                Ok(())
-            } else {
-                Err(format!("node {id}: {theirs:?}"))
-            }
-        })
-        .await;
-    }
+    cluster.wait_caught_up(other, 1..=3).await;
 }

@@ -273,6 +273,22 @@ impl Cluster {
         Client::new(self.node(id).url(), Some(self.admin_key.clone())).expect("build the client")
     }
 
+    /// Waits until each of `ids` holds a ledger at least as long as node `from`'s is now.
+    pub(crate) async fn wait_caught_up(&self, from: u64, ids: impl IntoIterator<Item = u64>) {
+        let head = self.own_ledger_head(from).await.expect("read the reference head");
+        for id in ids {
+            poll(&format!("node {id} to catch up with node {from}"), CONVERGE, async || {
+                let theirs = self.own_ledger_head(id).await?;
+                if theirs.seq >= head.seq {
+                    Ok(())
+                } else {
+                    Err(format!("{theirs:?}, want seq {}", head.seq))
+                }
+            })
+            .await;
+        }
+    }
+
     /// Stops node `id` with SIGTERM and waits (up to `within`) for it to exit; its status.
     pub(crate) fn terminate(&mut self, id: u64, within: Duration) -> std::process::ExitStatus {
         self.node_mut(id).terminate(within)
