@@ -176,7 +176,7 @@ fn agrees_with_local(app: &AppState, node_id: u64, head: keyledger_model::ChainH
     if head.seq > ledger.state().head().seq {
         return None;
     }
-    let local = ledger.entries(head.seq, head.seq).next()?.ok()?;
+    let local = ledger.entry(head.seq).ok()??;
     let agrees = local.event.hash == head.hash;
     if !agrees {
         tracing::error!(

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use keyledger_audit::proofs::{ConsistencyProof, InclusionProof, SigningKey, SigningKeys};
 use keyledger_audit::{to_export, ExportedEvent};
-use keyledger_ledger::{Ledger, LedgerError};
+use keyledger_ledger::Ledger;
 use keyledger_model::{AccountId, Checkpoint, Event, EventBody};
 use keyledger_wire as wire;
 use serde::{Deserialize, Serialize};
@@ -225,7 +225,7 @@ fn no_checkpoint_yet() -> ApiError {
 }
 
 fn stored_event(ledger: &Ledger, seq: u64) -> Result<Option<Event>, ApiError> {
-    let entry = ledger.entry(seq).map_err(|e: LedgerError| ApiError::internal(e))?;
+    let entry = ledger.entry(seq).map_err(ApiError::internal)?;
     Ok(entry.map(|e| e.event))
 }
 

@@ -231,39 +231,13 @@ fn parse_actor(kind: &str, id: Option<&str>, key_id: Option<&str>) -> Result<Act
 
 /// Lower-case hex of `bytes`.
 pub(crate) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let digits = bytes.iter().flat_map(|b| [DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 15)]]).collect();
-    String::from_utf8(digits).expect("hex digits are ASCII")
+    keyledger_model::hex::encode(bytes)
 }
 
 /// 32 bytes from 64 lower-case hex digits.
 pub(crate) fn parse_hex32(field: &str, text: &str) -> Result<[u8; 32], ExportError> {
-    let bad = || ExportError::new(field, "not 64 lower-case hex digits");
-    let bytes = text.as_bytes();
-    if bytes.len() != 64 {
-        return Err(bad());
-    }
-    let mut out = [0u8; 32];
-    for (byte, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-        let (high, low) = (HEX_VALUE[usize::from(pair[0])], HEX_VALUE[usize::from(pair[1])]);
-        if (high | low) > 15 {
-            return Err(bad());
-        }
-        *byte = (high << 4) | low;
-    }
-    Ok(out)
+    keyledger_model::hex::decode(text).ok_or_else(|| ExportError::new(field, "not 64 lower-case hex digits"))
 }
-
-/// Each byte's value as a lower-case hex digit, or 0xff (a table: four hashes per exported line).
-const HEX_VALUE: [u8; 256] = {
-    let mut table = [0xff; 256];
-    let mut i = 0;
-    while i < 16 {
-        table[b"0123456789abcdef"[i] as usize] = i as u8;
-        i += 1;
-    }
-    table
-};
 
 fn parse_hash(field: &str, text: &str) -> Result<ChainHash, ExportError> {
     parse_hex32(field, text).map(ChainHash)

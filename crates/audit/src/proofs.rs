@@ -85,14 +85,6 @@ impl TrustedKeys {
     pub fn contains(&self, key: &PublicKey) -> bool {
         self.0.contains(key)
     }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 }
 
 /// Why a proof or checkpoint does not hold.

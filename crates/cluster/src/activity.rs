@@ -115,13 +115,14 @@ impl Activity {
     }
 }
 
-fn system_proposal(node: &ClusterNode, command: Command, kind: &str) -> Proposal {
+/// A proposal by the cluster itself, stamped by this node: `kind` names it in the request id.
+pub(crate) fn system_proposal(node: &ClusterNode, account: AccountId, command: Command, kind: &str) -> Proposal {
     let now = node.now();
     Proposal {
         time: now,
         request_id: format!("{kind}-{}-{}", node.id(), now.0),
         actor: Actor::System,
-        account: AccountId::default_account(),
+        account,
         command,
     }
 }
@@ -130,14 +131,15 @@ fn system_proposal(node: &ClusterNode, command: Command, kind: &str) -> Proposal
 pub(crate) async fn flush(node: &ClusterNode) {
     let (uses, denials) = node.activity().take();
     if !uses.is_empty() {
-        let proposal = system_proposal(node, Command::RecordUse(uses.clone()), "use");
+        let proposal = system_proposal(node, AccountId::default_account(), Command::RecordUse(uses.clone()), "use");
         if let Err(e) = node.propose(proposal).await {
             tracing::debug!(error = %e, "writing key use failed; keeping it for the next batch");
             node.activity().restore(uses, Vec::new());
         }
     }
     if !denials.is_empty() {
-        let proposal = system_proposal(node, Command::RecordDenials(denials.clone()), "denied");
+        let proposal =
+            system_proposal(node, AccountId::default_account(), Command::RecordDenials(denials.clone()), "denied");
         if let Err(e) = node.propose(proposal).await {
             tracing::debug!(error = %e, "writing refusals failed; keeping them for the next batch");
             node.activity().restore(Vec::new(), denials);
@@ -156,7 +158,7 @@ async fn sweep_expiries(node: &ClusterNode) {
         return;
     }
     let count = due.len();
-    match node.propose(system_proposal(node, Command::ExpireKeys(due), "expire")).await {
+    match node.propose(system_proposal(node, AccountId::default_account(), Command::ExpireKeys(due), "expire")).await {
         Ok(_) => tracing::debug!(count, "recorded expired keys"),
         Err(e) => tracing::warn!(error = %e, "recording expired keys failed; retrying next sweep"),
     }

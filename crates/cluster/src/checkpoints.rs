@@ -10,9 +10,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use keyledger_ledger::LedgerError;
-use keyledger_model::{AccountId, Actor, ChainHash, CheckpointSigner, Command, Proposal, TreeHash};
+use keyledger_model::{AccountId, ChainHash, CheckpointSigner, Command, Proposal, TreeHash};
 use rand_core::{OsRng, RngCore};
 
+use crate::activity::system_proposal;
 use crate::bootstrap::{io_error, write_secret_file};
 use crate::node::ClusterNode;
 use crate::ClusterError;
@@ -59,14 +60,7 @@ pub(crate) fn load_or_create_signer(node_id: u64, data_dir: &Path) -> Result<Che
 }
 
 fn cluster_proposal(node: &ClusterNode, command: Command, kind: &str) -> Proposal {
-    let now = node.now();
-    Proposal {
-        time: now,
-        request_id: format!("{kind}-{}-{}", node.id(), now.0),
-        actor: Actor::System,
-        account: AccountId::cluster(),
-        command,
-    }
+    system_proposal(node, AccountId::cluster(), command, kind)
 }
 
 /// On the leader: registers this node's key if needed, then makes a checkpoint if one is due.

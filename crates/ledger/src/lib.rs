@@ -81,20 +81,21 @@ fn open_db(dir: &Path) -> Result<sled::Db, LedgerError> {
 /// The ledger of a data dir that no node is running on (a stopped node's, or a copy), for
 /// offline replay and audits. Fails if the dir holds no database.
 pub fn open_ledger(dir: &Path) -> Result<Ledger, LedgerError> {
-    if !dir.join("db").is_dir() {
-        return Err(LedgerError::OutOfRange(format!("{} holds no keyledger database", dir.display())));
-    }
-    Ledger::open(&open_db(dir)?)
+    Ledger::open(&open_existing_db(dir)?)
 }
 
 /// Rebuilds everything derived from the events of a stopped node's data dir — the per-key and
 /// per-account indexes and the Merkle tree — after checking the whole chain. One atomic batch.
 pub fn rebuild(dir: &Path) -> Result<Rebuilt, LedgerError> {
+    ledger::rebuild_derived(&open_existing_db(dir)?)
+}
+
+/// The database of a data dir that must already hold one (offline tools never create one).
+fn open_existing_db(dir: &Path) -> Result<sled::Db, LedgerError> {
     if !dir.join("db").is_dir() {
         return Err(LedgerError::OutOfRange(format!("{} holds no keyledger database", dir.display())));
     }
-    let db = open_db(dir)?;
-    ledger::rebuild_derived(&db)
+    open_db(dir)
 }
 
 pub use ledger::Rebuilt;

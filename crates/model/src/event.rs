@@ -31,13 +31,7 @@ impl ChainHash {
 
     /// The 64 lower-case hex digits, on the stack.
     pub fn hex_digits(&self) -> [u8; 64] {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        let mut out = [0u8; 64];
-        for (i, b) in self.0.into_iter().enumerate() {
-            out[2 * i] = DIGITS[usize::from(b >> 4)];
-            out[2 * i + 1] = DIGITS[usize::from(b & 0x0f)];
-        }
-        out
+        crate::hex::digits32(&self.0)
     }
 
     pub fn from_hex(text: &str) -> Option<ChainHash> {

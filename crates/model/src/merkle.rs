@@ -18,34 +18,12 @@ pub struct TreeHash(pub [u8; 32]);
 impl TreeHash {
     /// Lowercase hex, the form proofs and roots take outside the process.
     pub fn to_hex(&self) -> String {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        let mut out = String::with_capacity(64);
-        for b in self.0 {
-            out.push(DIGITS[usize::from(b >> 4)] as char);
-            out.push(DIGITS[usize::from(b & 0x0f)] as char);
-        }
-        out
+        crate::hex::encode(&self.0)
     }
 
     /// Parses exactly 64 hex digits (either case); `None` for anything else.
     pub fn from_hex(s: &str) -> Option<TreeHash> {
-        fn digit(c: u8) -> Option<u8> {
-            match c {
-                b'0'..=b'9' => Some(c - b'0'),
-                b'a'..=b'f' => Some(c - b'a' + 10),
-                b'A'..=b'F' => Some(c - b'A' + 10),
-                _ => None,
-            }
-        }
-        let bytes = s.as_bytes();
-        if bytes.len() != 64 {
-            return None;
-        }
-        let mut out = [0u8; 32];
-        for (o, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-            *o = (digit(pair[0])? << 4) | digit(pair[1])?;
-        }
-        Some(TreeHash(out))
+        crate::hex::decode(&s.to_ascii_lowercase()).map(TreeHash)
     }
 }
 
