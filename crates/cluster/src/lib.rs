@@ -10,6 +10,7 @@
 //! Internal routes carry bincode, not JSON, and are meant for the cluster's private network.
 
 mod activity;
+mod batch;
 mod bootstrap;
 mod checkpoints;
 mod network;

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use keyledger_ledger::{Ledger, Node, NodeId, Storage, TypeConfig};
 use keyledger_model::{token, AccountId, Actor, CheckpointSigner, KeyId, Outcome, Proposal, SecretToken, Timestamp};
-use openraft::error::{ClientWriteError, RaftError};
+use openraft::error::RaftError;
 use openraft::{ChangeMembers, Raft, RaftMetrics, ServerState};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use crate::activity::Activity;
+use crate::batch::Batcher;
 use crate::checkpoints::{load_or_create_signer, CheckpointPolicy};
 use crate::network::{base_url, call, path, CallError, Network};
 use crate::rpc::{JoinRequest, NodeStatus};
@@ -63,7 +64,7 @@ pub struct Committed {
 }
 
 impl Committed {
-    fn new(index: u64, outcome: Outcome) -> Committed {
+    pub(crate) fn new(index: u64, outcome: Outcome) -> Committed {
         match outcome {
             Outcome::Replayed { index, outcome } => Committed { index, outcome: *outcome, replayed: true },
             outcome => Committed { index, outcome, replayed: false },
@@ -115,6 +116,8 @@ pub struct ClusterNode {
     advertise: String,
     data_dir: PathBuf,
     raft: Raft<TypeConfig>,
+    /// Gathers proposals made while this node leads into Raft entries.
+    batcher: Batcher,
     ledger: Ledger,
     http: reqwest::Client,
     rng: Mutex<ChaCha20Rng>,
@@ -164,11 +167,13 @@ impl ClusterNode {
         )
         .await
         .map_err(|e| ClusterError::Raft(e.to_string()))?;
+        let batcher = Batcher::start(raft.clone(), WRITE_DEADLINE);
         Ok(Arc::new(ClusterNode {
             id: config.node_id,
             advertise: config.advertise,
             data_dir: config.data_dir,
             raft,
+            batcher,
             ledger: storage.ledger,
             http,
             rng: Mutex::new(ChaCha20Rng::from_entropy()),
@@ -459,15 +464,7 @@ impl ClusterNode {
         if metrics.millis_since_quorum_ack.is_none_or(|ms| ms > QUORUM_FRESHNESS_MS) {
             return Err(Refusal::Unavailable("the leader cannot reach a quorum".into()));
         }
-        match tokio::time::timeout(WRITE_DEADLINE, self.raft.client_write(proposal)).await {
-            Ok(Ok(response)) => Ok(Committed::new(response.log_id.index, response.data)),
-            // Refused before it was appended, or its entry was truncated away: not written.
-            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
-                Err(Refusal::NotLeader(f.leader_id.zip(f.leader_node.map(|n| n.addr))))
-            }
-            Ok(Err(e)) => Err(Refusal::OutcomeUnknown(format!("the write failed: {e}"))),
-            Err(_) => Err(Refusal::OutcomeUnknown("the write was not confirmed by a quorum in time".into())),
-        }
+        self.batcher.propose(proposal).await
     }
 
     /// A linearizable read barrier: once this returns, this node has applied everything the

@@ -28,7 +28,7 @@ fn entry(index: u64, actor: Actor, command: Command) -> Entry<TypeConfig> {
         account: AccountId::default_account(),
         command,
     };
-    Entry { log_id: LogId::new(CommittedLeaderId::new(1, 1), index), payload: EntryPayload::Normal(proposal) }
+    Entry { log_id: LogId::new(CommittedLeaderId::new(1, 1), index), payload: EntryPayload::Normal(proposal.into()) }
 }
 
 fn proofs(c: &mut Criterion) {

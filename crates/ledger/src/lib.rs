@@ -31,11 +31,24 @@ pub type NodeId = u64;
 /// A node is reached at an HTTP address.
 pub type Node = openraft::BasicNode;
 
+/// What one Raft log entry carries: the proposals the leader gathered while earlier writes were
+/// in flight, applied in order exactly as if each had an entry of its own. Batching spreads
+/// Raft's per-entry cost (task hand-offs, an append, a replication message) over many writes;
+/// the writes of one entry share its log index.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Proposals(pub Vec<Proposal>);
+
+impl From<Proposal> for Proposals {
+    fn from(proposal: Proposal) -> Proposals {
+        Proposals(vec![proposal])
+    }
+}
+
 openraft::declare_raft_types!(
-    /// openraft's types for keyledger.
+    /// openraft's types for keyledger: a batch of proposals in, one outcome per proposal out.
     pub TypeConfig:
-        D = Proposal,
-        R = Outcome,
+        D = Proposals,
+        R = Vec<Outcome>,
         NodeId = NodeId,
         Node = Node,
         SnapshotData = Cursor<Vec<u8>>,

@@ -121,7 +121,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> Result<(), StorageError<NodeId>> {
-        self.write_meta(COMMITTED, &committed).await
+        // Not flushed: openraft awaits this in its core loop on every commit, so a flush here
+        // would put an fsync in series with every write. The value is only a hint for restart
+        // (re-apply up to it); it reaches disk with the next log flush, and sled recovers a
+        // prefix of its writes, so a saved `committed` never points past entries it has.
+        let bytes = codec::encode(&committed).map_err(|e| StorageIOError::write(&e))?;
+        self.meta.insert(COMMITTED, bytes).map_err(|e| StorageIOError::write(&e))?;
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>, StorageError<NodeId>> {

@@ -9,7 +9,7 @@ use std::io::Cursor;
 
 use keyledger_model::idempotency::{Record, RecordKey, Table};
 use keyledger_model::merkle::Frontier;
-use keyledger_model::{ChainHead, Command, LedgerEntry, Outcome, RejectCode, Rejection, State};
+use keyledger_model::{ChainHead, Command, LedgerEntry, Outcome, Proposal, RejectCode, Rejection, State};
 use openraft::storage::RaftStateMachine;
 use openraft::{
     Entry, EntryPayload, LogId, RaftSnapshotBuilder, Snapshot, SnapshotMeta, StorageError, StorageIOError,
@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::codec;
 use crate::ledger::{check_link, remove_derived, Ledger, LedgerError, EVENT_PREFIX};
 use crate::merkle_store::LedgerBatch;
-use crate::{Node, NodeId, TypeConfig};
+use crate::{Node, NodeId, Proposals, TypeConfig};
 
 const APPLIED: &[u8] = b"m:applied";
 const MEMBERSHIP: &[u8] = b"m:membership";
@@ -83,25 +83,55 @@ impl StateMachine {
     pub fn ledger(&self) -> &Ledger {
         &self.ledger
     }
+}
 
-    /// A checkpoint whose root or head is not the ledger's at its size is refused here, where
-    /// the Merkle tree is; the model judges the rest (signer, signature, order).
-    fn refuse_checkpoint(&self, batch: &LedgerBatch, command: &Command) -> Result<Option<Rejection>, LedgerError> {
-        let command = match command {
-            Command::Idempotent { command, .. } => command.as_ref(),
-            other => other,
-        };
-        let Command::Checkpoint(checkpoint) = command else {
-            return Ok(None);
-        };
-        if batch.tree_matches(self.ledger.tree(), checkpoint.tree_size, &checkpoint.root, &checkpoint.head)? {
-            return Ok(None);
-        }
-        Ok(Some(Rejection::new(
-            RejectCode::InvalidArgument,
-            format!("the root or head is not the ledger's at size {}", checkpoint.tree_size),
-        )))
+/// A checkpoint whose root or head is not the ledger's at its size is refused here, where the
+/// Merkle tree is; the model judges the rest (signer, signature, order).
+fn refuse_checkpoint(
+    ledger: &Ledger,
+    batch: &LedgerBatch,
+    command: &Command,
+) -> Result<Option<Rejection>, LedgerError> {
+    let command = match command {
+        Command::Idempotent { command, .. } => command.as_ref(),
+        other => other,
+    };
+    let Command::Checkpoint(checkpoint) = command else {
+        return Ok(None);
+    };
+    if batch.tree_matches(ledger.tree(), checkpoint.tree_size, &checkpoint.root, &checkpoint.head)? {
+        return Ok(None);
     }
+    Ok(Some(Rejection::new(
+        RejectCode::InvalidArgument,
+        format!("the root or head is not the ledger's at size {}", checkpoint.tree_size),
+    )))
+}
+
+/// Applies one proposal of the log entry at `index`, staging its writes in `batch`.
+fn apply_proposal(
+    ledger: &Ledger,
+    idempotency: &mut Table,
+    state: &mut State,
+    batch: &mut LedgerBatch,
+    proposal: &Proposal,
+    index: u64,
+) -> Result<Outcome, StorageError<NodeId>> {
+    if let Some(refused) = refuse_checkpoint(ledger, batch, &proposal.command).map_err(write_err)? {
+        return Ok(Outcome::Rejected(refused));
+    }
+    let (outcome, new_entries, change) = idempotency.execute(state, proposal, index);
+    for new in &new_entries {
+        batch.put(new).map_err(write_err)?;
+    }
+    for key in &change.removed {
+        batch.sled_batch().remove(idempotency_key(key)?);
+    }
+    if let Some((key, record)) = &change.inserted {
+        let record = codec::encode(record).map_err(write_err)?;
+        batch.sled_batch().insert(idempotency_key(key)?, record);
+    }
+    Ok(outcome)
 }
 
 /// The snapshot bytes for the ledger up to `head_seq`. The ledger is append-only, so events
@@ -132,7 +162,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         Ok((self.last_applied, self.membership.clone()))
     }
 
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Outcome>, StorageError<NodeId>>
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Vec<Outcome>>, StorageError<NodeId>>
     where
         I: IntoIterator<Item = Entry<TypeConfig>> + Send,
         I::IntoIter: Send,
@@ -140,36 +170,27 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut batch = LedgerBatch::new(self.ledger.frontier());
         let mut outcomes = Vec::new();
         {
-            let mut state = self.ledger.state_mut();
+            let StateMachine { ledger, last_applied, membership, idempotency, .. } = &mut *self;
+            let mut state = ledger.state_mut();
             for entry in entries {
-                self.last_applied = Some(entry.log_id);
-                let outcome = match entry.payload {
-                    EntryPayload::Blank => Outcome::Internal,
-                    EntryPayload::Membership(membership) => {
-                        self.membership = StoredMembership::new(Some(entry.log_id), membership);
-                        Outcome::Internal
+                *last_applied = Some(entry.log_id);
+                let entry_outcomes = match entry.payload {
+                    EntryPayload::Blank => vec![Outcome::Internal],
+                    EntryPayload::Membership(change) => {
+                        *membership = StoredMembership::new(Some(entry.log_id), change);
+                        vec![Outcome::Internal]
                     }
-                    EntryPayload::Normal(proposal) => {
-                        if let Some(refused) = self.refuse_checkpoint(&batch, &proposal.command).map_err(write_err)? {
-                            outcomes.push(Outcome::Rejected(refused));
-                            continue;
+                    EntryPayload::Normal(Proposals(proposals)) => {
+                        let mut entry_outcomes = Vec::with_capacity(proposals.len());
+                        for proposal in &proposals {
+                            let index = entry.log_id.index;
+                            let outcome = apply_proposal(ledger, idempotency, &mut state, &mut batch, proposal, index)?;
+                            entry_outcomes.push(outcome);
                         }
-                        let (outcome, new_entries, change) =
-                            self.idempotency.execute(&mut state, &proposal, entry.log_id.index);
-                        for new in &new_entries {
-                            batch.put(new).map_err(write_err)?;
-                        }
-                        for key in &change.removed {
-                            batch.sled_batch().remove(idempotency_key(key)?);
-                        }
-                        if let Some((key, record)) = &change.inserted {
-                            let record = codec::encode(record).map_err(write_err)?;
-                            batch.sled_batch().insert(idempotency_key(key)?, record);
-                        }
-                        outcome
+                        entry_outcomes
                     }
                 };
-                outcomes.push(outcome);
+                outcomes.push(entry_outcomes);
             }
         }
         let (mut batch, growth) = batch.finish();

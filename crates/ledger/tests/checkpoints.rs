@@ -39,7 +39,10 @@ impl Log {
             account,
             command,
         };
-        Entry { log_id: LogId::new(CommittedLeaderId::new(1, 1), self.index), payload: EntryPayload::Normal(proposal) }
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), self.index),
+            payload: EntryPayload::Normal(proposal.into()),
+        }
     }
 
     fn new_key(&mut self, id: KeyId) -> NewKey {
@@ -93,7 +96,7 @@ fn statement(ledger: &Ledger, size: u64) -> (TreeHash, ChainHash) {
 }
 
 async fn apply(sm: &mut StateMachine, entries: Vec<Entry<TypeConfig>>) -> Vec<Outcome> {
-    sm.apply(entries).await.unwrap()
+    sm.apply(entries).await.unwrap().into_iter().flatten().collect()
 }
 
 fn rejected(outcome: &Outcome) -> RejectCode {

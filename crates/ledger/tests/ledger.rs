@@ -1,7 +1,7 @@
 //! The ledger through the openraft state machine: apply, restart, and snapshot transfer all
 //! end in the same, complete, hash-chained history.
 
-use keyledger_ledger::{Ledger, StateMachine, Storage, TypeConfig};
+use keyledger_ledger::{Ledger, Proposals, StateMachine, Storage, TypeConfig};
 use keyledger_model::{
     token, AccountId, Actor, Command, KeyId, LedgerEntry, NewKey, Outcome, Proposal, Timestamp, UserId,
 };
@@ -10,8 +10,13 @@ use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId, RaftSnapshotBuilde
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
+/// Applying answers one list of outcomes per log entry; these tests put one proposal in each.
+fn one_per_proposal(outcomes: Vec<Vec<Outcome>>) -> Vec<Outcome> {
+    outcomes.into_iter().flatten().collect()
+}
+
 fn entry(index: u64, proposal: Proposal) -> Entry<TypeConfig> {
-    Entry { log_id: LogId::new(CommittedLeaderId::new(1, 1), index), payload: EntryPayload::Normal(proposal) }
+    Entry { log_id: LogId::new(CommittedLeaderId::new(1, 1), index), payload: EntryPayload::Normal(proposal.into()) }
 }
 
 /// A bootstrap and `creates` keys, as the Raft entries a leader would commit.
@@ -75,7 +80,7 @@ async fn apply_restart_and_snapshot_give_the_same_ledger() {
     let dir = tempfile::tempdir().unwrap();
     let storage = Storage::open(dir.path()).unwrap();
     let mut sm: StateMachine = storage.state_machine;
-    let outcomes = sm.apply(history(8)).await.unwrap();
+    let outcomes = one_per_proposal(sm.apply(history(8)).await.unwrap());
     assert!(matches!(outcomes[0], Outcome::Accepted { events: 3, .. }), "{:?}", outcomes[0]);
     assert!(matches!(outcomes[3], Outcome::Rejected(_)), "disable of an unknown key is refused");
     let live = all_entries(&storage.ledger);
@@ -127,7 +132,10 @@ async fn a_damaged_snapshot_is_refused_and_changes_nothing() {
 #[tokio::test]
 async fn idempotency_records_survive_snapshots_and_restarts() {
     let mut entries = history(1);
-    let Some(EntryPayload::Normal(create)) = entries.pop().map(|e| e.payload) else { panic!("a normal entry") };
+    let Some(EntryPayload::Normal(Proposals(mut batch))) = entries.pop().map(|e| e.payload) else {
+        panic!("a normal entry")
+    };
+    let create = batch.remove(0);
     let idempotent = |index, proposal: &Proposal| {
         let command =
             Command::Idempotent { key: "k1".into(), fingerprint: [7; 32], command: Box::new(proposal.command.clone()) };
@@ -137,7 +145,7 @@ async fn idempotency_records_survive_snapshots_and_restarts() {
     let dir = tempfile::tempdir().unwrap();
     let storage = Storage::open(dir.path()).unwrap();
     let mut sm = storage.state_machine;
-    let outcomes = sm.apply(entries).await.unwrap();
+    let outcomes = one_per_proposal(sm.apply(entries).await.unwrap());
     assert!(matches!(outcomes[1], Outcome::Accepted { events: 1, .. }), "{:?}", outcomes[1]);
     let replay = |outcomes: Vec<Outcome>| match &outcomes[0] {
         Outcome::Replayed { index, .. } => *index,
@@ -148,13 +156,13 @@ async fn idempotency_records_survive_snapshots_and_restarts() {
     let other_dir = tempfile::tempdir().unwrap();
     let mut other = Storage::open(other_dir.path()).unwrap().state_machine;
     other.install_snapshot(&snapshot.meta, snapshot.snapshot).await.unwrap();
-    assert_eq!(replay(other.apply([idempotent(3, &create)]).await.unwrap()), 2);
+    assert_eq!(replay(one_per_proposal(other.apply([idempotent(3, &create)]).await.unwrap())), 2);
 
     drop(sm);
     drop(storage.ledger);
     drop(storage.log_store);
     let mut reopened = Storage::open(dir.path()).unwrap().state_machine;
-    assert_eq!(replay(reopened.apply([idempotent(3, &create)]).await.unwrap()), 2);
+    assert_eq!(replay(one_per_proposal(reopened.apply([idempotent(3, &create)]).await.unwrap())), 2);
 }
 
 /// A key's history comes from the per-key index, on the node that applied the events and on one
@@ -209,4 +217,39 @@ async fn account_entries_list_exactly_an_accounts_events() {
     }
     let other_account = AccountId::new("elsewhere").unwrap();
     assert_eq!(storage.ledger.account_entries(&other_account, 1, u64::MAX).count(), 0);
+}
+
+/// A leader batches proposals that arrive while earlier ones are in flight into one log entry.
+/// Applying such an entry must write exactly what applying each proposal in its own entry
+/// writes: the ledger bytes may not depend on how the leader happened to batch.
+#[tokio::test]
+async fn a_batch_of_proposals_in_one_entry_writes_the_same_ledger_as_one_entry_each() {
+    let singles = history(12);
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Storage::open(dir.path()).unwrap();
+    let mut sm = storage.state_machine;
+    let single_outcomes = one_per_proposal(sm.apply(singles.clone()).await.unwrap());
+
+    // The same proposals, batched 1, 5 and 7 to an entry.
+    let mut proposals = singles.into_iter().map(|e| match e.payload {
+        EntryPayload::Normal(Proposals(mut batch)) => batch.remove(0),
+        _ => panic!("history holds normal entries"),
+    });
+    let mut batched = Vec::new();
+    for (index, size) in [(1, 1), (2, 5), (3, 7)] {
+        let batch: Vec<Proposal> = proposals.by_ref().take(size).collect();
+        batched.push(Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Normal(Proposals(batch)),
+        });
+    }
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = Storage::open(other_dir.path()).unwrap();
+    let mut other_sm = other.state_machine;
+    let batched_outcomes = other_sm.apply(batched).await.unwrap();
+    assert_eq!(batched_outcomes.iter().map(Vec::len).collect::<Vec<_>>(), [1, 5, 7], "one outcome per proposal");
+    assert_eq!(batched_outcomes.into_iter().flatten().collect::<Vec<_>>(), single_outcomes);
+    assert_eq!(all_entries(&other.ledger), all_entries(&storage.ledger));
+    let size = storage.ledger.state().head().seq;
+    assert_eq!(other.ledger.merkle_root(size).unwrap(), storage.ledger.merkle_root(size).unwrap());
 }
