@@ -10,7 +10,10 @@ use keyledger_model::merkle::{self, Frontier, ProofError, TreeHash};
 use keyledger_model::{AccountId, KeyId, LedgerEntry, State};
 
 use crate::codec::{self, CodecError};
-use crate::merkle_store::{stored_size, LedgerBatch, StoredNodes, TreeGrowth, UpperLevels, TREE_PREFIX};
+use crate::merkle_store::{
+    has_current_layout, legacy_stored_size, remove_low_levels, LedgerBatch, StoredNodes, TreeGrowth, UpperLevels,
+    TREE_PREFIX,
+};
 
 pub(crate) const EVENT_PREFIX: u8 = b'e';
 
@@ -261,11 +264,15 @@ impl merkle::NodeSource for CachedNodes<'_> {
     }
 }
 
-/// The Merkle tree's right edge for a ledger of `head_seq` events. A data dir written before
-/// the tree existed (or cut short by a crash, which cannot happen with one batch per apply)
-/// gets its missing nodes built from the stored events, once.
+/// The Merkle tree's right edge for a ledger of `head_seq` events. Every batch writes events and
+/// tree together, so a data dir in the current layout has a tree of exactly `head_seq` leaves.
+/// An older data dir — written before the tree existed, or storing every level of it — gets its
+/// missing nodes built from the stored events and its low levels removed, once.
 fn open_tree(db: &sled::Db, tree: &sled::Tree, head_seq: u64) -> Result<Frontier, LedgerError> {
-    let stored = stored_size(tree)?;
+    if has_current_layout(tree)? {
+        return Ok(Frontier::from_source(&StoredNodes(tree), head_seq)?);
+    }
+    let stored = legacy_stored_size(tree)?;
     if stored > head_seq {
         return Err(LedgerError::Damaged {
             seq: stored,
@@ -273,10 +280,8 @@ fn open_tree(db: &sled::Db, tree: &sled::Tree, head_seq: u64) -> Result<Frontier
         });
     }
     let frontier = Frontier::from_source(&StoredNodes(tree), stored)?;
-    if stored == head_seq {
-        return Ok(frontier);
-    }
     let mut batch = LedgerBatch::new(frontier);
+    remove_low_levels(tree, batch.sled_batch())?;
     for item in tree.range(event_key(stored + 1)..=event_key(head_seq)) {
         let entry: LedgerEntry = codec::decode(&item?.1)?;
         batch.put_tree_only(&entry);
@@ -284,7 +289,7 @@ fn open_tree(db: &sled::Db, tree: &sled::Tree, head_seq: u64) -> Result<Frontier
     let (batch, growth) = batch.finish();
     tree.apply_batch(batch)?;
     db.flush()?;
-    tracing::info!(from = stored, to = head_seq, "built the missing part of the Merkle tree");
+    tracing::info!(from = stored, to = head_seq, "moved the Merkle tree to the current layout");
     Ok(growth.frontier)
 }
 

@@ -1,16 +1,29 @@
 //! The ledger's Merkle tree (RFC 6962 over every event's chain hash), stored beside the events
-//! under `t` + level + big-endian index: one 32-byte node per complete subtree, written in the
-//! same sled batch as the event that completes it. Roots and proofs for any size are then a
-//! few point reads, never a pass over the events.
+//! under `t` + level + big-endian index: one 32-byte node per complete subtree of
+//! [`STORED_FROM_LEVEL`] levels or more, written in the same sled batch as the event that
+//! completes it. Smaller subtrees are hashed again from their (at most 8) events when asked for.
+//! Roots and proofs for any size are then a few point reads, never a pass over the events.
 
 use std::collections::HashMap;
 
 use keyledger_model::merkle::{self, Frontier, NodeSource, TreeHash};
 use keyledger_model::{ChainHash, LedgerEntry};
 
-use crate::ledger::{put_entry, put_indexes, LedgerError};
+use crate::codec;
+use crate::ledger::{event_key, put_entry, put_indexes, LedgerError};
 
 pub(crate) const TREE_PREFIX: u8 = b't';
+
+/// Nodes below this level are not stored. Storing every node cost two sled inserts per event
+/// (sled splits a leaf every 16 keys, so each insert is dear), and was most of what applying an
+/// event cost; from level 4 it is one insert per 8 events, and a proof re-hashes at most 15
+/// events for its lowest siblings.
+pub(crate) const STORED_FROM_LEVEL: u32 = 4;
+
+/// Marks a ledger whose tree follows this layout (written with every batch). A data dir
+/// without it stored every level; opening it removes the low levels once.
+pub(crate) const TREE_LAYOUT: &[u8] = b"m:tree-layout";
+const TREE_LAYOUT_VERSION: &[u8] = &[2];
 
 pub(crate) fn node_key(level: u32, index: u64) -> [u8; 10] {
     let mut key = [TREE_PREFIX; 10];
@@ -23,6 +36,21 @@ pub(crate) fn node_key(level: u32, index: u64) -> [u8; 10] {
 /// The leaf of the event at `seq` is its chain hash, at index `seq - 1`.
 pub(crate) fn leaf_of(hash: &ChainHash) -> TreeHash {
     merkle::leaf_hash(&hash.0)
+}
+
+/// Is this data dir's tree in the current layout?
+pub(crate) fn has_current_layout(tree: &sled::Tree) -> Result<bool, LedgerError> {
+    Ok(tree.get(TREE_LAYOUT)?.is_some_and(|v| v.as_ref() == TREE_LAYOUT_VERSION))
+}
+
+/// Removes the nodes an older layout stored below [`STORED_FROM_LEVEL`] into `batch`.
+pub(crate) fn remove_low_levels(tree: &sled::Tree, batch: &mut sled::Batch) -> Result<(), LedgerError> {
+    for level in 0..STORED_FROM_LEVEL {
+        for item in tree.range(node_key(level, 0)..=node_key(level, u64::MAX)) {
+            batch.remove(item?.0);
+        }
+    }
+    Ok(())
 }
 
 /// Nodes at this level and above (subtrees of 256 events and more) are also kept in memory:
@@ -77,13 +105,16 @@ impl UpperLevels {
     }
 }
 
-/// Stored nodes, read from sled.
+/// Stored nodes, read from sled; nodes below [`STORED_FROM_LEVEL`] hashed from their events.
 pub(crate) struct StoredNodes<'a>(pub(crate) &'a sled::Tree);
 
 impl NodeSource for StoredNodes<'_> {
     type Error = LedgerError;
 
     fn node(&self, level: u32, index: u64) -> Result<TreeHash, LedgerError> {
+        if level < STORED_FROM_LEVEL {
+            return self.hashed_from_events(level, index);
+        }
         let bytes = self.0.get(node_key(level, index))?.ok_or_else(|| LedgerError::Damaged {
             seq: (index << level) + 1,
             why: format!("Merkle node {level}/{index} is not stored"),
@@ -96,8 +127,32 @@ impl NodeSource for StoredNodes<'_> {
     }
 }
 
-/// The number of leaves stored: one past the last level-0 node.
-pub(crate) fn stored_size(tree: &sled::Tree) -> Result<u64, LedgerError> {
+impl StoredNodes<'_> {
+    /// The perfect subtree of `2^level` events starting at leaf `index << level`.
+    fn hashed_from_events(&self, level: u32, index: u64) -> Result<TreeHash, LedgerError> {
+        let first = (index << level) + 1;
+        let last = (index + 1) << level;
+        let mut hashes = Vec::with_capacity(1 << level);
+        for item in self.0.range(event_key(first)..=event_key(last)) {
+            let entry: LedgerEntry = codec::decode(&item?.1)?;
+            hashes.push(leaf_of(&entry.event.hash));
+        }
+        if hashes.len() as u64 != last - first + 1 {
+            return Err(LedgerError::Damaged {
+                seq: first,
+                why: format!("events {first}..={last} for Merkle node {level}/{index} are not all stored"),
+            });
+        }
+        while hashes.len() > 1 {
+            hashes = hashes.chunks(2).map(|pair| merkle::node_hash(&pair[0], &pair[1])).collect();
+        }
+        Ok(hashes[0])
+    }
+}
+
+/// The number of leaves of a tree stored in the older layout (every level): one past the last
+/// level-0 node.
+pub(crate) fn legacy_stored_size(tree: &sled::Tree) -> Result<u64, LedgerError> {
     let leaves = node_key(0, 0)..=node_key(0, u64::MAX);
     Ok(match tree.range(leaves).next_back() {
         Some(item) => {
@@ -148,7 +203,10 @@ impl LedgerBatch {
     pub(crate) fn put_tree_only(&mut self, entry: &LedgerEntry) {
         let (batch, unwritten, upper) = (&mut self.batch, &mut self.unwritten, &mut self.upper);
         self.frontier.push(leaf_of(&entry.event.hash), |level, index, hash| {
-            batch.insert(&node_key(level, index), &hash.0);
+            // Every node is kept for the batch's own checks; only the upper ones are stored.
+            if level >= STORED_FROM_LEVEL {
+                batch.insert(&node_key(level, index), &hash.0);
+            }
             unwritten.insert((level, index), hash);
             if level >= CACHED_FROM_LEVEL {
                 upper.push((level, index, hash));
@@ -177,7 +235,8 @@ impl LedgerBatch {
     }
 
     /// The sled batch to apply, and how the tree grows once it is applied.
-    pub(crate) fn finish(self) -> (sled::Batch, TreeGrowth) {
+    pub(crate) fn finish(mut self) -> (sled::Batch, TreeGrowth) {
+        self.batch.insert(TREE_LAYOUT, TREE_LAYOUT_VERSION);
         (self.batch, TreeGrowth { frontier: self.frontier, upper: self.upper })
     }
 }

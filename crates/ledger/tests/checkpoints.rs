@@ -3,7 +3,7 @@
 //! only when its signer, signature, root and head are all right.
 
 use keyledger_ledger::{Ledger, StateMachine, Storage, TypeConfig};
-use keyledger_model::merkle::{self, MemoryTree};
+use keyledger_model::merkle::{self, Frontier, MemoryTree};
 use keyledger_model::{
     token, AccountId, Actor, ChainHash, CheckpointSigner, Command, EventBody, KeyId, NewKey, Outcome, Proposal,
     RejectCode, Timestamp, TreeHash, UserId,
@@ -283,15 +283,61 @@ async fn a_ledger_without_a_stored_tree_gets_one_on_open() {
         let db = open_sled(dir.path());
         let tree = db.open_tree("ledger").unwrap();
         let nodes: Vec<_> = tree.scan_prefix(b"t").keys().collect::<Result<_, _>>().unwrap();
-        assert!(nodes.len() >= 23, "one node per leaf at least");
+        assert!(!nodes.is_empty(), "the subtree of the first 16 events is stored");
         for key in nodes {
             tree.remove(key).unwrap();
         }
+        tree.remove(b"m:tree-layout").unwrap();
         db.flush().unwrap();
     }
     let reopened = Storage::open(dir.path()).unwrap();
     assert_eq!(reopened.ledger.stored_size(), 23);
     assert_eq!(reopened.ledger.merkle_root(23).unwrap(), root);
+}
+
+/// A data dir written by an older version that stored every level of the Merkle tree opens
+/// with the same root and proofs, and the levels no longer stored are removed.
+#[tokio::test]
+async fn a_tree_stored_at_every_level_opens_with_the_same_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let (size, root, proofs, entries) = {
+        let storage = Storage::open(dir.path()).unwrap();
+        let mut sm = storage.state_machine;
+        let mut log = Log::new();
+        let mut entries = vec![log.bootstrap()];
+        entries.extend((0..40).map(|_| log.change()));
+        apply(&mut sm, entries).await;
+        let size = storage.ledger.stored_size();
+        let proofs: Vec<_> = (1..=size).map(|seq| storage.ledger.inclusion_proof(seq, size).unwrap()).collect();
+        let entries: Vec<_> = storage.ledger.entries(1, size).collect::<Result<_, _>>().unwrap();
+        (size, storage.ledger.merkle_root(size).unwrap(), proofs, entries)
+    };
+    {
+        let db = open_sled(dir.path());
+        let tree = db.open_tree("ledger").unwrap();
+        let mut frontier = Frontier::new();
+        for entry in &entries {
+            frontier.push(merkle::leaf_hash(&entry.event.hash.0), |level, index, hash| {
+                let mut key = vec![b't', level as u8];
+                key.extend(index.to_be_bytes());
+                tree.insert(key, &hash.0).unwrap();
+            });
+        }
+        tree.remove(b"m:tree-layout").unwrap();
+        db.flush().unwrap();
+    }
+    {
+        let reopened = Storage::open(dir.path()).unwrap();
+        assert_eq!(reopened.ledger.stored_size(), size);
+        assert_eq!(reopened.ledger.merkle_root(size).unwrap(), root);
+        for seq in 1..=size {
+            assert_eq!(reopened.ledger.inclusion_proof(seq, size).unwrap(), proofs[seq as usize - 1]);
+        }
+    }
+    let db = open_sled(dir.path());
+    let tree = db.open_tree("ledger").unwrap();
+    let low = tree.scan_prefix(b"t").keys().filter(|key| key.as_ref().unwrap()[1] < 4).count();
+    assert_eq!(low, 0, "no node below level 4 is stored any more");
 }
 
 /// Every start re-checks the stored ledger: an event changed on disk (even one whose bytes
