@@ -270,7 +270,7 @@ impl merkle::NodeSource for CachedNodes<'_> {
 /// missing nodes built from the stored events and its low levels removed, once.
 fn open_tree(db: &sled::Db, tree: &sled::Tree, head_seq: u64) -> Result<Frontier, LedgerError> {
     if has_current_layout(tree)? {
-        return Ok(Frontier::from_source(&StoredNodes(tree), head_seq)?);
+        return Frontier::from_source(&StoredNodes(tree), head_seq);
     }
     let stored = legacy_stored_size(tree)?;
     if stored > head_seq {
