@@ -11,7 +11,7 @@ use keyledger_model::{AccountId, KeyId, LedgerEntry, State};
 
 use crate::codec::{self, CodecError};
 use crate::merkle_store::{
-    has_current_layout, legacy_stored_size, remove_low_levels, LedgerBatch, StoredNodes, TreeGrowth, UpperLevels,
+    has_current_layout, legacy_stored_size, move_to_current_layout, LedgerBatch, StoredNodes, TreeGrowth, UpperLevels,
     TREE_PREFIX,
 };
 
@@ -281,7 +281,7 @@ fn open_tree(db: &sled::Db, tree: &sled::Tree, head_seq: u64) -> Result<Frontier
     }
     let frontier = Frontier::from_source(&StoredNodes(tree), stored)?;
     let mut batch = LedgerBatch::new(frontier);
-    remove_low_levels(tree, batch.sled_batch())?;
+    move_to_current_layout(tree, batch.sled_batch())?;
     for item in tree.range(event_key(stored + 1)..=event_key(head_seq)) {
         let entry: LedgerEntry = codec::decode(&item?.1)?;
         batch.put_tree_only(&entry);

@@ -20,8 +20,9 @@ pub(crate) const TREE_PREFIX: u8 = b't';
 /// events for its lowest siblings.
 pub(crate) const STORED_FROM_LEVEL: u32 = 4;
 
-/// Marks a ledger whose tree follows this layout (written with every batch). A data dir
-/// without it stored every level; opening it removes the low levels once.
+/// Marks a ledger whose tree follows this layout, written when a data dir is first opened.
+/// Every later batch (apply, snapshot install, rebuild) keeps the layout. A data dir without it
+/// was written by an older version; opening it moves it to this layout once.
 pub(crate) const TREE_LAYOUT: &[u8] = b"m:tree-layout";
 const TREE_LAYOUT_VERSION: &[u8] = &[2];
 
@@ -43,13 +44,15 @@ pub(crate) fn has_current_layout(tree: &sled::Tree) -> Result<bool, LedgerError>
     Ok(tree.get(TREE_LAYOUT)?.is_some_and(|v| v.as_ref() == TREE_LAYOUT_VERSION))
 }
 
-/// Removes the nodes an older layout stored below [`STORED_FROM_LEVEL`] into `batch`.
-pub(crate) fn remove_low_levels(tree: &sled::Tree, batch: &mut sled::Batch) -> Result<(), LedgerError> {
+/// Into `batch`: removes the nodes an older layout stored below [`STORED_FROM_LEVEL`], and
+/// marks the tree as in the current layout.
+pub(crate) fn move_to_current_layout(tree: &sled::Tree, batch: &mut sled::Batch) -> Result<(), LedgerError> {
     for level in 0..STORED_FROM_LEVEL {
         for item in tree.range(node_key(level, 0)..=node_key(level, u64::MAX)) {
             batch.remove(item?.0);
         }
     }
+    batch.insert(TREE_LAYOUT, TREE_LAYOUT_VERSION);
     Ok(())
 }
 
@@ -235,8 +238,7 @@ impl LedgerBatch {
     }
 
     /// The sled batch to apply, and how the tree grows once it is applied.
-    pub(crate) fn finish(mut self) -> (sled::Batch, TreeGrowth) {
-        self.batch.insert(TREE_LAYOUT, TREE_LAYOUT_VERSION);
+    pub(crate) fn finish(self) -> (sled::Batch, TreeGrowth) {
         (self.batch, TreeGrowth { frontier: self.frontier, upper: self.upper })
     }
 }

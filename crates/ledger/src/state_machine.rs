@@ -169,6 +169,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     {
         let mut batch = LedgerBatch::new(self.ledger.frontier());
         let mut outcomes = Vec::new();
+        let mut membership_changed = false;
         {
             let StateMachine { ledger, last_applied, membership, idempotency, .. } = &mut *self;
             let mut state = ledger.state_mut();
@@ -178,6 +179,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     EntryPayload::Blank => vec![Outcome::Internal],
                     EntryPayload::Membership(change) => {
                         *membership = StoredMembership::new(Some(entry.log_id), change);
+                        membership_changed = true;
                         vec![Outcome::Internal]
                     }
                     EntryPayload::Normal(Proposals(proposals)) => {
@@ -195,7 +197,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }
         let (mut batch, growth) = batch.finish();
         batch.insert(APPLIED, codec::encode(&self.last_applied).map_err(write_err)?);
-        batch.insert(MEMBERSHIP, codec::encode(&self.membership).map_err(write_err)?);
+        if membership_changed {
+            batch.insert(MEMBERSHIP, codec::encode(&self.membership).map_err(write_err)?);
+        }
         self.ledger.tree().apply_batch(batch).map_err(write_err)?;
         self.ledger.grow_tree(growth);
         // No flush here: these entries are already durable in the Raft log. A crash before
