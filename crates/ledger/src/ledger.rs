@@ -28,8 +28,12 @@ pub(crate) fn key_index_key(key: &KeyId, seq: u64) -> [u8; 25] {
     out
 }
 
-/// Prefix of the per-account index: `a` + account name + `0` + big-endian seq, one (empty)
-/// record per event of that account, so an account's trail is read without the others'.
+/// Prefix of the per-account index: `a` + account name + `0` + big-endian seq of the first
+/// event of a run of that account's consecutive events → big-endian seq of the run's last event
+/// (a record with an empty value, as older versions wrote one per event, is a run of one). An
+/// account's trail is then read without the others', in ranged reads. Runs, not one record per
+/// event: most events continue the run before them, and extending it rewrites one record where
+/// a new record would cost a sled insert (and a leaf split every 16).
 pub(crate) const ACCOUNT_INDEX_PREFIX: u8 = b'a';
 
 fn account_index_key(account: &AccountId, seq: u64) -> Vec<u8> {
@@ -46,15 +50,43 @@ fn account_index_prefix(account: &AccountId) -> Vec<u8> {
     out
 }
 
-/// Writes an entry and its index records (per key, per account) into `batch`.
+/// A run of one account's consecutive events, `first..=last`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AccountRun {
+    pub(crate) account: AccountId,
+    pub(crate) first: u64,
+    pub(crate) last: u64,
+}
+
+/// The run an account index record describes.
+fn decode_run(key: &[u8], value: &[u8]) -> Result<(u64, u64), LedgerError> {
+    let seq_at = |bytes: &[u8]| -> Option<u64> { Some(u64::from_be_bytes(bytes.try_into().ok()?)) };
+    let damaged = || LedgerError::Damaged { seq: 0, why: "an account index record is malformed".into() };
+    let first = key.len().checked_sub(8).and_then(|at| seq_at(&key[at..])).ok_or_else(damaged)?;
+    let last = if value.is_empty() { first } else { seq_at(value).ok_or_else(damaged)? };
+    if last < first {
+        return Err(damaged());
+    }
+    Ok((first, last))
+}
+
+/// Writes an event into `batch` (its index records and tree nodes are the caller's).
 pub(crate) fn put_entry(batch: &mut sled::Batch, entry: &LedgerEntry) -> Result<(), CodecError> {
     batch.insert(&event_key(entry.event.seq), codec::encode(entry)?);
-    put_indexes(batch, entry);
     Ok(())
 }
 
-pub(crate) fn put_indexes(batch: &mut sled::Batch, entry: &LedgerEntry) {
-    batch.insert(account_index_key(&entry.event.account, entry.event.seq), &[]);
+/// Writes the index records of an event: its key's, and its account's run — continuing `tail`,
+/// the run of the event before it, when that is the same account's.
+pub(crate) fn put_indexes(batch: &mut sled::Batch, tail: &mut Option<AccountRun>, entry: &LedgerEntry) {
+    let (account, seq) = (&entry.event.account, entry.event.seq);
+    match tail {
+        Some(run) if run.account == *account && run.last + 1 == seq => run.last = seq,
+        _ => *tail = Some(AccountRun { account: account.clone(), first: seq, last: seq }),
+    }
+    if let Some(run) = tail {
+        batch.insert(account_index_key(&run.account, run.first), &run.last.to_be_bytes());
+    }
     if let Some(key) = entry.event.body.key() {
         batch.insert(&key_index_key(&key, entry.event.seq), &[]);
     }
@@ -83,6 +115,8 @@ struct Inner {
     frontier: Mutex<Frontier>,
     /// The upper levels of the stored tree, in memory.
     upper: RwLock<UpperLevels>,
+    /// The account-index run the last stored event ends; moved with `frontier`.
+    account_tail: Mutex<Option<AccountRun>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -113,7 +147,9 @@ impl Ledger {
         let state = rebuild_state(&tree, |_| {})?;
         let frontier = open_tree(db, &tree, state.head().seq)?;
         let upper = RwLock::new(UpperLevels::load(&tree)?);
-        let inner = Inner { db: db.clone(), tree, state: RwLock::new(state), frontier: Mutex::new(frontier), upper };
+        let account_tail = Mutex::new(stored_account_tail(&tree, state.head().seq)?);
+        let frontier = Mutex::new(frontier);
+        let inner = Inner { db: db.clone(), tree, state: RwLock::new(state), frontier, upper, account_tail };
         Ok(Ledger { inner: Arc::new(inner) })
     }
 
@@ -126,6 +162,7 @@ impl Ledger {
     /// the stored one (so no reader sees a size whose upper nodes are not cached yet).
     pub(crate) fn grow_tree(&self, growth: TreeGrowth) {
         self.inner.upper.write().unwrap_or_else(|poisoned| poisoned.into_inner()).extend(&growth.upper);
+        *self.inner.account_tail.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = growth.account_tail;
         *self.inner.frontier.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = growth.frontier;
     }
 
@@ -220,8 +257,38 @@ impl Ledger {
         from: u64,
         to: u64,
     ) -> impl Iterator<Item = Result<LedgerEntry, LedgerError>> + '_ {
-        let range = account_index_key(account, from)..=account_index_key(account, to);
-        self.inner.tree.range(range).map(move |item| self.indexed_entry(item, "account"))
+        let tree = &self.inner.tree;
+        // The run that holds `from` starts at or before it; the others start inside the range.
+        let mut runs: Vec<sled::Result<(sled::IVec, sled::IVec)>> = Vec::new();
+        if from <= to {
+            runs.extend(tree.range(account_index_key(account, 0)..=account_index_key(account, from)).next_back());
+        }
+        let later =
+            (from < to).then(|| tree.range(account_index_key(account, from + 1)..=account_index_key(account, to)));
+        runs.into_iter().chain(later.into_iter().flatten()).flat_map(move |record| {
+            let run = record.map_err(LedgerError::from).and_then(|(key, value)| decode_run(&key, &value));
+            let events: Box<dyn Iterator<Item = Result<LedgerEntry, LedgerError>>> = match run {
+                Ok((first, last)) if last >= from && first <= to => {
+                    let (low, high) = (first.max(from), last.min(to));
+                    Box::new(self.entries(low, high).enumerate().map(move |(i, entry)| match entry {
+                        Ok(entry) if entry.event.seq == low + i as u64 => Ok(entry),
+                        Ok(_) => Err(LedgerError::Damaged {
+                            seq: low + i as u64,
+                            why: "the account index names an event that is not stored".into(),
+                        }),
+                        Err(e) => Err(e),
+                    }))
+                }
+                Ok(_) => Box::new(std::iter::empty()),
+                Err(e) => Box::new(std::iter::once(Err(e))),
+            };
+            events
+        })
+    }
+
+    /// The run of the account of the last stored event, which the next event may continue.
+    pub(crate) fn account_tail(&self) -> Option<AccountRun> {
+        self.inner.account_tail.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
     }
 
     /// The event an index record points at: every index key ends with the event's seq.
@@ -262,6 +329,23 @@ impl merkle::NodeSource for CachedNodes<'_> {
             None => self.stored.node(level, index),
         }
     }
+}
+
+/// The account-index run that ends at the last stored event (`head_seq`), if any.
+fn stored_account_tail(tree: &sled::Tree, head_seq: u64) -> Result<Option<AccountRun>, LedgerError> {
+    let Some(bytes) = tree.get(event_key(head_seq))? else {
+        return Ok(None);
+    };
+    let account = codec::decode::<LedgerEntry>(&bytes)?.event.account;
+    let record = tree.range(account_index_key(&account, 0)..=account_index_key(&account, head_seq)).next_back();
+    let Some(record) = record else {
+        return Ok(None);
+    };
+    let (key, value) = record?;
+    let (first, last) = decode_run(&key, &value)?;
+    // An index that does not reach the last event (written before the index existed) is not
+    // continued; the next event starts a run of its own.
+    Ok((last == head_seq).then_some(AccountRun { account, first, last }))
 }
 
 /// The Merkle tree's right edge for a ledger of `head_seq` events. Every batch writes events and

@@ -10,7 +10,7 @@ use keyledger_model::merkle::{self, Frontier, NodeSource, TreeHash};
 use keyledger_model::{ChainHash, LedgerEntry};
 
 use crate::codec;
-use crate::ledger::{event_key, put_entry, put_indexes, LedgerError};
+use crate::ledger::{event_key, put_entry, put_indexes, AccountRun, LedgerError};
 
 pub(crate) const TREE_PREFIX: u8 = b't';
 
@@ -176,29 +176,41 @@ pub(crate) struct LedgerBatch {
     frontier: Frontier,
     unwritten: HashMap<(u32, u64), TreeHash>,
     upper: Vec<(u32, u64, TreeHash)>,
+    /// The account-index run of the last event put.
+    account_tail: Option<AccountRun>,
 }
 
-/// How an applied batch grew the tree: its new right edge and the upper-level nodes it completed.
+/// How an applied batch grew the tree: its new right edge and the upper-level nodes it
+/// completed; and the account-index run its last event ends.
 pub(crate) struct TreeGrowth {
     pub(crate) frontier: Frontier,
     pub(crate) upper: Vec<(u32, u64, TreeHash)>,
+    pub(crate) account_tail: Option<AccountRun>,
 }
 
 impl LedgerBatch {
-    /// A batch that continues a tree whose right edge is `frontier`.
+    /// A batch that continues a tree whose right edge is `frontier`, with no account-index run
+    /// to continue (a ledger built from its first event).
     pub(crate) fn new(frontier: Frontier) -> LedgerBatch {
-        LedgerBatch { batch: sled::Batch::default(), frontier, unwritten: HashMap::new(), upper: Vec::new() }
+        let batch = sled::Batch::default();
+        LedgerBatch { batch, frontier, unwritten: HashMap::new(), upper: Vec::new(), account_tail: None }
+    }
+
+    /// Continues `tail`, the account-index run the last stored event ends.
+    pub(crate) fn after(mut self, tail: Option<AccountRun>) -> LedgerBatch {
+        self.account_tail = tail;
+        self
     }
 
     pub(crate) fn put(&mut self, entry: &LedgerEntry) -> Result<(), LedgerError> {
         put_entry(&mut self.batch, entry)?;
-        self.put_tree_only(entry);
+        self.put_derived(entry);
         Ok(())
     }
 
     /// The index records and Merkle nodes of an event that is stored already.
     pub(crate) fn put_derived(&mut self, entry: &LedgerEntry) {
-        put_indexes(&mut self.batch, entry);
+        put_indexes(&mut self.batch, &mut self.account_tail, entry);
         self.put_tree_only(entry);
     }
 
@@ -239,7 +251,7 @@ impl LedgerBatch {
 
     /// The sled batch to apply, and how the tree grows once it is applied.
     pub(crate) fn finish(self) -> (sled::Batch, TreeGrowth) {
-        (self.batch, TreeGrowth { frontier: self.frontier, upper: self.upper })
+        (self.batch, TreeGrowth { frontier: self.frontier, upper: self.upper, account_tail: self.account_tail })
     }
 }
 

@@ -5,8 +5,8 @@
 use keyledger_ledger::{Ledger, StateMachine, Storage, TypeConfig};
 use keyledger_model::merkle::{self, Frontier, MemoryTree};
 use keyledger_model::{
-    token, AccountId, Actor, ChainHash, CheckpointSigner, Command, EventBody, KeyId, NewKey, Outcome, Proposal,
-    RejectCode, Timestamp, TreeHash, UserId,
+    token, AccountId, Actor, ChainHash, CheckpointSigner, Command, EventBody, KeyId, LedgerEntry, NewKey, Outcome,
+    Proposal, RejectCode, Timestamp, TreeHash, UserId,
 };
 use openraft::storage::RaftStateMachine;
 use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId, RaftSnapshotBuilder};
@@ -370,4 +370,77 @@ async fn a_ledger_changed_on_disk_does_not_open() {
     assert!(refused.to_string().contains(&format!("seq {target}")), "{refused}");
     let refused = keyledger_ledger::rebuild(dir.path()).expect_err("rebuild refuses it too");
     assert!(refused.to_string().contains("hash does not match"), "{refused}");
+}
+
+/// Entries whose events alternate between the `default` and `_cluster` accounts in runs of
+/// 1 to 4, some crossing the end of an apply: one list per apply.
+fn interleaved_applies(log: &mut Log, node: &mut u64) -> Vec<Vec<Entry<TypeConfig>>> {
+    let mut applies = Vec::new();
+    for runs in [[1, 3, 2], [4, 1, 1], [2, 2, 3]] {
+        let mut entries = Vec::new();
+        for (i, run) in runs.into_iter().enumerate() {
+            for _ in 0..run {
+                if i % 2 == 0 {
+                    entries.push(log.change());
+                } else {
+                    *node += 1;
+                    let signer = CheckpointSigner::from_seed(*node, [*node as u8; 32]);
+                    entries.push(log.cluster(Command::RegisterSigner { node: *node, public_key: signer.public_key() }));
+                }
+            }
+        }
+        applies.push(entries);
+    }
+    applies
+}
+
+/// Every range of both accounts reads exactly that account's events in it.
+fn check_account_ranges(ledger: &Ledger) {
+    let size = ledger.stored_size();
+    let all: Vec<LedgerEntry> = ledger.entries(1, size).collect::<Result<_, _>>().unwrap();
+    for account in [AccountId::default_account(), AccountId::cluster()] {
+        for from in 0..=size + 1 {
+            for to in from.saturating_sub(1)..=size + 1 {
+                let got: Vec<LedgerEntry> =
+                    ledger.account_entries(&account, from, to).collect::<Result<_, _>>().unwrap();
+                let expected: Vec<LedgerEntry> = all
+                    .iter()
+                    .filter(|e| e.event.account == account && (from..=to).contains(&e.event.seq))
+                    .cloned()
+                    .collect();
+                assert_eq!(got, expected, "{account} {from}..={to}");
+            }
+        }
+    }
+}
+
+/// The account index records runs of an account's consecutive events. With two accounts'
+/// events interleaved over several applies and a restart (runs continued across both), every
+/// range of every account reads exactly that account's events in it.
+#[tokio::test]
+async fn account_runs_read_exactly_each_accounts_events_in_any_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, mut node) = (Log::new(), 0);
+    {
+        let storage = Storage::open(dir.path()).unwrap();
+        let mut sm = storage.state_machine;
+        apply(&mut sm, vec![log.bootstrap()]).await;
+        for entries in interleaved_applies(&mut log, &mut node) {
+            apply(&mut sm, entries).await;
+        }
+        check_account_ranges(&storage.ledger);
+    }
+    let size = {
+        let storage = Storage::open(dir.path()).unwrap();
+        check_account_ranges(&storage.ledger);
+        let mut sm = storage.state_machine;
+        for entries in interleaved_applies(&mut log, &mut node) {
+            apply(&mut sm, entries).await;
+        }
+        check_account_ranges(&storage.ledger);
+        storage.ledger.stored_size()
+    };
+    let db = open_sled(dir.path());
+    let records = db.open_tree("ledger").unwrap().scan_prefix(b"a").count();
+    assert!(records < size as usize / 2, "runs, not one record per event: {records} records, {size} events");
 }
