@@ -1,5 +1,6 @@
-//! Proposal batching on the leader: writes that arrive while earlier ones are still in flight
-//! share one Raft log entry.
+//! Proposal batching: on the leader, writes that arrive while earlier ones are still in flight
+//! share one Raft log entry; on a follower, writes passed on to the leader together share one
+//! request.
 //!
 //! Every Raft entry costs the same fixed work whatever it carries — a hand-off to openraft's
 //! core, a log append, a replication message per follower, a hand-off to the apply task and
@@ -20,7 +21,9 @@ use keyledger_model::Proposal;
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::Raft;
 use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::time::Instant;
 
+use crate::network::{call, CallError};
 use crate::node::{Committed, Refusal};
 
 /// Entries in flight at once. More than one keeps the pipeline full (one entry replicating
@@ -107,5 +110,95 @@ async fn write_entry(raft: &Raft<TypeConfig>, batch: Vec<Waiting>, deadline: Dur
     };
     for answer in answers {
         let _ = answer.send(result.clone());
+    }
+}
+
+/// One proposal a follower is passing to the leader, and where its answer goes.
+struct Forwarding {
+    url: String,
+    proposal: Proposal,
+    deadline: Instant,
+    answer: oneshot::Sender<Result<Committed, Refusal>>,
+}
+
+/// A follower's queue of proposals for the leader: the same batching one hop earlier, so
+/// writes a follower receives together cost the leader one request, not one each.
+#[derive(Clone)]
+pub(crate) struct Forwarder {
+    queue: mpsc::UnboundedSender<Forwarding>,
+}
+
+impl Forwarder {
+    pub(crate) fn start(http: reqwest::Client) -> Forwarder {
+        let (queue, waiting) = mpsc::unbounded_channel();
+        tokio::spawn(gather_forwards(http, waiting));
+        Forwarder { queue }
+    }
+
+    /// Sends `proposal` to the leader at `url` (its `/internal/propose`) with the next batch.
+    pub(crate) async fn forward(
+        &self,
+        url: String,
+        proposal: Proposal,
+        deadline: Instant,
+    ) -> Result<Committed, Refusal> {
+        let (answer, answered) = oneshot::channel();
+        if self.queue.send(Forwarding { url, proposal, deadline, answer }).is_err() {
+            return Err(Refusal::Unavailable("this node is shutting down".into()));
+        }
+        answered.await.unwrap_or_else(|_| Err(Refusal::OutcomeUnknown("the write's task ended".into())))
+    }
+}
+
+async fn gather_forwards(http: reqwest::Client, mut waiting: mpsc::UnboundedReceiver<Forwarding>) {
+    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    while let Some(first) = waiting.recv().await {
+        let Ok(slot) = slots.clone().acquire_owned().await else { return };
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match waiting.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        // Proposals queued across a change of leader go to the leader each was meant for.
+        let mut by_leader: Vec<(String, Vec<Forwarding>)> = Vec::new();
+        for forwarding in batch {
+            match by_leader.iter_mut().find(|(url, _)| *url == forwarding.url) {
+                Some((_, group)) => group.push(forwarding),
+                None => by_leader.push((forwarding.url.clone(), vec![forwarding])),
+            }
+        }
+        let http = http.clone();
+        tokio::spawn(async move {
+            for (url, group) in by_leader {
+                send_forwards(&http, &url, group).await;
+            }
+            drop(slot);
+        });
+    }
+}
+
+/// Sends one batch to the leader and answers each proposal.
+async fn send_forwards(http: &reqwest::Client, url: &str, group: Vec<Forwarding>) {
+    let deadline = group.iter().map(|f| f.deadline).min().unwrap_or_else(Instant::now);
+    let (proposals, answers): (Vec<Proposal>, Vec<_>) = group.into_iter().map(|f| (f.proposal, f.answer)).unzip();
+    let count = proposals.len();
+    let budget = deadline.saturating_duration_since(Instant::now());
+    let failed = match call::<_, Vec<Result<Committed, Refusal>>>(http, url, &proposals, budget).await {
+        Ok(results) if results.len() == count => {
+            for (answer, result) in answers.into_iter().zip(results) {
+                let _ = answer.send(result);
+            }
+            return;
+        }
+        Ok(results) => {
+            Refusal::OutcomeUnknown(format!("the leader answered {} results for {count} writes", results.len()))
+        }
+        Err(CallError::Unreachable(_)) => Refusal::Unavailable("the leader cannot be reached".into()),
+        Err(CallError::Failed(why)) => Refusal::OutcomeUnknown(format!("the leader did not confirm the write: {why}")),
+    };
+    for answer in answers {
+        let _ = answer.send(Err(failed.clone()));
     }
 }

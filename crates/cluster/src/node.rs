@@ -16,9 +16,9 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use crate::activity::Activity;
-use crate::batch::Batcher;
+use crate::batch::{Batcher, Forwarder};
 use crate::checkpoints::{load_or_create_signer, CheckpointPolicy};
-use crate::network::{base_url, call, path, CallError, Network};
+use crate::network::{base_url, call, path, Network};
 use crate::rpc::{JoinRequest, NodeStatus};
 use crate::ClusterError;
 
@@ -118,6 +118,8 @@ pub struct ClusterNode {
     raft: Raft<TypeConfig>,
     /// Gathers proposals made while this node leads into Raft entries.
     batcher: Batcher,
+    /// Gathers proposals passed on to the leader while this node follows.
+    forwarder: Forwarder,
     ledger: Ledger,
     http: reqwest::Client,
     rng: Mutex<ChaCha20Rng>,
@@ -168,12 +170,14 @@ impl ClusterNode {
         .await
         .map_err(|e| ClusterError::Raft(e.to_string()))?;
         let batcher = Batcher::start(raft.clone(), WRITE_DEADLINE);
+        let forwarder = Forwarder::start(http.clone());
         Ok(Arc::new(ClusterNode {
             id: config.node_id,
             advertise: config.advertise,
             data_dir: config.data_dir,
             raft,
             batcher,
+            forwarder,
             ledger: storage.ledger,
             http,
             rng: Mutex::new(ChaCha20Rng::from_entropy()),
@@ -441,14 +445,7 @@ impl ClusterNode {
             return Err(Refusal::Unavailable("the leader's address is unknown".into()));
         };
         let url = format!("{}{}", base_url(&addr), path::PROPOSE);
-        let budget = deadline.saturating_duration_since(Instant::now());
-        let committed = match call::<_, Result<Committed, Refusal>>(&self.http, &url, proposal, budget).await {
-            Ok(answer) => answer?,
-            Err(CallError::Unreachable(_)) => return Err(Refusal::Unavailable("the leader cannot be reached".into())),
-            Err(CallError::Failed(why)) => {
-                return Err(Refusal::OutcomeUnknown(format!("the leader did not confirm the write: {why}")))
-            }
-        };
+        let committed = self.forwarder.forward(url, proposal.clone(), deadline).await?;
         // Read-your-writes on this node: wait (briefly) until it has applied the write too.
         self.wait_applied(committed.index, Duration::from_secs(2)).await;
         Ok(committed)

@@ -1,7 +1,7 @@
 //! The server half of node-to-node RPC: `/internal/*` routes, bincode in and out.
 //!
 //! Besides openraft's three messages this carries keyledger's own: `propose` (a follower
-//! forwarding a complete proposal to the leader), `join` (a new node asking to be added),
+//! forwarding complete proposals to the leader, batched), `join` (a new node asking to be added),
 //! `members` (an add or remove passed to the leader), `removed` (the leader telling a node it
 //! was removed), `read-index` (a follower's linearizable read asking the leader) and `status` (a node's applied index and
 //! ledger head, for `/v1/cluster`).
@@ -88,10 +88,12 @@ async fn snapshot(State(node): State<Arc<ClusterNode>>, body: Bytes) -> Response
     serve(body, |req| async move { node.raft().install_snapshot(req).await }).await
 }
 
+/// A follower's batch of proposals: all are queued here at once, so they share entries.
 async fn propose(State(node): State<Arc<ClusterNode>>, body: Bytes) -> Response {
-    serve(body, |proposal: Proposal| async move {
-        let answer: Result<Committed, Refusal> = node.propose_here(proposal).await;
-        answer
+    serve(body, |proposals: Vec<Proposal>| async move {
+        let answers: Vec<Result<Committed, Refusal>> =
+            futures::future::join_all(proposals.into_iter().map(|proposal| node.propose_here(proposal))).await;
+        answers
     })
     .await
 }
