@@ -4,6 +4,7 @@
 //! [`Ledger`] is also the read side the API uses: the in-memory [`State`] (verification
 //! index + admin read model) behind a `RwLock`, and ranged reads of stored events.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use keyledger_model::merkle::{self, Frontier, ProofError, TreeHash};
@@ -17,9 +18,86 @@ use crate::merkle_store::{
 
 pub(crate) const EVENT_PREFIX: u8 = b'e';
 
-/// Prefix of the per-key index: `k` + key id + big-endian seq, one (empty) record per event of
-/// that key, so a key's history is a range scan rather than a scan of the whole ledger.
+/// Prefix of the per-key index: `k` + key id + big-endian seq of the record's first event →
+/// the big-endian seqs of up to [`KEY_RECORD_EVENTS`] of that key's events, so a key's history
+/// is a range scan rather than a scan of the whole ledger. (A record with an empty value, as
+/// older versions wrote one per event, names only its first.) A key's next event rewrites its
+/// last record in place while there is room: a new record would cost a sled insert.
 pub(crate) const KEY_INDEX_PREFIX: u8 = b'k';
+
+/// Events one key-index record names at most (a 512-byte value).
+pub(crate) const KEY_RECORD_EVENTS: usize = 64;
+
+/// The seqs a key-index record names.
+fn decode_key_record(key: &[u8], value: &[u8]) -> Result<Vec<u64>, LedgerError> {
+    let seq_at = |bytes: &[u8]| u64::from_be_bytes(bytes.try_into().expect("8 bytes"));
+    if key.len() != 25 || value.len() % 8 != 0 {
+        return Err(LedgerError::Damaged { seq: 0, why: "a key index record is malformed".into() });
+    }
+    if value.is_empty() {
+        return Ok(vec![seq_at(&key[17..])]);
+    }
+    Ok(value.chunks_exact(8).map(seq_at).collect())
+}
+
+/// The last index record of a key: its key's first seq, and every seq it names.
+#[derive(Debug, Clone)]
+pub(crate) struct KeyRecord {
+    first: u64,
+    seqs: Vec<u64>,
+}
+
+/// What the index records of a batch's events continue: the account run the event before ends,
+/// and each key's last record. Records this batch wrote are kept here; earlier ones are read
+/// from `stored` (none when the batch builds a ledger's indexes from its first event).
+pub(crate) struct IndexTails {
+    pub(crate) account: Option<AccountRun>,
+    keys: HashMap<KeyId, KeyRecord>,
+    stored: Option<sled::Tree>,
+}
+
+impl IndexTails {
+    /// Indexes built from the first event.
+    pub(crate) fn fresh() -> IndexTails {
+        IndexTails { account: None, keys: HashMap::new(), stored: None }
+    }
+
+    /// Continuing the stored indexes of `ledger`.
+    pub(crate) fn continuing(ledger: &Ledger) -> IndexTails {
+        IndexTails { account: ledger.account_tail(), keys: HashMap::new(), stored: Some(ledger.tree().clone()) }
+    }
+
+    fn key_record(&mut self, key: &KeyId) -> Result<Option<&mut KeyRecord>, LedgerError> {
+        if !self.keys.contains_key(key) {
+            let Some(tree) = &self.stored else { return Ok(None) };
+            let Some(last) = tree.range(key_index_key(key, 0)..=key_index_key(key, u64::MAX)).next_back() else {
+                return Ok(None);
+            };
+            let (record_key, value) = last?;
+            let seqs = decode_key_record(&record_key, &value)?;
+            self.keys.insert(*key, KeyRecord { first: seqs[0], seqs });
+        }
+        Ok(self.keys.get_mut(key))
+    }
+
+    /// Names `seq` in `key`'s last record, or in a new one when that is full.
+    fn put_key_event(&mut self, batch: &mut sled::Batch, key: &KeyId, seq: u64) -> Result<(), LedgerError> {
+        let record = match self.key_record(key)? {
+            Some(record) if record.seqs.len() < KEY_RECORD_EVENTS => {
+                record.seqs.push(seq);
+                record.clone()
+            }
+            _ => {
+                let record = KeyRecord { first: seq, seqs: vec![seq] };
+                self.keys.insert(*key, record.clone());
+                record
+            }
+        };
+        let value: Vec<u8> = record.seqs.iter().flat_map(|s| s.to_be_bytes()).collect();
+        batch.insert(&key_index_key(key, record.first), value);
+        Ok(())
+    }
+}
 
 pub(crate) fn key_index_key(key: &KeyId, seq: u64) -> [u8; 25] {
     let mut out = [KEY_INDEX_PREFIX; 25];
@@ -76,10 +154,15 @@ pub(crate) fn put_entry(batch: &mut sled::Batch, entry: &LedgerEntry) -> Result<
     Ok(())
 }
 
-/// Writes the index records of an event: its key's, and its account's run — continuing `tail`,
-/// the run of the event before it, when that is the same account's.
-pub(crate) fn put_indexes(batch: &mut sled::Batch, tail: &mut Option<AccountRun>, entry: &LedgerEntry) {
+/// Writes the index records of an event: its account's run — continuing the run of the event
+/// before it when that is the same account's — and its key's (both keys', for a rotation).
+pub(crate) fn put_indexes(
+    batch: &mut sled::Batch,
+    tails: &mut IndexTails,
+    entry: &LedgerEntry,
+) -> Result<(), LedgerError> {
     let (account, seq) = (&entry.event.account, entry.event.seq);
+    let tail = &mut tails.account;
     match tail {
         Some(run) if run.account == *account && run.last + 1 == seq => run.last = seq,
         _ => *tail = Some(AccountRun { account: account.clone(), first: seq, last: seq }),
@@ -88,11 +171,12 @@ pub(crate) fn put_indexes(batch: &mut sled::Batch, tail: &mut Option<AccountRun>
         batch.insert(account_index_key(&run.account, run.first), &run.last.to_be_bytes());
     }
     if let Some(key) = entry.event.body.key() {
-        batch.insert(&key_index_key(&key, entry.event.seq), &[]);
+        tails.put_key_event(batch, &key, seq)?;
     }
     if let keyledger_model::EventBody::KeyRotated { replacement, .. } = &entry.event.body {
-        batch.insert(&key_index_key(replacement, entry.event.seq), &[]);
+        tails.put_key_event(batch, replacement, seq)?;
     }
+    Ok(())
 }
 
 pub(crate) fn event_key(seq: u64) -> [u8; 9] {
@@ -246,7 +330,14 @@ impl Ledger {
     pub fn key_history(&self, key: &KeyId) -> impl Iterator<Item = Result<LedgerEntry, LedgerError>> + '_ {
         let mut prefix = vec![KEY_INDEX_PREFIX];
         prefix.extend(key.to_bytes());
-        self.inner.tree.scan_prefix(prefix).map(move |item| self.indexed_entry(item, "key"))
+        self.inner.tree.scan_prefix(prefix).flat_map(move |record| {
+            let seqs = record.map_err(LedgerError::from).and_then(|(key, value)| decode_key_record(&key, &value));
+            let events: Box<dyn Iterator<Item = Result<LedgerEntry, LedgerError>>> = match seqs {
+                Ok(seqs) => Box::new(seqs.into_iter().map(move |seq| self.indexed_entry(seq, "key"))),
+                Err(e) => Box::new(std::iter::once(Err(e))),
+            };
+            events
+        })
     }
 
     /// Stored events of `account` with `seq` in `from..=to`, oldest first, read through the
@@ -291,16 +382,8 @@ impl Ledger {
         self.inner.account_tail.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
     }
 
-    /// The event an index record points at: every index key ends with the event's seq.
-    fn indexed_entry(
-        &self,
-        item: sled::Result<(sled::IVec, sled::IVec)>,
-        index: &str,
-    ) -> Result<LedgerEntry, LedgerError> {
-        let (index_key, _) = item?;
-        let mut seq = [0u8; 8];
-        seq.copy_from_slice(&index_key[index_key.len() - 8..]);
-        let seq = u64::from_be_bytes(seq);
+    /// The event at `seq`, which the `index` names.
+    fn indexed_entry(&self, seq: u64, index: &str) -> Result<LedgerEntry, LedgerError> {
         let bytes = self.inner.tree.get(event_key(seq))?.ok_or_else(|| LedgerError::Damaged {
             seq,
             why: format!("the {index} index names an event that is not stored"),
@@ -392,7 +475,15 @@ pub(crate) fn rebuild_derived(db: &sled::Db) -> Result<Rebuilt, LedgerError> {
     let tree = db.open_tree("ledger")?;
     let mut batch = LedgerBatch::new(Frontier::new());
     remove_derived(&tree, batch.sled_batch())?;
-    let state = rebuild_state(&tree, |entry| batch.put_derived(entry))?;
+    let mut failed = None;
+    let state = rebuild_state(&tree, |entry| {
+        if let Err(e) = batch.put_derived(entry) {
+            failed.get_or_insert(e);
+        }
+    })?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
     let (batch, growth) = batch.finish();
     tree.apply_batch(batch)?;
     db.flush()?;

@@ -10,7 +10,7 @@ use keyledger_model::merkle::{self, Frontier, NodeSource, TreeHash};
 use keyledger_model::{ChainHash, LedgerEntry};
 
 use crate::codec;
-use crate::ledger::{event_key, put_entry, put_indexes, AccountRun, LedgerError};
+use crate::ledger::{event_key, put_entry, put_indexes, AccountRun, IndexTails, Ledger, LedgerError};
 
 pub(crate) const TREE_PREFIX: u8 = b't';
 
@@ -176,8 +176,8 @@ pub(crate) struct LedgerBatch {
     frontier: Frontier,
     unwritten: HashMap<(u32, u64), TreeHash>,
     upper: Vec<(u32, u64, TreeHash)>,
-    /// The account-index run of the last event put.
-    account_tail: Option<AccountRun>,
+    /// What the next event's index records continue.
+    tails: IndexTails,
 }
 
 /// How an applied batch grew the tree: its new right edge and the upper-level nodes it
@@ -189,29 +189,28 @@ pub(crate) struct TreeGrowth {
 }
 
 impl LedgerBatch {
-    /// A batch that continues a tree whose right edge is `frontier`, with no account-index run
-    /// to continue (a ledger built from its first event).
+    /// A batch that continues a tree whose right edge is `frontier`, writing indexes from
+    /// scratch (a ledger built from its first event).
     pub(crate) fn new(frontier: Frontier) -> LedgerBatch {
         let batch = sled::Batch::default();
-        LedgerBatch { batch, frontier, unwritten: HashMap::new(), upper: Vec::new(), account_tail: None }
+        LedgerBatch { batch, frontier, unwritten: HashMap::new(), upper: Vec::new(), tails: IndexTails::fresh() }
     }
 
-    /// Continues `tail`, the account-index run the last stored event ends.
-    pub(crate) fn after(mut self, tail: Option<AccountRun>) -> LedgerBatch {
-        self.account_tail = tail;
-        self
+    /// A batch that continues everything `ledger` has stored.
+    pub(crate) fn continuing(ledger: &Ledger) -> LedgerBatch {
+        LedgerBatch { tails: IndexTails::continuing(ledger), ..LedgerBatch::new(ledger.frontier()) }
     }
 
     pub(crate) fn put(&mut self, entry: &LedgerEntry) -> Result<(), LedgerError> {
         put_entry(&mut self.batch, entry)?;
-        self.put_derived(entry);
-        Ok(())
+        self.put_derived(entry)
     }
 
     /// The index records and Merkle nodes of an event that is stored already.
-    pub(crate) fn put_derived(&mut self, entry: &LedgerEntry) {
-        put_indexes(&mut self.batch, &mut self.account_tail, entry);
+    pub(crate) fn put_derived(&mut self, entry: &LedgerEntry) -> Result<(), LedgerError> {
+        put_indexes(&mut self.batch, &mut self.tails, entry)?;
         self.put_tree_only(entry);
+        Ok(())
     }
 
     /// Only the Merkle nodes `entry` completes (the event itself is stored already).
@@ -251,7 +250,7 @@ impl LedgerBatch {
 
     /// The sled batch to apply, and how the tree grows once it is applied.
     pub(crate) fn finish(self) -> (sled::Batch, TreeGrowth) {
-        (self.batch, TreeGrowth { frontier: self.frontier, upper: self.upper, account_tail: self.account_tail })
+        (self.batch, TreeGrowth { frontier: self.frontier, upper: self.upper, account_tail: self.tails.account })
     }
 }
 

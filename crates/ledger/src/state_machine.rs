@@ -167,7 +167,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I: IntoIterator<Item = Entry<TypeConfig>> + Send,
         I::IntoIter: Send,
     {
-        let mut batch = LedgerBatch::new(self.ledger.frontier()).after(self.ledger.account_tail());
+        let mut batch = LedgerBatch::continuing(&self.ledger);
         let mut outcomes = Vec::new();
         let mut membership_changed = false;
         {

@@ -444,3 +444,36 @@ async fn account_runs_read_exactly_each_accounts_events_in_any_range() {
     let records = db.open_tree("ledger").unwrap().scan_prefix(b"a").count();
     assert!(records < size as usize / 2, "runs, not one record per event: {records} records, {size} events");
 }
+
+/// A key's index records name up to 64 of its events each, rewritten in place as events come.
+/// A key with 150 events over several applies and a restart reads exactly its history.
+#[tokio::test]
+async fn key_records_list_a_keys_events_across_records_applies_and_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::new();
+    let key = log.key;
+    let history = |ledger: &Ledger| -> Vec<LedgerEntry> { ledger.key_history(&key).collect::<Result<_, _>>().unwrap() };
+    let expected = |ledger: &Ledger| -> Vec<LedgerEntry> {
+        let all = ledger.entries(1, ledger.stored_size()).collect::<Result<Vec<LedgerEntry>, _>>().unwrap();
+        all.into_iter().filter(|e| e.event.body.key() == Some(key)).collect()
+    };
+    {
+        let storage = Storage::open(dir.path()).unwrap();
+        let mut sm = storage.state_machine;
+        apply(&mut sm, vec![log.bootstrap()]).await;
+        for size in [1, 7, 50, 12] {
+            apply(&mut sm, (0..size).map(|_| log.change()).collect()).await;
+            assert_eq!(history(&storage.ledger), expected(&storage.ledger));
+        }
+    }
+    let storage = Storage::open(dir.path()).unwrap();
+    let mut sm = storage.state_machine;
+    apply(&mut sm, (0..80).map(|_| log.change()).collect()).await;
+    let got = history(&storage.ledger);
+    assert_eq!(got.len(), 151, "the bootstrap's key event and 150 renames");
+    assert_eq!(got, expected(&storage.ledger));
+    drop((sm, storage.ledger, storage.log_store));
+    let db = open_sled(dir.path());
+    let records = db.open_tree("ledger").unwrap().scan_prefix(b"k").count();
+    assert_eq!(records, 3, "151 events in records of 64");
+}
