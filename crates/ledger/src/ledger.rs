@@ -31,7 +31,7 @@ pub(crate) const KEY_RECORD_EVENTS: usize = 64;
 /// The seqs a key-index record names.
 fn decode_key_record(key: &[u8], value: &[u8]) -> Result<Vec<u64>, LedgerError> {
     let seq_at = |bytes: &[u8]| u64::from_be_bytes(bytes.try_into().expect("8 bytes"));
-    if key.len() != 25 || value.len() % 8 != 0 {
+    if key.len() != 25 || !value.len().is_multiple_of(8) {
         return Err(LedgerError::Damaged { seq: 0, why: "a key index record is malformed".into() });
     }
     if value.is_empty() {
