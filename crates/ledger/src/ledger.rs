@@ -92,6 +92,10 @@ pub enum LedgerError {
     Damaged { seq: u64, why: String },
     #[error("{0}")]
     OutOfRange(String),
+    #[error("snapshot file: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the snapshot is damaged: {0}")]
+    Snapshot(String),
 }
 
 impl From<ProofError<LedgerError>> for LedgerError {
@@ -126,10 +130,12 @@ impl Ledger {
         *self.inner.frontier.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = growth.frontier;
     }
 
-    /// After a snapshot replaced the whole ledger: a tree grown from nothing.
-    pub(crate) fn replace_tree(&self, growth: TreeGrowth) {
-        *self.inner.upper.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = UpperLevels::default();
-        self.grow_tree(growth);
+    /// After a snapshot install wrote the tree in many batches: its upper levels read again.
+    pub(crate) fn reload_tree(&self, frontier: Frontier) -> Result<(), LedgerError> {
+        let upper = UpperLevels::load(&self.inner.tree)?;
+        *self.inner.upper.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = upper;
+        *self.inner.frontier.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = frontier;
+        Ok(())
     }
 
     /// Tree nodes: the upper levels from memory, the rest from sled.
