@@ -120,6 +120,18 @@ pub(crate) fn is_receiving(dir: &Path, path: &Path) -> bool {
     path.parent() == Some(dir) && name.starts_with(RECEIVING) && name.ends_with(".tmp")
 }
 
+/// Removes the files of receives that were abandoned: openraft receives one snapshot at a
+/// time, so when a new one begins, an older file will never be completed.
+pub(crate) fn remove_abandoned_receives(dir: &Path) -> std::io::Result<()> {
+    for item in std::fs::read_dir(dir)? {
+        let path = item?.path();
+        if is_receiving(dir, &path) {
+            std::fs::remove_file(path)?;
+        }
+    }
+    Ok(())
+}
+
 /// A copy of `source` (someone else's snapshot file) as a receiving file in `dir`, on disk.
 pub(crate) fn copy_in(dir: &Path, source: &Path) -> std::io::Result<PathBuf> {
     let path = temp_path(dir, RECEIVING);

@@ -38,8 +38,10 @@ const SNAPSHOT_FILE: &[u8] = b"m:snapshot-file";
 const INSTALLING: &[u8] = b"m:installing";
 /// Prefix of the idempotency records in the ledger tree (beside `e` events and `m:` meta).
 const IDEMPOTENCY_PREFIX: u8 = b'i';
-/// Entries (or removals) per sled batch while installing: a few MB, whatever the ledger size.
-const INSTALL_BATCH: usize = 4096;
+/// Entries (or removals) per sled batch while installing. Small on purpose: sled clones a leaf
+/// per insert and frees the clones only after the batch, so memory grows with the batch size
+/// (1M events installed: 1.1 GB peak with 128, 12 GB with 4096) and time does not improve.
+const INSTALL_BATCH: usize = 128;
 
 /// The last snapshot we built or installed: its meta and the ledger head it covers.
 #[derive(Clone, Serialize, Deserialize)]
@@ -335,6 +337,7 @@ fn install_file(
     let temp =
         if snapshot::is_receiving(dir, received) { received.to_path_buf() } else { snapshot::copy_in(dir, received)? };
     let tree = ledger.tree();
+    let started = std::time::Instant::now();
     let checked = match snapshot::check(&temp, stored_head(tree)?) {
         Ok(checked) => checked,
         Err(e) => {
@@ -350,8 +353,18 @@ fn install_file(
     // On disk before the first change: from here on, a restart finishes the install.
     tree.insert(INSTALLING, codec::encode(&marker)?)?;
     ledger.db().flush()?;
+    let checked_in = started.elapsed();
+    let kept = if marker.replace_all { 0 } else { stored_head(tree)?.seq };
     let frontier = write_from_file(tree, &dir.join(&file), marker, stop_after)?;
     ledger.db().flush()?;
+    tracing::info!(
+        snapshot = %meta.snapshot_id,
+        kept,
+        written = checked.head.seq - kept,
+        check_ms = checked_in.as_millis() as u64,
+        write_ms = (started.elapsed() - checked_in).as_millis() as u64,
+        "wrote snapshot into the ledger"
+    );
     if let Err(e) = snapshot::remove_others(dir, &[&file], false) {
         tracing::warn!(error = %e, "cannot remove old snapshot files");
     }
@@ -481,6 +494,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn begin_receiving_snapshot(&mut self) -> Result<Box<SnapshotFile>, StorageError<NodeId>> {
+        // A transfer cut off and started again would otherwise leave a whole file behind.
+        snapshot::remove_abandoned_receives(&self.dir).map_err(write_err)?;
         // Chunks go straight to disk.
         Ok(Box::new(SnapshotFile::create_receiving(&self.dir).await.map_err(write_err)?))
     }

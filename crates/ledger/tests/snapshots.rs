@@ -217,8 +217,9 @@ async fn interrupted_installs_are_finished(target_history: Option<Vec<Entry<Type
 
 #[tokio::test]
 async fn an_interrupted_install_on_a_fresh_node_is_finished_on_reopen() {
-    // 0: the marker only; 1: the idempotency records; 2: and a first batch of events.
-    interrupted_installs_are_finished(None, &[0, 1, 2]).await;
+    // 0: the marker only; 1: the idempotency records; 2: and a first batch of events; 40:
+    // about half of them (128 a batch).
+    interrupted_installs_are_finished(None, &[0, 1, 2, 40]).await;
 }
 
 #[tokio::test]
@@ -231,8 +232,9 @@ async fn an_interrupted_install_over_a_shorter_ledger_is_finished_on_reopen() {
 
 #[tokio::test]
 async fn an_interrupted_install_over_a_different_ledger_is_finished_on_reopen() {
-    // A ledger that is not a prefix is removed first; crash during and after the removal.
-    interrupted_installs_are_finished(Some(history(2, 6_000)), &[1, 4]).await;
+    // A ledger that is not a prefix is removed first (some 240 batches of 128 records); crash
+    // during the removal and after it.
+    interrupted_installs_are_finished(Some(history(2, 6_000)), &[1, 4, 280]).await;
 }
 
 #[tokio::test]
