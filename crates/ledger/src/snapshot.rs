@@ -55,6 +55,11 @@ impl SnapshotFile {
         Ok(SnapshotFile { file: tokio::fs::File::open(&path).await?, path })
     }
 
+    /// A file opened already (under the lock that keeps it from being removed meanwhile).
+    pub(crate) fn from_std(file: std::fs::File, path: PathBuf) -> SnapshotFile {
+        SnapshotFile { file: tokio::fs::File::from_std(file), path }
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -371,47 +371,82 @@ fn install_file(
     Ok(Installed { state: checked.state, frontier, record })
 }
 
-/// Records the complete file `temp` as the snapshot `record` describes, unless a newer one was
-/// recorded meanwhile (an install beside a build); the snapshot that is current afterwards.
+/// A snapshot file opened for reading, and its meta.
+struct Opened {
+    meta: SnapshotMeta<NodeId, Node>,
+    path: PathBuf,
+    file: std::fs::File,
+}
+
+impl Opened {
+    fn into_snapshot(self) -> Snapshot<TypeConfig> {
+        Snapshot { meta: self.meta, snapshot: Box::new(SnapshotFile::from_std(self.file, self.path)) }
+    }
+}
+
+/// Records the complete file `temp` as the snapshot `record` describes and opens it. Opened
+/// under the lock, so no install or other build removes it first (an open file stays readable).
 fn record_file(
     ledger: &Ledger,
     dir: &Path,
     files: &Mutex<()>,
     temp: &Path,
     record: SnapshotRecord,
-) -> Result<(SnapshotMeta<NodeId, Node>, String), LedgerError> {
+) -> Result<Opened, LedgerError> {
     let _files = lock(files);
     let tree = ledger.tree();
     let current: Option<SnapshotRecord> = tree.get(SNAPSHOT)?.map(|b| codec::decode(&b)).transpose()?;
-    let current_file: Option<String> = tree.get(SNAPSHOT_FILE)?.map(|b| codec::decode(&b)).transpose()?;
-    if let (Some(current), Some(file)) = (current, current_file) {
-        if current.meta.last_log_id > record.meta.last_log_id {
-            std::fs::remove_file(temp)?;
-            return Ok((current.meta, file));
-        }
+    if current.is_some_and(|c| c.meta.last_log_id > record.meta.last_log_id) {
+        // An install recorded a newer snapshot meanwhile. Ours is still answered (openraft
+        // ignores an older one) but not kept: unlinked once open.
+        let file = std::fs::File::open(temp)?;
+        std::fs::remove_file(temp)?;
+        return Ok(Opened { meta: record.meta, path: temp.to_path_buf(), file });
     }
-    let file = snapshot::publish(dir, temp, &record.meta.snapshot_id)?;
+    let name = snapshot::publish(dir, temp, &record.meta.snapshot_id)?;
     let mut batch = sled::Batch::default();
     batch.insert(SNAPSHOT, codec::encode(&record)?);
-    batch.insert(SNAPSHOT_FILE, codec::encode(&file)?);
+    batch.insert(SNAPSHOT_FILE, codec::encode(&name)?);
     tree.apply_batch(batch)?;
     // The log is purged behind this snapshot once it is reported: it must be durable first.
     ledger.db().flush()?;
-    if let Err(e) = snapshot::remove_others(dir, &[&file], false) {
+    if let Err(e) = snapshot::remove_others(dir, &[&name], false) {
         tracing::warn!(error = %e, "cannot remove old snapshot files");
     }
-    Ok((record.meta, file))
+    let path = dir.join(&name);
+    Ok(Opened { meta: record.meta, file: std::fs::File::open(&path)?, path })
 }
 
-/// Writes the file of the snapshot `record` from the ledger and records it (blocking).
-fn build_file(
-    ledger: &Ledger,
-    dir: &Path,
-    files: &Mutex<()>,
-    record: SnapshotRecord,
-) -> Result<(SnapshotMeta<NodeId, Node>, String), LedgerError> {
+/// Writes the file of the snapshot `record` from the ledger, records and opens it (blocking).
+fn build_file(ledger: &Ledger, dir: &Path, files: &Mutex<()>, record: SnapshotRecord) -> Result<Opened, LedgerError> {
     let temp = snapshot::write(ledger.tree(), dir, record.head_seq, &record.idempotency)?;
     record_file(ledger, dir, files, &temp, record)
+}
+
+/// A file opened for reading, and where it is.
+type OpenFile = (PathBuf, std::fs::File);
+
+/// The recorded snapshot and its file, opened if it is there. Both are read under the lock
+/// that recording takes, so they describe the same snapshot.
+fn current_snapshot(
+    tree: &sled::Tree,
+    dir: &Path,
+    files: &Mutex<()>,
+) -> Result<(Option<SnapshotRecord>, Option<OpenFile>), LedgerError> {
+    let _files = lock(files);
+    let record: Option<SnapshotRecord> = tree.get(SNAPSHOT)?.map(|b| codec::decode(&b)).transpose()?;
+    let Some(name) = tree.get(SNAPSHOT_FILE)?.map(|b| codec::decode::<String>(&b)).transpose()? else {
+        return Ok((record, None));
+    };
+    let path = dir.join(&name);
+    match std::fs::File::open(&path) {
+        Ok(file) => Ok((record, Some((path, file)))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            tracing::warn!(file = name, "the snapshot file is missing; writing it again");
+            Ok((record, None))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Where one idempotency record is stored: `i` + its encoded key.
@@ -532,32 +567,23 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
         // Snapshots written by a builder are recorded in sled; pick up the latest.
-        let tree = self.ledger.tree();
-        if let Some(bytes) = tree.get(SNAPSHOT).map_err(read_err)? {
-            self.snapshot = Some(codec::decode(&bytes).map_err(read_err)?);
+        let (record, file) = current_snapshot(self.ledger.tree(), &self.dir, &self.files).map_err(read_err)?;
+        if record.is_some() {
+            self.snapshot = record;
         }
         let Some(record) = self.snapshot.clone() else {
             return Ok(None);
         };
-        let file: Option<String> =
-            tree.get(SNAPSHOT_FILE).map_err(read_err)?.map(|b| codec::decode(&b)).transpose().map_err(read_err)?;
-        if let Some(file) = file {
-            match SnapshotFile::open(self.dir.join(&file)).await {
-                Ok(data) => return Ok(Some(Snapshot { meta: record.meta, snapshot: Box::new(data) })),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    tracing::warn!(file, "the snapshot file is missing; writing it again");
-                }
-                Err(e) => return Err(snapshot_read_err(&record.meta, e.into())),
-            }
+        if let Some((path, file)) = file {
+            return Ok(Some(Opened { meta: record.meta, path, file }.into_snapshot()));
         }
         // Lost, or recorded before snapshots were files: the ledger prefix is still stored.
         let (ledger, dir, files) = (self.ledger.clone(), self.dir.clone(), self.files.clone());
-        let (meta, file) = tokio::task::spawn_blocking(move || build_file(&ledger, &dir, &files, record))
+        let opened = tokio::task::spawn_blocking(move || build_file(&ledger, &dir, &files, record))
             .await
             .map_err(join_err)?
             .map_err(read_err)?;
-        let data = SnapshotFile::open(self.dir.join(&file)).await.map_err(|e| snapshot_read_err(&meta, e.into()))?;
-        Ok(Some(Snapshot { meta, snapshot: Box::new(data) }))
+        Ok(Some(opened.into_snapshot()))
     }
 }
 
@@ -584,11 +610,10 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         // The ledger is append-only, so events `1..=head_seq` read now are the ones of that
         // moment; streaming them to the file takes a blocking thread, not the runtime.
         let (ledger, dir, files) = (self.ledger.clone(), self.dir.clone(), self.files.clone());
-        let (meta, file) = tokio::task::spawn_blocking(move || build_file(&ledger, &dir, &files, record))
+        let opened = tokio::task::spawn_blocking(move || build_file(&ledger, &dir, &files, record))
             .await
             .map_err(join_err)?
             .map_err(write_err)?;
-        let data = SnapshotFile::open(self.dir.join(&file)).await.map_err(|e| snapshot_read_err(&meta, e.into()))?;
-        Ok(Snapshot { meta, snapshot: Box::new(data) })
+        Ok(opened.into_snapshot())
     }
 }
