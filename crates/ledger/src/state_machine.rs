@@ -384,16 +384,10 @@ impl Opened {
     }
 }
 
-/// Records the complete file `temp` as the snapshot `record` describes and opens it. Opened
-/// under the lock, so no install or other build removes it first (an open file stays readable).
-fn record_file(
-    ledger: &Ledger,
-    dir: &Path,
-    files: &Mutex<()>,
-    temp: &Path,
-    record: SnapshotRecord,
-) -> Result<Opened, LedgerError> {
-    let _files = lock(files);
+/// Records the complete file `temp` as the snapshot `record` describes and opens it (the
+/// caller holds the files lock, so no install or other build removes it first; an open file
+/// stays readable).
+fn record_file(ledger: &Ledger, dir: &Path, temp: &Path, record: SnapshotRecord) -> Result<Opened, LedgerError> {
     let tree = ledger.tree();
     let current: Option<SnapshotRecord> = tree.get(SNAPSHOT)?.map(|b| codec::decode(&b)).transpose()?;
     if current.is_some_and(|c| c.meta.last_log_id > record.meta.last_log_id) {
@@ -418,9 +412,12 @@ fn record_file(
 }
 
 /// Writes the file of the snapshot `record` from the ledger, records and opens it (blocking).
+/// The files lock is held throughout, so an install waits (about a second per million events)
+/// rather than remove events this is reading.
 fn build_file(ledger: &Ledger, dir: &Path, files: &Mutex<()>, record: SnapshotRecord) -> Result<Opened, LedgerError> {
+    let _files = lock(files);
     let temp = snapshot::write(ledger.tree(), dir, record.head_seq, &record.idempotency)?;
-    record_file(ledger, dir, files, &temp, record)
+    record_file(ledger, dir, &temp, record)
 }
 
 /// A file opened for reading, and where it is.
