@@ -124,3 +124,54 @@ async fn a_node_down_while_the_log_was_compacted_rejoins_from_a_snapshot_file() 
     let answer = cluster.client(follower).verify(&verify_req(&last.secret, None)).await.expect("verify");
     assert!(answer.valid, "{answer:?}");
 }
+
+/// A voter that must install a snapshot of some size. openraft 0.9 sends heartbeats on the same
+/// stream as the snapshot, so a long transfer and install could let the node's election timer
+/// run out and unseat the leader. Slow (thousands of writes), so run on demand:
+/// `cargo test --test it -- --ignored large_snapshot`.
+#[tokio::test]
+#[ignore]
+async fn a_voter_installing_a_large_snapshot_keeps_the_leader() {
+    let mut cluster = Cluster::start_with(3, &["--snapshot-logs", "100"]).await;
+    let leader = cluster.leader().await;
+    let follower = if leader == 3 { 2 } else { 3 };
+    let client = cluster.client(leader);
+    let mut keys = Vec::new();
+    for i in 0..8 {
+        keys.push(client.create_key(&new_key(&format!("k{i}"))).await.expect("create").value.key.id);
+    }
+    cluster.wait_caught_up(leader, [follower]).await;
+    cluster.kill(follower);
+    let writers: Vec<_> = keys
+        .into_iter()
+        .map(|id| {
+            let client = cluster.client(leader);
+            tokio::spawn(async move {
+                for _ in 0..750 {
+                    client.disable_key(&id).await.expect("disable");
+                    client.enable_key(&id).await.expect("enable");
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.expect("writer");
+    }
+    let term = cluster.client(leader).cluster_status().await.expect("status").term;
+
+    cluster.restart(follower).await;
+    poll("the returning node's ledger head to equal the leader's", CONVERGE, async || {
+        let expected = cluster.own_ledger_head(leader).await?;
+        let head = cluster.own_ledger_head(follower).await?;
+        if head == expected {
+            Ok(())
+        } else {
+            Err(format!("{head:?} != {expected:?}"))
+        }
+    })
+    .await;
+    let log = cluster.node(follower).log();
+    let wrote = log.lines().filter(|l| l.contains("wrote snapshot into the ledger")).last().unwrap_or("").to_owned();
+    let status = cluster.client(leader).cluster_status().await.expect("status");
+    assert_eq!((status.leader, status.term), (Some(leader), term), "after: {wrote}");
+}
