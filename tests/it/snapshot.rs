@@ -171,7 +171,7 @@ async fn a_voter_installing_a_large_snapshot_keeps_the_leader() {
     })
     .await;
     let log = cluster.node(follower).log();
-    let wrote = log.lines().filter(|l| l.contains("wrote snapshot into the ledger")).last().unwrap_or("").to_owned();
+    let wrote = log.lines().rfind(|l| l.contains("wrote snapshot into the ledger")).unwrap_or("").to_owned();
     let status = cluster.client(leader).cluster_status().await.expect("status");
     assert_eq!((status.leader, status.term), (Some(leader), term), "after: {wrote}");
 }
