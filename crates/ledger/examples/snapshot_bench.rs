@@ -22,7 +22,7 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// openraft's default chunk (and ours, see `cluster::node::raft_config`).
+/// openraft's default chunk size (keyledger sends 4 MiB, see `cluster::node::raft_config`).
 const CHUNK: usize = 3 * 1024 * 1024;
 
 fn entry(index: u64, actor: Actor, command: Command) -> Entry<TypeConfig> {
