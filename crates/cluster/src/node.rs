@@ -136,8 +136,16 @@ pub(crate) fn raft_config(snapshot_logs: u64) -> openraft::Config {
         heartbeat_interval: 100,
         election_timeout_min: 400,
         election_timeout_max: 800,
-        // Whole-ledger snapshots can be large; the 200 ms default would retry forever.
-        install_snapshot_timeout: 30_000,
+        // A snapshot travels as one RPC per chunk, each bounded by this timeout (openraft's
+        // deadline and our HTTP client's). The last chunk's RPC answers only once the follower
+        // has checked and installed the whole ledger: about 2 min for 1M events on a fresh node
+        // here (docs/benchmarks.md), so 10 min covers several million. A timeout restarts the
+        // transfer from scratch, so too short loops forever; too long only delays noticing a
+        // hung follower (an unreachable one fails at once).
+        install_snapshot_timeout: 600_000,
+        // Each chunk is one bincode request body (limit 64 MiB, `rpc.rs`) and is held a few
+        // times over at each end, so chunks stay small; per-chunk overhead is a 1 ms pause.
+        snapshot_max_chunk_size: 4 * 1024 * 1024,
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(snapshot_logs),
         max_in_snapshot_log_to_keep: snapshot_logs,
         ..Default::default()

@@ -6,7 +6,8 @@
 //! was removed), `read-index` (a follower's linearizable read asking the leader) and `status` (a node's applied index and
 //! ledger head, for `/v1/cluster`).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
@@ -42,10 +43,14 @@ pub struct NodeStatus {
 
 /// The internal routes, for merging into the node's HTTP server.
 pub fn router(node: Arc<ClusterNode>) -> Router {
+    let inbound = Arc::new(SnapshotInbound::default());
     Router::new()
         .route(path::APPEND, post(append))
         .route(path::VOTE, post(vote))
-        .route(path::SNAPSHOT, post(snapshot))
+        .route(
+            path::SNAPSHOT,
+            post(move |State(node): State<Arc<ClusterNode>>, body: Bytes| snapshot(node, inbound.clone(), body)),
+        )
         .route(path::PROPOSE, post(propose))
         .route(path::JOIN, post(join))
         .route(path::MEMBERS, post(members))
@@ -84,8 +89,72 @@ async fn vote(State(node): State<Arc<ClusterNode>>, body: Bytes) -> Response {
     serve(body, |req| async move { node.raft().vote(req).await }).await
 }
 
-async fn snapshot(State(node): State<Arc<ClusterNode>>, body: Bytes) -> Response {
+async fn snapshot(node: Arc<ClusterNode>, inbound: Arc<SnapshotInbound>, body: Bytes) -> Response {
+    let _receiving = inbound.begin(&node);
     serve(body, |req| async move { node.raft().install_snapshot(req).await }).await
+}
+
+/// openraft 0.9 sends heartbeats on the stream that carries a snapshot, so a follower
+/// receiving and installing a large one hears nothing else from the leader for that long; its
+/// election timer would run out and its elections unseat a healthy leader (seen with 12k
+/// events in a debug build). Its elections are off while snapshot chunks come in, and back on
+/// once none has been in flight for [`SNAPSHOT_QUIET`] (by then the leader's heartbeats have
+/// reset its timer, or the leader is gone and the timer should run).
+#[derive(Default)]
+struct SnapshotInbound {
+    state: Mutex<Inbound>,
+}
+
+#[derive(Default)]
+struct Inbound {
+    in_flight: u32,
+    last: Option<Instant>,
+    /// Elections are off and a task is waiting to turn them back on.
+    paused: bool,
+}
+
+const SNAPSHOT_QUIET: Duration = Duration::from_secs(2);
+
+impl SnapshotInbound {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inbound> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A chunk arrived; the guard marks its end, even if the request is dropped.
+    fn begin(self: &Arc<Self>, node: &Arc<ClusterNode>) -> Receiving {
+        let mut state = self.lock();
+        state.in_flight += 1;
+        if !state.paused {
+            state.paused = true;
+            node.raft().runtime_config().elect(false);
+            tracing::info!("receiving a snapshot: elections paused");
+            tokio::spawn(resume_elections(self.clone(), node.clone()));
+        }
+        Receiving(self.clone())
+    }
+}
+
+struct Receiving(Arc<SnapshotInbound>);
+
+impl Drop for Receiving {
+    fn drop(&mut self) {
+        let mut state = self.0.lock();
+        state.in_flight -= 1;
+        state.last = Some(Instant::now());
+    }
+}
+
+async fn resume_elections(inbound: Arc<SnapshotInbound>, node: Arc<ClusterNode>) {
+    loop {
+        tokio::time::sleep(SNAPSHOT_QUIET / 8).await;
+        let mut state = inbound.lock();
+        if state.in_flight == 0 && state.last.is_some_and(|last| last.elapsed() >= SNAPSHOT_QUIET) {
+            state.paused = false;
+            node.raft().runtime_config().elect(true);
+            tracing::info!("no snapshot chunk for {SNAPSHOT_QUIET:?}: elections resumed");
+            return;
+        }
+    }
 }
 
 /// A follower's batch of proposals: all are queued here at once, so they share entries.

@@ -67,6 +67,14 @@ impl IndexTails {
         IndexTails { account: ledger.account_tail(), keys: HashMap::new(), stored: Some(ledger.tree().clone()) }
     }
 
+    /// Continuing the indexes stored in `tree` for its first `head_seq` events. Every writer
+    /// continues what is stored, so the records are a function of the events alone: a node that
+    /// applied the log and one that installed a snapshot in other batches store the same.
+    pub(crate) fn continuing_stored(tree: &sled::Tree, head_seq: u64) -> Result<IndexTails, LedgerError> {
+        let account = stored_account_tail(tree, head_seq)?;
+        Ok(IndexTails { account, keys: HashMap::new(), stored: Some(tree.clone()) })
+    }
+
     fn key_record(&mut self, key: &KeyId) -> Result<Option<&mut KeyRecord>, LedgerError> {
         if !self.keys.contains_key(key) {
             let Some(tree) = &self.stored else { return Ok(None) };
@@ -213,6 +221,10 @@ pub enum LedgerError {
     Damaged { seq: u64, why: String },
     #[error("{0}")]
     OutOfRange(String),
+    #[error("snapshot file: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the snapshot is damaged: {0}")]
+    Snapshot(String),
 }
 
 impl From<ProofError<LedgerError>> for LedgerError {
@@ -250,10 +262,15 @@ impl Ledger {
         *self.inner.frontier.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = growth.frontier;
     }
 
-    /// After a snapshot replaced the whole ledger: a tree grown from nothing.
-    pub(crate) fn replace_tree(&self, growth: TreeGrowth) {
-        *self.inner.upper.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = UpperLevels::default();
-        self.grow_tree(growth);
+    /// After a snapshot install wrote the tree in many batches: its upper levels, and the
+    /// account run its last event ends, read again.
+    pub(crate) fn reload_tree(&self, frontier: Frontier) -> Result<(), LedgerError> {
+        let upper = UpperLevels::load(&self.inner.tree)?;
+        let account_tail = stored_account_tail(&self.inner.tree, frontier.size())?;
+        *self.inner.upper.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = upper;
+        *self.inner.account_tail.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = account_tail;
+        *self.inner.frontier.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = frontier;
+        Ok(())
     }
 
     /// Tree nodes: the upper levels from memory, the rest from sled.
@@ -415,7 +432,7 @@ impl merkle::NodeSource for CachedNodes<'_> {
 }
 
 /// The account-index run that ends at the last stored event (`head_seq`), if any.
-fn stored_account_tail(tree: &sled::Tree, head_seq: u64) -> Result<Option<AccountRun>, LedgerError> {
+pub(crate) fn stored_account_tail(tree: &sled::Tree, head_seq: u64) -> Result<Option<AccountRun>, LedgerError> {
     let Some(bytes) = tree.get(event_key(head_seq))? else {
         return Ok(None);
     };

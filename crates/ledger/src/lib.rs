@@ -16,14 +16,15 @@ pub mod codec;
 mod ledger;
 mod log_store;
 mod merkle_store;
+mod snapshot;
 mod state_machine;
 
-use std::io::Cursor;
 use std::path::Path;
 
 pub use keyledger_model::{Outcome, Proposal};
 pub use ledger::{Ledger, LedgerError};
 pub use log_store::LogStore;
+pub use snapshot::SnapshotFile;
 pub use state_machine::{SnapshotBuilder, StateMachine};
 
 /// Node ids are integers; the first node of a cluster is 1.
@@ -51,7 +52,7 @@ openraft::declare_raft_types!(
         R = Vec<Outcome>,
         NodeId = NodeId,
         Node = Node,
-        SnapshotData = Cursor<Vec<u8>>,
+        SnapshotData = SnapshotFile,
 );
 
 /// Everything one node stores, opened from its data dir.
@@ -65,8 +66,11 @@ impl Storage {
     /// Opens (or creates) the sled database in `dir` and rebuilds the in-memory state.
     pub fn open(dir: &Path) -> Result<Storage, LedgerError> {
         let db = open_db(dir)?;
+        // Before the ledger is read: an interrupted snapshot install leaves it half-written.
+        let snapshots = dir.join(snapshot::DIR);
+        state_machine::recover(&db, &snapshots)?;
         let ledger = Ledger::open(&db)?;
-        let state_machine = StateMachine::open(ledger.clone())?;
+        let state_machine = StateMachine::open(ledger.clone(), &snapshots)?;
         let log_store = LogStore::open(&db)?;
         Ok(Storage { log_store, state_machine, ledger })
     }
@@ -108,7 +112,15 @@ fn open_existing_db(dir: &Path) -> Result<sled::Db, LedgerError> {
     if !dir.join("db").is_dir() {
         return Err(LedgerError::OutOfRange(format!("{} holds no keyledger database", dir.display())));
     }
-    open_db(dir)
+    let db = open_db(dir)?;
+    // Half-written until the node finishes it; offline tools change nothing themselves.
+    if state_machine::install_pending(&db)? {
+        return Err(LedgerError::OutOfRange(format!(
+            "{} holds an interrupted snapshot install: start the node once to finish it",
+            dir.display()
+        )));
+    }
+    Ok(db)
 }
 
 pub use ledger::Rebuilt;

@@ -201,6 +201,13 @@ impl LedgerBatch {
         LedgerBatch { tails: IndexTails::continuing(ledger), ..LedgerBatch::new(ledger.frontier()) }
     }
 
+    /// A batch that continues what `tree` stores, up to `frontier`'s size (a snapshot install
+    /// writing in many batches).
+    pub(crate) fn continuing_stored(tree: &sled::Tree, frontier: Frontier) -> Result<LedgerBatch, LedgerError> {
+        let tails = IndexTails::continuing_stored(tree, frontier.size())?;
+        Ok(LedgerBatch { tails, ..LedgerBatch::new(frontier) })
+    }
+
     pub(crate) fn put(&mut self, entry: &LedgerEntry) -> Result<(), LedgerError> {
         put_entry(&mut self.batch, entry)?;
         self.put_derived(entry)

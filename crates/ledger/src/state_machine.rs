@@ -4,8 +4,14 @@
 //! write lock, the new ledger entries and `last_applied`/membership go to sled in one atomic
 //! batch, then one flush. A snapshot is the whole ledger plus that bookkeeping, so a node that
 //! joins after log compaction still ends with the identical, complete history.
+//!
+//! Snapshots are files (`snapshot.rs`), streamed from and into sled in bounded batches. An
+//! install spans many batches, so it is made crash-safe by a marker (`m:installing`, naming
+//! the kept file) written and flushed before the first change and removed in the last batch:
+//! [`recover`] finishes a marked install before the ledger is opened.
 
-use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use keyledger_model::idempotency::{Record, RecordKey, Table};
 use keyledger_model::merkle::Frontier;
@@ -17,34 +23,45 @@ use openraft::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::codec;
-use crate::ledger::{check_link, remove_derived, Ledger, LedgerError, EVENT_PREFIX};
-use crate::merkle_store::LedgerBatch;
+use crate::codec::{self, CodecError};
+use crate::ledger::{Ledger, LedgerError, ACCOUNT_INDEX_PREFIX, EVENT_PREFIX, KEY_INDEX_PREFIX};
+use crate::merkle_store::{LedgerBatch, StoredNodes, TREE_PREFIX};
+use crate::snapshot::{self, SnapshotFile};
 use crate::{Node, NodeId, Proposals, TypeConfig};
 
 const APPLIED: &[u8] = b"m:applied";
 const MEMBERSHIP: &[u8] = b"m:membership";
 const SNAPSHOT: &[u8] = b"m:snapshot";
+/// The file name (in `snapshots/`) of the snapshot `m:snapshot` describes.
+const SNAPSHOT_FILE: &[u8] = b"m:snapshot-file";
+/// Present while a snapshot install is under way: an [`Installing`].
+const INSTALLING: &[u8] = b"m:installing";
 /// Prefix of the idempotency records in the ledger tree (beside `e` events and `m:` meta).
 const IDEMPOTENCY_PREFIX: u8 = b'i';
-
-/// What a snapshot carries besides openraft's meta: the whole ledger, and the table of
-/// idempotent requests (state-machine state that is not ledger history).
-#[derive(Serialize, Deserialize)]
-struct SnapshotPayload {
-    head: ChainHead,
-    entries: Vec<LedgerEntry>,
-    idempotency: Vec<(RecordKey, Record)>,
-}
+/// Entries (or removals) per sled batch while installing. Small on purpose: sled clones a leaf
+/// per insert and frees the clones only after the batch, so memory grows with the batch size
+/// (1M events installed: 1.1 GB peak with 128, 12 GB with 4096) and time does not improve.
+const INSTALL_BATCH: usize = 128;
 
 /// The last snapshot we built or installed: its meta and the ledger head it covers.
-/// The data itself is re-read from the (append-only) ledger on demand.
 #[derive(Clone, Serialize, Deserialize)]
 struct SnapshotRecord {
     meta: SnapshotMeta<NodeId, Node>,
     head_seq: u64,
-    /// The idempotency table as of the snapshot (it changes, unlike the ledger prefix).
+    /// The idempotency table as of the snapshot (it changes, unlike the ledger prefix), kept
+    /// so a lost snapshot file can be written again.
     idempotency: Vec<(RecordKey, Record)>,
+}
+
+/// An install under way, for finishing it after a crash: the checked file it installs from,
+/// and what the last batch records.
+#[derive(Clone, Serialize, Deserialize)]
+struct Installing {
+    file: String,
+    /// The stored ledger is not a prefix of the snapshot's: remove it all first. Once removed,
+    /// the marker says `false`, so a crash after that does not remove again.
+    replace_all: bool,
+    record: SnapshotRecord,
 }
 
 pub struct StateMachine {
@@ -53,6 +70,12 @@ pub struct StateMachine {
     membership: StoredMembership<NodeId, Node>,
     snapshot: Option<SnapshotRecord>,
     idempotency: Table,
+    /// The `snapshots/` dir of the data dir.
+    dir: PathBuf,
+    /// Held while recording a snapshot file or removing old ones (builds run beside installs).
+    files: Arc<Mutex<()>>,
+    /// Test hook: the next installs stop (as a crash would) after this many sled batches.
+    interrupt_after: Option<usize>,
 }
 
 fn read_err(e: impl std::error::Error + 'static) -> StorageError<NodeId> {
@@ -63,9 +86,26 @@ fn write_err(e: impl std::error::Error + 'static) -> StorageError<NodeId> {
     StorageIOError::write_state_machine(&e).into()
 }
 
+fn snapshot_read_err(meta: &SnapshotMeta<NodeId, Node>, e: LedgerError) -> StorageError<NodeId> {
+    StorageIOError::read_snapshot(Some(meta.signature()), &e).into()
+}
+
+fn snapshot_write_err(meta: &SnapshotMeta<NodeId, Node>, e: impl std::error::Error + 'static) -> StorageError<NodeId> {
+    StorageIOError::write_snapshot(Some(meta.signature()), &e).into()
+}
+
+fn join_err(e: tokio::task::JoinError) -> StorageError<NodeId> {
+    write_err(std::io::Error::other(e.to_string()))
+}
+
+fn lock(files: &Mutex<()>) -> std::sync::MutexGuard<'_, ()> {
+    files.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 impl StateMachine {
-    /// Opens the state machine over `ledger`, restoring `last_applied` and membership.
-    pub fn open(ledger: Ledger) -> Result<StateMachine, LedgerError> {
+    /// Opens the state machine over `ledger`, restoring `last_applied` and membership;
+    /// snapshot files live in `dir` (see [`recover`], which must have run on it).
+    pub fn open(ledger: Ledger, dir: &Path) -> Result<StateMachine, LedgerError> {
         let tree = ledger.tree();
         let get = |key: &[u8]| -> Result<Option<sled::IVec>, LedgerError> { Ok(tree.get(key)?) };
         let last_applied = get(APPLIED)?.map(|b| codec::decode(&b)).transpose()?.flatten();
@@ -77,11 +117,27 @@ impl StateMachine {
             records.push((codec::decode(&key[1..])?, codec::decode(&value)?));
         }
         let idempotency = Table::from_records(records);
-        Ok(StateMachine { ledger, last_applied, membership, snapshot, idempotency })
+        Ok(StateMachine {
+            ledger,
+            last_applied,
+            membership,
+            snapshot,
+            idempotency,
+            dir: dir.to_path_buf(),
+            files: Arc::new(Mutex::new(())),
+            interrupt_after: None,
+        })
     }
 
     pub fn ledger(&self) -> &Ledger {
         &self.ledger
+    }
+
+    /// Test hook: installs stop with an error after `batches` sled batches, leaving what a
+    /// crash at that point leaves. Reopen the storage to see it finished.
+    #[doc(hidden)]
+    pub fn interrupt_installs_after(&mut self, batches: usize) {
+        self.interrupt_after = Some(batches);
     }
 }
 
@@ -134,23 +190,291 @@ fn apply_proposal(
     Ok(outcome)
 }
 
-/// The snapshot bytes for the ledger up to `head_seq`. The ledger is append-only, so events
-/// `1..=head_seq` are the same whenever they are read.
-fn snapshot_data(
+/// Run on a data dir before its ledger is opened: finishes a snapshot install a crash
+/// interrupted (the stored ledger may be half-written until then), and removes snapshot files
+/// that are not the current one.
+pub(crate) fn recover(db: &sled::Db, dir: &Path) -> Result<(), LedgerError> {
+    std::fs::create_dir_all(dir)?;
+    let tree = db.open_tree("ledger")?;
+    if let Some(bytes) = tree.get(INSTALLING)? {
+        let marker: Installing = codec::decode(&bytes)?;
+        tracing::warn!(snapshot = %marker.record.meta.snapshot_id, "finishing an interrupted snapshot install");
+        write_from_file(&tree, &dir.join(&marker.file), marker, None)?;
+        db.flush()?;
+    }
+    let current: Option<String> = tree.get(SNAPSHOT_FILE)?.map(|b| codec::decode(&b)).transpose()?;
+    snapshot::remove_others(dir, &[current.as_deref().unwrap_or("")], true)?;
+    Ok(())
+}
+
+/// Does the data dir hold an install that [`recover`] has not finished yet?
+pub(crate) fn install_pending(db: &sled::Db) -> Result<bool, LedgerError> {
+    Ok(db.open_tree("ledger")?.contains_key(INSTALLING)?)
+}
+
+/// Where one idempotency record is stored: `i` + its encoded key.
+fn stored_record_key(key: &RecordKey) -> Result<Vec<u8>, CodecError> {
+    let mut out = vec![IDEMPOTENCY_PREFIX];
+    out.extend(codec::encode(key)?);
+    Ok(out)
+}
+
+/// The last stored event's seq and hash.
+fn stored_head(tree: &sled::Tree) -> Result<ChainHead, LedgerError> {
+    match tree.scan_prefix([EVENT_PREFIX]).next_back() {
+        None => Ok(ChainHead::EMPTY),
+        Some(item) => {
+            let entry: LedgerEntry = codec::decode(&item?.1)?;
+            Ok(ChainHead { seq: entry.event.seq, hash: entry.event.hash })
+        }
+    }
+}
+
+/// Counts sled batches for the test hook that interrupts installs.
+struct Batches {
+    applied: usize,
+    stop_after: Option<usize>,
+}
+
+impl Batches {
+    fn apply(&mut self, tree: &sled::Tree, batch: sled::Batch) -> Result<(), LedgerError> {
+        if self.stop_after.is_some_and(|stop| self.applied >= stop) {
+            return Err(LedgerError::Snapshot("install interrupted by the test hook".into()));
+        }
+        tree.apply_batch(batch)?;
+        self.applied += 1;
+        Ok(())
+    }
+}
+
+/// Removes every record under `prefixes`, a bounded batch at a time.
+fn remove_prefixes(tree: &sled::Tree, prefixes: &[u8], batches: &mut Batches) -> Result<(), LedgerError> {
+    for &prefix in prefixes {
+        loop {
+            let mut batch = sled::Batch::default();
+            let mut removed = 0;
+            for item in tree.scan_prefix([prefix]).take(INSTALL_BATCH) {
+                batch.remove(item?.0);
+                removed += 1;
+            }
+            if removed == 0 {
+                break;
+            }
+            batches.apply(tree, batch)?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes the checked snapshot file `path` into the ledger tree as `marker` says, in bounded
+/// batches; the last one records the snapshot and removes the marker. Redoing it after a crash
+/// at any point ends the same: events already written are a prefix of the file's and are kept,
+/// everything else is written again. Returns the tree's new right edge.
+fn write_from_file(
+    tree: &sled::Tree,
+    path: &Path,
+    mut marker: Installing,
+    stop_after: Option<usize>,
+) -> Result<Frontier, LedgerError> {
+    let mut batches = Batches { applied: 0, stop_after };
+    if marker.replace_all {
+        remove_prefixes(tree, &[EVENT_PREFIX, KEY_INDEX_PREFIX, ACCOUNT_INDEX_PREFIX, TREE_PREFIX], &mut batches)?;
+        marker.replace_all = false;
+        tree.insert(INSTALLING, codec::encode(&marker)?)?;
+    }
+    remove_prefixes(tree, &[IDEMPOTENCY_PREFIX], &mut batches)?;
+    // Every batch writes events and the tree nodes they complete together, so the tree of the
+    // kept events is whole.
+    let kept = stored_head(tree)?;
+    let mut reader = snapshot::Reader::open(path)?;
+    if reader.header().head.seq < kept.seq {
+        return Err(LedgerError::Damaged {
+            seq: kept.seq,
+            why: "the stored ledger is longer than the snapshot".into(),
+        });
+    }
+    let mut batch = sled::Batch::default();
+    let mut in_batch = 0;
+    while let Some((key, record)) = reader.idempotency()? {
+        batch.insert(stored_record_key(&key)?, codec::encode(&record)?);
+        in_batch += 1;
+        if in_batch == INSTALL_BATCH {
+            batches.apply(tree, std::mem::take(&mut batch))?;
+            in_batch = 0;
+        }
+    }
+    batches.apply(tree, batch)?;
+
+    let mut batch = LedgerBatch::continuing_stored(tree, Frontier::from_source(&StoredNodes(tree), kept.seq)?)?;
+    let mut in_batch = 0;
+    while let Some((seq, bytes)) = reader.entry_bytes()? {
+        if seq < kept.seq {
+            continue;
+        }
+        let entry: LedgerEntry = codec::decode(bytes)?;
+        if seq == kept.seq {
+            if entry.event.hash != kept.hash {
+                return Err(LedgerError::Damaged {
+                    seq,
+                    why: "the stored ledger is not a prefix of the snapshot".into(),
+                });
+            }
+            continue;
+        }
+        batch.put(&entry)?;
+        in_batch += 1;
+        if in_batch == INSTALL_BATCH {
+            let (full, growth) = batch.finish();
+            batches.apply(tree, full)?;
+            batch = LedgerBatch::continuing_stored(tree, growth.frontier)?;
+            in_batch = 0;
+        }
+    }
+    let (mut last, growth) = batch.finish();
+    let record = &marker.record;
+    last.insert(APPLIED, codec::encode(&record.meta.last_log_id)?);
+    last.insert(MEMBERSHIP, codec::encode(&record.meta.last_membership)?);
+    last.insert(SNAPSHOT, codec::encode(record)?);
+    last.insert(SNAPSHOT_FILE, codec::encode(&marker.file)?);
+    last.remove(INSTALLING);
+    batches.apply(tree, last)?;
+    Ok(growth.frontier)
+}
+
+/// What an install leaves for memory.
+struct Installed {
+    state: State,
+    frontier: Frontier,
+    record: SnapshotRecord,
+}
+
+/// The blocking part of an install: check the received file, keep it, mark the install, write
+/// it, record it. Nothing is changed unless the whole file checks out.
+fn install_file(
     ledger: &Ledger,
-    head_seq: u64,
-    idempotency: Vec<(RecordKey, Record)>,
-) -> Result<Vec<u8>, StorageError<NodeId>> {
-    let entries = ledger.entries(1, head_seq).collect::<Result<Vec<_>, _>>().map_err(read_err)?;
-    let head = entries.last().map_or(ChainHead::EMPTY, |e| ChainHead { seq: e.event.seq, hash: e.event.hash });
-    codec::encode(&SnapshotPayload { head, entries, idempotency }).map_err(read_err)
+    dir: &Path,
+    files: &Mutex<()>,
+    received: &Path,
+    meta: &SnapshotMeta<NodeId, Node>,
+    stop_after: Option<usize>,
+) -> Result<Installed, LedgerError> {
+    // A file received into our dir is ours to keep; another (openraft's storage suite hands
+    // over the leader's file object) is copied in first.
+    let temp =
+        if snapshot::is_receiving(dir, received) { received.to_path_buf() } else { snapshot::copy_in(dir, received)? };
+    let tree = ledger.tree();
+    let started = std::time::Instant::now();
+    let checked = match snapshot::check(&temp, stored_head(tree)?) {
+        Ok(checked) => checked,
+        Err(e) => {
+            // Refused: nothing was changed, and the file is of no use.
+            let _ = std::fs::remove_file(&temp);
+            return Err(e);
+        }
+    };
+    let _files = lock(files);
+    let file = snapshot::publish(dir, &temp, &meta.snapshot_id)?;
+    let record = SnapshotRecord { meta: meta.clone(), head_seq: checked.head.seq, idempotency: checked.idempotency };
+    let marker = Installing { file: file.clone(), replace_all: !checked.extends_local, record: record.clone() };
+    // On disk before the first change: from here on, a restart finishes the install.
+    tree.insert(INSTALLING, codec::encode(&marker)?)?;
+    ledger.db().flush()?;
+    let checked_in = started.elapsed();
+    let kept = if marker.replace_all { 0 } else { stored_head(tree)?.seq };
+    let frontier = write_from_file(tree, &dir.join(&file), marker, stop_after)?;
+    ledger.db().flush()?;
+    tracing::info!(
+        snapshot = %meta.snapshot_id,
+        kept,
+        written = checked.head.seq - kept,
+        check_ms = checked_in.as_millis() as u64,
+        write_ms = (started.elapsed() - checked_in).as_millis() as u64,
+        "wrote snapshot into the ledger"
+    );
+    if let Err(e) = snapshot::remove_others(dir, &[&file], false) {
+        tracing::warn!(error = %e, "cannot remove old snapshot files");
+    }
+    Ok(Installed { state: checked.state, frontier, record })
+}
+
+/// A snapshot file opened for reading, and its meta.
+struct Opened {
+    meta: SnapshotMeta<NodeId, Node>,
+    path: PathBuf,
+    file: std::fs::File,
+}
+
+impl Opened {
+    fn into_snapshot(self) -> Snapshot<TypeConfig> {
+        Snapshot { meta: self.meta, snapshot: Box::new(SnapshotFile::from_std(self.file, self.path)) }
+    }
+}
+
+/// Records the complete file `temp` as the snapshot `record` describes and opens it (the
+/// caller holds the files lock, so no install or other build removes it first; an open file
+/// stays readable).
+fn record_file(ledger: &Ledger, dir: &Path, temp: &Path, record: SnapshotRecord) -> Result<Opened, LedgerError> {
+    let tree = ledger.tree();
+    let current: Option<SnapshotRecord> = tree.get(SNAPSHOT)?.map(|b| codec::decode(&b)).transpose()?;
+    if current.is_some_and(|c| c.meta.last_log_id > record.meta.last_log_id) {
+        // An install recorded a newer snapshot meanwhile. Ours is still answered (openraft
+        // ignores an older one) but not kept: unlinked once open.
+        let file = std::fs::File::open(temp)?;
+        std::fs::remove_file(temp)?;
+        return Ok(Opened { meta: record.meta, path: temp.to_path_buf(), file });
+    }
+    let name = snapshot::publish(dir, temp, &record.meta.snapshot_id)?;
+    let mut batch = sled::Batch::default();
+    batch.insert(SNAPSHOT, codec::encode(&record)?);
+    batch.insert(SNAPSHOT_FILE, codec::encode(&name)?);
+    tree.apply_batch(batch)?;
+    // The log is purged behind this snapshot once it is reported: it must be durable first.
+    ledger.db().flush()?;
+    if let Err(e) = snapshot::remove_others(dir, &[&name], false) {
+        tracing::warn!(error = %e, "cannot remove old snapshot files");
+    }
+    let path = dir.join(&name);
+    Ok(Opened { meta: record.meta, file: std::fs::File::open(&path)?, path })
+}
+
+/// Writes the file of the snapshot `record` from the ledger, records and opens it (blocking).
+/// The files lock is held throughout, so an install waits (about a second per million events)
+/// rather than remove events this is reading.
+fn build_file(ledger: &Ledger, dir: &Path, files: &Mutex<()>, record: SnapshotRecord) -> Result<Opened, LedgerError> {
+    let _files = lock(files);
+    let temp = snapshot::write(ledger.tree(), dir, record.head_seq, &record.idempotency)?;
+    record_file(ledger, dir, &temp, record)
+}
+
+/// A file opened for reading, and where it is.
+type OpenFile = (PathBuf, std::fs::File);
+
+/// The recorded snapshot and its file, opened if it is there. Both are read under the lock
+/// that recording takes, so they describe the same snapshot.
+fn current_snapshot(
+    tree: &sled::Tree,
+    dir: &Path,
+    files: &Mutex<()>,
+) -> Result<(Option<SnapshotRecord>, Option<OpenFile>), LedgerError> {
+    let _files = lock(files);
+    let record: Option<SnapshotRecord> = tree.get(SNAPSHOT)?.map(|b| codec::decode(&b)).transpose()?;
+    let Some(name) = tree.get(SNAPSHOT_FILE)?.map(|b| codec::decode::<String>(&b)).transpose()? else {
+        return Ok((record, None));
+    };
+    let path = dir.join(&name);
+    match std::fs::File::open(&path) {
+        Ok(file) => Ok((record, Some((path, file)))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            tracing::warn!(file = name, "the snapshot file is missing; writing it again");
+            Ok((record, None))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Where one idempotency record is stored: `i` + its encoded key.
 fn idempotency_key(key: &RecordKey) -> Result<Vec<u8>, StorageError<NodeId>> {
-    let mut out = vec![IDEMPOTENCY_PREFIX];
-    out.extend(codec::encode(key).map_err(write_err)?);
-    Ok(out)
+    stored_record_key(key).map_err(write_err)
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachine {
@@ -217,78 +541,67 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             membership: self.membership.clone(),
             head_seq: self.ledger.state().head().seq,
             idempotency: self.idempotency.records().map(|(k, r)| (k.clone(), r.clone())).collect(),
+            dir: self.dir.clone(),
+            files: self.files.clone(),
         }
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
-        Ok(Box::new(Cursor::new(Vec::new())))
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<SnapshotFile>, StorageError<NodeId>> {
+        // A transfer cut off and started again would otherwise leave a whole file behind.
+        snapshot::remove_abandoned_receives(&self.dir).map_err(write_err)?;
+        // Chunks go straight to disk.
+        Ok(Box::new(SnapshotFile::create_receiving(&self.dir).await.map_err(write_err)?))
     }
 
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta<NodeId, Node>,
-        snapshot: Box<Cursor<Vec<u8>>>,
+        mut snapshot: Box<SnapshotFile>,
     ) -> Result<(), StorageError<NodeId>> {
-        let signature = meta.signature();
-        let snapshot_err =
-            |e: LedgerError| StorageError::from(StorageIOError::read_snapshot(Some(signature.clone()), &e));
-        let payload: SnapshotPayload =
-            codec::decode(snapshot.get_ref()).map_err(|e| snapshot_err(LedgerError::Codec(e)))?;
-        // Check the whole chain before touching anything: a damaged transfer is refused.
-        let mut state = State::new();
-        for entry in &payload.entries {
-            check_link(&state, entry).map_err(snapshot_err)?;
-            state.evolve(entry);
-        }
-        if state.head() != payload.head {
-            let e = LedgerError::Damaged { seq: payload.head.seq, why: "snapshot head mismatch".into() };
-            return Err(snapshot_err(e));
-        }
+        snapshot.sync().await.map_err(|e| snapshot_write_err(meta, e))?;
+        let received = snapshot.path().to_path_buf();
+        drop(snapshot);
+        let (ledger, dir, files, owned_meta) =
+            (self.ledger.clone(), self.dir.clone(), self.files.clone(), meta.clone());
+        let stop_after = self.interrupt_after;
+        // Reading and writing the whole ledger: off the async threads.
+        let installed = tokio::task::spawn_blocking(move || {
+            install_file(&ledger, &dir, &files, &received, &owned_meta, stop_after)
+        })
+        .await
+        .map_err(join_err)?
+        .map_err(|e| snapshot_read_err(meta, e))?;
 
-        let tree = self.ledger.tree();
-        let mut batch = LedgerBatch::new(Frontier::new());
-        remove_derived(tree, batch.sled_batch()).map_err(write_err)?;
-        for prefix in [EVENT_PREFIX, IDEMPOTENCY_PREFIX] {
-            for item in tree.scan_prefix([prefix]) {
-                batch.sled_batch().remove(item.map_err(write_err)?.0);
-            }
-        }
-        // Removals first, then the snapshot's entries: a batch applies in order.
-        for entry in &payload.entries {
-            batch.put(entry).map_err(write_err)?;
-        }
-        let (mut batch, growth) = batch.finish();
-        for (key, record) in &payload.idempotency {
-            batch.insert(idempotency_key(key)?, codec::encode(record).map_err(write_err)?);
-        }
-        let record =
-            SnapshotRecord { meta: meta.clone(), head_seq: payload.head.seq, idempotency: payload.idempotency.clone() };
-        batch.insert(APPLIED, codec::encode(&meta.last_log_id).map_err(write_err)?);
-        batch.insert(MEMBERSHIP, codec::encode(&meta.last_membership).map_err(write_err)?);
-        batch.insert(SNAPSHOT, codec::encode(&record).map_err(write_err)?);
-        tree.apply_batch(batch).map_err(write_err)?;
-        self.ledger.db().flush_async().await.map_err(write_err)?;
-
-        self.ledger.replace_state(state);
-        self.ledger.replace_tree(growth);
-        self.idempotency = Table::from_records(payload.idempotency);
+        let head_seq = installed.record.head_seq;
+        self.ledger.replace_state(installed.state);
+        self.ledger.reload_tree(installed.frontier).map_err(read_err)?;
+        self.idempotency = Table::from_records(installed.record.idempotency.iter().cloned());
         self.last_applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
-        self.snapshot = Some(record);
-        tracing::info!(snapshot = %meta.snapshot_id, ledger_seq = payload.head.seq, "installed snapshot");
+        self.snapshot = Some(installed.record);
+        tracing::info!(snapshot = %meta.snapshot_id, ledger_seq = head_seq, "installed snapshot");
         Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
         // Snapshots written by a builder are recorded in sled; pick up the latest.
-        if let Some(bytes) = self.ledger.tree().get(SNAPSHOT).map_err(read_err)? {
-            self.snapshot = Some(codec::decode(&bytes).map_err(read_err)?);
+        let (record, file) = current_snapshot(self.ledger.tree(), &self.dir, &self.files).map_err(read_err)?;
+        if record.is_some() {
+            self.snapshot = record;
         }
         let Some(record) = self.snapshot.clone() else {
             return Ok(None);
         };
-        let data = snapshot_data(&self.ledger, record.head_seq, record.idempotency.clone())?;
-        Ok(Some(Snapshot { meta: record.meta, snapshot: Box::new(Cursor::new(data)) }))
+        if let Some((path, file)) = file {
+            return Ok(Some(Opened { meta: record.meta, path, file }.into_snapshot()));
+        }
+        // Lost, or recorded before snapshots were files: the ledger prefix is still stored.
+        let (ledger, dir, files) = (self.ledger.clone(), self.dir.clone(), self.files.clone());
+        let opened = tokio::task::spawn_blocking(move || build_file(&ledger, &dir, &files, record))
+            .await
+            .map_err(join_err)?
+            .map_err(read_err)?;
+        Ok(Some(opened.into_snapshot()))
     }
 }
 
@@ -299,6 +612,8 @@ pub struct SnapshotBuilder {
     membership: StoredMembership<NodeId, Node>,
     head_seq: u64,
     idempotency: Vec<(RecordKey, Record)>,
+    dir: PathBuf,
+    files: Arc<Mutex<()>>,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
@@ -309,12 +624,14 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         };
         let meta =
             SnapshotMeta { last_log_id: self.last_applied, last_membership: self.membership.clone(), snapshot_id };
-        let record =
-            SnapshotRecord { meta: meta.clone(), head_seq: self.head_seq, idempotency: self.idempotency.clone() };
-        let data = snapshot_data(&self.ledger, self.head_seq, self.idempotency.clone())?;
-        let tree = self.ledger.tree();
-        tree.insert(SNAPSHOT, codec::encode(&record).map_err(write_err)?).map_err(write_err)?;
-        self.ledger.db().flush_async().await.map_err(write_err)?;
-        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) })
+        let record = SnapshotRecord { meta, head_seq: self.head_seq, idempotency: self.idempotency.clone() };
+        // The ledger is append-only, so events `1..=head_seq` read now are the ones of that
+        // moment; streaming them to the file takes a blocking thread, not the runtime.
+        let (ledger, dir, files) = (self.ledger.clone(), self.dir.clone(), self.files.clone());
+        let opened = tokio::task::spawn_blocking(move || build_file(&ledger, &dir, &files, record))
+            .await
+            .map_err(join_err)?
+            .map_err(write_err)?;
+        Ok(opened.into_snapshot())
     }
 }

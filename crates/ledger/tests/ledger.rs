@@ -1,7 +1,7 @@
 //! The ledger through the openraft state machine: apply, restart, and snapshot transfer all
 //! end in the same, complete, hash-chained history.
 
-use keyledger_ledger::{Ledger, Proposals, StateMachine, Storage, TypeConfig};
+use keyledger_ledger::{Ledger, Proposals, SnapshotFile, StateMachine, Storage, TypeConfig};
 use keyledger_model::{
     token, AccountId, Actor, Command, KeyId, LedgerEntry, NewKey, Outcome, Proposal, Timestamp, UserId,
 };
@@ -113,16 +113,20 @@ async fn a_damaged_snapshot_is_refused_and_changes_nothing() {
     let storage = Storage::open(dir.path()).unwrap();
     let mut sm = storage.state_machine;
     sm.apply(history(4)).await.unwrap();
-    let mut snapshot = sm.get_snapshot_builder().await.build_snapshot().await.unwrap();
-    // Flip one byte in the middle of the payload.
-    let bytes = snapshot.snapshot.get_mut();
+    let snapshot = sm.get_snapshot_builder().await.build_snapshot().await.unwrap();
+    // Flip one byte in the middle of a copy of the file.
+    let mut bytes = std::fs::read(snapshot.snapshot.path()).unwrap();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x40;
+    let copy_dir = tempfile::tempdir().unwrap();
+    let damaged = copy_dir.path().join("damaged");
+    std::fs::write(&damaged, bytes).unwrap();
+    let damaged = Box::new(SnapshotFile::open(&damaged).await.unwrap());
 
     let other_dir = tempfile::tempdir().unwrap();
     let other = Storage::open(other_dir.path()).unwrap();
     let mut other_sm = other.state_machine;
-    assert!(other_sm.install_snapshot(&snapshot.meta, snapshot.snapshot).await.is_err());
+    assert!(other_sm.install_snapshot(&snapshot.meta, damaged).await.is_err());
     assert_eq!(other.ledger.state().head().seq, 0);
     assert_eq!(other_sm.applied_state().await.unwrap().0, None);
 }
