@@ -61,9 +61,9 @@ fn apply(c: &mut Criterion) {
         let mut setup = vec![entry(vec![proposal(Actor::System, boot)])];
         let user = Actor::User { id: admin, key: keys[0] };
         let settings = Command::UpdateSettings(SettingsPatch { max_keys_per_user: Some(1000), ..Default::default() });
-        setup.push(entry(vec![proposal(user.clone(), settings)]));
+        setup.push(entry(vec![proposal(user, settings)]));
         for key in &keys[1..] {
-            setup.push(entry(vec![proposal(user.clone(), Command::CreateKey(new_key(*key, &mut rng)))]));
+            setup.push(entry(vec![proposal(user, Command::CreateKey(new_key(*key, &mut rng)))]));
         }
         let outcomes = runtime.block_on(sm.apply(setup)).unwrap();
         let refused =
@@ -82,7 +82,7 @@ fn apply(c: &mut Criterion) {
                             let key = keys[renamed % KEYS];
                             let name = Some(format!("n{renamed}"));
                             proposal(
-                                user.clone(),
+                                user,
                                 Command::UpdateKey { key, name, description: None, if_revision: None },
                             )
                         })
