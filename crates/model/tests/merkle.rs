@@ -302,8 +302,9 @@ fn check_consistency_tampering(f: &Fixture, old: u64, new: u64, bit: usize) {
         assert!(!verify_consistency(old, new, &old_root, &new_root, &bad), "flipped element {at} of ({m}, {n})");
     }
     assert!(!verify_consistency(old, new, &flip(&old_root, bit), &new_root, &proof));
-    // From the empty tree there is nothing to check the new root against.
-    assert_eq!(verify_consistency(old, new, &old_root, &flip(&new_root, bit), &proof), old == 0);
+    // From the empty tree to a larger one there is nothing to check the new root against (from
+    // the empty tree to itself, the new root must be the empty root).
+    assert_eq!(verify_consistency(old, new, &old_root, &flip(&new_root, bit), &proof), old == 0 && new != 0);
     if old != new {
         assert!(!verify_consistency(old, new, &new_root, &old_root, &proof), "swapped roots ({m}, {n})");
         assert!(!verify_consistency(new, old, &new_root, &old_root, &proof), "swapped sizes ({m}, {n})");
