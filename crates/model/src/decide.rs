@@ -73,7 +73,21 @@ fn refused(refusal: Refusal, what: &str) -> Rejection {
 impl State {
     /// Validates `proposal` and, if accepted, appends its events. Returns the answer for the
     /// proposer and the new ledger entries (none when rejected: nothing changed).
+    ///
+    /// Time never runs backwards in the ledger. A proposal carries the time the node that took
+    /// the request stamped on it; one stamped before the latest event (a request delayed across
+    /// a leader change, or a node whose clock is behind) is decided and recorded at that event's
+    /// time instead — otherwise, say, an `enable` stamped before a rotation that committed first
+    /// would be judged against a key that had not expired yet.
     pub fn execute(&mut self, proposal: &Proposal) -> (Outcome, Vec<LedgerEntry>) {
+        let late;
+        let proposal = match self.last_time {
+            Some(last) if proposal.time < last => {
+                late = Proposal { time: last, ..proposal.clone() };
+                &late
+            }
+            _ => proposal,
+        };
         let decision = match self.decide(proposal) {
             Ok(decision) => decision,
             Err(rejection) => return (Outcome::Rejected(rejection), Vec::new()),

@@ -280,6 +280,8 @@ pub struct State {
     /// Registered checkpoint-signing keys and the node each belongs to.
     pub(crate) signers: BTreeMap<PublicKey, u64>,
     pub(crate) last_checkpoint: Option<CheckpointMark>,
+    /// The latest event time so far: no later event is decided or recorded earlier.
+    pub(crate) last_time: Option<Timestamp>,
 }
 
 impl Default for ChainHead {
@@ -470,6 +472,7 @@ impl State {
         self.head = ChainHead { seq: event.seq, hash: event.hash };
         self.account_heads
             .insert(event.account.clone(), ChainHead { seq: event.account_seq, hash: event.account_hash });
+        self.last_time = Some(self.last_time.map_or(event.time, |last| last.max(event.time)));
         let (seq, time, account) = (event.seq, event.time, &event.account);
         match &event.body {
             EventBody::AccountCreated { settings } => {

@@ -1027,3 +1027,32 @@ fn a_rotated_expired_key_leaves_the_expiry_queue() {
     assert_eq!(world.owner_does(Command::RotateKey { key: old, new, grace: Span(HOUR) }), Ok(2));
     assert!(!world.state.due_expiries(Timestamp(world.now.0 + DAY), 10).contains(&old));
 }
+
+/// Found by the chaos harness (seed 8827608796039686272): an `enable` stamped before a rotation
+/// with no grace, but committed after it, was judged at its own, earlier time and accepted on a
+/// key that had already expired. A proposal stamped before the latest event is decided and
+/// recorded at that event's time: the ledger's times never go backwards.
+#[test]
+fn a_proposal_stamped_before_the_latest_event_is_decided_at_that_events_time() {
+    let mut world = World::bootstrap(77);
+    let (old, _) = world.create("k", Span::days(3)).unwrap();
+    world.owner_does(Command::DisableKey(old)).unwrap();
+    let stamped_early = world.by_owner(Command::EnableKey(old));
+    world.advance(400);
+    let (rotate, _, _) = rotation(&mut world, old, Span(0));
+    world.owner_does(rotate).unwrap();
+    let rotated_at = world.ledger.last().unwrap().event.time;
+
+    let (outcome, entries) = world.execute(&stamped_early);
+    assert!(matches!(outcome, Outcome::Rejected(_)), "the key expired with the rotation: {outcome:?}");
+    assert!(entries.is_empty());
+
+    // An accepted late proposal is recorded at the latest event's time, never before it.
+    let (other, _) = world.create("other", Span::days(3)).unwrap();
+    let latest = world.ledger.last().unwrap().event.time;
+    let late = Proposal { time: Timestamp(latest.0 - 1_000), ..world.by_owner(Command::DisableKey(other)) };
+    let (outcome, entries) = world.execute(&late);
+    assert!(matches!(outcome, Outcome::Accepted { .. }), "{outcome:?}");
+    assert_eq!(entries[0].event.time, latest);
+    assert!(world.ledger.windows(2).all(|w| w[0].event.time <= w[1].event.time), "times never go backwards");
+}
