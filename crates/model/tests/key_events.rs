@@ -1041,7 +1041,6 @@ fn a_proposal_stamped_before_the_latest_event_is_decided_at_that_events_time() {
     world.advance(400);
     let (rotate, _, _) = rotation(&mut world, old, Span(0));
     world.owner_does(rotate).unwrap();
-    let rotated_at = world.ledger.last().unwrap().event.time;
 
     let (outcome, entries) = world.execute(&stamped_early);
     assert!(matches!(outcome, Outcome::Rejected(_)), "the key expired with the rotation: {outcome:?}");
