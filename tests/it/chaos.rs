@@ -5,6 +5,8 @@
 //!
 //! `KEYLEDGER_CHAOS_SEED` replays a run's schedule.
 
+use std::time::Duration;
+
 use keyledger_chaos::{random_seed, run, Config};
 
 use crate::util::keyledger_bin;
@@ -13,7 +15,13 @@ use crate::util::keyledger_bin;
 async fn a_short_chaos_run_finds_no_violation() {
     let seed = std::env::var("KEYLEDGER_CHAOS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(random_seed);
     eprintln!("chaos: seed {seed} (KEYLEDGER_CHAOS_SEED={seed} replays it)");
-    let config = Config { kills: 6, partitions: 3, workers: 4, ..Config::new(keyledger_bin(), seed) };
+    let config = Config {
+        kills: 10,
+        partitions: 5,
+        workers: 4,
+        min_duration: Duration::from_secs(45),
+        ..Config::new(keyledger_bin(), seed)
+    };
     let report =
         run(&config).await.unwrap_or_else(|e| panic!("the chaos run could not be carried out (seed {seed}): {e:#}"));
     eprintln!("{}", report.summary);

@@ -69,6 +69,8 @@ pub struct Config {
     pub network: Network,
     /// The run's directory is made in here (default: the system's temp dir).
     pub parent_dir: Option<PathBuf>,
+    /// Keep the run's directory (history, node logs) even when every check passed.
+    pub keep: bool,
     /// Verify with local reads, which may be stale: a check of the harness itself, which
     /// must then report violations.
     pub local_reads: bool,
@@ -85,6 +87,7 @@ impl Config {
             workers: 6,
             network: Network::Auto,
             parent_dir: None,
+            keep: false,
             local_reads: false,
         }
     }
@@ -98,7 +101,7 @@ pub struct Report {
     pub inconclusive: Vec<String>,
     /// Human-readable: what ran, counts, each check's result.
     pub summary: String,
-    /// The run's directory (history, node logs), kept when the run did not pass.
+    /// The run's directory (history, node logs), kept when the run did not pass or when asked.
     pub kept_dir: Option<PathBuf>,
 }
 
@@ -279,7 +282,7 @@ pub async fn run(config: &Config) -> anyhow::Result<Report> {
         kept_dir: None,
     };
     drop(cluster);
-    if !report.passed() {
+    if config.keep || !report.passed() {
         let kept = dir.keep();
         let _ = writeln!(report.summary, "kept: {} (history.jsonl, nemesis.log, node logs)", kept.display());
         report.kept_dir = Some(kept);

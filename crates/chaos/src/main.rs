@@ -40,6 +40,9 @@ struct Args {
     /// Make the run's directory in here.
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// Keep the run's directory (history.jsonl, nemesis.log, node logs) even when it passed.
+    #[arg(long)]
+    keep: bool,
 }
 
 fn main() -> ExitCode {
@@ -65,6 +68,7 @@ fn main() -> ExitCode {
         network: if args.no_partitions { Network::Loopback } else { Network::Auto },
         parent_dir: args.dir,
         local_reads: args.local_reads,
+        keep: args.keep,
         ..Config::new(binary, seed)
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

@@ -61,6 +61,10 @@ impl Net {
             let name = line.split_whitespace().next().unwrap_or("");
             if let Some(pid) = name.strip_prefix("klc").and_then(|rest| rest.split('n').next()) {
                 if !alive(pid) {
+                    // The nodes of a harness that died outlive it: stop them first.
+                    for node in ip_output(&["netns", "pids", name]).split_whitespace() {
+                        let _ = Command::new("kill").args(["-KILL", node]).status();
+                    }
                     let _ = ip(&["netns", "delete", name]);
                 }
             }
