@@ -120,9 +120,10 @@ pub async fn run(config: &Config) -> anyhow::Result<Report> {
 
     let (net, network_note) = match config.network {
         Network::Loopback => (None, "loopback ports; partitions off (asked for)".to_string()),
-        Network::Auto => match net::available() {
-            Ok(()) => {
-                let net = net::Net::create(NODES).context("set up network namespaces")?;
+        // Where namespaces cannot be made (no root, a container without the capability), the
+        // run goes on with kills only, and says so.
+        Network::Auto => match net::available().and_then(|()| net::Net::create(NODES).map_err(|e| format!("{e:#}"))) {
+            Ok(net) => {
                 let note = format!("one network namespace per node ({}); partitions on", net.subnet());
                 (Some(net), note)
             }
@@ -198,7 +199,9 @@ pub async fn run(config: &Config) -> anyhow::Result<Report> {
     let timeline: String = nemesis.timeline.iter().map(|(at, what)| format!("{at} {what}\n")).collect();
     std::fs::write(dir.path().join("nemesis.log"), timeline).context("write the nemesis log")?;
 
+    let settle = Instant::now();
     let export = checks::same_ledger(&cluster, &mut findings).await;
+    let converged_in = settle.elapsed();
     let ledger = export.as_deref().map(|e| checks::acknowledged_writes(&records, e, &mut findings));
     let lin = checks::linearizable(&records, &mut findings);
     let barrier = checks::revocation_barrier(&records, &mut findings);
@@ -240,9 +243,11 @@ pub async fn run(config: &Config) -> anyhow::Result<Report> {
         Some(l) => {
             let _ = writeln!(
                 summary,
-                "ledger: {} events, head {}, byte-identical on all {NODES} nodes, verifies offline: {}",
+                "ledger: {} events, head {}, byte-identical on all {NODES} nodes ({:.1} s to agree once the traffic stopped), \
+                 verifies offline: {}",
                 l.events,
                 l.head_hash,
+                converged_in.as_secs_f64(),
                 if findings.violations.iter().any(|v| v.contains("does not verify")) { "NO" } else { "yes" }
             );
             let _ = writeln!(
