@@ -153,3 +153,19 @@ async fn new_leader(cluster: &Cluster, others: &[u64], old: u64) -> Option<u64> 
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_core::SeedableRng;
+
+    #[test]
+    fn the_schedule_has_every_fault_and_replays_from_its_seed() {
+        let plan = |seed| schedule(7, 3, &mut ChaCha20Rng::seed_from_u64(seed));
+        let one = plan(1);
+        assert_eq!(one.iter().filter(|f| **f == Fault::Kill).count(), 7);
+        assert_eq!(one.iter().filter(|f| **f == Fault::Partition).count(), 3);
+        assert_eq!(one, plan(1));
+        assert!((2..20).any(|seed| plan(seed) != one), "the order depends on the seed");
+    }
+}
