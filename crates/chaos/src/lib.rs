@@ -203,7 +203,9 @@ pub async fn run(config: &Config) -> anyhow::Result<Report> {
     let export = checks::same_ledger(&cluster, &mut findings).await;
     let converged_in = settle.elapsed();
     let ledger = export.as_deref().map(|e| checks::acknowledged_writes(&records, e, &mut findings));
+    let searched = Instant::now();
     let lin = checks::linearizable(&records, &mut findings);
+    let search_secs = searched.elapsed().as_secs_f64();
     let barrier = checks::revocation_barrier(&records, &mut findings);
     if !records.iter().any(|r| {
         r.op != model::KeyOp::Verify
@@ -262,8 +264,8 @@ pub async fn run(config: &Config) -> anyhow::Result<Report> {
     }
     let _ = writeln!(
         summary,
-        "linearizability: {} keys, {} operations ({} of unknown outcome), longest key history {}",
-        lin.keys, lin.operations, lin.maybe_operations, lin.longest_history
+        "linearizability: {} keys, {} operations ({} of unknown outcome), longest key history {}; searched in {:.2} s",
+        lin.keys, lin.operations, lin.maybe_operations, lin.longest_history, search_secs
     );
     let _ = writeln!(summary, "revocation barrier: {barrier} verifications with min_index answered");
     let _ = writeln!(
