@@ -129,10 +129,11 @@ impl Cluster {
             };
             node.spawn(binary)?;
             cluster.nodes.push(node);
+            // Ready first: that wait notices a node that exits at once (a bad binary, say).
+            cluster.wait_ready(id).await?;
             if id == 1 {
                 cluster.admin_key = read_bootstrap_key(&dir.join("node-1").join("bootstrap-admin.key")).await?;
             }
-            cluster.wait_ready(id).await?;
             cluster.wait_voter(id).await?;
         }
         Ok(cluster)

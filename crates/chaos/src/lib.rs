@@ -26,7 +26,7 @@ pub mod net;
 pub mod workload;
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -112,8 +112,31 @@ impl Report {
     }
 }
 
-/// Runs the harness once.
+/// Runs the harness once. When the run cannot be carried out, the error names the run's
+/// directory, kept for its node logs.
 pub async fn run(config: &Config) -> anyhow::Result<Report> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix("keyledger-chaos-");
+    let dir = match &config.parent_dir {
+        Some(parent) => builder.tempdir_in(parent),
+        None => builder.tempdir(),
+    }
+    .context("make the run's directory")?;
+    match run_in(config, dir.path()).await {
+        Ok(mut report) => {
+            if config.keep || !report.passed() {
+                let kept = dir.keep();
+                let _ = writeln!(report.summary, "kept: {} (history.jsonl, nemesis.log, node logs)", kept.display());
+                report.kept_dir = Some(kept);
+            }
+            Ok(report)
+        }
+        Err(e) => Err(e.context(format!("the run's directory is kept: {}", dir.keep().display()))),
+    }
+}
+
+/// [`run`] in `dir`; every node is stopped and every namespace removed when it returns.
+async fn run_in(config: &Config, dir: &Path) -> anyhow::Result<Report> {
     let started = Instant::now();
     let mut rng = ChaCha20Rng::seed_from_u64(config.seed);
     let mut findings = Findings::default();
@@ -132,14 +155,7 @@ pub async fn run(config: &Config) -> anyhow::Result<Report> {
     };
     let partitions = if net.is_some() { config.partitions } else { 0 };
 
-    let mut builder = tempfile::Builder::new();
-    builder.prefix("keyledger-chaos-");
-    let dir = match &config.parent_dir {
-        Some(parent) => builder.tempdir_in(parent),
-        None => builder.tempdir(),
-    }
-    .context("make the run's directory")?;
-    let mut cluster = Cluster::start(&config.binary, dir.path(), NODES, net).await.context("start the cluster")?;
+    let mut cluster = Cluster::start(&config.binary, dir, NODES, net).await.context("start the cluster")?;
 
     // Keys are spread over a few users, so that keys whose creation got no answer (and which
     // the harness cannot delete) never fill a user's allowance.
@@ -195,9 +211,9 @@ pub async fn run(config: &Config) -> anyhow::Result<Report> {
         lines.push_str(&serde_json::to_string(r)?);
         lines.push('\n');
     }
-    std::fs::write(dir.path().join("history.jsonl"), lines).context("write the history")?;
+    std::fs::write(dir.join("history.jsonl"), lines).context("write the history")?;
     let timeline: String = nemesis.timeline.iter().map(|(at, what)| format!("{at} {what}\n")).collect();
-    std::fs::write(dir.path().join("nemesis.log"), timeline).context("write the nemesis log")?;
+    std::fs::write(dir.join("nemesis.log"), timeline).context("write the nemesis log")?;
 
     let settle = Instant::now();
     let export = checks::same_ledger(&cluster, &mut findings).await;
@@ -281,20 +297,13 @@ pub async fn run(config: &Config) -> anyhow::Result<Report> {
         let _ = writeln!(summary, "INCONCLUSIVE: {v}");
     }
 
-    let mut report = Report {
+    Ok(Report {
         seed: config.seed,
         violations: findings.violations,
         inconclusive: findings.inconclusive,
         summary,
         kept_dir: None,
-    };
-    drop(cluster);
-    if config.keep || !report.passed() {
-        let kept = dir.keep();
-        let _ = writeln!(report.summary, "kept: {} (history.jsonl, nemesis.log, node logs)", kept.display());
-        report.kept_dir = Some(kept);
-    }
-    Ok(report)
+    })
 }
 
 /// A seed from the operating system, for runs not asked to replay one.
