@@ -14,7 +14,7 @@ use rand_core::RngCore;
 use crate::cluster::{Cluster, POLL_EVERY};
 
 /// How long the nodes left may take to elect a leader when the leader is cut off.
-const ELECTION: Duration = Duration::from_secs(15);
+const ELECTION: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
