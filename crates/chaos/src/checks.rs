@@ -4,6 +4,8 @@
 //! - every acknowledged write is in it (found by its request id), and no request that was
 //!   refused or never proposed wrote anything;
 //! - each key's history is linearizable against [`KeyModel`];
+//! - the log's order respects real time: a write acknowledged before another was sent has the
+//!   lower index, across all keys;
 //! - the revocation barrier: a verification with `min_index` at or after an acknowledged
 //!   disable, delete or rotation of the key never answered valid.
 
@@ -188,6 +190,44 @@ pub fn acknowledged_writes(records: &[Record], export: &[u8], findings: &mut Fin
         }
     }
     stats
+}
+
+/// Across all keys: a write acknowledged before another write was sent committed at a lower
+/// index (the log's order respects real time). Returns how many writes were compared.
+pub fn index_order(records: &[Record], findings: &mut Findings) -> usize {
+    // Each acknowledged proposal, once (a rotation's new key shares the rotation's answer).
+    let mut acked: Vec<(&Record, u64)> = records
+        .iter()
+        .filter(|r| r.rotated_from.is_none())
+        .filter_map(|r| match &r.outcome {
+            Outcome::Answered { answer: KeyRet::Done, index: Some(index) } => Some((r, *index)),
+            _ => None,
+        })
+        .collect();
+    let mut by_return = acked.clone();
+    by_return.sort_by_key(|(r, _)| r.returned_us);
+    acked.sort_by_key(|(r, _)| r.called_us);
+    // Walk the writes in the order they were sent, keeping the highest index among those
+    // acknowledged before the current one was sent.
+    let (mut done, mut highest): (usize, Option<(&Record, u64)>) = (0, None);
+    for (later, index) in &acked {
+        while done < by_return.len() && by_return[done].0.returned_us < later.called_us {
+            if highest.is_none_or(|(_, h)| by_return[done].1 > h) {
+                highest = Some(by_return[done]);
+            }
+            done += 1;
+        }
+        if let Some((earlier, at)) = highest {
+            if *index <= at {
+                findings.violations.push(format!(
+                    "{:?} of {} (request {}) committed at index {index}, yet {:?} of {} (request {}) was \
+                     acknowledged at index {at} before it was sent",
+                    later.op, later.key_id, later.request_id, earlier.op, earlier.key_id, earlier.request_id
+                ));
+            }
+        }
+    }
+    acked.len()
 }
 
 /// The linearizability check, key by key.
@@ -436,6 +476,30 @@ mod tests {
         let mut findings = Findings::default();
         acknowledged_writes(&more, export.as_bytes(), &mut findings);
         assert_eq!(findings.violations.len(), 2, "{findings:?}");
+    }
+
+    #[test]
+    fn the_log_order_must_respect_real_time() {
+        let ok = vec![
+            rec(0, KeyOp::Create, 0, 1, done(5)),
+            rec(1, KeyOp::Create, 2, 9, done(7)),
+            // Overlaps the create of key 1: either order of indices is fine.
+            rec(0, KeyOp::Disable, 3, 8, done(6)),
+            rec(0, KeyOp::Enable, 10, 11, done(8)),
+            // Not acknowledged: not compared.
+            rec(1, KeyOp::Disable, 12, 13, Outcome::Maybe { why: String::new() }),
+        ];
+        let mut findings = Findings::default();
+        assert_eq!(index_order(&ok, &mut findings), 4);
+        assert!(findings.violations.is_empty(), "{findings:?}");
+
+        // Sent after index 8 was acknowledged, committed before it.
+        let mut bad = ok.clone();
+        bad.push(rec(1, KeyOp::Delete, 12, 14, done(4)));
+        let mut findings = Findings::default();
+        index_order(&bad, &mut findings);
+        assert_eq!(findings.violations.len(), 1, "{findings:?}");
+        assert!(findings.violations[0].contains("index 8"), "{}", findings.violations[0]);
     }
 
     #[test]

@@ -223,6 +223,7 @@ async fn run_in(config: &Config, dir: &Path) -> anyhow::Result<Report> {
     let lin = checks::linearizable(&records, &mut findings);
     let search_secs = searched.elapsed().as_secs_f64();
     let barrier = checks::revocation_barrier(&records, &mut findings);
+    let ordered = checks::index_order(&records, &mut findings);
     if !records.iter().any(|r| {
         r.op != model::KeyOp::Verify
             && r.min_index.is_none()
@@ -284,6 +285,7 @@ async fn run_in(config: &Config, dir: &Path) -> anyhow::Result<Report> {
         lin.keys, lin.operations, lin.maybe_operations, lin.longest_history, search_secs
     );
     let _ = writeln!(summary, "revocation barrier: {barrier} verifications with min_index answered");
+    let _ = writeln!(summary, "log order: {ordered} acknowledged writes, indices in real-time order checked");
     let _ = writeln!(
         summary,
         "violations: {}; inconclusive checks: {}",
