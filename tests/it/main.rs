@@ -15,6 +15,8 @@
 //! - `restart`: a node killed with SIGKILL restarts on its data dir with everything kept.
 //! - `errors`: 401, 404, 400, 413, 409, each with the JSON error shape and nothing written.
 //! - `cluster`: three voters, writes on followers, verify on every node, a follower catching up.
+//! - `chaos`: a short run of the chaos harness (`crates/chaos`): kills and partitions under
+//!   concurrent traffic, then linearizability, identical ledgers, nothing acknowledged lost.
 //! - `consistency`: `consistency=linearizable` reads on a follower that just restarted, and
 //!   without a leader.
 //! - `crash_loop`: random SIGKILLs during writes: every acknowledged write kept, identical
@@ -33,6 +35,7 @@
 //!   namespace admins, locks, limits, the creation switch, expiry, last use, permissions).
 
 mod audit;
+mod chaos;
 mod checkpoints;
 mod cli;
 mod cli_parity;

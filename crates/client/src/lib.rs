@@ -46,6 +46,8 @@ pub struct Client {
     http: reqwest::Client,
     /// Ask for `consistency=linearizable` on every read.
     linearizable: bool,
+    /// Sent as `X-Request-Id`, so the ledger's events name the request that caused them.
+    request_id: Option<String>,
 }
 
 /// Filters and paging of `GET /v1/keys`; `None` fields are not sent.
@@ -111,7 +113,7 @@ impl Client {
             .user_agent(concat!("keyledger-client/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ClientError::transport(&e))?;
-        Ok(Client { base, api_key, http, linearizable: false })
+        Ok(Client { base, api_key, http, linearizable: false, request_id: None })
     }
 
     /// The same server and connection pool, authenticating with another key.
@@ -123,6 +125,13 @@ impl Client {
     /// read, and every verification, reflects all writes acknowledged before it was sent.
     pub fn linearizable(&self) -> Client {
         Client { linearizable: true, ..self.clone() }
+    }
+
+    /// The same client, sending `X-Request-Id: id` on every request: the server uses it as the
+    /// request's id (it must be 1–128 printable ASCII characters, or the server makes its own),
+    /// and a write's ledger events carry it, so a caller can find what its request wrote.
+    pub fn with_request_id(&self, id: impl Into<String>) -> Client {
+        Client { request_id: Some(id.into()), ..self.clone() }
     }
 
     /// The normalized server address, without a trailing slash.
@@ -210,6 +219,9 @@ impl Client {
         let read = method == Method::GET || path.starts_with("/v1/verify");
         if self.linearizable && read {
             request = request.query(&[("consistency", "linearizable")]);
+        }
+        if let Some(id) = &self.request_id {
+            request = request.header(wire::REQUEST_ID_HEADER, id);
         }
         for (name, value) in headers {
             request = request.header(name, value);
