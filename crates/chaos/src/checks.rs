@@ -14,6 +14,7 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use keyledger_client::{ExportFormat, ExportRequest};
+use keyledger_model::Timestamp;
 
 use crate::cluster::{Cluster, POLL_EVERY};
 use crate::history::{Outcome, Record};
@@ -132,6 +133,7 @@ pub fn acknowledged_writes(records: &[Record], export: &[u8], findings: &mut Fin
     // request id -> (event type, key id); key id -> event types.
     let mut by_request: HashMap<String, Vec<(String, String)>> = HashMap::new();
     let mut by_key: HashMap<String, HashSet<String>> = HashMap::new();
+    let mut latest_time: Option<Timestamp> = None;
     for line in String::from_utf8_lossy(export).lines() {
         let Ok(event) = serde_json::from_str::<serde_json::Value>(line) else {
             findings.violations.push(format!("an export line is not JSON: {line}"));
@@ -139,6 +141,18 @@ pub fn acknowledged_writes(records: &[Record], export: &[u8], findings: &mut Fin
         };
         stats.events += 1;
         stats.head_hash = event["hash"].as_str().unwrap_or_default().to_string();
+        // Ledger time never runs backwards (the harness's first finding was a proposal decided
+        // at a time before the event preceding it).
+        if let Some(time) = event["time"].as_str().and_then(|t| Timestamp::parse_rfc3339(t).ok()) {
+            if latest_time.is_some_and(|latest| time < latest) {
+                findings.violations.push(format!(
+                    "ledger time goes backwards at seq {}: {time} after {}",
+                    event["seq"],
+                    latest_time.map(|t| t.to_string()).unwrap_or_default()
+                ));
+            }
+            latest_time = Some(latest_time.map_or(time, |latest| latest.max(time)));
+        }
         let kind = event["type"].as_str().unwrap_or_default().to_string();
         let key = event["data"]["key_id"].as_str().unwrap_or_default().to_string();
         let request = event["request_id"].as_str().unwrap_or_default().to_string();
@@ -438,6 +452,26 @@ mod tests {
         with.push(barrier(0, 12, 13, KeyRet::Valid));
         revocation_barrier(&with, &mut findings);
         assert_eq!(findings.violations.len(), 2, "{findings:?}");
+    }
+
+    #[test]
+    fn ledger_time_going_backwards_is_caught() {
+        let line = |seq: u64, time: &str| {
+            format!(
+                r#"{{"seq":{seq},"time":"{time}","type":"updated","data":{{}},"request_id":"r{seq}","hash":"h{seq}"}}"#
+            )
+        };
+        let ordered =
+            [line(1, "2026-11-23T10:00:00.100Z"), line(2, "2026-11-23T10:00:00.100Z"), line(3, "2026-11-23T10:00:01Z")];
+        let mut findings = Findings::default();
+        acknowledged_writes(&[], ordered.join("\n").as_bytes(), &mut findings);
+        assert!(findings.violations.is_empty(), "{findings:?}");
+
+        let backwards = [line(1, "2026-11-23T10:00:01Z"), line(2, "2026-11-23T10:00:00.999Z")];
+        let mut findings = Findings::default();
+        acknowledged_writes(&[], backwards.join("\n").as_bytes(), &mut findings);
+        assert_eq!(findings.violations.len(), 1, "{findings:?}");
+        assert!(findings.violations[0].contains("seq 2"), "{findings:?}");
     }
 
     #[test]

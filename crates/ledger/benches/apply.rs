@@ -81,10 +81,7 @@ fn apply(c: &mut Criterion) {
                             renamed += 1;
                             let key = keys[renamed % KEYS];
                             let name = Some(format!("n{renamed}"));
-                            proposal(
-                                user,
-                                Command::UpdateKey { key, name, description: None, if_revision: None },
-                            )
+                            proposal(user, Command::UpdateKey { key, name, description: None, if_revision: None })
                         })
                         .collect();
                     let batch = vec![entry(proposals)];
