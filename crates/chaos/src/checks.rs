@@ -300,8 +300,46 @@ pub fn linearizable(records: &[Record], findings: &mut Findings) -> LinStats {
     stats
 }
 
-/// The revocation barrier. Returns how many barrier verifications answered.
-pub fn revocation_barrier(records: &[Record], findings: &mut Findings) -> u64 {
+/// The ledger seq of the last event each request wrote (requests that wrote nothing are absent).
+pub fn seq_by_request(export: &[u8]) -> HashMap<String, u64> {
+    let mut seqs = HashMap::new();
+    for line in String::from_utf8_lossy(export).lines() {
+        let Ok(event) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+        if let (Some(request), Some(seq)) = (event["request_id"].as_str(), event["seq"].as_u64()) {
+            seqs.insert(request.to_string(), seq);
+        }
+    }
+    seqs
+}
+
+/// Did the acknowledged `enable` (at log index `enable_at`) take effect after the acknowledged
+/// `disable` (at `disable_at`)? The leader puts writes that arrive together into one Raft entry,
+/// so both may share an index; their order inside it is the ledger's (`seqs`). A write that
+/// changed nothing wrote no event, and that tells its place too: a disable that found the key
+/// disabled came after an enable of the same entry that wrote one (before it, the key would have
+/// been enabled), and an enable that found the key enabled came before such a disable.
+fn enabled_after(
+    enable: &Record,
+    enable_at: u64,
+    disable: &Record,
+    disable_at: u64,
+    seqs: &HashMap<String, u64>,
+) -> bool {
+    if enable_at != disable_at {
+        return enable_at > disable_at;
+    }
+    match (seqs.get(&enable.request_id), seqs.get(&disable.request_id)) {
+        (Some(enable_seq), Some(disable_seq)) => enable_seq > disable_seq,
+        (Some(_), None) => true,
+        (None, Some(_)) => false,
+        // Neither wrote (or the ledger could not be read): their order is not known.
+        (None, None) => true,
+    }
+}
+
+/// The revocation barrier. Returns how many barrier verifications answered. `seqs` (from
+/// [`seq_by_request`]) orders writes that share a log index.
+pub fn revocation_barrier(records: &[Record], seqs: &HashMap<String, u64>, findings: &mut Findings) -> u64 {
     let mut answered = 0;
     for v in records.iter().filter(|r| r.min_index.is_some()) {
         let (Some(key), Some(min_index)) = (v.key, v.min_index) else { continue };
@@ -309,33 +347,35 @@ pub fn revocation_barrier(records: &[Record], findings: &mut Findings) -> u64 {
         answered += 1;
         let same_key = || records.iter().filter(move |r| r.key == Some(key) && r.min_index.is_none());
         // The acknowledged revocations at or before min_index.
-        let revoked: Vec<(KeyOp, u64)> = same_key()
+        let revoked: Vec<(&Record, u64)> = same_key()
             .filter_map(|r| match (&r.outcome, r.op) {
                 (
                     Outcome::Answered { answer: KeyRet::Done, index: Some(at) },
                     KeyOp::Disable | KeyOp::Delete | KeyOp::Rotate,
-                ) if *at <= min_index => Some((r.op, *at)),
+                ) if *at <= min_index => Some((r, *at)),
                 _ => None,
             })
             .collect();
         match answer {
             KeyRet::Valid => {
-                let earliest_final = revoked.iter().filter(|(op, _)| *op != KeyOp::Disable).map(|(_, at)| *at).min();
-                let latest_disable = revoked.iter().filter(|(op, _)| *op == KeyOp::Disable).map(|(_, at)| *at).max();
+                let any_final = revoked.iter().any(|(r, _)| r.op != KeyOp::Disable);
                 // A delete or rotation is final; a disable can be undone by an enable that
                 // committed after it, or one whose outcome is unknown and was sent in time.
-                let re_enabled = |disabled_at: u64| {
+                let re_enabled = |disable: &Record, disabled_at: u64| {
                     same_key().any(|r| {
                         r.op == KeyOp::Enable
                             && match &r.outcome {
-                                Outcome::Answered { answer: KeyRet::Done, index: Some(at) } => *at > disabled_at,
+                                Outcome::Answered { answer: KeyRet::Done, index: Some(at) } => {
+                                    enabled_after(r, *at, disable, disabled_at, seqs)
+                                }
                                 Outcome::Maybe { .. } => r.called_us < v.returned_us,
                                 _ => false,
                             }
                     })
                 };
-                let broken = earliest_final.is_some() || latest_disable.is_some_and(|at| !re_enabled(at));
+                let broken = any_final || revoked.iter().any(|(r, at)| r.op == KeyOp::Disable && !re_enabled(r, *at));
                 if broken {
+                    let revoked: Vec<(KeyOp, u64)> = revoked.iter().map(|(r, at)| (r.op, *at)).collect();
                     findings.violations.push(format!(
                         "revocation barrier: {} verified valid on node {} with min_index {min_index} after \
                          acknowledged {revoked:?} (request {})",
@@ -418,7 +458,7 @@ mod tests {
         let mut findings = Findings::default();
         let mut with = records.clone();
         with.push(barrier(0, 9, 4, KeyRet::Valid));
-        assert_eq!(revocation_barrier(&with, &mut findings), 1);
+        assert_eq!(revocation_barrier(&with, &HashMap::new(), &mut findings), 1);
         assert_eq!(findings.violations.len(), 1, "{findings:?}");
 
         // Invalid is right; valid with an index before the disable is allowed.
@@ -426,7 +466,7 @@ mod tests {
         let mut with = records.clone();
         with.push(barrier(0, 9, 4, KeyRet::Invalid("disabled".into())));
         with.push(barrier(0, 8, 4, KeyRet::Valid));
-        revocation_barrier(&with, &mut findings);
+        revocation_barrier(&with, &HashMap::new(), &mut findings);
         assert!(findings.violations.is_empty(), "{findings:?}");
 
         // An enable acknowledged after the disable, or one of unknown outcome sent in time,
@@ -438,7 +478,7 @@ mod tests {
             let mut with = records.clone();
             with.push(enable);
             with.push(barrier(0, 9, 5, KeyRet::Valid));
-            revocation_barrier(&with, &mut findings);
+            revocation_barrier(&with, &HashMap::new(), &mut findings);
             assert!(findings.violations.is_empty(), "{findings:?}");
         }
 
@@ -450,7 +490,7 @@ mod tests {
         with.push(rec(0, KeyOp::Enable, 11, 12, answered(KeyRet::Refused("conflict".into()))));
         with.push(barrier(0, 9, 5, KeyRet::Valid));
         with.push(barrier(0, 12, 13, KeyRet::Valid));
-        revocation_barrier(&with, &mut findings);
+        revocation_barrier(&with, &HashMap::new(), &mut findings);
         assert_eq!(findings.violations.len(), 2, "{findings:?}");
     }
 
@@ -472,6 +512,34 @@ mod tests {
         acknowledged_writes(&[], backwards.join("\n").as_bytes(), &mut findings);
         assert_eq!(findings.violations.len(), 1, "{findings:?}");
         assert!(findings.violations[0].contains("seq 2"), "{findings:?}");
+    }
+
+    /// Writes that arrive together share a Raft entry, so a disable and an enable can answer the
+    /// same index; the ledger's order inside the entry decides whether the enable undid it.
+    #[test]
+    fn a_disable_and_an_enable_in_one_entry_are_ordered_by_the_ledger() {
+        let records = vec![
+            rec(0, KeyOp::Create, 0, 1, done(5)),
+            rec(0, KeyOp::Disable, 2, 4, done(9)),
+            rec(0, KeyOp::Enable, 3, 4, done(9)),
+            barrier(0, 9, 5, KeyRet::Valid),
+        ];
+        let seqs = |disable: u64, enable: u64| HashMap::from([("r2".to_string(), disable), ("r3".to_string(), enable)]);
+        for (order, violations) in [(seqs(20, 21), 0), (seqs(21, 20), 1)] {
+            let mut findings = Findings::default();
+            revocation_barrier(&records, &order, &mut findings);
+            assert_eq!(findings.violations.len(), violations, "{order:?}: {findings:?}");
+        }
+        // A disable that wrote nothing found the key disabled: the enable of its entry came after.
+        let only_enable_wrote = HashMap::from([("r3".to_string(), 20)]);
+        let mut findings = Findings::default();
+        revocation_barrier(&records, &only_enable_wrote, &mut findings);
+        assert!(findings.violations.is_empty(), "{findings:?}");
+        // An enable that wrote nothing found the key enabled: it came before the disable.
+        let only_disable_wrote = HashMap::from([("r2".to_string(), 20)]);
+        let mut findings = Findings::default();
+        revocation_barrier(&records, &only_disable_wrote, &mut findings);
+        assert_eq!(findings.violations.len(), 1, "{findings:?}");
     }
 
     #[test]

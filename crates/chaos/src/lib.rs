@@ -222,7 +222,8 @@ async fn run_in(config: &Config, dir: &Path) -> anyhow::Result<Report> {
     let searched = Instant::now();
     let lin = checks::linearizable(&records, &mut findings);
     let search_secs = searched.elapsed().as_secs_f64();
-    let barrier = checks::revocation_barrier(&records, &mut findings);
+    let seqs = export.as_deref().map(checks::seq_by_request).unwrap_or_default();
+    let barrier = checks::revocation_barrier(&records, &seqs, &mut findings);
     let ordered = checks::index_order(&records, &mut findings);
     if !records.iter().any(|r| {
         r.op != model::KeyOp::Verify
