@@ -70,19 +70,25 @@ async fn gather(raft: Raft<TypeConfig>, mut waiting: mpsc::UnboundedReceiver<Wai
     let slots = Arc::new(Semaphore::new(IN_FLIGHT));
     while let Some(first) = waiting.recv().await {
         let Ok(slot) = slots.clone().acquire_owned().await else { return };
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match waiting.try_recv() {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
-            }
-        }
+        let batch = with_the_waiting(first, &mut waiting);
         let raft = raft.clone();
         tokio::spawn(async move {
             write_entry(&raft, batch, deadline).await;
             drop(slot);
         });
     }
+}
+
+/// `first` and whatever else is queued (up to [`MAX_BATCH`] in all), without waiting.
+fn with_the_waiting<T>(first: T, waiting: &mut mpsc::UnboundedReceiver<T>) -> Vec<T> {
+    let mut batch = vec![first];
+    while batch.len() < MAX_BATCH {
+        match waiting.try_recv() {
+            Ok(next) => batch.push(next),
+            Err(_) => break,
+        }
+    }
+    batch
 }
 
 /// Writes one entry and answers each of its proposals.
@@ -154,13 +160,7 @@ async fn gather_forwards(http: reqwest::Client, mut waiting: mpsc::UnboundedRece
     let slots = Arc::new(Semaphore::new(IN_FLIGHT));
     while let Some(first) = waiting.recv().await {
         let Ok(slot) = slots.clone().acquire_owned().await else { return };
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match waiting.try_recv() {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
-            }
-        }
+        let batch = with_the_waiting(first, &mut waiting);
         // Proposals queued across a change of leader go to the leader each was meant for.
         let mut by_leader: Vec<(String, Vec<Forwarding>)> = Vec::new();
         for forwarding in batch {
