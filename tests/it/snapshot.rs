@@ -98,18 +98,7 @@ async fn a_node_down_while_the_log_was_compacted_rejoins_from_a_snapshot_file() 
     assert!(on_leader.iter().any(|f| f.starts_with("snapshot-") && f.ends_with(".bin")), "{on_leader:?}");
 
     cluster.restart(follower).await;
-    // The leader's own background writes (checkpoints) may move its head meanwhile: compare
-    // both as they are now.
-    poll("the returning node's ledger head to equal the leader's", CONVERGE, async || {
-        let expected = cluster.own_ledger_head(leader).await?;
-        let head = cluster.own_ledger_head(follower).await?;
-        if head == expected {
-            Ok(())
-        } else {
-            Err(format!("{head:?} != {expected:?}"))
-        }
-    })
-    .await;
+    same_head_as_leader(&cluster, leader, follower).await;
     let installs_after = cluster.node(follower).log().matches("installed snapshot").count();
     assert!(installs_after > installs_before, "the log was compacted, so the node must have caught up from a snapshot");
     // It keeps the received file as its own current snapshot, and nothing half-written.
@@ -160,6 +149,16 @@ async fn a_voter_installing_a_large_snapshot_keeps_the_leader() {
     let term = cluster.client(leader).cluster_status().await.expect("status").term;
 
     cluster.restart(follower).await;
+    same_head_as_leader(&cluster, leader, follower).await;
+    let log = cluster.node(follower).log();
+    let wrote = log.lines().rfind(|l| l.contains("wrote snapshot into the ledger")).unwrap_or("").to_owned();
+    let status = cluster.client(leader).cluster_status().await.expect("status");
+    assert_eq!((status.leader, status.term), (Some(leader), term), "after: {wrote}");
+}
+
+/// Waits until `follower`'s ledger head equals `leader`'s. The leader's own background writes
+/// (checkpoints) may move its head meanwhile, so both are read again each time.
+async fn same_head_as_leader(cluster: &Cluster, leader: u64, follower: u64) {
     poll("the returning node's ledger head to equal the leader's", CONVERGE, async || {
         let expected = cluster.own_ledger_head(leader).await?;
         let head = cluster.own_ledger_head(follower).await?;
@@ -170,8 +169,4 @@ async fn a_voter_installing_a_large_snapshot_keeps_the_leader() {
         }
     })
     .await;
-    let log = cluster.node(follower).log();
-    let wrote = log.lines().rfind(|l| l.contains("wrote snapshot into the ledger")).unwrap_or("").to_owned();
-    let status = cluster.client(leader).cluster_status().await.expect("status");
-    assert_eq!((status.leader, status.term), (Some(leader), term), "after: {wrote}");
 }
