@@ -9,11 +9,14 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use keyledger_ledger::{Proposals, Storage};
-use keyledger_model::{token, AccountId, Actor, Command, KeyId, NewKey, Proposal, SettingsPatch, Timestamp, UserId};
+use keyledger_model::{AccountId, Actor, Command, KeyId, Proposal, SettingsPatch, Timestamp, UserId};
 use openraft::storage::RaftStateMachine;
 use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
+
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 /// Keys renamed in turn, as many clients renaming their own keys would.
 const KEYS: usize = 64;
@@ -29,21 +32,8 @@ fn apply(c: &mut Criterion) {
         let t0 = Timestamp(1_790_000_000_000);
         let admin = UserId::generate(t0, &mut rng);
         let keys: Vec<KeyId> = (0..KEYS).map(|_| KeyId::generate(t0, &mut rng)).collect();
-        let new_key = |id: KeyId, rng: &mut ChaCha20Rng| {
-            let secret = token::generate(rng);
-            let (digest, hint) = (secret.digest(), secret.hint());
-            let expires_at = Some(Timestamp(t0.0 + 30 * 86_400_000));
-            NewKey {
-                id,
-                owner: None,
-                name: "k".into(),
-                description: String::new(),
-                scope: None,
-                digest,
-                hint,
-                expires_at,
-            }
-        };
+        let expires_at = Some(Timestamp(t0.0 + 30 * 86_400_000));
+        let new_key = |id: KeyId, rng: &mut ChaCha20Rng| common::new_key(id, rng, expires_at);
         let (mut index, mut n) = (0u64, 0u64);
         let mut entry = |proposals: Vec<Proposal>| {
             index += 1;

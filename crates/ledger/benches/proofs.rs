@@ -10,26 +10,18 @@
 use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use keyledger_ledger::{Storage, TypeConfig};
-use keyledger_model::{token, AccountId, Actor, Command, KeyId, NewKey, Proposal, Timestamp, UserId};
+use keyledger_ledger::Storage;
+use keyledger_model::{Actor, Command, KeyId, Timestamp, UserId};
 use openraft::storage::RaftStateMachine;
-use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+use common::{entry, new_key};
+
 const EVENTS: u64 = 1_000_000;
 const PER_APPLY: u64 = 10_000;
-
-fn entry(index: u64, actor: Actor, command: Command) -> Entry<TypeConfig> {
-    let proposal = Proposal {
-        time: Timestamp(1_790_000_000_000 + index as i64),
-        request_id: format!("r{index}"),
-        actor,
-        account: AccountId::default_account(),
-        command,
-    };
-    Entry { log_id: LogId::new(CommittedLeaderId::new(1, 1), index), payload: EntryPayload::Normal(proposal.into()) }
-}
 
 fn proofs(c: &mut Criterion) {
     let kept = std::env::var_os("KEYLEDGER_BENCH_DATA").map(std::path::PathBuf::from);
@@ -51,17 +43,7 @@ fn build(dir: &std::path::Path) {
     let mut rng = ChaCha20Rng::seed_from_u64(1);
     let t0 = Timestamp(1_790_000_000_000);
     let (admin, key) = (UserId::generate(t0, &mut rng), KeyId::generate(t0, &mut rng));
-    let secret = token::generate(&mut rng);
-    let first = NewKey {
-        id: key,
-        owner: None,
-        name: "k".into(),
-        description: String::new(),
-        scope: None,
-        digest: secret.digest(),
-        hint: secret.hint(),
-        expires_at: None,
-    };
+    let first = new_key(key, &mut rng, None);
     let started = Instant::now();
     let boot = Command::Bootstrap { admin, admin_name: "admin".into(), key: first };
     runtime.block_on(sm.apply(vec![entry(1, Actor::System, boot)])).unwrap();

@@ -14,41 +14,20 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use keyledger_ledger::{SnapshotFile, Storage, TypeConfig};
-use keyledger_model::{token, AccountId, Actor, Command, KeyId, NewKey, Proposal, Timestamp, UserId};
+use keyledger_ledger::{SnapshotFile, Storage};
+use keyledger_model::{Actor, Command, KeyId, Timestamp, UserId};
 use openraft::storage::RaftStateMachine;
-use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId, RaftSnapshotBuilder};
+use openraft::{CommittedLeaderId, LogId, RaftSnapshotBuilder};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+use common::{entry, new_key};
+
 /// openraft's default chunk size (keyledger sends 4 MiB, see `cluster::node::raft_config`).
 const CHUNK: usize = 3 * 1024 * 1024;
-
-fn entry(index: u64, actor: Actor, command: Command) -> Entry<TypeConfig> {
-    let proposal = Proposal {
-        time: Timestamp(1_790_000_000_000 + index as i64),
-        request_id: format!("r{index}"),
-        actor,
-        account: AccountId::default_account(),
-        command,
-    };
-    Entry { log_id: LogId::new(CommittedLeaderId::new(1, 1), index), payload: EntryPayload::Normal(proposal.into()) }
-}
-
-fn new_key(id: KeyId, rng: &mut ChaCha20Rng) -> NewKey {
-    let secret = token::generate(rng);
-    NewKey {
-        id,
-        owner: None,
-        name: "k".into(),
-        description: String::new(),
-        scope: None,
-        digest: secret.digest(),
-        hint: secret.hint(),
-        expires_at: None,
-    }
-}
 
 /// A bootstrap, then renames of its key with a new key every 50 entries.
 async fn populate(dir: &Path, events: u64) {
@@ -58,7 +37,7 @@ async fn populate(dir: &Path, events: u64) {
     let mut rng = ChaCha20Rng::seed_from_u64(1);
     let t0 = Timestamp(1_790_000_000_000);
     let (admin, key) = (UserId::generate(t0, &mut rng), KeyId::generate(t0, &mut rng));
-    let boot = Command::Bootstrap { admin, admin_name: "admin".into(), key: new_key(key, &mut rng) };
+    let boot = Command::Bootstrap { admin, admin_name: "admin".into(), key: new_key(key, &mut rng, None) };
     sm.apply(vec![entry(1, Actor::System, boot)]).await.expect("apply");
     let actor = Actor::User { id: admin, key };
     let mut index = 1;
@@ -68,7 +47,11 @@ async fn populate(dir: &Path, events: u64) {
             .map(|_| {
                 index += 1;
                 let command = if index % 50 == 0 {
-                    Command::CreateKey(new_key(KeyId::generate(Timestamp(t0.0 + index as i64), &mut rng), &mut rng))
+                    Command::CreateKey(new_key(
+                        KeyId::generate(Timestamp(t0.0 + index as i64), &mut rng),
+                        &mut rng,
+                        None,
+                    ))
                 } else {
                     Command::UpdateKey { key, name: Some(format!("n{index}")), description: None, if_revision: None }
                 };

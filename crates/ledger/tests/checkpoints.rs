@@ -5,15 +5,17 @@
 use keyledger_ledger::{Ledger, StateMachine, Storage, TypeConfig};
 use keyledger_model::merkle::{self, Frontier, MemoryTree};
 use keyledger_model::{
-    token, AccountId, Actor, ChainHash, CheckpointSigner, Command, EventBody, KeyId, LedgerEntry, NewKey, Outcome,
-    Proposal, RejectCode, Timestamp, TreeHash, UserId,
+    AccountId, Actor, ChainHash, CheckpointSigner, Command, EventBody, KeyId, LedgerEntry, NewKey, Outcome, Proposal,
+    RejectCode, Timestamp, TreeHash, UserId,
 };
 use openraft::storage::RaftStateMachine;
 use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId, RaftSnapshotBuilder};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
-const T0: Timestamp = Timestamp(1_790_000_000_000);
+mod common;
+
+use common::T0;
 
 struct Log {
     rng: ChaCha20Rng,
@@ -46,17 +48,7 @@ impl Log {
     }
 
     fn new_key(&mut self, id: KeyId) -> NewKey {
-        let secret = token::generate(&mut self.rng);
-        NewKey {
-            id,
-            owner: None,
-            name: "k".into(),
-            description: String::new(),
-            scope: None,
-            digest: secret.digest(),
-            hint: secret.hint(),
-            expires_at: None,
-        }
+        common::new_key(id, &mut self.rng, None)
     }
 
     fn bootstrap(&mut self) -> Entry<TypeConfig> {

@@ -2,13 +2,14 @@
 //! end in the same, complete, hash-chained history.
 
 use keyledger_ledger::{Ledger, Proposals, SnapshotFile, StateMachine, Storage, TypeConfig};
-use keyledger_model::{
-    token, AccountId, Actor, Command, KeyId, LedgerEntry, NewKey, Outcome, Proposal, Timestamp, UserId,
-};
+use keyledger_model::{AccountId, Actor, Command, KeyId, LedgerEntry, Outcome, Proposal, Timestamp, UserId};
 use openraft::storage::RaftStateMachine;
 use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId, RaftSnapshotBuilder};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
+
+mod common;
+use common::new_key;
 
 /// Applying answers one list of outcomes per log entry; these tests put one proposal in each.
 fn one_per_proposal(outcomes: Vec<Vec<Outcome>>) -> Vec<Outcome> {
@@ -25,19 +26,6 @@ fn history(creates: usize) -> Vec<Entry<TypeConfig>> {
     let t0 = Timestamp(1_790_000_000_000);
     let admin = UserId::generate(t0, &mut rng);
     let boot_key = KeyId::generate(t0, &mut rng);
-    let new_key = |id: KeyId, rng: &mut ChaCha20Rng, expires_at: Option<Timestamp>| {
-        let secret = token::generate(rng);
-        NewKey {
-            id,
-            owner: None,
-            name: "k".into(),
-            description: String::new(),
-            scope: None,
-            digest: secret.digest(),
-            hint: secret.hint(),
-            expires_at,
-        }
-    };
     let mut entries = vec![entry(
         1,
         Proposal {

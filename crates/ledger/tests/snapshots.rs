@@ -6,37 +6,15 @@ use std::path::Path;
 
 use keyledger_ledger::codec;
 use keyledger_ledger::{SnapshotFile, StateMachine, Storage, TypeConfig};
-use keyledger_model::{token, AccountId, Actor, Command, KeyId, NewKey, Proposal, Timestamp, UserId};
+use keyledger_model::{Actor, Command, KeyId, Timestamp, UserId};
 use openraft::storage::RaftStateMachine;
-use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId, RaftSnapshotBuilder, Snapshot};
+use openraft::{Entry, RaftSnapshotBuilder, Snapshot};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
-fn entry(index: u64, actor: Actor, command: Command) -> Entry<TypeConfig> {
-    let proposal = Proposal {
-        time: Timestamp(1_790_000_000_000 + index as i64),
-        request_id: format!("r{index}"),
-        actor,
-        account: AccountId::default_account(),
-        command,
-    };
-    Entry { log_id: LogId::new(CommittedLeaderId::new(1, 1), index), payload: EntryPayload::Normal(proposal.into()) }
-}
-
-fn new_key(id: KeyId, rng: &mut ChaCha20Rng) -> NewKey {
-    let secret = token::generate(rng);
-    NewKey {
-        id,
-        owner: None,
-        name: "k".into(),
-        description: String::new(),
-        scope: None,
-        digest: secret.digest(),
-        hint: secret.hint(),
-        expires_at: None,
-    }
-}
+mod common;
+use common::{entry, new_key};
 
 /// Raft entries writing about `events` ledger events: a bootstrap, renames of its key, a new key
 /// every 100 entries, and an idempotent request (so the snapshot carries an idempotency record).
@@ -45,12 +23,12 @@ fn history(seed: u64, events: u64) -> Vec<Entry<TypeConfig>> {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
     let t0 = Timestamp(1_790_000_000_000);
     let (admin, key) = (UserId::generate(t0, &mut rng), KeyId::generate(t0, &mut rng));
-    let boot = Command::Bootstrap { admin, admin_name: "admin".into(), key: new_key(key, &mut rng) };
+    let boot = Command::Bootstrap { admin, admin_name: "admin".into(), key: new_key(key, &mut rng, None) };
     let mut entries = vec![entry(1, Actor::System, boot)];
     let actor = Actor::User { id: admin, key };
     for index in 2..=events.saturating_sub(2) {
         let command = if index % 100 == 0 {
-            Command::CreateKey(new_key(KeyId::generate(Timestamp(t0.0 + index as i64), &mut rng), &mut rng))
+            Command::CreateKey(new_key(KeyId::generate(Timestamp(t0.0 + index as i64), &mut rng), &mut rng, None))
         } else {
             Command::UpdateKey { key, name: Some(format!("n{index}")), description: None, if_revision: None }
         };
