@@ -225,6 +225,8 @@ pub enum LedgerError {
     Io(#[from] std::io::Error),
     #[error("the snapshot is damaged: {0}")]
     Snapshot(String),
+    #[error("raft log: {0}")]
+    RaftLog(std::io::Error),
 }
 
 impl From<ProofError<LedgerError>> for LedgerError {

@@ -1,5 +1,5 @@
-//! keyledger's storage: the Raft log and the state machine on sled, the hash-chained ledger,
-//! and the in-memory projections built from it.
+//! keyledger's storage: the Raft log (segment files), the state machine on sled, the
+//! hash-chained ledger, and the in-memory projections built from it.
 //!
 //! Main types: [`TypeConfig`] (openraft's types for keyledger: a [`Proposal`] in, an
 //! [`Outcome`] out), [`LogStore`] (the Raft log), [`StateMachine`] (apply + snapshots) and
@@ -14,16 +14,18 @@
 
 pub mod codec;
 mod ledger;
+mod log_migration;
 mod log_store;
 mod merkle_store;
 mod snapshot;
 mod state_machine;
+mod wal;
 
 use std::path::Path;
 
 pub use keyledger_model::{Outcome, Proposal};
 pub use ledger::{Ledger, LedgerError};
-pub use log_store::LogStore;
+pub use log_store::{LogReader, LogStore};
 pub use snapshot::SnapshotFile;
 pub use state_machine::{SnapshotBuilder, StateMachine};
 
@@ -71,7 +73,7 @@ impl Storage {
         state_machine::recover(&db, &snapshots)?;
         let ledger = Ledger::open(&db)?;
         let state_machine = StateMachine::open(ledger.clone(), &snapshots)?;
-        let log_store = LogStore::open(&db)?;
+        let log_store = LogStore::open(dir, &db).map_err(LedgerError::RaftLog)?;
         Ok(Storage { log_store, state_machine, ledger })
     }
 }

@@ -1,78 +1,500 @@
-//! The Raft log on sled: tree `raft_log` (big-endian index → entry) and tree `raft_meta`
-//! (vote, committed, last purged).
+//! The Raft log: one append-only record stream in segment files (`wal.rs`) under
+//! `<data-dir>/raft-log/`, with an in-memory index of where each entry lies.
 //!
-//! Durability rule: nothing is reported to openraft as stored until a flush returned. A vote or
-//! an entry that only sat in sled's page cache could be lost in a crash after the node promised
-//! it, which is how a cluster double-votes or loses acknowledged writes.
+//! Why not sled, where the ledger lives: every write went through sled's page cache and its
+//! pool of I/O threads on the way to a sync, and at 64 clients those threads' hand-offs were a
+//! third of a node's CPU (docs/benchmarks.md). Here an append is one `pwrite` and its share of
+//! one `fdatasync`.
 //!
-//! Appends are group-committed: `append` writes its batch and hands openraft's callback to one
-//! flusher thread, which takes every callback waiting, flushes once (a flush covers every write
-//! before it), and completes them in order. openraft goes on replicating meanwhile, and under
-//! load many appends share one fsync.
+//! Everything openraft stores is a record in the same stream — entries, the vote, `committed`,
+//! truncations and purges — so they reach disk in the order they were made, and replaying the
+//! records rebuilds the log. A new segment starts with the current vote, `committed` and purge
+//! point, so older segments can be deleted once every entry in them is purged.
+//!
+//! Durability rule: nothing is reported to openraft as stored until an `fdatasync` covering it
+//! returned. Appends are group-committed: `append` writes its records and hands openraft's
+//! callback to one sync thread, which takes every callback waiting, syncs once, and completes
+//! them in order; openraft replicates meanwhile (entries are readable as soon as `append`
+//! returns, from a cache of the newest entries or from the file).
+//!
+//! The state machine (the ledger, in sled) is not flushed when it applies. Before a purge removes
+//! entries, sled is flushed, so a restart can always re-apply from the log whatever the ledger
+//! had not yet written.
 
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Debug;
+use std::fs::File;
+use std::io;
 use std::ops::{Bound, RangeBounds};
-use std::sync::mpsc;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{Entry, LogId, LogState, RaftLogReader, StorageError, StorageIOError, Vote};
+use tokio::sync::oneshot;
 
 use crate::codec;
+use crate::wal;
 use crate::{NodeId, TypeConfig};
 
-const VOTE: &[u8] = b"vote";
-const COMMITTED: &[u8] = b"committed";
-const LAST_PURGED: &[u8] = b"last_purged";
+/// The directory of the log, inside a data dir.
+pub(crate) const DIR: &str = "raft-log";
 
-/// The Raft log store. Cheap to clone: clones share the same sled trees.
-#[derive(Clone)]
+/// What a record of the log holds.
+pub(crate) mod record_kind {
+    /// An entry: its payload is the encoded `Entry`.
+    pub(crate) const ENTRY: u8 = 1;
+    pub(crate) const VOTE: u8 = 2;
+    pub(crate) const COMMITTED: u8 = 3;
+    pub(crate) const PURGED: u8 = 4;
+    /// Entries from this index on are gone.
+    pub(crate) const TRUNCATED: u8 = 5;
+}
+use record_kind::{COMMITTED, ENTRY, PURGED, TRUNCATED, VOTE};
+
+/// Sizes that tests make small.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// A segment's size; a batch larger than this gets a segment of its own size.
+    pub(crate) segment_size: u64,
+    /// The newest entries are kept decoded in memory up to this many encoded bytes, so
+    /// replication and apply rarely read the file.
+    pub(crate) cache_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits { segment_size: 64 << 20, cache_bytes: 32 << 20 }
+    }
+}
+
+/// The Raft log store, owned by openraft's core (every write goes through `&mut self`).
 pub struct LogStore {
-    db: sled::Db,
-    log: sled::Tree,
-    meta: sled::Tree,
-    flusher: mpsc::Sender<LogFlushed<TypeConfig>>,
+    dir: PathBuf,
+    limits: Limits,
+    shared: Arc<Shared>,
+    active: Active,
+    vote: Option<Vote<NodeId>>,
+    committed: Option<LogId<NodeId>>,
+    /// `committed` changed since it was last written (it is written with the next append).
+    committed_unwritten: bool,
+    /// The highest entry index written to each segment, to know when a segment is all purged.
+    segment_last: BTreeMap<u64, u64>,
+    syncer: mpsc::Sender<SyncJob>,
+    /// The ledger's database, flushed before a purge.
+    state_db: sled::Db,
+}
+
+/// The segment being written.
+struct Active {
+    seq: u64,
+    file: Arc<File>,
+    /// Where the next record goes.
+    offset: u64,
+    size: u64,
+}
+
+/// What readers share with the writer.
+struct Shared {
+    index: Mutex<Index>,
+}
+
+/// Where every entry is, and the newest entries themselves.
+struct Index {
+    /// The index of `locations[0]` (one past the purge point when the log is empty).
+    first: u64,
+    locations: VecDeque<Location>,
+    purged: Option<LogId<NodeId>>,
+    segments: BTreeMap<u64, Arc<File>>,
+    /// The newest `cache.len()` entries, ending at the last one.
+    cache: VecDeque<Entry<TypeConfig>>,
+    cache_bytes: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Location {
+    log_id: LogId<NodeId>,
+    segment: u64,
+    /// Where the encoded entry starts in its segment, and its length.
+    offset: u64,
+    len: u32,
+}
+
+impl Index {
+    fn end(&self) -> u64 {
+        self.first + self.locations.len() as u64
+    }
+
+    fn last_log_id(&self) -> Option<LogId<NodeId>> {
+        self.locations.back().map(|l| l.log_id).or(self.purged)
+    }
+
+    /// Adds `location` at the end (after removing any entries it replaces), and `entry` to the
+    /// cache of newest entries, whose encoded size stays within `cache_budget`.
+    fn push(&mut self, location: Location, entry: Option<Entry<TypeConfig>>, cache_budget: usize) {
+        self.truncate(location.log_id.index);
+        if self.locations.is_empty() {
+            self.first = location.log_id.index;
+        }
+        self.locations.push_back(location);
+        match entry {
+            Some(entry) => {
+                self.cache.push_back(entry);
+                self.cache_bytes += location.len as usize;
+                // Drop the oldest cached entries past the budget (the newest always stays).
+                while self.cache.len() > 1 && self.cache_bytes > cache_budget {
+                    self.cache.pop_front();
+                    let evicted = self.locations[self.locations.len() - self.cache.len() - 1];
+                    self.cache_bytes -= evicted.len as usize;
+                }
+            }
+            None => self.clear_cache(),
+        }
+    }
+
+    fn clear_cache(&mut self) {
+        self.cache.clear();
+        self.cache_bytes = 0;
+    }
+
+    /// Removes every entry at or after `index`.
+    fn truncate(&mut self, index: u64) {
+        while self.end() > index.max(self.first) {
+            let removed = self.locations.pop_back().expect("not empty");
+            if self.cache.pop_back().is_some() {
+                self.cache_bytes -= removed.len as usize;
+            }
+        }
+    }
+
+    /// Removes every entry up to and including `log_id`.
+    fn purge(&mut self, log_id: LogId<NodeId>) {
+        while self.first <= log_id.index && !self.locations.is_empty() {
+            let removed = self.locations.pop_front().expect("not empty");
+            self.first += 1;
+            if self.cache.len() > self.locations.len() {
+                self.cache.pop_front();
+                self.cache_bytes -= removed.len as usize;
+            }
+        }
+        if self.locations.is_empty() {
+            self.first = self.first.max(log_id.index + 1);
+        }
+        self.purged = Some(log_id);
+    }
+}
+
+/// A reader of the log; readers and the writer share the index.
+#[derive(Clone)]
+pub struct LogReader {
+    shared: Arc<Shared>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Index> {
+        self.index.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 impl LogStore {
-    pub fn open(db: &sled::Db) -> Result<LogStore, sled::Error> {
-        let (flusher, waiting) = mpsc::channel();
-        let flushed_db = db.clone();
-        std::thread::Builder::new()
-            .name("raft-log-flush".into())
-            .spawn(move || group_commit(&flushed_db, &waiting))
-            .map_err(sled::Error::Io)?;
-        Ok(LogStore { db: db.clone(), log: db.open_tree("raft_log")?, meta: db.open_tree("raft_meta")?, flusher })
+    /// Opens the log in `data_dir` (moving an older node's log out of sled first), with
+    /// `state_db` the ledger's database.
+    pub fn open(data_dir: &Path, state_db: &sled::Db) -> io::Result<LogStore> {
+        LogStore::open_with(data_dir, state_db, Limits::default())
     }
 
-    fn read_meta<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StorageError<NodeId>> {
-        let bytes = self.meta.get(key).map_err(|e| StorageIOError::read(&e))?;
-        bytes.map(|b| codec::decode(&b).map_err(|e| StorageIOError::read(&e).into())).transpose()
+    pub(crate) fn open_with(data_dir: &Path, state_db: &sled::Db, limits: Limits) -> io::Result<LogStore> {
+        let dir = data_dir.join(DIR);
+        crate::log_migration::from_sled(state_db, &dir, limits.segment_size)?;
+        let replayed = Replay::run(&dir)?;
+        let (syncer, jobs) = mpsc::channel();
+        std::thread::Builder::new().name("raft-log-sync".into()).spawn(move || sync_loop(&jobs))?;
+        let index = Index {
+            first: replayed.first,
+            locations: replayed.locations,
+            purged: replayed.purged,
+            segments: replayed.segments,
+            cache: VecDeque::new(),
+            cache_bytes: 0,
+        };
+        let shared = Arc::new(Shared { index: Mutex::new(index) });
+        // Writing goes on after the newest segment's last intact record; whatever follows it was
+        // never acknowledged, and is wiped so that it can never be read as a record again.
+        let active = match replayed.tail {
+            Some(Tail { seq, end, size }) => {
+                let file = shared.lock().segments.get(&seq).cloned().expect("replayed segments are open");
+                let size = size.max(limits.segment_size);
+                wal::reset_tail(&file, end, size)?;
+                Active { seq, file, offset: end, size }
+            }
+            None => {
+                let file = Arc::new(wal::create_segment(&dir, 1, limits.segment_size)?);
+                shared.lock().segments.insert(1, file.clone());
+                Active { seq: 1, file, offset: 0, size: limits.segment_size }
+            }
+        };
+        let mut segment_last = replayed.segment_last;
+        segment_last.entry(active.seq).or_insert(0);
+        let mut store = LogStore {
+            dir,
+            limits,
+            shared,
+            active,
+            vote: replayed.vote,
+            committed: replayed.committed,
+            committed_unwritten: false,
+            segment_last,
+            syncer,
+            state_db: state_db.clone(),
+        };
+        store.remove_purged_segments()?;
+        Ok(store)
     }
 
-    async fn write_meta<T: serde::Serialize>(&self, key: &[u8], value: &T) -> Result<(), StorageError<NodeId>> {
-        let bytes = codec::encode(value).map_err(|e| StorageIOError::write(&e))?;
-        self.meta.insert(key, bytes).map_err(|e| StorageIOError::write(&e))?;
-        self.flush().await
+    /// The records that restate the log's state at the start of a segment.
+    fn segment_header(&self) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        if let Some(vote) = &self.vote {
+            wal::frame(VOTE, &encode(vote)?, &mut out)?;
+        }
+        if self.committed.is_some() {
+            wal::frame(COMMITTED, &encode(&self.committed)?, &mut out)?;
+        }
+        if let Some(purged) = self.shared.lock().purged {
+            wal::frame(PURGED, &encode(&purged)?, &mut out)?;
+        }
+        Ok(out)
     }
 
-    async fn flush(&self) -> Result<(), StorageError<NodeId>> {
-        self.db.flush_async().await.map_err(|e| StorageIOError::write(&e))?;
+    /// Writes `records` (whole records) at the end of the log and says where they start.
+    fn write(&mut self, records: &[u8]) -> io::Result<(u64, u64)> {
+        if self.active.offset + records.len() as u64 > self.active.size {
+            self.roll(records.len() as u64)?;
+        }
+        let start = self.active.offset;
+        self.active.file.write_all_at(records, start)?;
+        self.active.offset += records.len() as u64;
+        Ok((self.active.seq, start))
+    }
+
+    /// Starts a new segment with room for at least `needed` more bytes.
+    fn roll(&mut self, needed: u64) -> io::Result<()> {
+        // Syncs only ever cover the active segment, so the old one is made durable now.
+        self.active.file.sync_data()?;
+        let header = self.segment_header()?;
+        let seq = self.active.seq + 1;
+        let size = self.limits.segment_size.max(header.len() as u64 + needed);
+        let file = Arc::new(wal::create_segment(&self.dir, seq, size)?);
+        file.write_all_at(&header, 0)?;
+        self.shared.lock().segments.insert(seq, file.clone());
+        self.segment_last.insert(seq, 0);
+        self.active = Active { seq, file, offset: header.len() as u64, size };
         Ok(())
     }
 
-    fn last_entry_log_id(&self) -> Result<Option<LogId<NodeId>>, StorageError<NodeId>> {
-        match self.log.last().map_err(|e| StorageIOError::read_logs(&e))? {
-            None => Ok(None),
-            Some((_, bytes)) => {
-                let entry: Entry<TypeConfig> = codec::decode(&bytes).map_err(|e| StorageIOError::read_logs(&e))?;
-                Ok(Some(entry.log_id))
+    /// Writes `entries` (and a changed `committed`) at the end of the log and makes them
+    /// readable; they are durable after the next sync.
+    fn write_entries(&mut self, entries: impl IntoIterator<Item = Entry<TypeConfig>>) -> io::Result<()> {
+        let mut records = Vec::new();
+        if std::mem::take(&mut self.committed_unwritten) {
+            wal::frame(COMMITTED, &encode(&self.committed)?, &mut records)?;
+        }
+        let mut appended = Vec::new();
+        for entry in entries {
+            let payload = encode(&entry)?;
+            let at = records.len() + wal::HEADER;
+            wal::frame(ENTRY, &payload, &mut records)?;
+            appended.push((entry, at as u64, payload.len() as u32));
+        }
+        let (segment, start) = self.write(&records)?;
+        {
+            let mut index = self.shared.lock();
+            for (entry, at, len) in appended {
+                let location = Location { log_id: entry.log_id, segment, offset: start + at, len };
+                let last = self.segment_last.entry(segment).or_default();
+                *last = (*last).max(entry.log_id.index);
+                index.push(location, Some(entry), self.limits.cache_bytes);
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes one record and waits until it is durable.
+    async fn write_durably(&mut self, kind: u8, payload: &[u8]) -> io::Result<()> {
+        let mut records = Vec::new();
+        wal::frame(kind, payload, &mut records)?;
+        self.write(&records)?;
+        self.synced().await
+    }
+
+    /// Waits for a sync of everything written so far.
+    async fn synced(&self) -> io::Result<()> {
+        let (done, synced) = oneshot::channel();
+        self.syncer
+            .send(SyncJob { file: self.active.file.clone(), done: Done::Waiter(done) })
+            .map_err(|_| io::Error::other("the log's sync thread has stopped"))?;
+        synced.await.map_err(|_| io::Error::other("the log's sync thread has stopped"))?
+    }
+
+    /// Deletes the oldest segments while every entry they hold is purged (never the active one).
+    fn remove_purged_segments(&mut self) -> io::Result<()> {
+        let Some(purged) = self.shared.lock().purged else { return Ok(()) };
+        let mut removed = false;
+        while let Some((&seq, &last)) = self.segment_last.first_key_value() {
+            if seq == self.active.seq || last > purged.index {
+                break;
+            }
+            self.segment_last.remove(&seq);
+            self.shared.lock().segments.remove(&seq);
+            std::fs::remove_file(wal::segment_path(&self.dir, seq))?;
+            removed = true;
+        }
+        if removed {
+            wal::sync_dir(&self.dir)?;
+        }
+        Ok(())
+    }
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> io::Result<Vec<u8>> {
+    codec::encode(value).map_err(io::Error::other)
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> io::Result<T> {
+    codec::decode(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+/// The log's state rebuilt from its segments.
+struct Replay {
+    vote: Option<Vote<NodeId>>,
+    committed: Option<LogId<NodeId>>,
+    purged: Option<LogId<NodeId>>,
+    first: u64,
+    locations: VecDeque<Location>,
+    segments: BTreeMap<u64, Arc<File>>,
+    segment_last: BTreeMap<u64, u64>,
+    tail: Option<Tail>,
+}
+
+impl Replay {
+    fn run(dir: &Path) -> io::Result<Replay> {
+        let mut index = Index {
+            first: 0,
+            locations: VecDeque::new(),
+            purged: None,
+            segments: BTreeMap::new(),
+            cache: VecDeque::new(),
+            cache_bytes: 0,
+        };
+        let (mut vote, mut committed) = (None, None);
+        let mut segment_last = BTreeMap::new();
+        let mut tail = None;
+        for seq in wal::list_segments(dir)? {
+            let file = Arc::new(wal::open_segment(dir, seq)?);
+            let mut last = 0;
+            let end = wal::read_records::<io::Error>(&file, |offset, kind, payload| {
+                match kind {
+                    ENTRY => {
+                        let entry: Entry<TypeConfig> = decode(payload)?;
+                        let log_id = entry.log_id;
+                        if !index.locations.is_empty() && log_id.index > index.end() {
+                            return Err(io::Error::new(
+                                io::ErrorKind::InvalidData,
+                                format!("raft log segment {seq}: entry {} leaves a hole", log_id.index),
+                            ));
+                        }
+                        let len = payload.len() as u32;
+                        index.push(Location { log_id, segment: seq, offset, len }, None, 0);
+                        last = last.max(log_id.index);
+                    }
+                    VOTE => vote = Some(decode(payload)?),
+                    COMMITTED => committed = decode(payload)?,
+                    PURGED => index.purge(decode(payload)?),
+                    TRUNCATED => index.truncate(decode(payload)?),
+                    other => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            format!("raft log segment {seq}: unknown record kind {other}"),
+                        ))
+                    }
+                }
+                Ok(())
+            })?;
+            tail = Some(Tail { seq, end, size: file.metadata()?.len() });
+            index.segments.insert(seq, file);
+            segment_last.insert(seq, last);
+        }
+        if index.locations.is_empty() {
+            index.first = index.purged.map_or(0, |p| p.index + 1);
+        }
+        Ok(Replay {
+            vote,
+            committed,
+            purged: index.purged,
+            first: index.first,
+            locations: index.locations,
+            segments: index.segments,
+            segment_last,
+            tail,
+        })
+    }
+}
+
+/// The newest segment: where its intact records end, and its size.
+struct Tail {
+    seq: u64,
+    end: u64,
+    size: u64,
+}
+
+/// A sync the sync thread owes someone.
+struct SyncJob {
+    file: Arc<File>,
+    done: Done,
+}
+
+enum Done {
+    Appended(LogFlushed<TypeConfig>),
+    Waiter(oneshot::Sender<io::Result<()>>),
+}
+
+/// The sync thread: takes every job waiting, syncs each file they name once, completes them in
+/// the order they came. Ends when the store is dropped.
+fn sync_loop(jobs: &mpsc::Receiver<SyncJob>) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        batch.extend(jobs.try_iter());
+        let mut synced: Vec<*const File> = Vec::new();
+        let mut result: Result<(), String> = Ok(());
+        for job in &batch {
+            let file = Arc::as_ptr(&job.file);
+            if !synced.contains(&file) {
+                synced.push(file);
+                if let Err(e) = job.file.sync_data() {
+                    result = Err(e.to_string());
+                }
+            }
+        }
+        for job in batch {
+            let outcome = result.clone().map_err(io::Error::other);
+            match job.done {
+                Done::Appended(callback) => callback.log_io_completed(outcome),
+                Done::Waiter(waiter) => {
+                    let _ = waiter.send(outcome);
+                }
             }
         }
     }
 }
 
-fn index_key(index: u64) -> [u8; 8] {
-    index.to_be_bytes()
+impl RaftLogReader<TypeConfig> for LogReader {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + Send>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry<TypeConfig>>, StorageError<NodeId>> {
+        read_entries(&self.shared, range).map_err(|e| StorageIOError::read_logs(&e).into())
+    }
 }
 
 impl RaftLogReader<TypeConfig> for LogStore {
@@ -80,58 +502,89 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry<TypeConfig>>, StorageError<NodeId>> {
-        let start = match range.start_bound() {
-            Bound::Included(&i) => Bound::Included(index_key(i)),
-            Bound::Excluded(&i) => Bound::Excluded(index_key(i)),
-            Bound::Unbounded => Bound::Unbounded,
-        };
-        let end = match range.end_bound() {
-            Bound::Included(&i) => Bound::Included(index_key(i)),
-            Bound::Excluded(&i) => Bound::Excluded(index_key(i)),
-            Bound::Unbounded => Bound::Unbounded,
-        };
-        let mut entries = Vec::new();
-        for item in self.log.range::<[u8; 8], _>((start, end)) {
-            let (_, bytes) = item.map_err(|e| StorageIOError::read_logs(&e))?;
-            entries.push(codec::decode(&bytes).map_err(|e| StorageIOError::read_logs(&e))?);
-        }
-        Ok(entries)
+        read_entries(&self.shared, range).map_err(|e| StorageIOError::read_logs(&e).into())
     }
 }
 
+/// The entries of `range` that the log holds: the cached ones cloned, older ones read from their
+/// segments outside the lock.
+fn read_entries(shared: &Shared, range: impl RangeBounds<u64>) -> io::Result<Vec<Entry<TypeConfig>>> {
+    let (on_disk, cached) = {
+        let index = shared.lock();
+        let start = match range.start_bound() {
+            Bound::Included(&i) => i,
+            Bound::Excluded(&i) => i.saturating_add(1),
+            Bound::Unbounded => 0,
+        }
+        .max(index.first);
+        let end = match range.end_bound() {
+            Bound::Included(&i) => i.saturating_add(1),
+            Bound::Excluded(&i) => i,
+            Bound::Unbounded => u64::MAX,
+        }
+        .min(index.end());
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        let cache_start = index.end() - index.cache.len() as u64;
+        let mut on_disk = Vec::new();
+        for i in start..end.min(cache_start) {
+            let location = index.locations[(i - index.first) as usize];
+            let file = index.segments.get(&location.segment).cloned().ok_or_else(|| {
+                io::Error::other(format!("entry {i} is in segment {}, which is gone", location.segment))
+            })?;
+            on_disk.push((file, location));
+        }
+        let cached: Vec<Entry<TypeConfig>> =
+            (start.max(cache_start)..end).map(|i| index.cache[(i - cache_start) as usize].clone()).collect();
+        (on_disk, cached)
+    };
+    let mut entries = Vec::with_capacity(on_disk.len() + cached.len());
+    for (file, location) in on_disk {
+        entries.push(decode(&wal::read_payload(&file, location.offset, location.len as usize)?)?);
+    }
+    entries.extend(cached);
+    Ok(entries)
+}
+
+fn write_err(e: io::Error) -> StorageError<NodeId> {
+    StorageIOError::write_logs(&e).into()
+}
+
 impl RaftLogStorage<TypeConfig> for LogStore {
-    type LogReader = LogStore;
+    type LogReader = LogReader;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError<NodeId>> {
-        let last_purged_log_id: Option<LogId<NodeId>> = self.read_meta(LAST_PURGED)?;
-        let last_log_id = self.last_entry_log_id()?.or(last_purged_log_id);
-        Ok(LogState { last_purged_log_id, last_log_id })
+        let index = self.shared.lock();
+        Ok(LogState { last_purged_log_id: index.purged, last_log_id: index.last_log_id() })
     }
 
-    async fn get_log_reader(&mut self) -> LogStore {
-        self.clone()
+    async fn get_log_reader(&mut self) -> LogReader {
+        LogReader { shared: self.shared.clone() }
     }
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError<NodeId>> {
-        self.write_meta(VOTE, vote).await
+        let payload = encode(vote).map_err(|e| StorageError::from(StorageIOError::write_vote(&e)))?;
+        self.write_durably(VOTE, &payload).await.map_err(|e| StorageError::from(StorageIOError::write_vote(&e)))?;
+        self.vote = Some(*vote);
+        Ok(())
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, StorageError<NodeId>> {
-        self.read_meta(VOTE)
+        Ok(self.vote)
     }
 
     async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> Result<(), StorageError<NodeId>> {
-        // Not flushed: openraft awaits this in its core loop on every commit, so a flush here
-        // would put an fsync in series with every write. The value is only a hint for restart
-        // (re-apply up to it); it reaches disk with the next log flush, and sled recovers a
-        // prefix of its writes, so a saved `committed` never points past entries it has.
-        let bytes = codec::encode(&committed).map_err(|e| StorageIOError::write(&e))?;
-        self.meta.insert(COMMITTED, bytes).map_err(|e| StorageIOError::write(&e))?;
+        // Written with the next append, not synced on its own: openraft awaits this in its core
+        // loop on every commit. It is only a hint for a restart (re-apply up to it), and records
+        // reach disk in order, so a stored `committed` never points past entries the log has.
+        self.committed = committed;
+        self.committed_unwritten = true;
         Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>, StorageError<NodeId>> {
-        Ok(self.read_meta::<Option<LogId<NodeId>>>(COMMITTED)?.flatten())
+        Ok(self.committed)
     }
 
     async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError<NodeId>>
@@ -139,54 +592,211 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry<TypeConfig>> + Send,
         I::IntoIter: Send,
     {
-        let mut batch = sled::Batch::default();
-        for entry in entries {
-            let bytes = codec::encode(&entry).map_err(|e| StorageIOError::write_logs(&e))?;
-            batch.insert(&index_key(entry.log_id.index), bytes);
-        }
-        self.log.apply_batch(batch).map_err(|e| StorageIOError::write_logs(&e))?;
-        // Entries are readable now; they are durable once the flusher's next flush returns.
-        if let Err(mpsc::SendError(callback)) = self.flusher.send(callback) {
-            // The flusher is gone (it never is while the store lives): flush here instead.
-            let flushed = self.db.flush_async().await.map(|_| ()).map_err(std::io::Error::other);
-            callback.log_io_completed(flushed);
+        self.write_entries(entries).map_err(write_err)?;
+        // Readable now; durable once the sync thread's next sync returns.
+        let job = SyncJob { file: self.active.file.clone(), done: Done::Appended(callback) };
+        if let Err(mpsc::SendError(job)) = self.syncer.send(job) {
+            // The sync thread is gone (it never is while the store lives): sync here instead.
+            let Done::Appended(callback) = job.done else { unreachable!("sent an append") };
+            callback.log_io_completed(job.file.sync_data());
         }
         Ok(())
     }
 
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
-        // Remove every entry at or after `log_id.index` (a conflicting suffix).
-        let mut batch = sled::Batch::default();
-        for item in self.log.range(index_key(log_id.index)..) {
-            let (key, _) = item.map_err(|e| StorageIOError::write_logs(&e))?;
-            batch.remove(key);
-        }
-        self.log.apply_batch(batch).map_err(|e| StorageIOError::write_logs(&e))?;
-        self.flush().await
+        self.write_durably(TRUNCATED, &encode(&log_id.index).map_err(write_err)?).await.map_err(write_err)?;
+        self.shared.lock().truncate(log_id.index);
+        Ok(())
     }
 
     async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
-        // Record the purge point first: if we crash half-way, the log state stays consistent.
-        self.write_meta(LAST_PURGED, &log_id).await?;
-        let mut batch = sled::Batch::default();
-        for item in self.log.range(..=index_key(log_id.index)) {
-            let (key, _) = item.map_err(|e| StorageIOError::write_logs(&e))?;
-            batch.remove(key);
-        }
-        self.log.apply_batch(batch).map_err(|e| StorageIOError::write_logs(&e))?;
-        self.flush().await
+        // The ledger applied these entries without flushing; it must be on disk before the log
+        // can no longer replay them.
+        self.state_db.flush_async().await.map_err(|e| write_err(io::Error::other(e)))?;
+        self.write_durably(PURGED, &encode(&log_id).map_err(write_err)?).await.map_err(write_err)?;
+        self.shared.lock().purge(log_id);
+        self.remove_purged_segments().map_err(write_err)
     }
 }
 
-/// The flusher thread: waits for callbacks, flushes once for all that are waiting, completes
-/// them in the order their appends came. Ends when every `LogStore` clone is dropped.
-fn group_commit(db: &sled::Db, waiting: &mpsc::Receiver<LogFlushed<TypeConfig>>) {
-    while let Ok(first) = waiting.recv() {
-        let mut callbacks = vec![first];
-        callbacks.extend(waiting.try_iter());
-        let flushed = db.flush().map(|_| ());
-        for callback in callbacks {
-            callback.log_io_completed(flushed.as_ref().map(|_| ()).map_err(|e| std::io::Error::other(e.to_string())));
+#[cfg(test)]
+mod tests {
+    use openraft::testing::{blank_ent, log_id};
+
+    use super::*;
+
+    /// Segments of a few entries and a cache of a few, so every path is taken.
+    const SMALL: Limits = Limits { segment_size: 256, cache_bytes: 100 };
+
+    struct Node {
+        dir: tempfile::TempDir,
+        db: sled::Db,
+    }
+
+    impl Node {
+        fn new() -> Node {
+            let dir = tempfile::tempdir().expect("dir");
+            let db = sled::Config::new().path(dir.path().join("db")).open().expect("sled");
+            Node { dir, db }
         }
+
+        fn open(&self) -> LogStore {
+            LogStore::open_with(self.dir.path(), &self.db, SMALL).expect("open log")
+        }
+
+        fn segments(&self) -> Vec<u64> {
+            wal::list_segments(&self.dir.path().join(DIR)).expect("list")
+        }
+    }
+
+    fn entries(term: u64, indexes: std::ops::RangeInclusive<u64>) -> Vec<Entry<TypeConfig>> {
+        indexes.map(|i| blank_ent::<TypeConfig>(term, 1, i)).collect()
+    }
+
+    async fn append(store: &mut LogStore, entries: Vec<Entry<TypeConfig>>) {
+        store.write_entries(entries).expect("write");
+        store.synced().await.expect("sync");
+    }
+
+    async fn log_ids(store: &mut LogStore, range: std::ops::RangeInclusive<u64>) -> Vec<LogId<NodeId>> {
+        store.try_get_log_entries(range).await.expect("read").into_iter().map(|e| e.log_id).collect()
+    }
+
+    fn expected(term: u64, indexes: std::ops::RangeInclusive<u64>) -> Vec<LogId<NodeId>> {
+        indexes.map(|i| log_id(term, 1, i)).collect()
+    }
+
+    #[tokio::test]
+    async fn entries_read_back_from_the_cache_and_the_files_and_after_a_reopen() {
+        let node = Node::new();
+        let mut store = node.open();
+        for batch in 0..10 {
+            append(&mut store, entries(1, batch * 10 + 1..=batch * 10 + 10)).await;
+        }
+        assert!(node.segments().len() > 3, "small segments roll: {:?}", node.segments());
+        assert!(store.shared.lock().cache.len() < 100, "older entries are read from the files");
+        assert_eq!(log_ids(&mut store, 1..=100).await, expected(1, 1..=100));
+        assert_eq!(log_ids(&mut store, 40..=45).await, expected(1, 40..=45));
+        assert_eq!(log_ids(&mut store, 99..=200).await, expected(1, 99..=100), "a range past the end is cut");
+        drop(store);
+
+        let mut store = node.open();
+        let state = store.get_log_state().await.expect("state");
+        assert_eq!((state.last_purged_log_id, state.last_log_id), (None, Some(log_id(1, 1, 100))));
+        assert_eq!(log_ids(&mut store, 1..=100).await, expected(1, 1..=100));
+        append(&mut store, entries(1, 101..=101)).await;
+        drop(store);
+        assert_eq!(log_ids(&mut node.open(), 95..=101).await, expected(1, 95..=101));
+    }
+
+    #[tokio::test]
+    async fn a_purge_deletes_the_segments_it_empties_and_the_rest_stays_readable() {
+        let node = Node::new();
+        let mut store = node.open();
+        for batch in 0..10 {
+            append(&mut store, entries(1, batch * 10 + 1..=batch * 10 + 10)).await;
+        }
+        let before = node.segments().len();
+        store.purge(log_id(1, 1, 60)).await.expect("purge");
+        let after = node.segments();
+        assert!(after.len() < before, "{before} segments before, {after:?} after");
+        assert_eq!(log_ids(&mut store, 1..=100).await, expected(1, 61..=100));
+        drop(store);
+
+        let mut store = node.open();
+        let state = store.get_log_state().await.expect("state");
+        assert_eq!((state.last_purged_log_id, state.last_log_id), (Some(log_id(1, 1, 60)), Some(log_id(1, 1, 100))));
+        assert_eq!(log_ids(&mut store, 1..=100).await, expected(1, 61..=100));
+        // Purging past the end (after a snapshot was installed) empties the log.
+        store.purge(log_id(2, 1, 150)).await.expect("purge");
+        append(&mut store, entries(2, 151..=152)).await;
+        drop(store);
+        let mut store = node.open();
+        assert_eq!(log_ids(&mut store, 1..=200).await, expected(2, 151..=152));
+        assert_eq!(node.segments().len(), 1, "every older segment was emptied");
+    }
+
+    #[tokio::test]
+    async fn a_truncated_suffix_stays_replaced_after_a_reopen() {
+        let node = Node::new();
+        let mut store = node.open();
+        append(&mut store, entries(1, 1..=20)).await;
+        store.truncate(log_id(1, 1, 15)).await.expect("truncate");
+        assert_eq!(log_ids(&mut store, 1..=20).await, expected(1, 1..=14));
+        append(&mut store, entries(2, 15..=18)).await;
+        drop(store);
+        let mut store = node.open();
+        let mut want = expected(1, 1..=14);
+        want.extend(expected(2, 15..=18));
+        assert_eq!(log_ids(&mut store, 1..=20).await, want);
+    }
+
+    #[tokio::test]
+    async fn a_torn_last_record_is_dropped_and_writing_goes_on_after_the_one_before() {
+        let node = Node::new();
+        let mut store = node.open();
+        append(&mut store, entries(1, 1..=12)).await;
+        let torn = store.shared.lock().locations.back().copied().expect("an entry");
+        drop(store);
+        // The last entry's record half-written: its payload's last byte differs.
+        let file = wal::open_segment(&node.dir.path().join(DIR), torn.segment).expect("segment");
+        file.write_all_at(&[0xff], torn.offset + torn.len as u64 - 1).expect("tear");
+        drop(file);
+
+        let mut store = node.open();
+        assert_eq!(store.get_log_state().await.expect("state").last_log_id, Some(log_id(1, 1, 11)));
+        append(&mut store, entries(2, 12..=13)).await;
+        drop(store);
+        let mut store = node.open();
+        let mut want = expected(1, 1..=11);
+        want.extend(expected(2, 12..=13));
+        assert_eq!(log_ids(&mut store, 1..=20).await, want);
+    }
+
+    #[tokio::test]
+    async fn vote_and_committed_outlive_the_segment_they_were_written_in() {
+        let node = Node::new();
+        let mut store = node.open();
+        let vote = Vote::new_committed(3, 2);
+        store.save_vote(&vote).await.expect("vote");
+        append(&mut store, entries(3, 1..=10)).await;
+        store.save_committed(Some(log_id(3, 1, 10))).await.expect("committed");
+        append(&mut store, entries(3, 11..=60)).await;
+        store.purge(log_id(3, 1, 50)).await.expect("purge");
+        assert!(!node.segments().contains(&1), "the first segment is gone: {:?}", node.segments());
+        drop(store);
+
+        let mut store = node.open();
+        assert_eq!(store.read_vote().await.expect("vote"), Some(vote));
+        assert_eq!(store.read_committed().await.expect("committed"), Some(log_id(3, 1, 10)));
+        assert_eq!(log_ids(&mut store, 1..=60).await, expected(3, 51..=60));
+    }
+
+    #[tokio::test]
+    async fn a_log_kept_in_sled_by_an_older_node_moves_into_segment_files() {
+        let node = Node::new();
+        let vote = Vote::new_committed(4, 1);
+        {
+            // The layout nodes before the file log wrote.
+            let meta = node.db.open_tree("raft_meta").expect("tree");
+            meta.insert("vote", codec::encode(&vote).expect("encode")).expect("insert");
+            meta.insert("committed", codec::encode(&Some(log_id::<NodeId>(4, 1, 7))).expect("encode")).expect("insert");
+            meta.insert("last_purged", codec::encode(&log_id::<NodeId>(4, 1, 4)).expect("encode")).expect("insert");
+            let log = node.db.open_tree("raft_log").expect("tree");
+            for entry in entries(4, 5..=9) {
+                log.insert(entry.log_id.index.to_be_bytes(), codec::encode(&entry).expect("encode")).expect("insert");
+            }
+        }
+        let mut store = node.open();
+        let state = store.get_log_state().await.expect("state");
+        assert_eq!((state.last_purged_log_id, state.last_log_id), (Some(log_id(4, 1, 4)), Some(log_id(4, 1, 9))));
+        assert_eq!(store.read_vote().await.expect("vote"), Some(vote));
+        assert_eq!(store.read_committed().await.expect("committed"), Some(log_id(4, 1, 7)));
+        assert_eq!(log_ids(&mut store, 1..=9).await, expected(4, 5..=9));
+        let names = node.db.tree_names();
+        assert!(!names.iter().any(|n| n.as_ref() == b"raft_log" || n.as_ref() == b"raft_meta"), "old trees dropped");
+        append(&mut store, entries(4, 10..=10)).await;
+        drop(store);
+        assert_eq!(log_ids(&mut node.open(), 1..=10).await, expected(4, 5..=10));
     }
 }
