@@ -5,7 +5,8 @@
 //! index + admin read model) behind a `RwLock`, and ranged reads of stored events.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
 
 use keyledger_model::merkle::{self, Frontier, ProofError, TreeHash};
 use keyledger_model::{AccountId, KeyId, LedgerEntry, State};
@@ -209,6 +210,52 @@ struct Inner {
     upper: RwLock<UpperLevels>,
     /// The account-index run the last stored event ends; moved with `frontier`.
     account_tail: Mutex<Option<AccountRun>>,
+    /// Applied entries not yet written to sled (see [`Pending`]).
+    pending: Mutex<Option<Pending>>,
+}
+
+/// What applies have staged for sled and not written yet, as one batch.
+///
+/// Why: every sled batch seals and writes sled's I/O buffer on sled's thread pool, which wakes
+/// all seven of its threads; one batch per applied entry was the largest cost of a write
+/// (docs/benchmarks.md). Applies therefore go on staging into one batch, written when it is
+/// big or old enough ([`Pending::due`]) and before anything reads sled ([`Ledger::read_tree`]).
+/// The entries are durable in the Raft log meanwhile; a crash loses only the staged batch, and
+/// openraft applies those entries again from `last_applied` (written in the same batch) to the
+/// same bytes. The log is purged only after this batch is written and sled flushed.
+pub(crate) struct Pending {
+    pub(crate) batch: LedgerBatch,
+    events: usize,
+    started: Instant,
+}
+
+/// A staged batch is written once it holds this many events,
+const PENDING_EVENTS: usize = 4096;
+/// or once it is this old when an apply ends.
+const PENDING_AGE: Duration = Duration::from_millis(50);
+
+impl Pending {
+    pub(crate) fn new(batch: LedgerBatch) -> Pending {
+        Pending { batch, events: 0, started: Instant::now() }
+    }
+
+    pub(crate) fn staged(&mut self, events: usize) {
+        self.events += events;
+    }
+
+    pub(crate) fn due(&self) -> bool {
+        self.events >= PENDING_EVENTS || self.started.elapsed() >= PENDING_AGE
+    }
+}
+
+/// Writes the staged batch of `pending`, if any. On failure it stays staged (nothing of it was
+/// written: a sled batch is atomic).
+pub(crate) fn write_staged(tree: &sled::Tree, pending: &mut Option<Pending>) -> Result<(), LedgerError> {
+    if let Some(staged) = pending.as_ref() {
+        tree.apply_batch(staged.batch.sled_batch_ref().clone())?;
+        *pending = None;
+    }
+    Ok(())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -247,7 +294,8 @@ impl Ledger {
         let upper = RwLock::new(UpperLevels::load(&tree)?);
         let account_tail = Mutex::new(stored_account_tail(&tree, state.head().seq)?);
         let frontier = Mutex::new(frontier);
-        let inner = Inner { db: db.clone(), tree, state: RwLock::new(state), frontier, upper, account_tail };
+        let pending = Mutex::new(None);
+        let inner = Inner { db: db.clone(), tree, state: RwLock::new(state), frontier, upper, account_tail, pending };
         Ok(Ledger { inner: Arc::new(inner) })
     }
 
@@ -276,11 +324,9 @@ impl Ledger {
     }
 
     /// Tree nodes: the upper levels from memory, the rest from sled.
-    fn nodes(&self) -> CachedNodes<'_> {
-        CachedNodes {
-            upper: self.inner.upper.read().unwrap_or_else(|poisoned| poisoned.into_inner()),
-            stored: StoredNodes(&self.inner.tree),
-        }
+    fn nodes(&self) -> Result<CachedNodes<'_>, LedgerError> {
+        let stored = StoredNodes(self.read_tree()?);
+        Ok(CachedNodes { upper: self.inner.upper.read().unwrap_or_else(|poisoned| poisoned.into_inner()), stored })
     }
 
     /// How many events the stored Merkle tree (and so the stored ledger) holds.
@@ -291,7 +337,7 @@ impl Ledger {
     /// RFC 6962 root of the first `size` events.
     pub fn merkle_root(&self, size: u64) -> Result<TreeHash, LedgerError> {
         self.check_size(size)?;
-        merkle::root(&self.nodes(), size)
+        merkle::root(&self.nodes()?, size)
     }
 
     /// Audit path of the event at `seq` in the tree of the first `size` events.
@@ -300,13 +346,13 @@ impl Ledger {
         if seq == 0 || seq > size {
             return Err(LedgerError::OutOfRange(format!("seq {seq} is not among the first {size} events")));
         }
-        Ok(merkle::inclusion_proof(&self.nodes(), seq - 1, size)?)
+        Ok(merkle::inclusion_proof(&self.nodes()?, seq - 1, size)?)
     }
 
     /// Proof that the tree of `new_size` events extends the tree of `old_size`.
     pub fn consistency_proof(&self, old_size: u64, new_size: u64) -> Result<Vec<TreeHash>, LedgerError> {
         self.check_size(new_size)?;
-        Ok(merkle::consistency_proof(&self.nodes(), old_size, new_size)?)
+        Ok(merkle::consistency_proof(&self.nodes()?, old_size, new_size)?)
     }
 
     fn check_size(&self, size: u64) -> Result<(), LedgerError> {
@@ -319,7 +365,7 @@ impl Ledger {
 
     /// The stored event at `seq`, if there is one.
     pub fn entry(&self, seq: u64) -> Result<Option<LedgerEntry>, LedgerError> {
-        self.inner.tree.get(event_key(seq))?.map(|bytes| Ok(codec::decode(&bytes)?)).transpose()
+        self.read_tree()?.get(event_key(seq))?.map(|bytes| Ok(codec::decode(&bytes)?)).transpose()
     }
 
     /// The current state, for reads. Hold the guard briefly: apply waits for it.
@@ -337,8 +383,27 @@ impl Ledger {
         *self.state_mut() = state;
     }
 
+    /// The ledger tree as written so far: without what applies have staged (only the apply
+    /// path, which holds the staged batch, and code that runs before any apply use this).
     pub(crate) fn tree(&self) -> &sled::Tree {
         &self.inner.tree
+    }
+
+    /// The ledger tree with everything applied so far written to it, for reading.
+    pub(crate) fn read_tree(&self) -> Result<&sled::Tree, LedgerError> {
+        self.write_pending()?;
+        Ok(&self.inner.tree)
+    }
+
+    /// The staged batch; an apply holds it throughout (taken after the state's write lock, and
+    /// nothing takes the state lock while holding this one).
+    pub(crate) fn pending(&self) -> MutexGuard<'_, Option<Pending>> {
+        self.inner.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Writes what applies have staged to sled (not flushed).
+    pub fn write_pending(&self) -> Result<(), LedgerError> {
+        write_staged(&self.inner.tree, &mut self.pending())
     }
 
     pub(crate) fn db(&self) -> &sled::Db {
@@ -349,14 +414,21 @@ impl Ledger {
     pub fn key_history(&self, key: &KeyId) -> impl Iterator<Item = Result<LedgerEntry, LedgerError>> + '_ {
         let mut prefix = vec![KEY_INDEX_PREFIX];
         prefix.extend(key.to_bytes());
-        self.inner.tree.scan_prefix(prefix).flat_map(move |record| {
+        let (written, tree) = self.tree_for_iterating();
+        written.chain(tree.scan_prefix(prefix).flat_map(move |record| {
             let seqs = record.map_err(LedgerError::from).and_then(|(key, value)| decode_key_record(&key, &value));
             let events: Box<dyn Iterator<Item = Result<LedgerEntry, LedgerError>>> = match seqs {
                 Ok(seqs) => Box::new(seqs.into_iter().map(move |seq| self.indexed_entry(seq, "key"))),
                 Err(e) => Box::new(std::iter::once(Err(e))),
             };
             events
-        })
+        }))
+    }
+
+    /// For the readers that return iterators: the tree after writing what is staged, and the
+    /// error of that write as the iterator's first item if it failed.
+    fn tree_for_iterating(&self) -> (impl Iterator<Item = Result<LedgerEntry, LedgerError>>, &sled::Tree) {
+        (self.write_pending().err().map(Err).into_iter(), &self.inner.tree)
     }
 
     /// Stored events of `account` with `seq` in `from..=to`, oldest first, read through the
@@ -367,7 +439,7 @@ impl Ledger {
         from: u64,
         to: u64,
     ) -> impl Iterator<Item = Result<LedgerEntry, LedgerError>> + '_ {
-        let tree = &self.inner.tree;
+        let (written, tree) = self.tree_for_iterating();
         // The run that holds `from` starts at or before it; the others start inside the range.
         let mut runs: Vec<sled::Result<(sled::IVec, sled::IVec)>> = Vec::new();
         if from <= to {
@@ -375,7 +447,7 @@ impl Ledger {
         }
         let later =
             (from < to).then(|| tree.range(account_index_key(account, from + 1)..=account_index_key(account, to)));
-        runs.into_iter().chain(later.into_iter().flatten()).flat_map(move |record| {
+        written.chain(runs.into_iter().chain(later.into_iter().flatten()).flat_map(move |record| {
             let run = record.map_err(LedgerError::from).and_then(|(key, value)| decode_run(&key, &value));
             let events: Box<dyn Iterator<Item = Result<LedgerEntry, LedgerError>>> = match run {
                 Ok((first, last)) if last >= from && first <= to => {
@@ -393,7 +465,7 @@ impl Ledger {
                 Err(e) => Box::new(std::iter::once(Err(e))),
             };
             events
-        })
+        }))
     }
 
     /// The run of the account of the last stored event, which the next event may continue.
@@ -403,6 +475,7 @@ impl Ledger {
 
     /// The event at `seq`, which the `index` names.
     fn indexed_entry(&self, seq: u64, index: &str) -> Result<LedgerEntry, LedgerError> {
+        // Only called by readers that have written what was staged.
         let bytes = self.inner.tree.get(event_key(seq))?.ok_or_else(|| LedgerError::Damaged {
             seq,
             why: format!("the {index} index names an event that is not stored"),
@@ -412,7 +485,9 @@ impl Ledger {
 
     /// Stored events with `seq` in `from..=to`, oldest first.
     pub fn entries(&self, from: u64, to: u64) -> impl Iterator<Item = Result<LedgerEntry, LedgerError>> + '_ {
-        self.inner.tree.range(event_key(from)..=event_key(to)).map(|item| Ok(codec::decode::<LedgerEntry>(&item?.1)?))
+        let (written, tree) = self.tree_for_iterating();
+        written
+            .chain(tree.range(event_key(from)..=event_key(to)).map(|item| Ok(codec::decode::<LedgerEntry>(&item?.1)?)))
     }
 }
 

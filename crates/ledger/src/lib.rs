@@ -22,6 +22,7 @@ mod state_machine;
 mod wal;
 
 use std::path::Path;
+use std::sync::Arc;
 
 pub use keyledger_model::{Outcome, Proposal};
 pub use ledger::{Ledger, LedgerError};
@@ -73,7 +74,12 @@ impl Storage {
         state_machine::recover(&db, &snapshots)?;
         let ledger = Ledger::open(&db)?;
         let state_machine = StateMachine::open(ledger.clone(), &snapshots)?;
-        let log_store = LogStore::open(dir, &db).map_err(LedgerError::RaftLog)?;
+        let flushed = ledger.clone();
+        let flush_state: log_store::FlushState = Arc::new(move || {
+            flushed.write_pending().map_err(std::io::Error::other)?;
+            flushed.db().flush().map(|_| ()).map_err(std::io::Error::other)
+        });
+        let log_store = LogStore::open(dir, &db, flush_state).map_err(LedgerError::RaftLog)?;
         Ok(Storage { log_store, state_machine, ledger })
     }
 }

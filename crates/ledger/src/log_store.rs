@@ -82,9 +82,12 @@ pub struct LogStore {
     /// The highest entry index written to each segment, to know when a segment is all purged.
     segment_last: BTreeMap<u64, u64>,
     syncer: mpsc::Sender<SyncJob>,
-    /// The ledger's database, flushed before a purge.
-    state_db: sled::Db,
+    /// Makes everything the state machine applied durable; run before a purge.
+    flush_state: FlushState,
 }
+
+/// Makes the state machine's applied state durable (blocking).
+pub(crate) type FlushState = Arc<dyn Fn() -> io::Result<()> + Send + Sync>;
 
 /// The segment being written.
 struct Active {
@@ -198,13 +201,18 @@ impl Shared {
 }
 
 impl LogStore {
-    /// Opens the log in `data_dir` (moving an older node's log out of sled first), with
-    /// `state_db` the ledger's database.
-    pub fn open(data_dir: &Path, state_db: &sled::Db) -> io::Result<LogStore> {
-        LogStore::open_with(data_dir, state_db, Limits::default())
+    /// Opens the log in `data_dir`, moving an older node's log out of `state_db` (the ledger's
+    /// database) first. `flush_state` makes the applied state durable before a purge.
+    pub(crate) fn open(data_dir: &Path, state_db: &sled::Db, flush_state: FlushState) -> io::Result<LogStore> {
+        LogStore::open_with(data_dir, state_db, flush_state, Limits::default())
     }
 
-    pub(crate) fn open_with(data_dir: &Path, state_db: &sled::Db, limits: Limits) -> io::Result<LogStore> {
+    pub(crate) fn open_with(
+        data_dir: &Path,
+        state_db: &sled::Db,
+        flush_state: FlushState,
+        limits: Limits,
+    ) -> io::Result<LogStore> {
         let dir = data_dir.join(DIR);
         crate::log_migration::from_sled(state_db, &dir, limits.segment_size)?;
         let replayed = Replay::run(&dir)?;
@@ -246,7 +254,7 @@ impl LogStore {
             committed_unwritten: false,
             segment_last,
             syncer,
-            state_db: state_db.clone(),
+            flush_state,
         };
         store.remove_purged_segments()?;
         Ok(store)
@@ -610,9 +618,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
-        // The ledger applied these entries without flushing; it must be on disk before the log
-        // can no longer replay them.
-        self.state_db.flush_async().await.map_err(|e| write_err(io::Error::other(e)))?;
+        // The ledger applied these entries without writing or flushing them; they must be on
+        // disk before the log can no longer replay them.
+        let flush_state = self.flush_state.clone();
+        tokio::task::spawn_blocking(move || flush_state())
+            .await
+            .map_err(|e| write_err(io::Error::other(e)))?
+            .map_err(write_err)?;
         self.write_durably(PURGED, &encode(&log_id).map_err(write_err)?).await.map_err(write_err)?;
         self.shared.lock().purge(log_id);
         self.remove_purged_segments().map_err(write_err)
@@ -641,7 +653,9 @@ mod tests {
         }
 
         fn open(&self) -> LogStore {
-            LogStore::open_with(self.dir.path(), &self.db, SMALL).expect("open log")
+            let db = self.db.clone();
+            let flush: FlushState = Arc::new(move || db.flush().map(|_| ()).map_err(io::Error::other));
+            LogStore::open_with(self.dir.path(), &self.db, flush, SMALL).expect("open log")
         }
 
         fn segments(&self) -> Vec<u64> {

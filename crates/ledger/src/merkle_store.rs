@@ -240,6 +240,20 @@ impl LedgerBatch {
         &mut self.batch
     }
 
+    pub(crate) fn sled_batch_ref(&self) -> &sled::Batch {
+        &self.batch
+    }
+
+    /// How the tree has grown so far (the batch goes on staging): its right edge, the upper
+    /// nodes completed since the last call, and the account run the last event ends.
+    pub(crate) fn growth(&mut self) -> TreeGrowth {
+        TreeGrowth {
+            frontier: self.frontier.clone(),
+            upper: std::mem::take(&mut self.upper),
+            account_tail: self.tails.account.clone(),
+        }
+    }
+
     /// Is `(root, head)` the tree root and last chain hash of the first `size` events?
     pub(crate) fn tree_matches(
         &self,

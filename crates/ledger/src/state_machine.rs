@@ -24,7 +24,7 @@ use openraft::{
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{self, CodecError};
-use crate::ledger::{Ledger, LedgerError, ACCOUNT_INDEX_PREFIX, EVENT_PREFIX, KEY_INDEX_PREFIX};
+use crate::ledger::{write_staged, Ledger, LedgerError, Pending, ACCOUNT_INDEX_PREFIX, EVENT_PREFIX, KEY_INDEX_PREFIX};
 use crate::merkle_store::{LedgerBatch, StoredNodes, TREE_PREFIX};
 use crate::snapshot::{self, SnapshotFile};
 use crate::{Node, NodeId, Proposals, TypeConfig};
@@ -442,7 +442,7 @@ fn record_file(ledger: &Ledger, dir: &Path, temp: &Path, record: SnapshotRecord)
 /// rather than remove events this is reading.
 fn build_file(ledger: &Ledger, dir: &Path, files: &Mutex<()>, record: SnapshotRecord) -> Result<Opened, LedgerError> {
     let _files = lock(files);
-    let temp = snapshot::write(ledger.tree(), dir, record.head_seq, &record.idempotency)?;
+    let temp = snapshot::write(ledger.read_tree()?, dir, record.head_seq, &record.idempotency)?;
     record_file(ledger, dir, &temp, record)
 }
 
@@ -491,12 +491,16 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I: IntoIterator<Item = Entry<TypeConfig>> + Send,
         I::IntoIter: Send,
     {
-        let mut batch = LedgerBatch::continuing(&self.ledger);
+        let StateMachine { ledger, last_applied, membership, idempotency, .. } = &mut *self;
+        // Lock order: the state, then the staged batch (a reader holding the state may write
+        // the staged batch; nothing takes the state while holding the batch).
+        let mut state = ledger.state_mut();
+        let mut pending = ledger.pending();
+        let staged = pending.get_or_insert_with(|| Pending::new(LedgerBatch::continuing(ledger)));
+        let head_before = state.head().seq;
         let mut outcomes = Vec::new();
         let mut membership_changed = false;
-        {
-            let StateMachine { ledger, last_applied, membership, idempotency, .. } = &mut *self;
-            let mut state = ledger.state_mut();
+        let apply_all = || -> Result<(), StorageError<NodeId>> {
             for entry in entries {
                 *last_applied = Some(entry.log_id);
                 let entry_outcomes = match entry.payload {
@@ -510,7 +514,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                         let mut entry_outcomes = Vec::with_capacity(proposals.len());
                         for proposal in &proposals {
                             let index = entry.log_id.index;
-                            let outcome = apply_proposal(ledger, idempotency, &mut state, &mut batch, proposal, index)?;
+                            let batch = &mut staged.batch;
+                            let outcome = apply_proposal(ledger, idempotency, &mut state, batch, proposal, index)?;
                             entry_outcomes.push(outcome);
                         }
                         entry_outcomes
@@ -518,18 +523,29 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 };
                 outcomes.push(entry_outcomes);
             }
+            let batch = staged.batch.sled_batch();
+            batch.insert(APPLIED, codec::encode(&*last_applied).map_err(write_err)?);
+            if membership_changed {
+                batch.insert(MEMBERSHIP, codec::encode(&*membership).map_err(write_err)?);
+            }
+            Ok(())
+        };
+        if let Err(e) = apply_all() {
+            // Half an apply must never be written; openraft stops this node on the error, and
+            // a restart applies again from the last written batch.
+            *pending = None;
+            return Err(e);
         }
-        let (mut batch, growth) = batch.finish();
-        batch.insert(APPLIED, codec::encode(&self.last_applied).map_err(write_err)?);
-        if membership_changed {
-            batch.insert(MEMBERSHIP, codec::encode(&self.membership).map_err(write_err)?);
+        staged.staged((state.head().seq - head_before) as usize);
+        ledger.grow_tree(staged.batch.growth());
+        if staged.due() {
+            write_staged(ledger.tree(), &mut pending).map_err(write_err)?;
         }
-        self.ledger.tree().apply_batch(batch).map_err(write_err)?;
-        self.ledger.grow_tree(growth);
-        // No flush here: these entries are already durable in the Raft log. A crash before
-        // sled's next flush leaves the ledger and `last_applied` at an earlier batch (one sled
-        // batch is atomic), and openraft applies the same entries again — deterministically, to
-        // the same bytes. The log is purged only behind a snapshot, which is flushed first.
+        // No flush: these entries are durable in the Raft log. A crash before sled's next
+        // flush, or before a staged batch is written, leaves the ledger and `last_applied` at an
+        // earlier batch (one sled batch is atomic), and openraft applies the same entries again —
+        // deterministically, to the same bytes. The log is purged only after the staged batch
+        // is written and sled flushed (`LogStore::purge`).
         Ok(outcomes)
     }
 
@@ -559,6 +575,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         mut snapshot: Box<SnapshotFile>,
     ) -> Result<(), StorageError<NodeId>> {
         snapshot.sync().await.map_err(|e| snapshot_write_err(meta, e))?;
+        // The install writes sled directly, over whatever applies staged before it.
+        self.ledger.write_pending().map_err(write_err)?;
         let received = snapshot.path().to_path_buf();
         drop(snapshot);
         let (ledger, dir, files, owned_meta) =

@@ -245,3 +245,52 @@ async fn a_batch_of_proposals_in_one_entry_writes_the_same_ledger_as_one_entry_e
     let size = storage.ledger.state().head().seq;
     assert_eq!(other.ledger.merkle_root(size).unwrap(), storage.ledger.merkle_root(size).unwrap());
 }
+
+/// Applies stage their writes and sled gets them in larger batches later. A node that stops
+/// before a staged batch is written restarts at the last written one, and applying the same
+/// entries again stores the same ledger as a node that never stopped.
+#[tokio::test]
+async fn a_crash_before_staged_applies_are_written_replays_them_to_the_same_ledger() {
+    let entries = history(8);
+    let reference_dir = tempfile::tempdir().unwrap();
+    let reference = Storage::open(reference_dir.path()).unwrap();
+    let mut reference_sm = reference.state_machine;
+    reference_sm.apply(entries.clone()).await.unwrap();
+    // Read without any explicit write: readers see what is only staged.
+    let expected = all_entries(&reference.ledger);
+    assert_eq!(expected.len(), 9);
+
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Storage::open(dir.path()).unwrap();
+    let mut sm = storage.state_machine;
+    sm.apply(entries[..4].to_vec()).await.unwrap();
+    storage.ledger.write_pending().unwrap();
+    sm.apply(entries[4..].to_vec()).await.unwrap();
+    assert_eq!(storage.ledger.state().head().seq, 9, "applied in memory");
+    drop((sm, storage.ledger, storage.log_store)); // the staged batch is lost, as in a crash
+
+    let reopened = Storage::open(dir.path()).unwrap();
+    let mut sm = reopened.state_machine;
+    assert_eq!(sm.applied_state().await.unwrap().0, Some(LogId::new(CommittedLeaderId::new(1, 1), 4)));
+    assert_eq!(all_entries(&reopened.ledger), expected[..5].to_vec(), "entries 1-4 wrote 5 events");
+    sm.apply(entries[4..].to_vec()).await.unwrap();
+    assert_eq!(all_entries(&reopened.ledger), expected);
+    assert_eq!(*reopened.ledger.state(), *reference.ledger.state());
+}
+
+/// A purge removes entries the ledger may hold only staged: it writes and flushes them first.
+#[tokio::test]
+async fn a_purge_writes_what_applies_staged_before_the_log_forgets_it() {
+    use openraft::storage::RaftLogStorage;
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Storage::open(dir.path()).unwrap();
+    let (mut sm, mut log_store) = (storage.state_machine, storage.log_store);
+    sm.apply(history(8)).await.unwrap();
+    log_store.purge(LogId::new(CommittedLeaderId::new(1, 1), 9)).await.unwrap();
+    drop((sm, storage.ledger, log_store));
+
+    let reopened = Storage::open(dir.path()).unwrap();
+    let mut sm = reopened.state_machine;
+    assert_eq!(sm.applied_state().await.unwrap().0, Some(LogId::new(CommittedLeaderId::new(1, 1), 9)));
+    assert_eq!(reopened.ledger.state().head().seq, 9);
+}
