@@ -61,10 +61,15 @@ fn main() -> ExitCode {
     let serving = matches!(cli.command, Command::Serve(_));
     init_tracing(if serving { LevelFilter::INFO } else { LevelFilter::WARN });
 
-    let runtime = if serving {
-        tokio::runtime::Builder::new_multi_thread().enable_all().build()
-    } else {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    let runtime = match &cli.command {
+        Command::Serve(args) => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            if let Some(threads) = args.worker_threads {
+                builder.worker_threads(threads.into());
+            }
+            builder.enable_all().build()
+        }
+        Command::Client(_) => tokio::runtime::Builder::new_current_thread().enable_all().build(),
     };
     let runtime = match runtime {
         Ok(runtime) => runtime,

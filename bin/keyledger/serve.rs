@@ -42,6 +42,11 @@ pub(crate) struct ServeArgs {
     /// ...or once this long has passed with anything new written (`60s`, `5m`).
     #[arg(long, default_value = "60s", value_parser = parse_interval)]
     pub(crate) checkpoint_interval: Duration,
+    /// Threads running the node's async work: HTTP, Raft and applying (default: one per core).
+    /// Nodes sharing a machine, as in a test cluster, do better with fewer: every hand-off
+    /// between threads costs a context switch (docs/benchmarks.md).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub(crate) worker_threads: Option<u16>,
 }
 
 /// A duration of at least one second, in keyledger's duration syntax.
