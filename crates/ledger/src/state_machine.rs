@@ -1,8 +1,8 @@
 //! The openraft state machine: applies committed proposals in log order.
 //!
 //! Per batch of committed entries: the in-memory [`State`] decides and evolves under its
-//! write lock, the new ledger entries and `last_applied`/membership go to sled in one atomic
-//! batch, then one flush. A snapshot is the whole ledger plus that bookkeeping, so a node that
+//! write lock, and the new ledger entries and `last_applied`/membership are staged for sled,
+//! which gets them in one atomic batch per many applies (see `Pending` in `ledger.rs`). A snapshot is the whole ledger plus that bookkeeping, so a node that
 //! joins after log compaction still ends with the identical, complete history.
 //!
 //! Snapshots are files (`snapshot.rs`), streamed from and into sled in bounded batches. An
