@@ -58,6 +58,13 @@ fn history(creates: usize) -> Vec<Entry<TypeConfig>> {
     entries
 }
 
+/// The storage of a node in a new data dir.
+fn new_node() -> (tempfile::TempDir, Storage) {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Storage::open(dir.path()).unwrap();
+    (dir, storage)
+}
+
 fn all_entries(ledger: &Ledger) -> Vec<LedgerEntry> {
     let head = ledger.state().head().seq;
     ledger.entries(1, head).collect::<Result<_, _>>().expect("read ledger")
@@ -252,16 +259,14 @@ async fn a_batch_of_proposals_in_one_entry_writes_the_same_ledger_as_one_entry_e
 #[tokio::test]
 async fn a_crash_before_staged_applies_are_written_replays_them_to_the_same_ledger() {
     let entries = history(8);
-    let reference_dir = tempfile::tempdir().unwrap();
-    let reference = Storage::open(reference_dir.path()).unwrap();
+    let (_reference_dir, reference) = new_node();
     let mut reference_sm = reference.state_machine;
     reference_sm.apply(entries.clone()).await.unwrap();
     // Read without any explicit write: readers see what is only staged.
     let expected = all_entries(&reference.ledger);
     assert_eq!(expected.len(), 9);
 
-    let dir = tempfile::tempdir().unwrap();
-    let storage = Storage::open(dir.path()).unwrap();
+    let (dir, storage) = new_node();
     let mut sm = storage.state_machine;
     sm.apply(entries[..4].to_vec()).await.unwrap();
     storage.ledger.write_pending().unwrap();
@@ -282,8 +287,7 @@ async fn a_crash_before_staged_applies_are_written_replays_them_to_the_same_ledg
 #[tokio::test]
 async fn a_purge_writes_what_applies_staged_before_the_log_forgets_it() {
     use openraft::storage::RaftLogStorage;
-    let dir = tempfile::tempdir().unwrap();
-    let storage = Storage::open(dir.path()).unwrap();
+    let (dir, storage) = new_node();
     let (mut sm, mut log_store) = (storage.state_machine, storage.log_store);
     sm.apply(history(8)).await.unwrap();
     log_store.purge(LogId::new(CommittedLeaderId::new(1, 1), 9)).await.unwrap();
