@@ -28,6 +28,8 @@
 //! - `cli_parity`: a command for every API operation, its JSON checked against the server's state.
 //! - `identities`: users, service accounts, namespaces, settings and accounts: shapes, who may
 //!   see and change them, refusals.
+//! - `metrics`: `GET /metrics` parses as Prometheus text; verifications, requests by route,
+//!   requests without a valid key and writes are counted exactly; one leader on three nodes.
 //! - `membership`: adding a standby node through the API, removing live and dead nodes, a
 //!   removed node refusing to serve; five nodes with two down.
 //! - `key_ops`: update with `If-Match`, lock, rotate and its defaults, scopes, list filters.
@@ -48,6 +50,7 @@ mod idempotency;
 mod identities;
 mod key_ops;
 mod membership;
+mod metrics;
 mod replay;
 mod restart;
 mod shutdown;

@@ -9,6 +9,7 @@ use keyledger_model::{AccountId, Actor, KeyId, Owner, Principal, Verdict};
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
+use crate::metrics::AuthFailure;
 use crate::AppState;
 
 /// `axum::Json` with our error shape: 400 for bad JSON or unknown fields, 413 over the limit.
@@ -107,22 +108,33 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        // Every refusal here is counted, never written: a flood of bad keys must not grow
+        // the ledger (domain.md), but an operator should see it.
+        let metrics = &state.metrics;
         let presented = parts
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.strip_prefix("Bearer "))
             .map(str::trim)
-            .ok_or_else(|| ApiError::unauthenticated("send an API key as `Authorization: Bearer <key>`"))?;
+            .ok_or_else(|| {
+                metrics.count_unauthenticated(AuthFailure::Missing);
+                ApiError::unauthenticated("send an API key as `Authorization: Bearer <key>`")
+            })?;
         let node = &state.node;
         let ledger_state = node.ledger().state();
         let now = node.now();
-        let unauthenticated = || ApiError::unauthenticated("the API key is not valid");
+        let unauthenticated = |why| {
+            metrics.count_unauthenticated(why);
+            ApiError::unauthenticated("the API key is not valid")
+        };
         let key = match ledger_state.verify(presented, now, None) {
             Verdict::Valid(v) => v.key,
-            Verdict::Invalid(_) | Verdict::Forbidden(_) => return Err(unauthenticated()),
+            Verdict::Invalid(why) => return Err(unauthenticated(AuthFailure::Invalid(why))),
+            // Not answered without a permission to check; counted as `other` all the same.
+            Verdict::Forbidden(_) => return Err(unauthenticated(AuthFailure::Other)),
         };
-        let principal = ledger_state.principal(&key, now).ok_or_else(unauthenticated)?;
+        let principal = ledger_state.principal(&key, now).ok_or_else(|| unauthenticated(AuthFailure::Other))?;
         node.record_use(key, now);
         Ok(Caller { key, principal })
     }

@@ -1,5 +1,5 @@
 //! keyledger's HTTP API on axum: keys, users, service accounts, namespaces, settings,
-//! accounts, the audit trail, verification, cluster status and health.
+//! accounts, the audit trail, verification, cluster status, health and metrics.
 //!
 //! Main items: [`router`] (the whole public API for one node, ready to serve or to drive
 //! with `oneshot` in tests), [`ApiError`] (the single error type and its JSON shape),
@@ -18,6 +18,7 @@ mod extract;
 mod idempotency;
 mod key_ops;
 mod keys;
+mod metrics;
 mod namespaces;
 mod openapi;
 mod ops;
@@ -56,6 +57,8 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
 #[derive(Clone)]
 pub struct AppState {
     pub node: Arc<ClusterNode>,
+    /// The counters `GET /metrics` shows; one set per router.
+    pub(crate) metrics: Arc<metrics::Metrics>,
 }
 
 /// The one list of the API's routes: `"path" => method(handler).method(handler);`. It
@@ -110,21 +113,24 @@ api_routes! {
     "/v1/openapi.json" => get(openapi::serve);
     "/healthz" => get(ops::healthz);
     "/readyz" => get(ops::readyz);
+    "/metrics" => get(metrics::serve);
 }
 
 /// The public API of one node.
 pub fn router(node: Arc<ClusterNode>) -> Router {
-    let state = AppState { node };
+    let state = AppState { node, metrics: Arc::new(metrics::Metrics::new()) };
     let v1 = routes();
     // Layers run outside-in: the request id wraps everything so even a caught panic or a
-    // fallback answer carries it; the trace span sits inside it; the body limit applies to
-    // every extractor that reads a body.
+    // fallback answer carries it; the trace span sits inside it; the request counter sits
+    // outside the panic catcher so a caught panic counts as its 500; the body limit applies
+    // to every extractor that reads a body.
     v1.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn(idempotency::layer))
         .layer(axum::middleware::from_fn_with_state(state.clone(), consistency::layer))
         .layer(CatchPanicLayer::custom(|_panic| ApiError::internal("a handler panicked").into_response()))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::layer))
         // Error answers are part of normal operation (a 503 from /readyz, a 404): logged at
         // debug; real failures are logged where they happen.
         .layer(TraceLayer::new_for_http().on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)))

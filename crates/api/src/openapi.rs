@@ -17,7 +17,8 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required, Response, ResponseBu
 use utoipa::{Modify, OpenApi, ToResponse};
 
 use crate::{
-    accounts, audit, key_ops, keys, namespaces, ops, proofs, replay, service_accounts, settings, stream, users, verify,
+    accounts, audit, key_ops, keys, metrics, namespaces, ops, proofs, replay, service_accounts, settings, stream,
+    users, verify,
 };
 
 /// The name of the security scheme every authenticated operation names.
@@ -89,6 +90,7 @@ const INDEX_HEADER: &str = "X-Keyledger-Index";
         serve,
         ops::healthz,
         ops::readyz,
+        metrics::serve,
     ),
     components(
         schemas(
@@ -162,7 +164,7 @@ const INDEX_HEADER: &str = "X-Keyledger-Index";
         (name = "accounts", description = "Creating further accounts."),
         (name = "audit", description = "The ledger: the account's events in pages and a streamed export, signed checkpoints \
             and Merkle proofs (owners and admins; the signing keys are public)."),
-        (name = "operations", description = "Cluster status, health and this document."),
+        (name = "operations", description = "Cluster status, health, metrics and this document."),
     ),
 )]
 pub struct ApiDoc;

@@ -14,6 +14,7 @@ use keyledger_wire as wire;
 
 use crate::error::ApiError;
 use crate::extract::{Caller, Json};
+use crate::metrics::VerifyResult;
 use crate::render::identity;
 use crate::AppState;
 
@@ -62,13 +63,16 @@ pub(crate) async fn verify(
     let answer = match state.verify(&req.key, now, permission.as_ref()) {
         Verdict::Valid(v) => {
             app.node.record_use(v.key, now);
+            app.metrics.count_verification(VerifyResult::Valid);
             valid(&state, &v)
         }
         Verdict::Forbidden(v) => {
             app.node.record_use(v.key, now);
+            app.metrics.count_verification(VerifyResult::Forbidden);
             forbidden(&state, &v)
         }
         Verdict::Invalid(why) => {
+            app.metrics.count_verification(VerifyResult::Invalid(why));
             wire::VerifyResponse { valid: false, code: Some(why.as_str().into()), ..Default::default() }
         }
     };

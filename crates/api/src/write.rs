@@ -5,6 +5,8 @@
 //! or a `not_found` about an object that exists but that the caller may not see, goes to
 //! [`keyledger_cluster::ClusterNode::record_denial`] and so into a batched `denied` event.
 
+use std::time::Instant;
+
 use axum::http::{HeaderMap, HeaderValue};
 use keyledger_cluster::Committed;
 use keyledger_model::{
@@ -15,6 +17,7 @@ use keyledger_wire as wire;
 
 use crate::error::{current_request_id, ApiError};
 use crate::extract::Caller;
+use crate::metrics::WriteOutcome;
 use crate::AppState;
 
 /// What a write is: its name in `denied` events (`key.disable`) and the object it is about.
@@ -90,7 +93,10 @@ pub(crate) async fn write(
         account: caller.account().clone(),
         command,
     };
-    let Committed { index, outcome, replayed } = app.node.propose(proposal).await?;
+    let started = Instant::now();
+    let proposed = app.node.propose(proposal).await;
+    app.metrics.count_write(WriteOutcome::of(&proposed), started.elapsed());
+    let Committed { index, outcome, replayed } = proposed?;
     if replayed && makes_secret {
         if let Outcome::Accepted { subject: Some(subject), .. } = &outcome {
             return Err(ApiError::new(

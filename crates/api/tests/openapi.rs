@@ -25,6 +25,7 @@ const PUBLIC: &[(&str, &str)] = &[
     ("get", "/v1/audit/public-key"),
     ("get", "/healthz"),
     ("get", "/readyz"),
+    ("get", "/metrics"),
 ];
 
 const METHODS: &[&str] = &["get", "put", "post", "delete", "options", "head", "patch", "trace"];
