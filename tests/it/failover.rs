@@ -2,7 +2,7 @@
 //! lost, the restarted node ends with the same ledger) and a lost quorum (`503`, nothing written,
 //! verification still answered).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use keyledger_client::ClientError;
 use keyledger_wire as wire;
@@ -24,6 +24,7 @@ async fn writes_resume_after_the_leader_is_killed_and_nothing_acknowledged_is_lo
     }
 
     cluster.kill(old_leader);
+    let killed_at = Instant::now();
     let survivor = cluster.running()[0];
 
     // Retry a create on a survivor until the new leader takes it. A failed attempt may still
@@ -38,6 +39,8 @@ async fn writes_resume_after_the_leader_is_killed_and_nothing_acknowledged_is_lo
         }
     })
     .await;
+    // The target is ≤ 2 s; timed here, not asserted (docs/benchmarks.md).
+    eprintln!("writes resumed {:?} after the leader was killed", killed_at.elapsed());
     last_index = last_index.max(first.index);
     acked.push(first.value);
     for name in ["post-1", "post-2"] {
