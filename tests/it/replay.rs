@@ -97,3 +97,22 @@ fn wire_now() -> String {
     let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
     keyledger_model::Timestamp(ms).to_string()
 }
+
+/// Applies only stage their ledger writes (the Raft log holds the entries), so a node stopping
+/// with SIGTERM writes what it staged: offline tools read the ledger alone, and a cleanly
+/// stopped node's data dir must hold its last write.
+#[tokio::test]
+async fn a_cleanly_stopped_nodes_data_dir_holds_its_last_write() {
+    let mut cluster = Cluster::single().await;
+    let admin = cluster.client(1);
+    let key = admin.create_key(&new_key("last-write")).await.unwrap().value.key;
+    admin.disable_key(&key.id).await.unwrap();
+    let after = wire_now();
+    let status = cluster.terminate(1, Duration::from_secs(10));
+    assert!(status.success(), "SIGTERM exits 0, got {status}");
+
+    let data_dir = cluster.node(1).data_dir().to_str().unwrap().to_string();
+    let offline = cluster.cli(&["replay", "--at", &after, "--data-dir", &data_dir, "--output", "json"]);
+    let offline: wire::Replay = serde_json::from_str(&succeeded(&offline, "offline replay")).unwrap();
+    assert_eq!(key_state(&offline, &key.id), Some("disabled"), "the disable just before the stop is in the ledger");
+}

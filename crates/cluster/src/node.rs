@@ -582,6 +582,11 @@ impl ClusterNode {
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!(error = %e, "raft shutdown");
         }
+        // Applied entries may be only staged (they are safe in the Raft log), but a stopped
+        // node's data dir is read by offline tools, which read the ledger alone.
+        if let Err(e) = self.ledger.persist() {
+            tracing::warn!(error = %e, "cannot write the applied ledger at shutdown");
+        }
     }
 }
 

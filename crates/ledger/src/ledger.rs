@@ -406,6 +406,14 @@ impl Ledger {
         write_staged(&self.inner.tree, &mut self.pending())
     }
 
+    /// Writes what is staged and flushes sled: before the Raft log forgets entries, and when a
+    /// node stops (offline tools read only the ledger, never the Raft log).
+    pub fn persist(&self) -> Result<(), LedgerError> {
+        self.write_pending()?;
+        self.inner.db.flush()?;
+        Ok(())
+    }
+
     pub(crate) fn db(&self) -> &sled::Db {
         &self.inner.db
     }

@@ -75,10 +75,7 @@ impl Storage {
         let ledger = Ledger::open(&db)?;
         let state_machine = StateMachine::open(ledger.clone(), &snapshots)?;
         let flushed = ledger.clone();
-        let flush_state: log_store::FlushState = Arc::new(move || {
-            flushed.write_pending().map_err(std::io::Error::other)?;
-            flushed.db().flush().map(|_| ()).map_err(std::io::Error::other)
-        });
+        let flush_state: log_store::FlushState = Arc::new(move || flushed.persist().map_err(std::io::Error::other));
         let log_store = LogStore::open(dir, &db, flush_state).map_err(LedgerError::RaftLog)?;
         Ok(Storage { log_store, state_machine, ledger })
     }
