@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use keyledger_cluster::{bootstrap_default_account, CheckpointPolicy, ClusterNode, NodeConfig};
+use keyledger_cluster::{
+    bootstrap_default_account, CheckpointPolicy, ClusterNode, ClusterSecret, NodeConfig, SecretSource,
+};
 use tokio::net::TcpListener;
 
 /// Flags of `keyledger serve`.
@@ -28,6 +30,12 @@ pub(crate) struct ServeArgs {
     /// otherwise bootstraps a cluster of its own).
     #[arg(long)]
     pub(crate) standby: bool,
+    /// File holding the cluster secret, a copy of a member's `<data-dir>/cluster.secret`. A node
+    /// that joins (`--join`, `--standby`) needs it once: it is stored in the data dir, so restarts
+    /// need nothing. A node founding a cluster makes one. The secret itself never goes on the
+    /// command line, where `ps` would show it.
+    #[arg(long, env = "KEYLEDGER_CLUSTER_SECRET_FILE", value_name = "PATH")]
+    pub(crate) cluster_secret_file: Option<PathBuf>,
     /// Address other nodes use to reach this one (default: the listen address).
     #[arg(long)]
     pub(crate) advertise: Option<String>,
@@ -62,12 +70,18 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let listener = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     let local = listener.local_addr()?;
     let advertise = args.advertise.clone().unwrap_or_else(|| local.to_string());
+    let secret = match &args.cluster_secret_file {
+        Some(path) => SecretSource::Given(ClusterSecret::read(path).context("cannot read the cluster secret")?),
+        None if args.join.is_some() || args.standby => SecretSource::Joining,
+        None => SecretSource::NewCluster,
+    };
     let config = NodeConfig {
         node_id: args.node_id,
         advertise,
         data_dir: args.data_dir.clone(),
         snapshot_logs: args.snapshot_logs,
         checkpoints: CheckpointPolicy { every_events: args.checkpoint_every, interval: args.checkpoint_interval },
+        secret,
     };
     let node = ClusterNode::start(config)
         .await

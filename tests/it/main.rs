@@ -32,6 +32,8 @@
 //!   requests without a valid key and writes are counted exactly; one leader on three nodes.
 //! - `membership`: adding a standby node through the API, removing live and dead nodes, a
 //!   removed node refusing to serve; five nodes with two down.
+//! - `peer_auth`: the node-to-node routes refuse requests without the cluster secret (a forged
+//!   leader, vote or removal changes nothing); a node with the wrong secret cannot join.
 //! - `key_ops`: update with `If-Match`, lock, rotate and its defaults, scopes, list filters.
 //! - `workflows`: the seed workflows end to end (rotation, self-rotating service accounts,
 //!   namespace admins, locks, limits, the creation switch, expiry, last use, permissions).
@@ -51,6 +53,7 @@ mod identities;
 mod key_ops;
 mod membership;
 mod metrics;
+mod peer_auth;
 mod replay;
 mod restart;
 mod shutdown;

@@ -4,7 +4,8 @@
 //! keeps its data in `node-<n>/` and writes its stdout and stderr (with `RUST_LOG=info`) to
 //! `node-<n>.log`, in append mode, so a restarted node's log follows its earlier life. Each node
 //! listens on a free loopback port chosen once and kept across restarts, because a restart
-//! must use the same command line.
+//! must use the same command line. Node 1 founds the cluster and makes its secret; every other
+//! node is given node 1's `cluster.secret` with `--cluster-secret-file`, as an operator would.
 //!
 //! Dropping a [`Cluster`] kills every node (SIGKILL) and then removes the directory. When the drop
 //! happens because the test panicked, the node logs are printed first, so a failure shows the
@@ -36,6 +37,9 @@ pub(crate) const CONVERGE: Duration = Duration::from_secs(15);
 
 /// Name of the file a bootstrapping node writes the first admin key to.
 pub(crate) const BOOTSTRAP_KEY_FILE: &str = "bootstrap-admin.key";
+
+/// Name of the file in a data dir that holds the cluster secret.
+pub(crate) const CLUSTER_SECRET_FILE: &str = "cluster.secret";
 
 /// Path of the `keyledger` binary under test.
 pub(crate) fn keyledger_bin() -> &'static str {
@@ -73,6 +77,8 @@ pub(crate) struct Node {
     data_dir: PathBuf,
     log_path: PathBuf,
     join: Option<String>,
+    /// Passed as `--cluster-secret-file` on every start.
+    secret_file: Option<PathBuf>,
     /// Further `serve` flags, the same on every start.
     extra_args: Vec<String>,
     child: Option<Child>,
@@ -112,10 +118,14 @@ impl Node {
         if let Some(join) = &self.join {
             cmd.arg("--join").arg(join);
         }
+        if let Some(secret_file) = &self.secret_file {
+            cmd.arg("--cluster-secret-file").arg(secret_file);
+        }
         cmd.args(&self.extra_args);
         cmd.env("RUST_LOG", "info")
             .env_remove("KEYLEDGER_ADDRESS")
             .env_remove("KEYLEDGER_API_KEY")
+            .env_remove("KEYLEDGER_CLUSTER_SECRET_FILE")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone the log handle"))
             .stderr(log);
@@ -196,7 +206,7 @@ impl Cluster {
         let extra_args = extra_args.iter().map(|a| a.to_string()).collect();
         let mut cluster = Cluster { nodes: Vec::new(), http, admin_key: String::new(), extra_args, dir };
 
-        cluster.add_node(None);
+        cluster.add_node_with(None, None, cluster.extra_args.clone());
         cluster.wait_ready(1).await;
         cluster.admin_key = cluster.read_bootstrap_key().await;
 
@@ -208,12 +218,33 @@ impl Cluster {
 
     /// Starts one more node that joins through node 1; returns its id once it is a ready voter.
     pub(crate) async fn join_new_node(&mut self) -> u64 {
-        let join = Some(self.node(1).url());
-        self.add_node(join);
-        let id = self.nodes.len() as u64;
+        let id = self.start_joining_node(self.cluster_secret_file());
         self.wait_ready(id).await;
         self.wait_voter(id).await;
         id
+    }
+
+    /// Starts one more node that joins through node 1, given `secret_file` as the cluster
+    /// secret, without waiting for anything; returns its id.
+    pub(crate) fn start_joining_node(&mut self, secret_file: PathBuf) -> u64 {
+        let join = Some(self.node(1).url());
+        self.add_node_with(join, Some(secret_file), self.extra_args.clone());
+        self.nodes.len() as u64
+    }
+
+    /// Node 1's secret file: the cluster's secret, which it made when it founded the cluster.
+    pub(crate) fn cluster_secret_file(&self) -> PathBuf {
+        self.node(1).data_dir().join(CLUSTER_SECRET_FILE)
+    }
+
+    /// Gives node `id` another `--cluster-secret-file` (or none) for its next starts.
+    pub(crate) fn set_secret_file(&mut self, id: u64, secret_file: Option<PathBuf>) {
+        self.node_mut(id).secret_file = secret_file;
+    }
+
+    /// A directory of this cluster's for a test's own files; removed with the cluster.
+    pub(crate) fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     /// Starts one more node with `--standby` (it neither bootstraps nor joins); returns its id
@@ -221,16 +252,12 @@ impl Cluster {
     pub(crate) fn start_standby_node(&mut self) -> (u64, String) {
         let mut extra_args = self.extra_args.clone();
         extra_args.push("--standby".into());
-        self.add_node_with(None, extra_args);
+        self.add_node_with(None, Some(self.cluster_secret_file()), extra_args);
         let node = self.nodes.last().expect("just added");
         (node.id, node.addr.to_string())
     }
 
-    fn add_node(&mut self, join: Option<String>) {
-        self.add_node_with(join, self.extra_args.clone());
-    }
-
-    fn add_node_with(&mut self, join: Option<String>, extra_args: Vec<String>) {
+    fn add_node_with(&mut self, join: Option<String>, secret_file: Option<PathBuf>, extra_args: Vec<String>) {
         let id = self.nodes.len() as u64 + 1;
         let mut node = Node {
             id,
@@ -238,6 +265,7 @@ impl Cluster {
             data_dir: self.dir.path().join(format!("node-{id}")),
             log_path: self.dir.path().join(format!("node-{id}.log")),
             join,
+            secret_file,
             extra_args,
             child: None,
         };
@@ -309,6 +337,19 @@ impl Cluster {
     pub(crate) async fn restart(&mut self, id: u64) {
         self.node_mut(id).spawn();
         self.wait_ready(id).await;
+    }
+
+    /// Waits (up to `within`) for node `id` to exit on its own, as a node refusing to start
+    /// does; its exit status.
+    pub(crate) async fn wait_exit(&mut self, id: u64, within: Duration) -> std::process::ExitStatus {
+        let node = self.node_mut(id);
+        let child = node.child.as_mut().expect("the node is running");
+        let status = poll(&format!("node {id} to exit"), within, async || {
+            child.try_wait().map_err(|e| e.to_string())?.ok_or_else(|| "still running".to_owned())
+        })
+        .await;
+        node.child = None;
+        status
     }
 
     /// Waits until `GET /readyz` on node `id` answers 200; fails at once if the process exits.

@@ -16,7 +16,8 @@ const HASH_PREFIX: usize = 12;
 pub(crate) enum ClusterCommand {
     /// Members, leader, term, applied index and lag of each node.
     Status,
-    /// Add a running node (started with `--standby`): as a learner, then a voter once caught up.
+    /// Add a running node (started with `--standby` and the cluster's `--cluster-secret-file`):
+    /// as a learner, then a voter once caught up.
     Add {
         /// The new node's `--node-id`.
         #[arg(long)]

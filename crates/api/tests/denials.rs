@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::Router;
-use keyledger_cluster::{bootstrap_default_account, ClusterNode, NodeConfig};
+use keyledger_cluster::{bootstrap_default_account, ClusterNode, NodeConfig, SecretSource};
 use keyledger_model::{Actor, EventBody, KeyDigest};
 use serde_json::{json, Value};
 use tower::ServiceExt;
@@ -29,6 +29,7 @@ impl Node {
             data_dir: dir.path().to_path_buf(),
             snapshot_logs: NodeConfig::DEFAULT_SNAPSHOT_LOGS,
             checkpoints: Default::default(),
+            secret: SecretSource::NewCluster,
         };
         let node = ClusterNode::start(config).await.unwrap();
         let key_file = bootstrap_default_account(&node).await.unwrap().expect("a fresh node bootstraps");

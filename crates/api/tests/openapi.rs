@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use keyledger_api::{openapi_json, ROUTES};
-use keyledger_cluster::{ClusterNode, NodeConfig};
+use keyledger_cluster::{ClusterNode, NodeConfig, SecretSource};
 use serde_json::Value;
 use tower::ServiceExt;
 
@@ -231,6 +231,7 @@ async fn a_node_serves_the_document_and_every_documented_route() {
         data_dir: dir.path().to_path_buf(),
         snapshot_logs: NodeConfig::DEFAULT_SNAPSHOT_LOGS,
         checkpoints: Default::default(),
+        secret: SecretSource::NewCluster,
     };
     let node = ClusterNode::start(config).await.unwrap();
     let router = keyledger_api::router(node.clone());

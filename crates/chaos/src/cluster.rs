@@ -27,6 +27,8 @@ pub struct Node {
     data_dir: PathBuf,
     log_path: PathBuf,
     join: Option<String>,
+    /// `--cluster-secret-file`: node 1's secret, for the nodes that join it.
+    secret_file: Option<PathBuf>,
     netns: Option<String>,
     child: Option<Child>,
 }
@@ -58,9 +60,13 @@ impl Node {
         if let Some(join) = &self.join {
             cmd.args(["--join", join]);
         }
+        if let Some(secret_file) = &self.secret_file {
+            cmd.arg("--cluster-secret-file").arg(secret_file);
+        }
         cmd.env("RUST_LOG", "info")
             .env_remove("KEYLEDGER_ADDRESS")
             .env_remove("KEYLEDGER_API_KEY")
+            .env_remove("KEYLEDGER_CLUSTER_SECRET_FILE")
             .stdin(Stdio::null())
             .stdout(log.try_clone().context("clone the log handle")?)
             .stderr(log);
@@ -117,13 +123,18 @@ impl Cluster {
                 Some(net) => (format!("{}:7700", net.node_ip(id)), Some(net.namespace(id))),
                 None => (free_loopback_addr()?, None),
             };
-            let join = if id == 1 { None } else { Some(cluster.nodes[0].url()) };
+            // Node 1 founds the cluster and makes its secret (it is ready before node 2 starts).
+            let (join, secret_file) = match id {
+                1 => (None, None),
+                _ => (Some(cluster.nodes[0].url()), Some(dir.join("node-1").join("cluster.secret"))),
+            };
             let mut node = Node {
                 id,
                 listen,
                 data_dir: dir.join(format!("node-{id}")),
                 log_path: dir.join(format!("node-{id}.log")),
                 join,
+                secret_file,
                 netns,
                 child: None,
             };

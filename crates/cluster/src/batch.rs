@@ -23,7 +23,7 @@ use openraft::Raft;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::time::Instant;
 
-use crate::network::{call, CallError};
+use crate::network::{CallError, RpcClient};
 use crate::node::{Committed, Refusal};
 
 /// Entries in flight at once. More than one keeps the pipeline full (one entry replicating
@@ -135,9 +135,9 @@ pub(crate) struct Forwarder {
 }
 
 impl Forwarder {
-    pub(crate) fn start(http: reqwest::Client) -> Forwarder {
+    pub(crate) fn start(rpc: RpcClient) -> Forwarder {
         let (queue, waiting) = mpsc::unbounded_channel();
-        tokio::spawn(gather_forwards(http, waiting));
+        tokio::spawn(gather_forwards(rpc, waiting));
         Forwarder { queue }
     }
 
@@ -156,7 +156,7 @@ impl Forwarder {
     }
 }
 
-async fn gather_forwards(http: reqwest::Client, mut waiting: mpsc::UnboundedReceiver<Forwarding>) {
+async fn gather_forwards(rpc: RpcClient, mut waiting: mpsc::UnboundedReceiver<Forwarding>) {
     let slots = Arc::new(Semaphore::new(IN_FLIGHT));
     while let Some(first) = waiting.recv().await {
         let Ok(slot) = slots.clone().acquire_owned().await else { return };
@@ -169,10 +169,10 @@ async fn gather_forwards(http: reqwest::Client, mut waiting: mpsc::UnboundedRece
                 None => by_leader.push((forwarding.url.clone(), vec![forwarding])),
             }
         }
-        let http = http.clone();
+        let rpc = rpc.clone();
         tokio::spawn(async move {
             for (url, group) in by_leader {
-                send_forwards(&http, &url, group).await;
+                send_forwards(&rpc, &url, group).await;
             }
             drop(slot);
         });
@@ -180,12 +180,12 @@ async fn gather_forwards(http: reqwest::Client, mut waiting: mpsc::UnboundedRece
 }
 
 /// Sends one batch to the leader and answers each proposal.
-async fn send_forwards(http: &reqwest::Client, url: &str, group: Vec<Forwarding>) {
+async fn send_forwards(rpc: &RpcClient, url: &str, group: Vec<Forwarding>) {
     let deadline = group.iter().map(|f| f.deadline).min().unwrap_or_else(Instant::now);
     let (proposals, answers): (Vec<Proposal>, Vec<_>) = group.into_iter().map(|f| (f.proposal, f.answer)).unzip();
     let count = proposals.len();
     let budget = deadline.saturating_duration_since(Instant::now());
-    let failed = match call::<_, Vec<Result<Committed, Refusal>>>(http, url, &proposals, budget).await {
+    let failed = match rpc.call::<_, Vec<Result<Committed, Refusal>>>(url, &proposals, budget).await {
         Ok(results) if results.len() == count => {
             for (answer, result) in answers.into_iter().zip(results) {
                 let _ = answer.send(result);
@@ -196,6 +196,7 @@ async fn send_forwards(http: &reqwest::Client, url: &str, group: Vec<Forwarding>
             Refusal::OutcomeUnknown(format!("the leader answered {} results for {count} writes", results.len()))
         }
         Err(CallError::Unreachable(_)) => Refusal::Unavailable("the leader cannot be reached".into()),
+        Err(CallError::Refused(_)) => Refusal::Unavailable("the leader refused this node's cluster secret".into()),
         Err(CallError::Failed(why)) => Refusal::OutcomeUnknown(format!("the leader did not confirm the write: {why}")),
     };
     for answer in answers {

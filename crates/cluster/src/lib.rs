@@ -7,7 +7,8 @@
 //! Design decision: a follower forwards the *complete* proposal — time, ids and the secret's
 //! digest already fixed by the node the client talked to — rather than the client's request.
 //! The leader then only orders it, so a retried forward cannot mint a second, different secret.
-//! Internal routes carry bincode, not JSON, and are meant for the cluster's private network.
+//! Internal routes carry bincode, not JSON, and answer only requests that show the cluster
+//! secret (`secret.rs`), a shared key every member keeps in its data dir.
 
 mod activity;
 mod batch;
@@ -16,6 +17,7 @@ mod checkpoints;
 mod network;
 mod node;
 pub mod rpc;
+mod secret;
 
 pub use activity::FLUSH_EVERY;
 pub use bootstrap::{bootstrap_default_account, BOOTSTRAP_KEY_FILE};
@@ -25,6 +27,7 @@ pub use network::Network;
 pub use node::{
     ClusterNode, ClusterView, Committed, MemberView, MembershipChange, MembershipRefusal, NodeConfig, ProposeError,
 };
+pub use secret::{ClusterSecret, SecretSource, CLUSTER_SECRET_FILE};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {

@@ -2,8 +2,10 @@
 //!
 //! One `reqwest::Client` (one connection pool) serves every peer. A connection that cannot be
 //! made is `Unreachable` — openraft then backs off instead of hammering a dead node — and
-//! every other transport failure is a `NetworkError`.
+//! every other transport failure is a `NetworkError`. Every call goes through [`RpcClient`],
+//! which shows this node's cluster secret (`secret.rs`).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use keyledger_ledger::codec;
@@ -14,8 +16,12 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
     VoteResponse,
 };
+use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+
+use crate::secret::{ClusterSecret, Throttle};
 
 /// Paths of the internal RPC endpoints (served by [`crate::rpc::router`]).
 pub(crate) mod path {
@@ -45,50 +51,82 @@ pub(crate) enum CallError {
     /// The request never reached the peer (connection refused, no route): nothing happened there.
     #[error("cannot connect to {0}")]
     Unreachable(String),
+    /// The peer refused this node's cluster secret (`401`): nothing happened there either.
+    #[error("{0} refused this node's cluster secret")]
+    Refused(String),
     /// The request was sent, or may have been, but no usable answer came back.
     #[error("{0}")]
     Failed(String),
 }
 
-/// Posts `body` (bincode) to `url` and decodes a bincode answer.
-pub(crate) async fn call<Req: Serialize, Resp: DeserializeOwned>(
-    http: &reqwest::Client,
-    url: &str,
-    body: &Req,
-    timeout: Duration,
-) -> Result<Resp, CallError> {
-    let bytes = codec::encode(body).map_err(|e| CallError::Failed(e.to_string()))?;
-    let response = http
-        .post(url)
-        .timeout(timeout)
-        .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
-        .body(bytes)
-        .send()
-        .await
-        .map_err(|e| {
-            if e.is_connect() {
-                CallError::Unreachable(url.to_string())
-            } else {
-                CallError::Failed(e.to_string())
-            }
-        })?;
-    let status = response.status();
-    let bytes = response.bytes().await.map_err(|e| CallError::Failed(e.to_string()))?;
-    if !status.is_success() {
-        return Err(CallError::Failed(format!("{url} answered {status}")));
+/// The one HTTP client (one connection pool) for every call to a peer. It puts the cluster
+/// secret on each request, so no internal call can go out without it. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct RpcClient {
+    http: reqwest::Client,
+    secret: HeaderValue,
+    refusals: Arc<Throttle>,
+}
+
+impl RpcClient {
+    pub(crate) fn new(http: reqwest::Client, secret: &ClusterSecret) -> RpcClient {
+        RpcClient { http, secret: secret.header(), refusals: Arc::default() }
     }
-    codec::decode(&bytes).map_err(|e| CallError::Failed(e.to_string()))
+
+    /// Posts `body` (bincode) to `url` and decodes a bincode answer.
+    pub(crate) async fn call<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        url: &str,
+        body: &Req,
+        timeout: Duration,
+    ) -> Result<Resp, CallError> {
+        let bytes = codec::encode(body).map_err(|e| CallError::Failed(e.to_string()))?;
+        let response = self
+            .http
+            .post(url)
+            .timeout(timeout)
+            .header(AUTHORIZATION, self.secret.clone())
+            .header(CONTENT_TYPE, "application/octet-stream")
+            .body(bytes)
+            .send()
+            .await
+            .map_err(|e| {
+                if e.is_connect() {
+                    CallError::Unreachable(url.to_string())
+                } else {
+                    CallError::Failed(e.to_string())
+                }
+            })?;
+        let status = response.status();
+        if status == StatusCode::UNAUTHORIZED {
+            let peer = url.split("/internal/").next().unwrap_or(url);
+            // Heartbeats go ten times a second: say it clearly, but not that often.
+            if self.refusals.due(peer) {
+                tracing::warn!(
+                    %peer,
+                    "the peer refused this node's cluster secret: every node of a cluster must hold the same \
+                     <data-dir>/cluster.secret (further refusals by this peer are logged every 30 s)"
+                );
+            }
+            return Err(CallError::Refused(peer.to_string()));
+        }
+        let bytes = response.bytes().await.map_err(|e| CallError::Failed(e.to_string()))?;
+        if !status.is_success() {
+            return Err(CallError::Failed(format!("{url} answered {status}")));
+        }
+        codec::decode(&bytes).map_err(|e| CallError::Failed(e.to_string()))
+    }
 }
 
 /// Makes one [`Peer`] per target, all sharing one HTTP client.
 #[derive(Clone)]
 pub struct Network {
-    http: reqwest::Client,
+    rpc: RpcClient,
 }
 
 impl Network {
-    pub fn new(http: reqwest::Client) -> Network {
-        Network { http }
+    pub(crate) fn new(rpc: RpcClient) -> Network {
+        Network { rpc }
     }
 }
 
@@ -96,13 +134,13 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Peer;
 
     async fn new_client(&mut self, target: NodeId, node: &Node) -> Peer {
-        Peer { http: self.http.clone(), target, base: base_url(&node.addr) }
+        Peer { rpc: self.rpc.clone(), target, base: base_url(&node.addr) }
     }
 }
 
 /// The connection to one peer.
 pub struct Peer {
-    http: reqwest::Client,
+    rpc: RpcClient,
     target: NodeId,
     base: String,
 }
@@ -121,8 +159,10 @@ impl Peer {
     {
         let url = format!("{}{}", self.base, path);
         let answer: Result<Resp, RaftError<NodeId, E>> =
-            call(&self.http, &url, req, option.hard_ttl()).await.map_err(|e| match e {
-                CallError::Unreachable(_) => RPCError::Unreachable(Unreachable::new(&e)),
+            self.rpc.call(&url, req, option.hard_ttl()).await.map_err(|e| match e {
+                // A refusal, like a dead peer, makes openraft back off instead of retrying
+                // at once: nothing will change until an operator gives a node the right secret.
+                CallError::Unreachable(_) | CallError::Refused(_) => RPCError::Unreachable(Unreachable::new(&e)),
                 CallError::Failed(_) => RPCError::Network(NetworkError::new(&e)),
             })?;
         answer.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))

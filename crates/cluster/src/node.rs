@@ -18,8 +18,9 @@ use tokio::time::Instant;
 use crate::activity::Activity;
 use crate::batch::{Batcher, Forwarder};
 use crate::checkpoints::{load_or_create_signer, CheckpointPolicy};
-use crate::network::{base_url, call, path, Network};
+use crate::network::{base_url, path, CallError, Network, RpcClient};
 use crate::rpc::{JoinRequest, NodeStatus};
+use crate::secret::{ClusterSecret, SecretSource};
 use crate::ClusterError;
 
 /// How long a write may take end to end before the caller gets a 503.
@@ -47,6 +48,8 @@ pub struct NodeConfig {
     /// (so a briefly lagging follower catches up from the log, not a snapshot).
     pub snapshot_logs: u64,
     pub checkpoints: CheckpointPolicy,
+    /// Where the cluster secret comes from if the data dir holds none (`secret.rs`).
+    pub secret: SecretSource,
 }
 
 impl NodeConfig {
@@ -121,13 +124,27 @@ pub struct ClusterNode {
     /// Gathers proposals passed on to the leader while this node follows.
     forwarder: Forwarder,
     ledger: Ledger,
-    http: reqwest::Client,
+    /// Every call to a peer; it shows the cluster secret.
+    rpc: RpcClient,
+    /// What peers must show on every internal request to this node.
+    secret: ClusterSecret,
     rng: Mutex<ChaCha20Rng>,
     activity: Activity,
     /// Told by the leader that it was removed (kept in the data dir as `REMOVED_MARKER`).
     removed: AtomicBool,
     signer: CheckpointSigner,
     checkpoints: CheckpointPolicy,
+}
+
+/// Whether the data dir already belongs to a cluster, judged as openraft's `is_initialized`
+/// does (any log entry, or a vote cast), but before Raft starts: the secret must be settled
+/// before the first message goes out.
+async fn has_cluster_state(storage: &mut Storage) -> Result<bool, ClusterError> {
+    use openraft::storage::RaftLogStorage;
+    let storage_error = |e: openraft::StorageError<NodeId>| ClusterError::Raft(e.to_string());
+    let log = storage.log_store.get_log_state().await.map_err(storage_error)?;
+    let vote = storage.log_store.read_vote().await.map_err(storage_error)?;
+    Ok(log.last_log_id.is_some() || vote.is_some_and(|v| v != openraft::Vote::default()))
 }
 
 pub(crate) fn raft_config(snapshot_logs: u64) -> openraft::Config {
@@ -158,7 +175,8 @@ impl ClusterNode {
     pub async fn start(config: NodeConfig) -> Result<Arc<ClusterNode>, ClusterError> {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| ClusterError::Io(format!("cannot create {}: {e}", config.data_dir.display())))?;
-        let storage = Storage::open(&config.data_dir)?;
+        let mut storage = Storage::open(&config.data_dir)?;
+        let secret = crate::secret::resolve(&config.data_dir, &config.secret, has_cluster_state(&mut storage).await?)?;
         let signer = load_or_create_signer(config.node_id, &config.data_dir)?;
         let removed = AtomicBool::new(config.data_dir.join(REMOVED_MARKER).exists());
         let http = reqwest::Client::builder()
@@ -166,19 +184,15 @@ impl ClusterNode {
             .pool_idle_timeout(Duration::from_secs(30))
             .build()
             .map_err(|e| ClusterError::Io(e.to_string()))?;
+        let rpc = RpcClient::new(http, &secret);
         let raft_config =
             Arc::new(raft_config(config.snapshot_logs).validate().map_err(|e| ClusterError::Raft(e.to_string()))?);
-        let raft = Raft::new(
-            config.node_id,
-            raft_config,
-            Network::new(http.clone()),
-            storage.log_store,
-            storage.state_machine,
-        )
-        .await
-        .map_err(|e| ClusterError::Raft(e.to_string()))?;
+        let raft =
+            Raft::new(config.node_id, raft_config, Network::new(rpc.clone()), storage.log_store, storage.state_machine)
+                .await
+                .map_err(|e| ClusterError::Raft(e.to_string()))?;
         let batcher = Batcher::start(raft.clone(), WRITE_DEADLINE);
-        let forwarder = Forwarder::start(http.clone());
+        let forwarder = Forwarder::start(rpc.clone());
         Ok(Arc::new(ClusterNode {
             id: config.node_id,
             advertise: config.advertise,
@@ -187,7 +201,8 @@ impl ClusterNode {
             batcher,
             forwarder,
             ledger: storage.ledger,
-            http,
+            rpc,
+            secret,
             rng: Mutex::new(ChaCha20Rng::from_entropy()),
             activity: Activity::default(),
             signer,
@@ -201,6 +216,11 @@ impl ClusterNode {
     pub fn spawn_background(self: &Arc<Self>) {
         crate::activity::spawn(self);
         crate::checkpoints::spawn(self, self.checkpoints);
+    }
+
+    /// The secret peers must show on internal requests to this node.
+    pub(crate) fn cluster_secret(&self) -> &ClusterSecret {
+        &self.secret
     }
 
     /// This node's checkpoint-signing key (its public half is what auditors trust).
@@ -284,12 +304,14 @@ impl ClusterNode {
         let request = JoinRequest { node_id: self.id, address: self.advertise.clone() };
         let mut pause = Duration::from_millis(200);
         loop {
-            match call::<_, Result<(), String>>(&self.http, &url, &request, Duration::from_secs(120)).await {
+            match self.rpc.call::<_, Result<(), String>>(&url, &request, Duration::from_secs(120)).await {
                 Ok(Ok(())) => {
                     tracing::info!(node_id = self.id, "joined the cluster as a voter");
                     return;
                 }
                 Ok(Err(refused)) => tracing::warn!(%refused, "join refused; retrying"),
+                // Already logged by the call, at most every 30 s.
+                Err(CallError::Refused(_)) => {}
                 Err(e) => tracing::warn!(error = %e, "cannot reach the cluster to join; retrying"),
             }
             tokio::time::sleep(pause).await;
@@ -325,7 +347,9 @@ impl ClusterNode {
                     .member_address(leader)
                     .ok_or_else(|| MembershipRefusal::Unavailable("the leader's address is unknown".into()))?;
                 let url = format!("{}{}", base_url(&addr), path::MEMBERS);
-                return call::<_, Result<(), MembershipRefusal>>(&self.http, &url, &change, Duration::from_secs(110))
+                return self
+                    .rpc
+                    .call::<_, Result<(), MembershipRefusal>>(&url, &change, Duration::from_secs(110))
                     .await
                     .map_err(|e| MembershipRefusal::Unavailable(e.to_string()))?;
             }
@@ -367,7 +391,7 @@ impl ClusterNode {
                 // The removed node may never receive the entry that leaves it out: tell it.
                 if let Some(address) = address {
                     let url = format!("{}{}", base_url(&address), path::REMOVED);
-                    if let Err(e) = call::<_, ()>(&self.http, &url, &(), Duration::from_secs(2)).await {
+                    if let Err(e) = self.rpc.call::<_, ()>(&url, &(), Duration::from_secs(2)).await {
                         tracing::info!(node_id, error = %e, "could not tell the removed node (it may be down)");
                     }
                 }
@@ -485,7 +509,7 @@ impl ClusterNode {
             let addr = self.member_address(leader).ok_or("the leader's address is unknown")?;
             let url = format!("{}{}", base_url(&addr), path::READ_INDEX);
             let budget = until.saturating_duration_since(Instant::now());
-            call::<_, Result<u64, String>>(&self.http, &url, &(), budget).await.map_err(|e| e.to_string())??
+            self.rpc.call::<_, Result<u64, String>>(&url, &(), budget).await.map_err(|e| e.to_string())??
         };
         let budget = until.saturating_duration_since(Instant::now());
         if self.wait_applied(index, budget).await {
@@ -537,7 +561,7 @@ impl ClusterNode {
                     Some(self.own_status())
                 } else {
                     let url = format!("{}{}", base_url(&addr), path::STATUS);
-                    call::<_, NodeStatus>(&self.http, &url, &(), Duration::from_millis(500)).await.ok()
+                    self.rpc.call::<_, NodeStatus>(&url, &(), Duration::from_millis(500)).await.ok()
                 };
                 (id, addr, status)
             }

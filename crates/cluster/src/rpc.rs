@@ -5,13 +5,19 @@
 //! `members` (an add or remove passed to the leader), `removed` (the leader telling a node it
 //! was removed), `read-index` (a follower's linearizable read asking the leader) and `status` (a node's applied index and
 //! ledger head, for `/v1/cluster`).
+//!
+//! Every route answers only a request that shows the cluster secret (`secret.rs`); any other
+//! gets `401` before its body is read, so a stranger who reaches the port cannot pose as a
+//! leader, vote, or change the members.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use axum::http::StatusCode;
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
@@ -22,6 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::network::path;
 use crate::node::{ClusterNode, Committed, MembershipChange, Refusal};
+use crate::secret::{ClusterSecret, Throttle};
 use crate::NodeId;
 
 /// Raft messages can be large (batches of entries, 3 MiB snapshot chunks).
@@ -44,6 +51,7 @@ pub struct NodeStatus {
 /// The internal routes, for merging into the node's HTTP server.
 pub fn router(node: Arc<ClusterNode>) -> Router {
     let inbound = Arc::new(SnapshotInbound::default());
+    let gate = Arc::new(Gate { secret: node.cluster_secret().clone(), refusals: Throttle::default() });
     Router::new()
         .route(path::APPEND, post(append))
         .route(path::VOTE, post(vote))
@@ -58,7 +66,35 @@ pub fn router(node: Arc<ClusterNode>) -> Router {
         .route(path::READ_INDEX, post(read_index))
         .route(path::STATUS, post(status))
         .layer(DefaultBodyLimit::max(INTERNAL_BODY_LIMIT))
+        // Outermost: a request without the secret is refused before anything reads its body.
+        .layer(middleware::from_fn_with_state(gate, require_secret))
         .with_state(node)
+}
+
+/// What an internal request must show, and the pace of warnings about those that do not.
+struct Gate {
+    secret: ClusterSecret,
+    refusals: Throttle,
+}
+
+/// Passes on only requests whose `Authorization` header carries the cluster secret.
+async fn require_secret(State(gate): State<Arc<Gate>>, request: Request, next: Next) -> Response {
+    if gate.secret.admits(request.headers().get(AUTHORIZATION)) {
+        return next.run(request).await;
+    }
+    if gate.refusals.due("") {
+        tracing::warn!(
+            path = %request.uri().path(),
+            "refused an internal request without this cluster's secret (further refusals are logged every 30 s)"
+        );
+    }
+    let body = r#"{"error":{"code":"unauthenticated","message":"node-to-node requests need the cluster secret"}}"#;
+    (
+        StatusCode::UNAUTHORIZED,
+        [(CONTENT_TYPE, "application/json"), (WWW_AUTHENTICATE, r#"Bearer realm="keyledger-cluster""#)],
+        body,
+    )
+        .into_response()
 }
 
 /// Decodes a bincode request, runs `handle`, encodes its answer.
