@@ -218,15 +218,7 @@ impl LogStore {
         let replayed = Replay::run(&dir)?;
         let (syncer, jobs) = mpsc::channel();
         std::thread::Builder::new().name("raft-log-sync".into()).spawn(move || sync_loop(&jobs))?;
-        let index = Index {
-            first: replayed.first,
-            locations: replayed.locations,
-            purged: replayed.purged,
-            segments: replayed.segments,
-            cache: VecDeque::new(),
-            cache_bytes: 0,
-        };
-        let shared = Arc::new(Shared { index: Mutex::new(index) });
+        let shared = Arc::new(Shared { index: Mutex::new(replayed.index) });
         // Writing goes on after the newest segment's last intact record; whatever follows it was
         // never acknowledged, and is wiped so that it can never be read as a record again.
         let active = match replayed.tail {
@@ -375,12 +367,9 @@ fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> io::Result<T> {
 
 /// The log's state rebuilt from its segments.
 struct Replay {
+    index: Index,
     vote: Option<Vote<NodeId>>,
     committed: Option<LogId<NodeId>>,
-    purged: Option<LogId<NodeId>>,
-    first: u64,
-    locations: VecDeque<Location>,
-    segments: BTreeMap<u64, Arc<File>>,
     segment_last: BTreeMap<u64, u64>,
     tail: Option<Tail>,
 }
@@ -436,16 +425,7 @@ impl Replay {
         if index.locations.is_empty() {
             index.first = index.purged.map_or(0, |p| p.index + 1);
         }
-        Ok(Replay {
-            vote,
-            committed,
-            purged: index.purged,
-            first: index.first,
-            locations: index.locations,
-            segments: index.segments,
-            segment_last,
-            tail,
-        })
+        Ok(Replay { index, vote, committed, segment_last, tail })
     }
 }
 
