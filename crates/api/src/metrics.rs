@@ -309,35 +309,24 @@ impl Metrics {
         out.header("keyledger_build_info", "gauge", "Always 1; the version of keyledger this node runs.");
         out.sample("keyledger_build_info", &[("version", env!("CARGO_PKG_VERSION"))], 1);
 
-        out.header(
+        out.counters(
             "keyledger_verifications_total",
-            "counter",
             "Answers of POST /v1/verify on this node, by result (valid, forbidden, or the code of an invalid key).",
+            "result",
+            VerifyResult::ALL.map(|result| (result.label(), self.verifications[result.slot()].load(Relaxed))),
         );
-        for result in VerifyResult::ALL {
-            let value = self.verifications[result.slot()].load(Relaxed);
-            out.sample("keyledger_verifications_total", &[("result", result.label())], value);
-        }
-
-        out.header(
+        out.counters(
             "keyledger_unauthenticated_requests_total",
-            "counter",
             "Requests refused 401 for want of a valid API key, by reason; counted here, never written to the ledger.",
+            "reason",
+            AuthFailure::ALL.map(|why| (why.label(), self.unauthenticated[why.slot()].load(Relaxed))),
         );
-        for why in AuthFailure::ALL {
-            let value = self.unauthenticated[why.slot()].load(Relaxed);
-            out.sample("keyledger_unauthenticated_requests_total", &[("reason", why.label())], value);
-        }
-
-        out.header(
+        out.counters(
             "keyledger_writes_total",
-            "counter",
             "Writes requested through this node's API, by outcome (the node's own batched events are not counted).",
+            "outcome",
+            WriteOutcome::ALL.map(|outcome| (outcome.label(), self.writes[outcome.slot()].load(Relaxed))),
         );
-        for outcome in WriteOutcome::ALL {
-            let value = self.writes[outcome.slot()].load(Relaxed);
-            out.sample("keyledger_writes_total", &[("outcome", outcome.label())], value);
-        }
 
         // Only cells that have counted something: a zero for each of ~50 routes times five
         // classes would drown the page, and Prometheus client libraries also start a labelled
@@ -567,6 +556,14 @@ impl Exposition {
     fn header(&mut self, name: &str, kind: &str, help: &str) {
         let help = help.replace('\\', "\\\\").replace('\n', "\\n");
         let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    }
+
+    /// A counter family with one label: a sample per `(label value, count)`, in order.
+    fn counters(&mut self, name: &str, help: &str, label: &str, counts: impl IntoIterator<Item = (&'static str, u64)>) {
+        self.header(name, "counter", help);
+        for (value, count) in counts {
+            self.sample(name, &[(label, value)], count);
+        }
     }
 
     /// One sample; `value` as `Display` prints it (an `f64` never with an exponent, which
