@@ -33,7 +33,8 @@
 //! - `membership`: adding a standby node through the API, removing live and dead nodes, a
 //!   removed node refusing to serve; five nodes with two down.
 //! - `peer_auth`: the node-to-node routes refuse requests without the cluster secret (a forged
-//!   leader, vote or removal changes nothing); a node with the wrong secret cannot join.
+//!   leader, vote or removal changes nothing); a node with the wrong secret cannot join; the
+//!   AppendEntries stream drops a peer that sends garbage.
 //! - `key_ops`: update with `If-Match`, lock, rotate and its defaults, scopes, list filters.
 //! - `workflows`: the seed workflows end to end (rotation, self-rotating service accounts,
 //!   namespace admins, locks, limits, the creation switch, expiry, last use, permissions).

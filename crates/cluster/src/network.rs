@@ -1,4 +1,5 @@
-//! The client half of node-to-node RPC: openraft's messages as bincode over HTTP POST.
+//! The client half of node-to-node RPC: openraft's messages as bincode, AppendEntries on a
+//! stream of its own (`raft_stream.rs`), everything else as HTTP POST.
 //!
 //! One `reqwest::Client` (one connection pool) serves every peer. A connection that cannot be
 //! made is `Unreachable` — openraft then backs off instead of hammering a dead node — and
@@ -21,11 +22,12 @@ use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::raft_stream::StreamClient;
 use crate::secret::{ClusterSecret, Throttle};
 
 /// Paths of the internal RPC endpoints (served by [`crate::rpc::router`]).
 pub(crate) mod path {
-    pub(crate) const APPEND: &str = "/internal/raft/append";
+    pub(crate) const STREAM: &str = "/internal/raft/stream";
     pub(crate) const VOTE: &str = "/internal/raft/vote";
     pub(crate) const SNAPSHOT: &str = "/internal/raft/snapshot";
     pub(crate) const PROPOSE: &str = "/internal/propose";
@@ -99,22 +101,31 @@ impl RpcClient {
             })?;
         let status = response.status();
         if status == StatusCode::UNAUTHORIZED {
-            let peer = url.split("/internal/").next().unwrap_or(url);
-            // Heartbeats go ten times a second: say it clearly, but not that often.
-            if self.refusals.due(peer) {
-                tracing::warn!(
-                    %peer,
-                    "the peer refused this node's cluster secret: every node of a cluster must hold the same \
-                     <data-dir>/cluster.secret (further refusals by this peer are logged every 30 s)"
-                );
-            }
-            return Err(CallError::Refused(peer.to_string()));
+            return Err(self.refused(url.split("/internal/").next().unwrap_or(url)));
         }
         let bytes = response.bytes().await.map_err(|e| CallError::Failed(e.to_string()))?;
         if !status.is_success() {
             return Err(CallError::Failed(format!("{url} answered {status}")));
         }
         codec::decode(&bytes).map_err(|e| CallError::Failed(e.to_string()))
+    }
+
+    /// The `Authorization` value every internal request carries.
+    pub(crate) fn secret_header(&self) -> HeaderValue {
+        self.secret.clone()
+    }
+
+    /// The error for a peer that answered `401`, logged at a pace a human can read.
+    pub(crate) fn refused(&self, peer: &str) -> CallError {
+        // Heartbeats go ten times a second: say it clearly, but not that often.
+        if self.refusals.due(peer) {
+            tracing::warn!(
+                %peer,
+                "the peer refused this node's cluster secret: every node of a cluster must hold the same \
+                 <data-dir>/cluster.secret (further refusals by this peer are logged every 30 s)"
+            );
+        }
+        CallError::Refused(peer.to_string())
     }
 }
 
@@ -134,7 +145,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Peer;
 
     async fn new_client(&mut self, target: NodeId, node: &Node) -> Peer {
-        Peer { rpc: self.rpc.clone(), target, base: base_url(&node.addr) }
+        Peer { rpc: self.rpc.clone(), target, base: base_url(&node.addr), stream: None }
     }
 }
 
@@ -143,6 +154,8 @@ pub struct Peer {
     rpc: RpcClient,
     target: NodeId,
     base: String,
+    /// AppendEntries' own connection (`raft_stream.rs`), opened on first use and after a failure.
+    stream: Option<StreamClient>,
 }
 
 impl Peer {
@@ -159,13 +172,34 @@ impl Peer {
     {
         let url = format!("{}{}", self.base, path);
         let answer: Result<Resp, RaftError<NodeId, E>> =
-            self.rpc.call(&url, req, option.hard_ttl()).await.map_err(|e| match e {
-                // A refusal, like a dead peer, makes openraft back off instead of retrying
-                // at once: nothing will change until an operator gives a node the right secret.
-                CallError::Unreachable(_) | CallError::Refused(_) => RPCError::Unreachable(Unreachable::new(&e)),
-                CallError::Failed(_) => RPCError::Network(NetworkError::new(&e)),
-            })?;
+            self.rpc.call(&url, req, option.hard_ttl()).await.map_err(rpc_error)?;
         answer.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+
+    /// One AppendEntries on the stream, opening it first if needed. Any failure drops the
+    /// stream: what is in flight on it is unknown, and AppendEntries may safely be sent again.
+    async fn append_on_stream(
+        &mut self,
+        request: &AppendEntriesRequest<TypeConfig>,
+    ) -> Result<Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>, CallError> {
+        let stream = match &mut self.stream {
+            Some(stream) => stream,
+            None => self.stream.insert(StreamClient::open(&self.rpc, &self.base).await?),
+        };
+        let answer = stream.append(request).await;
+        if answer.is_err() {
+            self.stream = None;
+        }
+        answer
+    }
+}
+
+fn rpc_error<E: std::error::Error>(e: CallError) -> RPCError<NodeId, Node, RaftError<NodeId, E>> {
+    match e {
+        // A refusal, like a dead peer, makes openraft back off instead of retrying
+        // at once: nothing will change until an operator gives a node the right secret.
+        CallError::Unreachable(_) | CallError::Refused(_) => RPCError::Unreachable(Unreachable::new(&e)),
+        CallError::Failed(_) => RPCError::Network(NetworkError::new(&e)),
     }
 }
 
@@ -175,7 +209,15 @@ impl RaftNetwork<TypeConfig> for Peer {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, Node, RaftError<NodeId>>> {
-        self.rpc(path::APPEND, &rpc, &option).await
+        let answer = match tokio::time::timeout(option.hard_ttl(), self.append_on_stream(&rpc)).await {
+            Ok(answer) => answer.map_err(rpc_error)?,
+            Err(_) => {
+                self.stream = None;
+                let e = CallError::Failed(format!("{}: no answer within {:?}", self.base, option.hard_ttl()));
+                return Err(rpc_error(e));
+            }
+        };
+        answer.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
 
     async fn install_snapshot(

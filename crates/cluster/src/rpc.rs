@@ -1,10 +1,12 @@
 //! The server half of node-to-node RPC: `/internal/*` routes, bincode in and out.
 //!
-//! Besides openraft's three messages this carries keyledger's own: `propose` (a follower
-//! forwarding complete proposals to the leader, batched), `join` (a new node asking to be added),
-//! `members` (an add or remove passed to the leader), `removed` (the leader telling a node it
-//! was removed), `read-index` (a follower's linearizable read asking the leader) and `status` (a node's applied index and
-//! ledger head, for `/v1/cluster`).
+//! openraft's AppendEntries comes on a stream of its own (`raft_stream.rs`, upgraded from
+//! `GET /internal/raft/stream`); its votes and snapshot chunks come here. Besides those this
+//! carries keyledger's own: `propose` (a follower forwarding complete proposals to the leader,
+//! batched), `join` (a new node asking to be added), `members` (an add or remove passed to the
+//! leader), `removed` (the leader telling a node it was removed), `read-index` (a follower's
+//! linearizable read asking the leader) and `status` (a node's applied index and ledger head,
+//! for `/v1/cluster`).
 //!
 //! Every route answers only a request that shows the cluster secret (`secret.rs`); any other
 //! gets `401` before its body is read, so a stranger who reaches the port cannot pose as a
@@ -19,7 +21,7 @@ use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::Router;
 use keyledger_ledger::codec;
 use keyledger_model::{ChainHead, Proposal};
@@ -53,7 +55,7 @@ pub fn router(node: Arc<ClusterNode>) -> Router {
     let inbound = Arc::new(SnapshotInbound::default());
     let gate = Arc::new(Gate { secret: node.cluster_secret().clone(), refusals: Throttle::default() });
     Router::new()
-        .route(path::APPEND, post(append))
+        .route(path::STREAM, get(crate::raft_stream::accept))
         .route(path::VOTE, post(vote))
         .route(
             path::SNAPSHOT,
@@ -115,10 +117,6 @@ fn encode<T: Serialize>(value: &T) -> Response {
         Ok(bytes) => bytes.into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
-}
-
-async fn append(State(node): State<Arc<ClusterNode>>, body: Bytes) -> Response {
-    serve(body, |req| async move { node.raft().append_entries(req).await }).await
 }
 
 async fn vote(State(node): State<Arc<ClusterNode>>, body: Bytes) -> Response {

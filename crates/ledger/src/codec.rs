@@ -8,10 +8,17 @@ use serde::Serialize;
 pub const RECORD_VERSION: u8 = 1;
 
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
-    let mut out = vec![RECORD_VERSION];
-    bincode::serde::encode_into_std_write(value, &mut out, bincode::config::standard())
-        .map_err(|e| CodecError(e.to_string()))?;
+    let mut out = Vec::new();
+    encode_into(value, &mut out)?;
     Ok(out)
+}
+
+/// Appends the encoded `value` to `out` (for framing without a second copy).
+pub fn encode_into<T: Serialize>(value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
+    out.push(RECORD_VERSION);
+    bincode::serde::encode_into_std_write(value, out, bincode::config::standard())
+        .map_err(|e| CodecError(e.to_string()))?;
+    Ok(())
 }
 
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {

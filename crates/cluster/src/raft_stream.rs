@@ -1,0 +1,216 @@
+//! AppendEntries over one long-lived connection per follower, instead of one HTTP request each.
+//!
+//! Why: a one-client write waits for one AppendEntries round trip, and as an HTTP request that
+//! round trip took ~0.4 ms more than the follower's own work (docs/benchmarks.md). openraft
+//! replicates to a follower strictly one request at a time, so the exchange needs no HTTP: the
+//! leader opens `GET /internal/raft/stream` with the cluster secret and `Upgrade:
+//! keyledger-raft/1`, the follower answers `101`, and from then on the connection carries
+//! frames, one answer per request.
+//!
+//! A frame is `[payload length: u32 LE][payload]`, the payload `codec`'s versioned bincode: an
+//! `AppendEntriesRequest` from the leader, a `Result<AppendEntriesResponse, RaftError>` back.
+//! Anything unexpected (a bad frame, a timeout, a closed socket) drops the connection; the next
+//! call opens a new one. Votes and snapshot chunks stay plain requests (`rpc.rs`): a vote goes
+//! to a fresh client each election, and a snapshot's chunks pause elections while they last.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::header::{AUTHORIZATION, CONNECTION, HOST, UPGRADE};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use hyper_util::rt::TokioIo;
+use keyledger_ledger::{codec, NodeId, TypeConfig};
+use openraft::error::RaftError;
+use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+use crate::network::{path, CallError, RpcClient};
+use crate::node::ClusterNode;
+
+/// The protocol named in `Upgrade`; a new frame format gets a new name.
+const PROTOCOL: &str = "keyledger-raft/1";
+
+/// The largest frame either side accepts: a batch of entries is bounded by openraft's
+/// `max_payload_entries`, far below this; the same limit as an internal request body.
+const MAX_FRAME: usize = 64 * 1024 * 1024;
+
+/// A follower closes a connection that has carried nothing for this long. A live leader
+/// sends a heartbeat every 100 ms; a silent connection is one whose leader vanished behind a
+/// partition without closing it.
+const IDLE: Duration = Duration::from_secs(30);
+
+/// What one AppendEntries call answers: the follower's verdict, or its Raft error.
+type AppendAnswer = Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>;
+
+/// The leader's end of one stream to one follower.
+pub(crate) struct StreamClient {
+    io: BufReader<TcpStream>,
+    /// The frame being written or read, reused between calls.
+    buf: Vec<u8>,
+}
+
+impl StreamClient {
+    /// Connects to the peer at `base` (`http://host:port`) and upgrades the connection.
+    pub(crate) async fn open(rpc: &RpcClient, base: &str) -> Result<StreamClient, CallError> {
+        let authority = base
+            .strip_prefix("http://")
+            .ok_or_else(|| CallError::Failed(format!("{base}: the raft stream needs an http:// address")))?;
+        let tcp = TcpStream::connect(authority).await.map_err(|_| CallError::Unreachable(base.to_string()))?;
+        // Frames larger than one segment must not wait for an ACK (Nagle's algorithm).
+        tcp.set_nodelay(true).map_err(|e| CallError::Failed(e.to_string()))?;
+        let failed = |e: hyper::Error| CallError::Failed(format!("{base}: {e}"));
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.map_err(failed)?;
+        // Drives the HTTP exchange until the upgrade hands the socket over.
+        tokio::spawn(connection.with_upgrades());
+        let request = axum::http::Request::get(path::STREAM)
+            .header(HOST, authority)
+            .header(AUTHORIZATION, rpc.secret_header())
+            .header(CONNECTION, "upgrade")
+            .header(UPGRADE, PROTOCOL)
+            .body(Body::empty())
+            .map_err(|e| CallError::Failed(e.to_string()))?;
+        let response = sender.send_request(request).await.map_err(failed)?;
+        match response.status() {
+            StatusCode::SWITCHING_PROTOCOLS => {}
+            StatusCode::UNAUTHORIZED => return Err(rpc.refused(base)),
+            status => return Err(CallError::Failed(format!("{base} answered {status} to the raft stream"))),
+        }
+        let upgraded = hyper::upgrade::on(response).await.map_err(failed)?;
+        let parts = upgraded
+            .downcast::<TokioIo<TcpStream>>()
+            .map_err(|_| CallError::Failed("the upgraded connection is not the socket we opened".into()))?;
+        // The follower sends nothing before it is asked, so nothing can be buffered yet.
+        if !parts.read_buf.is_empty() {
+            return Err(CallError::Failed(format!("{base} sent bytes before any request")));
+        }
+        Ok(StreamClient { io: BufReader::new(parts.io.into_inner()), buf: Vec::new() })
+    }
+
+    /// Sends one AppendEntries and waits for its answer.
+    pub(crate) async fn append(
+        &mut self,
+        request: &AppendEntriesRequest<TypeConfig>,
+    ) -> Result<AppendAnswer, CallError> {
+        let failed = |e: io::Error| CallError::Failed(format!("raft stream: {e}"));
+        write_frame(self.io.get_mut(), request, &mut self.buf).await.map_err(failed)?;
+        read_frame(&mut self.io, &mut self.buf).await.map_err(failed)
+    }
+}
+
+/// `GET /internal/raft/stream` (behind the cluster secret, like every internal route): upgrades
+/// the connection and serves AppendEntries on it until the leader closes it.
+pub(crate) async fn accept(State(node): State<Arc<ClusterNode>>, mut request: Request) -> Response {
+    if request.headers().get(UPGRADE).map(HeaderValue::as_bytes) != Some(PROTOCOL.as_bytes()) {
+        let message = format!("this route serves only `Upgrade: {PROTOCOL}`");
+        return (StatusCode::BAD_REQUEST, message).into_response();
+    }
+    let upgrade = hyper::upgrade::on(&mut request);
+    tokio::spawn(async move {
+        match upgrade.await {
+            Ok(upgraded) => serve(node, TokioIo::new(upgraded)).await,
+            Err(e) => tracing::debug!(error = %e, "raft stream upgrade failed"),
+        }
+    });
+    (StatusCode::SWITCHING_PROTOCOLS, [(CONNECTION, "upgrade"), (UPGRADE, PROTOCOL)]).into_response()
+}
+
+/// Answers one leader's AppendEntries, in order, until it hangs up, goes silent or misbehaves.
+async fn serve<IO: AsyncRead + AsyncWrite + Unpin>(node: Arc<ClusterNode>, io: IO) {
+    let mut io = BufReader::new(io);
+    let mut buf = Vec::new();
+    loop {
+        let request: AppendEntriesRequest<TypeConfig> =
+            match tokio::time::timeout(IDLE, read_frame(&mut io, &mut buf)).await {
+                Ok(Ok(request)) => request,
+                Ok(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => return,
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "raft stream closed on a bad frame");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!("raft stream idle for {IDLE:?}: closed");
+                    return;
+                }
+            };
+        let answer: AppendAnswer = node.raft().append_entries(request).await;
+        if let Err(e) = write_frame(io.get_mut(), &answer, &mut buf).await {
+            tracing::debug!(error = %e, "raft stream: cannot answer");
+            return;
+        }
+    }
+}
+
+/// Writes `value` as one frame with one `write_all`, so a frame is never split by a flush.
+async fn write_frame<W: AsyncWrite + Unpin, T: Serialize>(io: &mut W, value: &T, buf: &mut Vec<u8>) -> io::Result<()> {
+    buf.clear();
+    buf.extend_from_slice(&[0; 4]);
+    codec::encode_into(value, buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    let length = buf.len() - 4;
+    if length > MAX_FRAME {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("a {length}-byte frame is over the limit")));
+    }
+    buf[..4].copy_from_slice(&(length as u32).to_le_bytes());
+    io.write_all(buf).await
+}
+
+/// Reads one frame and decodes it.
+async fn read_frame<R: AsyncRead + Unpin, T: DeserializeOwned>(io: &mut R, buf: &mut Vec<u8>) -> io::Result<T> {
+    let length = io.read_u32_le().await? as usize;
+    if length > MAX_FRAME {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("a {length}-byte frame is over the limit")));
+    }
+    buf.clear();
+    buf.resize(length, 0);
+    io.read_exact(buf).await?;
+    codec::decode(buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_frame_reads_back_as_written() {
+        let (mut a, mut b) = tokio::io::duplex(1024);
+        let mut buf = Vec::new();
+        write_frame(&mut a, &(7u64, "seven".to_string()), &mut buf).await.unwrap();
+        let back: (u64, String) = read_frame(&mut b, &mut Vec::new()).await.unwrap();
+        assert_eq!(back, (7, "seven".to_string()));
+    }
+
+    #[tokio::test]
+    async fn a_frame_claiming_more_than_the_limit_is_refused_before_it_is_read() {
+        let (mut a, mut b) = tokio::io::duplex(1024);
+        a.write_all(&((MAX_FRAME as u32) + 1).to_le_bytes()).await.unwrap();
+        let error = read_frame::<_, u64>(&mut b, &mut Vec::new()).await.unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[tokio::test]
+    async fn a_truncated_frame_is_an_unexpected_end() {
+        let (mut a, mut b) = tokio::io::duplex(1024);
+        a.write_all(&10u32.to_le_bytes()).await.unwrap();
+        a.write_all(&[1, 2, 3]).await.unwrap();
+        drop(a);
+        let error = read_frame::<_, u64>(&mut b, &mut Vec::new()).await.unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof);
+    }
+
+    #[tokio::test]
+    async fn a_frame_that_does_not_decode_is_invalid_data() {
+        let (mut a, mut b) = tokio::io::duplex(1024);
+        let mut frame = 3u32.to_le_bytes().to_vec();
+        frame.extend_from_slice(&[99, 0, 0]); // an unknown codec version
+        a.write_all(&frame).await.unwrap();
+        let error = read_frame::<_, u64>(&mut b, &mut Vec::new()).await.unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+    }
+}
