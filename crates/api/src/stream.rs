@@ -101,8 +101,12 @@ fn follow(app: AppState, account: AccountId, after: u64) -> impl Stream<Item = R
                 ready = chunk.into_iter().rev().collect();
                 continue;
             }
-            // Caught up: wait for this node to apply more (or look again after a while).
-            let _ = tokio::time::timeout(IDLE_CHECK, applied.changed()).await;
+            // Caught up: wait for this node to apply more (or look again after a while). Reading
+            // writes what applies have staged, so a busy ledger is read once per staging period
+            // rather than after every apply, which would write each apply's batch on its own.
+            if let Ok(Ok(())) = tokio::time::timeout(IDLE_CHECK, applied.changed()).await {
+                tokio::time::sleep(keyledger_ledger::PENDING_AGE).await;
+            }
         }
     })
 }

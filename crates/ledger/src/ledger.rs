@@ -231,8 +231,9 @@ pub(crate) struct Pending {
 
 /// A staged batch is written once it holds this many events,
 const PENDING_EVENTS: usize = 4096;
-/// or once it is this old when an apply ends.
-const PENDING_AGE: Duration = Duration::from_millis(50);
+/// or once it is this old when an apply ends. (A reader that follows new events waits this
+/// long between reads, so it does not make every apply write its batch alone.)
+pub const PENDING_AGE: Duration = Duration::from_millis(50);
 
 impl Pending {
     pub(crate) fn new(batch: LedgerBatch) -> Pending {

@@ -25,7 +25,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use keyledger_model::{Outcome, Proposal};
-pub use ledger::{Ledger, LedgerError};
+pub use ledger::{Ledger, LedgerError, PENDING_AGE};
 pub use log_store::{LogReader, LogStore};
 pub use snapshot::SnapshotFile;
 pub use state_machine::{SnapshotBuilder, StateMachine};
