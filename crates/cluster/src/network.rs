@@ -177,15 +177,21 @@ impl Peer {
     }
 
     /// One AppendEntries on the stream, opening it first if needed. Any failure drops the
-    /// stream: what is in flight on it is unknown, and AppendEntries may safely be sent again.
+    /// stream: what is in flight on it is unknown. A stream that had been idle may have been
+    /// closed by the peer meanwhile (it restarted), so a failure on one is retried once on a
+    /// new stream: AppendEntries may safely be sent again.
     async fn append_on_stream(
         &mut self,
         request: &AppendEntriesRequest<TypeConfig>,
     ) -> Result<Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>, CallError> {
-        let stream = match &mut self.stream {
-            Some(stream) => stream,
-            None => self.stream.insert(StreamClient::open(&self.rpc, &self.base).await?),
-        };
+        if let Some(stream) = &mut self.stream {
+            match stream.append(request).await {
+                Ok(answer) => return Ok(answer),
+                Err(e) => tracing::debug!(peer = %self.base, error = %e, "raft stream broke; opening another"),
+            }
+            self.stream = None;
+        }
+        let stream = self.stream.insert(StreamClient::open(&self.rpc, &self.base).await?);
         let answer = stream.append(request).await;
         if answer.is_err() {
             self.stream = None;

@@ -46,6 +46,10 @@ const MAX_FRAME: usize = 64 * 1024 * 1024;
 /// partition without closing it.
 const IDLE: Duration = Duration::from_secs(30);
 
+/// How long the HTTP exchange that opens a stream may take at most (each call has its own,
+/// shorter deadline; this only bounds the task that drives the exchange).
+const UPGRADE_DEADLINE: Duration = Duration::from_secs(10);
+
 /// What one AppendEntries call answers: the follower's verdict, or its Raft error.
 type AppendAnswer = Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>;
 
@@ -68,8 +72,9 @@ impl StreamClient {
         let failed = |e: hyper::Error| CallError::Failed(format!("{base}: {e}"));
         let (mut sender, connection) =
             hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.map_err(failed)?;
-        // Drives the HTTP exchange until the upgrade hands the socket over.
-        tokio::spawn(connection.with_upgrades());
+        // Drives the HTTP exchange until the upgrade hands the socket over; one that never
+        // finishes (a peer that stops answering midway) is dropped rather than left waiting.
+        tokio::spawn(tokio::time::timeout(UPGRADE_DEADLINE, connection.with_upgrades()));
         let request = axum::http::Request::get(path::STREAM)
             .header(HOST, authority)
             .header(AUTHORIZATION, rpc.secret_header())
