@@ -538,6 +538,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }
         staged.staged((state.head().seq - head_before) as usize);
         ledger.grow_tree(staged.batch.growth());
+        // Everything in memory is updated: verifications on other threads need not wait for
+        // the write below (milliseconds of sled inserts).
+        drop(state);
         if staged.due() {
             write_staged(ledger.tree(), &mut pending).map_err(write_err)?;
         }
