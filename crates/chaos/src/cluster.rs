@@ -13,6 +13,9 @@ use keyledger_client::Client;
 
 use crate::net::Net;
 
+/// The nodes' `--snapshot-logs`: a snapshot every 1,000 log entries, a few dozen in a long run.
+const SNAPSHOT_LOGS: u64 = 1_000;
+
 /// How often a waiting check is retried.
 pub const POLL_EVERY: Duration = Duration::from_millis(50);
 
@@ -56,7 +59,10 @@ impl Node {
         cmd.arg("serve")
             .args(["--node-id", &self.id.to_string(), "--listen", &self.listen])
             .arg("--data-dir")
-            .arg(&self.data_dir);
+            .arg(&self.data_dir)
+            // Far below the default, so kills and partitions keep meeting log compaction and
+            // nodes that come back after it catch up by snapshot.
+            .args(["--snapshot-logs", &SNAPSHOT_LOGS.to_string()]);
         if let Some(join) = &self.join {
             cmd.args(["--join", join]);
         }
