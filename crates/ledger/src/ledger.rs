@@ -1,5 +1,6 @@
-//! The ledger: every accepted event, forever, in tree `ledger` under `e` + big-endian seq,
-//! next to the state machine's own bookkeeping (`m:` keys) so one sled batch moves both.
+//! The ledger: every accepted event, forever, in tree `ledger` in blocks of consecutive events
+//! ([`crate::event_blocks`]), next to the state machine's own bookkeeping (`m:` keys) so one
+//! sled batch moves both.
 //!
 //! [`Ledger`] is also the read side the API uses: the in-memory [`State`] (verification
 //! index + admin read model) behind a `RwLock`, and ranged reads of stored events.
@@ -11,13 +12,12 @@ use std::time::{Duration, Instant};
 use keyledger_model::merkle::{self, Frontier, ProofError, TreeHash};
 use keyledger_model::{AccountId, KeyId, LedgerEntry, State};
 
-use crate::codec::{self, CodecError};
+use crate::codec::CodecError;
+use crate::event_blocks;
 use crate::merkle_store::{
     has_current_layout, legacy_stored_size, move_to_current_layout, LedgerBatch, StoredNodes, TreeGrowth, UpperLevels,
     TREE_PREFIX,
 };
-
-pub(crate) const EVENT_PREFIX: u8 = b'e';
 
 /// Prefix of the per-key index: `k` + key id + big-endian seq of the record's first event →
 /// the big-endian seqs of up to [`KEY_RECORD_EVENTS`] of that key's events, so a key's history
@@ -157,12 +157,6 @@ fn decode_run(key: &[u8], value: &[u8]) -> Result<(u64, u64), LedgerError> {
     Ok((first, last))
 }
 
-/// Writes an event into `batch` (its index records and tree nodes are the caller's).
-pub(crate) fn put_entry(batch: &mut sled::Batch, entry: &LedgerEntry) -> Result<(), CodecError> {
-    batch.insert(&event_key(entry.event.seq), codec::encode(entry)?);
-    Ok(())
-}
-
 /// Writes the index records of an event: its account's run — continuing the run of the event
 /// before it when that is the same account's — and its key's (both keys', for a rotation).
 pub(crate) fn put_indexes(
@@ -186,12 +180,6 @@ pub(crate) fn put_indexes(
         tails.put_key_event(batch, replacement, seq)?;
     }
     Ok(())
-}
-
-pub(crate) fn event_key(seq: u64) -> [u8; 9] {
-    let mut key = [EVENT_PREFIX; 9];
-    key[1..].copy_from_slice(&seq.to_be_bytes());
-    key
 }
 
 /// Shared handle to the ledger tree and the state built from it.
@@ -252,8 +240,8 @@ impl Pending {
 /// Writes the staged batch of `pending`, if any. On failure it stays staged (nothing of it was
 /// written: a sled batch is atomic).
 pub(crate) fn write_staged(tree: &sled::Tree, pending: &mut Option<Pending>) -> Result<(), LedgerError> {
-    if let Some(staged) = pending.as_ref() {
-        tree.apply_batch(staged.batch.sled_batch_ref().clone())?;
+    if let Some(staged) = pending.as_mut() {
+        tree.apply_batch(staged.batch.sealed_batch())?;
         *pending = None;
     }
     Ok(())
@@ -366,7 +354,7 @@ impl Ledger {
 
     /// The stored event at `seq`, if there is one.
     pub fn entry(&self, seq: u64) -> Result<Option<LedgerEntry>, LedgerError> {
-        self.read_tree()?.get(event_key(seq))?.map(|bytes| Ok(codec::decode(&bytes)?)).transpose()
+        event_blocks::get(self.read_tree()?, seq)
     }
 
     /// The current state, for reads. Hold the guard briefly: apply waits for it.
@@ -485,18 +473,16 @@ impl Ledger {
     /// The event at `seq`, which the `index` names.
     fn indexed_entry(&self, seq: u64, index: &str) -> Result<LedgerEntry, LedgerError> {
         // Only called by readers that have written what was staged.
-        let bytes = self.inner.tree.get(event_key(seq))?.ok_or_else(|| LedgerError::Damaged {
+        event_blocks::get(&self.inner.tree, seq)?.ok_or_else(|| LedgerError::Damaged {
             seq,
             why: format!("the {index} index names an event that is not stored"),
-        })?;
-        Ok(codec::decode::<LedgerEntry>(&bytes)?)
+        })
     }
 
     /// Stored events with `seq` in `from..=to`, oldest first.
     pub fn entries(&self, from: u64, to: u64) -> impl Iterator<Item = Result<LedgerEntry, LedgerError>> + '_ {
         let (written, tree) = self.tree_for_iterating();
-        written
-            .chain(tree.range(event_key(from)..=event_key(to)).map(|item| Ok(codec::decode::<LedgerEntry>(&item?.1)?)))
+        written.chain(event_blocks::entries(tree, from, to))
     }
 }
 
@@ -519,10 +505,10 @@ impl merkle::NodeSource for CachedNodes<'_> {
 
 /// The account-index run that ends at the last stored event (`head_seq`), if any.
 pub(crate) fn stored_account_tail(tree: &sled::Tree, head_seq: u64) -> Result<Option<AccountRun>, LedgerError> {
-    let Some(bytes) = tree.get(event_key(head_seq))? else {
+    let Some(entry) = event_blocks::get(tree, head_seq)? else {
         return Ok(None);
     };
-    let account = codec::decode::<LedgerEntry>(&bytes)?.event.account;
+    let account = entry.event.account;
     let record = tree.range(account_index_key(&account, 0)..=account_index_key(&account, head_seq)).next_back();
     let Some(record) = record else {
         return Ok(None);
@@ -552,9 +538,8 @@ fn open_tree(db: &sled::Db, tree: &sled::Tree, head_seq: u64) -> Result<Frontier
     let frontier = Frontier::from_source(&StoredNodes(tree), stored)?;
     let mut batch = LedgerBatch::new(frontier);
     move_to_current_layout(tree, batch.sled_batch())?;
-    for item in tree.range(event_key(stored + 1)..=event_key(head_seq)) {
-        let entry: LedgerEntry = codec::decode(&item?.1)?;
-        batch.put_tree_only(&entry);
+    for entry in event_blocks::entries(tree, stored + 1, head_seq) {
+        batch.put_tree_only(&entry?);
     }
     let (batch, growth) = batch.finish();
     tree.apply_batch(batch)?;
@@ -608,10 +593,11 @@ pub(crate) fn remove_derived(tree: &sled::Tree, batch: &mut sled::Batch) -> Resu
 const REBUILD_CHUNK: usize = 4096;
 
 /// The state built from every stored event, each checked: decoding and recomputing hashes (the
-/// bulk of the work) run on a second thread while this one reads the next chunk from sled, and
-/// the chain links, `evolve` and `each` follow in order.
+/// bulk of the work) run on a second thread while this one reads the next chunk of blocks from
+/// sled, and the chain links, `evolve` and `each` follow in order.
 fn rebuild_state(tree: &sled::Tree, mut each: impl FnMut(&LedgerEntry)) -> Result<State, LedgerError> {
     let mut state = State::new();
+    let blocks_per_chunk = REBUILD_CHUNK / event_blocks::BLOCK_EVENTS as usize;
     std::thread::scope(|scope| {
         let mut checking: Option<std::thread::ScopedJoinHandle<'_, Result<Vec<LedgerEntry>, LedgerError>>> = None;
         let mut absorb = |state: &mut State, checked: Result<Vec<LedgerEntry>, LedgerError>| {
@@ -622,17 +608,17 @@ fn rebuild_state(tree: &sled::Tree, mut each: impl FnMut(&LedgerEntry)) -> Resul
             }
             Ok::<(), LedgerError>(())
         };
-        let mut chunk = Vec::with_capacity(REBUILD_CHUNK);
-        let mut items = tree.scan_prefix([EVENT_PREFIX]);
+        let mut chunk = Vec::with_capacity(blocks_per_chunk);
+        let mut blocks = event_blocks::blocks(tree, 1, u64::MAX);
         loop {
-            let item = items.next().transpose()?;
-            let done = item.is_none();
-            chunk.extend(item.map(|(_, bytes)| bytes));
-            if chunk.len() < REBUILD_CHUNK && !done {
+            let block = blocks.next().transpose()?;
+            let done = block.is_none();
+            chunk.extend(block);
+            if chunk.len() < blocks_per_chunk && !done {
                 continue;
             }
-            let raw = std::mem::replace(&mut chunk, Vec::with_capacity(REBUILD_CHUNK));
-            let next = scope.spawn(move || raw.iter().map(|bytes| decode_checked(bytes)).collect());
+            let raw = std::mem::replace(&mut chunk, Vec::with_capacity(blocks_per_chunk));
+            let next = scope.spawn(move || decode_checked(&raw));
             if let Some(previous) = checking.replace(next) {
                 absorb(&mut state, previous.join().expect("checking events does not panic"))?;
             }
@@ -645,11 +631,19 @@ fn rebuild_state(tree: &sled::Tree, mut each: impl FnMut(&LedgerEntry)) -> Resul
     })
 }
 
-/// A stored entry, decoded, whose content matches its hashes and its key digest.
-fn decode_checked(bytes: &[u8]) -> Result<LedgerEntry, LedgerError> {
-    let entry: LedgerEntry = codec::decode(bytes)?;
-    check_content(&entry)?;
-    Ok(entry)
+/// The entries of stored blocks, decoded, each one's content matching its hashes and its key
+/// digest.
+fn decode_checked(blocks: &[(u64, sled::IVec)]) -> Result<Vec<LedgerEntry>, LedgerError> {
+    let mut entries = Vec::with_capacity(blocks.len() * event_blocks::BLOCK_EVENTS as usize);
+    for (number, bytes) in blocks {
+        for record in event_blocks::records(*number, bytes) {
+            let (seq, record) = record?;
+            let entry = event_blocks::decode_at(seq, record)?;
+            check_content(&entry)?;
+            entries.push(entry);
+        }
+    }
+    Ok(entries)
 }
 
 /// Refuses an entry that does not continue the chain the state has reached.

@@ -13,6 +13,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod codec;
+mod event_blocks;
 mod ledger;
 mod log_migration;
 mod log_store;
@@ -95,7 +96,12 @@ fn open_db(dir: &Path) -> Result<sled::Db, LedgerError> {
                 }
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
-            opened => return Ok(opened?),
+            opened => {
+                let db = opened?;
+                // Before anything reads the ledger: older versions stored one key per event.
+                event_blocks::move_legacy_events(&db)?;
+                return Ok(db);
+            }
         }
     }
 }

@@ -10,7 +10,8 @@ use keyledger_model::merkle::{self, Frontier, NodeSource, TreeHash};
 use keyledger_model::{ChainHash, LedgerEntry};
 
 use crate::codec;
-use crate::ledger::{event_key, put_entry, put_indexes, AccountRun, IndexTails, Ledger, LedgerError};
+use crate::event_blocks::{self, BlockWriter};
+use crate::ledger::{put_indexes, AccountRun, IndexTails, Ledger, LedgerError};
 
 pub(crate) const TREE_PREFIX: u8 = b't';
 
@@ -136,9 +137,8 @@ impl StoredNodes<'_> {
         let first = (index << level) + 1;
         let last = (index + 1) << level;
         let mut hashes = Vec::with_capacity(1 << level);
-        for item in self.0.range(event_key(first)..=event_key(last)) {
-            let entry: LedgerEntry = codec::decode(&item?.1)?;
-            hashes.push(leaf_of(&entry.event.hash));
+        for entry in event_blocks::entries(self.0, first, last) {
+            hashes.push(leaf_of(&entry?.event.hash));
         }
         if hashes.len() as u64 != last - first + 1 {
             return Err(LedgerError::Damaged {
@@ -168,11 +168,12 @@ pub(crate) fn legacy_stored_size(tree: &sled::Tree) -> Result<u64, LedgerError> 
     })
 }
 
-/// Ledger entries on their way into one sled batch: events, their index records and the
+/// Ledger entries on their way into one sled batch: events (in blocks), their index records and the
 /// Merkle nodes they complete. Nodes not yet written are kept here too, so a checkpoint can be
 /// checked against events applied earlier in the same batch.
 pub(crate) struct LedgerBatch {
     batch: sled::Batch,
+    events: BlockWriter,
     frontier: Frontier,
     unwritten: HashMap<(u32, u64), TreeHash>,
     upper: Vec<(u32, u64, TreeHash)>,
@@ -189,27 +190,37 @@ pub(crate) struct TreeGrowth {
 }
 
 impl LedgerBatch {
-    /// A batch that continues a tree whose right edge is `frontier`, writing indexes from
-    /// scratch (a ledger built from its first event).
+    /// A batch that continues a tree whose right edge is `frontier`, writing indexes (and
+    /// events, if any) from scratch: a ledger built from its first event.
     pub(crate) fn new(frontier: Frontier) -> LedgerBatch {
-        let batch = sled::Batch::default();
-        LedgerBatch { batch, frontier, unwritten: HashMap::new(), upper: Vec::new(), tails: IndexTails::fresh() }
+        LedgerBatch {
+            batch: sled::Batch::default(),
+            events: BlockWriter::new(None),
+            frontier,
+            unwritten: HashMap::new(),
+            upper: Vec::new(),
+            tails: IndexTails::fresh(),
+        }
     }
 
     /// A batch that continues everything `ledger` has stored.
     pub(crate) fn continuing(ledger: &Ledger) -> LedgerBatch {
-        LedgerBatch { tails: IndexTails::continuing(ledger), ..LedgerBatch::new(ledger.frontier()) }
+        LedgerBatch {
+            events: BlockWriter::new(Some(ledger.tree().clone())),
+            tails: IndexTails::continuing(ledger),
+            ..LedgerBatch::new(ledger.frontier())
+        }
     }
 
     /// A batch that continues what `tree` stores, up to `frontier`'s size (a snapshot install
     /// writing in many batches).
     pub(crate) fn continuing_stored(tree: &sled::Tree, frontier: Frontier) -> Result<LedgerBatch, LedgerError> {
         let tails = IndexTails::continuing_stored(tree, frontier.size())?;
-        Ok(LedgerBatch { tails, ..LedgerBatch::new(frontier) })
+        Ok(LedgerBatch { events: BlockWriter::new(Some(tree.clone())), tails, ..LedgerBatch::new(frontier) })
     }
 
     pub(crate) fn put(&mut self, entry: &LedgerEntry) -> Result<(), LedgerError> {
-        put_entry(&mut self.batch, entry)?;
+        self.events.put(&mut self.batch, entry.event.seq, &codec::encode(entry)?)?;
         self.put_derived(entry)
     }
 
@@ -240,8 +251,11 @@ impl LedgerBatch {
         &mut self.batch
     }
 
-    pub(crate) fn sled_batch_ref(&self) -> &sled::Batch {
-        &self.batch
+    /// A copy of the sled batch as it stands, with the open event block as far as it is filled
+    /// (the batch goes on staging).
+    pub(crate) fn sealed_batch(&mut self) -> sled::Batch {
+        self.events.seal(&mut self.batch);
+        self.batch.clone()
     }
 
     /// How the tree has grown so far (the batch goes on staging): its right edge, the upper
@@ -270,7 +284,8 @@ impl LedgerBatch {
     }
 
     /// The sled batch to apply, and how the tree grows once it is applied.
-    pub(crate) fn finish(self) -> (sled::Batch, TreeGrowth) {
+    pub(crate) fn finish(mut self) -> (sled::Batch, TreeGrowth) {
+        self.events.seal(&mut self.batch);
         (self.batch, TreeGrowth { frontier: self.frontier, upper: self.upper, account_tail: self.tails.account })
     }
 }

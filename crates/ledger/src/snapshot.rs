@@ -19,7 +19,8 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncSeek, AsyncWrite, ReadBuf};
 
 use crate::codec;
-use crate::ledger::{check_link, event_key, LedgerError};
+use crate::event_blocks;
+use crate::ledger::{check_link, LedgerError};
 
 /// The snapshot directory inside a data dir.
 pub(crate) const DIR: &str = "snapshots";
@@ -199,10 +200,8 @@ fn write_to(
     let head = match head_seq {
         0 => ChainHead::EMPTY,
         seq => {
-            let bytes = tree
-                .get(event_key(seq))?
+            let entry = event_blocks::get(tree, seq)?
                 .ok_or_else(|| LedgerError::Damaged { seq, why: "the snapshot's last event is not stored".into() })?;
-            let entry: LedgerEntry = codec::decode(&bytes)?;
             ChainHead { seq, hash: entry.event.hash }
         }
     };
@@ -215,16 +214,14 @@ fn write_to(
         write_frame(&mut out, &codec::encode(&(key, record))?)?;
     }
     let mut next = 1;
-    if head_seq > 0 {
-        for item in tree.range(event_key(1)..=event_key(head_seq)) {
-            let (key, value) = item?;
-            if key.as_ref() != event_key(next) {
-                return Err(LedgerError::Damaged { seq: next, why: "sequence gap in the stored ledger".into() });
-            }
-            write_frame(&mut out, &value)?;
-            next += 1;
+    event_blocks::for_each_raw(tree, 1, head_seq, |seq, bytes| {
+        if seq != next {
+            return Err(LedgerError::Damaged { seq: next, why: "sequence gap in the stored ledger".into() });
         }
-    }
+        write_frame(&mut out, bytes)?;
+        next += 1;
+        Ok(())
+    })?;
     if next != head_seq + 1 {
         return Err(LedgerError::Damaged { seq: next, why: "the stored ledger ends early".into() });
     }

@@ -24,7 +24,8 @@ use openraft::{
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{self, CodecError};
-use crate::ledger::{write_staged, Ledger, LedgerError, Pending, ACCOUNT_INDEX_PREFIX, EVENT_PREFIX, KEY_INDEX_PREFIX};
+use crate::event_blocks::{self, BLOCK_PREFIX, LEGACY_EVENT_PREFIX};
+use crate::ledger::{write_staged, Ledger, LedgerError, Pending, ACCOUNT_INDEX_PREFIX, KEY_INDEX_PREFIX};
 use crate::merkle_store::{LedgerBatch, StoredNodes, TREE_PREFIX};
 use crate::snapshot::{self, SnapshotFile};
 use crate::{Node, NodeId, Proposals, TypeConfig};
@@ -221,13 +222,10 @@ fn stored_record_key(key: &RecordKey) -> Result<Vec<u8>, CodecError> {
 
 /// The last stored event's seq and hash.
 fn stored_head(tree: &sled::Tree) -> Result<ChainHead, LedgerError> {
-    match tree.scan_prefix([EVENT_PREFIX]).next_back() {
-        None => Ok(ChainHead::EMPTY),
-        Some(item) => {
-            let entry: LedgerEntry = codec::decode(&item?.1)?;
-            Ok(ChainHead { seq: entry.event.seq, hash: entry.event.hash })
-        }
-    }
+    Ok(match event_blocks::last(tree)? {
+        None => ChainHead::EMPTY,
+        Some(entry) => ChainHead { seq: entry.event.seq, hash: entry.event.hash },
+    })
 }
 
 /// Counts sled batches for the test hook that interrupts installs.
@@ -278,7 +276,8 @@ fn write_from_file(
 ) -> Result<Frontier, LedgerError> {
     let mut batches = Batches { applied: 0, stop_after };
     if marker.replace_all {
-        remove_prefixes(tree, &[EVENT_PREFIX, KEY_INDEX_PREFIX, ACCOUNT_INDEX_PREFIX, TREE_PREFIX], &mut batches)?;
+        let derived = [KEY_INDEX_PREFIX, ACCOUNT_INDEX_PREFIX, TREE_PREFIX];
+        remove_prefixes(tree, &[&[BLOCK_PREFIX, LEGACY_EVENT_PREFIX][..], &derived].concat(), &mut batches)?;
         marker.replace_all = false;
         tree.insert(INSTALLING, codec::encode(&marker)?)?;
     }

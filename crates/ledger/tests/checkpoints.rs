@@ -258,6 +258,73 @@ fn open_sled(dir: &std::path::Path) -> sled::Db {
     }
 }
 
+/// Every record of the ledger tree but the `m:` bookkeeping, as stored bytes.
+fn ledger_records(db: &sled::Db) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let tree = db.open_tree("ledger").unwrap();
+    let records = tree.iter().map(|item| item.unwrap());
+    records.filter(|(key, _)| !key.starts_with(b"m:")).map(|(key, value)| (key.to_vec(), value.to_vec())).collect()
+}
+
+/// A data dir written when events were stored one per key (`e` + big-endian seq) opens with
+/// the same ledger, its events moved into blocks, also when an earlier open was cut off after
+/// moving some of them.
+#[tokio::test]
+async fn a_data_dir_storing_one_key_per_event_opens_with_the_same_ledger() {
+    for moved_before in [0u64, 45] {
+        let dir = tempfile::tempdir().unwrap();
+        let (entries, root) = {
+            let storage = Storage::open(dir.path()).unwrap();
+            let mut sm = storage.state_machine;
+            let mut log = Log::new();
+            let mut entries = vec![log.bootstrap()];
+            entries.extend((0..100).map(|_| log.change()));
+            apply(&mut sm, entries).await;
+            storage.ledger.persist().unwrap();
+            let size = storage.ledger.stored_size();
+            let entries: Vec<LedgerEntry> = storage.ledger.entries(1, size).collect::<Result<_, _>>().unwrap();
+            (entries, storage.ledger.merkle_root(size).unwrap())
+        };
+        let written = {
+            let db = open_sled(dir.path());
+            let written = ledger_records(&db);
+            let tree = db.open_tree("ledger").unwrap();
+            for key in tree.scan_prefix(b"b").keys() {
+                tree.remove(key.unwrap()).unwrap();
+            }
+            // The events before `moved_before` in blocks, as a cut-off move leaves them.
+            let mut block = Vec::new();
+            for entry in &entries {
+                let (seq, bytes) = (entry.event.seq, keyledger_ledger::codec::encode(entry).unwrap());
+                if seq > moved_before {
+                    let mut key = vec![b'e'];
+                    key.extend(seq.to_be_bytes());
+                    tree.insert(key, bytes).unwrap();
+                    continue;
+                }
+                block.extend((bytes.len() as u32).to_le_bytes());
+                block.extend(bytes);
+                if seq % 32 == 0 || seq == moved_before {
+                    let mut key = vec![b'b'];
+                    key.extend(((seq - 1) / 32).to_be_bytes());
+                    tree.insert(key, std::mem::take(&mut block)).unwrap();
+                }
+            }
+            db.flush().unwrap();
+            assert_ne!(ledger_records(&db), written);
+            written
+        };
+        {
+            let reopened = Storage::open(dir.path()).unwrap();
+            let size = reopened.ledger.stored_size();
+            assert_eq!(size, entries.len() as u64);
+            let read: Vec<LedgerEntry> = reopened.ledger.entries(1, size).collect::<Result<_, _>>().unwrap();
+            assert_eq!(read, entries);
+            assert_eq!(reopened.ledger.merkle_root(size).unwrap(), root);
+        }
+        assert!(ledger_records(&open_sled(dir.path())) == written, "moved after {moved_before}");
+    }
+}
+
 /// A data dir written before the tree existed gets it built once, on open.
 #[tokio::test]
 async fn a_ledger_without_a_stored_tree_gets_one_on_open() {
@@ -350,12 +417,30 @@ async fn a_ledger_changed_on_disk_does_not_open() {
     {
         let db = open_sled(dir.path());
         let tree = db.open_tree("ledger").unwrap();
-        let mut key = vec![b'e'];
-        key.extend(target.to_be_bytes());
-        let bytes = tree.get(&key).unwrap().unwrap();
-        let mut entry: keyledger_model::LedgerEntry = keyledger_ledger::codec::decode(&bytes).unwrap();
-        entry.event.request_id.push_str("-edited");
-        tree.insert(&key, keyledger_ledger::codec::encode(&entry).unwrap()).unwrap();
+        // Events are stored in blocks of 32: `b` + big-endian block number → records of a
+        // little-endian u32 length and the encoded entry.
+        let block = (target - 1) / 32;
+        let mut key = vec![b'b'];
+        key.extend(block.to_be_bytes());
+        let stored = tree.get(&key).unwrap().unwrap();
+        let (mut rest, mut rewritten) = (&stored[..], Vec::new());
+        for seq in block * 32 + 1.. {
+            if rest.is_empty() {
+                break;
+            }
+            let len = u32::from_le_bytes(rest[..4].try_into().unwrap()) as usize;
+            let mut record = rest[4..4 + len].to_vec();
+            rest = &rest[4 + len..];
+            if seq == target {
+                let mut entry: keyledger_model::LedgerEntry = keyledger_ledger::codec::decode(&record).unwrap();
+                entry.event.request_id.push_str("-edited");
+                record = keyledger_ledger::codec::encode(&entry).unwrap();
+            }
+            rewritten.extend((record.len() as u32).to_le_bytes());
+            rewritten.extend(record);
+        }
+        assert_ne!(rewritten, stored.to_vec());
+        tree.insert(&key, rewritten).unwrap();
         db.flush().unwrap();
     }
     let refused = Storage::open(dir.path()).err().expect("a changed event is refused");
