@@ -209,6 +209,20 @@ impl BlockWriter {
     /// Adds the event at `seq`, whose entry `codec` encoded as `encoded`. Events come in seq
     /// order without gaps.
     pub(crate) fn put(&mut self, batch: &mut sled::Batch, seq: u64, encoded: &[u8]) -> Result<(), LedgerError> {
+        self.put_with(batch, seq, |out| {
+            out.extend_from_slice(encoded);
+            Ok(())
+        })
+    }
+
+    /// Adds the event at `seq`, encoded by `encode` straight into the block (no copy of its
+    /// own). On an error nothing is added.
+    pub(crate) fn put_with(
+        &mut self,
+        batch: &mut sled::Batch,
+        seq: u64,
+        encode: impl FnOnce(&mut Vec<u8>) -> Result<(), LedgerError>,
+    ) -> Result<(), LedgerError> {
         let block = block_of(seq);
         if self.open.as_ref().is_some_and(|open| open.block != block) {
             return Err(LedgerError::Damaged { seq, why: "events are not written in order".into() });
@@ -223,10 +237,20 @@ impl BlockWriter {
                 why: format!("the ledger's next event is {}", first_seq(block) + open.events),
             });
         }
-        let len = u32::try_from(encoded.len())
-            .map_err(|_| LedgerError::Damaged { seq, why: "an event over 4 GiB".into() })?;
-        open.bytes.extend_from_slice(&len.to_le_bytes());
-        open.bytes.extend_from_slice(encoded);
+        let start = open.bytes.len();
+        open.bytes.extend_from_slice(&[0; 4]);
+        let written = encode(&mut open.bytes).and_then(|()| {
+            u32::try_from(open.bytes.len() - start - 4)
+                .map_err(|_| LedgerError::Damaged { seq, why: "an event over 4 GiB".into() })
+        });
+        let len = match written {
+            Ok(len) => len,
+            Err(e) => {
+                open.bytes.truncate(start);
+                return Err(e);
+            }
+        };
+        open.bytes[start..start + 4].copy_from_slice(&len.to_le_bytes());
         open.events += 1;
         if open.events == BLOCK_EVENTS {
             let full = self.open.take().expect("just filled");
@@ -390,6 +414,23 @@ mod tests {
         let mut writer = BlockWriter::new(Some(tree.clone()));
         writer.put(&mut batch, 11, b"x").unwrap();
         assert!(writer.put(&mut batch, 40, b"x").is_err(), "a jump to another block");
+    }
+
+    #[test]
+    fn an_event_that_fails_to_encode_adds_nothing() {
+        let (_db, tree) = temp_tree();
+        write(&tree, 1..=3, &[3]);
+        let mut batch = sled::Batch::default();
+        let mut writer = BlockWriter::new(Some(tree.clone()));
+        let failed = writer.put_with(&mut batch, 4, |out| {
+            out.extend_from_slice(b"half");
+            Err(LedgerError::Damaged { seq: 4, why: "encoding failed".into() })
+        });
+        assert!(failed.is_err());
+        writer.put(&mut batch, 4, &event_bytes(4)).unwrap();
+        writer.seal(&mut batch);
+        tree.apply_batch(batch).unwrap();
+        assert_eq!(raw(&tree, 1, 4), (1..=4).map(|seq| (seq, event_bytes(seq))).collect::<Vec<_>>());
     }
 
     #[test]

@@ -220,7 +220,8 @@ impl LedgerBatch {
     }
 
     pub(crate) fn put(&mut self, entry: &LedgerEntry) -> Result<(), LedgerError> {
-        self.events.put(&mut self.batch, entry.event.seq, &codec::encode(entry)?)?;
+        let encode = |out: &mut Vec<u8>| Ok(codec::encode_into(entry, out)?);
+        self.events.put_with(&mut self.batch, entry.event.seq, encode)?;
         self.put_derived(entry)
     }
 
