@@ -25,6 +25,8 @@ pub(crate) const LEGACY_EVENT_PREFIX: u8 = b'e';
 
 /// Legacy events moved per sled batch.
 const MOVE_BATCH: usize = 4096;
+/// A move logs its progress about every this many events.
+const PROGRESS_EVERY: u64 = 1 << 20;
 
 pub(crate) fn block_of(seq: u64) -> u64 {
     seq.saturating_sub(1) / BLOCK_EVENTS
@@ -313,6 +315,10 @@ pub(crate) fn move_legacy_events(db: &sled::Db) -> Result<(), LedgerError> {
         writer.seal(&mut batch);
         tree.apply_batch(batch)?;
         moved += in_batch as u64;
+        // A large ledger takes a while (about 13 s per million events): say that it moves.
+        if moved % PROGRESS_EVERY < in_batch as u64 {
+            tracing::info!(events = moved, "moving the stored events into blocks");
+        }
     }
     if moved > 0 {
         db.flush()?;
