@@ -137,26 +137,6 @@ pub(crate) fn blocks(
     })
 }
 
-/// Every stored event's bytes with its seq, for the events of `from..=to` that are stored, in
-/// order: `each` is called for each.
-pub(crate) fn for_each_raw(
-    tree: &sled::Tree,
-    from: u64,
-    to: u64,
-    mut each: impl FnMut(u64, &[u8]) -> Result<(), LedgerError>,
-) -> Result<(), LedgerError> {
-    for block in blocks(tree, from, to) {
-        let (number, bytes) = block?;
-        for record in records(number, &bytes) {
-            let (seq, record) = record?;
-            if (from..=to).contains(&seq) {
-                each(seq, record)?;
-            }
-        }
-    }
-    Ok(())
-}
-
 /// The stored events of `from..=to`, decoded, oldest first.
 pub(crate) fn entries(
     tree: &sled::Tree,
@@ -363,6 +343,26 @@ mod tests {
             }
             tree.apply_batch(batch).unwrap();
         }
+    }
+
+    /// Every stored event's bytes with its seq, for the events of `from..=to` that are stored, in
+    /// order: `each` is called for each.
+    fn for_each_raw(
+        tree: &sled::Tree,
+        from: u64,
+        to: u64,
+        mut each: impl FnMut(u64, &[u8]) -> Result<(), LedgerError>,
+    ) -> Result<(), LedgerError> {
+        for block in blocks(tree, from, to) {
+            let (number, bytes) = block?;
+            for record in records(number, &bytes) {
+                let (seq, record) = record?;
+                if (from..=to).contains(&seq) {
+                    each(seq, record)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     fn raw(tree: &sled::Tree, from: u64, to: u64) -> Vec<(u64, Vec<u8>)> {

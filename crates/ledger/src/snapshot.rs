@@ -1,13 +1,16 @@
-//! Snapshot files: the whole ledger streamed to and from disk, so building, sending, receiving
-//! and installing a snapshot never holds the ledger in memory.
+//! Snapshots: the whole ledger streamed, never held in memory. A node that sends one reads it
+//! straight from its ledger ([`SnapshotFile`]'s ledger stream: nothing is copied when a snapshot
+//! is built); a node that receives one writes it to a file, checks it and installs it from there.
 //!
-//! A file is [`MAGIC`], then frames of `u32 LE length ++ bytes`: a [`Header`] (the chain head
+//! The format is [`MAGIC`], then frames of `u32 LE length ++ bytes`: a [`Header`] (the chain head
 //! and the number of idempotency records), each idempotency record, then every ledger entry from
-//! seq 1 in the bytes sled stores it as (`codec`). The files live in `snapshots/` of the data
-//! dir: `snapshot-*.bin` are complete (the one `m:snapshot-file` names is current), `build-*.tmp`
-//! and `recv-*.tmp` are being written (left over after a crash, removed at open).
+//! seq 1 in the bytes the ledger stores it as (`codec`). Those frames are exactly the records of
+//! the ledger's event blocks, so the stream is the blocks' bytes, the last one cut at the head.
+//! Received files live in `snapshots/` of the data dir: `recv-*.tmp` while being received,
+//! `snapshot-*.bin` once complete and being installed (the `m:installing` marker names it); none
+//! is kept after its install.
 
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,27 +22,32 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncSeek, AsyncWrite, ReadBuf};
 
 use crate::codec;
-use crate::event_blocks;
+use crate::event_blocks::{self, BLOCK_EVENTS};
 use crate::ledger::{check_link, LedgerError};
 
 /// The snapshot directory inside a data dir.
 pub(crate) const DIR: &str = "snapshots";
 
 const MAGIC: &[u8; 8] = b"KLSNAP01";
-const BUILDING: &str = "build";
 const RECEIVING: &str = "recv";
 /// No frame we write comes near this; a larger length means a damaged file, refused before
 /// anything is allocated for it.
 const MAX_FRAME: usize = 64 * 1024 * 1024;
-/// Write buffer of a file being built, and read buffer of one being checked or installed.
+/// Read buffer of a file being checked or installed.
 const IO_BUFFER: usize = 1024 * 1024;
 
-/// openraft's `SnapshotData`: an open snapshot file and where it is, so an install can keep the
-/// received file (for a restart that must finish the install) instead of copying it.
+/// openraft's `SnapshotData`: a snapshot file and where it is (one being received, so an install
+/// can keep it for a restart that must finish the install), or a snapshot streamed from the
+/// ledger (what a node sends).
 #[derive(Debug)]
 pub struct SnapshotFile {
-    file: tokio::fs::File,
-    path: PathBuf,
+    source: Source,
+}
+
+#[derive(Debug)]
+enum Source {
+    File { file: tokio::fs::File, path: PathBuf },
+    Ledger(LedgerStream),
 }
 
 impl SnapshotFile {
@@ -47,58 +55,229 @@ impl SnapshotFile {
     pub(crate) async fn create_receiving(dir: &Path) -> std::io::Result<SnapshotFile> {
         let path = temp_path(dir, RECEIVING);
         let file = tokio::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&path).await?;
-        Ok(SnapshotFile { file, path })
+        Ok(SnapshotFile { source: Source::File { file, path } })
     }
 
     /// A complete snapshot file, for reading.
     pub async fn open(path: impl Into<PathBuf>) -> std::io::Result<SnapshotFile> {
         let path = path.into();
-        Ok(SnapshotFile { file: tokio::fs::File::open(&path).await?, path })
+        Ok(SnapshotFile { source: Source::File { file: tokio::fs::File::open(&path).await?, path } })
     }
 
-    /// A file opened already (under the lock that keeps it from being removed meanwhile).
-    pub(crate) fn from_std(file: std::fs::File, path: PathBuf) -> SnapshotFile {
-        SnapshotFile { file: tokio::fs::File::from_std(file), path }
+    /// The snapshot of the ledger's first `head_seq` events with `idempotency`, streamed from
+    /// the ledger as it is read (blocking: it reads where each event block starts).
+    pub(crate) fn from_ledger(
+        tree: &sled::Tree,
+        head_seq: u64,
+        idempotency: &[(RecordKey, Record)],
+    ) -> Result<SnapshotFile, LedgerError> {
+        Ok(SnapshotFile { source: Source::Ledger(LedgerStream::new(tree, head_seq, idempotency)?) })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Where the file is; none for a snapshot streamed from the ledger.
+    pub fn path(&self) -> Option<&Path> {
+        match &self.source {
+            Source::File { path, .. } => Some(path),
+            Source::Ledger(_) => None,
+        }
     }
 
     /// Everything written so far, on disk.
     pub(crate) async fn sync(&mut self) -> std::io::Result<()> {
-        self.file.sync_all().await
+        match &mut self.source {
+            Source::File { file, .. } => file.sync_all().await,
+            Source::Ledger(_) => Ok(()),
+        }
     }
+}
+
+fn read_only() -> std::io::Error {
+    std::io::Error::other("a snapshot streamed from the ledger cannot be written")
 }
 
 impl AsyncRead for SnapshotFile {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().file).poll_read(cx, buf)
+        match &mut self.get_mut().source {
+            Source::File { file, .. } => Pin::new(file).poll_read(cx, buf),
+            Source::Ledger(stream) => Poll::Ready(stream.read(buf)),
+        }
     }
 }
 
 impl AsyncWrite for SnapshotFile {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().file).poll_write(cx, buf)
+        match &mut self.get_mut().source {
+            Source::File { file, .. } => Pin::new(file).poll_write(cx, buf),
+            Source::Ledger(_) => Poll::Ready(Err(read_only())),
+        }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().file).poll_flush(cx)
+        match &mut self.get_mut().source {
+            Source::File { file, .. } => Pin::new(file).poll_flush(cx),
+            Source::Ledger(_) => Poll::Ready(Ok(())),
+        }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().file).poll_shutdown(cx)
+        match &mut self.get_mut().source {
+            Source::File { file, .. } => Pin::new(file).poll_shutdown(cx),
+            Source::Ledger(_) => Poll::Ready(Ok(())),
+        }
     }
 }
 
 impl AsyncSeek for SnapshotFile {
     fn start_seek(self: Pin<&mut Self>, position: std::io::SeekFrom) -> std::io::Result<()> {
-        Pin::new(&mut self.get_mut().file).start_seek(position)
+        match &mut self.get_mut().source {
+            Source::File { file, .. } => Pin::new(file).start_seek(position),
+            Source::Ledger(stream) => stream.seek(position),
+        }
     }
 
     fn poll_complete(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<u64>> {
-        Pin::new(&mut self.get_mut().file).poll_complete(cx)
+        match &mut self.get_mut().source {
+            Source::File { file, .. } => Pin::new(file).poll_complete(cx),
+            Source::Ledger(stream) => Poll::Ready(Ok(stream.position)),
+        }
     }
+}
+
+/// A snapshot read straight from the ledger: the frames before the events, built in memory
+/// (they are small), then the event blocks' bytes as stored, the last block cut at the head.
+/// Blocks are read from sled one at a time as the reader gets to them; events up to the head
+/// never change (the ledger is append-only, and later events only lengthen the last block).
+struct LedgerStream {
+    tree: sled::Tree,
+    head_seq: u64,
+    preamble: Vec<u8>,
+    /// Where block `i`'s bytes start in the stream (`block_starts[n]` is the stream's length).
+    block_starts: Vec<u64>,
+    position: u64,
+    /// The block read last, to serve the next read from.
+    current: Option<(usize, sled::IVec)>,
+}
+
+impl std::fmt::Debug for LedgerStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LedgerStream").field("head_seq", &self.head_seq).field("position", &self.position).finish()
+    }
+}
+
+impl LedgerStream {
+    fn new(tree: &sled::Tree, head_seq: u64, idempotency: &[(RecordKey, Record)]) -> Result<LedgerStream, LedgerError> {
+        let head = match head_seq {
+            0 => ChainHead::EMPTY,
+            seq => {
+                let entry = event_blocks::get(tree, seq)?.ok_or_else(|| LedgerError::Damaged {
+                    seq,
+                    why: "the snapshot's last event is not stored".into(),
+                })?;
+                ChainHead { seq, hash: entry.event.hash }
+            }
+        };
+        let mut preamble = MAGIC.to_vec();
+        push_frame(&mut preamble, &codec::encode(&Header { head, idempotency_records: idempotency.len() as u64 })?)?;
+        for (key, record) in idempotency {
+            push_frame(&mut preamble, &codec::encode(&(key, record))?)?;
+        }
+        let mut block_starts = vec![preamble.len() as u64];
+        for block in event_blocks::blocks(tree, 1, head_seq) {
+            let (number, bytes) = block?;
+            let expected = block_starts.len() as u64 - 1;
+            if number != expected {
+                return Err(LedgerError::Damaged {
+                    seq: expected * BLOCK_EVENTS + 1,
+                    why: "sequence gap in the stored ledger".into(),
+                });
+            }
+            let len = cut_length(number, &bytes, head_seq)?;
+            block_starts.push(block_starts[block_starts.len() - 1] + len as u64);
+        }
+        if head_seq > 0 && block_starts.len() as u64 - 1 != event_blocks::block_of(head_seq) + 1 {
+            return Err(LedgerError::Damaged { seq: head_seq, why: "the stored ledger ends early".into() });
+        }
+        Ok(LedgerStream { tree: tree.clone(), head_seq, preamble, block_starts, position: 0, current: None })
+    }
+
+    fn len(&self) -> u64 {
+        self.block_starts[self.block_starts.len() - 1]
+    }
+
+    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<()> {
+        let target = match to {
+            std::io::SeekFrom::Start(at) => Some(at),
+            std::io::SeekFrom::End(by) => self.len().checked_add_signed(by),
+            std::io::SeekFrom::Current(by) => self.position.checked_add_signed(by),
+        };
+        self.position =
+            target.ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "seek before the start"))?;
+        Ok(())
+    }
+
+    /// Fills `buf` from the current position, as far as the stream goes.
+    fn read(&mut self, buf: &mut ReadBuf<'_>) -> std::io::Result<()> {
+        while buf.remaining() > 0 && self.position < self.len() {
+            let at = self.position;
+            let preamble = self.preamble.len() as u64;
+            let taken = if at < preamble {
+                let from = &self.preamble[at as usize..];
+                let n = from.len().min(buf.remaining());
+                buf.put_slice(&from[..n]);
+                n
+            } else {
+                let block = self.block_starts.partition_point(|&start| start <= at) - 1;
+                let (start, end) = (self.block_starts[block], self.block_starts[block + 1]);
+                let bytes = self.block(block, (end - start) as usize)?;
+                let from = &bytes[(at - start) as usize..(end - start) as usize];
+                let n = from.len().min(buf.remaining());
+                buf.put_slice(&from[..n]);
+                n
+            };
+            self.position += taken as u64;
+        }
+        Ok(())
+    }
+
+    /// The stored bytes of block `block`, of which the first `len` are this snapshot's.
+    fn block(&mut self, block: usize, len: usize) -> std::io::Result<sled::IVec> {
+        if let Some((number, bytes)) = &self.current {
+            if *number == block {
+                return Ok(bytes.clone());
+            }
+        }
+        let bytes = self.tree.get(event_blocks::block_key(block as u64)).map_err(std::io::Error::other)?;
+        match bytes {
+            Some(bytes) if bytes.len() >= len => {
+                self.current = Some((block, bytes.clone()));
+                Ok(bytes)
+            }
+            _ => Err(std::io::Error::other(format!("the ledger no longer holds block {block} of this snapshot"))),
+        }
+    }
+}
+
+/// How many bytes of block `number` hold events up to `head_seq`.
+fn cut_length(number: u64, bytes: &[u8], head_seq: u64) -> Result<usize, LedgerError> {
+    if event_blocks::block_of(head_seq) > number {
+        return Ok(bytes.len());
+    }
+    let mut len = 0;
+    for record in event_blocks::records(number, bytes) {
+        let (seq, record) = record?;
+        if seq > head_seq {
+            break;
+        }
+        len = record.as_ptr() as usize - bytes.as_ptr() as usize + record.len();
+    }
+    Ok(len)
+}
+
+fn push_frame(out: &mut Vec<u8>, bytes: &[u8]) -> Result<(), LedgerError> {
+    let len = u32::try_from(bytes.len()).map_err(|_| damaged("a snapshot frame over 4 GiB"))?;
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(bytes);
+    Ok(())
 }
 
 /// The first frame of a file.
@@ -170,70 +349,6 @@ pub(crate) fn remove_others(dir: &Path, keep: &[&str], with_temp: bool) -> std::
         std::fs::remove_file(item.path())?;
     }
     Ok(())
-}
-
-/// Writes the ledger's events `1..=head_seq` and `idempotency` to a new file in `dir`, synced
-/// to disk; its path. Events are copied as stored, one at a time.
-pub(crate) fn write(
-    tree: &sled::Tree,
-    dir: &Path,
-    head_seq: u64,
-    idempotency: &[(RecordKey, Record)],
-) -> Result<PathBuf, LedgerError> {
-    let path = temp_path(dir, BUILDING);
-    match write_to(tree, &path, head_seq, idempotency) {
-        Ok(()) => Ok(path),
-        Err(e) => {
-            // Best effort: a leftover temp file is removed at the next open anyway.
-            let _ = std::fs::remove_file(&path);
-            Err(e)
-        }
-    }
-}
-
-fn write_to(
-    tree: &sled::Tree,
-    path: &Path,
-    head_seq: u64,
-    idempotency: &[(RecordKey, Record)],
-) -> Result<(), LedgerError> {
-    let head = match head_seq {
-        0 => ChainHead::EMPTY,
-        seq => {
-            let entry = event_blocks::get(tree, seq)?
-                .ok_or_else(|| LedgerError::Damaged { seq, why: "the snapshot's last event is not stored".into() })?;
-            ChainHead { seq, hash: entry.event.hash }
-        }
-    };
-    let file = std::fs::OpenOptions::new().write(true).create_new(true).open(path)?;
-    let mut out = BufWriter::with_capacity(IO_BUFFER, file);
-    out.write_all(MAGIC)?;
-    let header = Header { head, idempotency_records: idempotency.len() as u64 };
-    write_frame(&mut out, &codec::encode(&header)?)?;
-    for (key, record) in idempotency {
-        write_frame(&mut out, &codec::encode(&(key, record))?)?;
-    }
-    let mut next = 1;
-    event_blocks::for_each_raw(tree, 1, head_seq, |seq, bytes| {
-        if seq != next {
-            return Err(LedgerError::Damaged { seq: next, why: "sequence gap in the stored ledger".into() });
-        }
-        write_frame(&mut out, bytes)?;
-        next += 1;
-        Ok(())
-    })?;
-    if next != head_seq + 1 {
-        return Err(LedgerError::Damaged { seq: next, why: "the stored ledger ends early".into() });
-    }
-    let file = out.into_inner().map_err(|e| e.into_error())?;
-    file.sync_all()?;
-    Ok(())
-}
-
-fn write_frame(out: &mut impl Write, bytes: &[u8]) -> std::io::Result<()> {
-    let len = u32::try_from(bytes.len()).map_err(|_| std::io::Error::other("snapshot frame over 4 GiB"))?;
-    out.write_all(&len.to_le_bytes())?;
-    out.write_all(bytes)
 }
 
 fn damaged(why: impl Into<String>) -> LedgerError {

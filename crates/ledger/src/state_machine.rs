@@ -33,11 +33,12 @@ use crate::{Node, NodeId, Proposals, TypeConfig};
 const APPLIED: &[u8] = b"m:applied";
 const MEMBERSHIP: &[u8] = b"m:membership";
 const SNAPSHOT: &[u8] = b"m:snapshot";
-/// The file name (in `snapshots/`) of the snapshot `m:snapshot` describes.
+/// Where older versions named the file of the snapshot `m:snapshot` describes; snapshots are
+/// streamed from the ledger now, and the key is removed when the next one is recorded.
 const SNAPSHOT_FILE: &[u8] = b"m:snapshot-file";
 /// Present while a snapshot install is under way: an [`Installing`].
 const INSTALLING: &[u8] = b"m:installing";
-/// Prefix of the idempotency records in the ledger tree (beside `e` events and `m:` meta).
+/// Prefix of the idempotency records in the ledger tree (beside `b` event blocks and `m:` meta).
 const IDEMPOTENCY_PREFIX: u8 = b'i';
 /// Entries (or removals) per sled batch while installing. Small on purpose: sled clones a leaf
 /// per insert and frees the clones only after the batch, so memory grows with the batch size
@@ -203,8 +204,9 @@ pub(crate) fn recover(db: &sled::Db, dir: &Path) -> Result<(), LedgerError> {
         write_from_file(&tree, &dir.join(&marker.file), marker, None)?;
         db.flush()?;
     }
-    let current: Option<String> = tree.get(SNAPSHOT_FILE)?.map(|b| codec::decode(&b)).transpose()?;
-    snapshot::remove_others(dir, &[current.as_deref().unwrap_or("")], true)?;
+    // Snapshots are streamed from the ledger; a received file is kept only until its install
+    // is finished.
+    snapshot::remove_others(dir, &[], true)?;
     Ok(())
 }
 
@@ -334,7 +336,7 @@ fn write_from_file(
     last.insert(APPLIED, codec::encode(&record.meta.last_log_id)?);
     last.insert(MEMBERSHIP, codec::encode(&record.meta.last_membership)?);
     last.insert(SNAPSHOT, codec::encode(record)?);
-    last.insert(SNAPSHOT_FILE, codec::encode(&marker.file)?);
+    last.remove(SNAPSHOT_FILE);
     last.remove(INSTALLING);
     batches.apply(tree, last)?;
     Ok(growth.frontier)
@@ -390,85 +392,41 @@ fn install_file(
         write_ms = (started.elapsed() - checked_in).as_millis() as u64,
         "wrote snapshot into the ledger"
     );
-    if let Err(e) = snapshot::remove_others(dir, &[&file], false) {
-        tracing::warn!(error = %e, "cannot remove old snapshot files");
+    // Installed: the ledger holds it now, and snapshots are streamed from there.
+    if let Err(e) = snapshot::remove_others(dir, &[], false) {
+        tracing::warn!(error = %e, "cannot remove snapshot files");
     }
     Ok(Installed { state: checked.state, frontier, record })
 }
 
-/// A snapshot file opened for reading, and its meta.
-struct Opened {
-    meta: SnapshotMeta<NodeId, Node>,
-    path: PathBuf,
-    file: std::fs::File,
-}
-
-impl Opened {
-    fn into_snapshot(self) -> Snapshot<TypeConfig> {
-        Snapshot { meta: self.meta, snapshot: Box::new(SnapshotFile::from_std(self.file, self.path)) }
-    }
-}
-
-/// Records the complete file `temp` as the snapshot `record` describes and opens it (the
-/// caller holds the files lock, so no install or other build removes it first; an open file
-/// stays readable).
-fn record_file(ledger: &Ledger, dir: &Path, temp: &Path, record: SnapshotRecord) -> Result<Opened, LedgerError> {
-    let tree = ledger.tree();
+/// Records `record` as the current snapshot, durably (the log is purged behind it once it is
+/// reported), unless an install recorded a newer one meanwhile. Nothing is copied: a snapshot
+/// is streamed from the ledger when a node needs one. Blocking.
+fn record_snapshot(ledger: &Ledger, dir: &Path, files: &Mutex<()>, record: &SnapshotRecord) -> Result<(), LedgerError> {
+    let _files = lock(files);
+    let tree = ledger.read_tree()?;
     let current: Option<SnapshotRecord> = tree.get(SNAPSHOT)?.map(|b| codec::decode(&b)).transpose()?;
     if current.is_some_and(|c| c.meta.last_log_id > record.meta.last_log_id) {
-        // An install recorded a newer snapshot meanwhile. Ours is still answered (openraft
-        // ignores an older one) but not kept: unlinked once open.
-        let file = std::fs::File::open(temp)?;
-        std::fs::remove_file(temp)?;
-        return Ok(Opened { meta: record.meta, path: temp.to_path_buf(), file });
+        return Ok(());
     }
-    let name = snapshot::publish(dir, temp, &record.meta.snapshot_id)?;
     let mut batch = sled::Batch::default();
-    batch.insert(SNAPSHOT, codec::encode(&record)?);
-    batch.insert(SNAPSHOT_FILE, codec::encode(&name)?);
+    batch.insert(SNAPSHOT, codec::encode(record)?);
+    // Older versions kept each snapshot as a file and named it here.
+    batch.remove(SNAPSHOT_FILE);
     tree.apply_batch(batch)?;
-    // The log is purged behind this snapshot once it is reported: it must be durable first.
     ledger.db().flush()?;
-    if let Err(e) = snapshot::remove_others(dir, &[&name], false) {
+    tracing::info!(snapshot = %record.meta.snapshot_id, ledger_seq = record.head_seq, "recorded snapshot");
+    if let Err(e) = snapshot::remove_others(dir, &[], false) {
         tracing::warn!(error = %e, "cannot remove old snapshot files");
     }
-    let path = dir.join(&name);
-    Ok(Opened { meta: record.meta, file: std::fs::File::open(&path)?, path })
+    Ok(())
 }
 
-/// Writes the file of the snapshot `record` from the ledger, records and opens it (blocking).
-/// The files lock is held throughout, so an install waits (about a second per million events)
-/// rather than remove events this is reading.
-fn build_file(ledger: &Ledger, dir: &Path, files: &Mutex<()>, record: SnapshotRecord) -> Result<Opened, LedgerError> {
-    let _files = lock(files);
-    let temp = snapshot::write(ledger.read_tree()?, dir, record.head_seq, &record.idempotency)?;
-    record_file(ledger, dir, &temp, record)
-}
-
-/// A file opened for reading, and where it is.
-type OpenFile = (PathBuf, std::fs::File);
-
-/// The recorded snapshot and its file, opened if it is there. Both are read under the lock
-/// that recording takes, so they describe the same snapshot.
-fn current_snapshot(
-    tree: &sled::Tree,
-    dir: &Path,
-    files: &Mutex<()>,
-) -> Result<(Option<SnapshotRecord>, Option<OpenFile>), LedgerError> {
-    let _files = lock(files);
-    let record: Option<SnapshotRecord> = tree.get(SNAPSHOT)?.map(|b| codec::decode(&b)).transpose()?;
-    let Some(name) = tree.get(SNAPSHOT_FILE)?.map(|b| codec::decode::<String>(&b)).transpose()? else {
-        return Ok((record, None));
-    };
-    let path = dir.join(&name);
-    match std::fs::File::open(&path) {
-        Ok(file) => Ok((record, Some((path, file)))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            tracing::warn!(file = name, "the snapshot file is missing; writing it again");
-            Ok((record, None))
-        }
-        Err(e) => Err(e.into()),
-    }
+/// The snapshot `record` describes, streamed from the ledger (blocking: it reads where each
+/// event block starts, and writes what applies staged so the stream finds it in sled).
+fn stream_snapshot(ledger: &Ledger, record: SnapshotRecord) -> Result<Snapshot<TypeConfig>, LedgerError> {
+    let data = SnapshotFile::from_ledger(ledger.read_tree()?, record.head_seq, &record.idempotency)?;
+    Ok(Snapshot { meta: record.meta, snapshot: Box::new(data) })
 }
 
 /// Where one idempotency record is stored: `i` + its encoded key.
@@ -579,7 +537,20 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         snapshot.sync().await.map_err(|e| snapshot_write_err(meta, e))?;
         // The install writes sled directly, over whatever applies staged before it.
         self.ledger.write_pending().map_err(write_err)?;
-        let received = snapshot.path().to_path_buf();
+        let received = match snapshot.path() {
+            Some(path) => path.to_path_buf(),
+            // Another node's snapshot streamed from its ledger (openraft's storage suite hands
+            // the leader's over): received into a file first, as a transfer would.
+            None => {
+                let mut file = SnapshotFile::create_receiving(&self.dir).await.map_err(write_err)?;
+                tokio::io::AsyncSeekExt::seek(&mut *snapshot, std::io::SeekFrom::Start(0))
+                    .await
+                    .map_err(|e| snapshot_read_err(meta, e.into()))?;
+                tokio::io::copy(&mut *snapshot, &mut file).await.map_err(|e| snapshot_write_err(meta, e))?;
+                file.sync().await.map_err(|e| snapshot_write_err(meta, e))?;
+                file.path().expect("a receiving file has a path").to_path_buf()
+            }
+        };
         drop(snapshot);
         let (ledger, dir, files, owned_meta) =
             (self.ledger.clone(), self.dir.clone(), self.files.clone(), meta.clone());
@@ -604,24 +575,19 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
-        // Snapshots written by a builder are recorded in sled; pick up the latest.
-        let (record, file) = current_snapshot(self.ledger.tree(), &self.dir, &self.files).map_err(read_err)?;
-        if record.is_some() {
-            self.snapshot = record;
+        // Snapshots a builder made are recorded in sled; pick up the latest.
+        let tree = self.ledger.tree();
+        let recorded: Option<SnapshotRecord> =
+            tree.get(SNAPSHOT).map_err(read_err)?.map(|b| codec::decode(&b)).transpose().map_err(read_err)?;
+        if recorded.is_some() {
+            self.snapshot = recorded;
         }
         let Some(record) = self.snapshot.clone() else {
             return Ok(None);
         };
-        if let Some((path, file)) = file {
-            return Ok(Some(Opened { meta: record.meta, path, file }.into_snapshot()));
-        }
-        // Lost, or recorded before snapshots were files: the ledger prefix is still stored.
-        let (ledger, dir, files) = (self.ledger.clone(), self.dir.clone(), self.files.clone());
-        let opened = tokio::task::spawn_blocking(move || build_file(&ledger, &dir, &files, record))
-            .await
-            .map_err(join_err)?
-            .map_err(read_err)?;
-        Ok(Some(opened.into_snapshot()))
+        let ledger = self.ledger.clone();
+        let snapshot = tokio::task::spawn_blocking(move || stream_snapshot(&ledger, record)).await.map_err(join_err)?;
+        Ok(Some(snapshot.map_err(read_err)?))
     }
 }
 
@@ -645,13 +611,15 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         let meta =
             SnapshotMeta { last_log_id: self.last_applied, last_membership: self.membership.clone(), snapshot_id };
         let record = SnapshotRecord { meta, head_seq: self.head_seq, idempotency: self.idempotency.clone() };
-        // The ledger is append-only, so events `1..=head_seq` read now are the ones of that
-        // moment; streaming them to the file takes a blocking thread, not the runtime.
+        // The ledger is append-only, so its events `1..=head_seq` stay the ones of that moment:
+        // recording the snapshot is all a build does, and it is streamed from the ledger.
         let (ledger, dir, files) = (self.ledger.clone(), self.dir.clone(), self.files.clone());
-        let opened = tokio::task::spawn_blocking(move || build_file(&ledger, &dir, &files, record))
-            .await
-            .map_err(join_err)?
-            .map_err(write_err)?;
-        Ok(opened.into_snapshot())
+        let snapshot = tokio::task::spawn_blocking(move || {
+            record_snapshot(&ledger, &dir, &files, &record)?;
+            stream_snapshot(&ledger, record)
+        })
+        .await
+        .map_err(join_err)?;
+        snapshot.map_err(write_err)
     }
 }

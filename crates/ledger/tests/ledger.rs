@@ -108,9 +108,10 @@ async fn a_damaged_snapshot_is_refused_and_changes_nothing() {
     let storage = Storage::open(dir.path()).unwrap();
     let mut sm = storage.state_machine;
     sm.apply(history(4)).await.unwrap();
-    let snapshot = sm.get_snapshot_builder().await.build_snapshot().await.unwrap();
-    // Flip one byte in the middle of a copy of the file.
-    let mut bytes = std::fs::read(snapshot.snapshot.path()).unwrap();
+    let mut snapshot = sm.get_snapshot_builder().await.build_snapshot().await.unwrap();
+    // Flip one byte in the middle of a copy of it.
+    let mut bytes = Vec::new();
+    tokio::io::AsyncReadExt::read_to_end(&mut snapshot.snapshot, &mut bytes).await.unwrap();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x40;
     let copy_dir = tempfile::tempdir().unwrap();

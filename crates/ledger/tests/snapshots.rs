@@ -1,6 +1,6 @@
-//! Snapshots as files: built by streaming the ledger to disk, received in small chunks straight
-//! into a file, installed in bounded batches, and finished after a crash mid-install — always
-//! ending in a ledger byte-identical to the one that was applied.
+//! Snapshots: streamed from the ledger without a copy, received in small chunks straight into a
+//! file, installed in bounded batches, and finished after a crash mid-install — always ending in
+//! a ledger byte-identical to the one that was applied.
 
 use std::path::Path;
 
@@ -60,10 +60,25 @@ fn fingerprint(
     (bytes, head, root, state)
 }
 
+/// All the bytes of a snapshot, from its start.
+async fn read_all(snapshot: &mut Snapshot<TypeConfig>) -> Vec<u8> {
+    snapshot.snapshot.seek(std::io::SeekFrom::Start(0)).await.unwrap();
+    let mut bytes = Vec::new();
+    snapshot.snapshot.read_to_end(&mut bytes).await.unwrap();
+    bytes
+}
+
+/// A snapshot saved to a file in `dir`, so that it outlives the node that streamed it.
+async fn saved(snapshot: &mut Snapshot<TypeConfig>, dir: &Path) -> Snapshot<TypeConfig> {
+    let path = dir.join("sent.bin");
+    std::fs::write(&path, read_all(snapshot).await).unwrap();
+    Snapshot { meta: snapshot.meta.clone(), snapshot: Box::new(SnapshotFile::open(path).await.unwrap()) }
+}
+
 /// What openraft's chunked transport does on the receiving side: `begin_receiving_snapshot`,
 /// then each chunk written at its offset, then shutdown.
 async fn receive_in_chunks(from: &Snapshot<TypeConfig>, to: &mut StateMachine, chunk: usize) -> Box<SnapshotFile> {
-    let mut source = SnapshotFile::open(from.snapshot.path()).await.unwrap();
+    let mut source = SnapshotFile::open(from.snapshot.path().unwrap()).await.unwrap();
     let mut received = to.begin_receiving_snapshot().await.unwrap();
     let mut offset = 0u64;
     let mut buf = vec![0u8; chunk];
@@ -138,49 +153,53 @@ async fn a_large_ledger_is_streamed_through_files_in_small_chunks() {
     assert!(expected.1.seq > 19_000, "{} events", expected.1.seq);
 
     let built = sm.get_snapshot_builder().await.build_snapshot().await.unwrap();
-    // The snapshot is a file in the data dir, holding every event (at least its stored bytes).
-    let path = built.snapshot.path().to_path_buf();
-    assert_eq!(path.parent(), Some(dir.path().join("snapshots").as_path()));
-    let stored_bytes: u64 = expected.0.iter().map(|b| b.len() as u64).sum();
-    assert!(std::fs::metadata(&path).unwrap().len() > stored_bytes);
-    assert_eq!(files_in(dir.path()), vec![path.file_name().unwrap().to_string_lossy().into_owned()]);
-    // The current snapshot is that file, not a copy made on demand.
-    let current = sm.get_current_snapshot().await.unwrap().unwrap();
-    assert_eq!(current.snapshot.path(), path);
+    // Building copies nothing: no file is written, the snapshot is streamed from the ledger.
+    assert!(built.snapshot.path().is_none());
+    assert!(files_in(dir.path()).is_empty(), "{:?}", files_in(dir.path()));
+    let mut current = sm.get_current_snapshot().await.unwrap().unwrap();
     assert_eq!(current.meta, built.meta);
+    let sent = read_all(&mut current).await;
+    let stored_bytes: u64 = expected.0.iter().map(|b| b.len() as u64).sum();
+    assert!(sent.len() as u64 > stored_bytes, "it holds every event");
+    // Read again in any order (a retried chunk seeks back), the stream gives the same bytes.
+    for (at, len) in [(0usize, 10usize), (sent.len() / 2, 70_000), (7, 100_000), (sent.len() - 3, 3), (123_456, 4096)] {
+        current.snapshot.seek(std::io::SeekFrom::Start(at as u64)).await.unwrap();
+        let mut part = vec![0u8; len];
+        current.snapshot.read_exact(&mut part).await.unwrap();
+        assert!(part == sent[at..at + len], "{len} bytes at {at}");
+    }
+    assert_eq!(current.snapshot.seek(std::io::SeekFrom::End(0)).await.unwrap(), sent.len() as u64);
+    let mut nothing = Vec::new();
+    assert_eq!(current.snapshot.read_to_end(&mut nothing).await.unwrap(), 0);
+    let scratch = tempfile::tempdir().unwrap();
+    let sent_file = saved(&mut current, scratch.path()).await;
 
     // A fresh node receives it 4 KiB at a time, straight into a file of its own.
     let other_dir = tempfile::tempdir().unwrap();
     let other = Storage::open(other_dir.path()).unwrap();
     let mut other_sm = other.state_machine;
-    let received = receive_in_chunks(&current, &mut other_sm, 4096).await;
-    assert_eq!(received.path().parent(), Some(other_dir.path().join("snapshots").as_path()));
-    assert_eq!(std::fs::read(received.path()).unwrap(), std::fs::read(&path).unwrap());
+    let received = receive_in_chunks(&sent_file, &mut other_sm, 4096).await;
+    assert_eq!(received.path().unwrap().parent(), Some(other_dir.path().join("snapshots").as_path()));
+    assert!(std::fs::read(received.path().unwrap()).unwrap() == sent);
     other_sm.install_snapshot(&current.meta, received).await.unwrap();
 
     assert_eq!(fingerprint(&other.ledger), expected);
     assert_eq!(other_sm.applied_state().await.unwrap(), sm.applied_state().await.unwrap());
-    // The received file became the node's current snapshot; nothing else is left behind.
-    let kept = other_sm.get_current_snapshot().await.unwrap().unwrap();
-    assert_eq!(
-        files_in(other_dir.path()),
-        vec![kept.snapshot.path().file_name().unwrap().to_string_lossy().into_owned()]
-    );
-    assert_eq!(std::fs::read(kept.snapshot.path()).unwrap(), std::fs::read(&path).unwrap());
+    // Installed, the received file is gone; the node streams the same bytes from its own ledger.
+    assert!(files_in(other_dir.path()).is_empty(), "{:?}", files_in(other_dir.path()));
+    let mut kept = other_sm.get_current_snapshot().await.unwrap().unwrap();
+    assert_eq!(kept.meta, current.meta);
+    assert!(read_all(&mut kept).await == sent);
 
     // The same after a restart, which checks the whole stored chain again.
-    drop((other_sm, other.ledger, other.log_store));
+    drop((other_sm, other.ledger, other.log_store, kept));
     let reopened = reopen(other_dir.path());
     assert_eq!(fingerprint(&reopened.ledger), expected);
-
-    // A lost snapshot file is written again from the ledger, byte for byte.
-    std::fs::remove_file(&path).unwrap();
-    let again = sm.get_current_snapshot().await.unwrap().unwrap();
-    assert_ne!(again.snapshot.path(), path);
-    assert_eq!(std::fs::read(again.snapshot.path()).unwrap(), std::fs::read(kept.snapshot.path()).unwrap());
+    let mut reopened_sm = reopened.state_machine;
+    assert!(read_all(&mut reopened_sm.get_current_snapshot().await.unwrap().unwrap()).await == sent);
 
     // Every stored record — events, indexes, Merkle nodes, idempotency — is the applying node's.
-    drop((sm, storage.ledger, storage.log_store, reopened));
+    drop((sm, storage.ledger, storage.log_store, built, current, reopened_sm, reopened.ledger, reopened.log_store));
     let applied = stored_records(dir.path());
     // Events are stored in blocks of 32 (`b` + block number).
     let blocks = applied.iter().filter(|(key, _)| key[0] == b'b').count() as u64;
@@ -197,9 +216,11 @@ async fn interrupted_installs_are_finished(target_history: Option<Vec<Entry<Type
     let mut sm = storage.state_machine;
     apply_all(&mut sm, history(1, 10_000)).await;
     let expected = fingerprint(&storage.ledger);
-    let snapshot = sm.get_snapshot_builder().await.build_snapshot().await.unwrap();
+    let mut built = sm.get_snapshot_builder().await.build_snapshot().await.unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let snapshot = saved(&mut built, scratch.path()).await;
     let applied_state = sm.applied_state().await.unwrap();
-    drop((sm, storage.ledger, storage.log_store));
+    drop((sm, storage.ledger, storage.log_store, built));
     let expected_records = stored_records(dir.path());
 
     for &batches in batch_counts {
@@ -222,10 +243,10 @@ async fn interrupted_installs_are_finished(target_history: Option<Vec<Entry<Type
         assert_eq!(fingerprint(&reopened.ledger), expected, "interrupted after {batches} batches");
         let mut reopened_sm = reopened.state_machine;
         assert_eq!(reopened_sm.applied_state().await.unwrap(), applied_state);
-        let current = reopened_sm.get_current_snapshot().await.unwrap().unwrap();
+        let mut current = reopened_sm.get_current_snapshot().await.unwrap().unwrap();
         assert_eq!(current.meta, snapshot.meta);
-        assert_eq!(std::fs::read(current.snapshot.path()).unwrap(), std::fs::read(snapshot.snapshot.path()).unwrap());
-        assert_eq!(files_in(other_dir.path()).len(), 1, "{:?}", files_in(other_dir.path()));
+        assert!(read_all(&mut current).await == std::fs::read(snapshot.snapshot.path().unwrap()).unwrap());
+        assert!(files_in(other_dir.path()).is_empty(), "{:?}", files_in(other_dir.path()));
         // Nothing of a removed ledger is left, nothing derived is missing.
         drop((reopened_sm, reopened.ledger, reopened.log_store, current));
         assert!(stored_records(other_dir.path()) == expected_records, "interrupted after {batches} batches");
@@ -260,7 +281,9 @@ async fn a_cut_off_transfer_is_refused_and_changes_nothing() {
     let storage = Storage::open(dir.path()).unwrap();
     let mut sm = storage.state_machine;
     apply_all(&mut sm, history(1, 500)).await;
-    let snapshot = sm.get_snapshot_builder().await.build_snapshot().await.unwrap();
+    let mut built = sm.get_snapshot_builder().await.build_snapshot().await.unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let snapshot = saved(&mut built, scratch.path()).await;
 
     let other_dir = tempfile::tempdir().unwrap();
     let other = Storage::open(other_dir.path()).unwrap();
@@ -268,11 +291,11 @@ async fn a_cut_off_transfer_is_refused_and_changes_nothing() {
     apply_all(&mut other_sm, history(1, 100)).await;
     let before = fingerprint(&other.ledger);
     let received = receive_in_chunks(&snapshot, &mut other_sm, 1024).await;
-    let len = std::fs::metadata(received.path()).unwrap().len();
+    let len = std::fs::metadata(received.path().unwrap()).unwrap().len();
     // Cut inside the last frame, or anywhere in the middle: refused.
     for cut in [len - 1, len / 2] {
         let copy = other_dir.path().join("cut");
-        std::fs::copy(received.path(), &copy).unwrap();
+        std::fs::copy(received.path().unwrap(), &copy).unwrap();
         std::fs::OpenOptions::new().write(true).open(&copy).unwrap().set_len(cut).unwrap();
         let cut_file = Box::new(SnapshotFile::open(&copy).await.unwrap());
         assert!(other_sm.install_snapshot(&snapshot.meta, cut_file).await.is_err(), "cut at {cut}");
