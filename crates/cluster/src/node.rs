@@ -53,10 +53,11 @@ pub struct NodeConfig {
 }
 
 impl NodeConfig {
-    /// A snapshot copies the whole ledger (228 MB and about a second at 1M events), so it is
-    /// taken rarely: at 5,000 entries, snapshot builds were 6 % of a loaded cluster's CPU after
-    /// 300k events, and growing with the ledger. The log it leaves is at most twice this many
-    /// entries (kept for lagging followers).
+    /// Entries between snapshots. A snapshot used to copy the whole ledger into a file (at
+    /// 5,000 entries builds were 6 % of a loaded cluster's CPU after 300k events); now a build
+    /// records a few keys and a follower that needs one gets it streamed from the ledger, so
+    /// this bounds the Raft log rather than any copying: the log keeps at most twice this many
+    /// entries (the newest are kept for lagging followers).
     pub const DEFAULT_SNAPSHOT_LOGS: u64 = 20_000;
 }
 
