@@ -99,10 +99,22 @@ impl AsyncRead for SnapshotFile {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
         match &mut self.get_mut().source {
             Source::File { file, .. } => Pin::new(file).poll_read(cx, buf),
-            Source::Ledger(stream) => Poll::Ready(stream.read(buf)),
+            Source::Ledger(stream) => {
+                // Reads come from sled on the calling thread, and a sender asks for 4 MiB at a
+                // time without yielding in between: let the node's other tasks run every so often.
+                if stream.since_yield >= YIELD_EVERY {
+                    stream.since_yield = 0;
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+                Poll::Ready(stream.read(buf))
+            }
         }
     }
 }
+
+/// Bytes a ledger stream serves between two yields to the runtime.
+const YIELD_EVERY: usize = 512 * 1024;
 
 impl AsyncWrite for SnapshotFile {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
@@ -156,6 +168,8 @@ struct LedgerStream {
     position: u64,
     /// The block read last, to serve the next read from.
     current: Option<(usize, sled::IVec)>,
+    /// Bytes served since the stream last yielded.
+    since_yield: usize,
 }
 
 impl std::fmt::Debug for LedgerStream {
@@ -197,7 +211,8 @@ impl LedgerStream {
         if head_seq > 0 && block_starts.len() as u64 - 1 != event_blocks::block_of(head_seq) + 1 {
             return Err(LedgerError::Damaged { seq: head_seq, why: "the stored ledger ends early".into() });
         }
-        Ok(LedgerStream { tree: tree.clone(), head_seq, preamble, block_starts, position: 0, current: None })
+        let tree = tree.clone();
+        Ok(LedgerStream { tree, head_seq, preamble, block_starts, position: 0, current: None, since_yield: 0 })
     }
 
     fn len(&self) -> u64 {
@@ -215,9 +230,10 @@ impl LedgerStream {
         Ok(())
     }
 
-    /// Fills `buf` from the current position, as far as the stream goes.
+    /// Fills `buf` from the current position, as far as the stream goes and until it is due
+    /// to yield.
     fn read(&mut self, buf: &mut ReadBuf<'_>) -> std::io::Result<()> {
-        while buf.remaining() > 0 && self.position < self.len() {
+        while buf.remaining() > 0 && self.position < self.len() && self.since_yield < YIELD_EVERY {
             let at = self.position;
             let preamble = self.preamble.len() as u64;
             let taken = if at < preamble {
@@ -235,6 +251,7 @@ impl LedgerStream {
                 n
             };
             self.position += taken as u64;
+            self.since_yield += taken;
         }
         Ok(())
     }
