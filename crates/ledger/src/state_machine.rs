@@ -51,7 +51,7 @@ struct SnapshotRecord {
     meta: SnapshotMeta<NodeId, Node>,
     head_seq: u64,
     /// The idempotency table as of the snapshot (it changes, unlike the ledger prefix), kept
-    /// so a lost snapshot file can be written again.
+    /// so the snapshot can be streamed at any later time.
     idempotency: Vec<(RecordKey, Record)>,
 }
 
@@ -74,7 +74,7 @@ pub struct StateMachine {
     idempotency: Table,
     /// The `snapshots/` dir of the data dir.
     dir: PathBuf,
-    /// Held while recording a snapshot file or removing old ones (builds run beside installs).
+    /// Held while recording a snapshot or removing snapshot files (builds run beside installs).
     files: Arc<Mutex<()>>,
     /// Test hook: the next installs stop (as a crash would) after this many sled batches.
     interrupt_after: Option<usize>,
@@ -193,8 +193,8 @@ fn apply_proposal(
 }
 
 /// Run on a data dir before its ledger is opened: finishes a snapshot install a crash
-/// interrupted (the stored ledger may be half-written until then), and removes snapshot files
-/// that are not the current one.
+/// interrupted (the stored ledger may be half-written until then), and removes every snapshot
+/// file (a received one is needed only until its install is finished).
 pub(crate) fn recover(db: &sled::Db, dir: &Path) -> Result<(), LedgerError> {
     std::fs::create_dir_all(dir)?;
     let tree = db.open_tree("ledger")?;
