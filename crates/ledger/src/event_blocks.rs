@@ -106,6 +106,24 @@ pub(crate) fn decode_at(seq: u64, bytes: &[u8]) -> Result<LedgerEntry, LedgerErr
     Ok(entry)
 }
 
+/// How many of the bytes of block `block` hold its events up to `seq` (all of them for a block
+/// that ends before `seq`). Records are framed as snapshots frame events, so this is also how
+/// much of the block a snapshot of the first `seq` events carries.
+pub(crate) fn bytes_through(block: u64, bytes: &[u8], seq: u64) -> Result<usize, LedgerError> {
+    if block_of(seq) > block {
+        return Ok(bytes.len());
+    }
+    let mut len = 0;
+    for record in records(block, bytes) {
+        let (at, record) = record?;
+        if at > seq {
+            break;
+        }
+        len = record.as_ptr() as usize - bytes.as_ptr() as usize + record.len();
+    }
+    Ok(len)
+}
+
 /// The stored event at `seq`, if there is one.
 pub(crate) fn get(tree: &sled::Tree, seq: u64) -> Result<Option<LedgerEntry>, LedgerError> {
     if seq == 0 {

@@ -205,7 +205,7 @@ impl LedgerStream {
                     why: "sequence gap in the stored ledger".into(),
                 });
             }
-            let len = cut_length(number, &bytes, head_seq)?;
+            let len = event_blocks::bytes_through(number, &bytes, head_seq)?;
             block_starts.push(block_starts[block_starts.len() - 1] + len as u64);
         }
         if head_seq > 0 && block_starts.len() as u64 - 1 != event_blocks::block_of(head_seq) + 1 {
@@ -274,22 +274,6 @@ impl LedgerStream {
     }
 }
 
-/// How many bytes of block `number` hold events up to `head_seq`.
-fn cut_length(number: u64, bytes: &[u8], head_seq: u64) -> Result<usize, LedgerError> {
-    if event_blocks::block_of(head_seq) > number {
-        return Ok(bytes.len());
-    }
-    let mut len = 0;
-    for record in event_blocks::records(number, bytes) {
-        let (seq, record) = record?;
-        if seq > head_seq {
-            break;
-        }
-        len = record.as_ptr() as usize - bytes.as_ptr() as usize + record.len();
-    }
-    Ok(len)
-}
-
 fn push_frame(out: &mut Vec<u8>, bytes: &[u8]) -> Result<(), LedgerError> {
     let len = u32::try_from(bytes.len()).map_err(|_| damaged("a snapshot frame over 4 GiB"))?;
     out.extend_from_slice(&len.to_le_bytes());
@@ -332,14 +316,6 @@ pub(crate) fn remove_abandoned_receives(dir: &Path) -> std::io::Result<()> {
         }
     }
     Ok(())
-}
-
-/// A copy of `source` (someone else's snapshot file) as a receiving file in `dir`, on disk.
-pub(crate) fn copy_in(dir: &Path, source: &Path) -> std::io::Result<PathBuf> {
-    let path = temp_path(dir, RECEIVING);
-    std::fs::copy(source, &path)?;
-    std::fs::File::open(&path)?.sync_all()?;
-    Ok(path)
 }
 
 /// Gives the complete file `temp` its final name (atomically, the directory synced); the name.

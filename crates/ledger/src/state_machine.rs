@@ -112,7 +112,7 @@ impl StateMachine {
         let get = |key: &[u8]| -> Result<Option<sled::IVec>, LedgerError> { Ok(tree.get(key)?) };
         let last_applied = get(APPLIED)?.map(|b| codec::decode(&b)).transpose()?.flatten();
         let membership = get(MEMBERSHIP)?.map(|b| codec::decode(&b)).transpose()?.unwrap_or_default();
-        let snapshot = get(SNAPSHOT)?.map(|b| codec::decode(&b)).transpose()?;
+        let snapshot = recorded_snapshot(tree)?;
         let mut records = Vec::new();
         for item in tree.scan_prefix([IDEMPOTENCY_PREFIX]) {
             let (key, value) = item?;
@@ -359,10 +359,8 @@ fn install_file(
     meta: &SnapshotMeta<NodeId, Node>,
     stop_after: Option<usize>,
 ) -> Result<Installed, LedgerError> {
-    // A file received into our dir is ours to keep; another (openraft's storage suite hands
-    // over the leader's file object) is copied in first.
-    let temp =
-        if snapshot::is_receiving(dir, received) { received.to_path_buf() } else { snapshot::copy_in(dir, received)? };
+    // Received into our dir (`install_snapshot` sees to it), so ours to keep.
+    let temp = received.to_path_buf();
     let tree = ledger.tree();
     let started = std::time::Instant::now();
     let checked = match snapshot::check(&temp, stored_head(tree)?) {
@@ -405,8 +403,7 @@ fn install_file(
 fn record_snapshot(ledger: &Ledger, dir: &Path, files: &Mutex<()>, record: &SnapshotRecord) -> Result<(), LedgerError> {
     let _files = lock(files);
     let tree = ledger.read_tree()?;
-    let current: Option<SnapshotRecord> = tree.get(SNAPSHOT)?.map(|b| codec::decode(&b)).transpose()?;
-    if current.is_some_and(|c| c.meta.last_log_id > record.meta.last_log_id) {
+    if recorded_snapshot(tree)?.is_some_and(|c| c.meta.last_log_id > record.meta.last_log_id) {
         return Ok(());
     }
     let mut batch = sled::Batch::default();
@@ -420,6 +417,11 @@ fn record_snapshot(ledger: &Ledger, dir: &Path, files: &Mutex<()>, record: &Snap
         tracing::warn!(error = %e, "cannot remove old snapshot files");
     }
     Ok(())
+}
+
+/// The snapshot recorded last (by a build or an install).
+fn recorded_snapshot(tree: &sled::Tree) -> Result<Option<SnapshotRecord>, LedgerError> {
+    Ok(tree.get(SNAPSHOT)?.map(|b| codec::decode(&b)).transpose()?)
 }
 
 /// The snapshot `record` describes, streamed from the ledger (blocking: it reads where each
@@ -538,10 +540,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         // The install writes sled directly, over whatever applies staged before it.
         self.ledger.write_pending().map_err(write_err)?;
         let received = match snapshot.path() {
-            Some(path) => path.to_path_buf(),
-            // Another node's snapshot streamed from its ledger (openraft's storage suite hands
-            // the leader's over): received into a file first, as a transfer would.
-            None => {
+            Some(path) if snapshot::is_receiving(&self.dir, path) => path.to_path_buf(),
+            // Anything else — another node's snapshot streamed from its ledger (openraft's
+            // storage suite hands the leader's over), or a file elsewhere — is received into a
+            // file of ours first, as a transfer would.
+            _ => {
                 let mut file = SnapshotFile::create_receiving(&self.dir).await.map_err(write_err)?;
                 tokio::io::AsyncSeekExt::seek(&mut *snapshot, std::io::SeekFrom::Start(0))
                     .await
@@ -576,9 +579,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
         // Snapshots a builder made are recorded in sled; pick up the latest.
-        let tree = self.ledger.tree();
-        let recorded: Option<SnapshotRecord> =
-            tree.get(SNAPSHOT).map_err(read_err)?.map(|b| codec::decode(&b)).transpose().map_err(read_err)?;
+        let recorded = recorded_snapshot(self.ledger.tree()).map_err(read_err)?;
         if recorded.is_some() {
             self.snapshot = recorded;
         }
