@@ -103,6 +103,7 @@ fn refused(refusal: MembershipRefusal) -> ApiError {
     match refusal {
         MembershipRefusal::NotFound(why) => ApiError::not_found(why),
         MembershipRefusal::Invalid(why) => ApiError::invalid(why),
+        MembershipRefusal::Conflict(why) => ApiError::new(StatusCode::CONFLICT, "conflict", why),
         MembershipRefusal::Unavailable(why) => ApiError::unavailable(format!("the change was not made: {why}")),
     }
 }

@@ -16,14 +16,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use keyledger_ledger::{Proposals, TypeConfig};
+use keyledger_ledger::{NodeId, Proposals, TypeConfig};
 use keyledger_model::Proposal;
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::Raft;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::time::Instant;
 
-use crate::network::{CallError, RpcClient};
+use crate::network::{path, CallError, RpcClient};
 use crate::node::{Committed, Refusal};
 
 /// Entries in flight at once. More than one keeps the pipeline full (one entry replicating
@@ -121,7 +121,8 @@ async fn write_entry(raft: &Raft<TypeConfig>, batch: Vec<Waiting>, deadline: Dur
 
 /// One proposal a follower is passing to the leader, and where its answer goes.
 struct Forwarding {
-    url: String,
+    /// The leader's id and base URL.
+    leader: (NodeId, String),
     proposal: Proposal,
     deadline: Instant,
     answer: oneshot::Sender<Result<Committed, Refusal>>,
@@ -141,15 +142,15 @@ impl Forwarder {
         Forwarder { queue }
     }
 
-    /// Sends `proposal` to the leader at `url` (its `/internal/propose`) with the next batch.
+    /// Sends `proposal` to the leader (its id and base URL) with the next batch.
     pub(crate) async fn forward(
         &self,
-        url: String,
+        leader: (NodeId, String),
         proposal: Proposal,
         deadline: Instant,
     ) -> Result<Committed, Refusal> {
         let (answer, answered) = oneshot::channel();
-        if self.queue.send(Forwarding { url, proposal, deadline, answer }).is_err() {
+        if self.queue.send(Forwarding { leader, proposal, deadline, answer }).is_err() {
             return Err(Refusal::Unavailable("this node is shutting down".into()));
         }
         answered.await.unwrap_or_else(|_| Err(Refusal::OutcomeUnknown("the write's task ended".into())))
@@ -162,17 +163,17 @@ async fn gather_forwards(rpc: RpcClient, mut waiting: mpsc::UnboundedReceiver<Fo
         let Ok(slot) = slots.clone().acquire_owned().await else { return };
         let batch = with_the_waiting(first, &mut waiting);
         // Proposals queued across a change of leader go to the leader each was meant for.
-        let mut by_leader: Vec<(String, Vec<Forwarding>)> = Vec::new();
+        let mut by_leader: Vec<((NodeId, String), Vec<Forwarding>)> = Vec::new();
         for forwarding in batch {
-            match by_leader.iter_mut().find(|(url, _)| *url == forwarding.url) {
+            match by_leader.iter_mut().find(|(leader, _)| *leader == forwarding.leader) {
                 Some((_, group)) => group.push(forwarding),
-                None => by_leader.push((forwarding.url.clone(), vec![forwarding])),
+                None => by_leader.push((forwarding.leader.clone(), vec![forwarding])),
             }
         }
         let rpc = rpc.clone();
         tokio::spawn(async move {
-            for (url, group) in by_leader {
-                send_forwards(&rpc, &url, group).await;
+            for ((id, base), group) in by_leader {
+                send_forwards(&rpc, id, &base, group).await;
             }
             drop(slot);
         });
@@ -180,12 +181,15 @@ async fn gather_forwards(rpc: RpcClient, mut waiting: mpsc::UnboundedReceiver<Fo
 }
 
 /// Sends one batch to the leader and answers each proposal.
-async fn send_forwards(rpc: &RpcClient, url: &str, group: Vec<Forwarding>) {
+async fn send_forwards(rpc: &RpcClient, leader: NodeId, base: &str, group: Vec<Forwarding>) {
     let deadline = group.iter().map(|f| f.deadline).min().unwrap_or_else(Instant::now);
     let (proposals, answers): (Vec<Proposal>, Vec<_>) = group.into_iter().map(|f| (f.proposal, f.answer)).unzip();
     let count = proposals.len();
     let budget = deadline.saturating_duration_since(Instant::now());
-    let failed = match rpc.call::<_, Vec<Result<Committed, Refusal>>>(url, &proposals, budget).await {
+    let failed = match rpc
+        .call::<_, Vec<Result<Committed, Refusal>>>(leader, base, path::PROPOSE, &proposals, budget)
+        .await
+    {
         Ok(results) if results.len() == count => {
             for (answer, result) in answers.into_iter().zip(results) {
                 let _ = answer.send(result);
@@ -196,7 +200,11 @@ async fn send_forwards(rpc: &RpcClient, url: &str, group: Vec<Forwarding>) {
             Refusal::OutcomeUnknown(format!("the leader answered {} results for {count} writes", results.len()))
         }
         Err(CallError::Unreachable(_)) => Refusal::Unavailable("the leader cannot be reached".into()),
-        Err(CallError::Refused(_)) => Refusal::Unavailable("the leader refused this node's cluster secret".into()),
+        Err(CallError::Refused(_)) => Refusal::Unavailable("the leader refused this node's signature".into()),
+        // Something answered that is not the leader: whether the leader got the writes is unknown.
+        Err(CallError::NotANode(why)) => {
+            Refusal::OutcomeUnknown(format!("the leader did not confirm the write: {why}"))
+        }
         Err(CallError::Failed(why)) => Refusal::OutcomeUnknown(format!("the leader did not confirm the write: {why}")),
     };
     for answer in answers {

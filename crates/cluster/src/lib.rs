@@ -16,6 +16,7 @@ mod bootstrap;
 mod checkpoints;
 mod network;
 mod node;
+pub mod peer_auth;
 mod raft_stream;
 pub mod rpc;
 mod secret;

@@ -4,9 +4,10 @@
 //! One `reqwest::Client` (one connection pool) serves every peer. A connection that cannot be
 //! made is `Unreachable` — openraft then backs off instead of hammering a dead node — and
 //! every other transport failure is a `NetworkError`. Every call goes through [`RpcClient`],
-//! which shows this node's cluster secret (`secret.rs`).
+//! which signs it with the key derived from the cluster secret and checks the answer's
+//! signature (`peer_auth.rs`).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use keyledger_ledger::codec;
@@ -17,11 +18,14 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
     VoteResponse,
 };
-use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+use reqwest::header::{HeaderValue, CONTENT_TYPE};
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::peer_auth::{now_ms, AnswerSignature, PeerKey, ANSWER_HEADER, ANY_NODE, REQUEST_HEADER};
 use crate::raft_stream::StreamClient;
 use crate::secret::{ClusterSecret, Throttle};
 
@@ -53,66 +57,136 @@ pub(crate) enum CallError {
     /// The request never reached the peer (connection refused, no route): nothing happened there.
     #[error("cannot connect to {0}")]
     Unreachable(String),
-    /// The peer refused this node's cluster secret (`401`): nothing happened there either.
-    #[error("{0} refused this node's cluster secret")]
+    /// The peer refused this node's signature (`401`): nothing happened there either.
+    #[error("{0} refused this node's signature (made with the cluster secret)")]
     Refused(String),
+    /// Something answered, but not as a node of this cluster: its answer is not signed with
+    /// the cluster key, or by another node than the one asked.
+    #[error("{0}")]
+    NotANode(String),
     /// The request was sent, or may have been, but no usable answer came back.
     #[error("{0}")]
     Failed(String),
 }
 
-/// The one HTTP client (one connection pool) for every call to a peer. It puts the cluster
-/// secret on each request, so no internal call can go out without it. Cheap to clone.
+/// The one HTTP client (one connection pool) for every call to a peer. It signs each request
+/// (`peer_auth.rs`) and checks each answer's signature, so no internal call goes out unsigned
+/// and no answer is believed that a node of this cluster did not give. Cheap to clone.
 #[derive(Clone)]
 pub(crate) struct RpcClient {
     http: reqwest::Client,
-    secret: HeaderValue,
+    key: PeerKey,
+    own_id: NodeId,
+    nonces: Arc<Mutex<ChaCha20Rng>>,
     refusals: Arc<Throttle>,
 }
 
+/// A signed request about to go out: its header and the nonce its answer must be bound to.
+pub(crate) struct Signed {
+    pub(crate) header: HeaderValue,
+    pub(crate) nonce: [u8; 16],
+}
+
 impl RpcClient {
-    pub(crate) fn new(http: reqwest::Client, secret: &ClusterSecret) -> RpcClient {
-        RpcClient { http, secret: secret.header(), refusals: Arc::default() }
+    pub(crate) fn new(http: reqwest::Client, secret: &ClusterSecret, own_id: NodeId) -> RpcClient {
+        RpcClient {
+            http,
+            key: PeerKey::derive(secret),
+            own_id,
+            nonces: Arc::new(Mutex::new(ChaCha20Rng::from_entropy())),
+            refusals: Arc::default(),
+        }
     }
 
-    /// Posts `body` (bincode) to `url` and decodes a bincode answer.
+    /// Signs a request to node `to` (or [`ANY_NODE`]).
+    pub(crate) fn sign(&self, to: NodeId, method: &str, path: &str, body: &[u8]) -> Signed {
+        let mut nonce = [0u8; 16];
+        self.nonces.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).fill_bytes(&mut nonce);
+        let signature = self.key.sign_request(self.own_id, to, method, path, now_ms(), nonce, body);
+        let header = HeaderValue::from_str(&signature.to_header()).expect("the signature header is ASCII");
+        Signed { header, nonce }
+    }
+
+    /// Checks that an answer to the request with `nonce` was signed by node `expected` (or by
+    /// any node, for [`ANY_NODE`]); the id of the node that signed it.
+    pub(crate) fn check_answer(
+        &self,
+        base: &str,
+        expected: NodeId,
+        nonce: &[u8; 16],
+        status: u16,
+        header: Option<&HeaderValue>,
+        body: &[u8],
+    ) -> Result<NodeId, CallError> {
+        let not_a_node = || CallError::NotANode(format!("{base} did not answer as a node of this cluster"));
+        let signature = header
+            .and_then(|h| h.to_str().ok())
+            .and_then(AnswerSignature::parse)
+            .filter(|sig| self.key.answer_is_genuine(sig, nonce, status, body))
+            .ok_or_else(not_a_node)?;
+        if expected != ANY_NODE && signature.from != expected {
+            return Err(CallError::NotANode(format!(
+                "{base} answered as node {}, not node {expected}",
+                signature.from
+            )));
+        }
+        Ok(signature.from)
+    }
+
+    /// Posts `body` (bincode) to `path` at `base`, for node `to`, and decodes a bincode answer.
     pub(crate) async fn call<Req: Serialize, Resp: DeserializeOwned>(
         &self,
-        url: &str,
+        to: NodeId,
+        base: &str,
+        path: &str,
         body: &Req,
         timeout: Duration,
     ) -> Result<Resp, CallError> {
+        self.call_answered_by(to, base, path, body, timeout).await.map(|(_, answer)| answer)
+    }
+
+    /// Like [`Self::call`], also giving the id of the node that answered.
+    pub(crate) async fn call_answered_by<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        to: NodeId,
+        base: &str,
+        path: &str,
+        body: &Req,
+        timeout: Duration,
+    ) -> Result<(NodeId, Resp), CallError> {
         let bytes = codec::encode(body).map_err(|e| CallError::Failed(e.to_string()))?;
+        let signed = self.sign(to, "POST", path, &bytes);
+        let url = format!("{base}{path}");
         let response = self
             .http
-            .post(url)
+            .post(&url)
             .timeout(timeout)
-            .header(AUTHORIZATION, self.secret.clone())
+            .header(REQUEST_HEADER, signed.header)
             .header(CONTENT_TYPE, "application/octet-stream")
             .body(bytes)
             .send()
             .await
             .map_err(|e| {
                 if e.is_connect() {
-                    CallError::Unreachable(url.to_string())
+                    CallError::Unreachable(base.to_string())
+                } else if e.is_timeout() {
+                    CallError::Failed(format!("{base}: no answer within {timeout:?}"))
                 } else {
-                    CallError::Failed(e.to_string())
+                    CallError::Failed(format!("{base}: {e}"))
                 }
             })?;
         let status = response.status();
         if status == StatusCode::UNAUTHORIZED {
-            return Err(self.refused(url.split("/internal/").next().unwrap_or(url)));
+            return Err(self.refused(base));
         }
-        let bytes = response.bytes().await.map_err(|e| CallError::Failed(e.to_string()))?;
+        let answer_header = response.headers().get(ANSWER_HEADER).cloned();
+        let bytes = response.bytes().await.map_err(|e| CallError::Failed(format!("{base}: {e}")))?;
         if !status.is_success() {
             return Err(CallError::Failed(format!("{url} answered {status}")));
         }
-        codec::decode(&bytes).map_err(|e| CallError::Failed(e.to_string()))
-    }
-
-    /// The `Authorization` value every internal request carries.
-    pub(crate) fn secret_header(&self) -> HeaderValue {
-        self.secret.clone()
+        let from = self.check_answer(base, to, &signed.nonce, status.as_u16(), answer_header.as_ref(), &bytes)?;
+        let answer = codec::decode(&bytes).map_err(|e| CallError::Failed(e.to_string()))?;
+        Ok((from, answer))
     }
 
     /// The error for a peer that answered `401`, logged at a pace a human can read.
@@ -121,8 +195,9 @@ impl RpcClient {
         if self.refusals.due(peer) {
             tracing::warn!(
                 %peer,
-                "the peer refused this node's cluster secret: every node of a cluster must hold the same \
-                 <data-dir>/cluster.secret (further refusals by this peer are logged every 30 s)"
+                "the peer refused this node's signature: every node of a cluster must hold the same \
+                 <data-dir>/cluster.secret, and their clocks must agree within 30 s (further refusals by this \
+                 peer are logged every 30 s)"
             );
         }
         CallError::Refused(peer.to_string())
@@ -170,9 +245,8 @@ impl Peer {
         Resp: DeserializeOwned,
         E: std::error::Error + DeserializeOwned,
     {
-        let url = format!("{}{}", self.base, path);
         let answer: Result<Resp, RaftError<NodeId, E>> =
-            self.rpc.call(&url, req, option.hard_ttl()).await.map_err(rpc_error)?;
+            self.rpc.call(self.target, &self.base, path, req, option.hard_ttl()).await.map_err(rpc_error)?;
         answer.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
 
@@ -191,7 +265,7 @@ impl Peer {
             }
             self.stream = None;
         }
-        let stream = self.stream.insert(StreamClient::open(&self.rpc, &self.base).await?);
+        let stream = self.stream.insert(StreamClient::open(&self.rpc, self.target, &self.base).await?);
         let answer = stream.append(request).await;
         if answer.is_err() {
             self.stream = None;
@@ -204,7 +278,10 @@ fn rpc_error<E: std::error::Error>(e: CallError) -> RPCError<NodeId, Node, RaftE
     match e {
         // A refusal, like a dead peer, makes openraft back off instead of retrying
         // at once: nothing will change until an operator gives a node the right secret.
-        CallError::Unreachable(_) | CallError::Refused(_) => RPCError::Unreachable(Unreachable::new(&e)),
+        // So does an address where something other than a node of this cluster answers.
+        CallError::Unreachable(_) | CallError::Refused(_) | CallError::NotANode(_) => {
+            RPCError::Unreachable(Unreachable::new(&e))
+        }
         CallError::Failed(_) => RPCError::Network(NetworkError::new(&e)),
     }
 }

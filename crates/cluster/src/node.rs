@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use keyledger_ledger::{Ledger, Node, NodeId, Storage, TypeConfig};
 use keyledger_model::{token, AccountId, Actor, CheckpointSigner, KeyId, Outcome, Proposal, SecretToken, Timestamp};
-use openraft::error::RaftError;
+use openraft::error::{ChangeMembershipError, ClientWriteError, RaftError};
 use openraft::{ChangeMembers, Raft, RaftMetrics, ServerState};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -19,6 +19,7 @@ use crate::activity::Activity;
 use crate::batch::{Batcher, Forwarder};
 use crate::checkpoints::{load_or_create_signer, CheckpointPolicy};
 use crate::network::{base_url, path, CallError, Network, RpcClient};
+use crate::peer_auth::ANY_NODE;
 use crate::rpc::{JoinRequest, NodeStatus};
 use crate::secret::{ClusterSecret, SecretSource};
 use crate::ClusterError;
@@ -36,6 +37,44 @@ const READ_BARRIER_DEADLINE: Duration = Duration::from_secs(3);
 pub(crate) const REMOVED_MARKER: &str = "removed-from-cluster";
 /// A node is ready when it knows a leader and has applied all but this many log entries.
 const READY_MAX_LAG: u64 = 100;
+
+/// How long the leader waits for a would-be member to prove it is a node of this cluster.
+const IDENTIFY_DEADLINE: Duration = Duration::from_secs(3);
+/// A learner is promoted once its replicated log is within this many entries of the leader's.
+const CAUGHT_UP_LAG: u64 = 100;
+/// An add answers that the learner stays a learner once its replication made no progress for
+/// this long (a node that answered but cannot take the log: wrong version, full disk, gone) …
+const CATCH_UP_STALL: Duration = Duration::from_secs(5);
+/// … or after this long in all (a very long catch-up goes on in the background; adding the
+/// node again promotes it once it is done).
+const CATCH_UP_DEADLINE: Duration = Duration::from_secs(60);
+/// How long the promotion to voter may take to commit.
+const PROMOTION_DEADLINE: Duration = Duration::from_secs(10);
+
+/// openraft's refusals of a membership change as sentences (never its debug strings).
+fn membership_error(e: RaftError<NodeId, ClientWriteError<NodeId, Node>>) -> MembershipRefusal {
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => {
+            MembershipRefusal::Unavailable("this node stopped leading during the change; retry it".into())
+        }
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(ChangeMembershipError::InProgress(p))) => {
+            let at = p.membership_log_id.map_or(String::new(), |id| format!(" (at log index {})", id.index));
+            MembershipRefusal::Conflict(format!(
+                "an earlier membership change{at} is not committed yet; retry once it is"
+            ))
+        }
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(ChangeMembershipError::EmptyMembership(_))) => {
+            MembershipRefusal::Invalid("the change would leave the cluster without voters".into())
+        }
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(ChangeMembershipError::LearnerNotFound(l))) => {
+            MembershipRefusal::Conflict(format!(
+                "node {} is no longer a learner of the cluster (removed meanwhile?)",
+                l.node_id
+            ))
+        }
+        RaftError::Fatal(_) => MembershipRefusal::Unavailable("raft has stopped on this node".into()),
+    }
+}
 
 /// Settings of one node.
 #[derive(Debug, Clone)]
@@ -98,13 +137,19 @@ pub enum MembershipChange {
     Remove { node_id: NodeId },
 }
 
-/// Why a membership change was not made.
+/// Why a membership change was not made (or not completed): always a sentence.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum MembershipRefusal {
     #[error("{0}")]
     NotFound(String),
+    /// A request that cannot succeed as made: a bad address, one where no node of this
+    /// cluster answers, the last voter.
     #[error("{0}")]
     Invalid(String),
+    /// The cluster's state stands in the way: a learner not caught up, an add cancelled, an
+    /// earlier change not committed yet.
+    #[error("{0}")]
+    Conflict(String),
     /// No leader, the leader unreachable, or the change not confirmed.
     #[error("{0}")]
     Unavailable(String),
@@ -189,7 +234,7 @@ impl ClusterNode {
             .pool_idle_timeout(Duration::from_secs(30))
             .build()
             .map_err(|e| ClusterError::Io(e.to_string()))?;
-        let rpc = RpcClient::new(http, &secret);
+        let rpc = RpcClient::new(http, &secret, config.node_id);
         let raft_config =
             Arc::new(raft_config(config.snapshot_logs).validate().map_err(|e| ClusterError::Raft(e.to_string()))?);
         let raft =
@@ -303,13 +348,24 @@ impl ClusterNode {
     }
 
     /// Asks the cluster at `url` to add this node, retrying until it has (learner, caught up,
-    /// then voter). Any member can be asked: it forwards to the leader.
+    /// then voter). Any member can be asked: it forwards to the leader. The member is first
+    /// asked who it is (a signed answer proves it is a node of this cluster), so the join
+    /// request itself is signed for that node alone.
     pub async fn join(&self, url: &str) {
-        let url = format!("{}{}", base_url(url), path::JOIN);
+        let base = base_url(url);
         let request = JoinRequest { node_id: self.id, address: self.advertise.clone() };
         let mut pause = Duration::from_millis(200);
         loop {
-            match self.rpc.call::<_, Result<(), String>>(&url, &request, Duration::from_secs(120)).await {
+            let asked = async {
+                let (member, _) = self
+                    .rpc
+                    .call_answered_by::<_, NodeStatus>(ANY_NODE, &base, path::STATUS, &(), IDENTIFY_DEADLINE)
+                    .await?;
+                self.rpc
+                    .call::<_, Result<(), String>>(member, &base, path::JOIN, &request, Duration::from_secs(120))
+                    .await
+            };
+            match asked.await {
                 Ok(Ok(())) => {
                     tracing::info!(node_id = self.id, "joined the cluster as a voter");
                     return;
@@ -341,8 +397,14 @@ impl ClusterNode {
         self.change_members(MembershipChange::Add { node_id, address }).await.map_err(|e| e.to_string())
     }
 
-    /// Adds a node (as a learner, waiting until it has caught up, then as a voter) or removes
-    /// one, live or dead. Made on the leader; any node passes it there.
+    /// Adds a node or removes one, live or dead. Made on the leader; any node passes it there.
+    ///
+    /// An operator's typo must not cost the cluster its writes, so a node is added only once it
+    /// has proved, at the address given, to be a node of this cluster with the id given
+    /// (otherwise nothing changes); then as a learner, which no quorum needs; and promoted to
+    /// voter only once it has caught up. One that does not catch up stays a learner (the
+    /// answer says so), and a learner can always be removed, which also cancels an add still
+    /// waiting for it.
     pub async fn change_members(&self, change: MembershipChange) -> Result<(), MembershipRefusal> {
         let metrics = self.metrics();
         match metrics.current_leader {
@@ -351,31 +413,61 @@ impl ClusterNode {
                 let addr = self
                     .member_address(leader)
                     .ok_or_else(|| MembershipRefusal::Unavailable("the leader's address is unknown".into()))?;
-                let url = format!("{}{}", base_url(&addr), path::MEMBERS);
                 return self
                     .rpc
-                    .call::<_, Result<(), MembershipRefusal>>(&url, &change, Duration::from_secs(110))
+                    .call::<_, Result<(), MembershipRefusal>>(
+                        leader,
+                        &base_url(&addr),
+                        path::MEMBERS,
+                        &change,
+                        Duration::from_secs(110),
+                    )
                     .await
-                    .map_err(|e| MembershipRefusal::Unavailable(e.to_string()))?;
+                    .map_err(|e| MembershipRefusal::Unavailable(format!("the leader cannot be asked: {e}")))?;
             }
             None => return Err(MembershipRefusal::Unavailable("no leader is known".into())),
         }
-        let failed = |e: RaftError<NodeId, _>| MembershipRefusal::Unavailable(e.to_string());
         let membership = metrics.membership_config.membership().clone();
         let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
         match change {
             MembershipChange::Add { node_id, address } => {
-                if voters.contains(&node_id) {
-                    return Ok(());
-                }
-                if address.trim().is_empty() {
+                let address = address.trim().to_string();
+                if address.is_empty() {
                     return Err(MembershipRefusal::Invalid("a new member needs the address it listens on".into()));
                 }
-                tracing::info!(node_id, %address, "adding a learner");
-                self.raft.add_learner(node_id, Node { addr: address }, true).await.map_err(failed)?;
-                tracing::info!(node_id, "promoting the learner to voter");
+                let known = membership.get_node(&node_id).map(|n| n.addr.clone());
+                if let Some(known) = &known {
+                    if *known != address {
+                        return Err(MembershipRefusal::Invalid(format!(
+                            "node {node_id} is already a member, at {known}; remove it first to add it at {address}"
+                        )));
+                    }
+                    if voters.contains(&node_id) {
+                        return Ok(());
+                    }
+                }
+                self.identify(node_id, &address).await?;
+                if known.is_none() {
+                    tracing::info!(node_id, %address, "the new member answered as a node of this cluster: adding it as a learner");
+                    self.raft
+                        .add_learner(node_id, Node { addr: address.clone() }, false)
+                        .await
+                        .map_err(membership_error)?;
+                }
+                self.wait_caught_up(node_id, &address).await?;
+                tracing::info!(node_id, "the learner has caught up: promoting it to voter");
                 let promote = ChangeMembers::AddVoterIds(BTreeSet::from([node_id]));
-                self.raft.change_membership(promote, false).await.map_err(failed)?;
+                match tokio::time::timeout(PROMOTION_DEADLINE, self.raft.change_membership(promote, false)).await {
+                    Ok(done) => {
+                        done.map_err(membership_error)?;
+                    }
+                    Err(_) => {
+                        return Err(MembershipRefusal::Unavailable(format!(
+                            "the promotion of node {node_id} to voter was not confirmed within {PROMOTION_DEADLINE:?}: \
+                             it needs node {node_id} to answer; if it is gone, remove it"
+                        )))
+                    }
+                }
             }
             MembershipChange::Remove { node_id } => {
                 if membership.get_node(&node_id).is_none() {
@@ -392,17 +484,84 @@ impl ClusterNode {
                     ChangeMembers::RemoveNodes(BTreeSet::from([node_id]))
                 };
                 let address = membership.get_node(&node_id).map(|n| n.addr.clone());
-                self.raft.change_membership(remove, false).await.map_err(failed)?;
+                self.raft.change_membership(remove, false).await.map_err(membership_error)?;
                 // The removed node may never receive the entry that leaves it out: tell it.
                 if let Some(address) = address {
-                    let url = format!("{}{}", base_url(&address), path::REMOVED);
-                    if let Err(e) = self.rpc.call::<_, ()>(&url, &(), Duration::from_secs(2)).await {
+                    let base = base_url(&address);
+                    if let Err(e) =
+                        self.rpc.call::<_, ()>(node_id, &base, path::REMOVED, &(), Duration::from_secs(2)).await
+                    {
                         tracing::info!(node_id, error = %e, "could not tell the removed node (it may be down)");
                     }
                 }
             }
         }
         Ok(())
+    }
+
+    /// Asks whoever listens at `address` to prove it is node `node_id` of this cluster: a
+    /// request signed for that node alone, whose answer must be signed by it over the
+    /// request's nonce. What a listener there receives is useless anywhere else.
+    async fn identify(&self, node_id: NodeId, address: &str) -> Result<(), MembershipRefusal> {
+        let base = base_url(address);
+        let why = match self.rpc.call::<_, NodeStatus>(node_id, &base, path::STATUS, &(), IDENTIFY_DEADLINE).await {
+            Ok(status) if status.node_id == node_id => return Ok(()),
+            Ok(status) => format!("node {} answered there, not node {node_id}", status.node_id),
+            Err(CallError::Unreachable(_)) => "nothing accepts connections there".to_string(),
+            Err(CallError::Refused(_)) => {
+                "a node answered but refused this node's signature (is it of another cluster, or is its clock off?)"
+                    .to_string()
+            }
+            Err(CallError::NotANode(why)) => why,
+            Err(CallError::Failed(why)) => why,
+        };
+        tracing::warn!(node_id, %address, %why, "refused to add a member that did not answer as a node of this cluster");
+        Err(MembershipRefusal::Invalid(format!(
+            "no keyledger node of this cluster answers at {address} as node {node_id} ({why}); the membership is \
+             unchanged"
+        )))
+    }
+
+    /// Waits until learner `node_id`'s replicated log is within [`CAUGHT_UP_LAG`] of this
+    /// leader's. Gives up if it makes no progress for [`CATCH_UP_STALL`], after
+    /// [`CATCH_UP_DEADLINE`] in all, or once the learner was removed (the add is cancelled).
+    async fn wait_caught_up(&self, node_id: NodeId, address: &str) -> Result<(), MembershipRefusal> {
+        let started = Instant::now();
+        let mut progress: (Option<u64>, Instant) = (None, started);
+        loop {
+            let metrics = self.metrics();
+            if metrics.membership_config.membership().get_node(&node_id).is_none() {
+                return Err(MembershipRefusal::Conflict(format!(
+                    "the addition of node {node_id} was cancelled: it was removed meanwhile"
+                )));
+            }
+            if metrics.current_leader != Some(self.id) {
+                return Err(MembershipRefusal::Unavailable(format!(
+                    "this node stopped leading while node {node_id} caught up; it stays a learner: add it again"
+                )));
+            }
+            let matched =
+                metrics.replication.as_ref().and_then(|r| r.get(&node_id).cloned().flatten()).map(|l| l.index);
+            let last = metrics.last_log_index.unwrap_or(0);
+            if matched.is_some_and(|m| last.saturating_sub(m) <= CAUGHT_UP_LAG) {
+                return Ok(());
+            }
+            let now = Instant::now();
+            if matched != progress.0 {
+                progress = (matched, now);
+            }
+            if now.duration_since(progress.1) >= CATCH_UP_STALL || now.duration_since(started) >= CATCH_UP_DEADLINE {
+                let at = matched.map_or("nothing yet".to_string(), |m| format!("index {m}"));
+                tracing::warn!(node_id, %address, %at, last, "the new learner has not caught up: not promoted");
+                return Err(MembershipRefusal::Conflict(format!(
+                    "node {node_id} answered at {address} and was added as a learner, but has not caught up \
+                     (it has {at} of {last}); it stays a learner, which no quorum needs, so writes go on: add it \
+                     again to promote it once it has caught up, or remove it"
+                )));
+            }
+            let mut watch = self.raft.metrics();
+            let _ = tokio::time::timeout(Duration::from_millis(200), watch.changed()).await;
+        }
     }
 
     /// This node was removed from the cluster: it stops answering as a member, now and after
@@ -481,8 +640,7 @@ impl ClusterNode {
         let Some(addr) = self.member_address(leader) else {
             return Err(Refusal::Unavailable("the leader's address is unknown".into()));
         };
-        let url = format!("{}{}", base_url(&addr), path::PROPOSE);
-        let committed = self.forwarder.forward(url, proposal.clone(), deadline).await?;
+        let committed = self.forwarder.forward((leader, base_url(&addr)), proposal.clone(), deadline).await?;
         // Read-your-writes on this node: wait (briefly) until it has applied the write too.
         self.wait_applied(committed.index, Duration::from_secs(2)).await;
         Ok(committed)
@@ -512,9 +670,12 @@ impl ClusterNode {
             self.read_index_here().await?
         } else {
             let addr = self.member_address(leader).ok_or("the leader's address is unknown")?;
-            let url = format!("{}{}", base_url(&addr), path::READ_INDEX);
             let budget = until.saturating_duration_since(Instant::now());
-            self.rpc.call::<_, Result<u64, String>>(&url, &(), budget).await.map_err(|e| e.to_string())??
+            let base = base_url(&addr);
+            self.rpc
+                .call::<_, Result<u64, String>>(leader, &base, path::READ_INDEX, &(), budget)
+                .await
+                .map_err(|e| e.to_string())??
         };
         let budget = until.saturating_duration_since(Instant::now());
         if self.wait_applied(index, budget).await {
@@ -575,8 +736,8 @@ impl ClusterNode {
                 let status = if id == self.id {
                     Some(self.own_status())
                 } else {
-                    let url = format!("{}{}", base_url(&addr), path::STATUS);
-                    self.rpc.call::<_, NodeStatus>(&url, &(), Duration::from_millis(500)).await.ok()
+                    let base = base_url(&addr);
+                    self.rpc.call::<_, NodeStatus>(id, &base, path::STATUS, &(), Duration::from_millis(500)).await.ok()
                 };
                 (id, addr, status)
             }

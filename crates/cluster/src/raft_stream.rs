@@ -3,9 +3,10 @@
 //! Why: a one-client write waits for one AppendEntries round trip, and as an HTTP request that
 //! round trip took ~0.4 ms more than the follower's own work (docs/benchmarks.md). openraft
 //! replicates to a follower strictly one request at a time, so the exchange needs no HTTP: the
-//! leader opens `GET /internal/raft/stream` with the cluster secret and `Upgrade:
-//! keyledger-raft/1`, the follower answers `101`, and from then on the connection carries
-//! frames, one answer per request.
+//! leader opens `GET /internal/raft/stream`, signed for that follower (`peer_auth.rs`), with
+//! `Upgrade: keyledger-raft/1`; the follower answers `101` signed over the request's nonce, so
+//! each end knows the other holds the cluster key; from then on the connection carries frames,
+//! one answer per request.
 //!
 //! A frame is `[payload length: u32 LE][payload]`, the payload `codec`'s versioned bincode: an
 //! `AppendEntriesRequest` from the leader, a `Result<AppendEntriesResponse, RaftError>` back.
@@ -19,7 +20,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::header::{AUTHORIZATION, CONNECTION, HOST, UPGRADE};
+use axum::http::header::{CONNECTION, HOST, UPGRADE};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::TokioIo;
@@ -33,6 +34,7 @@ use tokio::net::TcpStream;
 
 use crate::network::{path, CallError, RpcClient};
 use crate::node::ClusterNode;
+use crate::peer_auth::{ANSWER_HEADER, REQUEST_HEADER};
 
 /// The protocol named in `Upgrade`; a new frame format gets a new name.
 const PROTOCOL: &str = "keyledger-raft/1";
@@ -62,7 +64,9 @@ pub(crate) struct StreamClient {
 
 impl StreamClient {
     /// Connects to the peer at `base` (`http://host:port`) and upgrades the connection.
-    pub(crate) async fn open(rpc: &RpcClient, base: &str) -> Result<StreamClient, CallError> {
+    /// Both ends prove they hold the cluster key: the upgrade request is signed for node
+    /// `target`, and its `101` must carry that node's signature over the request's nonce.
+    pub(crate) async fn open(rpc: &RpcClient, target: NodeId, base: &str) -> Result<StreamClient, CallError> {
         let authority = base
             .strip_prefix("http://")
             .ok_or_else(|| CallError::Failed(format!("{base}: the raft stream needs an http:// address")))?;
@@ -75,9 +79,10 @@ impl StreamClient {
         // Drives the HTTP exchange until the upgrade hands the socket over; one that never
         // finishes (a peer that stops answering midway) is dropped rather than left waiting.
         tokio::spawn(tokio::time::timeout(UPGRADE_DEADLINE, connection.with_upgrades()));
+        let signed = rpc.sign(target, "GET", path::STREAM, b"");
         let request = axum::http::Request::get(path::STREAM)
             .header(HOST, authority)
-            .header(AUTHORIZATION, rpc.secret_header())
+            .header(REQUEST_HEADER, signed.header)
             .header(CONNECTION, "upgrade")
             .header(UPGRADE, PROTOCOL)
             .body(Body::empty())
@@ -88,6 +93,8 @@ impl StreamClient {
             StatusCode::UNAUTHORIZED => return Err(rpc.refused(base)),
             status => return Err(CallError::Failed(format!("{base} answered {status} to the raft stream"))),
         }
+        let status = response.status().as_u16();
+        rpc.check_answer(base, target, &signed.nonce, status, response.headers().get(ANSWER_HEADER), b"")?;
         let upgraded = hyper::upgrade::on(response).await.map_err(failed)?;
         let parts = upgraded
             .downcast::<TokioIo<TcpStream>>()
@@ -110,7 +117,7 @@ impl StreamClient {
     }
 }
 
-/// `GET /internal/raft/stream` (behind the cluster secret, like every internal route): upgrades
+/// `GET /internal/raft/stream` (behind the signature check, like every internal route): upgrades
 /// the connection and serves AppendEntries on it until the leader closes it.
 pub(crate) async fn accept(State(node): State<Arc<ClusterNode>>, mut request: Request) -> Response {
     if request.headers().get(UPGRADE).map(HeaderValue::as_bytes) != Some(PROTOCOL.as_bytes()) {

@@ -8,17 +8,18 @@
 //! linearizable read asking the leader) and `status` (a node's applied index and ledger head,
 //! for `/v1/cluster`).
 //!
-//! Every route answers only a request that shows the cluster secret (`secret.rs`); any other
-//! gets `401` before its body is read, so a stranger who reaches the port cannot pose as a
-//! leader, vote, or change the members.
+//! Every route answers only a request signed for this node with the key derived from the
+//! cluster secret (`peer_auth.rs`), and signs its answer; any other gets `401` before its body
+//! is read, so a stranger who reaches the port cannot pose as a leader, vote, or change the
+//! members, and a captured request cannot be replayed.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
-use axum::http::StatusCode;
+use axum::http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
+use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -30,7 +31,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::network::path;
 use crate::node::{ClusterNode, Committed, MembershipChange, Refusal};
-use crate::secret::{ClusterSecret, Throttle};
+use crate::peer_auth::{
+    body_hash, constant_time_eq, now_ms, PeerKey, Rejection, Verifier, ANSWER_HEADER, REQUEST_HEADER,
+};
+use crate::secret::Throttle;
 use crate::NodeId;
 
 /// Raft messages can be large (batches of entries, 3 MiB snapshot chunks).
@@ -53,7 +57,8 @@ pub struct NodeStatus {
 /// The internal routes, for merging into the node's HTTP server.
 pub fn router(node: Arc<ClusterNode>) -> Router {
     let inbound = Arc::new(SnapshotInbound::default());
-    let gate = Arc::new(Gate { secret: node.cluster_secret().clone(), refusals: Throttle::default() });
+    let verifier = Verifier::new(PeerKey::derive(node.cluster_secret()), node.id());
+    let gate = Arc::new(Gate { verifier, refusals: Throttle::default() });
     Router::new()
         .route(path::STREAM, get(crate::raft_stream::accept))
         .route(path::VOTE, post(vote))
@@ -68,33 +73,71 @@ pub fn router(node: Arc<ClusterNode>) -> Router {
         .route(path::READ_INDEX, post(read_index))
         .route(path::STATUS, post(status))
         .layer(DefaultBodyLimit::max(INTERNAL_BODY_LIMIT))
-        // Outermost: a request without the secret is refused before anything reads its body.
-        .layer(middleware::from_fn_with_state(gate, require_secret))
+        // Outermost: a request not signed for this node is refused before anything reads its body.
+        .layer(middleware::from_fn_with_state(gate, require_signature))
         .with_state(node)
 }
 
 /// What an internal request must show, and the pace of warnings about those that do not.
 struct Gate {
-    secret: ClusterSecret,
+    verifier: Verifier,
     refusals: Throttle,
 }
 
-/// Passes on only requests whose `Authorization` header carries the cluster secret.
-async fn require_secret(State(gate): State<Arc<Gate>>, request: Request, next: Next) -> Response {
-    if gate.secret.admits(request.headers().get(AUTHORIZATION)) {
-        return next.run(request).await;
+/// Passes on only requests signed for this node with the cluster key (`peer_auth.rs`), and
+/// signs their answers. Everything but the body is checked first; the body is then read (up to
+/// the limit) only to check it is the one signed.
+async fn require_signature(State(gate): State<Arc<Gate>>, request: Request, next: Next) -> Response {
+    let method = request.method().as_str().to_owned();
+    let path = request.uri().path().to_owned();
+    let header = request.headers().get(REQUEST_HEADER).map(|h| h.as_bytes());
+    let signature = match gate.verifier.check_head(header, &method, &path, now_ms()) {
+        Ok(signature) => signature,
+        Err(rejection) => return refuse(&gate, &path, rejection),
+    };
+    let (parts, body) = request.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, INTERNAL_BODY_LIMIT).await else {
+        let body =
+            r#"{"error":{"code":"payload_too_large","message":"an internal request body is limited to 64 MiB"}}"#;
+        return (StatusCode::PAYLOAD_TOO_LARGE, [(CONTENT_TYPE, "application/json")], body).into_response();
+    };
+    if !constant_time_eq(&body_hash(&body), &signature.body_hash) {
+        return refuse(&gate, &path, Rejection::BodyMismatch);
     }
+    let response = next.run(Request::from_parts(parts, Body::from(body))).await;
+    sign_answer(&gate.verifier, &signature.nonce, response).await
+}
+
+/// Adds this node's signature over the answer's status and body, bound to the request's nonce.
+async fn sign_answer(verifier: &Verifier, nonce: &[u8; 16], response: Response) -> Response {
+    let (mut parts, body) = response.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, INTERNAL_BODY_LIMIT).await else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "the answer could not be read to be signed").into_response();
+    };
+    let signature = verifier.key().sign_answer(nonce, verifier.own_id(), parts.status.as_u16(), &body);
+    let value = HeaderValue::from_str(&signature.to_header()).expect("the signature header is ASCII");
+    parts.headers.insert(ANSWER_HEADER, value);
+    Response::from_parts(parts, Body::from(body))
+}
+
+fn refuse(gate: &Gate, path: &str, rejection: Rejection) -> Response {
+    let reason = rejection.reason();
     if gate.refusals.due("") {
         tracing::warn!(
-            path = %request.uri().path(),
-            "refused an internal request without this cluster's secret (further refusals are logged every 30 s)"
+            %path,
+            reason,
+            "refused an internal request not signed for this node with this cluster's key (further refusals are \
+             logged every 30 s)"
         );
     }
-    let body = r#"{"error":{"code":"unauthenticated","message":"node-to-node requests need the cluster secret"}}"#;
+    let body = serde_json::json!({"error": {
+        "code": "unauthenticated",
+        "message": format!("node-to-node requests must be signed for this node with the cluster key: {reason}"),
+    }});
     (
         StatusCode::UNAUTHORIZED,
-        [(CONTENT_TYPE, "application/json"), (WWW_AUTHENTICATE, r#"Bearer realm="keyledger-cluster""#)],
-        body,
+        [(CONTENT_TYPE, "application/json"), (WWW_AUTHENTICATE, r#"KeyledgerPeer realm="keyledger-cluster""#)],
+        body.to_string(),
     )
         .into_response()
 }

@@ -1,6 +1,7 @@
-//! The cluster secret: 32 random bytes every member holds, shown on every `/internal/*`
-//! request and demanded by every node before it acts on one. Without it, anyone who reaches a
-//! node's port could pose as a leader, vote, or change the members: forge the ledger.
+//! The cluster secret: 32 random bytes every member holds. Every `/internal/*` request is
+//! signed with a key derived from it (`peer_auth.rs`) and every node demands that signature
+//! before it acts on one; the secret itself never goes on the wire. Without it, anyone who
+//! reaches a node's port could pose as a leader, vote, or change the members: forge the ledger.
 //!
 //! Each node keeps it in `<data-dir>/cluster.secret` (64 lower-case hex digits and a newline,
 //! mode 0600). The node that founds a cluster makes it; a node that joins (`--join`,
@@ -15,9 +16,9 @@ use std::time::{Duration, Instant};
 
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
-use reqwest::header::HeaderValue;
 
 use crate::bootstrap::{io_error, write_secret_file};
+use crate::peer_auth::constant_time_eq;
 use crate::ClusterError;
 
 pub const CLUSTER_SECRET_FILE: &str = "cluster.secret";
@@ -53,22 +54,9 @@ impl ClusterSecret {
         keyledger_model::hex::encode(&self.bytes)
     }
 
-    /// The `Authorization` header a node sends with each internal request, marked sensitive so
-    /// that reqwest and hyper never print it.
-    pub(crate) fn header(&self) -> HeaderValue {
-        let mut value =
-            HeaderValue::from_str(&format!("Bearer {}", self.hex())).expect("hex digits are a valid header value");
-        value.set_sensitive(true);
-        value
-    }
-
-    /// Whether an `Authorization` header carries this secret. Compared in constant time, so
-    /// the answer's timing says nothing about how much of a guess was right.
-    pub(crate) fn admits(&self, header: Option<&HeaderValue>) -> bool {
-        let Some(presented) = header.and_then(|h| h.as_bytes().strip_prefix(b"Bearer ")) else {
-            return false;
-        };
-        constant_time_eq(presented, self.hex().as_bytes())
+    /// The raw secret, from which the peer key is derived (`peer_auth.rs`); never sent.
+    pub(crate) fn bytes(&self) -> &[u8; 32] {
+        &self.bytes
     }
 }
 
@@ -84,15 +72,6 @@ impl fmt::Debug for ClusterSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("ClusterSecret(..)")
     }
-}
-
-/// Equal slices, looking at every byte whatever the first difference (the length is public).
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let difference = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    std::hint::black_box(difference) == 0
 }
 
 /// Where a node's cluster secret comes from when its data dir holds none.
@@ -283,18 +262,9 @@ mod tests {
     }
 
     #[test]
-    fn only_the_exact_secret_is_admitted_and_none_is_printed() {
+    fn the_secret_is_never_printed() {
         let secret = ClusterSecret::generate();
-        let header = secret.header();
-        assert!(secret.admits(Some(&header)));
-        assert!(header.is_sensitive());
-        assert!(!secret.admits(None));
-        assert!(!secret.admits(Some(&ClusterSecret::generate().header())));
         let hex = secret.hex();
-        for wrong in [hex.clone(), format!("Bearer {}", &hex[..63]), format!("Bearer {hex}0"), format!("bearer {hex}")]
-        {
-            assert!(!secret.admits(Some(&HeaderValue::from_str(&wrong).unwrap())), "{wrong}");
-        }
         assert!(!format!("{secret:?} {:?}", SecretSource::Given(secret.clone())).contains(&hex[..8]));
     }
 
