@@ -31,10 +31,13 @@
 //! - `metrics`: `GET /metrics` parses as Prometheus text; verifications, requests by route,
 //!   requests without a valid key and writes are counted exactly; one leader on three nodes.
 //! - `membership`: adding a standby node through the API, removing live and dead nodes, a
-//!   removed node refusing to serve; five nodes with two down.
-//! - `peer_auth`: the node-to-node routes refuse requests without the cluster secret (a forged
-//!   leader, vote or removal changes nothing); a node with the wrong secret cannot join; the
-//!   AppendEntries stream drops a peer that sends garbage.
+//!   removed node refusing to serve; five nodes with two down; adding a member where nothing
+//!   or a silent listener answers changes nothing; a member that cannot catch up stays a
+//!   learner and can be removed, cancelling its addition.
+//! - `peer_auth`: the node-to-node routes refuse requests not signed for the node (a forged
+//!   leader, vote or removal changes nothing; the bare secret and replays are refused); a
+//!   listener added as a member captures nothing usable; a node with the wrong secret cannot
+//!   join; the AppendEntries stream drops a peer that sends garbage.
 //! - `key_ops`: update with `If-Match`, lock, rotate and its defaults, scopes, list filters.
 //! - `workflows`: the seed workflows end to end (rotation, self-rotating service accounts,
 //!   namespace admins, locks, limits, the creation switch, expiry, last use, permissions).
