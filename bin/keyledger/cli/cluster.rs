@@ -17,7 +17,8 @@ pub(crate) enum ClusterCommand {
     /// Members, leader, term, applied index and lag of each node.
     Status,
     /// Add a running node (started with `--standby` and the cluster's `--cluster-secret-file`):
-    /// as a learner, then a voter once caught up.
+    /// it must answer at `--address` as that node of this cluster (else nothing changes), is
+    /// added as a learner, and becomes a voter once caught up (else it stays a learner).
     Add {
         /// The new node's `--node-id`.
         #[arg(long)]

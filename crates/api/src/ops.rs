@@ -29,7 +29,9 @@ pub(crate) async fn cluster(State(app): State<AppState>, _caller: Caller) -> Jso
 }
 
 /// Adds a node to the cluster: as a learner, then, once it has caught up, as a voter (the
-/// cluster operator). The node must be running and reachable at `address`.
+/// cluster operator). The node must be running and reachable at `address`, and prove there it
+/// is node `node_id` of this cluster, else `400` and nothing changes; one that does not catch
+/// up stays a learner (`409`): add it again to promote it, or remove it.
 #[utoipa::path(
     post,
     path = "/v1/cluster/members",
@@ -41,6 +43,7 @@ pub(crate) async fn cluster(State(app): State<AppState>, _caller: Caller) -> Jso
         (status = 400, response = crate::openapi::BadRequest),
         (status = 401, response = crate::openapi::Unauthenticated),
         (status = 403, response = crate::openapi::PermissionDenied),
+        (status = 409, response = crate::openapi::Conflict),
         (status = 503, response = crate::openapi::Unavailable),
     ),
     security(("api_key" = [])),
@@ -73,6 +76,7 @@ pub(crate) async fn add_member(
         (status = 401, response = crate::openapi::Unauthenticated),
         (status = 403, response = crate::openapi::PermissionDenied),
         (status = 404, response = crate::openapi::NotFound),
+        (status = 409, response = crate::openapi::Conflict),
         (status = 503, response = crate::openapi::Unavailable),
     ),
     security(("api_key" = [])),
