@@ -208,6 +208,8 @@ async fn adding_a_member_at_a_listener_gives_it_nothing_it_can_use() {
         assert!(status.starts_with("HTTP/1.1 401"), "the replay was accepted: {status} {answer}");
     }
 
+    assert!(!cluster.node(1).log().contains(&secret_hex), "the log shows the secret");
+
     // Nothing changed, and writes go on.
     let status = admin.cluster_status().await.unwrap();
     assert_eq!(status.members.iter().map(|m| m.node_id).collect::<Vec<_>>(), [1], "{status:?}");

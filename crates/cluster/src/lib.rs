@@ -7,8 +7,9 @@
 //! Design decision: a follower forwards the *complete* proposal — time, ids and the secret's
 //! digest already fixed by the node the client talked to — rather than the client's request.
 //! The leader then only orders it, so a retried forward cannot mint a second, different secret.
-//! Internal routes carry bincode, not JSON, and answer only requests that show the cluster
-//! secret (`secret.rs`), a shared key every member keeps in its data dir.
+//! Internal routes carry bincode, not JSON, and answer only requests signed for the receiving
+//! node with a key derived from the cluster secret (`peer_auth.rs`, `secret.rs`), a shared key
+//! every member keeps in its data dir and never sends.
 
 mod activity;
 mod batch;

@@ -174,9 +174,9 @@ pub struct ClusterNode {
     /// Gathers proposals passed on to the leader while this node follows.
     forwarder: Forwarder,
     ledger: Ledger,
-    /// Every call to a peer; it shows the cluster secret.
+    /// Every call to a peer; it signs each with the key derived from the cluster secret.
     rpc: RpcClient,
-    /// What peers must show on every internal request to this node.
+    /// The key of every signature on internal requests and answers is derived from it.
     secret: ClusterSecret,
     rng: Mutex<ChaCha20Rng>,
     activity: Activity,
@@ -268,7 +268,7 @@ impl ClusterNode {
         crate::checkpoints::spawn(self, self.checkpoints);
     }
 
-    /// The secret peers must show on internal requests to this node.
+    /// The secret from which the key that signs internal requests to and from this node is derived.
     pub(crate) fn cluster_secret(&self) -> &ClusterSecret {
         &self.secret
     }
@@ -807,4 +807,35 @@ pub struct MemberView {
     pub voter: bool,
     /// `None` when the member did not answer in time.
     pub status: Option<NodeStatus>,
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::error::{ChangeMembershipError, ClientWriteError, EmptyMembership, Fatal, InProgress, RaftError};
+    use openraft::{CommittedLeaderId, LogId};
+
+    use super::*;
+
+    #[test]
+    fn openraft_refusals_become_sentences_without_debug_strings() {
+        let log_id = Some(LogId::new(CommittedLeaderId::new(3, 1), 42));
+        let in_progress = InProgress { committed: log_id, membership_log_id: log_id };
+        let errors: Vec<RaftError<NodeId, ClientWriteError<NodeId, Node>>> = vec![
+            RaftError::APIError(ClientWriteError::ChangeMembershipError(ChangeMembershipError::InProgress(
+                in_progress,
+            ))),
+            RaftError::APIError(ClientWriteError::ChangeMembershipError(ChangeMembershipError::EmptyMembership(
+                EmptyMembership {},
+            ))),
+            RaftError::Fatal(Fatal::Stopped),
+        ];
+        let refusals: Vec<MembershipRefusal> = errors.into_iter().map(membership_error).collect();
+        assert!(matches!(&refusals[0], MembershipRefusal::Conflict(m) if m.contains("log index 42")), "{refusals:?}");
+        assert!(matches!(&refusals[1], MembershipRefusal::Invalid(_)), "{refusals:?}");
+        assert!(matches!(&refusals[2], MembershipRefusal::Unavailable(_)), "{refusals:?}");
+        for refusal in &refusals {
+            let text = refusal.to_string();
+            assert!(!text.contains("LogId") && !text.contains("Some(") && !text.contains('{'), "{text}");
+        }
+    }
 }
