@@ -14,6 +14,8 @@ mod activity;
 mod batch;
 mod bootstrap;
 mod checkpoints;
+#[doc(hidden)]
+pub mod fuzzing;
 mod network;
 mod node;
 mod raft_stream;
