@@ -15,6 +15,8 @@ mod activity;
 mod batch;
 mod bootstrap;
 mod checkpoints;
+#[doc(hidden)]
+pub mod fuzzing;
 mod network;
 mod node;
 pub mod peer_auth;

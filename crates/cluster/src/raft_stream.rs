@@ -174,14 +174,19 @@ async fn write_frame<W: AsyncWrite + Unpin, T: Serialize>(io: &mut W, value: &T,
 }
 
 /// Reads one frame and decodes it.
-async fn read_frame<R: AsyncRead + Unpin, T: DeserializeOwned>(io: &mut R, buf: &mut Vec<u8>) -> io::Result<T> {
+pub(crate) async fn read_frame<R: AsyncRead + Unpin, T: DeserializeOwned>(
+    io: &mut R,
+    buf: &mut Vec<u8>,
+) -> io::Result<T> {
     let length = io.read_u32_le().await? as usize;
     if length > MAX_FRAME {
         return Err(io::Error::new(io::ErrorKind::InvalidData, format!("a {length}-byte frame is over the limit")));
     }
+    // Grown as bytes arrive, not sized by the length the peer claims.
     buf.clear();
-    buf.resize(length, 0);
-    io.read_exact(buf).await?;
+    if (&mut *io).take(length as u64).read_to_end(buf).await? < length {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
     codec::decode(buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 

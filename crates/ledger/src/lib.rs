@@ -14,6 +14,8 @@
 
 pub mod codec;
 mod event_blocks;
+#[doc(hidden)]
+pub mod fuzzing;
 mod ledger;
 mod log_migration;
 mod log_store;

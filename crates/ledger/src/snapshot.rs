@@ -349,8 +349,8 @@ fn damaged(why: impl Into<String>) -> LedgerError {
 }
 
 /// Reads a snapshot file front to back: idempotency records first, then the entries.
-pub(crate) struct Reader {
-    input: BufReader<std::fs::File>,
+pub(crate) struct Reader<R: Read = BufReader<std::fs::File>> {
+    input: R,
     frame: Vec<u8>,
     header: Header,
     idempotency_left: u64,
@@ -360,7 +360,13 @@ pub(crate) struct Reader {
 
 impl Reader {
     pub(crate) fn open(path: &Path) -> Result<Reader, LedgerError> {
-        let mut input = BufReader::with_capacity(IO_BUFFER, std::fs::File::open(path)?);
+        Reader::new(BufReader::with_capacity(IO_BUFFER, std::fs::File::open(path)?))
+    }
+}
+
+impl<R: Read> Reader<R> {
+    /// Reads the magic and the header from `input`.
+    pub(crate) fn new(mut input: R) -> Result<Reader<R>, LedgerError> {
         let mut magic = [0u8; 8];
         input.read_exact(&mut magic).map_err(|_| damaged("too short to be a snapshot file"))?;
         if &magic != MAGIC {
@@ -402,8 +408,12 @@ impl Reader {
         if len > MAX_FRAME {
             return Err(damaged(format!("a frame of {len} bytes")));
         }
-        self.frame.resize(len, 0);
-        self.input.read_exact(&mut self.frame).map_err(|_| damaged("cut off inside a frame"))?;
+        // Grown as bytes arrive, not sized by the length a damaged file claims.
+        self.frame.clear();
+        let read = (&mut self.input).take(len as u64).read_to_end(&mut self.frame)?;
+        if read < len {
+            return Err(damaged("cut off inside a frame"));
+        }
         Ok(true)
     }
 
@@ -444,7 +454,11 @@ pub(crate) struct Checked {
 /// Reads the whole file and checks every entry against the chain, building the state it ends
 /// in; refuses a file whose chain breaks or whose end is not the head its header names.
 pub(crate) fn check(path: &Path, local: ChainHead) -> Result<Checked, LedgerError> {
-    let mut reader = Reader::open(path)?;
+    check_from(Reader::open(path)?, local)
+}
+
+/// [`check`] over any reader (the fuzz target feeds it bytes).
+pub(crate) fn check_from<R: Read>(mut reader: Reader<R>, local: ChainHead) -> Result<Checked, LedgerError> {
     let mut idempotency = Vec::new();
     while let Some(record) = reader.idempotency()? {
         idempotency.push(record);
