@@ -368,7 +368,7 @@ mod tests {
         assert!(limiter.blocked(blocked, now).is_some(), "making room never frees a blocked address");
         // Once the windows have ended, a sweep makes room for new addresses.
         let later = now + AUTH_WINDOW;
-        limiter.record_failure(v4(200), later);
+        limiter.record_failure(IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1)), later);
         assert_eq!(limiter.tracked(), 1);
     }
 
