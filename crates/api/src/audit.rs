@@ -10,7 +10,7 @@
 //! capped per caller and per node (`abuse.rs`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
 
@@ -420,25 +420,27 @@ pub(crate) async fn export(
         grace: app.guards.limits.export_shutdown_grace,
     };
     let (sender, receiver) = tokio::sync::mpsc::channel::<Bytes>(EXPORT_QUEUE);
+    let queue = Arc::new(Mutex::new(receiver));
     let finished = Arc::new(AtomicBool::new(false));
-    tokio::spawn(export.run(sender, finished.clone(), slot));
+    tokio::spawn(export.run(sender, queue.clone(), finished.clone(), slot));
     let content_type = if csv { "text/csv; charset=utf-8" } else { "application/x-ndjson" };
-    let body = Body::from_stream(export_body(receiver, finished));
+    let body = Body::from_stream(export_body(queue, finished));
     Ok(([(header::CONTENT_TYPE, HeaderValue::from_static(content_type))], body).into_response())
 }
 
+/// The queue between an export's producer and its body; the producer empties it when it gives up.
+type Queue = Arc<Mutex<tokio::sync::mpsc::Receiver<Bytes>>>;
+
 /// The response body of an export: the producer's chunks, then an error instead of a clean end
 /// if the producer stopped before the last event, so a cut-short export never looks whole.
-fn export_body(
-    mut receiver: tokio::sync::mpsc::Receiver<Bytes>,
-    finished: Arc<AtomicBool>,
-) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
+fn export_body(queue: Queue, finished: Arc<AtomicBool>) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
     let mut ended = false;
     futures::stream::poll_fn(move |cx| {
         if ended {
             return Poll::Ready(None);
         }
-        match receiver.poll_recv(cx) {
+        let polled = queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner).poll_recv(cx);
+        match polled {
             Poll::Ready(Some(chunk)) => Poll::Ready(Some(Ok(chunk))),
             Poll::Ready(None) => {
                 ended = true;
@@ -481,7 +483,7 @@ enum Stop {
 impl Export {
     /// Sends `1..=head` in chunks; sets `finished` only once the last one is queued. The slot
     /// is held until the producer stops.
-    async fn run(self, sender: tokio::sync::mpsc::Sender<Bytes>, finished: Arc<AtomicBool>, slot: Slot) {
+    async fn run(self, sender: tokio::sync::mpsc::Sender<Bytes>, queue: Queue, finished: Arc<AtomicBool>, slot: Slot) {
         let _slot = slot;
         let shutdown = {
             let closing = self.closing.clone();
@@ -499,10 +501,16 @@ impl Export {
         match stopped {
             Ok(()) => finished.store(true, Ordering::Release),
             Err(Stop::Gone | Stop::Failed) => {}
-            Err(Stop::Stalled) => {
-                tracing::debug!(timeout = ?self.stall_timeout, "audit export dropped: its client stopped reading");
+            Err(why @ (Stop::Stalled | Stop::ShuttingDown)) => {
+                if matches!(why, Stop::Stalled) {
+                    tracing::debug!(timeout = ?self.stall_timeout, "audit export dropped: its client stopped reading");
+                } else {
+                    tracing::info!("audit export cut short: the node is shutting down");
+                }
+                // What is queued will never be sent: free it now, not when the client goes.
+                let mut queued = queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                while queued.try_recv().is_ok() {}
             }
-            Err(Stop::ShuttingDown) => tracing::info!("audit export cut short: the node is shutting down"),
         }
     }
 
