@@ -92,10 +92,6 @@ impl Closing {
         self.0.send_replace(true);
     }
 
-    pub fn is_closed(&self) -> bool {
-        *self.0.borrow()
-    }
-
     /// Resolves once [`Closing::close`] has been called.
     pub async fn closed(&self) {
         let mut receiver = self.0.subscribe();
