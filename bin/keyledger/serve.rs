@@ -192,9 +192,10 @@ fn restrict_data_dir(dir: &Path) -> anyhow::Result<()> {
     }
     let mut pending = vec![dir.to_path_buf()];
     while let Some(path) = pending.pop() {
-        // Symbolic links are left alone: their own mode means nothing, and what they point to
-        // is not this node's to change.
-        let meta = std::fs::symlink_metadata(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        // Symbolic links inside are left alone: their own mode means nothing, and what they
+        // point to is not this node's to change. The data dir itself may be one.
+        let meta = if path == dir { std::fs::metadata(&path) } else { std::fs::symlink_metadata(&path) }
+            .with_context(|| format!("cannot read {}", path.display()))?;
         if meta.is_dir() {
             for entry in std::fs::read_dir(&path).with_context(|| format!("cannot read {}", path.display()))? {
                 pending.push(entry?.path());
