@@ -18,10 +18,9 @@ mod verify;
 use std::convert::Infallible;
 use std::fmt;
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 use keyledger_client::{Client, ClientError};
 use serde::Serialize;
@@ -256,30 +255,57 @@ pub(crate) async fn run(command: ClientCommand) -> anyhow::Result<Outcome> {
     Ok(Outcome::Success)
 }
 
-/// Writes `secret` and a newline to a new file readable only by its owner.
-pub(crate) fn write_secret_file(path: &Path, secret: &str) -> io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
-    file.write_all(format!("{secret}\n").as_bytes())?;
-    file.sync_all()
+/// A `--file` for a new secret, created empty (mode 0600) *before* the server is asked, so a
+/// path that cannot be written costs no key. `O_EXCL` never follows or replaces anything: an
+/// existing file and a symbolic link (dangling or not) are refused. The file is removed again
+/// unless the secret was stored in it.
+pub(crate) struct SecretFile {
+    path: PathBuf,
+    /// `None` once the secret is stored (the file is kept).
+    file: Option<std::fs::File>,
 }
 
-/// Refuses a `--file` that already exists, to be called before anything is created on the
-/// server: a secret goes only to a new file, never over another.
-fn refuse_existing_file(file: Option<&Path>) -> anyhow::Result<()> {
-    match file {
-        Some(path) if path.exists() => {
-            anyhow::bail!("{} already exists; the secret goes only to a new file", path.display())
+impl SecretFile {
+    /// Creates `path` for a secret, or says why it cannot be.
+    pub(crate) fn reserve(path: Option<&Path>) -> anyhow::Result<Option<SecretFile>> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let Some(path) = path else { return Ok(None) };
+        if std::fs::symlink_metadata(path).is_ok_and(|meta| meta.file_type().is_symlink()) {
+            anyhow::bail!("{} is a symbolic link; the secret goes only to a new file", path.display());
         }
-        _ => Ok(()),
+        let file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(|e| {
+            if e.kind() == io::ErrorKind::AlreadyExists {
+                anyhow::anyhow!("{} already exists; the secret goes only to a new file", path.display())
+            } else {
+                anyhow::anyhow!("cannot create {}: {e}; nothing was created", path.display())
+            }
+        })?;
+        Ok(Some(SecretFile { path: path.to_path_buf(), file: Some(file) }))
+    }
+
+    /// Writes the secret the server just made; a failure names what was created (`created`,
+    /// e.g. "the key key_1"), since its secret is now lost.
+    pub(crate) fn store(mut self, secret: &str, created: &str) -> anyhow::Result<()> {
+        let mut file = self.file.take().expect("a reserved file is stored once");
+        let written = file.write_all(format!("{secret}\n").as_bytes()).and_then(|()| file.sync_all());
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&self.path);
+            return Err(anyhow::Error::new(e).context(format!(
+                "{created} was created, but its secret could not be written to {}",
+                self.path.display()
+            )));
+        }
+        Ok(())
     }
 }
 
-/// [`write_secret_file`] for a secret the server just made; a failure names what was created
-/// (`created`, e.g. "the key key_1"), since its secret is now lost.
-fn store_secret(path: &Path, secret: &str, created: &str) -> anyhow::Result<()> {
-    write_secret_file(path, secret)
-        .with_context(|| format!("{created} was created, but its secret could not be written"))
+impl Drop for SecretFile {
+    fn drop(&mut self) {
+        // Nothing was stored (the server refused, or the command failed): leave no empty file.
+        if self.file.take().is_some() {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
 }
 
 /// `headline`, then the new secret shown this once, or where it was written (`file`).

@@ -1,11 +1,12 @@
 //! `keyledger serve`: run one node — storage, Raft, the HTTP API — until SIGTERM or Ctrl-C.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use keyledger_api::{Closing, Limits};
 use keyledger_cluster::{
     bootstrap_default_account, CheckpointPolicy, ClusterNode, ClusterSecret, NodeConfig, SecretSource,
 };
@@ -55,7 +56,49 @@ pub(crate) struct ServeArgs {
     /// between threads costs a context switch (docs/benchmarks.md).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     pub(crate) worker_threads: Option<u16>,
+    /// Failed authentications (a missing or invalid API key) one client address may make per
+    /// minute; past that, its requests to authenticated routes are answered `429 rate_limited`
+    /// until the minute ends. 0 turns the limit off.
+    #[arg(long, default_value_t = Limits::default().auth_failures_per_minute)]
+    pub(crate) auth_failures_per_minute: u32,
+    /// Audit exports one identity may have running at once.
+    #[arg(long, default_value_t = Limits::default().exports_per_caller, value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) exports_per_caller: u32,
+    /// Audit exports this node runs at once, for all callers.
+    #[arg(long, default_value_t = Limits::default().exports_per_node, value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) exports_per_node: u32,
+    /// Change feeds (`GET /v1/audit/stream`) one identity may have open at once.
+    #[arg(long, default_value_t = Limits::default().feeds_per_caller, value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) feeds_per_caller: u32,
+    /// Change feeds this node keeps open at once, for all callers.
+    #[arg(long, default_value_t = Limits::default().feeds_per_node, value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) feeds_per_node: u32,
+    /// An audit export whose client takes nothing for this long is dropped (`30s`, `2m`).
+    #[arg(long, default_value = "30s", value_parser = parse_interval)]
+    pub(crate) export_stall_timeout: Duration,
+    /// On SIGTERM, exports in flight may run this much longer before they are cut short
+    /// (change feeds close at once); the node exits soon after, whatever is still open.
+    #[arg(long, default_value = "5s", value_parser = parse_interval)]
+    pub(crate) shutdown_grace: Duration,
 }
+
+impl ServeArgs {
+    fn limits(&self) -> Limits {
+        Limits {
+            auth_failures_per_minute: self.auth_failures_per_minute,
+            exports_per_caller: self.exports_per_caller,
+            exports_per_node: self.exports_per_node,
+            feeds_per_caller: self.feeds_per_caller,
+            feeds_per_node: self.feeds_per_node,
+            export_stall_timeout: self.export_stall_timeout,
+            export_shutdown_grace: self.shutdown_grace,
+        }
+    }
+}
+
+/// After the shutdown grace, how long connections still open may take before the node stops
+/// waiting for them.
+const SHUTDOWN_SLACK: Duration = Duration::from_secs(1);
 
 /// A duration of at least one second, in keyledger's duration syntax.
 fn parse_interval(text: &str) -> Result<Duration, String> {
@@ -67,6 +110,7 @@ fn parse_interval(text: &str) -> Result<Duration, String> {
 }
 
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    restrict_data_dir(&args.data_dir)?;
     let listener = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     let local = listener.local_addr()?;
     let advertise = args.advertise.clone().unwrap_or_else(|| local.to_string());
@@ -87,9 +131,26 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot open the data dir {}", args.data_dir.display()))?;
 
-    let app = keyledger_api::router(node.clone()).merge(keyledger_cluster::rpc::router(node.clone()));
-    let server =
-        tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await });
+    let closing = Closing::new();
+    let app = keyledger_api::router_with(node.clone(), args.limits(), closing.clone())
+        .merge(keyledger_cluster::rpc::router(node.clone()));
+    // The client address rides with each request (`ConnectInfo`): failed authentications are
+    // limited per address.
+    let mut server = tokio::spawn({
+        let closing = closing.clone();
+        async move {
+            axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+                .with_graceful_shutdown(async move { closing.closed().await })
+                .await
+        }
+    });
+    tokio::spawn({
+        let closing = closing.clone();
+        async move {
+            shutdown_signal().await;
+            closing.close();
+        }
+    });
     tracing::info!(node_id = args.node_id, address = %local, data_dir = %args.data_dir.display(), "listening");
 
     if args.standby && !node.is_initialized().await? {
@@ -99,11 +160,56 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     node.spawn_background();
 
-    // The server stops accepting on SIGTERM/Ctrl-C and finishes requests in flight.
-    server.await.context("the HTTP server task failed")?.context("the HTTP server failed")?;
+    // The server stops accepting on SIGTERM/Ctrl-C and finishes requests in flight: change
+    // feeds end at once, exports get their grace. A connection still open after that (a client
+    // that stopped reading) does not hold the node up.
+    let grace = args.shutdown_grace + SHUTDOWN_SLACK;
+    tokio::select! {
+        served = &mut server => served.context("the HTTP server task failed")?.context("the HTTP server failed")?,
+        () = async { closing.closed().await; tokio::time::sleep(grace).await } => {
+            tracing::warn!(?grace, "connections still open after the shutdown grace; stopping without them");
+            server.abort();
+        }
+    }
     node.flush_activity().await;
     node.shutdown().await;
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// Keeps the data dir to this node's user: the process's umask makes every file it creates from
+/// now on (the Raft log's segments, sled's files, snapshots, keys) 0600 and every folder 0700,
+/// the data dir is created 0700, and what an older version left more open is tightened.
+fn restrict_data_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("cannot create the data dir {}", dir.display()))?;
+    }
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(path) = pending.pop() {
+        // Symbolic links inside are left alone: their own mode means nothing, and what they
+        // point to is not this node's to change. The data dir itself may be one.
+        let meta = if path == dir { std::fs::metadata(&path) } else { std::fs::symlink_metadata(&path) }
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        if meta.is_dir() {
+            for entry in std::fs::read_dir(&path).with_context(|| format!("cannot read {}", path.display()))? {
+                pending.push(entry?.path());
+            }
+        } else if !meta.is_file() {
+            continue;
+        }
+        let mode = meta.permissions().mode() & 0o7777;
+        let owner_only = if meta.is_dir() { 0o700 } else { mode & 0o700 };
+        if mode != owner_only {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(owner_only))
+                .with_context(|| format!("cannot restrict {} to its owner", path.display()))?;
+        }
+    }
     Ok(())
 }
 

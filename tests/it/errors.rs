@@ -45,7 +45,9 @@ async fn key_count(cluster: &Cluster) -> usize {
 
 #[tokio::test]
 async fn admin_endpoints_need_a_valid_bearer_key() {
-    let cluster = Cluster::single().await;
+    // 21 refusals from one address: more than the default limit of failed authentications
+    // (`hostile` tests the limit itself).
+    let cluster = Cluster::start_with(1, &["--auth-failures-per-minute", "100"]).await;
     let client = cluster.client(1);
     let disabled = client.create_key(&new_key("disabled")).await.unwrap().value;
     client.disable_key(&disabled.key.id).await.unwrap();

@@ -8,6 +8,9 @@
 //!   export (JSON lines, CSV) and the `history` / `audit` commands.
 //! - `checkpoints`: signed checkpoints, the public keys, inclusion and consistency proofs
 //!   through the API and the CLI, checked offline; a new leader signing after a failover.
+//! - `hostile`: hostile callers: a burst of bad keys (429 per address), caps on exports and
+//!   change feeds per caller, unread exports, SIGTERM with feeds open, the data dir's modes,
+//!   `--file` paths that cannot be written, `Bearer` in any case.
 //! - `util`: starts, kills and restarts nodes; free ports; temp dirs; polling with deadlines.
 //! - `shutdown`: SIGTERM on a follower and on the leader: clean exits, writes go on, rejoining.
 //! - `single_node`: bootstrap, the key lifecycle, listing and paging, ETag, verify answers.
@@ -52,6 +55,7 @@ mod consistency;
 mod crash_loop;
 mod errors;
 mod failover;
+mod hostile;
 mod idempotency;
 mod identities;
 mod key_ops;

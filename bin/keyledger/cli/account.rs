@@ -10,7 +10,7 @@ use keyledger_wire::{CreateAccountRequest, CreatedAccount, Key, User};
 
 use super::apikey::identity_long;
 use super::table::Table;
-use super::{emit, refuse_existing_file, store_secret, write_json, write_secret_notice, Output};
+use super::{emit, write_json, write_secret_notice, Output, SecretFile};
 
 #[derive(Subcommand)]
 pub(crate) enum AccountCommand {
@@ -59,11 +59,11 @@ pub(crate) async fn run(client: &Client, output: Output, command: AccountCommand
     match command {
         AccountCommand::Create(args) => {
             let file = args.file.as_deref();
-            refuse_existing_file(file)?;
+            let reserved = SecretFile::reserve(file)?;
             let created = client.create_account(&args.request()).await?.value;
-            if let Some(path) = file {
+            if let Some(reserved) = reserved {
                 let what = format!("the account {} with its owner's key {}", created.account, created.key.id);
-                store_secret(path, &created.secret, &what)?;
+                reserved.store(&created.secret, &what)?;
             }
             emit(|out| match (output, file) {
                 (Output::Json, None) => write_json(out, &created),

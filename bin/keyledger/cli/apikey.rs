@@ -14,7 +14,7 @@ use keyledger_wire::{
     CreateKeyRequest, Key, KeyList, KeyScope, OwnerKind, OwnerRef, RotateKeyRequest, UpdateKeyRequest,
 };
 
-use super::{deleted_json, emit, refuse_existing_file, store_secret, write_json, Output};
+use super::{deleted_json, emit, write_json, Output, SecretFile};
 pub(crate) use show::identity_long;
 use show::{write_created, write_key, write_key_detail, write_key_table, write_rotated, RotatedInFile, SecretInFile};
 
@@ -252,11 +252,11 @@ pub(crate) async fn run(client: &Client, output: Output, command: ApikeyCommand)
         ApikeyCommand::Create(args) => {
             let request = args.request()?;
             let file = args.file.as_deref();
-            // Refuse an existing path before anything is created on the server.
-            refuse_existing_file(file)?;
+            // The file is made before anything is created on the server.
+            let reserved = SecretFile::reserve(file)?;
             let created = client.create_key(&request).await?.value;
-            if let Some(path) = file {
-                store_secret(path, &created.secret, &format!("the key {}", created.key.id))?;
+            if let Some(reserved) = reserved {
+                reserved.store(&created.secret, &format!("the key {}", created.key.id))?;
             }
             emit(|out| match (output, file) {
                 (Output::Json, None) => write_json(out, &created),
@@ -295,11 +295,11 @@ pub(crate) async fn run(client: &Client, output: Output, command: ApikeyCommand)
         ApikeyCommand::Unlock(args) => show_change(output, &client.unlock_key(&args.id).await?.value)?,
         ApikeyCommand::Rotate(args) => {
             let file = args.file.as_deref();
-            refuse_existing_file(file)?;
+            let reserved = SecretFile::reserve(file)?;
             let rotated = client.rotate_key(&args.id, &args.request()).await?.value;
-            if let Some(path) = file {
+            if let Some(reserved) = reserved {
                 let what = format!("the key {}, which replaces {},", rotated.key.id, rotated.replaces);
-                store_secret(path, &rotated.secret, &what)?;
+                reserved.store(&rotated.secret, &what)?;
             }
             emit(|out| match (output, file) {
                 (Output::Json, None) => write_json(out, &rotated),

@@ -246,9 +246,8 @@ async fn export(client: &Client, args: ExportArgs) -> anyhow::Result<()> {
     let mut sink: Box<dyn Write> = match &args.out {
         None => Box::new(io::stdout().lock()),
         Some(path) => Box::new(
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
+            // Owner-only: an account's whole trail is not for everyone on the machine.
+            std::os::unix::fs::OpenOptionsExt::mode(std::fs::OpenOptions::new().write(true).create_new(true), 0o600)
                 .open(path)
                 .with_context(|| format!("cannot create {}", path.display()))?,
         ),

@@ -4,8 +4,15 @@
 //! the pages, the history and the export carry the very same objects.
 //!
 //! Ledger reads are synchronous (sled), so they run on blocking threads: a page at a time for
-//! `events`, and for `export` in chunks of [`EXPORT_CHUNK`] events handed to the response body
-//! through a small channel, so memory stays flat however long the ledger is.
+//! `events`, and for `export` one chunk of [`EXPORT_CHUNK`] events at a time, read by a task
+//! that hands each chunk to the response body through a small channel, so memory stays flat
+//! however long the ledger is and a client that stops reading holds no thread. Exports are
+//! capped per caller and per node (`abuse.rs`).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
+use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
@@ -18,6 +25,7 @@ use keyledger_wire as wire;
 use serde::{Deserialize, Serialize};
 use utoipa::IntoParams;
 
+use crate::abuse::Slot;
 use crate::error::ApiError;
 use crate::extract::{Caller, Path};
 use crate::keys::visible_key;
@@ -25,8 +33,11 @@ use crate::AppState;
 
 const DEFAULT_PAGE: usize = 1000;
 const MAX_PAGE: usize = 10_000;
-/// Events read from the ledger per step of an export.
-pub(crate) const EXPORT_CHUNK: u64 = 1000;
+/// Events read from the ledger per step of an export: a chunk is a few hundred KiB at most.
+pub(crate) const EXPORT_CHUNK: u64 = 500;
+/// Chunks queued between an export's producer and its response body; with the chunk size this
+/// bounds what a client that stops reading can make the node hold.
+const EXPORT_QUEUE: usize = 2;
 
 /// The query of `GET /v1/audit/events`; every filter is optional, and they combine.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -397,52 +408,158 @@ pub(crate) async fn export(
         from: parse_time("from", query.from.as_deref())?,
         to: parse_time("to", query.to.as_deref())?,
     };
+    let slot = app.guards.exports.acquire(caller.principal.identity, &app.metrics)?;
     let head = app.node.ledger().state().head().seq;
-    let ledger = app.node.ledger().clone();
-    let (sender, mut receiver) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(2);
-    tokio::task::spawn_blocking(move || stream_export(&ledger, &filter, head, csv, &sender));
-    let stream = futures::stream::poll_fn(move |cx| receiver.poll_recv(cx));
+    let export = Export {
+        ledger: app.node.ledger().clone(),
+        filter,
+        head,
+        csv,
+        stall_timeout: app.guards.limits.export_stall_timeout,
+        closing: app.guards.closing.clone(),
+        grace: app.guards.limits.export_shutdown_grace,
+    };
+    let (sender, receiver) = tokio::sync::mpsc::channel::<Bytes>(EXPORT_QUEUE);
+    let queue = Arc::new(Mutex::new(receiver));
+    let finished = Arc::new(AtomicBool::new(false));
+    tokio::spawn(export.run(sender, queue.clone(), finished.clone(), slot));
     let content_type = if csv { "text/csv; charset=utf-8" } else { "application/x-ndjson" };
-    Ok(([(header::CONTENT_TYPE, HeaderValue::from_static(content_type))], Body::from_stream(stream)).into_response())
+    let body = Body::from_stream(export_body(queue, finished));
+    Ok(([(header::CONTENT_TYPE, HeaderValue::from_static(content_type))], body).into_response())
 }
 
-/// Reads `1..=head` in chunks, sending each chunk's lines; stops early when the client goes.
-fn stream_export(
-    ledger: &Ledger,
-    filter: &Filter,
+/// The queue between an export's producer and its body; the producer empties it when it gives up.
+type Queue = Arc<Mutex<tokio::sync::mpsc::Receiver<Bytes>>>;
+
+/// The response body of an export: the producer's chunks, then an error instead of a clean end
+/// if the producer stopped before the last event, so a cut-short export never looks whole.
+fn export_body(queue: Queue, finished: Arc<AtomicBool>) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
+    let mut ended = false;
+    futures::stream::poll_fn(move |cx| {
+        if ended {
+            return Poll::Ready(None);
+        }
+        let polled = queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner).poll_recv(cx);
+        match polled {
+            Poll::Ready(Some(chunk)) => Poll::Ready(Some(Ok(chunk))),
+            Poll::Ready(None) => {
+                ended = true;
+                if finished.load(Ordering::Acquire) {
+                    Poll::Ready(None)
+                } else {
+                    Poll::Ready(Some(Err(std::io::Error::other("the export was cut short"))))
+                }
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    })
+}
+
+/// One export's producer. It runs as a task, not on a blocking thread: only the read of each
+/// chunk goes to the blocking pool, so an export whose client stops reading holds no thread,
+/// and is dropped once the client has taken nothing for `stall_timeout`.
+struct Export {
+    ledger: Ledger,
+    filter: Filter,
     head: u64,
     csv: bool,
-    sender: &tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
-) {
-    if csv && sender.blocking_send(Ok(Bytes::from(format!("{CSV_HEADER}\n")))).is_err() {
-        return;
-    }
-    let mut from = 1;
-    while from <= head {
-        let to = head.min(from + EXPORT_CHUNK - 1);
-        let mut chunk = String::new();
-        for entry in filter.trail.entries(ledger, from, to) {
-            let entry = match entry {
-                Ok(entry) => entry,
-                Err(e) => {
-                    tracing::error!(error = %e, "audit export: cannot read the ledger");
-                    let _ = sender.blocking_send(Err(std::io::Error::other("the ledger cannot be read")));
-                    return;
-                }
-            };
-            if filter.matches(&entry.event) {
-                let exported = to_export(&entry.event);
-                if csv {
-                    chunk.push_str(&to_csv_row(&exported));
+    stall_timeout: Duration,
+    closing: crate::Closing,
+    grace: Duration,
+}
+
+/// Why an export stopped before its end.
+enum Stop {
+    /// The client went away.
+    Gone,
+    /// The client took nothing for the stall timeout.
+    Stalled,
+    /// The node is shutting down and the export's grace is over.
+    ShuttingDown,
+    /// The ledger could not be read.
+    Failed,
+}
+
+impl Export {
+    /// Sends `1..=head` in chunks; sets `finished` only once the last one is queued. The slot
+    /// is held until the producer stops.
+    async fn run(self, sender: tokio::sync::mpsc::Sender<Bytes>, queue: Queue, finished: Arc<AtomicBool>, slot: Slot) {
+        let _slot = slot;
+        let shutdown = {
+            let closing = self.closing.clone();
+            let grace = self.grace;
+            async move {
+                closing.closed().await;
+                tokio::time::sleep(grace).await;
+            }
+        };
+        tokio::pin!(shutdown);
+        let stopped = tokio::select! {
+            stopped = self.send_all(&sender) => stopped,
+            () = &mut shutdown => Err(Stop::ShuttingDown),
+        };
+        match stopped {
+            Ok(()) => finished.store(true, Ordering::Release),
+            Err(Stop::Gone | Stop::Failed) => {}
+            Err(why @ (Stop::Stalled | Stop::ShuttingDown)) => {
+                if matches!(why, Stop::Stalled) {
+                    tracing::debug!(timeout = ?self.stall_timeout, "audit export dropped: its client stopped reading");
                 } else {
-                    chunk.push_str(&serde_json::to_string(&exported).expect("an exported event serializes"));
+                    tracing::info!("audit export cut short: the node is shutting down");
                 }
-                chunk.push('\n');
+                // What is queued will never be sent: free it now, not when the client goes.
+                let mut queued = queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                while queued.try_recv().is_ok() {}
             }
         }
-        if !chunk.is_empty() && sender.blocking_send(Ok(Bytes::from(chunk))).is_err() {
-            return;
-        }
-        from = to + 1;
     }
+
+    async fn send_all(&self, sender: &tokio::sync::mpsc::Sender<Bytes>) -> Result<(), Stop> {
+        if self.csv {
+            self.send(sender, Bytes::from(format!("{CSV_HEADER}\n"))).await?;
+        }
+        let mut from = 1;
+        while from <= self.head {
+            let to = self.head.min(from + EXPORT_CHUNK - 1);
+            let (ledger, filter, csv) = (self.ledger.clone(), self.filter.clone(), self.csv);
+            // A failed read is logged where it happened; the body ends with an error.
+            let chunk =
+                blocking(move || read_export_chunk(&ledger, &filter, from, to, csv)).await.map_err(|_| Stop::Failed)?;
+            if !chunk.is_empty() {
+                self.send(sender, Bytes::from(chunk)).await?;
+            }
+            from = to + 1;
+        }
+        Ok(())
+    }
+
+    async fn send(&self, sender: &tokio::sync::mpsc::Sender<Bytes>, chunk: Bytes) -> Result<(), Stop> {
+        use tokio::sync::mpsc::error::SendTimeoutError;
+        match sender.send_timeout(chunk, self.stall_timeout).await {
+            Ok(()) => Ok(()),
+            Err(SendTimeoutError::Timeout(_)) => Err(Stop::Stalled),
+            Err(SendTimeoutError::Closed(_)) => Err(Stop::Gone),
+        }
+    }
+}
+
+/// The lines of the events in `from..=to` that `filter` selects.
+fn read_export_chunk(ledger: &Ledger, filter: &Filter, from: u64, to: u64, csv: bool) -> Result<String, ApiError> {
+    let mut chunk = String::new();
+    for entry in filter.trail.entries(ledger, from, to) {
+        let entry = entry.map_err(|e| {
+            tracing::error!(error = %e, "audit export: cannot read the ledger");
+            ApiError::unavailable("the ledger cannot be read")
+        })?;
+        if filter.matches(&entry.event) {
+            let exported = to_export(&entry.event);
+            if csv {
+                chunk.push_str(&to_csv_row(&exported));
+            } else {
+                chunk.push_str(&serde_json::to_string(&exported).expect("an exported event serializes"));
+            }
+            chunk.push('\n');
+        }
+    }
+    Ok(chunk)
 }

@@ -2,14 +2,17 @@
 //! gets the same JSON error shape as everything else.
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use keyledger_model::{AccountId, Actor, KeyId, Owner, Principal, Verdict};
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
-use crate::metrics::AuthFailure;
+use crate::metrics::{AuthFailure, RateLimited};
 use crate::AppState;
 
 /// `axum::Json` with our error shape: 400 for bad JSON or unknown fields, 413 over the limit.
@@ -111,31 +114,64 @@ impl FromRequestParts<AppState> for Caller {
         // Every refusal here is counted, never written: a flood of bad keys must not grow
         // the ledger (domain.md), but an operator should see it.
         let metrics = &state.metrics;
-        let presented = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .map(str::trim)
-            .ok_or_else(|| {
-                metrics.count_unauthenticated(AuthFailure::Missing);
-                ApiError::unauthenticated("send an API key as `Authorization: Bearer <key>`")
-            })?;
+        // An address over its failed authentications is refused before its key is looked at
+        // (`abuse.rs` says why a valid key is refused too). Without `ConnectInfo` (a router
+        // driven in process) there is no address to count.
+        let limiter = state.guards.auth_failures.as_ref();
+        let client = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip());
+        let limited = limiter.zip(client);
+        let started = Instant::now();
+        if let Some(retry_after) = limited.and_then(|(limiter, client)| limiter.blocked(client, started)) {
+            metrics.count_rate_limited(RateLimited::AuthFailures);
+            return Err(crate::abuse::auth_blocked(retry_after));
+        }
+        let refuse = |why, message: &str| {
+            metrics.count_unauthenticated(why);
+            if let Some((limiter, client)) = limited {
+                limiter.record_failure(client, started);
+            }
+            ApiError::unauthenticated(message)
+        };
+        let Some(presented) = parts.headers.get(header::AUTHORIZATION).and_then(|value| bearer_token(value.as_bytes()))
+        else {
+            return Err(refuse(AuthFailure::Missing, "send an API key as `Authorization: Bearer <key>`"));
+        };
         let node = &state.node;
         let ledger_state = node.ledger().state();
         let now = node.now();
-        let unauthenticated = |why| {
-            metrics.count_unauthenticated(why);
-            ApiError::unauthenticated("the API key is not valid")
-        };
+        let invalid = |why| refuse(why, "the API key is not valid");
         let key = match ledger_state.verify(presented, now, None) {
             Verdict::Valid(v) => v.key,
-            Verdict::Invalid(why) => return Err(unauthenticated(AuthFailure::Invalid(why))),
+            Verdict::Invalid(why) => return Err(invalid(AuthFailure::Invalid(why))),
             // Not answered without a permission to check; counted as `other` all the same.
-            Verdict::Forbidden(_) => return Err(unauthenticated(AuthFailure::Other)),
+            Verdict::Forbidden(_) => return Err(invalid(AuthFailure::Other)),
         };
-        let principal = ledger_state.principal(&key, now).ok_or_else(|| unauthenticated(AuthFailure::Other))?;
+        let principal = ledger_state.principal(&key, now).ok_or_else(|| invalid(AuthFailure::Other))?;
         node.record_use(key, now);
         Ok(Caller { key, principal })
+    }
+}
+
+/// The key of an `Authorization: Bearer <key>` header; the scheme is case-insensitive
+/// (RFC 9110 §11.1), so `bearer` and `BEARER` work too.
+fn bearer_token(header: &[u8]) -> Option<&str> {
+    let text = std::str::from_utf8(header).ok()?.trim();
+    let (scheme, token) = text.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for header in ["Bearer klk_x", "bearer klk_x", "BEARER klk_x", "  bEaReR   klk_x "] {
+            assert_eq!(bearer_token(header.as_bytes()), Some("klk_x"), "{header:?}");
+        }
+        for header in ["Basic klk_x", "Bearer", "Bearer ", "Bearerklk_x", "klk_x"] {
+            assert_eq!(bearer_token(header.as_bytes()), None, "{header:?}");
+        }
     }
 }

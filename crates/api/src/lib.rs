@@ -10,6 +10,7 @@
 //! (time, ids, the secret) on this node, hand one complete proposal to the cluster, and
 //! render the outcome. Every rule lives in `keyledger-model`, applied in log order.
 
+mod abuse;
 mod accounts;
 mod audit;
 mod consistency;
@@ -46,6 +47,7 @@ use rand_core::RngCore;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
+pub use abuse::{Closing, Limits};
 pub use error::ApiError;
 pub use openapi::{openapi_json, ApiDoc};
 pub use replay::replay_account;
@@ -59,6 +61,18 @@ pub struct AppState {
     pub node: Arc<ClusterNode>,
     /// The counters `GET /metrics` shows; one set per router.
     pub(crate) metrics: Arc<metrics::Metrics>,
+    /// The limits on hostile callers and the shutdown signal.
+    pub(crate) guards: Arc<Guards>,
+}
+
+/// What the API holds against hostile callers (`abuse.rs`).
+pub(crate) struct Guards {
+    pub(crate) limits: Limits,
+    /// `None` when `--auth-failures-per-minute` is 0.
+    pub(crate) auth_failures: Option<abuse::AuthLimiter>,
+    pub(crate) exports: Arc<abuse::ReadSlots>,
+    pub(crate) feeds: Arc<abuse::ReadSlots>,
+    pub(crate) closing: Closing,
 }
 
 /// The one list of the API's routes: `"path" => method(handler).method(handler);`. It
@@ -116,9 +130,25 @@ api_routes! {
     "/metrics" => get(metrics::serve);
 }
 
-/// The public API of one node.
+/// The public API of one node, with the default [`Limits`] and a shutdown signal of its own.
 pub fn router(node: Arc<ClusterNode>) -> Router {
-    let state = AppState { node, metrics: Arc::new(metrics::Metrics::new()) };
+    router_with(node, Limits::default(), Closing::new())
+}
+
+/// The public API of one node: `limits` on its callers, and `closing`, which ends change
+/// feeds and (after their grace) exports once the node shuts down. Serve it with
+/// `into_make_service_with_connect_info::<SocketAddr>()` (or insert `ConnectInfo<SocketAddr>`
+/// into each request), or failed authentications are not limited per address.
+pub fn router_with(node: Arc<ClusterNode>, limits: Limits, closing: Closing) -> Router {
+    let guards = Guards {
+        auth_failures: (limits.auth_failures_per_minute > 0)
+            .then(|| abuse::AuthLimiter::new(limits.auth_failures_per_minute)),
+        exports: abuse::ReadSlots::new(abuse::LongRead::Export, limits.exports_per_caller, limits.exports_per_node),
+        feeds: abuse::ReadSlots::new(abuse::LongRead::Feed, limits.feeds_per_caller, limits.feeds_per_node),
+        limits,
+        closing,
+    };
+    let state = AppState { node, metrics: Arc::new(metrics::Metrics::new()), guards: Arc::new(guards) };
     let v1 = routes();
     // Layers run outside-in: the request id wraps everything so even a caught panic or a
     // fallback answer carries it; the trace span sits inside it; the request counter sits

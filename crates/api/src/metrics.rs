@@ -147,6 +147,33 @@ fn invalid_slot(why: Invalid) -> usize {
     }
 }
 
+/// Why a request was answered `429 rate_limited`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RateLimited {
+    /// Its client address failed to authenticate too often this minute.
+    AuthFailures,
+    /// The caller or the node had as many audit exports running as allowed.
+    Exports,
+    /// The caller or the node had as many change feeds open as allowed.
+    Feeds,
+}
+
+impl RateLimited {
+    const ALL: [RateLimited; 3] = [RateLimited::AuthFailures, RateLimited::Exports, RateLimited::Feeds];
+
+    fn slot(self) -> usize {
+        self as usize
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            RateLimited::AuthFailures => "auth_failures",
+            RateLimited::Exports => "exports",
+            RateLimited::Feeds => "feeds",
+        }
+    }
+}
+
 /// How a write requested through the API ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum WriteOutcome {
@@ -236,6 +263,7 @@ const WRITE_BUCKETS: &[(u64, &str)] = &[
 pub(crate) struct Metrics {
     verifications: [AtomicU64; VerifyResult::ALL.len()],
     unauthenticated: [AtomicU64; AuthFailure::ALL.len()],
+    rate_limited: [AtomicU64; RateLimited::ALL.len()],
     writes: [AtomicU64; WriteOutcome::ALL.len()],
     /// One row per entry of [`ROUTES`], then one for requests no route takes; a column per
     /// status class.
@@ -257,6 +285,7 @@ impl Metrics {
         Metrics {
             verifications: Default::default(),
             unauthenticated: Default::default(),
+            rate_limited: Default::default(),
             writes: Default::default(),
             requests: (0..=ROUTES.len()).map(|_| Default::default()).collect(),
             route_table,
@@ -272,6 +301,10 @@ impl Metrics {
 
     pub(crate) fn count_unauthenticated(&self, why: AuthFailure) {
         self.unauthenticated[why.slot()].fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn count_rate_limited(&self, why: RateLimited) {
+        self.rate_limited[why.slot()].fetch_add(1, Relaxed);
     }
 
     /// Counts one write's outcome and how long the cluster took to give it.
@@ -320,6 +353,13 @@ impl Metrics {
             "Requests refused 401 for want of a valid API key, by reason; counted here, never written to the ledger.",
             "reason",
             AuthFailure::ALL.map(|why| (why.label(), self.unauthenticated[why.slot()].load(Relaxed))),
+        );
+        out.counters(
+            "keyledger_rate_limited_requests_total",
+            "Requests refused 429 rate_limited, by reason: an address over its failed authentications, or a caller \
+                or the node at its cap of exports or change feeds.",
+            "reason",
+            RateLimited::ALL.map(|why| (why.label(), self.rate_limited[why.slot()].load(Relaxed))),
         );
         out.counters(
             "keyledger_writes_total",

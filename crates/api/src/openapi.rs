@@ -151,9 +151,10 @@ const INDEX_HEADER: &str = "X-Keyledger-Index";
             RevisionMismatch,
             PayloadTooLarge,
             Unavailable,
+            RateLimited,
         ),
     ),
-    modifiers(&BearerScheme, &AbsentNotNull, &IdempotencyKey, &Consistency),
+    modifiers(&BearerScheme, &AbsentNotNull, &IdempotencyKey, &Consistency, &RateLimitedAnswers),
     tags(
         (name = "keys", description = "API keys: create, list, read, change, rotate, delete."),
         (name = "verification", description = "Checking a presented key; answered from the node's memory."),
@@ -183,6 +184,23 @@ impl Modify for BearerScheme {
             .components
             .get_or_insert_with(Default::default)
             .add_security_scheme(BEARER, SecurityScheme::Http(scheme));
+    }
+}
+
+/// Adds `429 rate_limited` to every operation that needs an API key: an address over its failed
+/// authentications is refused on all of them (`abuse.rs`), and exports and feeds over their caps.
+struct RateLimitedAnswers;
+
+impl Modify for RateLimitedAnswers {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for operation in operations_mut(openapi) {
+            if operation.security.as_ref().is_some_and(|security| !security.is_empty()) {
+                operation
+                    .responses
+                    .responses
+                    .insert("429".to_string(), RefOr::Ref(Ref::from_response_name("RateLimited")));
+            }
+        }
     }
 }
 
@@ -366,6 +384,12 @@ error_responses! {
         "`payload_too_large`: the request body is over 1 MiB.",
         "payload_too_large",
         "the request body is larger than 1 MiB"
+    );
+    RateLimited => (
+        "`rate_limited`: this client address failed to authenticate too often this minute (`Retry-After` says \
+         for how long it is refused), or the caller or the node has as many exports or change feeds open as allowed.",
+        "rate_limited",
+        "too many failed authentications from this address; try again when the minute is over"
     );
     Unavailable => (
         "`unavailable` (no leader or no quorum; nothing was written, safe to retry) or `outcome_unknown` \

@@ -1,7 +1,8 @@
 //! `GET /v1/audit/stream?after=SEQ`: the account's events as server-sent events, for SIEM
 //! pipelines. Each SSE message carries one EVENT as `data` and its `seq` as `id`, so a client
 //! resumes from any point with `after` (or the standard `Last-Event-ID` header). It first sends
-//! what is already in the ledger, then follows new events as this node applies them.
+//! what is already in the ledger, then follows new events as this node applies them. Feeds are
+//! capped per caller and per node, and end when the node shuts down (`abuse.rs`).
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -10,7 +11,7 @@ use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use keyledger_audit::to_export;
 use keyledger_model::AccountId;
 use serde::Deserialize;
@@ -67,7 +68,15 @@ pub(crate) async fn stream(
         (None, Some(id)) => id.trim().parse().map_err(|_| ApiError::invalid("`Last-Event-ID` must be a seq"))?,
         (None, None) => 0,
     };
+    let slot = app.guards.feeds.acquire(caller.principal.identity, &app.metrics)?;
+    let closing = app.guards.closing.clone();
     let events = follow(app, caller.account().clone(), after);
+    // The feed ends when the node shuts down (a client resumes elsewhere with `Last-Event-ID`),
+    // and holds its slot until the stream is dropped: finished, or the client gone.
+    let events = events.take_until(async move { closing.closed().await }).map(move |event| {
+        let _held = &slot;
+        event
+    });
     Ok(Sse::new(events).keep_alive(KeepAlive::default()).into_response())
 }
 
