@@ -1,4 +1,6 @@
 //! API key tokens: `klk_` + 43 base62 digits of 32 random bytes + a 6-digit base62 CRC32.
+//! Enrollment codes have the same form with their own prefix, `kle_`, so neither can be
+//! mistaken for the other (docs/secret-scanning.md documents the format for scanners).
 //!
 //! The checksum lets [`parse`] reject typos and foreign strings (`malformed`) without any
 //! lookup. Only the SHA3-256 digest of the whole token is ever stored; the token itself lives
@@ -16,6 +18,8 @@ use crate::base62;
 
 /// Every keyledger token starts with this.
 pub const PREFIX: &str = "klk_";
+/// Every one-time enrollment code starts with this (same length as a key).
+pub const ENROLLMENT_PREFIX: &str = "kle_";
 const BODY_LEN: usize = base62::width_for(32);
 const CHECK_LEN: usize = base62::width_for(4);
 /// Length of a well-formed token in bytes (ASCII).
@@ -89,17 +93,36 @@ pub enum Malformed {
 
 /// Generates a new token from a cryptographic generator (ChaCha20 seeded from the OS).
 pub fn generate<R: RngCore + CryptoRng>(rng: &mut R) -> SecretToken {
+    generate_with(PREFIX, rng)
+}
+
+/// Generates a new one-time enrollment code (`kle_…`); only its digest is ever stored.
+pub fn generate_enrollment_code<R: RngCore + CryptoRng>(rng: &mut R) -> SecretToken {
+    generate_with(ENROLLMENT_PREFIX, rng)
+}
+
+fn generate_with<R: RngCore + CryptoRng>(prefix: &str, rng: &mut R) -> SecretToken {
     let mut random = [0u8; 32];
     rng.fill_bytes(&mut random);
     let body = base62::encode(&random, BODY_LEN);
     let check = base62::encode(&crc32fast::hash(body.as_bytes()).to_be_bytes(), CHECK_LEN);
-    SecretToken(format!("{PREFIX}{body}{check}"))
+    SecretToken(format!("{prefix}{body}{check}"))
 }
 
 /// Checks a presented token's form. Cheap: no allocation, no big-number arithmetic.
 pub fn parse(token: &str) -> Result<(), Malformed> {
+    parse_with(PREFIX, token)
+}
+
+/// Checks a presented enrollment code's form, as [`parse`] does a key's.
+pub fn parse_enrollment_code(code: &str) -> Result<(), Malformed> {
+    parse_with(ENROLLMENT_PREFIX, code)
+}
+
+#[inline]
+fn parse_with(prefix: &str, token: &str) -> Result<(), Malformed> {
     let bytes = token.as_bytes();
-    if !bytes.starts_with(PREFIX.as_bytes()) {
+    if !bytes.starts_with(prefix.as_bytes()) {
         return Err(Malformed::Prefix);
     }
     if bytes.len() != TOKEN_LEN {
@@ -164,6 +187,20 @@ mod tests {
         assert_eq!(parse("klk_é"), Err(Malformed::Length));
         let over = format!("{PREFIX}{}", "z".repeat(BODY_LEN + CHECK_LEN));
         assert_eq!(parse(&over), Err(Malformed::Alphabet));
+    }
+
+    #[test]
+    fn enrollment_codes_have_their_own_prefix() {
+        let code = generate_enrollment_code(&mut ChaCha20Rng::seed_from_u64(5));
+        assert!(code.expose().starts_with(ENROLLMENT_PREFIX));
+        assert_eq!(code.expose().len(), TOKEN_LEN);
+        assert_eq!(parse_enrollment_code(code.expose()), Ok(()));
+        // Neither kind passes for the other.
+        assert_eq!(parse(code.expose()), Err(Malformed::Prefix));
+        assert_eq!(parse_enrollment_code(token(5).expose()), Err(Malformed::Prefix));
+        let mut changed = code.expose().to_string().into_bytes();
+        changed[20] = if changed[20] == b'a' { b'b' } else { b'a' };
+        assert!(parse_enrollment_code(std::str::from_utf8(&changed).unwrap()).is_err());
     }
 
     #[test]
