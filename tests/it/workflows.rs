@@ -366,12 +366,8 @@ async fn verification_checks_permissions_and_names_the_key_when_forbidden() {
 
     // A key of the developer scoped to reading payments: nothing more, whatever dev may do.
     let scope = wire::KeyScope::Namespaces([("payments".to_string(), "read".to_string())].into());
-    let scoped = wire::CreateKeyRequest {
-        owner: Some(wire::OwnerRef { kind: wire::OwnerKind::User, id: dev.id.clone() }),
-        scope: Some(scope.clone()),
-        ..new_key("scoped")
-    };
-    let scoped = admin.create_key(&scoped).await.unwrap().value;
+    let scoped = wire::CreateKeyRequest { scope: Some(scope.clone()), ..new_key("scoped") };
+    let scoped = cluster.client_as(&dev_secret).create_key(&scoped).await.unwrap().value;
     assert_eq!(scoped.key.scope, Some(scope));
     let answer = verify_for(&admin, &scoped.secret, "namespace:payments:read").await;
     assert!(answer.valid, "{answer:?}");
