@@ -94,7 +94,7 @@ fn a_fresh_code_voids_the_previous_one() {
 #[test]
 fn issuing_a_code_takes_an_owner_or_admin_not_outranked_by_the_user() {
     let mut world = World::bootstrap(304);
-    let (admin, admin_code) = enrolled_user(&mut world, "admin", Role::Admin);
+    let (_, admin_code) = enrolled_user(&mut world, "admin", Role::Admin);
     let (admin_key, _) = world.enroll(&admin_code, "k", None).unwrap();
     let (dev, dev_code) = enrolled_user(&mut world, "dev", Role::Developer);
     let (dev_key, _) = world.enroll(&dev_code, "k", None).unwrap();
