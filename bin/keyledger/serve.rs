@@ -88,6 +88,8 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot open the data dir {}", args.data_dir.display()))?;
 
     let app = keyledger_api::router(node.clone()).merge(keyledger_cluster::rpc::router(node.clone()));
+    // With each connection's peer address, which a leak report records as its reporter.
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     let server =
         tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await });
     tracing::info!(node_id = args.node_id, address = %local, data_dir = %args.data_dir.display(), "listening");
