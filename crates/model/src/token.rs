@@ -218,6 +218,54 @@ mod tests {
         assert_eq!(d, KeyDigest::of(token(3).expose()));
     }
 
+    /// What docs/secret-scanning.md tells scanners: its regular expression, its checksum
+    /// recipe (written out here as the document does, not through `parse`) and its example.
+    const DOC: &str = include_str!("../../../docs/secret-scanning.md");
+    const DOC_EXAMPLE: &str = "klk_8HQeGwpLg2SoQYZ0o9DGBAzH3ViEcaTwLHVo4GKTtT44FYgEI";
+
+    fn documented_check(pattern: &regex::Regex, token: &str) -> bool {
+        let found = pattern.find(token).is_some_and(|m| m.as_str() == token);
+        let recipe = || {
+            let (body, check) = (&token[4..47], &token[47..]);
+            let alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+            let value = check.chars().try_fold(0u64, |v, c| alphabet.find(c).map(|d| v * 62 + d as u64));
+            value == Some(u64::from(crc32fast::hash(body.as_bytes())))
+        };
+        found && recipe()
+    }
+
+    #[test]
+    fn the_documented_regex_and_checksum_recipe() {
+        let keys = regex::Regex::new(r"\bklk_[0-9A-Za-z]{49}\b").unwrap();
+        let codes = regex::Regex::new(r"\bkle_[0-9A-Za-z]{49}\b").unwrap();
+        for text in [r"\bklk_[0-9A-Za-z]{49}\b", r"\bkle_[0-9A-Za-z]{49}\b", DOC_EXAMPLE, "3894441854", "0xe820777e"] {
+            assert!(DOC.contains(text), "the document shows {text}");
+        }
+        assert_eq!(token(2026).expose(), DOC_EXAMPLE, "the example is a generated token");
+        assert_eq!(parse(DOC_EXAMPLE), Ok(()));
+        assert_eq!(crc32fast::hash(&DOC_EXAMPLE.as_bytes()[4..47]), 0xe820777e);
+        let code = generate_enrollment_code(&mut ChaCha20Rng::seed_from_u64(2026));
+        for (pattern, t) in
+            [(&keys, DOC_EXAMPLE.to_string()), (&keys, token(9).expose().into()), (&codes, code.expose().into())]
+        {
+            assert!(documented_check(pattern, &t), "{t}");
+            // In running text too: a scanner finds it between other words.
+            assert_eq!(pattern.find(&format!("key = \"{t}\";")).map(|m| m.as_str()), Some(t.as_str()));
+            for pos in 4..t.len() {
+                for replacement in [b'0', b'a', b'Z'] {
+                    let mut changed = t.clone().into_bytes();
+                    if changed[pos] == replacement {
+                        continue;
+                    }
+                    changed[pos] = replacement;
+                    let changed = String::from_utf8(changed).unwrap();
+                    assert!(!documented_check(pattern, &changed), "{changed} passes the documented check");
+                }
+            }
+        }
+        assert!(!keys.is_match(code.expose()), "a code is not a key");
+    }
+
     proptest! {
         /// Any single-character change of a valid token is caught by the form check
         /// (CRC32 detects every single-symbol error in the body).
