@@ -673,16 +673,15 @@ fn check_content(entry: &LedgerEntry) -> Result<(), LedgerError> {
     if !event.hashes_are_valid() {
         return Err(damaged("hash does not match content"));
     }
+    let commitment = entry.digest.map(|d| d.commitment());
     match &event.body {
-        keyledger_model::EventBody::KeyCreated { digest_commitment, .. } => {
-            if entry.digest.map(|d| d.commitment()) != Some(*digest_commitment) {
-                return Err(damaged("key digest does not match its commitment"));
-            }
+        keyledger_model::EventBody::KeyCreated { digest_commitment, .. } if commitment != Some(*digest_commitment) => {
+            return Err(damaged("key digest does not match its commitment"));
         }
-        keyledger_model::EventBody::EnrollmentIssued { code_commitment, .. } => {
-            if entry.digest.map(|d| d.commitment()) != Some(*code_commitment) {
-                return Err(damaged("enrollment code digest does not match its commitment"));
-            }
+        keyledger_model::EventBody::EnrollmentIssued { code_commitment, .. }
+            if commitment != Some(*code_commitment) =>
+        {
+            return Err(damaged("enrollment code digest does not match its commitment"));
         }
         _ => {}
     }
