@@ -135,7 +135,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let app = keyledger_api::router_with(node.clone(), args.limits(), closing.clone())
         .merge(keyledger_cluster::rpc::router(node.clone()));
     // The client address rides with each request (`ConnectInfo`): failed authentications are
-    // limited per address.
+    // limited per address, and a leak report records it as its reporter.
     let mut server = tokio::spawn({
         let closing = closing.clone();
         async move {

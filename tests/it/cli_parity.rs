@@ -98,7 +98,9 @@ async fn user_commands() {
     let admin = cluster.client(1);
     admin.create_namespace("payments").await.unwrap();
 
-    let alice: wire::User = run_json(&cluster, &["user", "create", "--name", "alice", "--role", "developer"]);
+    let created: wire::CreatedUser = run_json(&cluster, &["user", "create", "--name", "alice", "--role", "developer"]);
+    assert!(created.enrollment_code.starts_with("kle_"), "{created:?}");
+    let alice = created.user;
     assert_eq!((alice.name.as_str(), alice.role.as_str(), alice.state.as_str()), ("alice", "developer", "enabled"));
     assert_eq!(admin.get_user(&alice.id).await.unwrap(), alice);
     let id = alice.id.as_str();

@@ -39,7 +39,8 @@ async fn users_are_created_read_changed_and_deleted() {
 
     let created = admin.create_user(&user_req("alice", "developer")).await.unwrap();
     assert!(created.index > 0);
-    let alice = created.value;
+    assert!(created.value.enrollment_code.starts_with("kle_"));
+    let alice = created.value.user;
     assert!(alice.id.starts_with("usr_"), "{alice:?}");
     assert_eq!((alice.name.as_str(), alice.role.as_str(), alice.state.as_str()), ("alice", "developer", "enabled"));
     assert!(alice.namespaces.is_empty());
@@ -84,7 +85,7 @@ async fn only_an_owner_grants_privileged_roles() {
     let ops_client = cluster.client_as(&ops_secret);
     let dev_client = cluster.client_as(&dev_secret);
 
-    let intern = ops_client.create_user(&user_req("intern", "read")).await.unwrap().value;
+    let intern = ops_client.create_user(&user_req("intern", "read")).await.unwrap().value.user;
     ops_client.set_user_role(&intern.id, "developer").await.unwrap();
     expect_refused(ops_client.create_user(&user_req("boss", "admin")).await, 403, "permission_denied");
     expect_refused(ops_client.set_user_role(&intern.id, "admin").await, 403, "permission_denied");
@@ -192,6 +193,7 @@ async fn settings_are_read_by_anyone_and_changed_by_admins() {
         allow_never_expiring: false,
         max_keys_per_user: 10,
         max_keys_per_service_account: 20,
+        action_when_leaked: "disable".into(),
     };
     assert_eq!(defaults, expected);
     let forever = wire::CreateKeyRequest { never_expires: Some(true), expires_in: None, ..new_key("forever") };

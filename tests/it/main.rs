@@ -41,6 +41,10 @@
 //!   leader, vote or removal changes nothing; the bare secret and replays are refused); a
 //!   listener added as a member captures nothing usable; a node with the wrong secret cannot
 //!   join; the AppendEntries stream drops a peer that sends garbage.
+//! - `enrollment`: a new user redeems its one-time code for its own key (once; a fresh code
+//!   voids the old; rank decides who may issue), nobody mints another user's key, `login --enroll`.
+//! - `leaked`: leak reports without a credential: the same `202 {}` for any key, the key
+//!   disabled (or deleted, or left) as the account says, one `leaked` event per key.
 //! - `key_ops`: update with `If-Match`, lock, rotate and its defaults, scopes, list filters.
 //! - `workflows`: the seed workflows end to end (rotation, self-rotating service accounts,
 //!   namespace admins, locks, limits, the creation switch, expiry, last use, permissions).
@@ -53,12 +57,14 @@ mod cli_parity;
 mod cluster;
 mod consistency;
 mod crash_loop;
+mod enrollment;
 mod errors;
 mod failover;
 mod hostile;
 mod idempotency;
 mod identities;
 mod key_ops;
+mod leaked;
 mod membership;
 mod metrics;
 mod peer_auth;

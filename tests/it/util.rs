@@ -541,16 +541,30 @@ pub(crate) fn expect_refused<T: std::fmt::Debug>(
     }
 }
 
-/// Creates user `name` with `role` through `admin`, and a 30-day key for it; returns the
-/// user and the key's secret.
+/// Creates user `name` with `role` through `admin`; the user enrolls with its code for a
+/// 30-day key of its own (nobody mints keys for another user). Returns the user and the key's
+/// secret.
 pub(crate) async fn user_with_key(admin: &Client, name: &str, role: &str) -> (wire::User, String) {
-    let user = admin
+    let created = admin
         .create_user(&wire::CreateUserRequest { name: name.into(), role: role.into() })
         .await
         .unwrap_or_else(|e| panic!("create user {name}: {e}"))
         .value;
-    let secret = key_for(admin, wire::OwnerKind::User, &user.id, &format!("{name}-key")).await.secret;
-    (user, secret)
+    let secret = enroll(admin, &created.enrollment_code, &format!("{name}-key")).await.secret;
+    (created.user, secret)
+}
+
+/// Redeems enrollment code `code` for a 30-day key named `name`, with no API key (through
+/// `client`'s address).
+pub(crate) async fn enroll(client: &Client, code: &str, name: &str) -> wire::CreatedKey {
+    let anonymous = Client::new(client.address(), None).expect("a client");
+    let req = wire::EnrollRequest {
+        code: code.into(),
+        name: name.into(),
+        expires_in: Some("30d".into()),
+        ..Default::default()
+    };
+    anonymous.enroll(&req).await.unwrap_or_else(|e| panic!("enroll for key {name}: {e}")).value
 }
 
 /// Creates service account `req` through `admin`, and a 30-day key for it.

@@ -204,26 +204,30 @@ async fn a_locked_key_refuses_deletion_and_a_stale_revision_refuses_updates() {
 async fn users_hold_ten_keys_and_service_accounts_twenty() {
     let cluster = Cluster::single().await;
     let admin = cluster.client(1);
-    let user = admin
-        .create_user(&wire::CreateUserRequest { name: "dev".into(), role: "developer".into() })
-        .await
-        .unwrap()
-        .value;
+    // A user mints its own keys (its first by enrolling); an admin those of a service account.
+    let (user, user_secret) = user_with_key(&admin, "dev", "developer").await;
+    let dev = cluster.client_as(&user_secret);
     let sa = admin.create_service_account(&account_sa("batch", "developer")).await.unwrap().value;
 
-    for (kind, id, limit) in [(wire::OwnerKind::User, &user.id, 10), (wire::OwnerKind::ServiceAccount, &sa.id, 20)] {
-        let mut keys = Vec::new();
-        for n in 0..limit {
-            keys.push(key_for(&admin, kind, id, &format!("k{n}")).await.key.id);
-        }
-        let req = wire::CreateKeyRequest { owner: Some(wire::OwnerRef { kind, id: id.clone() }), ..new_key("over") };
-        expect_refused(admin.create_key(&req).await, 409, "limit_exceeded");
-        expect_refused(admin.rotate_key(&keys[0], &Default::default()).await, 409, "limit_exceeded");
+    let cases = [
+        (&dev, None, &user.id, 10),
+        (&admin, Some(wire::OwnerRef { kind: wire::OwnerKind::ServiceAccount, id: sa.id.clone() }), &sa.id, 20),
+    ];
+    for (client, owner, id, limit) in cases {
         let listed = ListKeys { owner_id: Some(id.clone()), ..Default::default() };
+        let mut keys: Vec<String> = admin.list_keys(&listed).await.unwrap().keys.into_iter().map(|k| k.id).collect();
+        while keys.len() < limit {
+            let req = wire::CreateKeyRequest { owner: owner.clone(), ..new_key(&format!("k{}", keys.len())) };
+            keys.push(client.create_key(&req).await.unwrap().value.key.id);
+        }
+        let req = wire::CreateKeyRequest { owner: owner.clone(), ..new_key("over") };
+        expect_refused(client.create_key(&req).await, 409, "limit_exceeded");
+        let last = keys.last().expect("a key");
+        expect_refused(client.rotate_key(last, &Default::default()).await, 409, "limit_exceeded");
         assert_eq!(admin.list_keys(&listed).await.unwrap().keys.len(), limit, "the refusals wrote nothing");
 
-        admin.delete_key(&keys[0]).await.unwrap();
-        admin.create_key(&req).await.expect("a deleted key frees its slot");
+        client.delete_key(last).await.unwrap();
+        client.create_key(&req).await.expect("a deleted key frees its slot");
     }
 }
 
@@ -362,12 +366,8 @@ async fn verification_checks_permissions_and_names_the_key_when_forbidden() {
 
     // A key of the developer scoped to reading payments: nothing more, whatever dev may do.
     let scope = wire::KeyScope::Namespaces([("payments".to_string(), "read".to_string())].into());
-    let scoped = wire::CreateKeyRequest {
-        owner: Some(wire::OwnerRef { kind: wire::OwnerKind::User, id: dev.id.clone() }),
-        scope: Some(scope.clone()),
-        ..new_key("scoped")
-    };
-    let scoped = admin.create_key(&scoped).await.unwrap().value;
+    let scoped = wire::CreateKeyRequest { scope: Some(scope.clone()), ..new_key("scoped") };
+    let scoped = cluster.client_as(&dev_secret).create_key(&scoped).await.unwrap().value;
     assert_eq!(scoped.key.scope, Some(scope));
     let answer = verify_for(&admin, &scoped.secret, "namespace:payments:read").await;
     assert!(answer.valid, "{answer:?}");

@@ -1,6 +1,7 @@
 //! `keyledger login`: remember an address and an API key for later commands, in the user's
 //! config dir with mode 0600; `keyledger logout` forgets them. Flags and environment variables
-//! still take precedence over what is stored.
+//! still take precedence over what is stored. `keyledger login --enroll CODE` first redeems a
+//! one-time enrollment code for the user's own new key, and stores that.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -25,6 +26,16 @@ pub(crate) struct LoginArgs {
     /// The API key to store (without it, read from standard input).
     #[arg(long, env = "KEYLEDGER_API_KEY", hide_env_values = true, value_name = "KEY")]
     api_key: Option<super::Secret>,
+    /// Redeem this enrollment code (`kle_...`, from `user create` or `user enrollment`) for a
+    /// new key of your own, and store that key.
+    #[arg(long, value_name = "CODE")]
+    enroll: Option<super::Secret>,
+    /// With --enroll: the new key's name.
+    #[arg(long, default_value = "cli login", requires = "enroll")]
+    name: String,
+    /// With --enroll: the new key's lifetime, e.g. 30d [default: the server's, 90 days].
+    #[arg(long, value_name = "DURATION", requires = "enroll")]
+    duration: Option<String>,
 }
 
 /// `$KEYLEDGER_CONFIG`, else `$XDG_CONFIG_HOME/keyledger/config.json`, else
@@ -51,9 +62,20 @@ pub(crate) fn load() -> anyhow::Result<Stored> {
 }
 
 pub(crate) async fn login(args: LoginArgs) -> anyhow::Result<()> {
-    let key = match args.api_key {
-        Some(key) => key.expose().to_string(),
-        None => {
+    let key = match (&args.enroll, args.api_key) {
+        (Some(code), _) => {
+            let request = keyledger_wire::EnrollRequest {
+                code: code.expose().trim().to_string(),
+                name: args.name.clone(),
+                expires_in: args.duration.clone(),
+                ..Default::default()
+            };
+            let created = Client::new(args.address.as_str(), None)?.enroll(&request).await?.value;
+            eprintln!("Enrolled: key {} ({}) created for you.", created.key.id, created.key.name);
+            created.secret
+        }
+        (None, Some(key)) => key.expose().to_string(),
+        (None, None) => {
             let mut text = String::new();
             std::io::stdin().read_to_string(&mut text).context("cannot read the API key from standard input")?;
             text.trim().to_string()

@@ -28,6 +28,7 @@ pub(crate) enum SettingsCommand {
             "allow_never_expiring",
             "max_keys_per_user",
             "max_keys_per_service_account",
+            "action_when_leaked",
         ])
 ))]
 pub(crate) struct SetArgs {
@@ -46,6 +47,9 @@ pub(crate) struct SetArgs {
     /// How many keys one service account may own at once.
     #[arg(long, value_name = "N")]
     max_keys_per_service_account: Option<u32>,
+    /// What a leak report (`POST /v1/keys/leaked`) does to the key.
+    #[arg(long, value_name = "ACTION", value_parser = ["disable", "delete", "none"])]
+    action_when_leaked: Option<String>,
 }
 
 impl SetArgs {
@@ -56,6 +60,7 @@ impl SetArgs {
             allow_never_expiring: self.allow_never_expiring,
             max_keys_per_user: self.max_keys_per_user,
             max_keys_per_service_account: self.max_keys_per_service_account,
+            action_when_leaked: self.action_when_leaked.clone(),
         }
     }
 }
@@ -80,6 +85,7 @@ fn write_settings(out: &mut dyn Write, settings: &Settings) -> io::Result<()> {
     table.row(["allow-never-expiring".to_string(), settings.allow_never_expiring.to_string()]);
     table.row(["max-keys-per-user".to_string(), settings.max_keys_per_user.to_string()]);
     table.row(["max-keys-per-service-account".to_string(), settings.max_keys_per_service_account.to_string()]);
+    table.row(["action-when-leaked".to_string(), settings.action_when_leaked.clone()]);
     table.write(out)
 }
 
@@ -115,6 +121,8 @@ mod tests {
         assert_eq!(req.allow_never_expiring, Some(true));
         assert_eq!(req.max_key_lifetime.as_deref(), Some("30d"));
         assert_eq!(set(&["--max-keys-per-service-account", "9"]).unwrap().max_keys_per_service_account, Some(9));
+        assert_eq!(set(&["--action-when-leaked", "none"]).unwrap().action_when_leaked.as_deref(), Some("none"));
+        assert!(set(&["--action-when-leaked", "ignore"]).is_err());
 
         assert!(set(&[]).is_err(), "a set changes something");
         assert!(set(&["--key-creation-enabled"]).is_err(), "true or false must be said");
@@ -130,6 +138,7 @@ mod tests {
             allow_never_expiring: false,
             max_keys_per_user: 10,
             max_keys_per_service_account: 20,
+            action_when_leaked: "disable".into(),
         };
         let mut out = Vec::new();
         write_settings(&mut out, &settings).unwrap();
@@ -139,7 +148,8 @@ mod tests {
              max-key-lifetime              730d\n\
              allow-never-expiring          false\n\
              max-keys-per-user             10\n\
-             max-keys-per-service-account  20\n"
+             max-keys-per-service-account  20\n\
+             action-when-leaked            disable\n"
         );
     }
 }

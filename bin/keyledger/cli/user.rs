@@ -12,8 +12,11 @@ use super::{deleted_json, emit, write_json, Output};
 
 #[derive(Subcommand)]
 pub(crate) enum UserCommand {
-    /// Create a user with an account role.
+    /// Create a user with an account role; prints its one-time enrollment code (valid 24 h),
+    /// which the user redeems with `keyledger login --enroll CODE`.
     Create(CreateArgs),
+    /// Issue a fresh enrollment code for a user (the previous one stops working).
+    Enrollment(IdArgs),
     /// List users: every user for an owner or admin, else only yourself.
     List,
     /// Show one user.
@@ -124,7 +127,21 @@ pub(crate) async fn run(client: &Client, output: Output, command: UserCommand) -
     let user = match command {
         UserCommand::Create(args) => {
             let request = CreateUserRequest { name: args.name, role: args.role.as_wire().to_string() };
-            client.create_user(&request).await?.value
+            let created = client.create_user(&request).await?.value;
+            return Ok(emit(|out| match output {
+                Output::Json => write_json(out, &created),
+                Output::Table => {
+                    write_user_table(out, std::slice::from_ref(&created.user))?;
+                    write_code(out, &created.enrollment_code, None)
+                }
+            })?);
+        }
+        UserCommand::Enrollment(args) => {
+            let code = client.issue_enrollment(&args.id).await?.value;
+            return Ok(emit(|out| match output {
+                Output::Json => write_json(out, &code),
+                Output::Table => write_code(out, &code.enrollment_code, Some(&code.expires_at)),
+            })?);
         }
         UserCommand::List => {
             let list = client.list_users().await?;
@@ -153,6 +170,13 @@ pub(crate) async fn run(client: &Client, output: Output, command: UserCommand) -
         Output::Json => write_json(out, &user),
         Output::Table => write_user_table(out, std::slice::from_ref(&user)),
     })?)
+}
+
+/// The code, shown this once, and how the user redeems it.
+fn write_code(out: &mut dyn Write, code: &str, expires_at: Option<&str>) -> io::Result<()> {
+    let until = expires_at.map_or_else(|| "for 24 hours".to_string(), |at| format!("until {at}"));
+    writeln!(out, "Enrollment code (shown once, valid {until}): {code}")?;
+    writeln!(out, "The user runs: keyledger login --enroll <code> --name <key name>")
 }
 
 /// Users as an aligned table, one per line.
@@ -206,6 +230,9 @@ mod tests {
         assert!(parse(&["grant", "--id", "usr_1", "--namespace", "p", "--permission", "owner"]).is_err());
         assert!(parse(&["revoke", "--id", "usr_1"]).is_err());
         assert!(parse(&["list"]).is_ok());
+        assert!(
+            matches!(parse(&["enrollment", "--id", "usr_1"]), Ok(UserCommand::Enrollment(args)) if args.id == "usr_1")
+        );
     }
 
     #[test]

@@ -14,11 +14,13 @@ mod abuse;
 mod accounts;
 mod audit;
 mod consistency;
+mod enroll;
 mod error;
 mod extract;
 mod idempotency;
 mod key_ops;
 mod keys;
+mod leaked;
 mod metrics;
 mod namespaces;
 mod openapi;
@@ -92,6 +94,7 @@ macro_rules! api_routes {
 
 api_routes! {
     "/v1/keys" => post(keys::create).get(keys::list);
+    "/v1/keys/leaked" => post(leaked::report);
     "/v1/keys/{id}" => get(keys::get).patch(key_ops::update).delete(keys::delete);
     "/v1/keys/{id}/enable" => post(key_ops::enable);
     "/v1/keys/{id}/disable" => post(key_ops::disable);
@@ -101,6 +104,8 @@ api_routes! {
     "/v1/keys/{id}/history" => get(audit::key_history);
     "/v1/users" => post(users::create).get(users::list);
     "/v1/users/{id}" => get(users::get).patch(users::update).delete(users::delete);
+    "/v1/users/{id}/enrollment" => post(users::issue_enrollment);
+    "/v1/enroll" => post(enroll::enroll);
     "/v1/users/{id}/disable" => post(users::disable);
     "/v1/users/{id}/enable" => post(users::enable);
     "/v1/users/{id}/namespaces/{namespace}" => put(users::set_namespace).delete(users::remove_namespace);

@@ -17,8 +17,8 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required, Response, ResponseBu
 use utoipa::{Modify, OpenApi, ToResponse};
 
 use crate::{
-    accounts, audit, key_ops, keys, metrics, namespaces, ops, proofs, replay, service_accounts, settings, stream,
-    users, verify,
+    accounts, audit, enroll, key_ops, keys, leaked, metrics, namespaces, ops, proofs, replay, service_accounts,
+    settings, stream, users, verify,
 };
 
 /// The name of the security scheme every authenticated operation names.
@@ -44,6 +44,7 @@ const INDEX_HEADER: &str = "X-Keyledger-Index";
     ),
     paths(
         keys::create,
+        leaked::report,
         keys::list,
         keys::get,
         key_ops::update,
@@ -55,6 +56,8 @@ const INDEX_HEADER: &str = "X-Keyledger-Index";
         key_ops::rotate,
         audit::key_history,
         users::create,
+        users::issue_enrollment,
+        enroll::enroll,
         users::list,
         users::get,
         users::update,
@@ -104,6 +107,8 @@ const INDEX_HEADER: &str = "X-Keyledger-Index";
             wire::CreateKeyRequest,
             wire::Key,
             wire::CreatedKey,
+            wire::LeakReport,
+            wire::LeakReportAccepted,
             wire::KeyList,
             wire::UpdateKeyRequest,
             wire::RotateKeyRequest,
@@ -113,6 +118,9 @@ const INDEX_HEADER: &str = "X-Keyledger-Index";
             wire::VerifyAsOfRequest,
             wire::VerifyAsOfResponse,
             wire::User,
+            wire::CreatedUser,
+            wire::EnrollmentCode,
+            wire::EnrollRequest,
             wire::CreateUserRequest,
             wire::UpdateUserRequest,
             wire::NamespacePermissionRequest,

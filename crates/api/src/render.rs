@@ -120,6 +120,7 @@ pub(crate) fn settings(account: &Account) -> wire::Settings {
         allow_never_expiring,
         max_keys_per_user,
         max_keys_per_service_account,
+        action_when_leaked: account.action_when_leaked.as_str().to_string(),
     }
 }
 

@@ -3,7 +3,7 @@
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use keyledger_model::{Command, SettingsPatch};
+use keyledger_model::{Command, LeakAction, SettingsPatch};
 use keyledger_wire as wire;
 
 use crate::error::ApiError;
@@ -70,8 +70,17 @@ pub(crate) async fn update(
         max_keys_per_user: req.max_keys_per_user,
         max_keys_per_service_account: req.max_keys_per_service_account,
     };
+    let action_when_leaked = req
+        .action_when_leaked
+        .as_deref()
+        .map(|text| {
+            LeakAction::parse(text)
+                .ok_or_else(|| ApiError::invalid("`action_when_leaked` must be `disable`, `delete` or `none`"))
+        })
+        .transpose()?;
+    let command = Command::ChangeSettings { patch, action_when_leaked };
     let operation = Operation::new("settings.update", Target::Named(caller.account().to_string()));
-    let (index, subject) = write(&app, &caller, app.node.now(), operation, Command::UpdateSettings(patch)).await?;
+    let (index, subject) = write(&app, &caller, app.node.now(), operation, command).await?;
     let account = into_account(subject)?;
     Ok((index_header(index), axum::Json(render::settings(&account))).into_response())
 }

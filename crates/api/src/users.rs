@@ -3,13 +3,13 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use keyledger_model::{Command, Owner, State as LedgerState, User, UserId};
+use keyledger_model::{token, Command, Owner, State as LedgerState, User, UserId};
 use keyledger_wire as wire;
 
 use crate::error::ApiError;
 use crate::extract::{Caller, Json, Path};
 use crate::render;
-use crate::write::{index_header, into_user, write, write_no_content, Operation, Target};
+use crate::write::{index_header, into_enrollment, into_user, write, write_no_content, Operation, Target};
 use crate::AppState;
 
 /// May `caller` see `user`? Owners and admins see every user of their account; anyone else
@@ -23,7 +23,8 @@ fn parse_id(id: &str) -> Result<UserId, ApiError> {
     id.parse::<UserId>().map_err(|_| ApiError::not_found("no such user"))
 }
 
-/// Creates a user in the caller's account.
+/// Creates a user in the caller's account, with a one-time enrollment code (shown this once)
+/// that the user redeems with `POST /v1/enroll` for its own first key.
 #[utoipa::path(
     post,
     path = "/v1/users",
@@ -33,8 +34,8 @@ fn parse_id(id: &str) -> Result<UserId, ApiError> {
     responses(
         (
             status = 201,
-            description = "The new user.",
-            body = wire::User,
+            description = "The new user and its enrollment code.",
+            body = wire::CreatedUser,
             headers(("X-Keyledger-Index" = u64, description = "The ledger position the write committed at.")),
         ),
         (status = 400, response = crate::openapi::BadRequest),
@@ -54,11 +55,53 @@ pub(crate) async fn create(
     let role = render::parse_role("role", &req.role)?;
     let now = app.node.now();
     let id = app.node.with_rng(|rng| UserId::generate(now, rng));
-    let command = Command::CreateUser { id, name: req.name.clone(), role };
+    let code = app.node.with_rng(token::generate_enrollment_code);
+    let command = Command::CreateEnrolledUser { id, name: req.name.clone(), role, code: code.digest() };
     let operation = Operation::new("user.create", Target::Named(req.name));
     let (index, subject) = write(&app, &caller, now, operation, command).await?;
-    let user = into_user(subject)?;
-    Ok((StatusCode::CREATED, index_header(index), axum::Json(render::user(&user))).into_response())
+    let (user, _) = into_enrollment(subject)?;
+    let body = wire::CreatedUser { user: render::user(&user), enrollment_code: code.expose().to_string() };
+    Ok((StatusCode::CREATED, index_header(index), axum::Json(body)).into_response())
+}
+
+/// Issues a fresh enrollment code for a user (by an owner or an admin the user does not
+/// outrank); the previous code stops working.
+#[utoipa::path(
+    post,
+    path = "/v1/users/{id}/enrollment",
+    operation_id = "issue_enrollment",
+    tag = "users",
+    params(
+        ("id" = String, Path, description = "The user's id."),
+    ),
+    responses(
+        (
+            status = 201,
+            description = "The new code, shown this once, and when it expires (24 h).",
+            body = wire::EnrollmentCode,
+            headers(("X-Keyledger-Index" = u64, description = "The ledger position the write committed at.")),
+        ),
+        (status = 401, response = crate::openapi::Unauthenticated),
+        (status = 403, response = crate::openapi::PermissionDenied),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 409, response = crate::openapi::Conflict),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+    security(("api_key" = [])),
+)]
+pub(crate) async fn issue_enrollment(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let user = parse_id(&id)?;
+    let code = app.node.with_rng(token::generate_enrollment_code);
+    let command = Command::IssueEnrollment { user, code: code.digest() };
+    let operation = Operation::new("user.enrollment", Target::User(user));
+    let (index, subject) = write(&app, &caller, app.node.now(), operation, command).await?;
+    let (_, expires_at) = into_enrollment(subject)?;
+    let body = wire::EnrollmentCode { enrollment_code: code.expose().to_string(), expires_at: expires_at.to_string() };
+    Ok((StatusCode::CREATED, index_header(index), axum::Json(body)).into_response())
 }
 
 /// Lists the users the caller may see: all of the account's for owners and admins, else only itself.

@@ -10,8 +10,8 @@ use std::time::Instant;
 use axum::http::{HeaderMap, HeaderValue};
 use keyledger_cluster::Committed;
 use keyledger_model::{
-    Account, Command, KeyAction, KeyId, KeyRecord, Namespace, Outcome, Owner, Proposal, RejectCode, Rejection,
-    ServiceAccount, ServiceAccountId, State as LedgerState, Subject, Timestamp, User, UserId,
+    Account, AccountId, Actor, Command, KeyAction, KeyId, KeyRecord, Namespace, Outcome, Owner, Proposal, RejectCode,
+    Rejection, ServiceAccount, ServiceAccountId, State as LedgerState, Subject, Timestamp, User, UserId,
 };
 use keyledger_wire as wire;
 
@@ -80,36 +80,7 @@ pub(crate) async fn write(
     command: Command,
 ) -> Result<(u64, Subject), ApiError> {
     // Commands whose first answer carried a secret: a retry cannot show it again.
-    let makes_secret =
-        matches!(command, Command::CreateKey(_) | Command::RotateKey { .. } | Command::CreateAccount { .. });
-    let command = match crate::idempotency::current() {
-        Some(idem) => Command::Idempotent { key: idem.key, fingerprint: idem.fingerprint, command: Box::new(command) },
-        None => command,
-    };
-    let proposal = Proposal {
-        time: now,
-        request_id: current_request_id().unwrap_or_default(),
-        actor: caller.actor(),
-        account: caller.account().clone(),
-        command,
-    };
-    let started = Instant::now();
-    let proposed = app.node.propose(proposal).await;
-    app.metrics.count_write(WriteOutcome::of(&proposed), started.elapsed());
-    let Committed { index, outcome, replayed } = proposed?;
-    if replayed && makes_secret {
-        if let Outcome::Accepted { subject: Some(subject), .. } = &outcome {
-            return Err(ApiError::new(
-                axum::http::StatusCode::CONFLICT,
-                "conflict",
-                format!(
-                    "this request was already applied at index {index} ({}); a secret is shown only once, \
-                     so delete that key and create a new one if the secret was lost",
-                    subject_id(subject)
-                ),
-            ));
-        }
-    }
+    let (index, outcome, replayed) = propose(app, caller.actor(), caller.account().clone(), now, command).await?;
     match outcome {
         Outcome::Accepted { subject: Some(subject), .. } => Ok((index, *subject)),
         Outcome::Rejected(rejection) => {
@@ -123,6 +94,69 @@ pub(crate) async fn write(
     }
 }
 
+/// Proposes `command` as the cluster itself, for a request that carries no API key and whose
+/// command holds its own proof, checked at apply time (an enrollment code's digest). `account`
+/// is the account the command is about. Refusals are not noted as `denied`: there is no actor.
+pub(crate) async fn write_without_key(
+    app: &AppState,
+    account: AccountId,
+    now: Timestamp,
+    command: Command,
+) -> Result<(u64, Subject), ApiError> {
+    let (index, outcome, _) = propose(app, Actor::System, account, now, command).await?;
+    match outcome {
+        Outcome::Accepted { subject: Some(subject), .. } => Ok((index, *subject)),
+        Outcome::Rejected(rejection) => Err(rejection.into()),
+        other => Err(ApiError::internal(format!("unexpected outcome {other:?} at index {index}"))),
+    }
+}
+
+/// Builds the proposal (wrapped for an `Idempotency-Key`), proposes it and counts it; answers
+/// the index, the outcome and whether it was a replay. A replayed command whose first answer
+/// carried a secret is refused: the secret cannot be shown again.
+async fn propose(
+    app: &AppState,
+    actor: Actor,
+    account: AccountId,
+    now: Timestamp,
+    command: Command,
+) -> Result<(u64, Outcome, bool), ApiError> {
+    let makes_secret = matches!(
+        command,
+        Command::CreateKey(_)
+            | Command::RotateKey { .. }
+            | Command::CreateAccount { .. }
+            | Command::CreateEnrolledUser { .. }
+            | Command::IssueEnrollment { .. }
+            | Command::Enroll { .. }
+    );
+    let command = match crate::idempotency::current() {
+        Some(idem) => Command::Idempotent { key: idem.key, fingerprint: idem.fingerprint, command: Box::new(command) },
+        None => command,
+    };
+    let proposal =
+        Proposal { time: now, request_id: current_request_id().unwrap_or_default(), actor, account, command };
+    let started = Instant::now();
+    let proposed = app.node.propose(proposal).await;
+    app.metrics.count_write(WriteOutcome::of(&proposed), started.elapsed());
+    let Committed { index, outcome, replayed } = proposed?;
+    if replayed && makes_secret {
+        if let Outcome::Accepted { subject: Some(subject), .. } = &outcome {
+            return Err(ApiError::new(
+                axum::http::StatusCode::CONFLICT,
+                "conflict",
+                format!(
+                    "this request was already applied at index {index} ({}); a secret is shown only once, \
+                     so if it was lost delete that key and create a new one (for an enrollment code: \
+                     issue a fresh code)",
+                    subject_id(subject)
+                ),
+            ));
+        }
+    }
+    Ok((index, outcome, replayed))
+}
+
 fn subject_id(subject: &Subject) -> String {
     match subject {
         Subject::Key(key) => format!("key {}", key.id),
@@ -130,6 +164,7 @@ fn subject_id(subject: &Subject) -> String {
         Subject::ServiceAccount(sa) => format!("service account {}", sa.id),
         Subject::Namespace(ns) => format!("namespace {}", ns.name),
         Subject::Account(account) => format!("account {}", account.id),
+        Subject::Enrollment { user, .. } => format!("an enrollment code for user {}", user.id),
     }
 }
 
@@ -184,6 +219,14 @@ pub(crate) fn into_user(subject: Subject) -> Result<User, ApiError> {
     match subject {
         Subject::User(user) => Ok(user),
         other => Err(unexpected("user", &other)),
+    }
+}
+
+/// The user and its new code's expiry, from a write that issued an enrollment code.
+pub(crate) fn into_enrollment(subject: Subject) -> Result<(User, Timestamp), ApiError> {
+    match subject {
+        Subject::Enrollment { user, expires_at } => Ok((user, expires_at)),
+        other => Err(unexpected("enrollment", &other)),
     }
 }
 

@@ -21,6 +21,9 @@ const UPDATE_COMMAND: &str = "KEYLEDGER_UPDATE_OPENAPI=1 cargo test -p keyledger
 /// The operations anyone may call; every other one needs `Authorization: Bearer <api key>`.
 const PUBLIC: &[(&str, &str)] = &[
     ("post", "/v1/verify"),
+    // The enrollment code, and the leaked secret itself, are the credential.
+    ("post", "/v1/enroll"),
+    ("post", "/v1/keys/leaked"),
     ("get", "/v1/openapi.json"),
     ("get", "/v1/audit/public-key"),
     ("get", "/healthz"),
@@ -176,8 +179,15 @@ fn the_document_is_well_formed() {
         // Every write's success carries X-Keyledger-Index, and every write takes Idempotency-Key.
         // POSTs that only read: the verifications. Membership changes are Raft configuration,
         // not ledger writes (and adding a member twice, or removing one, is naturally idempotent).
-        let not_ledger_writes =
-            ["/v1/verify", "/v1/verify/as-of", "/v1/cluster/members", "/v1/cluster/members/{node_id}"];
+        // A leak report is answered before anything is written (so the answer is no oracle), and
+        // repeating one changes nothing.
+        let not_ledger_writes = [
+            "/v1/verify",
+            "/v1/verify/as-of",
+            "/v1/cluster/members",
+            "/v1/cluster/members/{node_id}",
+            "/v1/keys/leaked",
+        ];
         if method != "get" && !not_ledger_writes.contains(&path.as_str()) {
             for status in success {
                 let headers = &responses[status]["headers"];

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use keyledger_model::{
-    AccountSettings, Binding, ChainHash, Checkpoint, EventBody, Level, Owner, PublicKey, Role, Scope, ServiceAccountId,
-    Signature, Span, TreeHash, UserId,
+    AccountSettings, Binding, ChainHash, Checkpoint, EventBody, LeakAction, Level, Owner, PublicKey, Role, Scope,
+    ServiceAccountId, Signature, Span, TreeHash, UserId,
 };
 use serde_json::{json, Map, Value};
 
@@ -83,6 +83,20 @@ pub(crate) fn to_data(body: &EventBody) -> Value {
             "public_key": c.public_key.to_hex(),
             "signature": c.signature.to_hex(),
         }),
+        EventBody::EnrollmentIssued { user, code_commitment, expires_at } => json!({
+            "user_id": user.to_string(),
+            "code_commitment": hex(code_commitment),
+            "expires_at": expires_at.to_string(),
+        }),
+        EventBody::Enrolled { user, key } => json!({ "user_id": user.to_string(), "key_id": key.to_string() }),
+        EventBody::Leaked { key, source, reporter, action, lock_overridden } => json!({
+            "key_id": key.to_string(),
+            "source": source,
+            "reporter": reporter,
+            "action": action.as_str(),
+            "lock_overridden": lock_overridden,
+        }),
+        EventBody::LeakActionChanged { action } => json!({ "action_when_leaked": action.as_str() }),
     }
 }
 
@@ -195,6 +209,20 @@ pub(crate) fn from_data(kind: &str, data: &Value) -> Result<EventBody, ExportErr
             signature: Signature::from_hex(&d.string("signature")?)
                 .ok_or_else(|| d.error("signature", "not 128 lower-case hex digits"))?,
         }),
+        "enrollment_issued" => EventBody::EnrollmentIssued {
+            user: d.id("user_id")?,
+            code_commitment: d.hex32("code_commitment")?,
+            expires_at: d.time("expires_at")?,
+        },
+        "enrolled" => EventBody::Enrolled { user: d.id("user_id")?, key: d.id("key_id")? },
+        "leaked" => EventBody::Leaked {
+            key: d.id("key_id")?,
+            source: d.string("source")?,
+            reporter: d.string("reporter")?,
+            action: d.leak_action("action")?,
+            lock_overridden: d.bool("lock_overridden")?,
+        },
+        "leak_action_changed" => EventBody::LeakActionChanged { action: d.leak_action("action_when_leaked")? },
         other => return Err(ExportError::new("type", format!("unknown event type {other:?}"))),
     };
     Ok(body)
@@ -325,6 +353,10 @@ impl<'a> Fields<'a> {
 
     fn role(&self, name: &str) -> Result<Role, ExportError> {
         Role::parse(self.str(name)?).ok_or_else(|| self.error(name, "must be `owner`, `admin`, `developer` or `read`"))
+    }
+
+    fn leak_action(&self, name: &str) -> Result<LeakAction, ExportError> {
+        LeakAction::parse(self.str(name)?).ok_or_else(|| self.error(name, "must be `disable`, `delete` or `none`"))
     }
 
     fn bool(&self, name: &str) -> Result<bool, ExportError> {

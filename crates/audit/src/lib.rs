@@ -58,6 +58,10 @@ pub const TYPE_NAMES: &[&str] = &[
     "settings_changed",
     "signer_registered",
     "checkpoint",
+    "enrollment_issued",
+    "enrolled",
+    "leaked",
+    "leak_action_changed",
 ];
 
 /// One ledger event as exported: the EVENT of `api.md`, plus both chain positions.

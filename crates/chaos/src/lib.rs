@@ -157,15 +157,20 @@ async fn run_in(config: &Config, dir: &Path) -> anyhow::Result<Report> {
 
     let mut cluster = Cluster::start(&config.binary, dir, NODES, net).await.context("start the cluster")?;
 
-    // Keys are spread over a few users, so that keys whose creation got no answer (and which
-    // the harness cannot delete) never fill a user's allowance.
+    // Keys are spread over a few service accounts, so that keys whose creation got no answer
+    // (and which the harness cannot delete) never fill an identity's allowance. Service
+    // accounts, because nobody mints keys for another user (users enroll themselves).
     let admin = cluster.client(1)?;
-    let settings = wire::UpdateSettingsRequest { max_keys_per_user: Some(1000), ..Default::default() };
+    let settings = wire::UpdateSettingsRequest { max_keys_per_service_account: Some(1000), ..Default::default() };
     admin.update_settings(&settings).await.context("raise the key limit")?;
     let mut owners = Vec::new();
     for i in 0..5 {
-        let user = wire::CreateUserRequest { name: format!("chaos-{i}"), role: "developer".into() };
-        owners.push(admin.create_user(&user).await.context("create a user")?.value.id);
+        let sa = wire::CreateServiceAccountRequest {
+            name: format!("chaos-{i}"),
+            role: Some("developer".into()),
+            ..Default::default()
+        };
+        owners.push(admin.create_service_account(&sa).await.context("create a service account")?.value.id);
     }
 
     let history = Arc::new(History::new());

@@ -51,7 +51,7 @@ pub struct Workload {
     pub history: Arc<History>,
     /// `(node id, client)` for every node.
     pub clients: Vec<(u64, Client)>,
-    /// The users keys are created for (spread so no user reaches its key limit).
+    /// The service accounts keys are created for (spread so none reaches its key limit).
     pub owners: Vec<String>,
     pub stop: Arc<AtomicBool>,
     /// Verify with local reads instead of linearizable ones: a deliberately weaker client,
@@ -144,7 +144,7 @@ impl Workload {
         let req = wire::CreateKeyRequest {
             name: "chaos".into(),
             expires_in: Some("30d".into()),
-            owner: Some(wire::OwnerRef { kind: wire::OwnerKind::User, id: owner }),
+            owner: Some(wire::OwnerRef { kind: wire::OwnerKind::ServiceAccount, id: owner }),
             ..Default::default()
         };
         let called_us = self.history.now_us();

@@ -20,9 +20,22 @@ fn user_namespace_path(id: &str, namespace: &str) -> Result<String, ClientError>
 }
 
 impl Client {
-    /// `POST /v1/users`.
-    pub async fn create_user(&self, req: &wire::CreateUserRequest) -> Result<Written<wire::User>, ClientError> {
+    /// `POST /v1/users`: the user and its one-time enrollment code.
+    pub async fn create_user(&self, req: &wire::CreateUserRequest) -> Result<Written<wire::CreatedUser>, ClientError> {
         let answer = self.send(Method::POST, "/v1/users".into(), Some(req), &[]).await?;
+        written(expect(answer, StatusCode::CREATED)?)
+    }
+
+    /// `POST /v1/users/{id}/enrollment`: a fresh enrollment code, voiding the previous one.
+    pub async fn issue_enrollment(&self, id: &str) -> Result<Written<wire::EnrollmentCode>, ClientError> {
+        let answer = self.send(Method::POST, user_path(id, "/enrollment")?, None::<&()>, &[]).await?;
+        written(expect(answer, StatusCode::CREATED)?)
+    }
+
+    /// `POST /v1/enroll`: redeems an enrollment code for the user's own key. Needs no API key
+    /// (the client's is sent anyway when it has one; the server ignores it).
+    pub async fn enroll(&self, req: &wire::EnrollRequest) -> Result<Written<wire::CreatedKey>, ClientError> {
+        let answer = self.send(Method::POST, "/v1/enroll".into(), Some(req), &[]).await?;
         written(expect(answer, StatusCode::CREATED)?)
     }
 

@@ -146,6 +146,13 @@ impl Client {
         decode(&expect(answer, StatusCode::OK)?)
     }
 
+    /// `POST /v1/keys/leaked`: reports a leaked key's secret. Needs no API key; the answer is
+    /// the same `202 {}` whether or not the secret names a key.
+    pub async fn report_leaked(&self, req: &wire::LeakReport) -> Result<wire::LeakReportAccepted, ClientError> {
+        let answer = self.send(Method::POST, "/v1/keys/leaked".into(), Some(req), &[]).await?;
+        decode(&expect(answer, StatusCode::ACCEPTED)?)
+    }
+
     /// `POST /v1/cluster/members`: adds a running node; answers once it is a voter.
     pub async fn add_cluster_member(&self, req: &wire::AddMemberRequest) -> Result<wire::ClusterStatus, ClientError> {
         let answer = self.send(Method::POST, "/v1/cluster/members".into(), Some(req), &[]).await?;

@@ -666,17 +666,24 @@ fn check_position(state: &State, entry: &LedgerEntry) -> Result<(), LedgerError>
     Ok(())
 }
 
-/// Do `entry`'s hashes match its content, and its key digest its commitment?
+/// Do `entry`'s hashes match its content, and its key or code digest its commitment?
 fn check_content(entry: &LedgerEntry) -> Result<(), LedgerError> {
     let event = &entry.event;
     let damaged = |why: &str| LedgerError::Damaged { seq: event.seq, why: why.to_string() };
     if !event.hashes_are_valid() {
         return Err(damaged("hash does not match content"));
     }
-    if let keyledger_model::EventBody::KeyCreated { digest_commitment, .. } = &event.body {
-        if entry.digest.map(|d| d.commitment()) != Some(*digest_commitment) {
+    let commitment = entry.digest.map(|d| d.commitment());
+    match &event.body {
+        keyledger_model::EventBody::KeyCreated { digest_commitment, .. } if commitment != Some(*digest_commitment) => {
             return Err(damaged("key digest does not match its commitment"));
         }
+        keyledger_model::EventBody::EnrollmentIssued { code_commitment, .. }
+            if commitment != Some(*code_commitment) =>
+        {
+            return Err(damaged("enrollment code digest does not match its commitment"));
+        }
+        _ => {}
     }
     Ok(())
 }

@@ -83,6 +83,11 @@ pub fn authorize_key(
             KeyAction::Manage | KeyAction::Delete => Err(Refusal::Forbidden),
         };
     }
+    // A person's keys are minted only by that person: nobody creates or rotates a key for
+    // another user (an admin hands out an enrollment code instead, `authorize_enrollment`).
+    if class == OwnerClass::User && action == KeyAction::Create {
+        return Err(Refusal::Forbidden);
+    }
     let allowed = match class {
         OwnerClass::User | OwnerClass::AccountServiceAccount => caller.is_account_admin(),
         OwnerClass::NamespaceServiceAccount(namespace) => {
@@ -108,6 +113,15 @@ pub fn authorize_user_change(caller: &Principal, roles_touched: &[Role]) -> Resu
         return Err(Refusal::Forbidden);
     }
     Ok(())
+}
+
+/// Issuing an enrollment code for a user whose role is `user_role`: an owner or admin the user
+/// does not outrank (the code mints a key with the user's rights).
+pub fn authorize_enrollment(caller: &Principal, user_role: Role) -> Result<(), Refusal> {
+    match caller.role {
+        Some(role) if caller.is_account_admin() && role.rank() >= user_role.rank() => Ok(()),
+        _ => Err(Refusal::Forbidden),
+    }
 }
 
 /// Managing a service account bound to `namespace` (or account-scoped when `None`).

@@ -13,7 +13,10 @@ use crate::permissions::{valid_namespace_name, Scope};
 use crate::proposal::{
     Command, DenialRecord, NewKey, Outcome, Proposal, RejectCode, Rejection, SettingsPatch, Subject, UseRecord,
 };
-use crate::state::{Account, AccountSettings, Binding, IdentityState, KeyRecord, KeyState, Role, State};
+use crate::state::{
+    Account, AccountSettings, Binding, IdentityState, KeyRecord, KeyState, LeakAction, Role, State, ENROLLMENT_REFUSED,
+    ENROLLMENT_VALIDITY,
+};
 use crate::time::{Span, Timestamp};
 use crate::token::{KeyDigest, HINT_LEN};
 
@@ -21,6 +24,10 @@ const MAX_NAME_CHARS: usize = 100;
 const MAX_DESCRIPTION_CHARS: usize = 1000;
 /// Free text in `denied` events is cut to this many characters.
 const MAX_DENIAL_TEXT: usize = 200;
+/// A leak report's source is cut to this many characters, its reporter's address to the other.
+const MAX_LEAK_SOURCE: usize = 500;
+const MAX_LEAK_REPORTER: usize = 100;
+
 /// Bounds of the per-account settings.
 const MAX_LIFETIME_LIMIT: Span = Span(10 * 365 * 24 * 3_600_000);
 const MAX_KEYS_LIMIT: u32 = 1000;
@@ -40,6 +47,7 @@ enum SubjectRef {
     ServiceAccount(ServiceAccountId),
     Namespace(AccountId, String),
     Account(AccountId),
+    Enrollment(UserId),
 }
 
 struct Decision {
@@ -109,6 +117,11 @@ impl State {
             SubjectRef::ServiceAccount(id) => Subject::ServiceAccount(self.service_accounts.get(&id)?.clone()),
             SubjectRef::Namespace(account, name) => Subject::Namespace(self.namespace(&account, &name)?.clone()),
             SubjectRef::Account(id) => Subject::Account(self.accounts.get(&id)?.clone()),
+            SubjectRef::Enrollment(id) => {
+                let code = self.enrollment_of_user.get(&id)?;
+                let expires_at = self.enrollments.get(code)?.expires_at;
+                Subject::Enrollment { user: self.users.get(&id)?.clone(), expires_at }
+            }
         })
     }
 
@@ -165,12 +178,21 @@ impl State {
                 self.decide_sa_state(p, *service_account, to)
             }
             Command::CreateNamespace { name } => self.decide_namespace(p, name),
-            Command::UpdateSettings(patch) => self.decide_settings(p, patch),
+            Command::UpdateSettings(patch) => self.decide_settings(p, patch, None),
             Command::CreateAccount { account, owner, owner_name, key } => {
                 self.decide_create_account(p, account, *owner, owner_name, key)
             }
             Command::RegisterSigner { node, public_key } => self.decide_register_signer(p, *node, *public_key),
             Command::Checkpoint(checkpoint) => self.decide_checkpoint(p, checkpoint),
+            Command::CreateEnrolledUser { id, name, role, code } => {
+                self.decide_create_enrolled_user(p, *id, name, *role, code)
+            }
+            Command::IssueEnrollment { user, code } => self.decide_issue_enrollment(p, *user, code),
+            Command::Enroll { code, key } => self.decide_enroll(p, code, key),
+            Command::ReportLeak { digest, source, reporter } => self.decide_leak(p, digest, source, reporter),
+            Command::ChangeSettings { patch, action_when_leaked } => {
+                self.decide_settings(p, patch, *action_when_leaked)
+            }
             // Retries are answered by `idempotency::Table`; on its own the command is its inner one.
             Command::Idempotent { command, .. } => self.decide(&Proposal { command: (**command).clone(), ..p.clone() }),
         }
@@ -761,7 +783,12 @@ impl State {
         ))
     }
 
-    fn decide_settings(&self, p: &Proposal, patch: &SettingsPatch) -> Result<Decision, Rejection> {
+    fn decide_settings(
+        &self,
+        p: &Proposal,
+        patch: &SettingsPatch,
+        action_when_leaked: Option<LeakAction>,
+    ) -> Result<Decision, Rejection> {
         let caller = self.caller(p)?;
         authz::authorize_account_change(&caller).map_err(|r| refused(r, "account"))?;
         let account: &Account =
@@ -800,11 +827,127 @@ impl State {
                 *slot = v;
             }
         }
-        let subject = SubjectRef::Account(account.id.clone());
-        if settings == account.settings {
-            return Ok(Decision::nothing(subject));
+        let mut events = Vec::new();
+        if settings != account.settings {
+            events.push(self.pending(p, &account.id, EventBody::SettingsChanged { settings }));
         }
-        Ok(Decision::one(self.pending(p, &account.id, EventBody::SettingsChanged { settings }), subject))
+        if let Some(action) = action_when_leaked.filter(|a| *a != account.action_when_leaked) {
+            events.push(self.pending(p, &account.id, EventBody::LeakActionChanged { action }));
+        }
+        Ok(Decision { events, subject: Some(SubjectRef::Account(account.id.clone())) })
+    }
+
+    // --- enrollment and leaks -----------------------------------------------------------------
+
+    fn enrollment_issued(&self, p: &Proposal, account: &AccountId, user: UserId, code: &KeyDigest) -> Pending {
+        let expires_at = p.time.checked_add(ENROLLMENT_VALIDITY).unwrap_or(Timestamp(i64::MAX));
+        Pending {
+            account: account.clone(),
+            actor: p.actor,
+            body: EventBody::EnrollmentIssued { user, code_commitment: code.commitment(), expires_at },
+            digest: Some(*code),
+        }
+    }
+
+    /// A code's digest must be new: neither an open code's nor a key's.
+    fn check_new_code(&self, code: &KeyDigest) -> Result<(), Rejection> {
+        if self.enrollments.contains_key(code) || self.index.contains_key(code) {
+            return Err(reject(RejectCode::Conflict, "an enrollment code with this digest already exists"));
+        }
+        Ok(())
+    }
+
+    fn decide_create_enrolled_user(
+        &self,
+        p: &Proposal,
+        id: UserId,
+        name: &str,
+        role: Role,
+        code: &KeyDigest,
+    ) -> Result<Decision, Rejection> {
+        let mut decision = self.decide_create_user(p, id, name, role)?;
+        // Creating an owner or admin already takes an owner, so the issuer is never outranked.
+        self.check_new_code(code)?;
+        let account = self.caller(p)?.account;
+        decision.events.push(self.enrollment_issued(p, &account, id, code));
+        decision.subject = Some(SubjectRef::Enrollment(id));
+        Ok(decision)
+    }
+
+    fn decide_issue_enrollment(&self, p: &Proposal, id: UserId, code: &KeyDigest) -> Result<Decision, Rejection> {
+        let caller = self.caller(p)?;
+        let user = self.user_in(&caller, id)?;
+        authz::authorize_enrollment(&caller, user.role).map_err(|r| refused(r, "user"))?;
+        if user.state != IdentityState::Enabled {
+            return Err(reject(RejectCode::Conflict, "the user is disabled or deleted"));
+        }
+        self.check_new_code(code)?;
+        Ok(Decision::one(self.enrollment_issued(p, &user.account, id, code), SubjectRef::Enrollment(id)))
+    }
+
+    /// Redeeming a code: the user's own first (or next) key, under every rule a key the user
+    /// created itself would meet. The events' actor is the user with the new key.
+    fn decide_enroll(&self, p: &Proposal, code: &KeyDigest, new: &NewKey) -> Result<Decision, Rejection> {
+        self.system(p)?;
+        let refused = || reject(RejectCode::Unauthenticated, ENROLLMENT_REFUSED);
+        let enrollment = self.enrollments.get(code).filter(|e| p.time < e.expires_at).ok_or_else(refused)?;
+        let user = self
+            .users
+            .get(&enrollment.user)
+            .filter(|u| u.state == IdentityState::Enabled && u.account == p.account)
+            .ok_or_else(refused)?;
+        let owner = Owner::User(user.id);
+        // The user acting on itself, with its whole grant: the key can be no more than that.
+        let principal =
+            Principal { account: user.account.clone(), identity: owner, role: Some(user.role), grant: user.grant() };
+        let key = NewKey { owner: Some(owner), ..new.clone() };
+        self.check_new_key(p, &principal, &key, owner, None)?;
+        let actor = Actor::User { id: user.id, key: key.id };
+        let mut created = self.key_created(p, &user.account, &key, owner, key.scope.clone());
+        created.actor = actor;
+        let enrolled = Pending {
+            account: user.account.clone(),
+            actor,
+            body: EventBody::Enrolled { user: user.id, key: key.id },
+            digest: None,
+        };
+        Ok(Decision { events: vec![created, enrolled], subject: Some(SubjectRef::Key(key.id)) })
+    }
+
+    /// A leak report. Nothing is written for a digest that names no key, or for a key already
+    /// reported (one `leaked` event per key). Otherwise `leaked`, then what the account's
+    /// `action_when_leaked` does: a leak stops the key even when it is locked (a lock guards
+    /// against mistakes by people who hold the key, not against a secret that is out), and
+    /// the event says so.
+    fn decide_leak(
+        &self,
+        p: &Proposal,
+        digest: &KeyDigest,
+        source: &str,
+        reporter: &str,
+    ) -> Result<Decision, Rejection> {
+        self.system(p)?;
+        let Some(key) = self.key_by_digest(digest).filter(|k| !self.leaked.contains(&k.id)) else {
+            return Ok(Decision { events: Vec::new(), subject: None });
+        };
+        let action = self.accounts.get(&key.account).map(|a| a.action_when_leaked).unwrap_or_default();
+        let current = key.state_at(p.time);
+        let change = match action {
+            LeakAction::Disable if current == KeyState::Enabled => Some(EventBody::KeyDisabled { key: key.id }),
+            LeakAction::Delete if current != KeyState::Deleted => Some(EventBody::KeyDeleted { key: key.id }),
+            _ => None,
+        };
+        let cut = |text: &str, max: usize| text.chars().filter(|c| !c.is_control()).take(max).collect::<String>();
+        let leaked = EventBody::Leaked {
+            key: key.id,
+            source: cut(source, MAX_LEAK_SOURCE),
+            reporter: cut(reporter, MAX_LEAK_REPORTER),
+            action,
+            lock_overridden: key.locked && change.is_some(),
+        };
+        let mut events = vec![self.pending(p, &key.account, leaked)];
+        events.extend(change.map(|body| self.pending(p, &key.account, body)));
+        Ok(Decision { events, subject: None })
     }
 
     // --- the cluster's own chain --------------------------------------------------------------

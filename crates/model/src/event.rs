@@ -13,7 +13,7 @@ use sha3::{Digest as _, Sha3_256};
 use crate::checkpoint::{Checkpoint, PublicKey};
 use crate::ids::{AccountId, KeyId, ServiceAccountId, UserId};
 use crate::permissions::{Level, Scope};
-use crate::state::{AccountSettings, Binding, Role};
+use crate::state::{AccountSettings, Binding, LeakAction, Role};
 use crate::time::Timestamp;
 use crate::token::KeyDigest;
 
@@ -195,6 +195,32 @@ pub enum EventBody {
     },
     /// A signed statement of the ledger's size, head and Merkle root (on the `_cluster` chain).
     Checkpoint(Checkpoint),
+    /// A one-time enrollment code for `user`, voiding any earlier one. The chain carries only a
+    /// commitment to the code's digest (`KeyDigest::commitment`); the digest rides beside.
+    EnrollmentIssued {
+        user: UserId,
+        code_commitment: [u8; 32],
+        expires_at: Timestamp,
+    },
+    /// `user` redeemed its code for key `key` (whose `created` event comes just before).
+    Enrolled {
+        user: UserId,
+        key: KeyId,
+    },
+    /// Someone holding the key's secret reported it leaked. `action` is what the account's
+    /// `action_when_leaked` did (a `disabled` or `deleted` event follows when it changed the
+    /// key); `lock_overridden`: the key was locked, and the leak stopped it anyway.
+    Leaked {
+        key: KeyId,
+        source: String,
+        reporter: String,
+        action: LeakAction,
+        lock_overridden: bool,
+    },
+    /// The account's `action_when_leaked` after the change.
+    LeakActionChanged {
+        action: LeakAction,
+    },
 }
 
 impl EventBody {
@@ -227,6 +253,10 @@ impl EventBody {
             EventBody::SettingsChanged { .. } => "settings_changed",
             EventBody::SignerRegistered { .. } => "signer_registered",
             EventBody::Checkpoint(_) => "checkpoint",
+            EventBody::EnrollmentIssued { .. } => "enrollment_issued",
+            EventBody::Enrolled { .. } => "enrolled",
+            EventBody::Leaked { .. } => "leaked",
+            EventBody::LeakActionChanged { .. } => "leak_action_changed",
         }
     }
 
@@ -242,7 +272,9 @@ impl EventBody {
             | EventBody::KeyUnlocked { key }
             | EventBody::KeyRotated { key, .. }
             | EventBody::KeyExpired { key }
-            | EventBody::KeyUsed { key, .. } => Some(*key),
+            | EventBody::KeyUsed { key, .. }
+            | EventBody::Enrolled { key, .. }
+            | EventBody::Leaked { key, .. } => Some(*key),
             _ => None,
         }
     }
@@ -318,8 +350,8 @@ impl Event {
     }
 }
 
-/// What the ledger stores per event: the event, plus — for `KeyCreated` only — the key's
-/// verification digest, kept beside the chained bytes so the index can be rebuilt from the
+/// What the ledger stores per event: the event, plus — for `KeyCreated` the key's verification
+/// digest, for `EnrollmentIssued` the code's digest — kept beside the chained bytes so the index can be rebuilt from the
 /// ledger while exports and the chain carry only the commitment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LedgerEntry {

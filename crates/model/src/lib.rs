@@ -38,7 +38,8 @@ pub use proposal::{
     Command, DenialRecord, NewKey, Outcome, Proposal, RejectCode, Rejection, SettingsPatch, Subject, UseRecord,
 };
 pub use state::{
-    Account, AccountSettings, Binding, IdentityState, KeyRecord, KeyState, Namespace, Role, ServiceAccount, State, User,
+    Account, AccountSettings, Binding, Enrollment, IdentityState, KeyRecord, KeyState, LeakAction, Namespace, Role,
+    ServiceAccount, State, User, ENROLLMENT_REFUSED, ENROLLMENT_VALIDITY,
 };
 pub use time::{Span, TimeError, Timestamp};
 pub use token::{KeyDigest, Malformed, SecretToken};

@@ -13,7 +13,7 @@ use crate::checkpoint::{Checkpoint, PublicKey};
 use crate::event::{Actor, ChainHead, Owner};
 use crate::ids::{AccountId, KeyId, ServiceAccountId, UserId};
 use crate::permissions::{Level, Scope};
-use crate::state::{Account, Binding, KeyRecord, Namespace, Role, ServiceAccount, User};
+use crate::state::{Account, Binding, KeyRecord, LeakAction, Namespace, Role, ServiceAccount, User};
 use crate::time::{Span, Timestamp};
 use crate::token::KeyDigest;
 
@@ -118,6 +118,37 @@ pub enum Command {
     },
     /// Signed by the leader before proposing (see [`crate::checkpoint`]).
     Checkpoint(Checkpoint),
+    /// A user with a one-time enrollment code (`code`: the code's digest), valid for
+    /// [`crate::state::ENROLLMENT_VALIDITY`] from the proposal's time.
+    CreateEnrolledUser {
+        id: UserId,
+        name: String,
+        role: Role,
+        code: KeyDigest,
+    },
+    /// A fresh enrollment code for `user`, voiding the previous one.
+    IssueEnrollment {
+        user: UserId,
+        code: KeyDigest,
+    },
+    /// Redeems the code with digest `code` for the user's own key `key` (`key.owner` is
+    /// ignored). Proposed as [`Actor::System`]: the code is the only credential.
+    Enroll {
+        code: KeyDigest,
+        key: NewKey,
+    },
+    /// Someone holding the secret with digest `digest` reported it leaked (as [`Actor::System`]:
+    /// possession is the credential). Names no key: nothing is written.
+    ReportLeak {
+        digest: KeyDigest,
+        source: String,
+        reporter: String,
+    },
+    /// `UpdateSettings` plus `action_when_leaked` (kept apart, see [`LeakAction`]).
+    ChangeSettings {
+        patch: SettingsPatch,
+        action_when_leaked: Option<LeakAction>,
+    },
 }
 
 /// A key as proposed: everything fixed, the secret reduced to its digest and hint.
@@ -252,6 +283,11 @@ pub enum Subject {
     ServiceAccount(ServiceAccount),
     Namespace(Namespace),
     Account(Account),
+    /// A user and the expiry of the enrollment code just issued for it.
+    Enrollment {
+        user: User,
+        expires_at: Timestamp,
+    },
 }
 
 impl Outcome {

@@ -54,7 +54,8 @@ impl Role {
         }
     }
 
-    fn rank(self) -> u8 {
+    /// `owner` > `admin` > `developer` > `read`.
+    pub fn rank(self) -> u8 {
         match self {
             Role::Owner => 3,
             Role::Admin => 2,
@@ -95,12 +96,54 @@ impl Default for AccountSettings {
     }
 }
 
+/// What a `leaked` report does to the key it names (`action_when_leaked`). Kept apart from
+/// [`AccountSettings`], whose encoding is part of existing events' canonical bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum LeakAction {
+    #[default]
+    Disable,
+    Delete,
+    /// Only the `leaked` event is written; the key stays as it is.
+    None,
+}
+
+impl LeakAction {
+    pub const ALL: [LeakAction; 3] = [LeakAction::Disable, LeakAction::Delete, LeakAction::None];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LeakAction::Disable => "disable",
+            LeakAction::Delete => "delete",
+            LeakAction::None => "none",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<LeakAction> {
+        LeakAction::ALL.into_iter().find(|a| a.as_str() == text)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Account {
     pub id: AccountId,
     pub created_at: Timestamp,
     pub settings: AccountSettings,
+    /// Set by `leak_action_changed` events; `disable` until the first one.
+    pub action_when_leaked: LeakAction,
 }
+
+/// A user's open enrollment code, known by its digest only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Enrollment {
+    pub user: UserId,
+    pub expires_at: Timestamp,
+}
+
+/// The one answer for every code that cannot be redeemed, so it does not say which.
+pub const ENROLLMENT_REFUSED: &str = "the enrollment code is not valid (unknown, used, replaced or expired)";
+
+/// How long an enrollment code can be redeemed.
+pub const ENROLLMENT_VALIDITY: Span = Span(24 * 3_600_000);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum IdentityState {
@@ -282,6 +325,11 @@ pub struct State {
     pub(crate) last_checkpoint: Option<CheckpointMark>,
     /// The latest event time so far: no later event is decided or recorded earlier.
     pub(crate) last_time: Option<Timestamp>,
+    /// Open enrollment codes by digest (at most one per user: a new one voids the old).
+    pub(crate) enrollments: BTreeMap<KeyDigest, Enrollment>,
+    pub(crate) enrollment_of_user: BTreeMap<UserId, KeyDigest>,
+    /// Keys with a `leaked` event: a key is reported at most once.
+    pub(crate) leaked: BTreeSet<KeyId>,
 }
 
 impl Default for ChainHead {
@@ -371,6 +419,16 @@ impl State {
 
     pub fn key_count(&self) -> usize {
         self.keys.len()
+    }
+
+    /// The open enrollment code with this digest, whether or not it has expired.
+    pub fn enrollment(&self, code: &KeyDigest) -> Option<Enrollment> {
+        self.enrollments.get(code).copied()
+    }
+
+    /// True once a `leaked` event names the key.
+    pub fn is_leaked(&self, key: &KeyId) -> bool {
+        self.leaked.contains(key)
     }
 
     /// The key a digest belongs to, if any.
@@ -476,7 +534,12 @@ impl State {
         let (seq, time, account) = (event.seq, event.time, &event.account);
         match &event.body {
             EventBody::AccountCreated { settings } => {
-                let account = Account { id: account.clone(), created_at: time, settings: settings.clone() };
+                let account = Account {
+                    id: account.clone(),
+                    created_at: time,
+                    settings: settings.clone(),
+                    action_when_leaked: LeakAction::default(),
+                };
                 self.accounts.insert(account.id.clone(), account);
             }
             EventBody::UserCreated { user, name, role } => {
@@ -579,10 +642,15 @@ impl State {
                 }
             }
             EventBody::Denied { .. } => {}
-            EventBody::UserDeleted { user } => self.set_user_state(*user, IdentityState::Deleted),
+            EventBody::UserDeleted { user } => {
+                self.void_enrollment(*user);
+                self.set_user_state(*user, IdentityState::Deleted)
+            }
             EventBody::UserDisabled { user } => self.set_user_state(*user, IdentityState::Disabled),
             EventBody::UserEnabled { user } => self.set_user_state(*user, IdentityState::Enabled),
             EventBody::UserRoleChanged { user, role } => {
+                // A code was issued for the old role, by someone ranked for that role.
+                self.void_enrollment(*user);
                 if let Some(u) = self.users.get_mut(user) {
                     u.role = *role;
                 }
@@ -632,6 +700,42 @@ impl State {
             EventBody::Checkpoint(checkpoint) => {
                 self.last_checkpoint = Some(CheckpointMark { tree_size: checkpoint.tree_size, seq, time });
             }
+            EventBody::EnrollmentIssued { user, expires_at, .. } => {
+                self.void_enrollment(*user);
+                let Some(code) = entry.digest else {
+                    // Unreachable for validated events; without a digest no code can match.
+                    debug_assert!(false, "EnrollmentIssued without digest");
+                    return;
+                };
+                self.enrollments.insert(code, Enrollment { user: *user, expires_at: *expires_at });
+                self.enrollment_of_user.insert(*user, code);
+            }
+            // Both are in the key's history, so they move its revision like any change.
+            EventBody::Enrolled { user, key } => {
+                self.void_enrollment(*user);
+                self.touch_key(*key, seq);
+            }
+            EventBody::Leaked { key, .. } => {
+                self.leaked.insert(*key);
+                self.touch_key(*key, seq);
+            }
+            EventBody::LeakActionChanged { action } => {
+                if let Some(a) = self.accounts.get_mut(account) {
+                    a.action_when_leaked = *action;
+                }
+            }
+        }
+    }
+
+    fn touch_key(&mut self, key: KeyId, seq: u64) {
+        if let Some(record) = self.keys.get_mut(&key) {
+            record.revision = seq;
+        }
+    }
+
+    fn void_enrollment(&mut self, user: UserId) {
+        if let Some(code) = self.enrollment_of_user.remove(&user) {
+            self.enrollments.remove(&code);
         }
     }
 

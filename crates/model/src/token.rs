@@ -1,4 +1,6 @@
 //! API key tokens: `klk_` + 43 base62 digits of 32 random bytes + a 6-digit base62 CRC32.
+//! Enrollment codes have the same form with their own prefix, `kle_`, so neither can be
+//! mistaken for the other (docs/secret-scanning.md documents the format for scanners).
 //!
 //! The checksum lets [`parse`] reject typos and foreign strings (`malformed`) without any
 //! lookup. Only the SHA3-256 digest of the whole token is ever stored; the token itself lives
@@ -16,6 +18,8 @@ use crate::base62;
 
 /// Every keyledger token starts with this.
 pub const PREFIX: &str = "klk_";
+/// Every one-time enrollment code starts with this (same length as a key).
+pub const ENROLLMENT_PREFIX: &str = "kle_";
 const BODY_LEN: usize = base62::width_for(32);
 const CHECK_LEN: usize = base62::width_for(4);
 /// Length of a well-formed token in bytes (ASCII).
@@ -89,17 +93,36 @@ pub enum Malformed {
 
 /// Generates a new token from a cryptographic generator (ChaCha20 seeded from the OS).
 pub fn generate<R: RngCore + CryptoRng>(rng: &mut R) -> SecretToken {
+    generate_with(PREFIX, rng)
+}
+
+/// Generates a new one-time enrollment code (`kle_…`); only its digest is ever stored.
+pub fn generate_enrollment_code<R: RngCore + CryptoRng>(rng: &mut R) -> SecretToken {
+    generate_with(ENROLLMENT_PREFIX, rng)
+}
+
+fn generate_with<R: RngCore + CryptoRng>(prefix: &str, rng: &mut R) -> SecretToken {
     let mut random = [0u8; 32];
     rng.fill_bytes(&mut random);
     let body = base62::encode(&random, BODY_LEN);
     let check = base62::encode(&crc32fast::hash(body.as_bytes()).to_be_bytes(), CHECK_LEN);
-    SecretToken(format!("{PREFIX}{body}{check}"))
+    SecretToken(format!("{prefix}{body}{check}"))
 }
 
 /// Checks a presented token's form. Cheap: no allocation, no big-number arithmetic.
 pub fn parse(token: &str) -> Result<(), Malformed> {
+    parse_with(PREFIX, token)
+}
+
+/// Checks a presented enrollment code's form, as [`parse`] does a key's.
+pub fn parse_enrollment_code(code: &str) -> Result<(), Malformed> {
+    parse_with(ENROLLMENT_PREFIX, code)
+}
+
+#[inline]
+fn parse_with(prefix: &str, token: &str) -> Result<(), Malformed> {
     let bytes = token.as_bytes();
-    if !bytes.starts_with(PREFIX.as_bytes()) {
+    if !bytes.starts_with(prefix.as_bytes()) {
         return Err(Malformed::Prefix);
     }
     if bytes.len() != TOKEN_LEN {
@@ -167,6 +190,20 @@ mod tests {
     }
 
     #[test]
+    fn enrollment_codes_have_their_own_prefix() {
+        let code = generate_enrollment_code(&mut ChaCha20Rng::seed_from_u64(5));
+        assert!(code.expose().starts_with(ENROLLMENT_PREFIX));
+        assert_eq!(code.expose().len(), TOKEN_LEN);
+        assert_eq!(parse_enrollment_code(code.expose()), Ok(()));
+        // Neither kind passes for the other.
+        assert_eq!(parse(code.expose()), Err(Malformed::Prefix));
+        assert_eq!(parse_enrollment_code(token(5).expose()), Err(Malformed::Prefix));
+        let mut changed = code.expose().to_string().into_bytes();
+        changed[20] = if changed[20] == b'a' { b'b' } else { b'a' };
+        assert!(parse_enrollment_code(std::str::from_utf8(&changed).unwrap()).is_err());
+    }
+
+    #[test]
     fn debug_never_shows_the_secret() {
         let t = token(7);
         let shown = format!("{t:?}");
@@ -179,6 +216,54 @@ mod tests {
         let d = token(3).digest();
         assert_ne!(d.0, d.commitment());
         assert_eq!(d, KeyDigest::of(token(3).expose()));
+    }
+
+    /// What docs/secret-scanning.md tells scanners: its regular expression, its checksum
+    /// recipe (written out here as the document does, not through `parse`) and its example.
+    const DOC: &str = include_str!("../../../docs/secret-scanning.md");
+    const DOC_EXAMPLE: &str = "klk_8HQeGwpLg2SoQYZ0o9DGBAzH3ViEcaTwLHVo4GKTtT44FYgEI";
+
+    fn documented_check(pattern: &regex::Regex, token: &str) -> bool {
+        let found = pattern.find(token).is_some_and(|m| m.as_str() == token);
+        let recipe = || {
+            let (body, check) = (&token[4..47], &token[47..]);
+            let alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+            let value = check.chars().try_fold(0u64, |v, c| alphabet.find(c).map(|d| v * 62 + d as u64));
+            value == Some(u64::from(crc32fast::hash(body.as_bytes())))
+        };
+        found && recipe()
+    }
+
+    #[test]
+    fn the_documented_regex_and_checksum_recipe() {
+        let keys = regex::Regex::new(r"\bklk_[0-9A-Za-z]{49}\b").unwrap();
+        let codes = regex::Regex::new(r"\bkle_[0-9A-Za-z]{49}\b").unwrap();
+        for text in [r"\bklk_[0-9A-Za-z]{49}\b", r"\bkle_[0-9A-Za-z]{49}\b", DOC_EXAMPLE, "3894441854", "0xe820777e"] {
+            assert!(DOC.contains(text), "the document shows {text}");
+        }
+        assert_eq!(token(2026).expose(), DOC_EXAMPLE, "the example is a generated token");
+        assert_eq!(parse(DOC_EXAMPLE), Ok(()));
+        assert_eq!(crc32fast::hash(&DOC_EXAMPLE.as_bytes()[4..47]), 0xe820777e);
+        let code = generate_enrollment_code(&mut ChaCha20Rng::seed_from_u64(2026));
+        for (pattern, t) in
+            [(&keys, DOC_EXAMPLE.to_string()), (&keys, token(9).expose().into()), (&codes, code.expose().into())]
+        {
+            assert!(documented_check(pattern, &t), "{t}");
+            // In running text too: a scanner finds it between other words.
+            assert_eq!(pattern.find(&format!("key = \"{t}\";")).map(|m| m.as_str()), Some(t.as_str()));
+            for pos in 4..t.len() {
+                for replacement in [b'0', b'a', b'Z'] {
+                    let mut changed = t.clone().into_bytes();
+                    if changed[pos] == replacement {
+                        continue;
+                    }
+                    changed[pos] = replacement;
+                    let changed = String::from_utf8(changed).unwrap();
+                    assert!(!documented_check(pattern, &changed), "{changed} passes the documented check");
+                }
+            }
+        }
+        assert!(!keys.is_match(code.expose()), "a code is not a key");
     }
 
     proptest! {

@@ -123,17 +123,19 @@ fn letters(row: &str) -> Vec<Want> {
 /// Notes on reading domain.md: a service account may create and rotate its own keys
 /// ("self-rotation"); only a *user* holding `admin` on `n` is a namespace admin; creating a key
 /// for an identity the caller may not manage names an identity, not a key, so it is `P`, while
-/// every other refused operation on a key the caller may not see is `N`.
+/// every other refused operation on a key the caller may not see is `N`. Nobody creates or
+/// rotates a key of another user ("a person's keys are minted only by that person"): `P` for
+/// those who may see the key, `N` for the rest.
 #[rustfmt::skip]
 const KEY_TABLE: [(Caller, [&str; 5]); 15] = [
     //                          own               other user        account SA        ns SA of n        ns SA of m
-    (Caller::Owner,              ["AAA AAAAA A",   "AAA AAAAA A",   "AAA AAAAA A",   "AAA AAAAA A",   "AAA AAAAA A"]),
-    (Caller::Admin,              ["AAA AAAAA A",   "AAA AAAAA A",   "AAA AAAAA A",   "AAA AAAAA A",   "AAA AAAAA A"]),
+    (Caller::Owner,              ["AAA AAAAA A",   "PPA AAAAA A",   "AAA AAAAA A",   "AAA AAAAA A",   "AAA AAAAA A"]),
+    (Caller::Admin,              ["AAA AAAAA A",   "PPA AAAAA A",   "AAA AAAAA A",   "AAA AAAAA A",   "AAA AAAAA A"]),
     (Caller::Developer,          ["AAA AAAAA A",   "PNN NNNNN N",   "PNN NNNNN N",   "PNN NNNNN N",   "PNN NNNNN N"]),
     (Caller::Read,               ["AAA AAAAA A",   "PNN NNNNN N",   "PNN NNNNN N",   "PNN NNNNN N",   "PNN NNNNN N"]),
     (Caller::ReadNsAdmin,        ["AAA AAAAA A",   "PNN NNNNN N",   "PNN NNNNN N",   "AAA AAAAA A",   "PNN NNNNN N"]),
     (Caller::DeveloperNsAdmin,   ["AAA AAAAA A",   "PNN NNNNN N",   "PNN NNNNN N",   "AAA AAAAA A",   "PNN NNNNN N"]),
-    (Caller::SaAdmin,            ["AAA AAAAA A",   "AAA AAAAA A",   "AAA AAAAA A",   "AAA AAAAA A",   "AAA AAAAA A"]),
+    (Caller::SaAdmin,            ["AAA AAAAA A",   "PPA AAAAA A",   "AAA AAAAA A",   "AAA AAAAA A",   "AAA AAAAA A"]),
     (Caller::SaDeveloper,        ["AAA PPPPP P",   "PNN NNNNN N",   "PNN NNNNN N",   "PNN NNNNN N",   "PNN NNNNN N"]),
     (Caller::SaRead,             ["AAA PPPPP P",   "PNN NNNNN N",   "PNN NNNNN N",   "PNN NNNNN N",   "PNN NNNNN N"]),
     (Caller::NsSaAdmin,          ["AAA PPPPP P",   "PNN NNNNN N",   "PNN NNNNN N",   "PNN NNNNN N",   "PNN NNNNN N"]),
@@ -276,7 +278,14 @@ impl Cast {
             acme_identities.push(Owner::ServiceAccount(id));
         }
         for identity in acme_identities {
-            acme_targets.push((identity, w.key_by(by, Some(identity), "acme victim", None).unwrap().0));
+            let key = match identity {
+                Owner::User(user) => {
+                    let code = w.issue_code(by, user).unwrap();
+                    w.enroll(&code, "acme victim", None).unwrap().0
+                }
+                Owner::ServiceAccount(_) => w.key_by(by, Some(identity), "acme victim", None).unwrap().0,
+            };
+            acme_targets.push((identity, key));
         }
 
         Cast { world: w, callers, victims, owner2, admin2, acme, acme_targets }

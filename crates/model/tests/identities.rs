@@ -123,7 +123,7 @@ fn disabling_a_user_stops_its_keys_at_once_and_enabling_restores_them() {
     let command = Command::UpdateKey { key: alice_key, name: Some("x".into()), description: None, if_revision: None };
     assert_eq!(rejected(world.as_key(alice_key, command)), RejectCode::Unauthenticated);
     let owner_key = world.owner_key;
-    assert_eq!(rejected(world.key_by(owner_key, Some(Owner::User(alice)), "x", None)), RejectCode::Conflict);
+    assert_eq!(rejected(world.issue_code(owner_key, alice)), RejectCode::Conflict);
     assert_eq!(world.owner_does(Command::SetUserEnabled { user: alice, enabled: false }), Ok(0));
 
     assert_eq!(world.owner_does(Command::SetUserEnabled { user: alice, enabled: true }), Ok(1));
@@ -148,7 +148,7 @@ fn a_deleted_user_never_authenticates_again_and_cannot_come_back() {
         assert_eq!(rejected(world.owner_does(command.clone())), RejectCode::Conflict, "{command:?}");
     }
     let owner_key = world.owner_key;
-    assert_eq!(rejected(world.key_by(owner_key, Some(Owner::User(alice)), "x", None)), RejectCode::Conflict);
+    assert_eq!(rejected(world.issue_code(owner_key, alice)), RejectCode::Conflict);
     assert_eq!(world.owner_does(Command::DeleteUser(alice)), Ok(0));
     // Its keys' metadata stays and an admin may still clean them up.
     assert_eq!(world.owner_does(Command::DeleteKey(alice_key)), Ok(1));
@@ -529,7 +529,8 @@ fn an_owner_creates_an_account_whose_owner_key_works_there() {
     let command = Command::CreateUser { id: bob, name: "bob".into(), role: Role::Developer };
     assert_eq!(world.as_key(acme.owner_key, command), Ok(1));
     assert_eq!(world.state.user(&bob).unwrap().account, acme.id);
-    let (bob_key, _) = world.key_by(acme.owner_key, Some(Owner::User(bob)), "bob", None).unwrap();
+    let code = world.issue_code(acme.owner_key, bob).unwrap();
+    let (bob_key, _) = world.enroll(&code, "bob", None).unwrap();
     assert_eq!(world.state.key(&bob_key).unwrap().account, acme.id);
 }
 

@@ -14,7 +14,8 @@ pub struct AuditEvent {
     /// RFC 3339, UTC, milliseconds.
     pub time: String,
     /// `created`, `enabled`, `disabled`, `deleted`, `updated`, `locked`, `unlocked`, `rotated`,
-    /// `expired`, `used`, `denied`, `user_created`, `settings_changed`, ...
+    /// `expired`, `used`, `denied`, `user_created`, `settings_changed`, `enrollment_issued`,
+    /// `enrolled`, `leaked`, `leak_action_changed`, ...
     #[serde(rename = "type")]
     pub kind: String,
     pub account: String,

@@ -29,6 +29,42 @@ pub struct CreateUserRequest {
     pub role: String,
 }
 
+/// `POST /v1/users` answer: the user and its one-time enrollment code, shown this once.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct CreatedUser {
+    pub user: User,
+    /// `kle_...`: redeemed once with `POST /v1/enroll` within 24 h for the user's own key.
+    pub enrollment_code: String,
+}
+
+/// `POST /v1/users/{id}/enrollment` answer: a fresh code; the previous one stops working.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct EnrollmentCode {
+    pub enrollment_code: String,
+    /// RFC 3339: the code cannot be redeemed from then on.
+    pub expires_at: String,
+}
+
+/// `POST /v1/enroll`: redeems an enrollment code for the user's own key. Expiry as for
+/// `POST /v1/keys`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollRequest {
+    /// `kle_...`.
+    pub code: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// A duration such as `30d`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<String>,
+    /// An RFC 3339 time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub never_expires: Option<bool>,
+}
+
 /// `PATCH /v1/users/{id}`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -114,6 +150,8 @@ pub struct Settings {
     pub allow_never_expiring: bool,
     pub max_keys_per_user: u32,
     pub max_keys_per_service_account: u32,
+    /// What a leak report does to the key: `disable`, `delete` or `none`.
+    pub action_when_leaked: String,
 }
 
 /// `PATCH /v1/settings`: fields left out keep their value.
@@ -131,6 +169,9 @@ pub struct UpdateSettingsRequest {
     pub max_keys_per_user: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_keys_per_service_account: Option<u32>,
+    /// `disable`, `delete` or `none`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action_when_leaked: Option<String>,
 }
 
 /// `POST /v1/accounts`: another account, its owner, and the owner's first key.

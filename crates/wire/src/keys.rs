@@ -56,6 +56,21 @@ pub struct CreateKeyRequest {
     pub scope: Option<KeyScope>,
 }
 
+/// `POST /v1/keys/leaked`: a key's secret found where it should not be. Needs no credential.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LeakReport {
+    /// The leaked secret, `klk_...`.
+    pub key: String,
+    /// Where it was found, e.g. a secret scanner's URL (kept up to 500 characters).
+    #[serde(default)]
+    pub source: String,
+}
+
+/// `POST /v1/keys/leaked` answer: always `202 {}`, whether or not the secret named a key.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct LeakReportAccepted {}
+
 /// KEY: a key's metadata. Never the secret, never its digest.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct Key {

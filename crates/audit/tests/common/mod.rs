@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 
 use keyledger_model::merkle::{self, MemoryTree};
 use keyledger_model::{
-    token, AccountId, Actor, Binding, CheckpointSigner, Command, DenialRecord, KeyDigest, KeyId, LedgerEntry, Level,
-    NewKey, Outcome, Owner, Proposal, Role, Scope, ServiceAccountId, SettingsPatch, Span, State, Timestamp, UseRecord,
-    UserId,
+    token, AccountId, Actor, Binding, CheckpointSigner, Command, DenialRecord, KeyDigest, KeyId, LeakAction,
+    LedgerEntry, Level, NewKey, Outcome, Owner, Proposal, Role, Scope, ServiceAccountId, SettingsPatch, Span, State,
+    Timestamp, UseRecord, UserId,
 };
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -163,6 +163,22 @@ pub(crate) fn every_kind_of_event() -> Driver {
     let patch =
         SettingsPatch { max_key_lifetime: Some(Span::days(90)), max_keys_per_user: Some(3), ..Default::default() };
     d.run(owner, Command::UpdateSettings(patch));
+
+    // A user enrolls with its second code (the first was voided), and its key is reported leaked.
+    let newcomer = UserId::generate(d.now, &mut d.rng);
+    let voided = token::generate_enrollment_code(&mut d.rng);
+    let code = token::generate_enrollment_code(&mut d.rng);
+    d.digests.extend([voided.digest(), code.digest()]);
+    let (name, role) = ("newcomer".to_string(), Role::Developer);
+    d.run(owner, Command::CreateEnrolledUser { id: newcomer, name, role, code: voided.digest() });
+    d.run(owner, Command::IssueEnrollment { user: newcomer, code: code.digest() });
+    let own = d.new_key(None, None, 30 * 24 * HOUR);
+    let own_digest = own.digest;
+    d.run(Actor::System, Command::Enroll { code: code.digest(), key: own });
+    let leak_action = Some(LeakAction::Delete);
+    d.run(owner, Command::ChangeSettings { patch: SettingsPatch::default(), action_when_leaked: leak_action });
+    let source = "https://scanner.example/finding/1, \"quoted\"".to_string();
+    d.run(Actor::System, Command::ReportLeak { digest: own_digest, source, reporter: "192.0.2.7".into() });
     let other_owner = UserId::generate(d.now, &mut d.rng);
     let other_key = d.new_key(None, None, 30 * 24 * HOUR);
     let other_key_id = other_key.id;

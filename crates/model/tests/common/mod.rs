@@ -291,10 +291,44 @@ impl World {
         self.as_key(by, Command::CreateKey(key)).map(|_| (id, secret))
     }
 
-    /// The owner creates a key for `owner` with `scope` (panics on refusal).
+    /// A key for `owner` with `scope` (panics on refusal): the owner creates it for a service
+    /// account; a user, whose keys nobody else mints, enrolls with a code the owner issues.
     pub(crate) fn key_for(&mut self, owner: Owner, name: &str, scope: Option<Scope>) -> (KeyId, SecretToken) {
         let by = self.owner_key;
-        self.key_by(by, Some(owner), name, scope).unwrap_or_else(|r| panic!("key for {owner:?} refused: {r}"))
+        let result = match owner {
+            Owner::User(user) if owner != Owner::User(self.owner) => {
+                let code = self.issue_code(by, user).unwrap_or_else(|r| panic!("code for {user} refused: {r}"));
+                self.enroll(&code, name, scope)
+            }
+            _ => self.key_by(by, Some(owner), name, scope),
+        };
+        result.unwrap_or_else(|r| panic!("key for {owner:?} refused: {r}"))
+    }
+
+    /// Key `by` issues a fresh enrollment code for `user`; answers the code.
+    pub(crate) fn issue_code(&mut self, by: KeyId, user: UserId) -> Result<SecretToken, Rejection> {
+        let code = token::generate_enrollment_code(&mut self.rng);
+        self.as_key(by, Command::IssueEnrollment { user, code: code.digest() }).map(|_| code)
+    }
+
+    /// Redeems `code` (as the cluster, in the code's user's account) for a key expiring in 30
+    /// days with `scope`.
+    pub(crate) fn enroll(
+        &mut self,
+        code: &SecretToken,
+        name: &str,
+        scope: Option<Scope>,
+    ) -> Result<(KeyId, SecretToken), Rejection> {
+        let (key, secret) = self.new_key_for(None, name, scope);
+        let id = key.id;
+        let account = self
+            .state
+            .enrollment(&code.digest())
+            .and_then(|e| self.state.user(&e.user))
+            .map_or_else(|| self.account.clone(), |u| u.account.clone());
+        let mut proposal = self.proposal(Actor::System, Command::Enroll { code: code.digest(), key });
+        proposal.account = account;
+        self.run(&proposal).map(|_| (id, secret))
     }
 
     /// The owner creates namespace `name` (panics on refusal).
