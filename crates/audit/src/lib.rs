@@ -58,6 +58,7 @@ pub const TYPE_NAMES: &[&str] = &[
     "settings_changed",
     "signer_registered",
     "checkpoint",
+    "limits_changed",
 ];
 
 /// One ledger event as exported: the EVENT of `api.md`, plus both chain positions.

@@ -11,9 +11,10 @@ use crate::event::{Actor, ChainHash, Event, EventBody, LedgerEntry, Owner};
 use crate::ids::{AccountId, KeyId, ServiceAccountId, UserId};
 use crate::permissions::{valid_namespace_name, Scope};
 use crate::proposal::{
-    Command, DenialRecord, NewKey, Outcome, Proposal, RejectCode, Rejection, SettingsPatch, Subject, UseRecord,
+    Command, DenialRecord, LimitsPatch, NewKey, Outcome, Proposal, RejectCode, Rejection, SettingsPatch, Subject,
+    UseRecord,
 };
-use crate::state::{Account, AccountSettings, Binding, IdentityState, KeyRecord, KeyState, Role, State};
+use crate::state::{Account, AccountLimits, AccountSettings, Binding, IdentityState, KeyRecord, KeyState, Role, State};
 use crate::time::{Span, Timestamp};
 use crate::token::{KeyDigest, HINT_LEN};
 
@@ -24,6 +25,10 @@ const MAX_DENIAL_TEXT: usize = 200;
 /// Bounds of the per-account settings.
 const MAX_LIFETIME_LIMIT: Span = Span(10 * 365 * 24 * 3_600_000);
 const MAX_KEYS_LIMIT: u32 = 1000;
+/// Upper bounds of the caps (`max_users`, …, `max_accounts`).
+const MAX_IDENTITIES_LIMIT: u32 = 100_000;
+const MAX_NAMESPACES_LIMIT: u32 = 10_000;
+const MAX_ACCOUNTS_LIMIT: u32 = 100_000;
 
 /// An event body waiting for its place on the chains.
 struct Pending {
@@ -165,7 +170,8 @@ impl State {
                 self.decide_sa_state(p, *service_account, to)
             }
             Command::CreateNamespace { name } => self.decide_namespace(p, name),
-            Command::UpdateSettings(patch) => self.decide_settings(p, patch),
+            Command::UpdateSettings(patch) => self.decide_settings(p, patch, &LimitsPatch::default()),
+            Command::UpdateAccountSettings { settings, limits } => self.decide_settings(p, settings, limits),
             Command::CreateAccount { account, owner, owner_name, key } => {
                 self.decide_create_account(p, account, *owner, owner_name, key)
             }
@@ -216,7 +222,13 @@ impl State {
     /// May `caller` do `action` to `key`? (The API asks this too, before proposing.)
     pub fn authorize_key(&self, caller: &Principal, key: &KeyRecord, action: KeyAction) -> Result<(), Refusal> {
         let (account, class) = self.owner_class(&key.owner).ok_or(Refusal::Hidden)?;
-        authz::authorize_key(caller, action, key.owner, account, class)
+        // On its own keys a caller is measured against the key; on others', against their owner.
+        let target_rank = if key.owner == caller.identity {
+            self.key_rank(&key.owner, key.scope.as_ref())
+        } else {
+            self.identity_rank(&key.owner)
+        };
+        authz::authorize_key(caller, action, key.owner, account, class, target_rank)
     }
 
     fn decide_bootstrap(&self, p: &Proposal, admin: UserId, name: &str, key: &NewKey) -> Result<Decision, Rejection> {
@@ -242,6 +254,8 @@ impl State {
         let caller = self.caller(p)?;
         authz::authorize_account_creation(&caller).map_err(|r| refused(r, "account"))?;
         self.check_new_account(account, owner, name)?;
+        let cap = self.limits(&caller.account).max_accounts;
+        check_cap(self.accounts.len(), cap, "accounts in the cluster")?;
         self.check_first_key(account, key)?;
         let settings = AccountSettings::default();
         match key.expires_at {
@@ -249,6 +263,11 @@ impl State {
             None => return Err(never_expiring_refused()),
         }
         Ok(self.new_account_events(p, account, owner, name, key))
+    }
+
+    /// The caps of `account` (the defaults for an account that is not there).
+    fn limits(&self, account: &AccountId) -> AccountLimits {
+        self.accounts.get(account).map(|a| a.limits.clone()).unwrap_or_default()
     }
 
     fn check_new_account(&self, account: &AccountId, owner: UserId, name: &str) -> Result<(), Rejection> {
@@ -319,7 +338,13 @@ impl State {
         let owner = new.owner.unwrap_or(caller.identity);
         let (account, class) =
             self.owner_class(&owner).ok_or_else(|| reject(RejectCode::NotFound, "no such identity"))?;
-        authz::authorize_key(&caller, KeyAction::Create, owner, account, class).map_err(|r| refused(r, "identity"))?;
+        let target_rank = if owner == caller.identity {
+            self.key_rank(&owner, new.scope.as_ref())
+        } else {
+            self.identity_rank(&owner)
+        };
+        authz::authorize_key(&caller, KeyAction::Create, owner, account, class, target_rank)
+            .map_err(|r| refused(r, "identity"))?;
         self.check_new_key(p, &caller, new, owner, None)?;
         let account = account.clone();
         Ok(Decision::one(self.key_created(p, &account, new, owner, new.scope.clone()), SubjectRef::Key(new.id)))
@@ -362,6 +387,10 @@ impl State {
                 RejectCode::PermissionDenied,
                 "the new key would have permissions the calling key does not have",
             ));
+        }
+        // Nor one that outranks it (an admin's grant equals an owner's; the owner role does not).
+        if self.key_rank(&owner, new.scope.as_ref()) > caller.rank() {
+            return Err(reject(RejectCode::PermissionDenied, "the new key would outrank the calling key"));
         }
         let limit = match owner {
             Owner::User(_) => account.settings.max_keys_per_user,
@@ -624,6 +653,8 @@ impl State {
         if self.users.contains_key(&id) {
             return Err(reject(RejectCode::Conflict, "a user with this id already exists"));
         }
+        let cap = self.limits(&caller.account).max_users;
+        check_cap(self.live_user_count(&caller.account), cap, "users")?;
         let body = EventBody::UserCreated { user: id, name: name.to_string(), role };
         Ok(Decision::one(self.pending(p, &caller.account, body), SubjectRef::User(id)))
     }
@@ -715,6 +746,8 @@ impl State {
         if self.service_accounts.contains_key(&id) {
             return Err(reject(RejectCode::Conflict, "a service account with this id already exists"));
         }
+        let cap = self.limits(&caller.account).max_service_accounts;
+        check_cap(self.live_service_account_count(&caller.account), cap, "service accounts")?;
         let body =
             EventBody::ServiceAccountCreated { service_account: id, name: name.to_string(), binding: binding.clone() };
         Ok(Decision::one(self.pending(p, &caller.account, body), SubjectRef::ServiceAccount(id)))
@@ -754,6 +787,8 @@ impl State {
         if self.namespace(&caller.account, name).is_some() {
             return Err(reject(RejectCode::Conflict, format!("the namespace `{name}` already exists")));
         }
+        let cap = self.limits(&caller.account).max_namespaces;
+        check_cap(self.namespaces_of(&caller.account).count(), cap, "namespaces")?;
         let body = EventBody::NamespaceCreated { name: name.to_string() };
         Ok(Decision::one(
             self.pending(p, &caller.account, body),
@@ -761,7 +796,7 @@ impl State {
         ))
     }
 
-    fn decide_settings(&self, p: &Proposal, patch: &SettingsPatch) -> Result<Decision, Rejection> {
+    fn decide_settings(&self, p: &Proposal, patch: &SettingsPatch, caps: &LimitsPatch) -> Result<Decision, Rejection> {
         let caller = self.caller(p)?;
         authz::authorize_account_change(&caller).map_err(|r| refused(r, "account"))?;
         let account: &Account =
@@ -790,21 +825,35 @@ impl State {
                 "max_keys_per_service_account",
             ),
         ] {
-            if let Some(v) = value {
-                if !(1..=MAX_KEYS_LIMIT).contains(&v) {
-                    return Err(reject(
-                        RejectCode::InvalidArgument,
-                        format!("`{what}` must be between 1 and {MAX_KEYS_LIMIT}"),
-                    ));
-                }
-                *slot = v;
+            set_bounded(value, slot, what, MAX_KEYS_LIMIT)?;
+        }
+        let mut limits = account.limits.clone();
+        for (value, slot, what, max) in [
+            (caps.max_users, &mut limits.max_users, "max_users", MAX_IDENTITIES_LIMIT),
+            (caps.max_service_accounts, &mut limits.max_service_accounts, "max_service_accounts", MAX_IDENTITIES_LIMIT),
+            (caps.max_namespaces, &mut limits.max_namespaces, "max_namespaces", MAX_NAMESPACES_LIMIT),
+            (caps.max_accounts, &mut limits.max_accounts, "max_accounts", MAX_ACCOUNTS_LIMIT),
+        ] {
+            set_bounded(value, slot, what, max)?;
+        }
+        if caps.max_accounts.is_some() {
+            if account.id != AccountId::default_account() {
+                return Err(reject(
+                    RejectCode::InvalidArgument,
+                    "`max_accounts` is the cluster operator's setting, kept in account `default`",
+                ));
             }
+            authz::authorize_account_creation(&caller).map_err(|r| refused(r, "account"))?;
         }
         let subject = SubjectRef::Account(account.id.clone());
-        if settings == account.settings {
-            return Ok(Decision::nothing(subject));
+        let mut events = Vec::new();
+        if settings != account.settings {
+            events.push(self.pending(p, &account.id, EventBody::SettingsChanged { settings }));
         }
-        Ok(Decision::one(self.pending(p, &account.id, EventBody::SettingsChanged { settings }), subject))
+        if limits != account.limits {
+            events.push(self.pending(p, &account.id, EventBody::LimitsChanged { limits }));
+        }
+        Ok(Decision { events, subject: Some(subject) })
     }
 
     // --- the cluster's own chain --------------------------------------------------------------
@@ -857,6 +906,25 @@ impl State {
     }
 }
 
+/// Sets `slot` to `value` if given and within `1..=max`.
+fn set_bounded(value: Option<u32>, slot: &mut u32, what: &str, max: u32) -> Result<(), Rejection> {
+    if let Some(v) = value {
+        if !(1..=max).contains(&v) {
+            return Err(reject(RejectCode::InvalidArgument, format!("`{what}` must be between 1 and {max}")));
+        }
+        *slot = v;
+    }
+    Ok(())
+}
+
+/// Refuses one more of something an account (or the cluster) already holds `count` of, at `cap`.
+fn check_cap(count: usize, cap: u32, what: &str) -> Result<(), Rejection> {
+    if count >= cap as usize {
+        return Err(reject(RejectCode::LimitExceeded, format!("the cap of {cap} {what} is reached")));
+    }
+    Ok(())
+}
+
 fn never_expiring_refused() -> Rejection {
     reject(RejectCode::InvalidArgument, "this account does not allow keys that never expire; give an expiry")
 }
@@ -888,5 +956,16 @@ fn check_text(what: &str, text: &str, max_chars: usize, required: bool) -> Resul
     if text.chars().any(char::is_control) {
         return Err(reject(RejectCode::InvalidArgument, format!("the {what} must not contain control characters")));
     }
+    if text.chars().any(is_bidi_control) {
+        return Err(reject(
+            RejectCode::InvalidArgument,
+            format!("the {what} must not contain Unicode bidirectional controls (U+061C, U+200E, U+200F, U+202A–U+202E, U+2066–U+2069)"),
+        ));
+    }
     Ok(())
+}
+
+/// Characters that reorder the text around them: a name holding one can display as another.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }

@@ -13,7 +13,7 @@ use sha3::{Digest as _, Sha3_256};
 use crate::checkpoint::{Checkpoint, PublicKey};
 use crate::ids::{AccountId, KeyId, ServiceAccountId, UserId};
 use crate::permissions::{Level, Scope};
-use crate::state::{AccountSettings, Binding, Role};
+use crate::state::{AccountLimits, AccountSettings, Binding, Role};
 use crate::time::Timestamp;
 use crate::token::KeyDigest;
 
@@ -195,6 +195,10 @@ pub enum EventBody {
     },
     /// A signed statement of the ledger's size, head and Merkle root (on the `_cluster` chain).
     Checkpoint(Checkpoint),
+    /// The account's whole caps after the change.
+    LimitsChanged {
+        limits: AccountLimits,
+    },
 }
 
 impl EventBody {
@@ -227,6 +231,7 @@ impl EventBody {
             EventBody::SettingsChanged { .. } => "settings_changed",
             EventBody::SignerRegistered { .. } => "signer_registered",
             EventBody::Checkpoint(_) => "checkpoint",
+            EventBody::LimitsChanged { .. } => "limits_changed",
         }
     }
 

@@ -118,6 +118,11 @@ pub enum Command {
     },
     /// Signed by the leader before proposing (see [`crate::checkpoint`]).
     Checkpoint(Checkpoint),
+    /// Settings and caps in one change (`UpdateSettings` stays for proposals already logged).
+    UpdateAccountSettings {
+        settings: SettingsPatch,
+        limits: LimitsPatch,
+    },
 }
 
 /// A key as proposed: everything fixed, the secret reduced to its digest and hint.
@@ -160,6 +165,15 @@ pub struct SettingsPatch {
     pub allow_never_expiring: Option<bool>,
     pub max_keys_per_user: Option<u32>,
     pub max_keys_per_service_account: Option<u32>,
+}
+
+/// Caps to change; `None` leaves one as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LimitsPatch {
+    pub max_users: Option<u32>,
+    pub max_service_accounts: Option<u32>,
+    pub max_namespaces: Option<u32>,
+    pub max_accounts: Option<u32>,
 }
 
 /// Why a proposal was refused. Applying a refused proposal changes nothing.

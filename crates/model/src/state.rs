@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::authz::{OwnerClass, Principal};
+use crate::authz::{OwnerClass, Principal, Rank};
 use crate::checkpoint::{CheckpointMark, PublicKey};
 use crate::event::{Actor, ChainHead, EventBody, LedgerEntry, Owner};
 use crate::ids::{AccountId, KeyId, ServiceAccountId, UserId};
@@ -95,11 +95,33 @@ impl Default for AccountSettings {
     }
 }
 
+/// Per-account caps on how many identities and namespaces it holds, and (on account `default`
+/// only) the operator's cap on accounts. Kept apart from [`AccountSettings`], whose bincode
+/// encoding is chained into existing `account_created`/`settings_changed` events: these arrive by
+/// `limits_changed` events, and an account that never had one has the defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountLimits {
+    /// Users not deleted.
+    pub max_users: u32,
+    /// Service accounts not deleted.
+    pub max_service_accounts: u32,
+    pub max_namespaces: u32,
+    /// Accounts in the cluster, `default` included; read from account `default` only.
+    pub max_accounts: u32,
+}
+
+impl Default for AccountLimits {
+    fn default() -> AccountLimits {
+        AccountLimits { max_users: 1000, max_service_accounts: 1000, max_namespaces: 100, max_accounts: 1000 }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Account {
     pub id: AccountId,
     pub created_at: Timestamp,
     pub settings: AccountSettings,
+    pub limits: AccountLimits,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -354,6 +376,16 @@ impl State {
         self.namespaces.get(&(account.clone(), name.to_string()))
     }
 
+    /// Users of `account` that are not deleted.
+    pub fn live_user_count(&self, account: &AccountId) -> usize {
+        self.users.values().filter(|u| &u.account == account && u.state != IdentityState::Deleted).count()
+    }
+
+    /// Service accounts of `account` that are not deleted.
+    pub fn live_service_account_count(&self, account: &AccountId) -> usize {
+        self.service_accounts.values().filter(|s| &s.account == account && s.state != IdentityState::Deleted).count()
+    }
+
     pub fn namespaces_of<'a>(&'a self, account: &'a AccountId) -> impl Iterator<Item = &'a Namespace> + 'a {
         self.namespaces.values().filter(move |n| &n.account == account)
     }
@@ -423,6 +455,24 @@ impl State {
         }
     }
 
+    /// The account role of an identity (`None` for a namespace-scoped service account).
+    pub fn identity_role(&self, owner: &Owner) -> Option<Role> {
+        match owner {
+            Owner::User(id) => self.users.get(id).map(|u| u.role),
+            Owner::ServiceAccount(id) => self.service_accounts.get(id).and_then(ServiceAccount::role),
+        }
+    }
+
+    /// How an identity ranks (see [`Rank`]).
+    pub fn identity_rank(&self, owner: &Owner) -> Rank {
+        Rank::of_role(self.identity_role(owner))
+    }
+
+    /// How a key with `scope` of identity `owner` ranks: the identity's role narrowed by the scope.
+    pub fn key_rank(&self, owner: &Owner, scope: Option<&Scope>) -> Rank {
+        Rank::of_key(self.identity_role(owner), scope)
+    }
+
     /// The namespace a key belongs to: its owner's, for a namespace-scoped service account.
     pub fn key_namespace(&self, key: &KeyRecord) -> Option<&str> {
         match key.owner {
@@ -449,10 +499,7 @@ impl State {
             return None;
         }
         let identity_grant = self.identity_grant(&key.owner)?;
-        let identity_role = match key.owner {
-            Owner::User(id) => self.users.get(&id).map(|u| u.role),
-            Owner::ServiceAccount(id) => self.service_accounts.get(&id).and_then(ServiceAccount::role),
-        };
+        let identity_role = self.identity_role(&key.owner);
         let (role, grant) = match &key.scope {
             None => (identity_role, identity_grant),
             Some(scope) => {
@@ -476,7 +523,12 @@ impl State {
         let (seq, time, account) = (event.seq, event.time, &event.account);
         match &event.body {
             EventBody::AccountCreated { settings } => {
-                let account = Account { id: account.clone(), created_at: time, settings: settings.clone() };
+                let account = Account {
+                    id: account.clone(),
+                    created_at: time,
+                    settings: settings.clone(),
+                    limits: AccountLimits::default(),
+                };
                 self.accounts.insert(account.id.clone(), account);
             }
             EventBody::UserCreated { user, name, role } => {
@@ -624,6 +676,11 @@ impl State {
             EventBody::SettingsChanged { settings } => {
                 if let Some(a) = self.accounts.get_mut(account) {
                     a.settings = settings.clone();
+                }
+            }
+            EventBody::LimitsChanged { limits } => {
+                if let Some(a) = self.accounts.get_mut(account) {
+                    a.limits = limits.clone();
                 }
             }
             EventBody::SignerRegistered { node, public_key } => {

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use keyledger_model::merkle::{self, MemoryTree};
 use keyledger_model::{
     token, AccountId, Actor, Binding, CheckpointSigner, Command, DenialRecord, KeyDigest, KeyId, LedgerEntry, Level,
-    NewKey, Outcome, Owner, Proposal, Role, Scope, ServiceAccountId, SettingsPatch, Span, State, Timestamp, UseRecord,
-    UserId,
+    LimitsPatch, NewKey, Outcome, Owner, Proposal, Role, Scope, ServiceAccountId, SettingsPatch, Span, State,
+    Timestamp, UseRecord, UserId,
 };
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -163,6 +163,8 @@ pub(crate) fn every_kind_of_event() -> Driver {
     let patch =
         SettingsPatch { max_key_lifetime: Some(Span::days(90)), max_keys_per_user: Some(3), ..Default::default() };
     d.run(owner, Command::UpdateSettings(patch));
+    let limits = LimitsPatch { max_users: Some(50), max_accounts: Some(20), ..Default::default() };
+    d.run(owner, Command::UpdateAccountSettings { settings: SettingsPatch::default(), limits });
     let other_owner = UserId::generate(d.now, &mut d.rng);
     let other_key = d.new_key(None, None, 30 * 24 * HOUR);
     let other_key_id = other_key.id;
