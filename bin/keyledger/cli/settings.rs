@@ -28,6 +28,10 @@ pub(crate) enum SettingsCommand {
             "allow_never_expiring",
             "max_keys_per_user",
             "max_keys_per_service_account",
+            "max_users",
+            "max_service_accounts",
+            "max_namespaces",
+            "max_accounts",
         ])
 ))]
 pub(crate) struct SetArgs {
@@ -46,6 +50,18 @@ pub(crate) struct SetArgs {
     /// How many keys one service account may own at once.
     #[arg(long, value_name = "N")]
     max_keys_per_service_account: Option<u32>,
+    /// How many users (not deleted) the account may hold.
+    #[arg(long, value_name = "N")]
+    max_users: Option<u32>,
+    /// How many service accounts (not deleted) the account may hold.
+    #[arg(long, value_name = "N")]
+    max_service_accounts: Option<u32>,
+    /// How many namespaces the account may hold.
+    #[arg(long, value_name = "N")]
+    max_namespaces: Option<u32>,
+    /// How many accounts the cluster may hold (account `default`, by the cluster operator).
+    #[arg(long, value_name = "N")]
+    max_accounts: Option<u32>,
 }
 
 impl SetArgs {
@@ -56,6 +72,10 @@ impl SetArgs {
             allow_never_expiring: self.allow_never_expiring,
             max_keys_per_user: self.max_keys_per_user,
             max_keys_per_service_account: self.max_keys_per_service_account,
+            max_users: self.max_users,
+            max_service_accounts: self.max_service_accounts,
+            max_namespaces: self.max_namespaces,
+            max_accounts: self.max_accounts,
         }
     }
 }
@@ -80,6 +100,12 @@ fn write_settings(out: &mut dyn Write, settings: &Settings) -> io::Result<()> {
     table.row(["allow-never-expiring".to_string(), settings.allow_never_expiring.to_string()]);
     table.row(["max-keys-per-user".to_string(), settings.max_keys_per_user.to_string()]);
     table.row(["max-keys-per-service-account".to_string(), settings.max_keys_per_service_account.to_string()]);
+    table.row(["max-users".to_string(), settings.max_users.to_string()]);
+    table.row(["max-service-accounts".to_string(), settings.max_service_accounts.to_string()]);
+    table.row(["max-namespaces".to_string(), settings.max_namespaces.to_string()]);
+    if let Some(max_accounts) = settings.max_accounts {
+        table.row(["max-accounts".to_string(), max_accounts.to_string()]);
+    }
     table.write(out)
 }
 
@@ -115,6 +141,17 @@ mod tests {
         assert_eq!(req.allow_never_expiring, Some(true));
         assert_eq!(req.max_key_lifetime.as_deref(), Some("30d"));
         assert_eq!(set(&["--max-keys-per-service-account", "9"]).unwrap().max_keys_per_service_account, Some(9));
+        let caps =
+            set(&["--max-users", "5", "--max-service-accounts", "6", "--max-namespaces", "7", "--max-accounts", "8"])
+                .unwrap();
+        let expected = UpdateSettingsRequest {
+            max_users: Some(5),
+            max_service_accounts: Some(6),
+            max_namespaces: Some(7),
+            max_accounts: Some(8),
+            ..Default::default()
+        };
+        assert_eq!(caps, expected);
 
         assert!(set(&[]).is_err(), "a set changes something");
         assert!(set(&["--key-creation-enabled"]).is_err(), "true or false must be said");
@@ -130,6 +167,10 @@ mod tests {
             allow_never_expiring: false,
             max_keys_per_user: 10,
             max_keys_per_service_account: 20,
+            max_users: 1000,
+            max_service_accounts: 1000,
+            max_namespaces: 100,
+            max_accounts: Some(1000),
         };
         let mut out = Vec::new();
         write_settings(&mut out, &settings).unwrap();
@@ -139,7 +180,11 @@ mod tests {
              max-key-lifetime              730d\n\
              allow-never-expiring          false\n\
              max-keys-per-user             10\n\
-             max-keys-per-service-account  20\n"
+             max-keys-per-service-account  20\n\
+             max-users                     1000\n\
+             max-service-accounts          1000\n\
+             max-namespaces                100\n\
+             max-accounts                  1000\n"
         );
     }
 }

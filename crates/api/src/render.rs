@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use keyledger_model::{
-    Account, AccountSettings, IdentityState, KeyRecord, Level, Namespace, Owner, Role, Scope, ServiceAccount, Span,
-    State as LedgerState, Timestamp, User,
+    Account, AccountId, AccountLimits, AccountSettings, IdentityState, KeyRecord, Level, Namespace, Owner, Role, Scope,
+    ServiceAccount, Span, State as LedgerState, Timestamp, User,
 };
 use keyledger_wire as wire;
 
@@ -114,12 +114,17 @@ pub(crate) fn settings(account: &Account) -> wire::Settings {
         max_keys_per_user,
         max_keys_per_service_account,
     } = account.settings.clone();
+    let AccountLimits { max_users, max_service_accounts, max_namespaces, max_accounts } = account.limits.clone();
     wire::Settings {
         key_creation_enabled,
         max_key_lifetime: span(max_key_lifetime),
         allow_never_expiring,
         max_keys_per_user,
         max_keys_per_service_account,
+        max_users,
+        max_service_accounts,
+        max_namespaces,
+        max_accounts: (account.id == AccountId::default_account()).then_some(max_accounts),
     }
 }
 

@@ -3,7 +3,7 @@
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use keyledger_model::{Command, SettingsPatch};
+use keyledger_model::{Command, LimitsPatch, SettingsPatch};
 use keyledger_wire as wire;
 
 use crate::error::ApiError;
@@ -31,7 +31,8 @@ pub(crate) async fn get(State(app): State<AppState>, caller: Caller) -> Result<a
     Ok(axum::Json(render::settings(account)))
 }
 
-/// Changes the account's key policy (owners and admins); fields left out keep their value.
+/// Changes the account's key policy and caps (owners and admins; `max_accounts`: an owner of
+/// `default`, the cluster operator); fields left out keep their value.
 #[utoipa::path(
     patch,
     path = "/v1/settings",
@@ -70,8 +71,16 @@ pub(crate) async fn update(
         max_keys_per_user: req.max_keys_per_user,
         max_keys_per_service_account: req.max_keys_per_service_account,
     };
+    let limits = LimitsPatch {
+        max_users: req.max_users,
+        max_service_accounts: req.max_service_accounts,
+        max_namespaces: req.max_namespaces,
+        max_accounts: req.max_accounts,
+    };
     let operation = Operation::new("settings.update", Target::Named(caller.account().to_string()));
-    let (index, subject) = write(&app, &caller, app.node.now(), operation, Command::UpdateSettings(patch)).await?;
+    let (index, subject) =
+        write(&app, &caller, app.node.now(), operation, Command::UpdateAccountSettings { settings: patch, limits })
+            .await?;
     let account = into_account(subject)?;
     Ok((index_header(index), axum::Json(render::settings(&account))).into_response())
 }

@@ -114,6 +114,14 @@ pub struct Settings {
     pub allow_never_expiring: bool,
     pub max_keys_per_user: u32,
     pub max_keys_per_service_account: u32,
+    /// Cap on users that are not deleted (over it: `409 limit_exceeded`).
+    pub max_users: u32,
+    /// Cap on service accounts that are not deleted.
+    pub max_service_accounts: u32,
+    pub max_namespaces: u32,
+    /// The cluster operator's cap on accounts, `default` included: shown for account `default`
+    /// only, `null` elsewhere.
+    pub max_accounts: Option<u32>,
 }
 
 /// `PATCH /v1/settings`: fields left out keep their value.
@@ -131,6 +139,18 @@ pub struct UpdateSettingsRequest {
     pub max_keys_per_user: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_keys_per_service_account: Option<u32>,
+    /// 1 to 100000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_users: Option<u32>,
+    /// 1 to 100000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_service_accounts: Option<u32>,
+    /// 1 to 10000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_namespaces: Option<u32>,
+    /// 1 to 100000; account `default` only, by an owner (the cluster operator).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_accounts: Option<u32>,
 }
 
 /// `POST /v1/accounts`: another account, its owner, and the owner's first key.
