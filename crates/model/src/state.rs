@@ -364,6 +364,41 @@ impl State {
         self.users.values()
     }
 
+    /// Users in id (= creation) order, starting after `after`.
+    pub fn users_after(&self, after: Option<UserId>) -> impl Iterator<Item = &User> {
+        use std::ops::Bound;
+        let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
+        self.users.range((lower, Bound::Unbounded)).map(|(_, u)| u)
+    }
+
+    /// Service accounts in id (= creation) order, starting after `after`.
+    pub fn service_accounts_after(&self, after: Option<ServiceAccountId>) -> impl Iterator<Item = &ServiceAccount> {
+        use std::ops::Bound;
+        let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
+        self.service_accounts.range((lower, Bound::Unbounded)).map(|(_, s)| s)
+    }
+
+    /// The namespaces of `account` in name order, starting after the name `after`.
+    pub fn namespaces_after<'a>(
+        &'a self,
+        account: &'a AccountId,
+        after: Option<&str>,
+    ) -> impl Iterator<Item = &'a Namespace> + 'a {
+        use std::ops::Bound;
+        let lower = match after {
+            Some(name) => Bound::Excluded((account.clone(), name.to_string())),
+            None => Bound::Included((account.clone(), String::new())),
+        };
+        self.namespaces.range((lower, Bound::Unbounded)).map(|(_, n)| n).take_while(move |n| &n.account == account)
+    }
+
+    /// Accounts in name order, starting after `after`.
+    pub fn accounts_after(&self, after: Option<&AccountId>) -> impl Iterator<Item = &Account> {
+        use std::ops::Bound;
+        let lower = after.map_or(Bound::Unbounded, |a| Bound::Excluded(a.clone()));
+        self.accounts.range((lower, Bound::Unbounded)).map(|(_, a)| a)
+    }
+
     pub fn service_account(&self, id: &ServiceAccountId) -> Option<&ServiceAccount> {
         self.service_accounts.get(id)
     }

@@ -48,6 +48,10 @@ pub struct NamespacePermissionRequest {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct UserList {
     pub users: Vec<User>,
+    /// Pass as `cursor` for the next page; `null` when there is none.
+    #[serde(default)]
+    #[schema(required)]
+    pub next_cursor: Option<String>,
 }
 
 /// SERVICE_ACCOUNT: account-scoped (`role`) or namespace-scoped (`namespace` + `permission`).
@@ -83,6 +87,10 @@ pub struct CreateServiceAccountRequest {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct ServiceAccountList {
     pub service_accounts: Vec<ServiceAccount>,
+    /// Pass as `cursor` for the next page; `null` when there is none.
+    #[serde(default)]
+    #[schema(required)]
+    pub next_cursor: Option<String>,
 }
 
 /// A namespace.
@@ -103,6 +111,10 @@ pub struct CreateNamespaceRequest {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct NamespaceList {
     pub namespaces: Vec<Namespace>,
+    /// Pass as `cursor` for the next page; `null` when there is none.
+    #[serde(default)]
+    #[schema(required)]
+    pub next_cursor: Option<String>,
 }
 
 /// SETTINGS: the account's key policy.
@@ -163,6 +175,23 @@ pub struct CreateAccountRequest {
     /// The first key's lifetime, e.g. `30d` (default `90d`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_in: Option<String>,
+}
+
+/// An account as `GET /v1/accounts` lists it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct AccountSummary {
+    pub name: String,
+    pub created_at: String,
+}
+
+/// `GET /v1/accounts`: one page of the cluster's accounts, in name order (the operator only).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct AccountList {
+    pub accounts: Vec<AccountSummary>,
+    /// Pass as `cursor` for the next page; `null` when there is none.
+    #[serde(default)]
+    #[schema(required)]
+    pub next_cursor: Option<String>,
 }
 
 /// `201` answer to `POST /v1/accounts`: the owner's first key secret is shown here once.
