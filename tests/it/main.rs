@@ -35,6 +35,9 @@
 //! - `peer_auth`: the node-to-node routes refuse requests without the cluster secret (a forged
 //!   leader, vote or removal changes nothing); a node with the wrong secret cannot join; the
 //!   AppendEntries stream drops a peer that sends garbage.
+//! - `privilege`: rank (an admin cannot take over the owner through its keys), accounts by the
+//!   operator only, caps as settings (`409 limit_exceeded`), paged lists, bidi-free names, and
+//!   rotating the bootstrap key as README says.
 //! - `key_ops`: update with `If-Match`, lock, rotate and its defaults, scopes, list filters.
 //! - `workflows`: the seed workflows end to end (rotation, self-rotating service accounts,
 //!   namespace admins, locks, limits, the creation switch, expiry, last use, permissions).
@@ -55,6 +58,7 @@ mod key_ops;
 mod membership;
 mod metrics;
 mod peer_auth;
+mod privilege;
 mod replay;
 mod restart;
 mod shutdown;
