@@ -109,6 +109,9 @@ async fn only_the_cluster_operator_creates_and_lists_accounts() {
     expect_refused(operator.create_account(&req("gamma")).await, 409, "limit_exceeded");
     let names: Vec<String> = operator.list_accounts().await.unwrap().accounts.into_iter().map(|a| a.name).collect();
     assert_eq!(names, ["acme", "default"], "nothing written");
+    let out = succeeded(&cluster.cli(&["account", "list", "--output", "json"]), "account list");
+    let listed: wire::AccountList = serde_json::from_str(&out).unwrap();
+    assert_eq!(listed.accounts.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(), ["acme", "default"]);
 }
 
 #[tokio::test]
