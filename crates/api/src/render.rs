@@ -106,7 +106,7 @@ pub(crate) fn namespace(namespace: &Namespace) -> wire::Namespace {
     wire::Namespace { name: namespace.name.clone(), created_at: namespace.created_at.to_string() }
 }
 
-pub(crate) fn settings(account: &Account) -> wire::Settings {
+pub(crate) fn settings(account: &Account, limits: &AccountLimits) -> wire::Settings {
     let AccountSettings {
         key_creation_enabled,
         max_key_lifetime,
@@ -114,7 +114,7 @@ pub(crate) fn settings(account: &Account) -> wire::Settings {
         max_keys_per_user,
         max_keys_per_service_account,
     } = account.settings.clone();
-    let AccountLimits { max_users, max_service_accounts, max_namespaces, max_accounts } = account.limits.clone();
+    let AccountLimits { max_users, max_service_accounts, max_namespaces, max_accounts } = limits.clone();
     wire::Settings {
         key_creation_enabled,
         max_key_lifetime: span(max_key_lifetime),

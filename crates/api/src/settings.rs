@@ -28,7 +28,7 @@ use crate::AppState;
 pub(crate) async fn get(State(app): State<AppState>, caller: Caller) -> Result<axum::Json<wire::Settings>, ApiError> {
     let state = app.node.ledger().state();
     let account = state.account(caller.account()).ok_or_else(|| ApiError::not_found("no such account"))?;
-    Ok(axum::Json(render::settings(account)))
+    Ok(axum::Json(render::settings(account, &state.limits(&account.id))))
 }
 
 /// Changes the account's key policy and caps (owners and admins; `max_accounts`: an owner of
@@ -81,6 +81,7 @@ pub(crate) async fn update(
     let (index, subject) =
         write(&app, &caller, app.node.now(), operation, Command::UpdateAccountSettings { settings: patch, limits })
             .await?;
-    let account = into_account(subject)?;
-    Ok((index_header(index), axum::Json(render::settings(&account))).into_response())
+    let (account, limits) = into_account(subject)?;
+    let limits = limits.unwrap_or_else(|| app.node.ledger().state().limits(&account.id));
+    Ok((index_header(index), axum::Json(render::settings(&account, &limits))).into_response())
 }

@@ -10,8 +10,8 @@ use std::time::Instant;
 use axum::http::{HeaderMap, HeaderValue};
 use keyledger_cluster::Committed;
 use keyledger_model::{
-    Account, Command, KeyAction, KeyId, KeyRecord, Namespace, Outcome, Owner, Proposal, RejectCode, Rejection,
-    ServiceAccount, ServiceAccountId, State as LedgerState, Subject, Timestamp, User, UserId,
+    Account, AccountLimits, Command, KeyAction, KeyId, KeyRecord, Namespace, Outcome, Owner, Proposal, RejectCode,
+    Rejection, ServiceAccount, ServiceAccountId, State as LedgerState, Subject, Timestamp, User, UserId,
 };
 use keyledger_wire as wire;
 
@@ -129,7 +129,7 @@ fn subject_id(subject: &Subject) -> String {
         Subject::User(user) => format!("user {}", user.id),
         Subject::ServiceAccount(sa) => format!("service account {}", sa.id),
         Subject::Namespace(ns) => format!("namespace {}", ns.name),
-        Subject::Account(account) => format!("account {}", account.id),
+        Subject::Account(account) | Subject::AccountSettings { account, .. } => format!("account {}", account.id),
     }
 }
 
@@ -201,9 +201,11 @@ pub(crate) fn into_namespace(subject: Subject) -> Result<Namespace, ApiError> {
     }
 }
 
-pub(crate) fn into_account(subject: Subject) -> Result<Account, ApiError> {
+/// The account and its caps (`None` in an answer recorded before caps existed).
+pub(crate) fn into_account(subject: Subject) -> Result<(Account, Option<AccountLimits>), ApiError> {
     match subject {
-        Subject::Account(account) => Ok(account),
+        Subject::Account(account) => Ok((account, None)),
+        Subject::AccountSettings { account, limits } => Ok((account, Some(limits))),
         other => Err(unexpected("account", &other)),
     }
 }

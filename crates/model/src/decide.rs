@@ -14,7 +14,7 @@ use crate::proposal::{
     Command, DenialRecord, LimitsPatch, NewKey, Outcome, Proposal, RejectCode, Rejection, SettingsPatch, Subject,
     UseRecord,
 };
-use crate::state::{Account, AccountLimits, AccountSettings, Binding, IdentityState, KeyRecord, KeyState, Role, State};
+use crate::state::{Account, AccountSettings, Binding, IdentityState, KeyRecord, KeyState, Role, State};
 use crate::time::{Span, Timestamp};
 use crate::token::{KeyDigest, HINT_LEN};
 
@@ -113,7 +113,9 @@ impl State {
             SubjectRef::User(id) => Subject::User(self.users.get(&id)?.clone()),
             SubjectRef::ServiceAccount(id) => Subject::ServiceAccount(self.service_accounts.get(&id)?.clone()),
             SubjectRef::Namespace(account, name) => Subject::Namespace(self.namespace(&account, &name)?.clone()),
-            SubjectRef::Account(id) => Subject::Account(self.accounts.get(&id)?.clone()),
+            SubjectRef::Account(id) => {
+                Subject::AccountSettings { account: self.accounts.get(&id)?.clone(), limits: self.limits(&id) }
+            }
         })
     }
 
@@ -263,11 +265,6 @@ impl State {
             None => return Err(never_expiring_refused()),
         }
         Ok(self.new_account_events(p, account, owner, name, key))
-    }
-
-    /// The caps of `account` (the defaults for an account that is not there).
-    fn limits(&self, account: &AccountId) -> AccountLimits {
-        self.accounts.get(account).map(|a| a.limits.clone()).unwrap_or_default()
     }
 
     fn check_new_account(&self, account: &AccountId, owner: UserId, name: &str) -> Result<(), Rejection> {
@@ -827,7 +824,8 @@ impl State {
         ] {
             set_bounded(value, slot, what, MAX_KEYS_LIMIT)?;
         }
-        let mut limits = account.limits.clone();
+        let current_limits = self.limits(&account.id);
+        let mut limits = current_limits.clone();
         for (value, slot, what, max) in [
             (caps.max_users, &mut limits.max_users, "max_users", MAX_IDENTITIES_LIMIT),
             (caps.max_service_accounts, &mut limits.max_service_accounts, "max_service_accounts", MAX_IDENTITIES_LIMIT),
@@ -850,7 +848,7 @@ impl State {
         if settings != account.settings {
             events.push(self.pending(p, &account.id, EventBody::SettingsChanged { settings }));
         }
-        if limits != account.limits {
+        if limits != current_limits {
             events.push(self.pending(p, &account.id, EventBody::LimitsChanged { limits }));
         }
         Ok(Decision { events, subject: Some(subject) })

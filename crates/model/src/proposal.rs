@@ -13,7 +13,7 @@ use crate::checkpoint::{Checkpoint, PublicKey};
 use crate::event::{Actor, ChainHead, Owner};
 use crate::ids::{AccountId, KeyId, ServiceAccountId, UserId};
 use crate::permissions::{Level, Scope};
-use crate::state::{Account, Binding, KeyRecord, Namespace, Role, ServiceAccount, User};
+use crate::state::{Account, AccountLimits, Binding, KeyRecord, Namespace, Role, ServiceAccount, User};
 use crate::time::{Span, Timestamp};
 use crate::token::KeyDigest;
 
@@ -265,7 +265,13 @@ pub enum Subject {
     User(User),
     ServiceAccount(ServiceAccount),
     Namespace(Namespace),
+    /// As answered before caps existed (kept so stored idempotency records still decode).
     Account(Account),
+    /// An account's settings and caps.
+    AccountSettings {
+        account: Account,
+        limits: AccountLimits,
+    },
 }
 
 impl Outcome {

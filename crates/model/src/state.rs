@@ -96,9 +96,10 @@ impl Default for AccountSettings {
 }
 
 /// Per-account caps on how many identities and namespaces it holds, and (on account `default`
-/// only) the operator's cap on accounts. Kept apart from [`AccountSettings`], whose bincode
-/// encoding is chained into existing `account_created`/`settings_changed` events: these arrive by
-/// `limits_changed` events, and an account that never had one has the defaults.
+/// only) the operator's cap on accounts. Kept apart from [`AccountSettings`] and [`Account`],
+/// whose bincode encodings are chained into existing `account_created`/`settings_changed` events
+/// and stored in idempotency records: caps arrive by `limits_changed` events, and an account that
+/// never had one has the defaults.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountLimits {
     /// Users not deleted.
@@ -121,7 +122,6 @@ pub struct Account {
     pub id: AccountId,
     pub created_at: Timestamp,
     pub settings: AccountSettings,
-    pub limits: AccountLimits,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -291,6 +291,8 @@ pub struct State {
     pub(crate) head: ChainHead,
     pub(crate) account_heads: BTreeMap<AccountId, ChainHead>,
     pub(crate) accounts: BTreeMap<AccountId, Account>,
+    /// Caps of the accounts that changed them (the others have the defaults).
+    pub(crate) limits: BTreeMap<AccountId, AccountLimits>,
     pub(crate) users: BTreeMap<UserId, User>,
     pub(crate) service_accounts: BTreeMap<ServiceAccountId, ServiceAccount>,
     pub(crate) namespaces: BTreeMap<(AccountId, String), Namespace>,
@@ -349,6 +351,11 @@ impl State {
 
     pub fn account(&self, id: &AccountId) -> Option<&Account> {
         self.accounts.get(id)
+    }
+
+    /// The caps of `account` (the defaults until it changes them).
+    pub fn limits(&self, account: &AccountId) -> AccountLimits {
+        self.limits.get(account).cloned().unwrap_or_default()
     }
 
     pub fn accounts(&self) -> impl Iterator<Item = &Account> {
@@ -558,12 +565,7 @@ impl State {
         let (seq, time, account) = (event.seq, event.time, &event.account);
         match &event.body {
             EventBody::AccountCreated { settings } => {
-                let account = Account {
-                    id: account.clone(),
-                    created_at: time,
-                    settings: settings.clone(),
-                    limits: AccountLimits::default(),
-                };
+                let account = Account { id: account.clone(), created_at: time, settings: settings.clone() };
                 self.accounts.insert(account.id.clone(), account);
             }
             EventBody::UserCreated { user, name, role } => {
@@ -714,9 +716,7 @@ impl State {
                 }
             }
             EventBody::LimitsChanged { limits } => {
-                if let Some(a) = self.accounts.get_mut(account) {
-                    a.limits = limits.clone();
-                }
+                self.limits.insert(account.clone(), limits.clone());
             }
             EventBody::SignerRegistered { node, public_key } => {
                 self.signers.insert(*public_key, *node);
