@@ -25,6 +25,50 @@ use clap::{Args, Subcommand, ValueEnum};
 use keyledger_client::{Client, ClientError};
 use serde::Serialize;
 
+/// The largest page the server gives.
+const MAX_PAGE: u32 = 1000;
+
+/// `--limit` of the list commands that follow the server's pages.
+#[derive(Debug, Args)]
+pub(crate) struct PageArgs {
+    /// Show at most this many in all (default: every one).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) limit: Option<u32>,
+}
+
+/// Fetches pages (`fetch`, split by `split` into items and the next cursor) until the server
+/// has no more or `limit` items were gathered. Returns the items and, when cut by `limit`,
+/// where a further listing would go on.
+pub(crate) async fn gather<L, T, F, Fut>(
+    limit: Option<u32>,
+    mut fetch: F,
+    split: impl Fn(L) -> (Vec<T>, Option<String>),
+) -> anyhow::Result<(Vec<T>, Option<String>)>
+where
+    F: FnMut(keyledger_client::Page) -> Fut,
+    Fut: std::future::Future<Output = Result<L, ClientError>>,
+{
+    let wanted = limit.map(|n| n as usize);
+    let mut items: Vec<T> = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page_limit = wanted.map(|n| n.saturating_sub(items.len()).clamp(1, MAX_PAGE as usize) as u32);
+        let (page, next) = split(fetch(keyledger_client::Page { limit: page_limit, cursor: cursor.clone() }).await?);
+        items.extend(page);
+        let Some(next) = next else {
+            return Ok((items, None));
+        };
+        if let Some(n) = wanted.filter(|&n| items.len() >= n) {
+            items.truncate(n);
+            return Ok((items, Some(next)));
+        }
+        if cursor.as_deref() == Some(next.as_str()) {
+            anyhow::bail!("the server answered the same page cursor twice; stopping the listing");
+        }
+        cursor = Some(next);
+    }
+}
+
 /// Where client commands go when neither a flag, the environment nor a login says otherwise.
 pub(crate) const DEFAULT_ADDRESS: &str = "http://127.0.0.1:7700";
 

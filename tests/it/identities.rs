@@ -193,6 +193,10 @@ async fn settings_are_read_by_anyone_and_changed_by_admins() {
         allow_never_expiring: false,
         max_keys_per_user: 10,
         max_keys_per_service_account: 20,
+        max_users: 1000,
+        max_service_accounts: 1000,
+        max_namespaces: 100,
+        max_accounts: Some(1000),
         action_when_leaked: "disable".into(),
     };
     assert_eq!(defaults, expected);

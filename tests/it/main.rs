@@ -45,6 +45,9 @@
 //!   voids the old; rank decides who may issue), nobody mints another user's key, `login --enroll`.
 //! - `leaked`: leak reports without a credential: the same `202 {}` for any key, the key
 //!   disabled (or deleted, or left) as the account says, one `leaked` event per key.
+//! - `privilege`: rank (an admin cannot take over the owner through its keys), accounts by the
+//!   operator only, caps as settings (`409 limit_exceeded`), paged lists, bidi-free names, and
+//!   rotating the bootstrap key as README says.
 //! - `key_ops`: update with `If-Match`, lock, rotate and its defaults, scopes, list filters.
 //! - `workflows`: the seed workflows end to end (rotation, self-rotating service accounts,
 //!   namespace admins, locks, limits, the creation switch, expiry, last use, permissions).
@@ -68,6 +71,7 @@ mod leaked;
 mod membership;
 mod metrics;
 mod peer_auth;
+mod privilege;
 mod replay;
 mod restart;
 mod shutdown;

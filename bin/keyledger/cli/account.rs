@@ -6,18 +6,22 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 use keyledger_client::Client;
-use keyledger_wire::{CreateAccountRequest, CreatedAccount, Key, User};
+use keyledger_wire::{AccountList, AccountSummary, CreateAccountRequest, CreatedAccount, Key, User};
 
 use super::apikey::identity_long;
 use super::table::Table;
-use super::{emit, write_json, write_secret_notice, Output, SecretFile};
+use super::{emit, gather, write_json, write_secret_notice, Output, PageArgs, SecretFile};
 
 #[derive(Subcommand)]
 pub(crate) enum AccountCommand {
     /// Create an account, its owner and the owner's first key; the secret is printed this once.
     ///
-    /// Only an owner may create accounts. The new account shares nothing with yours.
+    /// Only the cluster operator (an owner of account `default`) may create accounts. The new
+    /// account shares nothing with yours.
     Create(CreateArgs),
+    /// List the cluster's accounts (the cluster operator only), following the server's pages
+    /// to the end, or to --limit.
+    List(PageArgs),
 }
 
 #[derive(Debug, Args)]
@@ -79,8 +83,27 @@ pub(crate) async fn run(client: &Client, output: Output, command: AccountCommand
                 (Output::Table, _) => write_created(out, &created, file),
             })?;
         }
+        AccountCommand::List(args) => {
+            let fetch = |page| async move { client.list_accounts_page(&page).await };
+            let (accounts, next_cursor) =
+                gather(args.limit, fetch, |l: AccountList| (l.accounts, l.next_cursor)).await?;
+            let list = AccountList { accounts, next_cursor };
+            emit(|out| match output {
+                Output::Json => write_json(out, &list),
+                Output::Table => write_accounts(out, &list.accounts),
+            })?;
+        }
     }
     Ok(())
+}
+
+fn write_accounts(out: &mut dyn Write, accounts: &[AccountSummary]) -> io::Result<()> {
+    let mut table = Table::new();
+    table.row(["NAME", "CREATED"]);
+    for account in accounts {
+        table.row([account.name.as_str(), account.created_at.as_str()]);
+    }
+    table.write(out)
 }
 
 fn write_created(out: &mut dyn Write, created: &CreatedAccount, file: Option<&Path>) -> io::Result<()> {
@@ -112,7 +135,9 @@ mod tests {
     #[test]
     fn flags_map_to_the_request() {
         let args = ["account", "create", "--name", "acme", "--owner-name", "root", "--duration", "30d"];
-        let AccountCommand::Create(create) = Harness::try_parse_from(args).unwrap().command;
+        let AccountCommand::Create(create) = Harness::try_parse_from(args).unwrap().command else {
+            panic!("not a create");
+        };
         let expected =
             CreateAccountRequest { name: "acme".into(), owner_name: "root".into(), expires_in: Some("30d".into()) };
         assert_eq!(create.request(), expected);

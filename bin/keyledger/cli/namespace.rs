@@ -4,17 +4,17 @@ use std::io::{self, Write};
 
 use clap::{Args, Subcommand};
 use keyledger_client::Client;
-use keyledger_wire::Namespace;
+use keyledger_wire::{Namespace, NamespaceList};
 
 use super::table::Table;
-use super::{emit, write_json, Output};
+use super::{emit, gather, write_json, Output, PageArgs};
 
 #[derive(Subcommand)]
 pub(crate) enum NamespaceCommand {
     /// Create a namespace.
     Create(CreateArgs),
-    /// List the account's namespaces.
-    List,
+    /// List the account's namespaces (following the server's pages to the end, or to --limit).
+    List(PageArgs),
 }
 
 #[derive(Debug, Args)]
@@ -33,8 +33,11 @@ pub(crate) async fn run(client: &Client, output: Output, command: NamespaceComma
                 Output::Table => write_table(out, std::slice::from_ref(&namespace)),
             })?;
         }
-        NamespaceCommand::List => {
-            let list = client.list_namespaces().await?;
+        NamespaceCommand::List(args) => {
+            let fetch = |page| async move { client.list_namespaces_page(&page).await };
+            let split = |l: NamespaceList| (l.namespaces, l.next_cursor);
+            let (namespaces, next_cursor) = gather(args.limit, fetch, split).await?;
+            let list = NamespaceList { namespaces, next_cursor };
             emit(|out| match output {
                 Output::Json => write_json(out, &list),
                 Output::Table => write_table(out, &list.namespaces),

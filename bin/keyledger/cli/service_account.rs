@@ -5,18 +5,19 @@ use std::io::{self, Write};
 
 use clap::{ArgGroup, Args, Subcommand};
 use keyledger_client::Client;
-use keyledger_wire::{CreateServiceAccountRequest, ServiceAccount};
+use keyledger_wire::{CreateServiceAccountRequest, ServiceAccount, ServiceAccountList};
 
 use super::table::Table;
 use super::user::{Permission, Role};
-use super::{deleted_json, emit, write_json, Output};
+use super::{deleted_json, emit, gather, write_json, Output, PageArgs};
 
 #[derive(Subcommand)]
 pub(crate) enum ServiceAccountCommand {
     /// Create a service account with an account role, or with a permission in one namespace.
     Create(CreateArgs),
-    /// List the service accounts you may see.
-    List,
+    /// List the service accounts you may see (following the server's pages to the end, or to
+    /// --limit).
+    List(PageArgs),
     /// Show one service account.
     Get(IdArgs),
     /// Disable a service account: its keys stop verifying until it is enabled again.
@@ -65,8 +66,11 @@ pub(crate) struct IdArgs {
 pub(crate) async fn run(client: &Client, output: Output, command: ServiceAccountCommand) -> anyhow::Result<()> {
     let account = match command {
         ServiceAccountCommand::Create(args) => client.create_service_account(&args.request()).await?.value,
-        ServiceAccountCommand::List => {
-            let list = client.list_service_accounts().await?;
+        ServiceAccountCommand::List(args) => {
+            let fetch = |page| async move { client.list_service_accounts_page(&page).await };
+            let split = |l: ServiceAccountList| (l.service_accounts, l.next_cursor);
+            let (service_accounts, next_cursor) = gather(args.limit, fetch, split).await?;
+            let list = ServiceAccountList { service_accounts, next_cursor };
             return Ok(emit(|out| match output {
                 Output::Json => write_json(out, &list),
                 Output::Table => write_table(out, &list.service_accounts),

@@ -28,6 +28,10 @@ pub(crate) enum SettingsCommand {
             "allow_never_expiring",
             "max_keys_per_user",
             "max_keys_per_service_account",
+            "max_users",
+            "max_service_accounts",
+            "max_namespaces",
+            "max_accounts",
             "action_when_leaked",
         ])
 ))]
@@ -47,6 +51,18 @@ pub(crate) struct SetArgs {
     /// How many keys one service account may own at once.
     #[arg(long, value_name = "N")]
     max_keys_per_service_account: Option<u32>,
+    /// How many users (not deleted) the account may hold.
+    #[arg(long, value_name = "N")]
+    max_users: Option<u32>,
+    /// How many service accounts (not deleted) the account may hold.
+    #[arg(long, value_name = "N")]
+    max_service_accounts: Option<u32>,
+    /// How many namespaces the account may hold.
+    #[arg(long, value_name = "N")]
+    max_namespaces: Option<u32>,
+    /// How many accounts the cluster may hold (account `default`, by the cluster operator).
+    #[arg(long, value_name = "N")]
+    max_accounts: Option<u32>,
     /// What a leak report (`POST /v1/keys/leaked`) does to the key.
     #[arg(long, value_name = "ACTION", value_parser = ["disable", "delete", "none"])]
     action_when_leaked: Option<String>,
@@ -60,6 +76,10 @@ impl SetArgs {
             allow_never_expiring: self.allow_never_expiring,
             max_keys_per_user: self.max_keys_per_user,
             max_keys_per_service_account: self.max_keys_per_service_account,
+            max_users: self.max_users,
+            max_service_accounts: self.max_service_accounts,
+            max_namespaces: self.max_namespaces,
+            max_accounts: self.max_accounts,
             action_when_leaked: self.action_when_leaked.clone(),
         }
     }
@@ -85,6 +105,12 @@ fn write_settings(out: &mut dyn Write, settings: &Settings) -> io::Result<()> {
     table.row(["allow-never-expiring".to_string(), settings.allow_never_expiring.to_string()]);
     table.row(["max-keys-per-user".to_string(), settings.max_keys_per_user.to_string()]);
     table.row(["max-keys-per-service-account".to_string(), settings.max_keys_per_service_account.to_string()]);
+    table.row(["max-users".to_string(), settings.max_users.to_string()]);
+    table.row(["max-service-accounts".to_string(), settings.max_service_accounts.to_string()]);
+    table.row(["max-namespaces".to_string(), settings.max_namespaces.to_string()]);
+    if let Some(max_accounts) = settings.max_accounts {
+        table.row(["max-accounts".to_string(), max_accounts.to_string()]);
+    }
     table.row(["action-when-leaked".to_string(), settings.action_when_leaked.clone()]);
     table.write(out)
 }
@@ -121,6 +147,17 @@ mod tests {
         assert_eq!(req.allow_never_expiring, Some(true));
         assert_eq!(req.max_key_lifetime.as_deref(), Some("30d"));
         assert_eq!(set(&["--max-keys-per-service-account", "9"]).unwrap().max_keys_per_service_account, Some(9));
+        let caps =
+            set(&["--max-users", "5", "--max-service-accounts", "6", "--max-namespaces", "7", "--max-accounts", "8"])
+                .unwrap();
+        let expected = UpdateSettingsRequest {
+            max_users: Some(5),
+            max_service_accounts: Some(6),
+            max_namespaces: Some(7),
+            max_accounts: Some(8),
+            ..Default::default()
+        };
+        assert_eq!(caps, expected);
         assert_eq!(set(&["--action-when-leaked", "none"]).unwrap().action_when_leaked.as_deref(), Some("none"));
         assert!(set(&["--action-when-leaked", "ignore"]).is_err());
 
@@ -138,6 +175,10 @@ mod tests {
             allow_never_expiring: false,
             max_keys_per_user: 10,
             max_keys_per_service_account: 20,
+            max_users: 1000,
+            max_service_accounts: 1000,
+            max_namespaces: 100,
+            max_accounts: Some(1000),
             action_when_leaked: "disable".into(),
         };
         let mut out = Vec::new();
@@ -149,6 +190,10 @@ mod tests {
              allow-never-expiring          false\n\
              max-keys-per-user             10\n\
              max-keys-per-service-account  20\n\
+             max-users                     1000\n\
+             max-service-accounts          1000\n\
+             max-namespaces                100\n\
+             max-accounts                  1000\n\
              action-when-leaked            disable\n"
         );
     }

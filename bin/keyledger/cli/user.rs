@@ -5,10 +5,10 @@ use std::io::{self, Write};
 
 use clap::{Args, Subcommand, ValueEnum};
 use keyledger_client::Client;
-use keyledger_wire::{CreateUserRequest, User};
+use keyledger_wire::{CreateUserRequest, User, UserList};
 
 use super::table::Table;
-use super::{deleted_json, emit, write_json, Output};
+use super::{deleted_json, emit, gather, write_json, Output, PageArgs};
 
 #[derive(Subcommand)]
 pub(crate) enum UserCommand {
@@ -17,8 +17,9 @@ pub(crate) enum UserCommand {
     Create(CreateArgs),
     /// Issue a fresh enrollment code for a user (the previous one stops working).
     Enrollment(IdArgs),
-    /// List users: every user for an owner or admin, else only yourself.
-    List,
+    /// List users: every user for an owner or admin, else only yourself (following the
+    /// server's pages to the end, or to --limit).
+    List(PageArgs),
     /// Show one user.
     Get(IdArgs),
     /// Change a user's account role.
@@ -143,8 +144,10 @@ pub(crate) async fn run(client: &Client, output: Output, command: UserCommand) -
                 Output::Table => write_code(out, &code.enrollment_code, Some(&code.expires_at)),
             })?);
         }
-        UserCommand::List => {
-            let list = client.list_users().await?;
+        UserCommand::List(args) => {
+            let fetch = |page| async move { client.list_users_page(&page).await };
+            let (users, next_cursor) = gather(args.limit, fetch, |l: UserList| (l.users, l.next_cursor)).await?;
+            let list = UserList { users, next_cursor };
             return Ok(emit(|out| match output {
                 Output::Json => write_json(out, &list),
                 Output::Table => write_user_table(out, &list.users),

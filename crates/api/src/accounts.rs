@@ -1,20 +1,25 @@
-//! `POST /v1/accounts`: an owner creates another account, with its owner and that owner's
-//! first key, whose secret is in this answer and nowhere else.
+//! `/v1/accounts`: the cluster operator (an owner of account `default`) creates another account,
+//! with its owner and that owner's first key, whose secret is in this answer and nowhere else,
+//! and lists the accounts.
 
-use axum::extract::State;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use keyledger_model::authz::authorize_account_creation;
 use keyledger_model::{AccountId, Command, KeyId, NewKey, UserId};
 use keyledger_wire as wire;
 
 use crate::error::ApiError;
 use crate::extract::{Caller, Json};
 use crate::keys::{add, DEFAULT_LIFETIME};
+use crate::paging::{page, PageQuery};
 use crate::render;
 use crate::write::{index_header, into_key, write, Operation, Target};
 use crate::AppState;
 
-/// Creates another account with its owner and the owner's first key (owners only).
+/// Creates another account with its owner and the owner's first key (the cluster operator: an
+/// owner of account `default`).
 #[utoipa::path(
     post,
     path = "/v1/accounts",
@@ -75,4 +80,42 @@ pub(crate) async fn create(
         secret: secret.expose().to_string(),
     };
     Ok((StatusCode::CREATED, index_header(index), axum::Json(body)).into_response())
+}
+
+/// Lists the cluster's accounts in name order (the cluster operator only).
+#[utoipa::path(
+    get,
+    path = "/v1/accounts",
+    operation_id = "list_accounts",
+    tag = "accounts",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "One page of accounts; `next_cursor` asks for the next.", body = wire::AccountList),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthenticated),
+        (status = 403, response = crate::openapi::PermissionDenied),
+    ),
+    security(("api_key" = [])),
+)]
+pub(crate) async fn list(
+    State(app): State<AppState>,
+    caller: Caller,
+    query: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<axum::Json<wire::AccountList>, ApiError> {
+    let request = PageQuery::check(query, |c| AccountId::new(c).ok())?;
+    if authorize_account_creation(&caller.principal).is_err() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "permission_denied",
+            "only the cluster operator (an owner of account `default`) lists accounts",
+        ));
+    }
+    let state = app.node.ledger().state();
+    let (accounts, next_cursor) =
+        page(state.accounts_after(request.after.as_ref()), request.limit, |a| a.id.to_string());
+    let accounts = accounts
+        .into_iter()
+        .map(|a| wire::AccountSummary { name: a.id.to_string(), created_at: a.created_at.to_string() })
+        .collect();
+    Ok(axum::Json(wire::AccountList { accounts, next_cursor }))
 }

@@ -25,6 +25,7 @@ mod metrics;
 mod namespaces;
 mod openapi;
 mod ops;
+mod paging;
 mod proofs;
 mod render;
 mod replay;
@@ -115,7 +116,7 @@ api_routes! {
     "/v1/service-accounts/{id}/enable" => post(service_accounts::enable);
     "/v1/namespaces" => post(namespaces::create).get(namespaces::list);
     "/v1/settings" => get(settings::get).patch(settings::update);
-    "/v1/accounts" => post(accounts::create);
+    "/v1/accounts" => post(accounts::create).get(accounts::list);
     "/v1/audit/events" => get(audit::events);
     "/v1/audit/export" => get(audit::export);
     "/v1/audit/stream" => get(stream::stream);

@@ -1,13 +1,16 @@
-//! `/v1/namespaces`: create and list. Every member of an account may list its namespaces.
+//! `/v1/namespaces`: create and list (paged). Every member of an account may list its namespaces.
 
-use axum::extract::State;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use keyledger_model::permissions::valid_namespace_name;
 use keyledger_model::Command;
 use keyledger_wire as wire;
 
 use crate::error::ApiError;
 use crate::extract::{Caller, Json};
+use crate::paging::{page, PageQuery};
 use crate::render;
 use crate::write::{index_header, into_namespace, write, Operation, Target};
 use crate::AppState;
@@ -53,14 +56,29 @@ pub(crate) async fn create(
     path = "/v1/namespaces",
     operation_id = "list_namespaces",
     tag = "namespaces",
+    params(PageQuery),
     responses(
-        (status = 200, description = "The namespaces.", body = wire::NamespaceList),
+        (
+            status = 200,
+            description = "One page of namespaces, in name order; `next_cursor` asks for the next.",
+            body = wire::NamespaceList,
+        ),
+        (status = 400, response = crate::openapi::BadRequest),
         (status = 401, response = crate::openapi::Unauthenticated),
     ),
     security(("api_key" = [])),
 )]
-pub(crate) async fn list(State(app): State<AppState>, caller: Caller) -> axum::Json<wire::NamespaceList> {
+pub(crate) async fn list(
+    State(app): State<AppState>,
+    caller: Caller,
+    query: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<axum::Json<wire::NamespaceList>, ApiError> {
+    let request = PageQuery::check(query, |c| valid_namespace_name(c).then(|| c.to_string()))?;
     let state = app.node.ledger().state();
-    let namespaces = state.namespaces_of(caller.account()).map(render::namespace).collect();
-    axum::Json(wire::NamespaceList { namespaces })
+    let all = state.namespaces_after(caller.account(), request.after.as_deref());
+    let (namespaces, next_cursor) = page(all, request.limit, |n| n.name.clone());
+    Ok(axum::Json(wire::NamespaceList {
+        namespaces: namespaces.into_iter().map(render::namespace).collect(),
+        next_cursor,
+    }))
 }

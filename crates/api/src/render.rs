@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use keyledger_model::{
-    Account, AccountSettings, IdentityState, KeyRecord, Level, Namespace, Owner, Role, Scope, ServiceAccount, Span,
-    State as LedgerState, Timestamp, User,
+    Account, AccountId, AccountLimits, AccountSettings, IdentityState, KeyRecord, LeakAction, Level, Namespace, Owner,
+    Role, Scope, ServiceAccount, Span, State as LedgerState, Timestamp, User,
 };
 use keyledger_wire as wire;
 
@@ -106,7 +106,7 @@ pub(crate) fn namespace(namespace: &Namespace) -> wire::Namespace {
     wire::Namespace { name: namespace.name.clone(), created_at: namespace.created_at.to_string() }
 }
 
-pub(crate) fn settings(account: &Account) -> wire::Settings {
+pub(crate) fn settings(account: &Account, limits: &AccountLimits, action_when_leaked: LeakAction) -> wire::Settings {
     let AccountSettings {
         key_creation_enabled,
         max_key_lifetime,
@@ -114,13 +114,18 @@ pub(crate) fn settings(account: &Account) -> wire::Settings {
         max_keys_per_user,
         max_keys_per_service_account,
     } = account.settings.clone();
+    let AccountLimits { max_users, max_service_accounts, max_namespaces, max_accounts } = limits.clone();
     wire::Settings {
         key_creation_enabled,
         max_key_lifetime: span(max_key_lifetime),
         allow_never_expiring,
         max_keys_per_user,
         max_keys_per_service_account,
-        action_when_leaked: account.action_when_leaked.as_str().to_string(),
+        max_users,
+        max_service_accounts,
+        max_namespaces,
+        max_accounts: (account.id == AccountId::default_account()).then_some(max_accounts),
+        action_when_leaked: action_when_leaked.as_str().to_string(),
     }
 }
 

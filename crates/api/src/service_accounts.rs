@@ -1,6 +1,7 @@
 //! `/v1/service-accounts`: create, list, get, disable, enable, delete.
 
-use axum::extract::State;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use keyledger_model::{Binding, Command, Owner, ServiceAccount, ServiceAccountId, State as LedgerState};
@@ -8,6 +9,7 @@ use keyledger_wire as wire;
 
 use crate::error::ApiError;
 use crate::extract::{Caller, Json, Path};
+use crate::paging::{page, PageQuery};
 use crate::render;
 use crate::write::{index_header, into_service_account, write, write_no_content, Operation, Target};
 use crate::AppState;
@@ -84,16 +86,29 @@ pub(crate) async fn create(
     path = "/v1/service-accounts",
     operation_id = "list_service_accounts",
     tag = "service-accounts",
+    params(PageQuery),
     responses(
-        (status = 200, description = "The service accounts.", body = wire::ServiceAccountList),
+        (
+            status = 200,
+            description = "One page of service accounts, oldest first; `next_cursor` asks for the next.",
+            body = wire::ServiceAccountList,
+        ),
+        (status = 400, response = crate::openapi::BadRequest),
         (status = 401, response = crate::openapi::Unauthenticated),
     ),
     security(("api_key" = [])),
 )]
-pub(crate) async fn list(State(app): State<AppState>, caller: Caller) -> axum::Json<wire::ServiceAccountList> {
+pub(crate) async fn list(
+    State(app): State<AppState>,
+    caller: Caller,
+    query: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<axum::Json<wire::ServiceAccountList>, ApiError> {
+    let request = PageQuery::check(query, |c| c.parse::<ServiceAccountId>().ok())?;
     let state = app.node.ledger().state();
-    let service_accounts = state.service_accounts().filter(|s| visible(&caller, s)).map(render::service_account);
-    axum::Json(wire::ServiceAccountList { service_accounts: service_accounts.collect() })
+    let visible = state.service_accounts_after(request.after).filter(|s| visible(&caller, s));
+    let (service_accounts, next_cursor) = page(visible, request.limit, |s| s.id.to_string());
+    let service_accounts = service_accounts.into_iter().map(render::service_account).collect();
+    Ok(axum::Json(wire::ServiceAccountList { service_accounts, next_cursor }))
 }
 
 /// Reads one service account.

@@ -3,7 +3,7 @@
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use keyledger_model::{Command, LeakAction, SettingsPatch};
+use keyledger_model::{Command, LeakAction, LimitsPatch, SettingsPatch};
 use keyledger_wire as wire;
 
 use crate::error::ApiError;
@@ -28,10 +28,11 @@ use crate::AppState;
 pub(crate) async fn get(State(app): State<AppState>, caller: Caller) -> Result<axum::Json<wire::Settings>, ApiError> {
     let state = app.node.ledger().state();
     let account = state.account(caller.account()).ok_or_else(|| ApiError::not_found("no such account"))?;
-    Ok(axum::Json(render::settings(account)))
+    Ok(axum::Json(render::settings(account, &state.limits(&account.id), state.leak_action(&account.id))))
 }
 
-/// Changes the account's key policy (owners and admins); fields left out keep their value.
+/// Changes the account's key policy and caps (owners and admins; `max_accounts`: an owner of
+/// `default`, the cluster operator); fields left out keep their value.
 #[utoipa::path(
     patch,
     path = "/v1/settings",
@@ -78,9 +79,19 @@ pub(crate) async fn update(
                 .ok_or_else(|| ApiError::invalid("`action_when_leaked` must be `disable`, `delete` or `none`"))
         })
         .transpose()?;
-    let command = Command::ChangeSettings { patch, action_when_leaked };
+    let limits = LimitsPatch {
+        max_users: req.max_users,
+        max_service_accounts: req.max_service_accounts,
+        max_namespaces: req.max_namespaces,
+        max_accounts: req.max_accounts,
+    };
+    let command = Command::ChangeSettings { patch, limits, action_when_leaked };
     let operation = Operation::new("settings.update", Target::Named(caller.account().to_string()));
     let (index, subject) = write(&app, &caller, app.node.now(), operation, command).await?;
-    let account = into_account(subject)?;
-    Ok((index_header(index), axum::Json(render::settings(&account))).into_response())
+    let (account, extra) = into_account(subject)?;
+    let (limits, action) = extra.unwrap_or_else(|| {
+        let state = app.node.ledger().state();
+        (state.limits(&account.id), state.leak_action(&account.id))
+    });
+    Ok((index_header(index), axum::Json(render::settings(&account, &limits, action))).into_response())
 }

@@ -1,6 +1,7 @@
 //! `/v1/users`: create, list, get, change role, disable, enable, delete, namespace permissions.
 
-use axum::extract::State;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use keyledger_model::{token, Command, Owner, State as LedgerState, User, UserId};
@@ -8,6 +9,7 @@ use keyledger_wire as wire;
 
 use crate::error::ApiError;
 use crate::extract::{Caller, Json, Path};
+use crate::paging::{page, PageQuery};
 use crate::render;
 use crate::write::{index_header, into_enrollment, into_user, write, write_no_content, Operation, Target};
 use crate::AppState;
@@ -110,16 +112,24 @@ pub(crate) async fn issue_enrollment(
     path = "/v1/users",
     operation_id = "list_users",
     tag = "users",
+    params(PageQuery),
     responses(
-        (status = 200, description = "The users.", body = wire::UserList),
+        (status = 200, description = "One page of users, oldest first; `next_cursor` asks for the next.", body = wire::UserList),
+        (status = 400, response = crate::openapi::BadRequest),
         (status = 401, response = crate::openapi::Unauthenticated),
     ),
     security(("api_key" = [])),
 )]
-pub(crate) async fn list(State(app): State<AppState>, caller: Caller) -> axum::Json<wire::UserList> {
+pub(crate) async fn list(
+    State(app): State<AppState>,
+    caller: Caller,
+    query: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<axum::Json<wire::UserList>, ApiError> {
+    let request = PageQuery::check(query, |c| c.parse::<UserId>().ok())?;
     let state = app.node.ledger().state();
-    let users = state.users().filter(|u| visible(&caller, u)).map(render::user).collect();
-    axum::Json(wire::UserList { users })
+    let visible = state.users_after(request.after).filter(|u| visible(&caller, u));
+    let (users, next_cursor) = page(visible, request.limit, |u| u.id.to_string());
+    Ok(axum::Json(wire::UserList { users: users.into_iter().map(render::user).collect(), next_cursor }))
 }
 
 /// Reads one user.

@@ -10,8 +10,9 @@ use std::time::Instant;
 use axum::http::{HeaderMap, HeaderValue};
 use keyledger_cluster::Committed;
 use keyledger_model::{
-    Account, AccountId, Actor, Command, KeyAction, KeyId, KeyRecord, Namespace, Outcome, Owner, Proposal, RejectCode,
-    Rejection, ServiceAccount, ServiceAccountId, State as LedgerState, Subject, Timestamp, User, UserId,
+    Account, AccountId, AccountLimits, Actor, Command, KeyAction, KeyId, KeyRecord, LeakAction, Namespace, Outcome,
+    Owner, Proposal, RejectCode, Rejection, ServiceAccount, ServiceAccountId, State as LedgerState, Subject, Timestamp,
+    User, UserId,
 };
 use keyledger_wire as wire;
 
@@ -163,7 +164,7 @@ fn subject_id(subject: &Subject) -> String {
         Subject::User(user) => format!("user {}", user.id),
         Subject::ServiceAccount(sa) => format!("service account {}", sa.id),
         Subject::Namespace(ns) => format!("namespace {}", ns.name),
-        Subject::Account(account) => format!("account {}", account.id),
+        Subject::Account(account) | Subject::AccountSettings { account, .. } => format!("account {}", account.id),
         Subject::Enrollment { user, .. } => format!("an enrollment code for user {}", user.id),
     }
 }
@@ -244,9 +245,15 @@ pub(crate) fn into_namespace(subject: Subject) -> Result<Namespace, ApiError> {
     }
 }
 
-pub(crate) fn into_account(subject: Subject) -> Result<Account, ApiError> {
+/// The account and its caps (`None` in an answer recorded before caps existed).
+/// An account's settings answer: the account, and its caps and leak action when the answer
+/// carries them (an answer stored before they existed does not).
+pub(crate) fn into_account(subject: Subject) -> Result<(Account, Option<(AccountLimits, LeakAction)>), ApiError> {
     match subject {
-        Subject::Account(account) => Ok(account),
+        Subject::Account(account) => Ok((account, None)),
+        Subject::AccountSettings { account, limits, action_when_leaked } => {
+            Ok((account, Some((limits, action_when_leaked))))
+        }
         other => Err(unexpected("account", &other)),
     }
 }

@@ -72,9 +72,9 @@ async fn authorization_refusals_become_denied_events_and_nothing_else_does() {
 
     let (status, reader) = n.call(&n.admin, "POST", "/v1/users", Some(json!({"name": "reader", "role": "read"}))).await;
     assert_eq!(status, StatusCode::CREATED, "{reader}");
-    let owner = json!({"kind": "user", "id": reader["id"]});
-    let body = json!({"name": "r", "expires_in": "1d", "owner": owner});
-    let (status, created) = n.call(&n.admin, "POST", "/v1/keys", Some(body)).await;
+    // The reader mints its own key with its enrollment code.
+    let body = json!({"code": reader["enrollment_code"], "name": "r", "expires_in": "1d"});
+    let (status, created) = n.call(&n.admin, "POST", "/v1/enroll", Some(body)).await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let reader_secret = created["secret"].as_str().unwrap().to_string();
     let reader_key = created["key"]["id"].as_str().unwrap().to_string();
@@ -97,7 +97,7 @@ async fn authorization_refusals_become_denied_events_and_nothing_else_does() {
 
     assert!(n.denials().is_empty(), "denials are batched, not written on the request path");
     n.node.flush_activity().await;
-    let reader_id = reader["id"].as_str().unwrap().parse().unwrap();
+    let reader_id = reader["user"]["id"].as_str().unwrap().parse().unwrap();
     let reader_actor = Actor::User { id: reader_id, key: reader_key.parse().unwrap() };
     let mut denials = n.denials();
     denials.sort_by(|a, b| a.1.cmp(&b.1));

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use keyledger_model::{
-    AccountSettings, Binding, ChainHash, Checkpoint, EventBody, LeakAction, Level, Owner, PublicKey, Role, Scope,
-    ServiceAccountId, Signature, Span, TreeHash, UserId,
+    AccountLimits, AccountSettings, Binding, ChainHash, Checkpoint, EventBody, LeakAction, Level, Owner, PublicKey,
+    Role, Scope, ServiceAccountId, Signature, Span, TreeHash, UserId,
 };
 use serde_json::{json, Map, Value};
 
@@ -97,7 +97,17 @@ pub(crate) fn to_data(body: &EventBody) -> Value {
             "lock_overridden": lock_overridden,
         }),
         EventBody::LeakActionChanged { action } => json!({ "action_when_leaked": action.as_str() }),
+        EventBody::LimitsChanged { limits } => json!({ "limits": limits_json(limits) }),
     }
+}
+
+fn limits_json(limits: &AccountLimits) -> Value {
+    json!({
+        "max_users": limits.max_users,
+        "max_service_accounts": limits.max_service_accounts,
+        "max_namespaces": limits.max_namespaces,
+        "max_accounts": limits.max_accounts,
+    })
 }
 
 fn settings_json(settings: &AccountSettings) -> Value {
@@ -141,6 +151,7 @@ pub(crate) fn from_data(kind: &str, data: &Value) -> Result<EventBody, ExportErr
     let body = match kind {
         "account_created" => EventBody::AccountCreated { settings: parse_settings(&d.object("settings")?)? },
         "settings_changed" => EventBody::SettingsChanged { settings: parse_settings(&d.object("settings")?)? },
+        "limits_changed" => EventBody::LimitsChanged { limits: parse_limits(&d.object("limits")?)? },
         "user_created" => {
             EventBody::UserCreated { user: d.id("user_id")?, name: d.string("name")?, role: d.role("role")? }
         }
@@ -235,6 +246,15 @@ fn parse_settings(d: &Fields<'_>) -> Result<AccountSettings, ExportError> {
         allow_never_expiring: d.bool("allow_never_expiring")?,
         max_keys_per_user: d.u32("max_keys_per_user")?,
         max_keys_per_service_account: d.u32("max_keys_per_service_account")?,
+    })
+}
+
+fn parse_limits(d: &Fields<'_>) -> Result<AccountLimits, ExportError> {
+    Ok(AccountLimits {
+        max_users: d.u32("max_users")?,
+        max_service_accounts: d.u32("max_service_accounts")?,
+        max_namespaces: d.u32("max_namespaces")?,
+        max_accounts: d.u32("max_accounts")?,
     })
 }
 

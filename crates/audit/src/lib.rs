@@ -62,6 +62,7 @@ pub const TYPE_NAMES: &[&str] = &[
     "enrolled",
     "leaked",
     "leak_action_changed",
+    "limits_changed",
 ];
 
 /// One ledger event as exported: the EVENT of `api.md`, plus both chain positions.

@@ -3,7 +3,42 @@
 use keyledger_wire as wire;
 use reqwest::{Method, StatusCode};
 
-use crate::{decode, expect, object_path, written, written_empty, Client, ClientError, Written};
+use crate::{decode, expect, object_path, written, written_empty, Client, ClientError, Page, Written};
+
+/// Most pages a listing follows before it concludes the server is going round in circles.
+const MAX_PAGES: usize = 100_000;
+
+/// The query of one page.
+fn page_query(page: &Page) -> Vec<(&'static str, String)> {
+    let mut pairs = Vec::new();
+    pairs.extend(page.limit.map(|n| ("limit", n.to_string())));
+    pairs.extend(page.cursor.clone().map(|c| ("cursor", c)));
+    pairs
+}
+
+/// Fetches every page through `fetch`, gathering the items `split` takes out of each.
+async fn every_page<L, T, F, Fut>(
+    mut fetch: F,
+    split: impl Fn(L) -> (Vec<T>, Option<String>),
+) -> Result<Vec<T>, ClientError>
+where
+    F: FnMut(Page) -> Fut,
+    Fut: std::future::Future<Output = Result<L, ClientError>>,
+{
+    let mut items = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..MAX_PAGES {
+        let (page, next) = split(fetch(Page { limit: None, cursor: cursor.clone() }).await?);
+        items.extend(page);
+        match next {
+            None => return Ok(items),
+            // A server repeating a cursor would never end the listing.
+            Some(next) if cursor.as_deref() == Some(next.as_str()) => break,
+            Some(next) => cursor = Some(next),
+        }
+    }
+    Err(ClientError::Decode("the listing does not end: a page cursor repeated, or too many pages".into()))
+}
 
 fn user_path(id: &str, suffix: &str) -> Result<String, ClientError> {
     object_path("/v1/users", "user", id, suffix)
@@ -39,9 +74,20 @@ impl Client {
         written(expect(answer, StatusCode::CREATED)?)
     }
 
-    /// `GET /v1/users`: every user of the account for an owner or admin, else only the caller.
+    /// `GET /v1/users`, every page: every user of the account for an owner or admin, else only
+    /// the caller.
     pub async fn list_users(&self) -> Result<wire::UserList, ClientError> {
-        let answer = self.send(Method::GET, "/v1/users".into(), None::<&()>, &[]).await?;
+        let users = every_page(
+            |page| async move { self.list_users_page(&page).await },
+            |l: wire::UserList| (l.users, l.next_cursor),
+        )
+        .await?;
+        Ok(wire::UserList { users, next_cursor: None })
+    }
+
+    /// `GET /v1/users`: one page; follow `next_cursor` for the next.
+    pub async fn list_users_page(&self, page: &Page) -> Result<wire::UserList, ClientError> {
+        let answer = self.send(Method::GET, "/v1/users".into(), None::<&()>, &page_query(page)).await?;
         decode(&expect(answer, StatusCode::OK)?)
     }
 
@@ -102,9 +148,19 @@ impl Client {
         written(expect(answer, StatusCode::CREATED)?)
     }
 
-    /// `GET /v1/service-accounts`: those the caller may see.
+    /// `GET /v1/service-accounts`, every page: those the caller may see.
     pub async fn list_service_accounts(&self) -> Result<wire::ServiceAccountList, ClientError> {
-        let answer = self.send(Method::GET, "/v1/service-accounts".into(), None::<&()>, &[]).await?;
+        let service_accounts = every_page(
+            |page| async move { self.list_service_accounts_page(&page).await },
+            |l: wire::ServiceAccountList| (l.service_accounts, l.next_cursor),
+        )
+        .await?;
+        Ok(wire::ServiceAccountList { service_accounts, next_cursor: None })
+    }
+
+    /// `GET /v1/service-accounts`: one page; follow `next_cursor` for the next.
+    pub async fn list_service_accounts_page(&self, page: &Page) -> Result<wire::ServiceAccountList, ClientError> {
+        let answer = self.send(Method::GET, "/v1/service-accounts".into(), None::<&()>, &page_query(page)).await?;
         decode(&expect(answer, StatusCode::OK)?)
     }
 
@@ -138,9 +194,35 @@ impl Client {
         written(expect(answer, StatusCode::CREATED)?)
     }
 
-    /// `GET /v1/namespaces`: the namespaces of the caller's account.
+    /// `GET /v1/namespaces`, every page: the namespaces of the caller's account.
     pub async fn list_namespaces(&self) -> Result<wire::NamespaceList, ClientError> {
-        let answer = self.send(Method::GET, "/v1/namespaces".into(), None::<&()>, &[]).await?;
+        let namespaces = every_page(
+            |page| async move { self.list_namespaces_page(&page).await },
+            |l: wire::NamespaceList| (l.namespaces, l.next_cursor),
+        )
+        .await?;
+        Ok(wire::NamespaceList { namespaces, next_cursor: None })
+    }
+
+    /// `GET /v1/namespaces`: one page; follow `next_cursor` for the next.
+    pub async fn list_namespaces_page(&self, page: &Page) -> Result<wire::NamespaceList, ClientError> {
+        let answer = self.send(Method::GET, "/v1/namespaces".into(), None::<&()>, &page_query(page)).await?;
+        decode(&expect(answer, StatusCode::OK)?)
+    }
+
+    /// `GET /v1/accounts`, every page (the cluster operator only).
+    pub async fn list_accounts(&self) -> Result<wire::AccountList, ClientError> {
+        let accounts = every_page(
+            |page| async move { self.list_accounts_page(&page).await },
+            |l: wire::AccountList| (l.accounts, l.next_cursor),
+        )
+        .await?;
+        Ok(wire::AccountList { accounts, next_cursor: None })
+    }
+
+    /// `GET /v1/accounts`: one page; follow `next_cursor` for the next.
+    pub async fn list_accounts_page(&self, page: &Page) -> Result<wire::AccountList, ClientError> {
+        let answer = self.send(Method::GET, "/v1/accounts".into(), None::<&()>, &page_query(page)).await?;
         decode(&expect(answer, StatusCode::OK)?)
     }
 

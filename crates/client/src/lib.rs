@@ -50,6 +50,16 @@ pub struct Client {
     request_id: Option<String>,
 }
 
+/// One page of a list (`GET /v1/users`, `/v1/service-accounts`, `/v1/namespaces`,
+/// `/v1/accounts`); `None` fields are not sent.
+#[derive(Debug, Default, Clone)]
+pub struct Page {
+    /// Page size (server default 100, max 1000).
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
 /// Filters and paging of `GET /v1/keys`; `None` fields are not sent.
 #[derive(Debug, Default, Clone)]
 pub struct ListKeys {

@@ -7,8 +7,43 @@
 
 use crate::event::Owner;
 use crate::ids::AccountId;
-use crate::permissions::{Grant, Level};
+use crate::permissions::{Grant, Level, Scope};
 use crate::state::Role;
+
+/// How much an identity, or a caller through its key, outranks others: `owner` > `admin` >
+/// `developer` > `read` > namespace-only (a namespace-scoped service account, or a key scoped
+/// to namespaces only, which holds nothing account-wide). No caller acts on the keys of an
+/// identity that outranks it; equal rank is allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Rank {
+    NamespaceOnly,
+    Read,
+    Developer,
+    Admin,
+    Owner,
+}
+
+impl Rank {
+    /// The rank of an account role (`None`: namespace-only).
+    pub fn of_role(role: Option<Role>) -> Rank {
+        match role {
+            Some(Role::Owner) => Rank::Owner,
+            Some(Role::Admin) => Rank::Admin,
+            Some(Role::Developer) => Rank::Developer,
+            Some(Role::Read) => Rank::Read,
+            None => Rank::NamespaceOnly,
+        }
+    }
+
+    /// The rank of a key of an identity with account role `role`, narrowed by the key's scope.
+    pub fn of_key(role: Option<Role>, scope: Option<&Scope>) -> Rank {
+        match scope {
+            None => Rank::of_role(role),
+            Some(Scope::Role(scoped)) => Rank::of_role(role.map(|r| r.min(*scoped))),
+            Some(Scope::Namespaces(_)) => Rank::NamespaceOnly,
+        }
+    }
+}
 
 /// Rows of the key table. Rotate is `Create`; update, enable, disable, lock and unlock are `Manage`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +75,11 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// The caller's effective rank: its role as narrowed by its key's scope.
+    pub fn rank(&self) -> Rank {
+        Rank::of_role(self.role)
+    }
+
     pub fn is_user(&self) -> bool {
         matches!(self.identity, Owner::User(_))
     }
@@ -64,23 +104,32 @@ pub enum Refusal {
 }
 
 /// May `caller` do `action` on a key owned by `owner` (of class `class`, in `owner_account`)?
+///
+/// `target_rank` is what the caller would act on: for another identity that identity's rank,
+/// for one of the caller's own keys that key's rank (its identity's role narrowed by its scope),
+/// so a scoped-down key cannot disable or delete its identity's wider keys either. Reading is
+/// not ranked: metadata stays visible as the table says.
 pub fn authorize_key(
     caller: &Principal,
     action: KeyAction,
     owner: Owner,
     owner_account: &AccountId,
     class: OwnerClass<'_>,
+    target_rank: Rank,
 ) -> Result<(), Refusal> {
     if *owner_account != caller.account {
         return Err(Refusal::Hidden);
     }
+    let outranked = action != KeyAction::Read && target_rank > caller.rank();
     if owner == caller.identity {
         return match action {
-            KeyAction::Create | KeyAction::Read => Ok(()),
+            KeyAction::Create | KeyAction::Read if !outranked => Ok(()),
             // A service account may rotate its own key but not disable or delete it, unless
             // it holds an admin role.
-            KeyAction::Manage | KeyAction::Delete if caller.is_user() || caller.is_account_admin() => Ok(()),
-            KeyAction::Manage | KeyAction::Delete => Err(Refusal::Forbidden),
+            KeyAction::Manage | KeyAction::Delete if !outranked && (caller.is_user() || caller.is_account_admin()) => {
+                Ok(())
+            }
+            _ => Err(Refusal::Forbidden),
         };
     }
     // A person's keys are minted only by that person: nobody creates or rotates a key for
@@ -95,6 +144,8 @@ pub fn authorize_key(
         }
     };
     match (allowed, action) {
+        // It may see the key (an admin reads an owner's), but not act on it.
+        (true, _) if outranked => Err(Refusal::Forbidden),
         (true, _) => Ok(()),
         // Creating for an identity names the identity, not a key: refusing is no disclosure.
         (false, KeyAction::Create) => Err(Refusal::Forbidden),
@@ -143,9 +194,10 @@ pub fn authorize_account_change(caller: &Principal) -> Result<(), Refusal> {
     }
 }
 
-/// Creating another account (a cluster operator's act): an owner.
+/// Creating another account, or changing the cap on accounts: the cluster operator, an `owner`
+/// of account `default` (calling with a key not scoped below owner).
 pub fn authorize_account_creation(caller: &Principal) -> Result<(), Refusal> {
-    if caller.role == Some(Role::Owner) {
+    if caller.role == Some(Role::Owner) && caller.account == AccountId::default_account() {
         Ok(())
     } else {
         Err(Refusal::Forbidden)

@@ -11,7 +11,8 @@ use crate::event::{Actor, ChainHash, Event, EventBody, LedgerEntry, Owner};
 use crate::ids::{AccountId, KeyId, ServiceAccountId, UserId};
 use crate::permissions::{valid_namespace_name, Scope};
 use crate::proposal::{
-    Command, DenialRecord, NewKey, Outcome, Proposal, RejectCode, Rejection, SettingsPatch, Subject, UseRecord,
+    Command, DenialRecord, LimitsPatch, NewKey, Outcome, Proposal, RejectCode, Rejection, SettingsPatch, Subject,
+    UseRecord,
 };
 use crate::state::{
     Account, AccountSettings, Binding, IdentityState, KeyRecord, KeyState, LeakAction, Role, State, ENROLLMENT_REFUSED,
@@ -31,6 +32,10 @@ const MAX_LEAK_REPORTER: usize = 100;
 /// Bounds of the per-account settings.
 const MAX_LIFETIME_LIMIT: Span = Span(10 * 365 * 24 * 3_600_000);
 const MAX_KEYS_LIMIT: u32 = 1000;
+/// Upper bounds of the caps (`max_users`, …, `max_accounts`).
+const MAX_IDENTITIES_LIMIT: u32 = 100_000;
+const MAX_NAMESPACES_LIMIT: u32 = 10_000;
+const MAX_ACCOUNTS_LIMIT: u32 = 100_000;
 
 /// An event body waiting for its place on the chains.
 struct Pending {
@@ -116,7 +121,11 @@ impl State {
             SubjectRef::User(id) => Subject::User(self.users.get(&id)?.clone()),
             SubjectRef::ServiceAccount(id) => Subject::ServiceAccount(self.service_accounts.get(&id)?.clone()),
             SubjectRef::Namespace(account, name) => Subject::Namespace(self.namespace(&account, &name)?.clone()),
-            SubjectRef::Account(id) => Subject::Account(self.accounts.get(&id)?.clone()),
+            SubjectRef::Account(id) => Subject::AccountSettings {
+                account: self.accounts.get(&id)?.clone(),
+                limits: self.limits(&id),
+                action_when_leaked: self.leak_action(&id),
+            },
             SubjectRef::Enrollment(id) => {
                 let code = self.enrollment_of_user.get(&id)?;
                 let expires_at = self.enrollments.get(code)?.expires_at;
@@ -178,7 +187,7 @@ impl State {
                 self.decide_sa_state(p, *service_account, to)
             }
             Command::CreateNamespace { name } => self.decide_namespace(p, name),
-            Command::UpdateSettings(patch) => self.decide_settings(p, patch, None),
+            Command::UpdateSettings(patch) => self.decide_settings(p, patch, &LimitsPatch::default(), None),
             Command::CreateAccount { account, owner, owner_name, key } => {
                 self.decide_create_account(p, account, *owner, owner_name, key)
             }
@@ -190,8 +199,8 @@ impl State {
             Command::IssueEnrollment { user, code } => self.decide_issue_enrollment(p, *user, code),
             Command::Enroll { code, key } => self.decide_enroll(p, code, key),
             Command::ReportLeak { digest, source, reporter } => self.decide_leak(p, digest, source, reporter),
-            Command::ChangeSettings { patch, action_when_leaked } => {
-                self.decide_settings(p, patch, *action_when_leaked)
+            Command::ChangeSettings { patch, limits, action_when_leaked } => {
+                self.decide_settings(p, patch, limits, *action_when_leaked)
             }
             // Retries are answered by `idempotency::Table`; on its own the command is its inner one.
             Command::Idempotent { command, .. } => self.decide(&Proposal { command: (**command).clone(), ..p.clone() }),
@@ -238,7 +247,13 @@ impl State {
     /// May `caller` do `action` to `key`? (The API asks this too, before proposing.)
     pub fn authorize_key(&self, caller: &Principal, key: &KeyRecord, action: KeyAction) -> Result<(), Refusal> {
         let (account, class) = self.owner_class(&key.owner).ok_or(Refusal::Hidden)?;
-        authz::authorize_key(caller, action, key.owner, account, class)
+        // On its own keys a caller is measured against the key; on others', against their owner.
+        let target_rank = if key.owner == caller.identity {
+            self.key_rank(&key.owner, key.scope.as_ref())
+        } else {
+            self.identity_rank(&key.owner)
+        };
+        authz::authorize_key(caller, action, key.owner, account, class, target_rank)
     }
 
     fn decide_bootstrap(&self, p: &Proposal, admin: UserId, name: &str, key: &NewKey) -> Result<Decision, Rejection> {
@@ -264,6 +279,8 @@ impl State {
         let caller = self.caller(p)?;
         authz::authorize_account_creation(&caller).map_err(|r| refused(r, "account"))?;
         self.check_new_account(account, owner, name)?;
+        let cap = self.limits(&caller.account).max_accounts;
+        check_cap(self.accounts.len(), cap, "accounts in the cluster")?;
         self.check_first_key(account, key)?;
         let settings = AccountSettings::default();
         match key.expires_at {
@@ -341,7 +358,13 @@ impl State {
         let owner = new.owner.unwrap_or(caller.identity);
         let (account, class) =
             self.owner_class(&owner).ok_or_else(|| reject(RejectCode::NotFound, "no such identity"))?;
-        authz::authorize_key(&caller, KeyAction::Create, owner, account, class).map_err(|r| refused(r, "identity"))?;
+        let target_rank = if owner == caller.identity {
+            self.key_rank(&owner, new.scope.as_ref())
+        } else {
+            self.identity_rank(&owner)
+        };
+        authz::authorize_key(&caller, KeyAction::Create, owner, account, class, target_rank)
+            .map_err(|r| refused(r, "identity"))?;
         self.check_new_key(p, &caller, new, owner, None)?;
         let account = account.clone();
         Ok(Decision::one(self.key_created(p, &account, new, owner, new.scope.clone()), SubjectRef::Key(new.id)))
@@ -384,6 +407,10 @@ impl State {
                 RejectCode::PermissionDenied,
                 "the new key would have permissions the calling key does not have",
             ));
+        }
+        // Nor one that outranks it (an admin's grant equals an owner's; the owner role does not).
+        if self.key_rank(&owner, new.scope.as_ref()) > caller.rank() {
+            return Err(reject(RejectCode::PermissionDenied, "the new key would outrank the calling key"));
         }
         let limit = match owner {
             Owner::User(_) => account.settings.max_keys_per_user,
@@ -646,6 +673,8 @@ impl State {
         if self.users.contains_key(&id) {
             return Err(reject(RejectCode::Conflict, "a user with this id already exists"));
         }
+        let cap = self.limits(&caller.account).max_users;
+        check_cap(self.live_user_count(&caller.account), cap, "users")?;
         let body = EventBody::UserCreated { user: id, name: name.to_string(), role };
         Ok(Decision::one(self.pending(p, &caller.account, body), SubjectRef::User(id)))
     }
@@ -737,6 +766,8 @@ impl State {
         if self.service_accounts.contains_key(&id) {
             return Err(reject(RejectCode::Conflict, "a service account with this id already exists"));
         }
+        let cap = self.limits(&caller.account).max_service_accounts;
+        check_cap(self.live_service_account_count(&caller.account), cap, "service accounts")?;
         let body =
             EventBody::ServiceAccountCreated { service_account: id, name: name.to_string(), binding: binding.clone() };
         Ok(Decision::one(self.pending(p, &caller.account, body), SubjectRef::ServiceAccount(id)))
@@ -776,6 +807,8 @@ impl State {
         if self.namespace(&caller.account, name).is_some() {
             return Err(reject(RejectCode::Conflict, format!("the namespace `{name}` already exists")));
         }
+        let cap = self.limits(&caller.account).max_namespaces;
+        check_cap(self.namespaces_of(&caller.account).count(), cap, "namespaces")?;
         let body = EventBody::NamespaceCreated { name: name.to_string() };
         Ok(Decision::one(
             self.pending(p, &caller.account, body),
@@ -787,6 +820,7 @@ impl State {
         &self,
         p: &Proposal,
         patch: &SettingsPatch,
+        caps: &LimitsPatch,
         action_when_leaked: Option<LeakAction>,
     ) -> Result<Decision, Rejection> {
         let caller = self.caller(p)?;
@@ -817,21 +851,35 @@ impl State {
                 "max_keys_per_service_account",
             ),
         ] {
-            if let Some(v) = value {
-                if !(1..=MAX_KEYS_LIMIT).contains(&v) {
-                    return Err(reject(
-                        RejectCode::InvalidArgument,
-                        format!("`{what}` must be between 1 and {MAX_KEYS_LIMIT}"),
-                    ));
-                }
-                *slot = v;
+            set_bounded(value, slot, what, MAX_KEYS_LIMIT)?;
+        }
+        let current_limits = self.limits(&account.id);
+        let mut limits = current_limits.clone();
+        for (value, slot, what, max) in [
+            (caps.max_users, &mut limits.max_users, "max_users", MAX_IDENTITIES_LIMIT),
+            (caps.max_service_accounts, &mut limits.max_service_accounts, "max_service_accounts", MAX_IDENTITIES_LIMIT),
+            (caps.max_namespaces, &mut limits.max_namespaces, "max_namespaces", MAX_NAMESPACES_LIMIT),
+            (caps.max_accounts, &mut limits.max_accounts, "max_accounts", MAX_ACCOUNTS_LIMIT),
+        ] {
+            set_bounded(value, slot, what, max)?;
+        }
+        if caps.max_accounts.is_some() {
+            if account.id != AccountId::default_account() {
+                return Err(reject(
+                    RejectCode::InvalidArgument,
+                    "`max_accounts` is the cluster operator's setting, kept in account `default`",
+                ));
             }
+            authz::authorize_account_creation(&caller).map_err(|r| refused(r, "account"))?;
         }
         let mut events = Vec::new();
         if settings != account.settings {
             events.push(self.pending(p, &account.id, EventBody::SettingsChanged { settings }));
         }
-        if let Some(action) = action_when_leaked.filter(|a| *a != account.action_when_leaked) {
+        if limits != current_limits {
+            events.push(self.pending(p, &account.id, EventBody::LimitsChanged { limits }));
+        }
+        if let Some(action) = action_when_leaked.filter(|a| *a != self.leak_action(&account.id)) {
             events.push(self.pending(p, &account.id, EventBody::LeakActionChanged { action }));
         }
         Ok(Decision { events, subject: Some(SubjectRef::Account(account.id.clone())) })
@@ -930,7 +978,7 @@ impl State {
         let Some(key) = self.key_by_digest(digest).filter(|k| !self.leaked.contains(&k.id)) else {
             return Ok(Decision { events: Vec::new(), subject: None });
         };
-        let action = self.accounts.get(&key.account).map(|a| a.action_when_leaked).unwrap_or_default();
+        let action = self.leak_action(&key.account);
         let current = key.state_at(p.time);
         let change = match action {
             LeakAction::Disable if current == KeyState::Enabled => Some(EventBody::KeyDisabled { key: key.id }),
@@ -1000,6 +1048,25 @@ impl State {
     }
 }
 
+/// Sets `slot` to `value` if given and within `1..=max`.
+fn set_bounded(value: Option<u32>, slot: &mut u32, what: &str, max: u32) -> Result<(), Rejection> {
+    if let Some(v) = value {
+        if !(1..=max).contains(&v) {
+            return Err(reject(RejectCode::InvalidArgument, format!("`{what}` must be between 1 and {max}")));
+        }
+        *slot = v;
+    }
+    Ok(())
+}
+
+/// Refuses one more of something an account (or the cluster) already holds `count` of, at `cap`.
+fn check_cap(count: usize, cap: u32, what: &str) -> Result<(), Rejection> {
+    if count >= cap as usize {
+        return Err(reject(RejectCode::LimitExceeded, format!("the cap of {cap} {what} is reached")));
+    }
+    Ok(())
+}
+
 fn never_expiring_refused() -> Rejection {
     reject(RejectCode::InvalidArgument, "this account does not allow keys that never expire; give an expiry")
 }
@@ -1031,5 +1098,16 @@ fn check_text(what: &str, text: &str, max_chars: usize, required: bool) -> Resul
     if text.chars().any(char::is_control) {
         return Err(reject(RejectCode::InvalidArgument, format!("the {what} must not contain control characters")));
     }
+    if text.chars().any(is_bidi_control) {
+        return Err(reject(
+            RejectCode::InvalidArgument,
+            format!("the {what} must not contain Unicode bidirectional controls (U+061C, U+200E, U+200F, U+202A–U+202E, U+2066–U+2069)"),
+        ));
+    }
     Ok(())
+}
+
+/// Characters that reorder the text around them: a name holding one can display as another.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }

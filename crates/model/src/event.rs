@@ -13,7 +13,7 @@ use sha3::{Digest as _, Sha3_256};
 use crate::checkpoint::{Checkpoint, PublicKey};
 use crate::ids::{AccountId, KeyId, ServiceAccountId, UserId};
 use crate::permissions::{Level, Scope};
-use crate::state::{AccountSettings, Binding, LeakAction, Role};
+use crate::state::{AccountLimits, AccountSettings, Binding, LeakAction, Role};
 use crate::time::Timestamp;
 use crate::token::KeyDigest;
 
@@ -221,6 +221,10 @@ pub enum EventBody {
     LeakActionChanged {
         action: LeakAction,
     },
+    /// The account's whole caps after the change.
+    LimitsChanged {
+        limits: AccountLimits,
+    },
 }
 
 impl EventBody {
@@ -257,6 +261,7 @@ impl EventBody {
             EventBody::Enrolled { .. } => "enrolled",
             EventBody::Leaked { .. } => "leaked",
             EventBody::LeakActionChanged { .. } => "leak_action_changed",
+            EventBody::LimitsChanged { .. } => "limits_changed",
         }
     }
 

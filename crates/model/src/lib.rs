@@ -28,18 +28,19 @@ pub mod time;
 pub mod token;
 pub mod verify;
 
-pub use authz::{KeyAction, OwnerClass, Principal, Refusal};
+pub use authz::{KeyAction, OwnerClass, Principal, Rank, Refusal};
 pub use checkpoint::{Checkpoint, CheckpointMark, CheckpointSigner, PublicKey, Signature};
 pub use event::{Actor, ChainHash, ChainHead, Event, EventBody, LedgerEntry, Owner};
 pub use ids::{AccountId, BadId, KeyId, ServiceAccountId, UserId};
 pub use merkle::TreeHash;
 pub use permissions::{Grant, Level, Permission, Scope};
 pub use proposal::{
-    Command, DenialRecord, NewKey, Outcome, Proposal, RejectCode, Rejection, SettingsPatch, Subject, UseRecord,
+    Command, DenialRecord, LimitsPatch, NewKey, Outcome, Proposal, RejectCode, Rejection, SettingsPatch, Subject,
+    UseRecord,
 };
 pub use state::{
-    Account, AccountSettings, Binding, Enrollment, IdentityState, KeyRecord, KeyState, LeakAction, Namespace, Role,
-    ServiceAccount, State, User, ENROLLMENT_REFUSED, ENROLLMENT_VALIDITY,
+    Account, AccountLimits, AccountSettings, Binding, Enrollment, IdentityState, KeyRecord, KeyState, LeakAction,
+    Namespace, Role, ServiceAccount, State, User, ENROLLMENT_REFUSED, ENROLLMENT_VALIDITY,
 };
 pub use time::{Span, TimeError, Timestamp};
 pub use token::{KeyDigest, Malformed, SecretToken};

@@ -13,7 +13,7 @@ use crate::checkpoint::{Checkpoint, PublicKey};
 use crate::event::{Actor, ChainHead, Owner};
 use crate::ids::{AccountId, KeyId, ServiceAccountId, UserId};
 use crate::permissions::{Level, Scope};
-use crate::state::{Account, Binding, KeyRecord, LeakAction, Namespace, Role, ServiceAccount, User};
+use crate::state::{Account, AccountLimits, Binding, KeyRecord, LeakAction, Namespace, Role, ServiceAccount, User};
 use crate::time::{Span, Timestamp};
 use crate::token::KeyDigest;
 
@@ -144,9 +144,12 @@ pub enum Command {
         source: String,
         reporter: String,
     },
-    /// `UpdateSettings` plus `action_when_leaked` (kept apart, see [`LeakAction`]).
+    /// Settings, caps and `action_when_leaked` in one change (`UpdateSettings` stays for
+    /// proposals already logged). Caps and the leak action are kept apart from
+    /// [`SettingsPatch`], whose encoding is in existing log entries.
     ChangeSettings {
         patch: SettingsPatch,
+        limits: LimitsPatch,
         action_when_leaked: Option<LeakAction>,
     },
 }
@@ -191,6 +194,15 @@ pub struct SettingsPatch {
     pub allow_never_expiring: Option<bool>,
     pub max_keys_per_user: Option<u32>,
     pub max_keys_per_service_account: Option<u32>,
+}
+
+/// Caps to change; `None` leaves one as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LimitsPatch {
+    pub max_users: Option<u32>,
+    pub max_service_accounts: Option<u32>,
+    pub max_namespaces: Option<u32>,
+    pub max_accounts: Option<u32>,
 }
 
 /// Why a proposal was refused. Applying a refused proposal changes nothing.
@@ -282,11 +294,18 @@ pub enum Subject {
     User(User),
     ServiceAccount(ServiceAccount),
     Namespace(Namespace),
+    /// As answered before caps existed (kept so stored idempotency records still decode).
     Account(Account),
     /// A user and the expiry of the enrollment code just issued for it.
     Enrollment {
         user: User,
         expires_at: Timestamp,
+    },
+    /// An account's settings, caps and `action_when_leaked`.
+    AccountSettings {
+        account: Account,
+        limits: AccountLimits,
+        action_when_leaked: LeakAction,
     },
 }
 

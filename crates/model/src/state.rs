@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::authz::{OwnerClass, Principal};
+use crate::authz::{OwnerClass, Principal, Rank};
 use crate::checkpoint::{CheckpointMark, PublicKey};
 use crate::event::{Actor, ChainHead, EventBody, LedgerEntry, Owner};
 use crate::ids::{AccountId, KeyId, ServiceAccountId, UserId};
@@ -123,13 +123,33 @@ impl LeakAction {
     }
 }
 
+/// Per-account caps on how many identities and namespaces it holds, and (on account `default`
+/// only) the operator's cap on accounts. Kept apart from [`AccountSettings`] and [`Account`],
+/// whose bincode encodings are chained into existing `account_created`/`settings_changed` events
+/// and stored in idempotency records: caps arrive by `limits_changed` events, and an account that
+/// never had one has the defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountLimits {
+    /// Users not deleted.
+    pub max_users: u32,
+    /// Service accounts not deleted.
+    pub max_service_accounts: u32,
+    pub max_namespaces: u32,
+    /// Accounts in the cluster, `default` included; read from account `default` only.
+    pub max_accounts: u32,
+}
+
+impl Default for AccountLimits {
+    fn default() -> AccountLimits {
+        AccountLimits { max_users: 1000, max_service_accounts: 1000, max_namespaces: 100, max_accounts: 1000 }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Account {
     pub id: AccountId,
     pub created_at: Timestamp,
     pub settings: AccountSettings,
-    /// Set by `leak_action_changed` events; `disable` until the first one.
-    pub action_when_leaked: LeakAction,
 }
 
 /// A user's open enrollment code, known by its digest only.
@@ -312,6 +332,10 @@ pub struct State {
     pub(crate) head: ChainHead,
     pub(crate) account_heads: BTreeMap<AccountId, ChainHead>,
     pub(crate) accounts: BTreeMap<AccountId, Account>,
+    /// Caps of the accounts that changed them (the others have the defaults).
+    pub(crate) limits: BTreeMap<AccountId, AccountLimits>,
+    /// `action_when_leaked` of the accounts that changed it (the others `disable`).
+    pub(crate) leak_actions: BTreeMap<AccountId, LeakAction>,
     pub(crate) users: BTreeMap<UserId, User>,
     pub(crate) service_accounts: BTreeMap<ServiceAccountId, ServiceAccount>,
     pub(crate) namespaces: BTreeMap<(AccountId, String), Namespace>,
@@ -377,6 +401,16 @@ impl State {
         self.accounts.get(id)
     }
 
+    /// The caps of `account` (the defaults until it changes them).
+    pub fn limits(&self, account: &AccountId) -> AccountLimits {
+        self.limits.get(account).cloned().unwrap_or_default()
+    }
+
+    /// What a leak report does to a key of `account` (`disable` until it changes it).
+    pub fn leak_action(&self, account: &AccountId) -> LeakAction {
+        self.leak_actions.get(account).copied().unwrap_or_default()
+    }
+
     pub fn accounts(&self) -> impl Iterator<Item = &Account> {
         self.accounts.values()
     }
@@ -390,6 +424,41 @@ impl State {
         self.users.values()
     }
 
+    /// Users in id (= creation) order, starting after `after`.
+    pub fn users_after(&self, after: Option<UserId>) -> impl Iterator<Item = &User> {
+        use std::ops::Bound;
+        let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
+        self.users.range((lower, Bound::Unbounded)).map(|(_, u)| u)
+    }
+
+    /// Service accounts in id (= creation) order, starting after `after`.
+    pub fn service_accounts_after(&self, after: Option<ServiceAccountId>) -> impl Iterator<Item = &ServiceAccount> {
+        use std::ops::Bound;
+        let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
+        self.service_accounts.range((lower, Bound::Unbounded)).map(|(_, s)| s)
+    }
+
+    /// The namespaces of `account` in name order, starting after the name `after`.
+    pub fn namespaces_after<'a>(
+        &'a self,
+        account: &'a AccountId,
+        after: Option<&str>,
+    ) -> impl Iterator<Item = &'a Namespace> + 'a {
+        use std::ops::Bound;
+        let lower = match after {
+            Some(name) => Bound::Excluded((account.clone(), name.to_string())),
+            None => Bound::Included((account.clone(), String::new())),
+        };
+        self.namespaces.range((lower, Bound::Unbounded)).map(|(_, n)| n).take_while(move |n| &n.account == account)
+    }
+
+    /// Accounts in name order, starting after `after`.
+    pub fn accounts_after(&self, after: Option<&AccountId>) -> impl Iterator<Item = &Account> {
+        use std::ops::Bound;
+        let lower = after.map_or(Bound::Unbounded, |a| Bound::Excluded(a.clone()));
+        self.accounts.range((lower, Bound::Unbounded)).map(|(_, a)| a)
+    }
+
     pub fn service_account(&self, id: &ServiceAccountId) -> Option<&ServiceAccount> {
         self.service_accounts.get(id)
     }
@@ -400,6 +469,16 @@ impl State {
 
     pub fn namespace(&self, account: &AccountId, name: &str) -> Option<&Namespace> {
         self.namespaces.get(&(account.clone(), name.to_string()))
+    }
+
+    /// Users of `account` that are not deleted.
+    pub fn live_user_count(&self, account: &AccountId) -> usize {
+        self.users.values().filter(|u| &u.account == account && u.state != IdentityState::Deleted).count()
+    }
+
+    /// Service accounts of `account` that are not deleted.
+    pub fn live_service_account_count(&self, account: &AccountId) -> usize {
+        self.service_accounts.values().filter(|s| &s.account == account && s.state != IdentityState::Deleted).count()
     }
 
     pub fn namespaces_of<'a>(&'a self, account: &'a AccountId) -> impl Iterator<Item = &'a Namespace> + 'a {
@@ -481,6 +560,24 @@ impl State {
         }
     }
 
+    /// The account role of an identity (`None` for a namespace-scoped service account).
+    pub fn identity_role(&self, owner: &Owner) -> Option<Role> {
+        match owner {
+            Owner::User(id) => self.users.get(id).map(|u| u.role),
+            Owner::ServiceAccount(id) => self.service_accounts.get(id).and_then(ServiceAccount::role),
+        }
+    }
+
+    /// How an identity ranks (see [`Rank`]).
+    pub fn identity_rank(&self, owner: &Owner) -> Rank {
+        Rank::of_role(self.identity_role(owner))
+    }
+
+    /// How a key with `scope` of identity `owner` ranks: the identity's role narrowed by the scope.
+    pub fn key_rank(&self, owner: &Owner, scope: Option<&Scope>) -> Rank {
+        Rank::of_key(self.identity_role(owner), scope)
+    }
+
     /// The namespace a key belongs to: its owner's, for a namespace-scoped service account.
     pub fn key_namespace(&self, key: &KeyRecord) -> Option<&str> {
         match key.owner {
@@ -507,10 +604,7 @@ impl State {
             return None;
         }
         let identity_grant = self.identity_grant(&key.owner)?;
-        let identity_role = match key.owner {
-            Owner::User(id) => self.users.get(&id).map(|u| u.role),
-            Owner::ServiceAccount(id) => self.service_accounts.get(&id).and_then(ServiceAccount::role),
-        };
+        let identity_role = self.identity_role(&key.owner);
         let (role, grant) = match &key.scope {
             None => (identity_role, identity_grant),
             Some(scope) => {
@@ -534,12 +628,7 @@ impl State {
         let (seq, time, account) = (event.seq, event.time, &event.account);
         match &event.body {
             EventBody::AccountCreated { settings } => {
-                let account = Account {
-                    id: account.clone(),
-                    created_at: time,
-                    settings: settings.clone(),
-                    action_when_leaked: LeakAction::default(),
-                };
+                let account = Account { id: account.clone(), created_at: time, settings: settings.clone() };
                 self.accounts.insert(account.id.clone(), account);
             }
             EventBody::UserCreated { user, name, role } => {
@@ -694,6 +783,9 @@ impl State {
                     a.settings = settings.clone();
                 }
             }
+            EventBody::LimitsChanged { limits } => {
+                self.limits.insert(account.clone(), limits.clone());
+            }
             EventBody::SignerRegistered { node, public_key } => {
                 self.signers.insert(*public_key, *node);
             }
@@ -720,9 +812,7 @@ impl State {
                 self.touch_key(*key, seq);
             }
             EventBody::LeakActionChanged { action } => {
-                if let Some(a) = self.accounts.get_mut(account) {
-                    a.action_when_leaked = *action;
-                }
+                self.leak_actions.insert(account.clone(), *action);
             }
         }
     }

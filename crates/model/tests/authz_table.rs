@@ -904,3 +904,378 @@ fn a_key_cannot_mint_a_key_wider_than_itself() {
     assert_eq!(rejected(w.as_key(dev_scoped, command)), RejectCode::PermissionDenied);
     assert!(w.state.key(&wide).unwrap().replaced_by.is_none());
 }
+
+// ---------------------------------------------------------------------------------------
+// Rank: every caller rank × operation × target rank, against an oracle from domain.md
+// ---------------------------------------------------------------------------------------
+
+/// A rank as domain.md words it: `owner` > `admin` > `developer` > `read`, and a
+/// namespace-scoped service account (or a key scoped to namespaces only) below `developer` —
+/// here below `read` too, as it holds nothing account-wide.
+fn rank_of(role: Option<Role>) -> u8 {
+    match role {
+        Some(Role::Owner) => 4,
+        Some(Role::Admin) => 3,
+        Some(Role::Developer) => 2,
+        Some(Role::Read) => 1,
+        None => 0,
+    }
+}
+
+/// What the oracle knows of a caller: written out per caller below, not read from the state.
+#[derive(Debug, Clone, Copy)]
+struct CallerFacts {
+    is_user: bool,
+    /// The effective account role: the identity's, narrowed by the calling key's scope.
+    role: Option<Role>,
+    /// A user holding (effectively) `admin` on namespace `n`.
+    admin_of_n: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Column {
+    Own,
+    User,
+    AccountSa,
+    NsSa(&'static str),
+}
+
+/// What the oracle knows of a target key: whose it is and how that identity (for its own keys:
+/// that key) ranks.
+#[derive(Debug, Clone, Copy)]
+struct TargetFacts {
+    column: Column,
+    role: Option<Role>,
+}
+
+/// domain.md's words: the key table, then *rank* ("no caller acts on the keys of an identity
+/// that outranks it … equal rank is allowed … reading/listing stays as the table says", and
+/// "no operation ever hands a caller a credential with more power than its own").
+fn oracle(caller: CallerFacts, op: Op, target: TargetFacts) -> Want {
+    let account_admin = matches!(caller.role, Some(Role::Owner | Role::Admin));
+    let outranked = op != Op::Read && rank_of(target.role) > rank_of(caller.role);
+    let may = match target.column {
+        // Own keys: create, rotate, read — every identity; the rest — every user, and a
+        // service account only with an admin role.
+        Column::Own => matches!(op, Op::Create | Op::Rotate | Op::Read) || caller.is_user || account_admin,
+        // Another user's keys: nobody creates or rotates them (a person mints its own keys, from
+        // an enrollment code); the rest, and an account-scoped service account's keys: owner, admin.
+        Column::User if matches!(op, Op::Create | Op::Rotate) => false,
+        Column::User | Column::AccountSa => account_admin,
+        Column::NsSa(ns) => account_admin || (caller.is_user && caller.admin_of_n && ns == "n"),
+    };
+    match (may, target.column, op) {
+        (true, _, _) if outranked => Want::Denied,
+        (true, _, _) => Want::Allowed,
+        // Its own keys it sees; refused is refused.
+        (false, Column::Own, _) => Want::Denied,
+        // Creating names an identity, not a key: no disclosure in refusing it.
+        (false, _, Op::Create) => Want::Denied,
+        // Rotating another user's key: refused outright to whoever may see the key.
+        (false, Column::User, Op::Rotate) if account_admin => Want::Denied,
+        (false, _, _) => Want::NotFound,
+    }
+}
+
+/// A caller of the rank test: the cast's plus keys scoped to `admin` and to `developer`.
+struct RankCaller {
+    name: String,
+    who: Who,
+    facts: CallerFacts,
+}
+
+/// A target of the rank test other than the caller's own keys.
+struct RankTarget {
+    name: &'static str,
+    owner: Owner,
+    key: KeyId,
+    facts: TargetFacts,
+}
+
+struct RankCast {
+    world: World,
+    callers: Vec<RankCaller>,
+    targets: Vec<RankTarget>,
+}
+
+fn rank_cast(cast: &Cast) -> RankCast {
+    let mut w = cast.world.clone();
+    let user = |role, admin_of_n| CallerFacts { is_user: true, role, admin_of_n };
+    let sa = |role| CallerFacts { is_user: false, role, admin_of_n: false };
+    let facts = |caller: Caller| match caller {
+        Caller::Owner => user(Some(Role::Owner), true),
+        Caller::Admin => user(Some(Role::Admin), true),
+        Caller::Developer => user(Some(Role::Developer), false),
+        Caller::Read => user(Some(Role::Read), false),
+        Caller::ReadNsAdmin => user(Some(Role::Read), true),
+        Caller::DeveloperNsAdmin => user(Some(Role::Developer), true),
+        Caller::SaAdmin => sa(Some(Role::Admin)),
+        Caller::SaDeveloper => sa(Some(Role::Developer)),
+        Caller::SaRead => sa(Some(Role::Read)),
+        Caller::NsSaAdmin | Caller::NsSaWrite | Caller::NsSaRead => sa(None),
+        Caller::OwnerScopedRead => user(Some(Role::Read), false),
+        Caller::OwnerScopedNsAdmin => user(None, true),
+        Caller::SaAdminScopedRead => sa(Some(Role::Read)),
+    };
+    let mut callers: Vec<RankCaller> = CALLERS
+        .iter()
+        .map(|c| RankCaller { name: format!("{c:?}"), who: cast.callers[c].clone(), facts: facts(*c) })
+        .collect();
+    let scoped = [
+        ("OwnerScopedAdmin", Caller::Owner, Role::Admin, user(Some(Role::Admin), true)),
+        ("AdminScopedDeveloper", Caller::Admin, Role::Developer, user(Some(Role::Developer), false)),
+        ("SaAdminScopedDeveloper", Caller::SaAdmin, Role::Developer, sa(Some(Role::Developer))),
+    ];
+    for (name, of, role, facts) in scoped {
+        let identity = cast.callers[&of].identity;
+        let scope = Scope::Role(role);
+        let (key, secret) = w.key_for(identity, "scoped calling", Some(scope.clone()));
+        let (own, _) = w.key_for(identity, "scoped own", Some(scope.clone()));
+        callers.push(RankCaller {
+            name: name.into(),
+            who: Who { identity, key, secret, scope: Some(scope), own },
+            facts,
+        });
+    }
+
+    let target = |name, owner, key, column, role| RankTarget { name, owner, key, facts: TargetFacts { column, role } };
+    let mut targets = Vec::new();
+    let owner2 = Owner::User(cast.owner2);
+    targets.push(target("owner user", owner2, w.key_for(owner2, "victim", None).0, Column::User, Some(Role::Owner)));
+    let admin2 = Owner::User(cast.admin2);
+    targets.push(target("admin user", admin2, w.key_for(admin2, "victim", None).0, Column::User, Some(Role::Admin)));
+    let (dev, dev_key) = cast.victims.user;
+    targets.push(target("developer user", dev, dev_key, Column::User, Some(Role::Developer)));
+    let read = Owner::User(w.new_user("read victim", Role::Read));
+    targets.push(target("read user", read, w.key_for(read, "victim", None).0, Column::User, Some(Role::Read)));
+    let sa_admin = Owner::ServiceAccount(w.new_service_account("victim-admin-sa", Binding::Account(Role::Admin)));
+    let key = w.key_for(sa_admin, "victim", None).0;
+    targets.push(target("admin SA", sa_admin, key, Column::AccountSa, Some(Role::Admin)));
+    let (sa_dev, sa_dev_key) = cast.victims.account_sa;
+    targets.push(target("developer SA", sa_dev, sa_dev_key, Column::AccountSa, Some(Role::Developer)));
+    let sa_read = Owner::ServiceAccount(w.new_service_account("victim-read-sa", Binding::Account(Role::Read)));
+    let key = w.key_for(sa_read, "victim", None).0;
+    targets.push(target("read SA", sa_read, key, Column::AccountSa, Some(Role::Read)));
+    let (ns_n, ns_n_key) = cast.victims.ns_sa_n;
+    targets.push(target("ns SA of n", ns_n, ns_n_key, Column::NsSa("n"), None));
+    let (ns_m, ns_m_key) = cast.victims.ns_sa_m;
+    targets.push(target("ns SA of m", ns_m, ns_m_key, Column::NsSa("m"), None));
+    RankCast { world: w, callers, targets }
+}
+
+/// The effective role of one of `identity`'s keys with `scope`, as the oracle reads domain.md.
+fn own_key_role(identity_role: Option<Role>, scope: Option<&Scope>) -> Option<Role> {
+    let weaker = |a: Role, b: Role| if rank_of(Some(a)) <= rank_of(Some(b)) { a } else { b };
+    match scope {
+        None => identity_role,
+        Some(Scope::Role(r)) => identity_role.map(|i| weaker(i, *r)),
+        Some(Scope::Namespaces(_)) => None,
+    }
+}
+
+#[test]
+fn every_rank_cell_matches_the_oracle() {
+    let cast = Cast::new();
+    let rc = rank_cast(&cast);
+    let w = &rc.world;
+    let mut wrong = Vec::new();
+    let (mut cells, mut refused, mut unauthorized_successes) = (0usize, 0usize, 0usize);
+    let mut tally = |got: &Result<Want, String>, want: Want, label: String, wrong: &mut Vec<String>| {
+        cells += 1;
+        if *got != Ok(Want::Allowed) {
+            refused += 1;
+        }
+        if *got == Ok(Want::Allowed) && want != Want::Allowed {
+            unauthorized_successes += 1;
+        }
+        if *got != Ok(want) {
+            wrong.push(format!("{label}: want {want:?}, got {got:?}"));
+        }
+    };
+    for caller in &rc.callers {
+        let who = &caller.who;
+        // Own keys: one of the same scope, and (for a scoped key) its identity's unscoped one.
+        let unscoped_role = match who.identity {
+            Owner::User(id) => Some(w.state.user(&id).unwrap().role),
+            Owner::ServiceAccount(id) => w.state.service_account(&id).unwrap().role(),
+        };
+        let mut own_targets = vec![("own key", who.own, who.scope.clone())];
+        if who.scope.is_some() {
+            let wider = w.state.keys_after(None).find(|k| k.owner == who.identity && k.scope.is_none()).unwrap().id;
+            own_targets.push(("own wider key", wider, None));
+        }
+        for (name, key, scope) in own_targets {
+            let facts = TargetFacts { column: Column::Own, role: own_key_role(unscoped_role, scope.as_ref()) };
+            for op in OPS {
+                let want = oracle(caller.facts, op, facts);
+                let got = perform(w, who.key, scope.as_ref(), op, key, who.identity, w.owner_key);
+                tally(&got, want, format!("{} {op:?} on {name}", caller.name), &mut wrong);
+            }
+        }
+        for target in &rc.targets {
+            for op in OPS {
+                let want = oracle(caller.facts, op, target.facts);
+                let got = perform(w, who.key, who.scope.as_ref(), op, target.key, target.owner, w.owner_key);
+                tally(&got, want, format!("{} {op:?} on {}", caller.name, target.name), &mut wrong);
+            }
+        }
+        // Across accounts: every column of acme is hidden, whatever the rank.
+        for (owner, key) in &cast.acme_targets {
+            for op in OPS {
+                let got = perform(w, who.key, who.scope.as_ref(), op, *key, *owner, cast.acme.owner_key);
+                tally(&got, Want::NotFound, format!("{} {op:?} on acme {owner:?}", caller.name), &mut wrong);
+            }
+        }
+    }
+    println!("rank cells: {cells} checked, {refused} refused, {unauthorized_successes} unauthorized successes");
+    assert!(wrong.is_empty(), "{} cells differ from the oracle:\n{}", wrong.len(), wrong.join("\n"));
+    assert_eq!(unauthorized_successes, 0);
+    // 18 callers × (own + 9 targets + 4 in acme) × 9 operations, plus the wider own key of the
+    // 6 scoped callers.
+    assert_eq!(cells, 18 * (1 + 9 + 4) * OPS.len() + 6 * OPS.len());
+}
+
+/// The chain of issue #13, cell by cell: an admin (user or service account) can no longer take
+/// over the owner through the owner's keys.
+#[test]
+fn an_admin_cannot_take_over_the_owner_through_keys() {
+    let cast = Cast::new();
+    let owner = Owner::User(cast.world.owner);
+    let owner_key = cast.world.owner_key;
+    for caller in [Caller::Admin, Caller::SaAdmin] {
+        let mut w = cast.world.clone();
+        let by = cast.callers[&caller].key;
+        let before = w.state.clone();
+        assert_eq!(rejected(w.key_by(by, Some(owner), "mine now", None)), RejectCode::PermissionDenied, "{caller:?}");
+        let (new, _) = w.new_key_for(None, "x", None);
+        let commands = [
+            Command::RotateKey { key: owner_key, new, grace: Span(0) },
+            Command::DisableKey(owner_key),
+            Command::LockKey(owner_key),
+            Command::DeleteKey(owner_key),
+            Command::UpdateKey { key: owner_key, name: Some("x".into()), description: None, if_revision: None },
+        ];
+        for command in commands {
+            assert_eq!(rejected(w.as_key(by, command.clone())), RejectCode::PermissionDenied, "{caller:?} {command:?}");
+        }
+        assert_eq!(w.state, before, "{caller:?}: nothing changed");
+        // It still reads the owner's key metadata, as the table says.
+        let principal = w.principal_of(by);
+        assert_eq!(w.state.authorize_key(&principal, w.state.key(&owner_key).unwrap(), KeyAction::Read), Ok(()));
+    }
+    // …nor manage the owner user.
+    let mut w = cast.world.clone();
+    let admin = cast.callers[&Caller::Admin].key;
+    for command in [
+        Command::SetUserEnabled { user: w.owner, enabled: false },
+        Command::DeleteUser(w.owner),
+        Command::SetUserRole { user: w.owner, role: Role::Read },
+    ] {
+        assert_eq!(rejected(w.as_key(admin, command.clone())), RejectCode::PermissionDenied, "{command:?}");
+    }
+}
+
+#[test]
+fn only_an_owner_of_default_creates_accounts() {
+    let cast = Cast::new();
+    let mut w = cast.world.clone();
+    let new_account = |w: &mut World, name: &str| {
+        let (key, _) = w.new_key_for(None, "first", None);
+        let owner = UserId::generate(w.now, &mut w.rng);
+        Command::CreateAccount { account: AccountId::new(name).unwrap(), owner, owner_name: "o".into(), key }
+    };
+    let command = new_account(&mut w, "beta");
+    assert_eq!(rejected(w.as_key(cast.acme.owner_key, command)), RejectCode::PermissionDenied, "acme's owner");
+    let scoped = cast.callers[&Caller::Owner].identity;
+    let (admin_scoped, _) = w.key_for(scoped, "owner as admin", Some(Scope::Role(Role::Admin)));
+    let command = new_account(&mut w, "beta");
+    assert_eq!(rejected(w.as_key(admin_scoped, command)), RejectCode::PermissionDenied, "owner's admin-scoped key");
+    let command = new_account(&mut w, "beta");
+    assert_eq!(w.owner_does(command), Ok(3));
+}
+
+#[test]
+fn caps_refuse_one_more_with_limit_exceeded() {
+    use keyledger_model::LimitsPatch;
+    let cast = Cast::new();
+    let mut w = cast.world.clone();
+    let live_users = w.state.live_user_count(&AccountId::default_account());
+    let live_sas = w.state.live_service_account_count(&AccountId::default_account());
+    let namespaces = 2;
+    let limits = LimitsPatch {
+        max_users: Some(live_users as u32 + 1),
+        max_service_accounts: Some(live_sas as u32),
+        max_namespaces: Some(namespaces),
+        max_accounts: Some(2),
+    };
+    let command = Command::ChangeSettings { patch: SettingsPatch::default(), limits, action_when_leaked: None };
+    assert_eq!(w.owner_does(command), Ok(1), "one limits_changed event");
+    w.new_user("one more", Role::Read);
+    let id = UserId::generate(w.now, &mut w.rng);
+    let command = Command::CreateUser { id, name: "two more".into(), role: Role::Read };
+    assert_eq!(rejected(w.owner_does(command)), RejectCode::LimitExceeded);
+    let id = ServiceAccountId::generate(w.now, &mut w.rng);
+    let command = Command::CreateServiceAccount { id, name: "sa".into(), binding: Binding::Account(Role::Read) };
+    assert_eq!(rejected(w.owner_does(command)), RejectCode::LimitExceeded);
+    assert_eq!(rejected(w.owner_does(Command::CreateNamespace { name: "third".into() })), RejectCode::LimitExceeded);
+    // Default and acme: the cap of 2 accounts is reached.
+    let (key, _) = w.new_key_for(None, "first", None);
+    let owner = UserId::generate(w.now, &mut w.rng);
+    let command =
+        Command::CreateAccount { account: AccountId::new("gamma").unwrap(), owner, owner_name: "o".into(), key };
+    assert_eq!(rejected(w.owner_does(command)), RejectCode::LimitExceeded);
+    // A deleted user frees its place.
+    let victim = match cast.victims.user.0 {
+        Owner::User(id) => id,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(w.owner_does(Command::DeleteUser(victim)), Ok(1));
+    w.new_user("in the freed place", Role::Read);
+    // Bounds: 0 and too large are refused with a sentence; acme cannot set the operator's cap.
+    for limits in [
+        LimitsPatch { max_users: Some(0), ..Default::default() },
+        LimitsPatch { max_namespaces: Some(10_001), ..Default::default() },
+    ] {
+        let command = Command::ChangeSettings { patch: SettingsPatch::default(), limits, action_when_leaked: None };
+        assert_eq!(rejected(w.owner_does(command)), RejectCode::InvalidArgument);
+    }
+    let limits = LimitsPatch { max_accounts: Some(5), ..Default::default() };
+    let command = Command::ChangeSettings { patch: SettingsPatch::default(), limits, action_when_leaked: None };
+    let mut proposal = w.proposal(w.actor_of(cast.acme.owner_key), command);
+    proposal.account = cast.acme.id.clone();
+    assert_eq!(rejected(w.run(&proposal)), RejectCode::InvalidArgument);
+    // An admin of default changes caps but not the operator's cap on accounts.
+    let admin = cast.callers[&Caller::Admin].key;
+    let limits = LimitsPatch { max_accounts: Some(5), ..Default::default() };
+    let command = Command::ChangeSettings { patch: SettingsPatch::default(), limits, action_when_leaked: None };
+    assert_eq!(rejected(w.as_key(admin, command)), RejectCode::PermissionDenied);
+    let limits = LimitsPatch { max_namespaces: Some(50), ..Default::default() };
+    let command = Command::ChangeSettings { patch: SettingsPatch::default(), limits, action_when_leaked: None };
+    assert_eq!(w.as_key(admin, command), Ok(1));
+}
+
+#[test]
+fn names_refuse_bidi_controls() {
+    let cast = Cast::new();
+    let mut w = cast.world.clone();
+    for bidi in ['\u{061C}', '\u{200E}', '\u{200F}', '\u{202A}', '\u{202E}', '\u{2066}', '\u{2069}'] {
+        let name = format!("adm{bidi}in");
+        let id = UserId::generate(w.now, &mut w.rng);
+        let refused = w.owner_does(Command::CreateUser { id, name: name.clone(), role: Role::Read }).unwrap_err();
+        assert_eq!(refused.code, RejectCode::InvalidArgument);
+        assert!(refused.message.contains("bidirectional"), "{refused}");
+        let id = ServiceAccountId::generate(w.now, &mut w.rng);
+        let command = Command::CreateServiceAccount { id, name: name.clone(), binding: Binding::Account(Role::Read) };
+        assert_eq!(rejected(w.owner_does(command)), RejectCode::InvalidArgument);
+        let owner_key = w.owner_key;
+        assert_eq!(rejected(w.key_by(owner_key, None, &name, None)), RejectCode::InvalidArgument);
+        let (mut key, _) = w.new_key_for(None, "fine", None);
+        key.description = name.clone();
+        assert_eq!(rejected(w.as_key(owner_key, Command::CreateKey(key))), RejectCode::InvalidArgument);
+        let command =
+            Command::UpdateKey { key: owner_key, name: Some(name.clone()), description: None, if_revision: None };
+        assert_eq!(rejected(w.as_key(owner_key, command)), RejectCode::InvalidArgument);
+    }
+    // Other right-to-left text is a name like any other.
+    w.new_user("مدير", Role::Read);
+}

@@ -192,7 +192,11 @@ fn report(world: &mut World, secret: &SecretToken, source: &str) -> Result<usize
 }
 
 fn set_leak_action(world: &mut World, action: LeakAction) -> usize {
-    let command = Command::ChangeSettings { patch: SettingsPatch::default(), action_when_leaked: Some(action) };
+    let command = Command::ChangeSettings {
+        patch: SettingsPatch::default(),
+        limits: Default::default(),
+        action_when_leaked: Some(action),
+    };
     world.owner_does(command).unwrap()
 }
 
@@ -233,7 +237,7 @@ fn the_account_decides_what_a_leak_does() {
     assert_eq!(set_leak_action(&mut world, LeakAction::None), 1);
     assert_eq!(world.ledger.last().unwrap().event.body, EventBody::LeakActionChanged { action: LeakAction::None });
     assert_eq!(set_leak_action(&mut world, LeakAction::None), 0, "no change, no event");
-    assert_eq!(world.state.account(&world.account).unwrap().action_when_leaked, LeakAction::None);
+    assert_eq!(world.state.leak_action(&world.account), LeakAction::None);
     let (key, secret) = victim(&mut world);
     assert_eq!(report(&mut world, &secret, "s"), Ok(1), "only the leaked event");
     assert!(matches!(world.ledger.last().unwrap().event.body, EventBody::Leaked { action: LeakAction::None, .. }));

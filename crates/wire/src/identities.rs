@@ -84,6 +84,10 @@ pub struct NamespacePermissionRequest {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct UserList {
     pub users: Vec<User>,
+    /// Pass as `cursor` for the next page; `null` when there is none.
+    #[serde(default)]
+    #[schema(required)]
+    pub next_cursor: Option<String>,
 }
 
 /// SERVICE_ACCOUNT: account-scoped (`role`) or namespace-scoped (`namespace` + `permission`).
@@ -119,6 +123,10 @@ pub struct CreateServiceAccountRequest {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct ServiceAccountList {
     pub service_accounts: Vec<ServiceAccount>,
+    /// Pass as `cursor` for the next page; `null` when there is none.
+    #[serde(default)]
+    #[schema(required)]
+    pub next_cursor: Option<String>,
 }
 
 /// A namespace.
@@ -139,6 +147,10 @@ pub struct CreateNamespaceRequest {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct NamespaceList {
     pub namespaces: Vec<Namespace>,
+    /// Pass as `cursor` for the next page; `null` when there is none.
+    #[serde(default)]
+    #[schema(required)]
+    pub next_cursor: Option<String>,
 }
 
 /// SETTINGS: the account's key policy.
@@ -150,6 +162,14 @@ pub struct Settings {
     pub allow_never_expiring: bool,
     pub max_keys_per_user: u32,
     pub max_keys_per_service_account: u32,
+    /// Cap on users that are not deleted (over it: `409 limit_exceeded`).
+    pub max_users: u32,
+    /// Cap on service accounts that are not deleted.
+    pub max_service_accounts: u32,
+    pub max_namespaces: u32,
+    /// The cluster operator's cap on accounts, `default` included: shown for account `default`
+    /// only, `null` elsewhere.
+    pub max_accounts: Option<u32>,
     /// What a leak report does to the key: `disable`, `delete` or `none`.
     pub action_when_leaked: String,
 }
@@ -169,6 +189,18 @@ pub struct UpdateSettingsRequest {
     pub max_keys_per_user: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_keys_per_service_account: Option<u32>,
+    /// 1 to 100000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_users: Option<u32>,
+    /// 1 to 100000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_service_accounts: Option<u32>,
+    /// 1 to 10000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_namespaces: Option<u32>,
+    /// 1 to 100000; account `default` only, by an owner (the cluster operator).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_accounts: Option<u32>,
     /// `disable`, `delete` or `none`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action_when_leaked: Option<String>,
@@ -184,6 +216,23 @@ pub struct CreateAccountRequest {
     /// The first key's lifetime, e.g. `30d` (default `90d`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_in: Option<String>,
+}
+
+/// An account as `GET /v1/accounts` lists it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct AccountSummary {
+    pub name: String,
+    pub created_at: String,
+}
+
+/// `GET /v1/accounts`: one page of the cluster's accounts, in name order (the operator only).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct AccountList {
+    pub accounts: Vec<AccountSummary>,
+    /// Pass as `cursor` for the next page; `null` when there is none.
+    #[serde(default)]
+    #[schema(required)]
+    pub next_cursor: Option<String>,
 }
 
 /// `201` answer to `POST /v1/accounts`: the owner's first key secret is shown here once.

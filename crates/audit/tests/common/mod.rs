@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use keyledger_model::merkle::{self, MemoryTree};
 use keyledger_model::{
     token, AccountId, Actor, Binding, CheckpointSigner, Command, DenialRecord, KeyDigest, KeyId, LeakAction,
-    LedgerEntry, Level, NewKey, Outcome, Owner, Proposal, Role, Scope, ServiceAccountId, SettingsPatch, Span, State,
-    Timestamp, UseRecord, UserId,
+    LedgerEntry, Level, LimitsPatch, NewKey, Outcome, Owner, Proposal, Role, Scope, ServiceAccountId, SettingsPatch,
+    Span, State, Timestamp, UseRecord, UserId,
 };
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -176,9 +176,18 @@ pub(crate) fn every_kind_of_event() -> Driver {
     let own_digest = own.digest;
     d.run(Actor::System, Command::Enroll { code: code.digest(), key: own });
     let leak_action = Some(LeakAction::Delete);
-    d.run(owner, Command::ChangeSettings { patch: SettingsPatch::default(), action_when_leaked: leak_action });
+    d.run(
+        owner,
+        Command::ChangeSettings {
+            patch: SettingsPatch::default(),
+            limits: LimitsPatch::default(),
+            action_when_leaked: leak_action,
+        },
+    );
     let source = "https://scanner.example/finding/1, \"quoted\"".to_string();
     d.run(Actor::System, Command::ReportLeak { digest: own_digest, source, reporter: "192.0.2.7".into() });
+    let limits = LimitsPatch { max_users: Some(50), max_accounts: Some(20), ..Default::default() };
+    d.run(owner, Command::ChangeSettings { patch: SettingsPatch::default(), limits, action_when_leaked: None });
     let other_owner = UserId::generate(d.now, &mut d.rng);
     let other_key = d.new_key(None, None, 30 * 24 * HOUR);
     let other_key_id = other_key.id;
