@@ -25,6 +25,7 @@ mod ops;
 mod proofs;
 mod render;
 mod replay;
+pub mod serve;
 mod service_accounts;
 mod settings;
 mod stream;
