@@ -36,6 +36,8 @@
 //!   leader, vote or removal changes nothing); a node with the wrong secret cannot join; the
 //!   AppendEntries stream drops a peer that sends garbage.
 //! - `key_ops`: update with `If-Match`, lock, rotate and its defaults, scopes, list filters.
+//! - `tls`: HTTPS for the CLI, the client and peers; plain HTTP refused off loopback; 5,000
+//!   half-open connections, the connection cap and the header-read timeout.
 //! - `workflows`: the seed workflows end to end (rotation, self-rotating service accounts,
 //!   namespace admins, locks, limits, the creation switch, expiry, last use, permissions).
 
@@ -60,5 +62,6 @@ mod restart;
 mod shutdown;
 mod single_node;
 mod snapshot;
+mod tls;
 mod util;
 mod workflows;

@@ -99,16 +99,17 @@ impl ClientError {
 
 /// The sentence for a failed TLS handshake, when that is what `err` comes from.
 fn tls_failure(err: &reqwest::Error) -> Option<String> {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(cause) = source {
-        // `io::Error` hides the error it wraps from `source()`: look inside it explicitly.
-        let inner = cause.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()).map(|e| e as &(dyn std::error::Error + 'static));
-        for candidate in [Some(cause), inner].into_iter().flatten() {
-            if let Some(tls) = candidate.downcast_ref::<rustls::Error>() {
-                return Some(tls_sentence(tls));
-            }
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(error) = cause {
+        if let Some(tls) = error.downcast_ref::<rustls::Error>() {
+            return Some(tls_sentence(tls));
         }
-        source = cause.source();
+        // `io::Error` hides the error it wraps from `source()` (and hyper-rustls wraps the
+        // handshake's `io::Error` in another): step into it explicitly.
+        cause = match error.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => error.source(),
+        };
     }
     None
 }

@@ -104,7 +104,8 @@ impl fmt::Debug for Client {
 
 /// The certificates of a PEM file, each checked to parse.
 fn read_cacert(path: &Path) -> Result<Vec<reqwest::Certificate>, ClientError> {
-    let unusable = |why: String| ClientError::Tls(format!("cannot use the CA certificate file {}: {why}", path.display()));
+    let unusable =
+        |why: String| ClientError::Tls(format!("cannot use the CA certificate file {}: {why}", path.display()));
     let pem = std::fs::read(path).map_err(|e| unusable(e.to_string()))?;
     let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| unusable(e.to_string()))?;
     if certificates.is_empty() {

@@ -199,10 +199,15 @@ impl ClusterNode {
         let rpc = RpcClient::new(http, &secret);
         let raft_config =
             Arc::new(raft_config(config.snapshot_logs).validate().map_err(|e| ClusterError::Raft(e.to_string()))?);
-        let raft =
-            Raft::new(config.node_id, raft_config, Network::new(rpc.clone(), config.peer_tls.clone()), storage.log_store, storage.state_machine)
-                .await
-                .map_err(|e| ClusterError::Raft(e.to_string()))?;
+        let raft = Raft::new(
+            config.node_id,
+            raft_config,
+            Network::new(rpc.clone(), config.peer_tls.clone()),
+            storage.log_store,
+            storage.state_machine,
+        )
+        .await
+        .map_err(|e| ClusterError::Raft(e.to_string()))?;
         let batcher = Batcher::start(raft.clone(), WRITE_DEADLINE);
         let forwarder = Forwarder::start(rpc.clone());
         Ok(Arc::new(ClusterNode {
