@@ -104,9 +104,17 @@ fn parse_timeout(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_millis(span.0 as u64))
 }
 
+/// The TLS configurations of a node, from its flags.
+struct Transport {
+    /// Serve HTTPS with this; plain HTTP without it.
+    server: Option<Arc<ServerConfig>>,
+    /// Trust for `https://` peers.
+    peer: Option<Arc<ClientConfig>>,
+}
+
 /// The TLS configurations for serving and for calling peers, from the flags. Plain HTTP is
 /// refused on any address but loopback unless asked for by name.
-fn transport(args: &ServeArgs) -> anyhow::Result<(Option<Arc<ServerConfig>>, Option<Arc<ClientConfig>>)> {
+fn transport(args: &ServeArgs) -> anyhow::Result<Transport> {
     let server = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),
         _ => None,
@@ -121,7 +129,7 @@ fn transport(args: &ServeArgs) -> anyhow::Result<(Option<Arc<ServerConfig>>, Opt
     }
     let peer_ca = args.peer_cacert.as_ref().or(args.tls_cert.as_ref());
     let peer = peer_ca.map(|ca| tls::peer_client_config(ca)).transpose()?;
-    Ok((server, peer))
+    Ok(Transport { server, peer })
 }
 
 /// The address peers reach this node at: `https://` when it serves TLS, whether or not
@@ -136,7 +144,7 @@ fn advertise_address(advertise: Option<&str>, local: SocketAddr, tls: bool) -> S
 }
 
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let (server_tls, peer_tls) = transport(&args)?;
+    let Transport { server: server_tls, peer: peer_tls } = transport(&args)?;
     let listener = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     let local = listener.local_addr()?;
     let advertise = advertise_address(args.advertise.as_deref(), local, server_tls.is_some());
