@@ -161,3 +161,59 @@ async fn serve_connection<IO>(
         tracing::debug!(%peer, error = %e, "connection ended with an error");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::get;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    /// Serves a router answering with the client address it was given; returns its address and
+    /// the sender that shuts it down.
+    async fn echo_server(options: ServeOptions) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+        let app =
+            Router::new().route("/", get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.to_string() }));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(serve(listener, app, options, async move {
+            let _ = stopped.await;
+        }));
+        (addr, stop)
+    }
+
+    fn options() -> ServeOptions {
+        ServeOptions { max_connections: 4, header_read_timeout: Duration::from_secs(5), tls: None }
+    }
+
+    #[tokio::test]
+    async fn every_request_carries_the_client_address() {
+        let (addr, _stop) = echo_server(options()).await;
+        let mut tcp = TcpStream::connect(addr).await.unwrap();
+        let local = tcp.local_addr().unwrap();
+        tcp.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
+        let mut answer = String::new();
+        tcp.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.ends_with(&local.to_string()), "{answer}");
+    }
+
+    #[tokio::test]
+    async fn shutdown_closes_idle_connections_and_returns() {
+        let app = Router::new().route("/", get(|| async { "ok" }));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, app, options(), async move {
+            let _ = stopped.await;
+        }));
+        // A keep-alive connection, idle after one answer.
+        let mut idle = TcpStream::connect(addr).await.unwrap();
+        idle.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        let mut buf = [0u8; 12];
+        idle.read_exact(&mut buf).await.unwrap();
+        stop.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(2), server).await.expect("serve returned").unwrap().unwrap();
+    }
+}
