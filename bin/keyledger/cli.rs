@@ -215,6 +215,10 @@ pub(crate) struct ConnArgs {
         help_heading = "Connection"
     )]
     api_key: Option<Secret>,
+    /// CA certificate (PEM) to trust for an `https://` address, beside the web's usual roots
+    /// [default: the stored login's].
+    #[arg(long, global = true, env = "KEYLEDGER_CACERT", value_name = "FILE", help_heading = "Connection")]
+    cacert: Option<std::path::PathBuf>,
     /// Output format: aligned tables for people, or JSON for scripts.
     #[arg(long, global = true, value_enum, default_value_t = Output::Table, help_heading = "Connection")]
     output: Output,
@@ -233,10 +237,15 @@ pub(crate) enum Consistency {
 impl ConnArgs {
     /// A client for the flag or environment values, falling back to the stored login.
     fn client(&self) -> anyhow::Result<Client> {
-        let stored = if self.address.is_none() || self.api_key.is_none() { login::load()? } else { Default::default() };
+        let stored = if self.address.is_none() || self.api_key.is_none() || self.cacert.is_none() {
+            login::load()?
+        } else {
+            Default::default()
+        };
         let address = self.address.clone().or(stored.address).unwrap_or_else(|| DEFAULT_ADDRESS.to_string());
         let api_key = self.api_key.as_ref().map(|k| k.expose().to_string()).or(stored.api_key);
-        let client = Client::new(address, api_key)?;
+        let cacert = self.cacert.clone().or(stored.cacert);
+        let client = Client::with_cacert(address, api_key, cacert.as_deref())?;
         Ok(match self.consistency {
             Consistency::Local => client,
             Consistency::Linearizable => client.linearizable(),

@@ -6,10 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use keyledger_api::serve::ServeOptions;
 use keyledger_api::{Closing, Limits};
+use keyledger_cluster::tls;
 use keyledger_cluster::{
     bootstrap_default_account, CheckpointPolicy, ClusterNode, ClusterSecret, NodeConfig, SecretSource,
 };
+use rustls::{ClientConfig, ServerConfig};
 use tokio::net::TcpListener;
 
 /// Flags of `keyledger serve`.
@@ -18,7 +21,8 @@ pub(crate) struct ServeArgs {
     /// This node's id in the cluster; the first node of a cluster is 1.
     #[arg(long, default_value_t = 1)]
     pub(crate) node_id: u64,
-    /// Address the HTTP API (and the node-to-node RPC) listens on.
+    /// Address the HTTP API (and the node-to-node RPC) listens on. Plain HTTP only on
+    /// loopback, unless --insecure-plain-http.
     #[arg(long, default_value = "127.0.0.1:7700")]
     pub(crate) listen: SocketAddr,
     /// Directory holding this node's Raft log, ledger and bootstrap key.
@@ -80,6 +84,31 @@ pub(crate) struct ServeArgs {
     /// (change feeds close at once); the node exits soon after, whatever is still open.
     #[arg(long, default_value = "5s", value_parser = parse_interval)]
     pub(crate) shutdown_grace: Duration,
+    /// Serve HTTPS with this certificate chain (PEM, this node's certificate first); needs
+    /// --tls-key. Peers then reach this node at its `https://` advertise address.
+    #[arg(long, value_name = "FILE", requires = "tls_key", help_heading = "Transport")]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert", help_heading = "Transport")]
+    pub(crate) tls_key: Option<PathBuf>,
+    /// CA certificate(s) (PEM) this node trusts when calling `https://` peers [default: the
+    /// certificates in --tls-cert, so a chain ending in the cluster's CA, or one self-signed
+    /// certificate shared by every node, needs nothing more]. Only these are trusted, never the
+    /// web's roots.
+    #[arg(long, env = "KEYLEDGER_PEER_CACERT", value_name = "FILE", help_heading = "Transport")]
+    pub(crate) peer_cacert: Option<PathBuf>,
+    /// Serve plain HTTP on an address other than loopback. Without it such a node refuses to
+    /// start: API keys and the cluster secret would cross the network in clear text.
+    #[arg(long, conflicts_with = "tls_cert", help_heading = "Transport")]
+    pub(crate) insecure_plain_http: bool,
+    /// Connections open at once; more are closed as soon as they are accepted. Keep it well
+    /// below the file-descriptor limit (`ulimit -n`).
+    #[arg(long, default_value_t = ServeOptions::DEFAULT_MAX_CONNECTIONS as u64, value_parser = clap::value_parser!(u64).range(1..), help_heading = "Transport")]
+    pub(crate) max_connections: u64,
+    /// How long a client may take to send a request's headers, and may keep a connection idle
+    /// between requests; also bounds a TLS handshake (`10s`, `500ms`).
+    #[arg(long, default_value = "10s", value_parser = parse_timeout, help_heading = "Transport")]
+    pub(crate) header_read_timeout: Duration,
 }
 
 impl ServeArgs {
@@ -109,11 +138,60 @@ fn parse_interval(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_millis(span.0 as u64))
 }
 
+/// A duration above zero, in keyledger's duration syntax.
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    let span = keyledger_model::Span::parse(text).map_err(|e| e.to_string())?;
+    if span.0 < 1 {
+        return Err("must be at least 1ms".into());
+    }
+    Ok(Duration::from_millis(span.0 as u64))
+}
+
+/// The TLS configurations of a node, from its flags.
+struct Transport {
+    /// Serve HTTPS with this; plain HTTP without it.
+    server: Option<Arc<ServerConfig>>,
+    /// Trust for `https://` peers.
+    peer: Option<Arc<ClientConfig>>,
+}
+
+/// The TLS configurations for serving and for calling peers, from the flags. Plain HTTP is
+/// refused on any address but loopback unless asked for by name.
+fn transport(args: &ServeArgs) -> anyhow::Result<Transport> {
+    let server = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),
+        _ => None,
+    };
+    if server.is_none() && !args.listen.ip().is_loopback() && !args.insecure_plain_http {
+        anyhow::bail!(
+            "refusing to serve plain HTTP on {}, which is not a loopback address: API keys and the cluster \
+             secret would cross the network in clear text; give --tls-cert and --tls-key, or \
+             --insecure-plain-http to do it anyway",
+            args.listen
+        );
+    }
+    let peer_ca = args.peer_cacert.as_ref().or(args.tls_cert.as_ref());
+    let peer = peer_ca.map(|ca| tls::peer_client_config(ca)).transpose()?;
+    Ok(Transport { server, peer })
+}
+
+/// The address peers reach this node at: `https://` when it serves TLS, whether or not
+/// `--advertise` named a scheme.
+fn advertise_address(advertise: Option<&str>, local: SocketAddr, tls: bool) -> String {
+    let address = advertise.map_or_else(|| local.to_string(), str::to_string);
+    if tls && !address.contains("://") {
+        format!("https://{address}")
+    } else {
+        address
+    }
+}
+
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     restrict_data_dir(&args.data_dir)?;
+    let Transport { server: server_tls, peer: peer_tls } = transport(&args)?;
     let listener = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     let local = listener.local_addr()?;
-    let advertise = args.advertise.clone().unwrap_or_else(|| local.to_string());
+    let advertise = advertise_address(args.advertise.as_deref(), local, server_tls.is_some());
     let secret = match &args.cluster_secret_file {
         Some(path) => SecretSource::Given(ClusterSecret::read(path).context("cannot read the cluster secret")?),
         None if args.join.is_some() || args.standby => SecretSource::Joining,
@@ -126,6 +204,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         snapshot_logs: args.snapshot_logs,
         checkpoints: CheckpointPolicy { every_events: args.checkpoint_every, interval: args.checkpoint_interval },
         secret,
+        peer_tls,
     };
     let node = ClusterNode::start(config)
         .await
@@ -134,15 +213,17 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let closing = Closing::new();
     let app = keyledger_api::router_with(node.clone(), args.limits(), closing.clone())
         .merge(keyledger_cluster::rpc::router(node.clone()));
-    // The client address rides with each request (`ConnectInfo`): failed authentications are
+    // Every request carries its client address (`ConnectInfo`): failed authentications are
     // limited per address, and a leak report records it as its reporter.
+    let options = ServeOptions {
+        max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
+        header_read_timeout: args.header_read_timeout,
+        tls: server_tls,
+    };
+    let scheme = if options.tls.is_some() { "https" } else { "http" };
     let mut server = tokio::spawn({
         let closing = closing.clone();
-        async move {
-            axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-                .with_graceful_shutdown(async move { closing.closed().await })
-                .await
-        }
+        keyledger_api::serve::serve(listener, app, options, async move { closing.closed().await })
     });
     tokio::spawn({
         let closing = closing.clone();
@@ -151,7 +232,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             closing.close();
         }
     });
-    tracing::info!(node_id = args.node_id, address = %local, data_dir = %args.data_dir.display(), "listening");
+    tracing::info!(node_id = args.node_id, address = %local, %scheme, data_dir = %args.data_dir.display(), "listening");
 
     if args.standby && !node.is_initialized().await? {
         tracing::info!("standing by: add this node with `keyledger cluster add`");

@@ -49,6 +49,8 @@
 //!   operator only, caps as settings (`409 limit_exceeded`), paged lists, bidi-free names, and
 //!   rotating the bootstrap key as README says.
 //! - `key_ops`: update with `If-Match`, lock, rotate and its defaults, scopes, list filters.
+//! - `tls`: HTTPS for the CLI, the client and peers; plain HTTP refused off loopback; 5,000
+//!   half-open connections, the connection cap and the header-read timeout.
 //! - `workflows`: the seed workflows end to end (rotation, self-rotating service accounts,
 //!   namespace admins, locks, limits, the creation switch, expiry, last use, permissions).
 
@@ -77,5 +79,6 @@ mod restart;
 mod shutdown;
 mod single_node;
 mod snapshot;
+mod tls;
 mod util;
 mod workflows;

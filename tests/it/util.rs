@@ -81,13 +81,21 @@ pub(crate) struct Node {
     secret_file: Option<PathBuf>,
     /// Further `serve` flags, the same on every start.
     extra_args: Vec<String>,
+    /// Serves HTTPS (the cluster was started with a CA, `Cluster::start_tls`).
+    https: bool,
     child: Option<Child>,
 }
 
 impl Node {
     /// Base URL of the node's HTTP API, e.g. `http://127.0.0.1:41234`.
     pub(crate) fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// The `host:port` the node listens on.
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addr
     }
 
     pub(crate) fn data_dir(&self) -> &Path {
@@ -183,6 +191,8 @@ pub(crate) struct Cluster {
     http: reqwest::Client,
     admin_key: String,
     extra_args: Vec<String>,
+    /// The CA the nodes' certificates chain to, when they serve HTTPS; clients trust it.
+    cacert: Option<PathBuf>,
     dir: tempfile::TempDir,
 }
 
@@ -200,11 +210,26 @@ impl Cluster {
 
     /// Like [`Cluster::start`], with further `serve` flags for every node.
     pub(crate) async fn start_with(n: u64, extra_args: &[&str]) -> Cluster {
+        Cluster::start_inner(n, extra_args, None).await
+    }
+
+    /// Like [`Cluster::start_with`] for nodes serving HTTPS (`extra_args` hold `--tls-cert`
+    /// and `--tls-key`): URLs are `https://` and every client trusts `cacert`.
+    pub(crate) async fn start_tls(n: u64, cacert: &Path, extra_args: &[&str]) -> Cluster {
+        Cluster::start_inner(n, extra_args, Some(cacert.to_path_buf())).await
+    }
+
+    async fn start_inner(n: u64, extra_args: &[&str], cacert: Option<PathBuf>) -> Cluster {
         assert!(n >= 1);
         let dir = tempfile::Builder::new().prefix("keyledger-it-").tempdir().expect("create a temp dir");
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("build the HTTP client");
+        let mut http = reqwest::Client::builder().timeout(Duration::from_secs(10));
+        if let Some(path) = &cacert {
+            let pem = fs::read(path).expect("read the CA certificate");
+            http = http.add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("parse the CA certificate"));
+        }
+        let http = http.build().expect("build the HTTP client");
         let extra_args = extra_args.iter().map(|a| a.to_string()).collect();
-        let mut cluster = Cluster { nodes: Vec::new(), http, admin_key: String::new(), extra_args, dir };
+        let mut cluster = Cluster { nodes: Vec::new(), http, admin_key: String::new(), extra_args, cacert, dir };
 
         cluster.add_node_with(None, None, cluster.extra_args.clone());
         cluster.wait_ready(1).await;
@@ -267,6 +292,7 @@ impl Cluster {
             join,
             secret_file,
             extra_args,
+            https: self.cacert.is_some(),
             child: None,
         };
         node.spawn();
@@ -298,7 +324,8 @@ impl Cluster {
 
     /// A typed client for node `id`, authenticated with the admin key.
     pub(crate) fn client(&self, id: u64) -> Client {
-        Client::new(self.node(id).url(), Some(self.admin_key.clone())).expect("build the client")
+        Client::with_cacert(self.node(id).url(), Some(self.admin_key.clone()), self.cacert.as_deref())
+            .expect("build the client")
     }
 
     /// Waits until each of `ids` holds a ledger at least as long as node `from`'s is now.
@@ -502,7 +529,9 @@ impl Cluster {
         Command::new(keyledger_bin())
             .args(args)
             .args(["--address", &self.node(1).url(), "--api-key", self.admin_key()])
+            .args(self.cacert.iter().flat_map(|path| [std::ffi::OsStr::new("--cacert"), path.as_os_str()]))
             .env_remove("KEYLEDGER_ADDRESS")
+            .env_remove("KEYLEDGER_CACERT")
             .env_remove("KEYLEDGER_API_KEY")
             .env_remove("RUST_LOG")
             .env("KEYLEDGER_CONFIG", "/nonexistent/keyledger-tests/config.json")

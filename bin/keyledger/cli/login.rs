@@ -16,6 +16,9 @@ use serde::{Deserialize, Serialize};
 pub(crate) struct Stored {
     pub(crate) address: Option<String>,
     pub(crate) api_key: Option<String>,
+    /// The CA file given at login, used for its `https://` address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) cacert: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -36,6 +39,9 @@ pub(crate) struct LoginArgs {
     /// With --enroll: the new key's lifetime, e.g. 30d [default: the server's, 90 days].
     #[arg(long, value_name = "DURATION", requires = "enroll")]
     duration: Option<String>,
+    /// CA certificate (PEM) to trust for an `https://` address; stored with the login.
+    #[arg(long, env = "KEYLEDGER_CACERT", value_name = "FILE")]
+    cacert: Option<PathBuf>,
 }
 
 /// `$KEYLEDGER_CONFIG`, else `$XDG_CONFIG_HOME/keyledger/config.json`, else
@@ -85,9 +91,11 @@ pub(crate) async fn login(args: LoginArgs) -> anyhow::Result<()> {
         bail!("no API key given (use --api-key, KEYLEDGER_API_KEY or standard input)");
     }
     // Only a key the server accepts is worth storing.
-    Client::new(args.address.as_str(), Some(key.clone()))?.cluster_status().await?;
+    Client::with_cacert(args.address.as_str(), Some(key.clone()), args.cacert.as_deref())?.cluster_status().await?;
     let path = config_path().context("cannot find a config dir: set HOME or KEYLEDGER_CONFIG")?;
-    let stored = Stored { address: Some(args.address.clone()), api_key: Some(key) };
+    // Stored absolute: later commands may run from another directory.
+    let cacert = args.cacert.map(|file| std::path::absolute(&file).unwrap_or(file));
+    let stored = Stored { address: Some(args.address.clone()), api_key: Some(key), cacert };
     write_private(&path, &serde_json::to_vec_pretty(&stored)?)?;
     eprintln!("Logged in to {}; the key is stored in {} (mode 0600).", args.address, path.display());
     Ok(())

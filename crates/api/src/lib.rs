@@ -29,6 +29,7 @@ mod paging;
 mod proofs;
 mod render;
 mod replay;
+pub mod serve;
 mod service_accounts;
 mod settings;
 mod stream;

@@ -30,6 +30,7 @@ impl Node {
             snapshot_logs: NodeConfig::DEFAULT_SNAPSHOT_LOGS,
             checkpoints: Default::default(),
             secret: SecretSource::NewCluster,
+            peer_tls: None,
         };
         let node = ClusterNode::start(config).await.unwrap();
         let key_file = bootstrap_default_account(&node).await.unwrap().expect("a fresh node bootstraps");

@@ -242,6 +242,7 @@ async fn a_node_serves_the_document_and_every_documented_route() {
         snapshot_logs: NodeConfig::DEFAULT_SNAPSHOT_LOGS,
         checkpoints: Default::default(),
         secret: SecretSource::NewCluster,
+        peer_tls: None,
     };
     let node = ClusterNode::start(config).await.unwrap();
     let router = keyledger_api::router(node.clone());

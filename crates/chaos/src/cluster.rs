@@ -63,6 +63,11 @@ impl Node {
             // Far below the default, so kills and partitions keep meeting log compaction and
             // nodes that come back after it catch up by snapshot.
             .args(["--snapshot-logs", &SNAPSHOT_LOGS.to_string()]);
+        if self.netns.is_some() {
+            // A namespace address is not loopback; the harness's private network carries only
+            // test keys, and capture there is part of what chaos runs do.
+            cmd.arg("--insecure-plain-http");
+        }
         if let Some(join) = &self.join {
             cmd.args(["--join", join]);
         }

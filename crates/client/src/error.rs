@@ -30,6 +30,10 @@ pub enum ClientError {
     /// A success answer whose body or headers do not parse as expected.
     #[error("cannot understand the server's answer: {0}")]
     Decode(String),
+    /// TLS could not be set up: a CA file that cannot be used, a server whose certificate is
+    /// not trusted, a server that does not speak TLS. Nothing was sent.
+    #[error("{0}")]
+    Tls(String),
 }
 
 impl ClientError {
@@ -76,6 +80,9 @@ impl ClientError {
     /// Builds the error for a transport failure, keeping the whole chain of causes
     /// (reqwest's own message rarely says *why*: refused, reset, timed out).
     pub(crate) fn transport(err: &reqwest::Error) -> ClientError {
+        if let Some(tls) = tls_failure(err) {
+            return ClientError::Tls(tls);
+        }
         let mut message = if err.is_timeout() { format!("request timed out: {err}") } else { err.to_string() };
         let mut source = std::error::Error::source(err);
         while let Some(cause) = source {
@@ -87,6 +94,37 @@ impl ClientError {
             source = cause.source();
         }
         ClientError::Transport(message)
+    }
+}
+
+/// The sentence for a failed TLS handshake, when that is what `err` comes from.
+fn tls_failure(err: &reqwest::Error) -> Option<String> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(error) = cause {
+        if let Some(tls) = error.downcast_ref::<rustls::Error>() {
+            return Some(tls_sentence(tls));
+        }
+        // `io::Error` hides the error it wraps from `source()` (and hyper-rustls wraps the
+        // handshake's `io::Error` in another): step into it explicitly.
+        cause = match error.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => error.source(),
+        };
+    }
+    None
+}
+
+/// One sentence for a rustls error, saying what to do about it.
+fn tls_sentence(error: &rustls::Error) -> String {
+    match error {
+        rustls::Error::InvalidCertificate(why) => format!(
+            "the server's TLS certificate is not trusted ({why:?}): give the CA that signed it with --cacert \
+             or KEYLEDGER_CACERT"
+        ),
+        rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => {
+            "the server did not answer with TLS: if it serves plain HTTP, use an http:// address".to_string()
+        }
+        other => format!("the TLS handshake with the server failed: {other}"),
     }
 }
 

@@ -19,6 +19,7 @@ mod identities;
 mod keys;
 
 use std::fmt;
+use std::path::Path;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -111,18 +112,45 @@ impl fmt::Debug for Client {
     }
 }
 
+/// The certificates of a PEM file, each checked to parse.
+fn read_cacert(path: &Path) -> Result<Vec<reqwest::Certificate>, ClientError> {
+    let unusable =
+        |why: String| ClientError::Tls(format!("cannot use the CA certificate file {}: {why}", path.display()));
+    let pem = std::fs::read(path).map_err(|e| unusable(e.to_string()))?;
+    let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| unusable(e.to_string()))?;
+    if certificates.is_empty() {
+        return Err(unusable("it holds no PEM certificate".into()));
+    }
+    Ok(certificates)
+}
+
 impl Client {
     /// A client for the server at `address`, e.g. `http://127.0.0.1:7700` (a trailing slash is
     /// tolerated, a bare `host:port` means `http`). Fails with [`ClientError::Transport`] when
     /// the address is not an http(s) URL.
     pub fn new(address: impl Into<String>, api_key: Option<String>) -> Result<Client, ClientError> {
+        Client::with_cacert(address, api_key, None)
+    }
+
+    /// Like [`Client::new`], also trusting the CA certificate(s) in the PEM file `cacert` for
+    /// `https://` addresses (beside the web's usual roots). Fails with [`ClientError::Tls`] when
+    /// the file cannot be read or holds no certificate.
+    pub fn with_cacert(
+        address: impl Into<String>,
+        api_key: Option<String>,
+        cacert: Option<&Path>,
+    ) -> Result<Client, ClientError> {
         let base = http::normalize_address(&address.into())?;
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
             .connect_timeout(CONNECT_TIMEOUT)
-            .user_agent(concat!("keyledger-client/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ClientError::transport(&e))?;
+            .user_agent(concat!("keyledger-client/", env!("CARGO_PKG_VERSION")));
+        if let Some(path) = cacert {
+            for certificate in read_cacert(path)? {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        let http = builder.build().map_err(|e| ClientError::transport(&e))?;
         Ok(Client { base, api_key, http, linearizable: false, request_id: None })
     }
 

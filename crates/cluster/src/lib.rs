@@ -23,6 +23,7 @@ pub mod peer_auth;
 mod raft_stream;
 pub mod rpc;
 mod secret;
+pub mod tls;
 
 pub use activity::FLUSH_EVERY;
 pub use bootstrap::{bootstrap_default_account, BOOTSTRAP_KEY_FILE};

@@ -3,9 +3,10 @@
 //!
 //! One `reqwest::Client` (one connection pool) serves every peer. A connection that cannot be
 //! made is `Unreachable` — openraft then backs off instead of hammering a dead node — and
-//! every other transport failure is a `NetworkError`. Every call goes through [`RpcClient`],
-//! which signs it with the key derived from the cluster secret and checks the answer's
-//! signature (`peer_auth.rs`).
+//! every other transport failure is a `NetworkError`. A peer advertised as `https://` is
+//! reached over TLS, trusting only the cluster's CA (`NodeConfig::peer_tls`). Every call goes
+//! through [`RpcClient`], which signs it with the key derived from the cluster secret and checks
+//! the answer's signature (`peer_auth.rs`).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -208,11 +209,13 @@ impl RpcClient {
 #[derive(Clone)]
 pub struct Network {
     rpc: RpcClient,
+    /// Trust for `https://` peers, for the raft stream's own connections (`raft_stream.rs`).
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Network {
-    pub(crate) fn new(rpc: RpcClient) -> Network {
-        Network { rpc }
+    pub(crate) fn new(rpc: RpcClient, tls: Option<Arc<rustls::ClientConfig>>) -> Network {
+        Network { rpc, tls }
     }
 }
 
@@ -220,13 +223,14 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Peer;
 
     async fn new_client(&mut self, target: NodeId, node: &Node) -> Peer {
-        Peer { rpc: self.rpc.clone(), target, base: base_url(&node.addr), stream: None }
+        Peer { rpc: self.rpc.clone(), tls: self.tls.clone(), target, base: base_url(&node.addr), stream: None }
     }
 }
 
 /// The connection to one peer.
 pub struct Peer {
     rpc: RpcClient,
+    tls: Option<Arc<rustls::ClientConfig>>,
     target: NodeId,
     base: String,
     /// AppendEntries' own connection (`raft_stream.rs`), opened on first use and after a failure.
@@ -265,7 +269,8 @@ impl Peer {
             }
             self.stream = None;
         }
-        let stream = self.stream.insert(StreamClient::open(&self.rpc, self.target, &self.base).await?);
+        let stream =
+            self.stream.insert(StreamClient::open(&self.rpc, self.target, &self.base, self.tls.as_ref()).await?);
         let answer = stream.append(request).await;
         if answer.is_err() {
             self.stream = None;

@@ -89,6 +89,9 @@ pub struct NodeConfig {
     pub checkpoints: CheckpointPolicy,
     /// Where the cluster secret comes from if the data dir holds none (`secret.rs`).
     pub secret: SecretSource,
+    /// How to reach `https://` peers: a TLS client configuration trusting the cluster's CA
+    /// (`tls::peer_client_config`). Without it only `http://` peers can be reached.
+    pub peer_tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl NodeConfig {
@@ -229,18 +232,27 @@ impl ClusterNode {
         let secret = crate::secret::resolve(&config.data_dir, &config.secret, has_cluster_state(&mut storage).await?)?;
         let signer = load_or_create_signer(config.node_id, &config.data_dir)?;
         let removed = AtomicBool::new(config.data_dir.join(REMOVED_MARKER).exists());
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(2))
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|e| ClusterError::Io(e.to_string()))?;
+            // Below the server's default header-read timeout (10 s), which also closes idle
+            // connections: a pooled connection is dropped here before the peer drops it.
+            .pool_idle_timeout(Duration::from_secs(5));
+        if let Some(tls) = &config.peer_tls {
+            http = http.use_preconfigured_tls(rustls::ClientConfig::clone(tls));
+        }
+        let http = http.build().map_err(|e| ClusterError::Io(e.to_string()))?;
         let rpc = RpcClient::new(http, &secret, config.node_id);
         let raft_config =
             Arc::new(raft_config(config.snapshot_logs).validate().map_err(|e| ClusterError::Raft(e.to_string()))?);
-        let raft =
-            Raft::new(config.node_id, raft_config, Network::new(rpc.clone()), storage.log_store, storage.state_machine)
-                .await
-                .map_err(|e| ClusterError::Raft(e.to_string()))?;
+        let raft = Raft::new(
+            config.node_id,
+            raft_config,
+            Network::new(rpc.clone(), config.peer_tls.clone()),
+            storage.log_store,
+            storage.state_machine,
+        )
+        .await
+        .map_err(|e| ClusterError::Raft(e.to_string()))?;
         let batcher = Batcher::start(raft.clone(), WRITE_DEADLINE);
         let forwarder = Forwarder::start(rpc.clone());
         Ok(Arc::new(ClusterNode {

@@ -7,6 +7,7 @@
 //! `Upgrade: keyledger-raft/1`; the follower answers `101` signed over the request's nonce, so
 //! each end knows the other holds the cluster key; from then on the connection carries frames,
 //! one answer per request.
+//! When the peer serves https the connection is TLS first, and the stream runs inside it.
 //!
 //! A frame is `[payload length: u32 LE][payload]`, the payload `codec`'s versioned bincode: an
 //! `AppendEntriesRequest` from the leader, a `Result<AppendEntriesResponse, RaftError>` back.
@@ -31,6 +32,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
+use tokio_rustls::rustls::pki_types::ServerName;
+use tokio_rustls::rustls::ClientConfig;
+use tokio_rustls::TlsConnector;
 
 use crate::network::{path, CallError, RpcClient};
 use crate::node::ClusterNode;
@@ -55,55 +59,56 @@ const UPGRADE_DEADLINE: Duration = Duration::from_secs(10);
 /// What one AppendEntries call answers: the follower's verdict, or its Raft error.
 type AppendAnswer = Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>;
 
+/// The connection under a stream: a TCP socket, or TLS over one when the peer serves https.
+trait PeerIo: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> PeerIo for T {}
+
 /// The leader's end of one stream to one follower.
 pub(crate) struct StreamClient {
-    io: BufReader<TcpStream>,
+    io: BufReader<Box<dyn PeerIo>>,
     /// The frame being written or read, reused between calls.
     buf: Vec<u8>,
 }
 
 impl StreamClient {
-    /// Connects to the peer at `base` (`http://host:port`) and upgrades the connection.
-    /// Both ends prove they hold the cluster key: the upgrade request is signed for node
-    /// `target`, and its `101` must carry that node's signature over the request's nonce.
-    pub(crate) async fn open(rpc: &RpcClient, target: NodeId, base: &str) -> Result<StreamClient, CallError> {
-        let authority = base
-            .strip_prefix("http://")
-            .ok_or_else(|| CallError::Failed(format!("{base}: the raft stream needs an http:// address")))?;
+    /// Connects to the peer at `base` (`http://host:port`, or `https://host:port` with `tls`,
+    /// the configuration trusting the cluster's CA) and upgrades the connection. Both ends
+    /// prove they hold the cluster key: the upgrade request is signed for node `target`, and
+    /// its `101` must carry that node's signature over the request's nonce.
+    pub(crate) async fn open(
+        rpc: &RpcClient,
+        target: NodeId,
+        base: &str,
+        tls: Option<&Arc<ClientConfig>>,
+    ) -> Result<StreamClient, CallError> {
+        let (authority, tls) = match (base.strip_prefix("http://"), base.strip_prefix("https://"), tls) {
+            (Some(authority), _, _) => (authority, None),
+            (_, Some(authority), Some(tls)) => (authority, Some(tls)),
+            (_, Some(_), None) => {
+                return Err(CallError::Failed(format!(
+                    "{base}: an https peer needs this node to trust the cluster's CA (--peer-cacert)"
+                )))
+            }
+            _ => return Err(CallError::Failed(format!("{base}: the raft stream needs an http(s):// address"))),
+        };
         let tcp = TcpStream::connect(authority).await.map_err(|_| CallError::Unreachable(base.to_string()))?;
         // Frames larger than one segment must not wait for an ACK (Nagle's algorithm).
         tcp.set_nodelay(true).map_err(|e| CallError::Failed(e.to_string()))?;
-        let failed = |e: hyper::Error| CallError::Failed(format!("{base}: {e}"));
-        let (mut sender, connection) =
-            hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.map_err(failed)?;
-        // Drives the HTTP exchange until the upgrade hands the socket over; one that never
-        // finishes (a peer that stops answering midway) is dropped rather than left waiting.
-        tokio::spawn(tokio::time::timeout(UPGRADE_DEADLINE, connection.with_upgrades()));
-        let signed = rpc.sign(target, "GET", path::STREAM, b"");
-        let request = axum::http::Request::get(path::STREAM)
-            .header(HOST, authority)
-            .header(REQUEST_HEADER, signed.header)
-            .header(CONNECTION, "upgrade")
-            .header(UPGRADE, PROTOCOL)
-            .body(Body::empty())
-            .map_err(|e| CallError::Failed(e.to_string()))?;
-        let response = sender.send_request(request).await.map_err(failed)?;
-        match response.status() {
-            StatusCode::SWITCHING_PROTOCOLS => {}
-            StatusCode::UNAUTHORIZED => return Err(rpc.refused(base)),
-            status => return Err(CallError::Failed(format!("{base} answered {status} to the raft stream"))),
+        match tls {
+            None => upgrade(rpc, target, base, authority, tcp).await,
+            Some(tls) => {
+                let host = authority.rsplit_once(':').map_or(authority, |(host, _)| host);
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                let name = ServerName::try_from(host.to_string())
+                    .map_err(|e| CallError::Failed(format!("{base}: not a TLS server name ({e})")))?;
+                let connecting = TlsConnector::from(tls.clone()).connect(name, tcp);
+                let stream = tokio::time::timeout(UPGRADE_DEADLINE, connecting)
+                    .await
+                    .map_err(|_| CallError::Failed(format!("{base}: the TLS handshake timed out")))?
+                    .map_err(|e| CallError::Failed(format!("{base}: TLS handshake failed: {e}")))?;
+                upgrade(rpc, target, base, authority, stream).await
+            }
         }
-        let status = response.status().as_u16();
-        rpc.check_answer(base, target, &signed.nonce, status, response.headers().get(ANSWER_HEADER), b"")?;
-        let upgraded = hyper::upgrade::on(response).await.map_err(failed)?;
-        let parts = upgraded
-            .downcast::<TokioIo<TcpStream>>()
-            .map_err(|_| CallError::Failed("the upgraded connection is not the socket we opened".into()))?;
-        // The follower sends nothing before it is asked, so nothing can be buffered yet.
-        if !parts.read_buf.is_empty() {
-            return Err(CallError::Failed(format!("{base} sent bytes before any request")));
-        }
-        Ok(StreamClient { io: BufReader::new(parts.io.into_inner()), buf: Vec::new() })
     }
 
     /// Sends one AppendEntries and waits for its answer.
@@ -115,6 +120,50 @@ impl StreamClient {
         write_frame(self.io.get_mut(), request, &mut self.buf).await.map_err(failed)?;
         read_frame(&mut self.io, &mut self.buf).await.map_err(failed)
     }
+}
+
+/// The HTTP exchange that turns a fresh connection into a stream: `GET` with `Upgrade`, `101`.
+async fn upgrade<IO>(
+    rpc: &RpcClient,
+    target: NodeId,
+    base: &str,
+    authority: &str,
+    io: IO,
+) -> Result<StreamClient, CallError>
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static,
+{
+    let failed = |e: hyper::Error| CallError::Failed(format!("{base}: {e}"));
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await.map_err(failed)?;
+    // Drives the HTTP exchange until the upgrade hands the socket over; one that never
+    // finishes (a peer that stops answering midway) is dropped rather than left waiting.
+    tokio::spawn(tokio::time::timeout(UPGRADE_DEADLINE, connection.with_upgrades()));
+    let signed = rpc.sign(target, "GET", path::STREAM, b"");
+    let request = axum::http::Request::get(path::STREAM)
+        .header(HOST, authority)
+        .header(REQUEST_HEADER, signed.header)
+        .header(CONNECTION, "upgrade")
+        .header(UPGRADE, PROTOCOL)
+        .body(Body::empty())
+        .map_err(|e| CallError::Failed(e.to_string()))?;
+    let response = sender.send_request(request).await.map_err(failed)?;
+    match response.status() {
+        StatusCode::SWITCHING_PROTOCOLS => {}
+        StatusCode::UNAUTHORIZED => return Err(rpc.refused(base)),
+        status => return Err(CallError::Failed(format!("{base} answered {status} to the raft stream"))),
+    }
+    let status = response.status().as_u16();
+    rpc.check_answer(base, target, &signed.nonce, status, response.headers().get(ANSWER_HEADER), b"")?;
+    let upgraded = hyper::upgrade::on(response).await.map_err(failed)?;
+    let parts = upgraded
+        .downcast::<TokioIo<IO>>()
+        .map_err(|_| CallError::Failed("the upgraded connection is not the one we opened".into()))?;
+    // The follower sends nothing before it is asked, so nothing can be buffered yet.
+    if !parts.read_buf.is_empty() {
+        return Err(CallError::Failed(format!("{base} sent bytes before any request")));
+    }
+    let io: Box<dyn PeerIo> = Box::new(parts.io.into_inner());
+    Ok(StreamClient { io: BufReader::new(io), buf: Vec::new() })
 }
 
 /// `GET /internal/raft/stream` (behind the signature check, like every internal route): upgrades

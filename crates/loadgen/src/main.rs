@@ -2,8 +2,11 @@
 //! keyledger (a key rename per write, through every node in turn) or etcd (a `put` through its
 //! v3 JSON gateway), so `scripts/bench-writes` can report both as a ratio on the same machine.
 //! Every write counted was acknowledged: keyledger answers after a quorum flushed it, etcd after
-//! a quorum wrote it to its WAL.
+//! a quorum wrote it to its WAL. `--target verify` measures verifications instead (one key,
+//! N clients), and `--half-open N` holds N slowloris connections to the first node meanwhile
+//! (`scripts/bench-tls`).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,6 +21,8 @@ enum Target {
     Etcd,
     /// keyledger: how long from sending a disable until every node refuses the key.
     Visibility,
+    /// keyledger: verifications of one valid key (each counted as a "write" in the report).
+    Verify,
 }
 
 /// Durable writes from N clients for a while; prints one JSON line of results.
@@ -35,6 +40,13 @@ struct Args {
     /// keyledger: an owner's API key.
     #[arg(long, env = "KEYLEDGER_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
+    /// keyledger: the CA to trust for `https://` addresses.
+    #[arg(long, env = "KEYLEDGER_CACERT")]
+    cacert: Option<PathBuf>,
+    /// Hold this many connections to the first node open during the run, sending nothing or
+    /// half a request (as a slowloris client does); they are opened before the clock starts.
+    #[arg(long, default_value_t = 0)]
+    half_open: usize,
 }
 
 /// One client's results: latencies of acknowledged writes, and failures.
@@ -48,13 +60,17 @@ struct Tally {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     anyhow::ensure!(!args.address.is_empty() && args.clients > 0, "give --address and --clients");
+    let held = half_open(&args.address[0], args.half_open).await?;
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let started = Instant::now();
     let tallies = match args.target {
         Target::Keyledger => keyledger(&args, deadline).await?,
         Target::Etcd => etcd(&args, deadline).await?,
         Target::Visibility => vec![visibility(&args, deadline).await?],
+        Target::Verify => verify(&args, deadline).await?,
     };
+    // How many of the held connections the server still keeps open (none closed by the run).
+    let still_held = still_open(held).await;
     let elapsed = started.elapsed().as_secs_f64();
     let mut latencies: Vec<Duration> = tallies.iter().flat_map(|t| t.latencies.iter().copied()).collect();
     latencies.sort();
@@ -72,17 +88,98 @@ async fn main() -> anyhow::Result<()> {
         "p50_ms": at(0.5),
         "p99_ms": at(0.99),
         "max_ms": latencies.last().map(|d| d.as_secs_f64() * 1000.0),
+        "half_open": args.half_open,
+        "half_open_still_held": still_held,
     });
     println!("{report}");
     Ok(())
+}
+
+/// One client per address, trusting `--cacert`.
+fn clients(args: &Args, api_key: &str) -> anyhow::Result<Vec<Client>> {
+    let cacert = args.cacert.as_deref();
+    Ok(args
+        .address
+        .iter()
+        .map(|a| Client::with_cacert(a.clone(), Some(api_key.to_string()), cacert))
+        .collect::<Result<_, _>>()?)
+}
+
+/// Opens `n` connections to the node at `address` (`http(s)://host:port`); every other one
+/// sends half a request line and a header and nothing more. Plain TCP even for an https node:
+/// a connection that never finishes its handshake holds the server just the same.
+async fn half_open(address: &str, n: usize) -> anyhow::Result<Vec<tokio::net::TcpStream>> {
+    use tokio::io::AsyncWriteExt;
+    let authority = address.split("://").last().unwrap_or(address).trim_end_matches('/');
+    let mut held = Vec::with_capacity(n);
+    while held.len() < n {
+        let batch: Vec<_> = (held.len()..n.min(held.len() + 500))
+            .map(|i| {
+                let authority = authority.to_string();
+                tokio::spawn(async move {
+                    let mut tcp = tokio::net::TcpStream::connect(&authority).await?;
+                    if i % 2 == 1 {
+                        tcp.write_all(b"POST /v1/verify HTTP/1.1\r\nHost: x\r\n").await?;
+                    }
+                    anyhow::Ok(tcp)
+                })
+            })
+            .collect();
+        for task in batch {
+            held.push(task.await?.context("opening a half-open connection")?);
+        }
+    }
+    Ok(held)
+}
+
+/// How many of `held` the server has not closed: a read that would block means still open.
+async fn still_open(held: Vec<tokio::net::TcpStream>) -> usize {
+    let mut open = 0;
+    let mut byte = [0u8; 1];
+    for tcp in held {
+        match tcp.try_read(&mut byte) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => open += 1,
+            _ => {}
+        }
+    }
+    open
+}
+
+/// Each client verifies the same valid key until the deadline.
+async fn verify(args: &Args, deadline: Instant) -> anyhow::Result<Vec<Tally>> {
+    let api_key = args.api_key.clone().context("keyledger needs --api-key or KEYLEDGER_API_KEY")?;
+    let nodes = clients(args, &api_key)?;
+    let request =
+        wire::CreateKeyRequest { name: "verified".into(), expires_in: Some("1d".into()), ..Default::default() };
+    let created = nodes[0].create_key(&request).await.context("creating the key to verify")?;
+    let check =
+        Arc::new(wire::VerifyRequest { key: created.value.secret, permission: None, min_index: Some(created.index) });
+    let workers = (0..args.clients).map(|i| {
+        let (client, check) = (nodes[i % nodes.len()].clone(), check.clone());
+        tokio::spawn(async move {
+            let mut tally = Tally::default();
+            while Instant::now() < deadline {
+                let sent = Instant::now();
+                match client.verify(&check).await {
+                    Ok(answer) if answer.valid => tally.latencies.push(sent.elapsed()),
+                    _ => tally.failures += 1,
+                }
+            }
+            tally
+        })
+    });
+    let mut tallies = Vec::new();
+    for worker in workers.collect::<Vec<_>>() {
+        tallies.push(worker.await?);
+    }
+    Ok(tallies)
 }
 
 /// Each client renames its own key until the deadline (one key per client, so no write waits
 /// on another's revision).
 async fn keyledger(args: &Args, deadline: Instant) -> anyhow::Result<Vec<Tally>> {
     let api_key = args.api_key.clone().context("keyledger needs --api-key or KEYLEDGER_API_KEY")?;
-    let nodes: Vec<Client> =
-        args.address.iter().map(|a| Client::new(a.clone(), Some(api_key.clone()))).collect::<Result<_, _>>()?;
+    let nodes = clients(args, &api_key)?;
     let settings = wire::UpdateSettingsRequest { max_keys_per_user: Some(1000), ..Default::default() };
     nodes[0].update_settings(&settings).await.context("raising the per-user key limit")?;
     let mut keys = Vec::new();
@@ -122,8 +219,7 @@ async fn keyledger(args: &Args, deadline: Instant) -> anyhow::Result<Vec<Tally>>
 /// the time from sending the disable until the last node refused.
 async fn visibility(args: &Args, deadline: Instant) -> anyhow::Result<Tally> {
     let api_key = args.api_key.clone().context("keyledger needs --api-key or KEYLEDGER_API_KEY")?;
-    let nodes: Vec<Client> =
-        args.address.iter().map(|a| Client::new(a.clone(), Some(api_key.clone()))).collect::<Result<_, _>>()?;
+    let nodes = clients(args, &api_key)?;
     let mut tally = Tally::default();
     while Instant::now() < deadline {
         let request =
