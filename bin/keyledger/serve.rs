@@ -187,8 +187,9 @@ fn advertise_address(advertise: Option<&str>, local: SocketAddr, tls: bool) -> S
 }
 
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    restrict_data_dir(&args.data_dir)?;
+    // Flags are checked before anything is created.
     let Transport { server: server_tls, peer: peer_tls } = transport(&args)?;
+    restrict_data_dir(&args.data_dir)?;
     let listener = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     let local = listener.local_addr()?;
     let advertise = advertise_address(args.advertise.as_deref(), local, server_tls.is_some());
