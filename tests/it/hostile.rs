@@ -342,3 +342,31 @@ async fn a_secret_file_that_cannot_be_written_is_refused_before_any_key_is_made(
     succeeded(&cluster.cli(&["audit", "export", "--format", "jsonl", "--out", export.to_str().unwrap()]), "export");
     assert_eq!(mode_of(&export), 0o600);
 }
+
+#[tokio::test]
+async fn guessing_enrollment_codes_counts_as_failed_authentication() {
+    let cluster = Cluster::single().await;
+    let enroll_url = format!("{}/v1/enroll", cluster.node(1).url());
+    let guesser = http_from(Ipv4Addr::new(127, 0, 0, 3));
+    let mut statuses = Vec::new();
+    for i in 0..22 {
+        // Well-formed requests with codes that were never issued (malformed ones count too).
+        let body = serde_json::json!({"code": format!("kle_{i:0>49}"), "name": "guess", "expires_in": "1d"});
+        statuses.push(guesser.post(&enroll_url).json(&body).send().await.unwrap().status().as_u16());
+    }
+    assert_eq!(statuses[..20], [401; 20], "the first 20 refused codes are answered 401: {statuses:?}");
+    assert_eq!(statuses[20..], [429; 2], "then the address is limited: {statuses:?}");
+    // A real code from the limited address is refused as well, before it is looked at; it still
+    // works from anywhere else.
+    let admin = cluster.client(1);
+    let created = admin
+        .create_user(&wire::CreateUserRequest { name: "newcomer".into(), role: "developer".into() })
+        .await
+        .unwrap()
+        .value;
+    let body = serde_json::json!({"code": created.enrollment_code, "name": "mine", "expires_in": "1d"});
+    assert_eq!(guesser.post(&enroll_url).json(&body).send().await.unwrap().status(), StatusCode::TOO_MANY_REQUESTS);
+    let own = cluster.http().post(&enroll_url).json(&body).send().await.unwrap();
+    assert_eq!(own.status(), StatusCode::CREATED, "the code works from another address");
+    assert_eq!(rate_limited_count(&cluster, "auth_failures").await, 3);
+}

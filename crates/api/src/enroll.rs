@@ -1,6 +1,8 @@
 //! `POST /v1/enroll`: a user redeems its one-time enrollment code for its own key. The code is
 //! the only credential; it is checked again, with every rule a key must meet, at apply time.
 
+use std::time::Instant;
+
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -10,6 +12,8 @@ use keyledger_wire as wire;
 use crate::error::ApiError;
 use crate::extract::Json;
 use crate::keys::{add, resolve_expiry, DEFAULT_LIFETIME};
+use crate::leaked::ClientAddress;
+use crate::metrics::RateLimited;
 use crate::render;
 use crate::write::{index_header, into_key, write_without_key};
 use crate::AppState;
@@ -32,15 +36,30 @@ use crate::AppState;
         (status = 400, response = crate::openapi::BadRequest),
         (status = 401, response = crate::openapi::Unauthenticated),
         (status = 409, response = crate::openapi::Conflict),
+        (status = 429, response = crate::openapi::RateLimited),
         (status = 413, response = crate::openapi::PayloadTooLarge),
         (status = 503, response = crate::openapi::Unavailable),
     ),
 )]
 pub(crate) async fn enroll(
     State(app): State<AppState>,
+    ClientAddress(address): ClientAddress,
     Json(req): Json<wire::EnrollRequest>,
 ) -> Result<Response, ApiError> {
-    let refused = || ApiError::unauthenticated(ENROLLMENT_REFUSED);
+    // A code is a credential like a key: a refused one counts against its address's failed
+    // authentications, and an address over them is refused before its code is looked at.
+    let limited = app.guards.auth_failures.as_ref().zip(address.map(|a| a.ip()));
+    let started = Instant::now();
+    if let Some(retry_after) = limited.and_then(|(limiter, client)| limiter.blocked(client, started)) {
+        app.metrics.count_rate_limited(RateLimited::AuthFailures);
+        return Err(crate::abuse::auth_blocked(retry_after));
+    }
+    let refused = || {
+        if let Some((limiter, client)) = limited {
+            limiter.record_failure(client, started);
+        }
+        ApiError::unauthenticated(ENROLLMENT_REFUSED)
+    };
     token::parse_enrollment_code(&req.code).map_err(|_| refused())?;
     let code = KeyDigest::of(&req.code);
     // The account the code belongs to, to propose in; the model checks the code again in log

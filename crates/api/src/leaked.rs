@@ -19,7 +19,7 @@ use crate::extract::Json;
 use crate::AppState;
 
 /// The client's address, when the server was started with connection info.
-pub(crate) struct ClientAddress(Option<SocketAddr>);
+pub(crate) struct ClientAddress(pub(crate) Option<SocketAddr>);
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
     type Rejection = std::convert::Infallible;
