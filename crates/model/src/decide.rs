@@ -202,6 +202,9 @@ impl State {
             Command::ChangeSettings { patch, limits, action_when_leaked } => {
                 self.decide_settings(p, patch, limits, *action_when_leaked)
             }
+            Command::CreateAccountWithEnrollment { account, owner, owner_name, code } => {
+                self.decide_create_account_with_enrollment(p, account, *owner, owner_name, code)
+            }
             // Retries are answered by `idempotency::Table`; on its own the command is its inner one.
             Command::Idempotent { command, .. } => self.decide(&Proposal { command: (**command).clone(), ..p.clone() }),
         }
@@ -288,6 +291,31 @@ impl State {
             None => return Err(never_expiring_refused()),
         }
         Ok(self.new_account_events(p, account, owner, name, key))
+    }
+
+    /// A new account and its owner, who redeems the enrollment code with digest `code` for its
+    /// own first key: no key is written and no secret is answered.
+    fn decide_create_account_with_enrollment(
+        &self,
+        p: &Proposal,
+        account: &AccountId,
+        owner: UserId,
+        name: &str,
+        code: &KeyDigest,
+    ) -> Result<Decision, Rejection> {
+        let caller = self.caller(p)?;
+        authz::authorize_account_creation(&caller).map_err(|r| refused(r, "account"))?;
+        self.check_new_account(account, owner, name)?;
+        let cap = self.limits(&caller.account).max_accounts;
+        check_cap(self.accounts.len(), cap, "accounts in the cluster")?;
+        self.check_new_code(code)?;
+        let settings = AccountSettings::default();
+        let events = vec![
+            self.pending(p, account, EventBody::AccountCreated { settings }),
+            self.pending(p, account, EventBody::UserCreated { user: owner, name: name.to_string(), role: Role::Owner }),
+            self.enrollment_issued(p, account, owner, code),
+        ];
+        Ok(Decision { events, subject: Some(SubjectRef::Enrollment(owner)) })
     }
 
     fn check_new_account(&self, account: &AccountId, owner: UserId, name: &str) -> Result<(), Rejection> {

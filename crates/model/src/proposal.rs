@@ -152,6 +152,15 @@ pub enum Command {
         limits: LimitsPatch,
         action_when_leaked: Option<LeakAction>,
     },
+    /// Another account with its owner, who gets a one-time enrollment code (`code`: the code's
+    /// digest) instead of a key, so the operator never holds the new owner's credential
+    /// (`CreateAccount` stays for proposals already logged).
+    CreateAccountWithEnrollment {
+        account: AccountId,
+        owner: UserId,
+        owner_name: String,
+        code: KeyDigest,
+    },
 }
 
 /// A key as proposed: everything fixed, the secret reduced to its digest and hint.

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 
 use common::{in_namespace, perm, rejected, OtherAccount, World, HOUR};
 use keyledger_model::{
-    AccountId, Actor, Binding, Command, KeyAction, KeyId, Level, Owner, Refusal, RejectCode, Role, Scope, SecretToken,
-    ServiceAccountId, SettingsPatch, Span, UserId, Verdict,
+    token, AccountId, Actor, Binding, Command, KeyAction, KeyId, Level, Owner, Refusal, RejectCode, Role, Scope,
+    SecretToken, ServiceAccountId, SettingsPatch, Span, UserId, Verdict,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -733,15 +733,12 @@ fn identity_command(cast: &Cast, w: &mut World, op: IdOp) -> Command {
         IdOp::UpdateSettings => {
             Command::UpdateSettings(SettingsPatch { key_creation_enabled: Some(false), ..Default::default() })
         }
-        IdOp::CreateAccount => {
-            let (key, _) = common::new_key(&mut w.rng, now, "first", Some(common::at(common::DAY)));
-            Command::CreateAccount {
-                account: AccountId::new("fresh").unwrap(),
-                owner: UserId::generate(now, &mut w.rng),
-                owner_name: "fresh-owner".into(),
-                key,
-            }
-        }
+        IdOp::CreateAccount => Command::CreateAccountWithEnrollment {
+            account: AccountId::new("fresh").unwrap(),
+            owner: UserId::generate(now, &mut w.rng),
+            owner_name: "fresh-owner".into(),
+            code: token::generate_enrollment_code(&mut w.rng).digest(),
+        },
     }
 }
 
@@ -1180,9 +1177,14 @@ fn only_an_owner_of_default_creates_accounts() {
     let cast = Cast::new();
     let mut w = cast.world.clone();
     let new_account = |w: &mut World, name: &str| {
-        let (key, _) = w.new_key_for(None, "first", None);
+        let code = token::generate_enrollment_code(&mut w.rng).digest();
         let owner = UserId::generate(w.now, &mut w.rng);
-        Command::CreateAccount { account: AccountId::new(name).unwrap(), owner, owner_name: "o".into(), key }
+        Command::CreateAccountWithEnrollment {
+            account: AccountId::new(name).unwrap(),
+            owner,
+            owner_name: "o".into(),
+            code,
+        }
     };
     let command = new_account(&mut w, "beta");
     assert_eq!(rejected(w.as_key(cast.acme.owner_key, command)), RejectCode::PermissionDenied, "acme's owner");
@@ -1219,10 +1221,14 @@ fn caps_refuse_one_more_with_limit_exceeded() {
     assert_eq!(rejected(w.owner_does(command)), RejectCode::LimitExceeded);
     assert_eq!(rejected(w.owner_does(Command::CreateNamespace { name: "third".into() })), RejectCode::LimitExceeded);
     // Default and acme: the cap of 2 accounts is reached.
-    let (key, _) = w.new_key_for(None, "first", None);
+    let code = token::generate_enrollment_code(&mut w.rng).digest();
     let owner = UserId::generate(w.now, &mut w.rng);
-    let command =
-        Command::CreateAccount { account: AccountId::new("gamma").unwrap(), owner, owner_name: "o".into(), key };
+    let command = Command::CreateAccountWithEnrollment {
+        account: AccountId::new("gamma").unwrap(),
+        owner,
+        owner_name: "o".into(),
+        code,
+    };
     assert_eq!(rejected(w.owner_does(command)), RejectCode::LimitExceeded);
     // A deleted user frees its place.
     let victim = match cast.victims.user.0 {

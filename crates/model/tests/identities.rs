@@ -510,10 +510,13 @@ fn an_owner_creates_an_account_whose_owner_key_works_there() {
     assert_eq!((owner.role, &owner.account, owner.name.as_str()), (Role::Owner, &acme.id, "acme-owner"));
     // acme's chain starts at 1; default's goes on.
     let acme_events: Vec<_> = world.ledger.iter().filter(|e| e.event.account == acme.id).collect();
-    assert_eq!(acme_events.iter().map(|e| e.event.account_seq).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(acme_events.iter().map(|e| e.event.account_seq).collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
     let types: Vec<_> = acme_events.iter().map(|e| e.event.body.type_name()).collect();
-    assert_eq!(types, ["account_created", "user_created", "created"]);
-    assert!(acme_events.iter().all(|e| e.event.actor == world.owner_actor()));
+    assert_eq!(types, ["account_created", "user_created", "enrollment_issued", "created", "enrolled"]);
+    // The operator creates the account and the code; the owner mints its own key.
+    assert!(acme_events[..3].iter().all(|e| e.event.actor == world.owner_actor()));
+    let acme_owner = keyledger_model::Actor::User { id: acme.owner, key: acme.owner_key };
+    assert!(acme_events[3..].iter().all(|e| e.event.actor == acme_owner));
     common::check_chains(&world.ledger);
 
     match world.state.verify(acme.owner_secret.expose(), world.now, Some(&perm("account:admin"))) {
@@ -622,4 +625,95 @@ fn create_account_checks_the_first_keys_scope() {
         key,
     };
     assert_eq!(rejected(world.owner_does(command)), RejectCode::InvalidArgument);
+}
+
+#[test]
+fn account_creation_issues_the_owner_a_code_and_writes_no_key() {
+    use keyledger_model::{token, Outcome, Subject};
+    let mut world = World::bootstrap(904);
+    let keys_before = world.state.key_count();
+    let owner = UserId::generate(world.now, &mut world.rng);
+    let code = token::generate_enrollment_code(&mut world.rng);
+    let acme = AccountId::new("acme").unwrap();
+    let command = Command::CreateAccountWithEnrollment {
+        account: acme.clone(),
+        owner,
+        owner_name: "acme-owner".into(),
+        code: code.digest(),
+    };
+    let proposal = world.by_owner(command);
+    let (outcome, entries) = world.execute(&proposal);
+    let Outcome::Accepted { subject: Some(subject), .. } = outcome else { panic!("{outcome:?}") };
+    // The answer names the owner and the code's expiry: no key, nothing secret.
+    match subject.as_ref() {
+        Subject::Enrollment { user, expires_at } => {
+            assert_eq!((user.id, user.role, &user.account), (owner, Role::Owner, &acme));
+            assert_eq!(*expires_at, Timestamp(world.now.0 + DAY));
+        }
+        other => panic!("{other:?}"),
+    }
+    let bodies: Vec<&EventBody> = entries.iter().map(|e| &e.event.body).collect();
+    assert!(
+        matches!(
+            bodies[..],
+            [
+                EventBody::AccountCreated { .. },
+                EventBody::UserCreated { role: Role::Owner, .. },
+                EventBody::EnrollmentIssued { .. },
+            ]
+        ),
+        "{bodies:?}"
+    );
+    assert!(entries.iter().all(|e| e.event.account == acme));
+    assert_eq!(world.state.key_count(), keys_before, "no key was written");
+
+    // The owner redeems the code once, for an owner key of acme that works.
+    let (key, secret) = world.enroll(&code, "acme owner's laptop", None).unwrap();
+    let record = world.state.key(&key).unwrap();
+    assert_eq!((record.owner, &record.account), (Owner::User(owner), &acme));
+    assert_eq!(answer(&world, &secret, Some("account:admin")), "valid");
+    assert_eq!(world.as_key(key, Command::CreateNamespace { name: "ops".into() }), Ok(1));
+    assert!(world.enroll(&code, "again", None).is_err(), "the code works once");
+    // The operator's own key cannot even see the owner's key.
+    let operator = world.principal_of(world.owner_key);
+    let record = world.state.key(&key).unwrap();
+    assert_eq!(world.state.authorize_key(&operator, record, KeyAction::Read), Err(keyledger_model::Refusal::Hidden));
+}
+
+#[test]
+fn account_creation_with_a_code_checks_its_inputs() {
+    use keyledger_model::token;
+    let mut world = World::bootstrap(905);
+    let create = |world: &mut World, account: &str, owner: Option<UserId>, code: Option<SecretToken>| {
+        let owner = owner.unwrap_or_else(|| UserId::generate(world.now, &mut world.rng));
+        let code = code.unwrap_or_else(|| token::generate_enrollment_code(&mut world.rng));
+        let command = Command::CreateAccountWithEnrollment {
+            account: AccountId::new(account).unwrap(),
+            owner,
+            owner_name: "o".into(),
+            code: code.digest(),
+        };
+        world.owner_does(command)
+    };
+    assert_eq!(rejected(create(&mut world, "default", None, None)), RejectCode::Conflict);
+    let me = world.owner;
+    assert_eq!(rejected(create(&mut world, "acme", Some(me), None)), RejectCode::Conflict);
+    // A code's digest must be new: a key's digest is refused.
+    let taken = world.owner_secret.clone();
+    assert_eq!(rejected(create(&mut world, "acme", None, Some(taken))), RejectCode::Conflict);
+    assert!(world.state.account(&AccountId::new("acme").unwrap()).is_none());
+    assert_eq!(create(&mut world, "acme", None, None), Ok(3));
+    assert_eq!(rejected(create(&mut world, "acme", None, None)), RejectCode::Conflict);
+    // Only the operator: not acme's owner, not the cluster itself.
+    let acme = world.new_account("beta");
+    let code = token::generate_enrollment_code(&mut world.rng).digest();
+    let owner = UserId::generate(world.now, &mut world.rng);
+    let command = Command::CreateAccountWithEnrollment {
+        account: AccountId::new("gamma").unwrap(),
+        owner,
+        owner_name: "o".into(),
+        code,
+    };
+    assert_eq!(rejected(world.as_key(acme.owner_key, command.clone())), RejectCode::PermissionDenied);
+    assert_eq!(rejected(world.as_system(command)), RejectCode::PermissionDenied);
 }

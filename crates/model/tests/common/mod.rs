@@ -358,14 +358,21 @@ impl World {
         self.owner_does(Command::UpdateSettings(patch)).unwrap_or_else(|r| panic!("settings refused: {r}"));
     }
 
-    /// The owner creates account `name` with its own owner and a 30-day first key.
+    /// The owner creates account `name` with its own owner, who enrolls with the code for a
+    /// 30-day first key.
     pub(crate) fn new_account(&mut self, name: &str) -> OtherAccount {
         let id = AccountId::new(name).expect("an account name");
         let owner = UserId::generate(self.now, &mut self.rng);
-        let (key, owner_secret) = new_key(&mut self.rng, self.now, "first", Some(Timestamp(self.now.0 + 30 * DAY)));
-        let owner_key = key.id;
-        let command = Command::CreateAccount { account: id.clone(), owner, owner_name: format!("{name}-owner"), key };
+        let code = token::generate_enrollment_code(&mut self.rng);
+        let command = Command::CreateAccountWithEnrollment {
+            account: id.clone(),
+            owner,
+            owner_name: format!("{name}-owner"),
+            code: code.digest(),
+        };
         assert_eq!(self.owner_does(command), Ok(3), "account {name}");
+        let (owner_key, owner_secret) =
+            self.enroll(&code, "first", None).unwrap_or_else(|r| panic!("acme's owner enrolls: {r}"));
         OtherAccount { id, owner, owner_key, owner_secret }
     }
 }
