@@ -189,13 +189,16 @@ pub(crate) fn every_kind_of_event() -> Driver {
     let limits = LimitsPatch { max_users: Some(50), max_accounts: Some(20), ..Default::default() };
     d.run(owner, Command::ChangeSettings { patch: SettingsPatch::default(), limits, action_when_leaked: None });
     let other_owner = UserId::generate(d.now, &mut d.rng);
-    let other_key = d.new_key(None, None, 30 * 24 * HOUR);
-    let other_key_id = other_key.id;
+    let code = token::generate_enrollment_code(&mut d.rng).digest();
     let account = AccountId::new("acme").unwrap();
     d.run(
         owner,
-        Command::CreateAccount { account, owner: other_owner, owner_name: "acme-owner".into(), key: other_key },
+        Command::CreateAccountWithEnrollment { account, owner: other_owner, owner_name: "acme-owner".into(), code },
     );
+    // acme's owner redeems its code for its own first key.
+    let other_key = d.new_key(None, None, 30 * 24 * HOUR);
+    let other_key_id = other_key.id;
+    d.run_on(AccountId::new("acme").unwrap(), Actor::System, Command::Enroll { code, key: other_key });
     let acme_owner = Actor::User { id: other_owner, key: other_key_id };
     d.run_on(AccountId::new("acme").unwrap(), acme_owner, Command::CreateNamespace { name: "ops".into() });
     d.checkpoint(&node_2);
