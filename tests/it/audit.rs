@@ -5,7 +5,7 @@ use keyledger_client::{AuditQuery, Client, ExportFormat, ExportRequest};
 use keyledger_wire as wire;
 use serde_json::Value;
 
-use crate::util::{expect_refused, new_key, succeeded, user_with_key, Cluster};
+use crate::util::{enroll, expect_refused, new_key, succeeded, user_with_key, Cluster};
 
 /// Every event of the account, paging `limit` at a time.
 async fn all_events(client: &Client, limit: u32) -> Vec<wire::AuditEvent> {
@@ -455,8 +455,9 @@ async fn the_change_feed_replays_then_follows_and_resumes() {
 async fn each_account_reads_and_exports_only_its_own_trail() {
     let cluster = Cluster::single().await;
     let admin = cluster.client(1);
-    let request = wire::CreateAccountRequest { name: "acme".into(), owner_name: "acme-owner".into(), expires_in: None };
-    let acme = cluster.client_as(&admin.create_account(&request).await.unwrap().value.secret);
+    let request = wire::CreateAccountRequest { name: "acme".into(), owner_name: "acme-owner".into() };
+    let code = admin.create_account(&request).await.unwrap().value.enrollment_code;
+    let acme = cluster.client_as(&enroll(&admin, &code, "acme-owner").await.secret);
     acme.create_key(&new_key("acme-key")).await.unwrap();
     admin.create_key(&new_key("default-key")).await.unwrap();
 

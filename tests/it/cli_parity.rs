@@ -9,7 +9,7 @@ use keyledger_client::Client;
 use keyledger_wire as wire;
 use serde::de::DeserializeOwned;
 
-use crate::util::{mode_of, new_key, poll, verify_req, Cluster, CONVERGE};
+use crate::util::{enroll, mode_of, new_key, poll, verify_req, Cluster, CONVERGE};
 
 /// A `keyledger` client command with no connection settings inherited from the environment
 /// (and never the login of whoever runs the tests).
@@ -407,36 +407,31 @@ async fn account_commands() {
     let cluster = Cluster::single().await;
     let admin = cluster.client(1);
 
-    let args = ["account", "create", "--name", "acme", "--owner-name", "root", "--duration", "30d"];
+    let args = ["account", "create", "--name", "acme", "--owner-name", "root"];
     let acme: wire::CreatedAccount = run_json(&cluster, &args);
     assert_eq!((acme.account.as_str(), acme.owner.name.as_str(), acme.owner.role.as_str()), ("acme", "root", "owner"));
-    let answer = verify(&admin, &acme.secret).await;
+    assert!(acme.enrollment_code.starts_with("kle_"), "{acme:?}");
+    // The owner redeems the code for its own first key, which works in acme.
+    let first = enroll(&admin, &acme.enrollment_code, "root").await;
+    let answer = verify(&admin, &first.secret).await;
     assert!(answer.valid, "{answer:?}");
-    assert_eq!((answer.account.as_deref(), answer.key_id.as_deref()), (Some("acme"), Some(acme.key.id.as_str())));
-    let root = cluster.client_as(&acme.secret);
+    assert_eq!((answer.account.as_deref(), answer.key_id.as_deref()), (Some("acme"), Some(first.key.id.as_str())));
+    let root = cluster.client_as(&first.secret);
     assert_eq!(root.list_users().await.unwrap().users, std::slice::from_ref(&acme.owner));
     assert_refused(&cluster, &["account", "create", "--name", "acme", "--owner-name", "root"], "conflict");
 
-    // The table, with the secret in a file: the new owner's key works in the new account.
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("beta.key");
-    let table = run_table(
-        &cluster,
-        &["account", "create", "--name", "beta", "--owner-name", "boss", "--file", path.to_str().unwrap()],
-    );
-    assert!(table.contains("beta") && table.contains("boss"), "{table}");
-    let secret = secret_in_file(&path);
-    assert!(!table.contains(&secret), "with --file the secret is not printed");
-    let answer = verify(&admin, &secret).await;
-    assert!(answer.valid, "{answer:?}");
-    assert_eq!(answer.account.as_deref(), Some("beta"));
-    let names: Vec<String> =
-        cluster.client_as(&secret).list_users().await.unwrap().users.into_iter().map(|u| u.name).collect();
-    assert_eq!(names, ["boss"]);
-
-    // Printed to a table, the secret is shown once and verifies too.
+    // The table shows the code once, with how the owner redeems it; no key, no --file.
     let table = run_table(&cluster, &["account", "create", "--name", "gamma", "--owner-name", "chief"]);
-    assert!(table.contains("gamma"), "{table}");
-    let answer = verify(&admin, &secret_in_table(&table)).await;
+    assert!(table.contains("gamma") && table.contains("login --enroll"), "{table}");
+    assert!(!table.contains("klk_"), "no key secret: {table}");
+    let code = table
+        .split_whitespace()
+        .find(|word| word.starts_with("kle_"))
+        .unwrap_or_else(|| panic!("no code in {table}"))
+        .to_string();
+    let chief = enroll(&admin, &code, "chief").await;
+    let answer = verify(&admin, &chief.secret).await;
     assert_eq!((answer.valid, answer.account.as_deref()), (true, Some("gamma")));
+    let out = cluster.cli(&["account", "create", "--name", "beta", "--owner-name", "boss", "--file", "beta.key"]);
+    assert!(!out.status.success(), "account create takes no --file");
 }

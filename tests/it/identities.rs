@@ -7,7 +7,8 @@ use reqwest::Method;
 
 use crate::single_node::assert_invalid;
 use crate::util::{
-    account_sa, expect_refused, namespace_sa, new_key, service_account_with_key, user_with_key, verify_req, Cluster,
+    account_sa, enroll, expect_refused, namespace_sa, new_key, service_account_with_key, user_with_key, verify_req,
+    Cluster,
 };
 
 fn user_req(name: &str, role: &str) -> wire::CreateUserRequest {
@@ -247,20 +248,22 @@ async fn an_owner_creates_another_account_that_is_isolated() {
     let cluster = Cluster::single().await;
     let admin = cluster.client(1);
     admin.create_namespace("payments").await.unwrap();
-    let req = wire::CreateAccountRequest { name: "acme".into(), owner_name: "root".into(), expires_in: None };
+    let req = wire::CreateAccountRequest { name: "acme".into(), owner_name: "root".into() };
     let created = admin.create_account(&req).await.unwrap();
     let acme = created.value;
     assert_eq!(acme.account, "acme");
     assert_eq!((acme.owner.name.as_str(), acme.owner.role.as_str()), ("root", "owner"));
-    assert_eq!((acme.key.account.as_str(), acme.key.owner.id.as_str()), ("acme", acme.owner.id.as_str()));
-    assert!(acme.key.expires_at.is_some(), "the first key expires by default");
+    assert!(acme.enrollment_code.starts_with("kle_"), "{acme:?}");
 
-    let answer = admin.verify(&verify_req(&acme.secret, None)).await.unwrap();
+    // The owner redeems the code for its own first key.
+    let first = enroll(&admin, &acme.enrollment_code, "root's first key").await;
+    assert_eq!((first.key.account.as_str(), first.key.owner.id.as_str()), ("acme", acme.owner.id.as_str()));
+    let answer = admin.verify(&verify_req(&first.secret, None)).await.unwrap();
     assert!(answer.valid, "{answer:?}");
     assert_eq!(answer.account.as_deref(), Some("acme"));
-    let root = cluster.client_as(&acme.secret);
+    let root = cluster.client_as(&first.secret);
     let keys = root.list_keys(&ListKeys::default()).await.unwrap().keys;
-    assert_eq!(keys.iter().map(|k| k.id.as_str()).collect::<Vec<_>>(), [acme.key.id.as_str()]);
+    assert_eq!(keys.iter().map(|k| k.id.as_str()).collect::<Vec<_>>(), [first.key.id.as_str()]);
     let users: Vec<String> = root.list_users().await.unwrap().users.into_iter().map(|u| u.name).collect();
     assert_eq!(users, ["root"]);
     assert!(root.list_namespaces().await.unwrap().namespaces.is_empty());
@@ -269,7 +272,7 @@ async fn an_owner_creates_another_account_that_is_isolated() {
     let admin_key = admin.verify(&verify_req(cluster.admin_key(), None)).await.unwrap().key_id.unwrap();
     expect_refused(root.get_key(&admin_key).await, 404, "not_found");
     expect_refused(root.disable_key(&admin_key).await, 404, "not_found");
-    expect_refused(admin.get_key(&acme.key.id).await, 404, "not_found");
+    expect_refused(admin.get_key(&first.key.id).await, 404, "not_found");
     expect_refused(admin.get_user(&acme.owner.id).await, 404, "not_found");
 
     expect_refused(admin.create_account(&req).await, 409, "conflict");

@@ -9,7 +9,8 @@ use keyledger_wire as wire;
 use reqwest::Method;
 
 use crate::util::{
-    account_sa, expect_refused, new_key, service_account_with_key, succeeded, user_with_key, verify_req, Cluster,
+    account_sa, enroll, expect_refused, new_key, service_account_with_key, succeeded, user_with_key, verify_req,
+    Cluster,
 };
 
 /// An identity's keys as the owner lists them: id, state, lock and expiry.
@@ -90,10 +91,9 @@ async fn an_admin_cannot_take_over_the_owner_through_its_keys() {
 async fn only_the_cluster_operator_creates_and_lists_accounts() {
     let cluster = Cluster::single().await;
     let operator = cluster.client(1);
-    let req =
-        |name: &str| wire::CreateAccountRequest { name: name.into(), owner_name: "boss".into(), expires_in: None };
+    let req = |name: &str| wire::CreateAccountRequest { name: name.into(), owner_name: "boss".into() };
     let acme = operator.create_account(&req("acme")).await.unwrap().value;
-    let acme_owner = cluster.client_as(&acme.secret);
+    let acme_owner = cluster.client_as(&enroll(&operator, &acme.enrollment_code, "boss").await.secret);
     expect_refused(acme_owner.create_account(&req("beta")).await, 403, "permission_denied");
     expect_refused(acme_owner.list_accounts().await, 403, "permission_denied");
     // acme cannot raise the cluster's cap, which is the operator's setting.
@@ -246,4 +246,46 @@ async fn the_bootstrap_key_is_rotated_as_the_readme_says() {
     assert!(new.valid);
     let successor = cluster.client_as(new_secret).get_key(&new.key_id.unwrap()).await.unwrap().value;
     assert!(successor.expires_at.is_some(), "the successor expires");
+}
+
+/// Creating an account hands the operator no credential of it: the answer holds an enrollment
+/// code for the new owner (redeemable once) and no key secret, and the operator's own key still
+/// cannot see the new account's keys.
+#[tokio::test]
+async fn creating_an_account_hands_the_operator_no_credential_of_it() {
+    let cluster = Cluster::single().await;
+    let operator = cluster.client(1);
+    let body = r#"{"name": "acme", "owner_name": "boss"}"#;
+    let (status, text) = raw(&cluster, cluster.admin_key(), Method::POST, "/v1/accounts", body).await;
+    assert_eq!(status, 201, "{text}");
+    assert!(!text.contains("klk_"), "no key secret in the answer: {text}");
+    let created: wire::CreatedAccount = serde_json::from_str(&text).unwrap();
+    assert!(created.enrollment_code.starts_with("kle_"), "{text}");
+    assert_eq!((created.owner.role.as_str(), created.owner.name.as_str()), ("owner", "boss"));
+    // No key was made: the operator cannot list or verify anything of acme's.
+    let answer = operator.verify(&verify_req(&created.enrollment_code, None)).await.unwrap();
+    assert!(!answer.valid, "the code is no key: {answer:?}");
+
+    // The new owner enrolls once, for a working owner key of acme.
+    let first = enroll(&operator, &created.enrollment_code, "boss's laptop").await;
+    assert_eq!((first.key.account.as_str(), first.key.owner.id.as_str()), ("acme", created.owner.id.as_str()));
+    let answer = operator
+        .verify(&wire::VerifyRequest { permission: Some("account:admin".into()), ..verify_req(&first.secret, None) })
+        .await
+        .unwrap();
+    assert!(answer.valid, "{answer:?}");
+    let anonymous = Client::new(operator.address(), None).unwrap();
+    let again =
+        wire::EnrollRequest { code: created.enrollment_code.clone(), name: "again".into(), ..Default::default() };
+    expect_refused(anonymous.enroll(&again).await, 401, "unauthenticated");
+
+    // The operator's own key still cannot read acme's keys or its owner.
+    let status = operator.get_key(&first.key.id).await.unwrap_err().status();
+    assert!(matches!(status, Some(403 | 404)), "{status:?}");
+    let query = ListKeys { owner_id: Some(created.owner.id.clone()), ..Default::default() };
+    match operator.list_keys(&query).await {
+        Ok(list) => assert!(list.keys.is_empty(), "{list:?}"),
+        Err(e) => assert!(matches!(e.status(), Some(403 | 404)), "{e}"),
+    }
+    expect_refused(operator.get_user(&created.owner.id).await, 404, "not_found");
 }

@@ -1,25 +1,25 @@
-//! `/v1/accounts`: the cluster operator (an owner of account `default`) creates another account,
-//! with its owner and that owner's first key, whose secret is in this answer and nowhere else,
-//! and lists the accounts.
+//! `/v1/accounts`: the cluster operator (an owner of account `default`) creates another account
+//! with its owner, who gets a one-time enrollment code (never a key: the operator holds no
+//! credential of the new account), and lists the accounts.
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use keyledger_model::authz::authorize_account_creation;
-use keyledger_model::{AccountId, Command, KeyId, NewKey, UserId};
+use keyledger_model::{token, AccountId, Command, UserId};
 use keyledger_wire as wire;
 
 use crate::error::ApiError;
 use crate::extract::{Caller, Json};
-use crate::keys::{add, DEFAULT_LIFETIME};
 use crate::paging::{page, PageQuery};
 use crate::render;
-use crate::write::{index_header, into_key, write, Operation, Target};
+use crate::write::{index_header, into_enrollment, write, Operation, Target};
 use crate::AppState;
 
-/// Creates another account with its owner and the owner's first key (the cluster operator: an
-/// owner of account `default`).
+/// Creates another account with its owner (the cluster operator: an owner of account
+/// `default`). The owner gets a one-time enrollment code, redeemed with `POST /v1/enroll` for
+/// its own first key; no key is created here.
 #[utoipa::path(
     post,
     path = "/v1/accounts",
@@ -29,7 +29,7 @@ use crate::AppState;
     responses(
         (
             status = 201,
-            description = "The account, its owner, and the first key with its secret (shown this once).",
+            description = "The account, its owner, and the owner's enrollment code (shown this once) with its expiry.",
             body = wire::CreatedAccount,
             headers(("X-Keyledger-Index" = u64, description = "The ledger position the write committed at.")),
         ),
@@ -51,33 +51,23 @@ pub(crate) async fn create(
         ApiError::invalid("an account name is 1–63 characters of a-z, 0-9 and `-`, starting with a letter")
     })?;
     let now = app.node.now();
-    let lifetime = match req.expires_in.as_deref() {
-        Some(text) => render::parse_span("expires_in", text)?,
-        None => DEFAULT_LIFETIME,
+    let owner = app.node.with_rng(|rng| UserId::generate(now, rng));
+    // Generated here; only its digest goes into the proposal, and so into the log.
+    let code = app.node.with_rng(token::generate_enrollment_code);
+    let command = Command::CreateAccountWithEnrollment {
+        account: account.clone(),
+        owner,
+        owner_name: req.owner_name.clone(),
+        code: code.digest(),
     };
-    let expires_at = Some(add(now, lifetime)?);
-    let secret = app.node.generate_secret();
-    let (owner, key_id) = app.node.with_rng(|rng| (UserId::generate(now, rng), KeyId::generate(now, rng)));
-    let key = NewKey {
-        id: key_id,
-        owner: None,
-        name: "first key".into(),
-        description: format!("first key of the owner of account {account}"),
-        scope: None,
-        digest: secret.digest(),
-        hint: secret.hint(),
-        expires_at,
-    };
-    let command = Command::CreateAccount { account: account.clone(), owner, owner_name: req.owner_name.clone(), key };
     let operation = Operation::new("account.create", Target::Named(account.to_string()));
     let (index, subject) = write(&app, &caller, now, operation, command).await?;
-    let key = into_key(subject)?;
-    let state = app.node.ledger().state();
+    let (user, expires_at) = into_enrollment(subject)?;
     let body = wire::CreatedAccount {
         account: account.to_string(),
-        owner: state.user(&owner).map_or_else(|| render::new_owner(owner, &req.owner_name, now), render::user),
-        key: render::key(&state, &key, now),
-        secret: secret.expose().to_string(),
+        owner: render::user(&user),
+        enrollment_code: code.expose().to_string(),
+        expires_at: expires_at.to_string(),
     };
     Ok((StatusCode::CREATED, index_header(index), axum::Json(body)).into_response())
 }

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use keyledger_model::{
-    Account, AccountId, AccountLimits, AccountSettings, IdentityState, KeyRecord, LeakAction, Level, Namespace, Owner,
-    Role, Scope, ServiceAccount, Span, State as LedgerState, Timestamp, User,
+    Account, AccountId, AccountLimits, AccountSettings, KeyRecord, LeakAction, Level, Namespace, Owner, Role, Scope,
+    ServiceAccount, Span, State as LedgerState, Timestamp, User,
 };
 use keyledger_wire as wire;
 
@@ -144,18 +144,6 @@ pub(crate) fn span(span: Span) -> String {
         out.push_str("0s");
     }
     out
-}
-
-/// A new user as the model will create it, for answers built before the state has it.
-pub(crate) fn new_owner(id: keyledger_model::UserId, name: &str, now: Timestamp) -> wire::User {
-    wire::User {
-        id: id.to_string(),
-        name: name.to_string(),
-        role: Role::Owner.as_str().into(),
-        namespaces: BTreeMap::new(),
-        state: IdentityState::Enabled.as_str().into(),
-        created_at: now.to_string(),
-    }
 }
 
 // --- request strings ---------------------------------------------------------------------------

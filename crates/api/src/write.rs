@@ -127,6 +127,7 @@ async fn propose(
         Command::CreateKey(_)
             | Command::RotateKey { .. }
             | Command::CreateAccount { .. }
+            | Command::CreateAccountWithEnrollment { .. }
             | Command::CreateEnrolledUser { .. }
             | Command::IssueEnrollment { .. }
             | Command::Enroll { .. }

@@ -241,8 +241,8 @@ impl Client {
         written(expect(answer, StatusCode::OK)?)
     }
 
-    /// `POST /v1/accounts`: another account, its owner and the owner's first key (whose
-    /// secret is in this answer only).
+    /// `POST /v1/accounts`: another account and its owner, with the owner's one-time
+    /// enrollment code (in this answer only); the owner redeems it with [`Client::enroll`].
     pub async fn create_account(
         &self,
         req: &wire::CreateAccountRequest,

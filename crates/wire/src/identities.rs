@@ -5,8 +5,6 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::Key;
-
 /// USER.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct User {
@@ -206,16 +204,13 @@ pub struct UpdateSettingsRequest {
     pub action_when_leaked: Option<String>,
 }
 
-/// `POST /v1/accounts`: another account, its owner, and the owner's first key.
+/// `POST /v1/accounts`: another account and its owner, who gets an enrollment code.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct CreateAccountRequest {
     /// 1–63 characters of `a-z`, `0-9` and `-`, starting with a letter.
     pub name: String,
     pub owner_name: String,
-    /// The first key's lifetime, e.g. `30d` (default `90d`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expires_in: Option<String>,
 }
 
 /// An account as `GET /v1/accounts` lists it.
@@ -235,11 +230,14 @@ pub struct AccountList {
     pub next_cursor: Option<String>,
 }
 
-/// `201` answer to `POST /v1/accounts`: the owner's first key secret is shown here once.
+/// `201` answer to `POST /v1/accounts`: the new owner's one-time enrollment code, shown here
+/// once; the owner redeems it with `POST /v1/enroll` for its own first key.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct CreatedAccount {
     pub account: String,
     pub owner: User,
-    pub key: Key,
-    pub secret: String,
+    /// `kle_…`: single use, valid until `expires_at`.
+    pub enrollment_code: String,
+    /// RFC 3339.
+    pub expires_at: String,
 }
