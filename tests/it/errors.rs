@@ -177,3 +177,15 @@ async fn a_deleted_key_cannot_be_enabled_or_disabled() {
     let answer = client.verify(&verify_req(&created.secret, None)).await.unwrap();
     assert_eq!(answer.code.as_deref(), Some("deleted"), "{answer:?}");
 }
+
+#[tokio::test]
+async fn a_min_index_beyond_any_ledger_position_is_an_invalid_argument_not_a_wait() {
+    let cluster = Cluster::single().await;
+    let url = format!("{}/v1/verify", cluster.node(1).url());
+    let body = serde_json::json!({"key": cluster.admin_key(), "min_index": 1u64 << 63});
+    let error = expect_error(cluster.http().post(&url).json(&body), 400, "invalid_argument").await;
+    assert!(error.message.contains("min_index"), "{}", error.message);
+    // The largest position still waits its bounded time and answers `503`, as documented.
+    let body = serde_json::json!({"key": cluster.admin_key(), "min_index": i64::MAX});
+    expect_error(cluster.http().post(&url).json(&body), 503, "unavailable").await;
+}

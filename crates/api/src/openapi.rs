@@ -253,6 +253,12 @@ impl Modify for Consistency {
                     .schema(Some(schema))
                     .build();
                 operation.parameters.get_or_insert_with(Vec::new).push(parameter);
+                // Any other value of the parameter is refused.
+                operation
+                    .responses
+                    .responses
+                    .entry("400".to_string())
+                    .or_insert_with(|| RefOr::Ref(Ref::from_response_name("BadRequest")));
             }
         }
     }

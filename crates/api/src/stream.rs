@@ -34,6 +34,19 @@ pub(crate) struct StreamQuery {
     after: Option<u64>,
 }
 
+/// One server-sent message of the feed, as the OpenAPI document describes it (the fields of a
+/// `text/event-stream` message; never built, the stream writes the text itself).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct SseMessage {
+    /// The event's seq (resume with `Last-Event-ID` or `after`).
+    id: String,
+    /// Always `message`.
+    event: Option<String>,
+    /// The EVENT as JSON.
+    data: String,
+}
+
 /// The account's events as server-sent events, resumable from any seq (owners and admins).
 #[utoipa::path(
     get,
@@ -46,7 +59,7 @@ pub(crate) struct StreamQuery {
             status = 200,
             description = "`text/event-stream`: one message per event, `id` = its seq, `data` = the EVENT as JSON; \
                 the stream stays open and follows new events.",
-            content((String = "text/event-stream")),
+            content((SseMessage = "text/event-stream")),
         ),
         (status = 400, response = crate::openapi::BadRequest),
         (status = 401, response = crate::openapi::Unauthenticated),

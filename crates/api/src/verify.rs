@@ -52,6 +52,10 @@ pub(crate) async fn verify(
     }
     // The revocation barrier: never answer from a state older than the caller has seen.
     if let Some(index) = req.min_index {
+        // The documented range (an int64): a larger one is no ledger position, not one to wait for.
+        if i64::try_from(index).is_err() {
+            return Err(ApiError::invalid("`min_index` must be a ledger position (at most 2^63 - 1)"));
+        }
         if !app.node.wait_applied(index, MIN_INDEX_WAIT).await {
             return Err(ApiError::unavailable(format!(
                 "this node has not yet applied index {index}; try again or ask another node"
