@@ -203,6 +203,38 @@ impl AuthLimiter {
     }
 }
 
+/// One request's view of the failed-authentication limit: refused at once when its address is
+/// blocked, and able to count one failure. Every credential check goes through this, a bearer key
+/// (`extract.rs`) as much as an enrollment code (`enroll.rs`). Without an address (a router
+/// driven in process) or with the limit off, nothing is counted.
+pub(crate) struct AuthGate<'a> {
+    limited: Option<(&'a AuthLimiter, IpAddr)>,
+    started: Instant,
+}
+
+impl<'a> AuthGate<'a> {
+    /// Refuses (`429`, counted in metrics) a request whose address is over its failures.
+    pub(crate) fn open(
+        limiter: Option<&'a AuthLimiter>,
+        client: Option<IpAddr>,
+        metrics: &crate::metrics::Metrics,
+    ) -> Result<AuthGate<'a>, ApiError> {
+        let gate = AuthGate { limited: limiter.zip(client), started: Instant::now() };
+        if let Some(retry_after) = gate.limited.and_then(|(limiter, client)| limiter.blocked(client, gate.started)) {
+            metrics.count_rate_limited(crate::metrics::RateLimited::AuthFailures);
+            return Err(auth_blocked(retry_after));
+        }
+        Ok(gate)
+    }
+
+    /// Counts one failed authentication of this request's address.
+    pub(crate) fn failed(&self) {
+        if let Some((limiter, client)) = self.limited {
+            limiter.record_failure(client, self.started);
+        }
+    }
+}
+
 /// The `429` for a blocked address: `Retry-After` is the rest of its window, rounded up.
 pub(crate) fn auth_blocked(retry_after: Duration) -> ApiError {
     let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);

@@ -1,19 +1,17 @@
 //! `POST /v1/enroll`: a user redeems its one-time enrollment code for its own key. The code is
 //! the only credential; it is checked again, with every rule a key must meet, at apply time.
 
-use std::time::Instant;
-
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use keyledger_model::{token, Command, KeyDigest, KeyId, NewKey, ENROLLMENT_REFUSED};
 use keyledger_wire as wire;
 
+use crate::abuse::AuthGate;
 use crate::error::ApiError;
 use crate::extract::Json;
 use crate::keys::{add, resolve_expiry, DEFAULT_LIFETIME};
 use crate::leaked::ClientAddress;
-use crate::metrics::RateLimited;
 use crate::render;
 use crate::write::{index_header, into_key, write_without_key};
 use crate::AppState;
@@ -48,16 +46,9 @@ pub(crate) async fn enroll(
 ) -> Result<Response, ApiError> {
     // A code is a credential like a key: a refused one counts against its address's failed
     // authentications, and an address over them is refused before its code is looked at.
-    let limited = app.guards.auth_failures.as_ref().zip(address.map(|a| a.ip()));
-    let started = Instant::now();
-    if let Some(retry_after) = limited.and_then(|(limiter, client)| limiter.blocked(client, started)) {
-        app.metrics.count_rate_limited(RateLimited::AuthFailures);
-        return Err(crate::abuse::auth_blocked(retry_after));
-    }
+    let gate = AuthGate::open(app.guards.auth_failures.as_ref(), address.map(|a| a.ip()), &app.metrics)?;
     let refused = || {
-        if let Some((limiter, client)) = limited {
-            limiter.record_failure(client, started);
-        }
+        gate.failed();
         ApiError::unauthenticated(ENROLLMENT_REFUSED)
     };
     token::parse_enrollment_code(&req.code).map_err(|_| refused())?;

@@ -3,7 +3,6 @@
 
 use axum::extract::rejection::JsonRejection;
 use std::net::SocketAddr;
-use std::time::Instant;
 
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -11,8 +10,9 @@ use axum::http::{header, StatusCode};
 use keyledger_model::{AccountId, Actor, KeyId, Owner, Principal, Verdict};
 use serde::de::DeserializeOwned;
 
+use crate::abuse::AuthGate;
 use crate::error::ApiError;
-use crate::metrics::{AuthFailure, RateLimited};
+use crate::metrics::AuthFailure;
 use crate::AppState;
 
 /// `axum::Json` with our error shape: 400 for bad JSON or unknown fields, 413 over the limit.
@@ -117,19 +117,11 @@ impl FromRequestParts<AppState> for Caller {
         // An address over its failed authentications is refused before its key is looked at
         // (`abuse.rs` says why a valid key is refused too). Without `ConnectInfo` (a router
         // driven in process) there is no address to count.
-        let limiter = state.guards.auth_failures.as_ref();
         let client = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip());
-        let limited = limiter.zip(client);
-        let started = Instant::now();
-        if let Some(retry_after) = limited.and_then(|(limiter, client)| limiter.blocked(client, started)) {
-            metrics.count_rate_limited(RateLimited::AuthFailures);
-            return Err(crate::abuse::auth_blocked(retry_after));
-        }
+        let gate = AuthGate::open(state.guards.auth_failures.as_ref(), client, metrics)?;
         let refuse = |why, message: &str| {
             metrics.count_unauthenticated(why);
-            if let Some((limiter, client)) = limited {
-                limiter.record_failure(client, started);
-            }
+            gate.failed();
             ApiError::unauthenticated(message)
         };
         let Some(presented) = parts.headers.get(header::AUTHORIZATION).and_then(|value| bearer_token(value.as_bytes()))

@@ -279,11 +279,7 @@ impl State {
         name: &str,
         key: &NewKey,
     ) -> Result<Decision, Rejection> {
-        let caller = self.caller(p)?;
-        authz::authorize_account_creation(&caller).map_err(|r| refused(r, "account"))?;
-        self.check_new_account(account, owner, name)?;
-        let cap = self.limits(&caller.account).max_accounts;
-        check_cap(self.accounts.len(), cap, "accounts in the cluster")?;
+        self.check_operator_creates_account(p, account, owner, name)?;
         self.check_first_key(account, key)?;
         let settings = AccountSettings::default();
         match key.expires_at {
@@ -303,19 +299,35 @@ impl State {
         name: &str,
         code: &KeyDigest,
     ) -> Result<Decision, Rejection> {
+        self.check_operator_creates_account(p, account, owner, name)?;
+        self.check_new_code(code)?;
+        let mut events = self.account_and_owner(p, account, owner, name);
+        events.push(self.enrollment_issued(p, account, owner, code));
+        Ok(Decision { events, subject: Some(SubjectRef::Enrollment(owner)) })
+    }
+
+    /// Only the cluster operator creates an account, under the operator's cap on accounts.
+    fn check_operator_creates_account(
+        &self,
+        p: &Proposal,
+        account: &AccountId,
+        owner: UserId,
+        name: &str,
+    ) -> Result<(), Rejection> {
         let caller = self.caller(p)?;
         authz::authorize_account_creation(&caller).map_err(|r| refused(r, "account"))?;
         self.check_new_account(account, owner, name)?;
         let cap = self.limits(&caller.account).max_accounts;
-        check_cap(self.accounts.len(), cap, "accounts in the cluster")?;
-        self.check_new_code(code)?;
+        check_cap(self.accounts.len(), cap, "accounts in the cluster")
+    }
+
+    /// The first two events of every new account: the account, and its owner.
+    fn account_and_owner(&self, p: &Proposal, account: &AccountId, owner: UserId, name: &str) -> Vec<Pending> {
         let settings = AccountSettings::default();
-        let events = vec![
+        vec![
             self.pending(p, account, EventBody::AccountCreated { settings }),
             self.pending(p, account, EventBody::UserCreated { user: owner, name: name.to_string(), role: Role::Owner }),
-            self.enrollment_issued(p, account, owner, code),
-        ];
-        Ok(Decision { events, subject: Some(SubjectRef::Enrollment(owner)) })
+        ]
     }
 
     fn check_new_account(&self, account: &AccountId, owner: UserId, name: &str) -> Result<(), Rejection> {
@@ -347,12 +359,8 @@ impl State {
         name: &str,
         key: &NewKey,
     ) -> Decision {
-        let settings = AccountSettings::default();
-        let events = vec![
-            self.pending(p, account, EventBody::AccountCreated { settings }),
-            self.pending(p, account, EventBody::UserCreated { user: owner, name: name.to_string(), role: Role::Owner }),
-            self.key_created(p, account, key, Owner::User(owner), key.scope.clone()),
-        ];
+        let mut events = self.account_and_owner(p, account, owner, name);
+        events.push(self.key_created(p, account, key, Owner::User(owner), key.scope.clone()));
         Decision { events, subject: Some(SubjectRef::Key(key.id)) }
     }
 
