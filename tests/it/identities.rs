@@ -199,6 +199,7 @@ async fn settings_are_read_by_anyone_and_changed_by_admins() {
         max_namespaces: 100,
         max_accounts: Some(1000),
         action_when_leaked: "disable".into(),
+        last_used_granularity: "1h".into(),
     };
     assert_eq!(defaults, expected);
     let forever = wire::CreateKeyRequest { never_expires: Some(true), expires_in: None, ..new_key("forever") };

@@ -51,6 +51,8 @@
 //! - `key_ops`: update with `If-Match`, lock, rotate and its defaults, scopes, list filters.
 //! - `tls`: HTTPS for the CLI, the client and peers; plain HTTP refused off loopback; 5,000
 //!   half-open connections, the connection cap and the header-read timeout.
+//! - `usage`: one `used` event per key per `last_used_granularity`, however many nodes verify
+//!   it; the granularity as the operator's setting.
 //! - `workflows`: the seed workflows end to end (rotation, self-rotating service accounts,
 //!   namespace admins, locks, limits, the creation switch, expiry, last use, permissions).
 
@@ -80,5 +82,6 @@ mod shutdown;
 mod single_node;
 mod snapshot;
 mod tls;
+mod usage;
 mod util;
 mod workflows;

@@ -33,6 +33,7 @@ pub(crate) enum SettingsCommand {
             "max_namespaces",
             "max_accounts",
             "action_when_leaked",
+            "last_used_granularity",
         ])
 ))]
 pub(crate) struct SetArgs {
@@ -66,6 +67,10 @@ pub(crate) struct SetArgs {
     /// What a leak report (`POST /v1/keys/leaked`) does to the key.
     #[arg(long, value_name = "ACTION", value_parser = ["disable", "delete", "none"])]
     action_when_leaked: Option<String>,
+    /// How often a key's use is recorded at most, e.g. 1h (between 1m and 7d; account
+    /// `default`, by the cluster operator; applies to every account).
+    #[arg(long, value_name = "DURATION")]
+    last_used_granularity: Option<String>,
 }
 
 impl SetArgs {
@@ -81,6 +86,7 @@ impl SetArgs {
             max_namespaces: self.max_namespaces,
             max_accounts: self.max_accounts,
             action_when_leaked: self.action_when_leaked.clone(),
+            last_used_granularity: self.last_used_granularity.clone(),
         }
     }
 }
@@ -112,6 +118,7 @@ fn write_settings(out: &mut dyn Write, settings: &Settings) -> io::Result<()> {
         table.row(["max-accounts".to_string(), max_accounts.to_string()]);
     }
     table.row(["action-when-leaked".to_string(), settings.action_when_leaked.clone()]);
+    table.row(["last-used-granularity".to_string(), settings.last_used_granularity.clone()]);
     table.write(out)
 }
 
@@ -180,6 +187,7 @@ mod tests {
             max_namespaces: 100,
             max_accounts: Some(1000),
             action_when_leaked: "disable".into(),
+            last_used_granularity: "1h".into(),
         };
         let mut out = Vec::new();
         write_settings(&mut out, &settings).unwrap();
@@ -194,7 +202,8 @@ mod tests {
              max-service-accounts          1000\n\
              max-namespaces                100\n\
              max-accounts                  1000\n\
-             action-when-leaked            disable\n"
+             action-when-leaked            disable\n\
+             last-used-granularity         1h\n"
         );
     }
 }

@@ -133,13 +133,15 @@ impl FromRequestParts<AppState> for Caller {
         let now = node.now();
         let invalid = |why| refuse(why, "the API key is not valid");
         let key = match ledger_state.verify(presented, now, None) {
-            Verdict::Valid(v) => v.key,
+            Verdict::Valid(v) => {
+                v.note_use(now);
+                v.key
+            }
             Verdict::Invalid(why) => return Err(invalid(AuthFailure::Invalid(why))),
             // Not answered without a permission to check; counted as `other` all the same.
             Verdict::Forbidden(_) => return Err(invalid(AuthFailure::Other)),
         };
         let principal = ledger_state.principal(&key, now).ok_or_else(|| invalid(AuthFailure::Other))?;
-        node.record_use(key, now);
         Ok(Caller { key, principal })
     }
 }

@@ -106,7 +106,12 @@ pub(crate) fn namespace(namespace: &Namespace) -> wire::Namespace {
     wire::Namespace { name: namespace.name.clone(), created_at: namespace.created_at.to_string() }
 }
 
-pub(crate) fn settings(account: &Account, limits: &AccountLimits, action_when_leaked: LeakAction) -> wire::Settings {
+pub(crate) fn settings(
+    account: &Account,
+    limits: &AccountLimits,
+    action_when_leaked: LeakAction,
+    last_used_granularity: Span,
+) -> wire::Settings {
     let AccountSettings {
         key_creation_enabled,
         max_key_lifetime,
@@ -126,6 +131,7 @@ pub(crate) fn settings(account: &Account, limits: &AccountLimits, action_when_le
         max_namespaces,
         max_accounts: (account.id == AccountId::default_account()).then_some(max_accounts),
         action_when_leaked: action_when_leaked.as_str().to_string(),
+        last_used_granularity: span(last_used_granularity),
     }
 }
 

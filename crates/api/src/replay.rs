@@ -76,7 +76,9 @@ pub fn replay_account(ledger: &Ledger, account: &AccountId, at: Timestamp) -> Re
         seq = entry.event.seq;
         past.evolve(&entry);
     }
-    let settings = past.account(account).map(|a| render::settings(a, &past.limits(account), past.leak_action(account)));
+    let settings = past
+        .account(account)
+        .map(|a| render::settings(a, &past.limits(account), past.leak_action(account), past.usage_granularity()));
     let users = past.users().filter(|u| u.account == *account).map(render::user).collect();
     let service_accounts =
         past.service_accounts().filter(|sa| sa.account == *account).map(render::service_account).collect();

@@ -28,11 +28,13 @@ use crate::AppState;
 pub(crate) async fn get(State(app): State<AppState>, caller: Caller) -> Result<axum::Json<wire::Settings>, ApiError> {
     let state = app.node.ledger().state();
     let account = state.account(caller.account()).ok_or_else(|| ApiError::not_found("no such account"))?;
-    Ok(axum::Json(render::settings(account, &state.limits(&account.id), state.leak_action(&account.id))))
+    let (limits, action) = (state.limits(&account.id), state.leak_action(&account.id));
+    Ok(axum::Json(render::settings(account, &limits, action, state.usage_granularity())))
 }
 
-/// Changes the account's key policy and caps (owners and admins; `max_accounts`: an owner of
-/// `default`, the cluster operator); fields left out keep their value.
+/// Changes the account's key policy and caps (owners and admins; `max_accounts` and
+/// `last_used_granularity`: an owner of `default`, the cluster operator); fields left out keep
+/// their value.
 #[utoipa::path(
     patch,
     path = "/v1/settings",
@@ -85,13 +87,14 @@ pub(crate) async fn update(
         max_namespaces: req.max_namespaces,
         max_accounts: req.max_accounts,
     };
-    let command = Command::ChangeSettings { patch, limits, action_when_leaked };
+    let last_used_granularity =
+        req.last_used_granularity.as_deref().map(|t| render::parse_span("last_used_granularity", t)).transpose()?;
+    let command = Command::Configure { patch, limits, action_when_leaked, last_used_granularity };
     let operation = Operation::new("settings.update", Target::Named(caller.account().to_string()));
     let (index, subject) = write(&app, &caller, app.node.now(), operation, command).await?;
     let (account, extra) = into_account(subject)?;
-    let (limits, action) = extra.unwrap_or_else(|| {
-        let state = app.node.ledger().state();
-        (state.limits(&account.id), state.leak_action(&account.id))
-    });
-    Ok((index_header(index), axum::Json(render::settings(&account, &limits, action))).into_response())
+    let state = app.node.ledger().state();
+    let (limits, action) = extra.unwrap_or_else(|| (state.limits(&account.id), state.leak_action(&account.id)));
+    let settings = render::settings(&account, &limits, action, state.usage_granularity());
+    Ok((index_header(index), axum::Json(settings)).into_response())
 }

@@ -66,12 +66,12 @@ pub(crate) async fn verify(
     let now = app.node.now();
     let answer = match state.verify(&req.key, now, permission.as_ref()) {
         Verdict::Valid(v) => {
-            app.node.record_use(v.key, now);
+            v.note_use(now);
             app.metrics.count_verification(VerifyResult::Valid);
             valid(&state, &v)
         }
         Verdict::Forbidden(v) => {
-            app.node.record_use(v.key, now);
+            v.note_use(now);
             app.metrics.count_verification(VerifyResult::Forbidden);
             forbidden(&state, &v)
         }

@@ -98,6 +98,7 @@ pub(crate) fn to_data(body: &EventBody) -> Value {
         }),
         EventBody::LeakActionChanged { action } => json!({ "action_when_leaked": action.as_str() }),
         EventBody::LimitsChanged { limits } => json!({ "limits": limits_json(limits) }),
+        EventBody::UsageGranularityChanged { granularity } => json!({ "last_used_granularity_ms": granularity.0 }),
     }
 }
 
@@ -234,6 +235,9 @@ pub(crate) fn from_data(kind: &str, data: &Value) -> Result<EventBody, ExportErr
             lock_overridden: d.bool("lock_overridden")?,
         },
         "leak_action_changed" => EventBody::LeakActionChanged { action: d.leak_action("action_when_leaked")? },
+        "usage_granularity_changed" => {
+            EventBody::UsageGranularityChanged { granularity: Span(d.i64("last_used_granularity_ms")?) }
+        }
         other => return Err(ExportError::new("type", format!("unknown event type {other:?}"))),
     };
     Ok(body)

@@ -63,6 +63,7 @@ pub const TYPE_NAMES: &[&str] = &[
     "leaked",
     "leak_action_changed",
     "limits_changed",
+    "usage_granularity_changed",
 ];
 
 /// One ledger event as exported: the EVENT of `api.md`, plus both chain positions.

@@ -2,15 +2,21 @@
 //! node and written as batched `used` and `denied` events; and, on the leader, the `expired`
 //! events of keys whose expiry has passed.
 //!
-//! Verification never writes to the Raft log on the request path: it bumps a counter here.
-//! A flusher proposes whatever was gathered every [`FLUSH_EVERY`]. Refusals are capped per actor
-//! per batch, so a flood of forbidden requests costs at most a few events.
+//! Verification never writes to the Raft log on the request path, and takes no lock to note a
+//! use: it writes the key's own index slot (`Verified::note_use`). Every [`FLUSH_EVERY`] the
+//! flusher scans the index in short read-locked ranges for keys whose use is due — once per
+//! `last_used_granularity` (`keyledger_model::usage`) — and proposes them in small
+//! `RecordUse` batches, at most [`MAX_USES_PER_FLUSH`] a round: a million keys first seen in
+//! one minute become a steady trickle of events, not one apply that stalls verification.
+//! Refusals are capped per actor per batch, so a flood of forbidden requests costs at most a
+//! few events.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use keyledger_model::{AccountId, Actor, Command, DenialRecord, KeyId, Proposal, Timestamp, UseRecord};
+use keyledger_model::{AccountId, Actor, Command, DenialRecord, Proposal, UseRecord};
 
 use crate::node::ClusterNode;
 
@@ -22,8 +28,14 @@ const EXPIRY_SWEEP_EVERY: Duration = Duration::from_secs(1);
 const EXPIRY_BATCH: usize = 500;
 /// Distinct refusals kept per actor per batch; more are folded into one summary record.
 const DENIALS_PER_ACTOR: usize = 20;
-/// Keys whose use is kept per batch, so memory stays bounded if writes are failing.
-const MAX_PENDING_USES: usize = 100_000;
+/// Index positions scanned per read lock of the state: about a millisecond, so applying a
+/// write never waits long behind the scan (and verifications never wait behind that write).
+const SCAN_CHUNK: usize = 16_384;
+/// Keys per `RecordUse` proposal: applying one holds the state's write lock, so it stays short.
+const USES_PER_PROPOSAL: usize = 256;
+/// Keys whose use is written per flush at most; the others stay noted in the index and are
+/// found by the next scans (10,000 events a second at most).
+const MAX_USES_PER_FLUSH: usize = 20_000;
 
 #[derive(Clone, PartialEq, Eq, Hash)]
 struct DenialKey {
@@ -46,31 +58,16 @@ impl DenialKey {
     }
 }
 
-type Uses = HashMap<KeyId, (Timestamp, u64)>;
-
-/// Adds `count` uses of `key`, the last at `at`.
-fn merge_use(uses: &mut Uses, key: KeyId, at: Timestamp, count: u64) {
-    let entry = uses.entry(key).or_insert((at, 0));
-    entry.0 = entry.0.max(at);
-    entry.1 += count;
-}
-
-/// Use and refusals gathered since the last flush.
+/// Refusals gathered since the last flush, and where the scan for due uses goes on.
 #[derive(Default)]
 pub(crate) struct Activity {
-    uses: Mutex<Uses>,
     denials: Mutex<HashMap<DenialKey, u32>>,
+    /// The index position the next scan starts at, so a capped round does not starve the keys
+    /// at the end of the table.
+    scan_from: AtomicUsize,
 }
 
 impl Activity {
-    pub(crate) fn record_use(&self, key: KeyId, at: Timestamp) {
-        let mut uses = self.uses.lock().unwrap_or_else(|p| p.into_inner());
-        if uses.len() >= MAX_PENDING_USES && !uses.contains_key(&key) {
-            return;
-        }
-        merge_use(&mut uses, key, at, 1);
-    }
-
     pub(crate) fn record_denial(&self, actor: Actor, account: AccountId, operation: &str, target: &str, reason: &str) {
         let mut denials = self.denials.lock().unwrap_or_else(|p| p.into_inner());
         let mut key = DenialKey {
@@ -88,31 +85,50 @@ impl Activity {
         *denials.entry(key).or_insert(0) += 1;
     }
 
-    fn take(&self) -> (Vec<UseRecord>, Vec<DenialRecord>) {
-        let uses = std::mem::take(&mut *self.uses.lock().unwrap_or_else(|p| p.into_inner()));
+    fn take_denials(&self) -> Vec<DenialRecord> {
         let denials = std::mem::take(&mut *self.denials.lock().unwrap_or_else(|p| p.into_inner()));
-        let mut uses: Vec<UseRecord> =
-            uses.into_iter().map(|(key, (last_used_at, count))| UseRecord { key, last_used_at, count }).collect();
-        // Sorted, so the batch (and the events it becomes) does not depend on hash order.
-        uses.sort_by_key(|u| u.key);
         let mut denials: Vec<DenialRecord> = denials.into_iter().map(|(k, count)| k.into_record(count)).collect();
+        // Sorted, so the batch (and the events it becomes) does not depend on hash order.
         denials.sort_by(|a, b| (&a.account, &a.operation, &a.target).cmp(&(&b.account, &b.operation, &b.target)));
-        (uses, denials)
+        denials
     }
 
-    /// Puts back what could not be written, to be tried with the next batch.
-    fn restore(&self, uses: Vec<UseRecord>, denials: Vec<DenialRecord>) {
-        let mut map = self.uses.lock().unwrap_or_else(|p| p.into_inner());
-        for u in uses {
-            merge_use(&mut map, u.key, u.last_used_at, u.count);
-        }
-        drop(map);
+    /// Puts back refusals that could not be written, to be tried with the next batch.
+    fn restore_denials(&self, denials: Vec<DenialRecord>) {
         let mut map = self.denials.lock().unwrap_or_else(|p| p.into_inner());
         for d in denials {
             let (key, count) = DenialKey::from_record(d);
             *map.entry(key).or_insert(0) += count;
         }
     }
+}
+
+/// The uses due on this node, from one pass over the index that starts where the last one
+/// stopped and ends after [`MAX_USES_PER_FLUSH`] of them (or where it started).
+fn collect_due_uses(node: &ClusterNode) -> Vec<UseRecord> {
+    let activity = node.activity();
+    let mut uses = Vec::new();
+    let mut scanned = 0;
+    let mut position = activity.scan_from.load(Ordering::Relaxed);
+    loop {
+        // The table may have grown (or be another size) since the last range: positions are
+        // only a place to resume, and a key missed or seen twice is found or dropped later.
+        let state = node.ledger().state();
+        let size = state.usage_positions();
+        if scanned >= size || uses.len() >= MAX_USES_PER_FLUSH {
+            break;
+        }
+        if position >= size {
+            position = 0;
+        }
+        let end = (position + SCAN_CHUNK).min(size);
+        state.due_uses(position..end, &mut uses);
+        scanned += end - position;
+        position = end;
+    }
+    activity.scan_from.store(position, Ordering::Relaxed);
+    uses.sort_by_key(|u| u.key);
+    uses
 }
 
 /// A proposal by the cluster itself, stamped by this node: `kind` names it in the request id.
@@ -129,20 +145,25 @@ pub(crate) fn system_proposal(node: &ClusterNode, account: AccountId, command: C
 
 /// Writes what was gathered; on failure keeps it for the next round.
 pub(crate) async fn flush(node: &ClusterNode) {
-    let (uses, denials) = node.activity().take();
-    if !uses.is_empty() {
-        let proposal = system_proposal(node, AccountId::default_account(), Command::RecordUse(uses.clone()), "use");
+    let uses = collect_due_uses(node);
+    let mut batches = uses.chunks(USES_PER_PROPOSAL);
+    while let Some(batch) = batches.next() {
+        let proposal = system_proposal(node, AccountId::default_account(), Command::RecordUse(batch.to_vec()), "use");
         if let Err(e) = node.propose(proposal).await {
             tracing::debug!(error = %e, "writing key use failed; keeping it for the next batch");
-            node.activity().restore(uses, Vec::new());
+            let state = node.ledger().state();
+            state.give_back_uses(batch);
+            batches.by_ref().for_each(|rest| state.give_back_uses(rest));
+            break;
         }
     }
+    let denials = node.activity().take_denials();
     if !denials.is_empty() {
         let proposal =
             system_proposal(node, AccountId::default_account(), Command::RecordDenials(denials.clone()), "denied");
         if let Err(e) = node.propose(proposal).await {
             tracing::debug!(error = %e, "writing refusals failed; keeping them for the next batch");
-            node.activity().restore(Vec::new(), denials);
+            node.activity().restore_denials(denials);
         }
     }
 }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use keyledger_ledger::{Ledger, Node, NodeId, Storage, TypeConfig};
-use keyledger_model::{token, AccountId, Actor, CheckpointSigner, KeyId, Outcome, Proposal, SecretToken, Timestamp};
+use keyledger_model::{token, AccountId, Actor, CheckpointSigner, Outcome, Proposal, SecretToken, Timestamp};
 use openraft::error::{ChangeMembershipError, ClientWriteError, RaftError};
 use openraft::{ChangeMembers, Raft, RaftMetrics, ServerState};
 use rand_chacha::ChaCha20Rng;
@@ -292,11 +292,6 @@ impl ClusterNode {
 
     pub(crate) fn activity(&self) -> &Activity {
         &self.activity
-    }
-
-    /// Notes one successful verification of `key` at `at`; written in the next batch.
-    pub fn record_use(&self, key: KeyId, at: Timestamp) {
-        self.activity.record_use(key, at);
     }
 
     /// Notes an operation refused to an authenticated caller; written (capped) in the next batch.

@@ -451,57 +451,60 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I::IntoIter: Send,
     {
         let StateMachine { ledger, last_applied, membership, idempotency, .. } = &mut *self;
-        // Lock order: the state, then the staged batch (a reader holding the state may write
-        // the staged batch; nothing takes the state while holding the batch).
-        let mut state = ledger.state_mut();
-        let mut pending = ledger.pending();
-        let staged = pending.get_or_insert_with(|| Pending::new(LedgerBatch::continuing(ledger)));
-        let head_before = state.head().seq;
         let mut outcomes = Vec::new();
-        let mut membership_changed = false;
-        let apply_all = || -> Result<(), StorageError<NodeId>> {
-            for entry in entries {
-                *last_applied = Some(entry.log_id);
+        for entry in entries {
+            // The state is locked per entry, not per apply: a verification waits behind one
+            // entry's events at most (a use report is one small entry), never a run of them.
+            // Lock order: the state, then the staged batch (a reader holding the state may write
+            // the staged batch; nothing takes the state while holding the batch).
+            let mut state = ledger.state_mut();
+            let mut pending = ledger.pending();
+            let staged = pending.get_or_insert_with(|| Pending::new(LedgerBatch::continuing(ledger)));
+            let head_before = state.head().seq;
+            let log_id = entry.log_id;
+            let apply_entry = || -> Result<Vec<Outcome>, StorageError<NodeId>> {
                 let entry_outcomes = match entry.payload {
                     EntryPayload::Blank => vec![Outcome::Internal],
                     EntryPayload::Membership(change) => {
-                        *membership = StoredMembership::new(Some(entry.log_id), change);
-                        membership_changed = true;
+                        *membership = StoredMembership::new(Some(log_id), change);
+                        let encoded = codec::encode(&*membership).map_err(write_err)?;
+                        staged.batch.sled_batch().insert(MEMBERSHIP, encoded);
                         vec![Outcome::Internal]
                     }
                     EntryPayload::Normal(Proposals(proposals)) => {
                         let mut entry_outcomes = Vec::with_capacity(proposals.len());
                         for proposal in &proposals {
-                            let index = entry.log_id.index;
                             let batch = &mut staged.batch;
-                            let outcome = apply_proposal(ledger, idempotency, &mut state, batch, proposal, index)?;
+                            let outcome =
+                                apply_proposal(ledger, idempotency, &mut state, batch, proposal, log_id.index)?;
                             entry_outcomes.push(outcome);
                         }
                         entry_outcomes
                     }
                 };
-                outcomes.push(entry_outcomes);
+                // A staged batch always ends at an entry's end, with that entry as `last_applied`,
+                // whoever writes it: never half an entry.
+                *last_applied = Some(log_id);
+                staged.batch.sled_batch().insert(APPLIED, codec::encode(&*last_applied).map_err(write_err)?);
+                Ok(entry_outcomes)
+            };
+            match apply_entry() {
+                Ok(entry_outcomes) => outcomes.push(entry_outcomes),
+                Err(e) => {
+                    // Half an apply must never be written; openraft stops this node on the error,
+                    // and a restart applies again from the last written batch.
+                    *pending = None;
+                    return Err(e);
+                }
             }
-            let batch = staged.batch.sled_batch();
-            batch.insert(APPLIED, codec::encode(&*last_applied).map_err(write_err)?);
-            if membership_changed {
-                batch.insert(MEMBERSHIP, codec::encode(&*membership).map_err(write_err)?);
+            staged.staged((state.head().seq - head_before) as usize);
+            ledger.grow_tree(staged.batch.growth());
+            // Everything in memory is updated: verifications on other threads need not wait for
+            // the write below (milliseconds of sled inserts).
+            drop(state);
+            if staged.due() {
+                write_staged(ledger.tree(), &mut pending).map_err(write_err)?;
             }
-            Ok(())
-        };
-        if let Err(e) = apply_all() {
-            // Half an apply must never be written; openraft stops this node on the error, and
-            // a restart applies again from the last written batch.
-            *pending = None;
-            return Err(e);
-        }
-        staged.staged((state.head().seq - head_before) as usize);
-        ledger.grow_tree(staged.batch.growth());
-        // Everything in memory is updated: verifications on other threads need not wait for
-        // the write below (milliseconds of sled inserts).
-        drop(state);
-        if staged.due() {
-            write_staged(ledger.tree(), &mut pending).map_err(write_err)?;
         }
         // No flush: these entries are durable in the Raft log. A crash before sled's next
         // flush, or before a staged batch is written, leaves the ledger and `last_applied` at an

@@ -20,6 +20,7 @@ use crate::state::{
 };
 use crate::time::{Span, Timestamp};
 use crate::token::{KeyDigest, HINT_LEN};
+use crate::usage::{MAX_USAGE_GRANULARITY, MIN_USAGE_GRANULARITY};
 
 const MAX_NAME_CHARS: usize = 100;
 const MAX_DESCRIPTION_CHARS: usize = 1000;
@@ -187,7 +188,7 @@ impl State {
                 self.decide_sa_state(p, *service_account, to)
             }
             Command::CreateNamespace { name } => self.decide_namespace(p, name),
-            Command::UpdateSettings(patch) => self.decide_settings(p, patch, &LimitsPatch::default(), None),
+            Command::UpdateSettings(patch) => self.decide_settings(p, patch, &LimitsPatch::default(), None, None),
             Command::CreateAccount { account, owner, owner_name, key } => {
                 self.decide_create_account(p, account, *owner, owner_name, key)
             }
@@ -200,7 +201,10 @@ impl State {
             Command::Enroll { code, key } => self.decide_enroll(p, code, key),
             Command::ReportLeak { digest, source, reporter } => self.decide_leak(p, digest, source, reporter),
             Command::ChangeSettings { patch, limits, action_when_leaked } => {
-                self.decide_settings(p, patch, limits, *action_when_leaked)
+                self.decide_settings(p, patch, limits, *action_when_leaked, None)
+            }
+            Command::Configure { patch, limits, action_when_leaked, last_used_granularity } => {
+                self.decide_settings(p, patch, limits, *action_when_leaked, *last_used_granularity)
             }
             Command::CreateAccountWithEnrollment { account, owner, owner_name, code } => {
                 self.decide_create_account_with_enrollment(p, account, *owner, owner_name, code)
@@ -634,12 +638,16 @@ impl State {
         Ok(Decision { events, subject: None })
     }
 
+    /// One `used` event per key whose recorded use is at least `last_used_granularity` older
+    /// than the reported one: several nodes reporting a key in one period add one event.
     fn decide_use(&self, p: &Proposal, uses: &[UseRecord]) -> Result<Decision, Rejection> {
         self.system(p)?;
+        let mut seen = std::collections::BTreeSet::new();
         let events = uses
             .iter()
-            .filter(|u| u.count > 0)
+            .filter(|u| u.count > 0 && seen.insert(u.key))
             .filter_map(|u| self.keys.get(&u.key).map(|k| (k, u)))
+            .filter(|(k, u)| self.use_is_due(k, u.last_used_at))
             .map(|(k, u)| {
                 let body = EventBody::KeyUsed { key: k.id, last_used_at: u.last_used_at, count: u.count };
                 self.pending(p, &k.account, body)
@@ -858,6 +866,7 @@ impl State {
         patch: &SettingsPatch,
         caps: &LimitsPatch,
         action_when_leaked: Option<LeakAction>,
+        granularity: Option<Span>,
     ) -> Result<Decision, Rejection> {
         let caller = self.caller(p)?;
         authz::authorize_account_change(&caller).map_err(|r| refused(r, "account"))?;
@@ -908,6 +917,21 @@ impl State {
             }
             authz::authorize_account_creation(&caller).map_err(|r| refused(r, "account"))?;
         }
+        if let Some(granularity) = granularity {
+            if account.id != AccountId::default_account() {
+                return Err(reject(
+                    RejectCode::InvalidArgument,
+                    "`last_used_granularity` is the cluster operator's setting, kept in account `default`",
+                ));
+            }
+            authz::authorize_account_creation(&caller).map_err(|r| refused(r, "account"))?;
+            if !(MIN_USAGE_GRANULARITY..=MAX_USAGE_GRANULARITY).contains(&granularity) {
+                return Err(reject(
+                    RejectCode::InvalidArgument,
+                    "`last_used_granularity` must be between 1 minute and 7 days",
+                ));
+            }
+        }
         let mut events = Vec::new();
         if settings != account.settings {
             events.push(self.pending(p, &account.id, EventBody::SettingsChanged { settings }));
@@ -917,6 +941,9 @@ impl State {
         }
         if let Some(action) = action_when_leaked.filter(|a| *a != self.leak_action(&account.id)) {
             events.push(self.pending(p, &account.id, EventBody::LeakActionChanged { action }));
+        }
+        if let Some(granularity) = granularity.filter(|g| *g != self.usage_granularity()) {
+            events.push(self.pending(p, &account.id, EventBody::UsageGranularityChanged { granularity }));
         }
         Ok(Decision { events, subject: Some(SubjectRef::Account(account.id.clone())) })
     }

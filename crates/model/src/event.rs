@@ -14,7 +14,7 @@ use crate::checkpoint::{Checkpoint, PublicKey};
 use crate::ids::{AccountId, KeyId, ServiceAccountId, UserId};
 use crate::permissions::{Level, Scope};
 use crate::state::{AccountLimits, AccountSettings, Binding, LeakAction, Role};
-use crate::time::Timestamp;
+use crate::time::{Span, Timestamp};
 use crate::token::KeyDigest;
 
 /// A SHA3-256 chain hash.
@@ -225,6 +225,10 @@ pub enum EventBody {
     LimitsChanged {
         limits: AccountLimits,
     },
+    /// The cluster's `last_used_granularity` after the change (on account `default`).
+    UsageGranularityChanged {
+        granularity: Span,
+    },
 }
 
 impl EventBody {
@@ -262,6 +266,7 @@ impl EventBody {
             EventBody::Leaked { .. } => "leaked",
             EventBody::LeakActionChanged { .. } => "leak_action_changed",
             EventBody::LimitsChanged { .. } => "limits_changed",
+            EventBody::UsageGranularityChanged { .. } => "usage_granularity_changed",
         }
     }
 

@@ -26,12 +26,14 @@ pub mod proposal;
 pub mod state;
 pub mod time;
 pub mod token;
+pub mod usage;
 pub mod verify;
 
 pub use authz::{KeyAction, OwnerClass, Principal, Rank, Refusal};
 pub use checkpoint::{Checkpoint, CheckpointMark, CheckpointSigner, PublicKey, Signature};
 pub use event::{Actor, ChainHash, ChainHead, Event, EventBody, LedgerEntry, Owner};
 pub use ids::{AccountId, BadId, KeyId, ServiceAccountId, UserId};
+pub use index::Usage;
 pub use merkle::TreeHash;
 pub use permissions::{Grant, Level, Permission, Scope};
 pub use proposal::{
@@ -44,4 +46,5 @@ pub use state::{
 };
 pub use time::{Span, TimeError, Timestamp};
 pub use token::{KeyDigest, Malformed, SecretToken};
+pub use usage::DEFAULT_USAGE_GRANULARITY;
 pub use verify::{IdentityRef, Invalid, Verdict, Verified};

@@ -161,6 +161,14 @@ pub enum Command {
         owner_name: String,
         code: KeyDigest,
     },
+    /// `ChangeSettings` and the cluster's `last_used_granularity` (the operator's, kept in
+    /// account `default`) in one change; `ChangeSettings` stays for proposals already logged.
+    Configure {
+        patch: SettingsPatch,
+        limits: LimitsPatch,
+        action_when_leaked: Option<LeakAction>,
+        last_used_granularity: Option<Span>,
+    },
 }
 
 /// A key as proposed: everything fixed, the secret reduced to its digest and hint.

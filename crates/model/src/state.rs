@@ -354,6 +354,8 @@ pub struct State {
     pub(crate) enrollment_of_user: BTreeMap<UserId, KeyDigest>,
     /// Keys with a `leaked` event: a key is reported at most once.
     pub(crate) leaked: BTreeSet<KeyId>,
+    /// The cluster's `last_used_granularity`, once the operator changed it.
+    pub(crate) usage_granularity: Option<Span>,
 }
 
 impl Default for ChainHead {
@@ -516,10 +518,6 @@ impl State {
     }
 
     #[inline]
-    pub(crate) fn index_entry(&self, digest: &KeyDigest) -> Option<IndexEntry> {
-        self.index.get(digest)
-    }
-
     /// Up to `limit` keys whose expiry has passed at `now` and that have no `expired` event yet.
     pub fn due_expiries(&self, now: Timestamp, limit: usize) -> Vec<KeyId> {
         self.expiry_queue.iter().take_while(|(at, _)| *at <= now).take(limit).map(|(_, id)| *id).collect()
@@ -782,6 +780,9 @@ impl State {
                 if let Some(a) = self.accounts.get_mut(account) {
                     a.settings = settings.clone();
                 }
+            }
+            EventBody::UsageGranularityChanged { granularity } => {
+                self.usage_granularity = Some(*granularity);
             }
             EventBody::LimitsChanged { limits } => {
                 self.limits.insert(account.clone(), limits.clone());

@@ -8,6 +8,7 @@
 
 use crate::event::Owner;
 use crate::ids::{AccountId, KeyId};
+use crate::index::Usage;
 use crate::permissions::{Grant, Level, Permission, Scope};
 use crate::state::{Binding, IdentityState, KeyState, ServiceAccount, State, User};
 use crate::time::Timestamp;
@@ -111,9 +112,18 @@ pub struct Verified<'a> {
     pub identity: IdentityRef<'a>,
     pub expires_at: Option<Timestamp>,
     pub scope: Option<&'a Scope>,
+    /// This node's record of the key's use, in the key's index slot.
+    pub usage: &'a Usage,
 }
 
 impl<'a> Verified<'a> {
+    /// Notes that the key was used at `now`: a relaxed atomic write to its own index slot, no
+    /// lock; the node's flusher turns it into a `used` event once per `last_used_granularity`.
+    #[inline]
+    pub fn note_use(&self, now: Timestamp) {
+        self.usage.note(now);
+    }
+
     pub fn account(&self) -> &'a AccountId {
         match self.identity {
             IdentityRef::User(user) => &user.account,
@@ -162,7 +172,7 @@ impl State {
 
     /// Verification after parsing and hashing (split out so benches can time the parts).
     pub fn verify_digest(&self, digest: &KeyDigest, now: Timestamp, permission: Option<&Permission>) -> Verdict<'_> {
-        let Some(entry) = self.index_entry(digest) else {
+        let Some((entry, usage)) = self.index.get_with_usage(digest) else {
             return Verdict::Invalid(Invalid::NotFound);
         };
         match entry.state {
@@ -189,7 +199,8 @@ impl State {
         }
         // Only a scoped key needs its record: one more read, and only for those keys.
         let scope = if entry.scoped { self.key(&entry.key).and_then(|k| k.scope.as_ref()) } else { None };
-        let verified = Verified { key: entry.key, owner: entry.owner, identity, expires_at: entry.expires_at, scope };
+        let verified =
+            Verified { key: entry.key, owner: entry.owner, identity, expires_at: entry.expires_at, scope, usage };
         match permission {
             Some(p) if !verified.grants(p) => Verdict::Forbidden(verified),
             _ => Verdict::Valid(verified),

@@ -170,6 +170,9 @@ pub struct Settings {
     pub max_accounts: Option<u32>,
     /// What a leak report does to the key: `disable`, `delete` or `none`.
     pub action_when_leaked: String,
+    /// The cluster's granularity of `last_used_at` (a duration such as `1h`): a key's use is
+    /// recorded at most once per this period, so `last_used_at` is exact to it.
+    pub last_used_granularity: String,
 }
 
 /// `PATCH /v1/settings`: fields left out keep their value.
@@ -202,6 +205,10 @@ pub struct UpdateSettingsRequest {
     /// `disable`, `delete` or `none`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action_when_leaked: Option<String>,
+    /// A duration between `1m` and `7d`; account `default` only, by an owner (the cluster
+    /// operator): it applies to every account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used_granularity: Option<String>,
 }
 
 /// `POST /v1/accounts`: another account and its owner, who gets an enrollment code.

@@ -188,6 +188,14 @@ pub(crate) fn every_kind_of_event() -> Driver {
     d.run(Actor::System, Command::ReportLeak { digest: own_digest, source, reporter: "192.0.2.7".into() });
     let limits = LimitsPatch { max_users: Some(50), max_accounts: Some(20), ..Default::default() };
     d.run(owner, Command::ChangeSettings { patch: SettingsPatch::default(), limits, action_when_leaked: None });
+    let granularity = Some(keyledger_model::Span(15 * 60_000));
+    let configure = Command::Configure {
+        patch: SettingsPatch::default(),
+        limits: LimitsPatch::default(),
+        action_when_leaked: None,
+        last_used_granularity: granularity,
+    };
+    d.run(owner, configure);
     let other_owner = UserId::generate(d.now, &mut d.rng);
     let code = token::generate_enrollment_code(&mut d.rng).digest();
     let account = AccountId::new("acme").unwrap();
