@@ -10,7 +10,7 @@ use keyledger_api::serve::ServeOptions;
 use keyledger_api::{Closing, Limits};
 use keyledger_cluster::tls;
 use keyledger_cluster::{
-    bootstrap_default_account, CheckpointPolicy, ClusterNode, ClusterSecret, NodeConfig, SecretSource,
+    bootstrap_default_account, CheckpointPolicy, ClusterNode, ClusterSecret, NodeConfig, SecretSource, StorageOptions,
 };
 use rustls::{ClientConfig, ServerConfig};
 use tokio::net::TcpListener;
@@ -60,6 +60,11 @@ pub(crate) struct ServeArgs {
     /// between threads costs a context switch (docs/benchmarks.md).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     pub(crate) worker_threads: Option<u16>,
+    /// MiB of ledger pages kept in memory for reads (histories, exports, proofs); beyond it
+    /// they come from the OS's page cache. Verification never reads them: its index is in
+    /// memory whatever this is.
+    #[arg(long, value_name = "MIB", default_value_t = StorageOptions::DEFAULT_CACHE_BYTES >> 20, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    pub(crate) storage_cache_mib: u64,
     /// Failed authentications (a missing or invalid API key) one client address may make per
     /// minute; past that, its requests to authenticated routes are answered `429 rate_limited`
     /// until the minute ends. 0 turns the limit off.
@@ -206,6 +211,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         checkpoints: CheckpointPolicy { every_events: args.checkpoint_every, interval: args.checkpoint_interval },
         secret,
         peer_tls,
+        storage: StorageOptions { cache_bytes: args.storage_cache_mib << 20 },
     };
     let node = ClusterNode::start(config)
         .await

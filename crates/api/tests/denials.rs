@@ -31,6 +31,7 @@ impl Node {
             checkpoints: Default::default(),
             secret: SecretSource::NewCluster,
             peer_tls: None,
+            storage: Default::default(),
         };
         let node = ClusterNode::start(config).await.unwrap();
         let key_file = bootstrap_default_account(&node).await.unwrap().expect("a fresh node bootstraps");

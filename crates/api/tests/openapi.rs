@@ -243,6 +243,7 @@ async fn a_node_serves_the_document_and_every_documented_route() {
         checkpoints: Default::default(),
         secret: SecretSource::NewCluster,
         peer_tls: None,
+        storage: Default::default(),
     };
     let node = ClusterNode::start(config).await.unwrap();
     let router = keyledger_api::router(node.clone());

@@ -28,7 +28,7 @@ pub mod tls;
 pub use activity::FLUSH_EVERY;
 pub use bootstrap::{bootstrap_default_account, BOOTSTRAP_KEY_FILE};
 pub use checkpoints::{CheckpointPolicy, SIGNING_KEY_FILE};
-pub use keyledger_ledger::{NodeId, TypeConfig};
+pub use keyledger_ledger::{NodeId, StorageOptions, TypeConfig};
 pub use network::Network;
 pub use node::{
     ClusterNode, ClusterView, Committed, MemberView, MembershipChange, MembershipRefusal, NodeConfig, ProposeError,

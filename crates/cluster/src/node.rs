@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use keyledger_ledger::{Ledger, Node, NodeId, Storage, TypeConfig};
+use keyledger_ledger::{Ledger, Node, NodeId, Storage, StorageOptions, TypeConfig};
 use keyledger_model::{token, AccountId, Actor, CheckpointSigner, Outcome, Proposal, SecretToken, Timestamp};
 use openraft::error::{ChangeMembershipError, ClientWriteError, RaftError};
 use openraft::{ChangeMembers, Raft, RaftMetrics, ServerState};
@@ -92,6 +92,7 @@ pub struct NodeConfig {
     /// How to reach `https://` peers: a TLS client configuration trusting the cluster's CA
     /// (`tls::peer_client_config`). Without it only `http://` peers can be reached.
     pub peer_tls: Option<Arc<rustls::ClientConfig>>,
+    pub storage: StorageOptions,
 }
 
 impl NodeConfig {
@@ -228,7 +229,7 @@ impl ClusterNode {
     pub async fn start(config: NodeConfig) -> Result<Arc<ClusterNode>, ClusterError> {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| ClusterError::Io(format!("cannot create {}: {e}", config.data_dir.display())))?;
-        let mut storage = Storage::open(&config.data_dir)?;
+        let mut storage = Storage::open_with(&config.data_dir, config.storage)?;
         let secret = crate::secret::resolve(&config.data_dir, &config.secret, has_cluster_state(&mut storage).await?)?;
         let signer = load_or_create_signer(config.node_id, &config.data_dir)?;
         let removed = AtomicBool::new(config.data_dir.join(REMOVED_MARKER).exists());

@@ -68,10 +68,35 @@ pub struct Storage {
     pub ledger: Ledger,
 }
 
+/// How a node's storage is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StorageOptions {
+    /// Bytes of ledger pages sled keeps in memory. sled's own default is 1 GiB, which a
+    /// node with a large ledger fills: bounded, a node's memory is the state plus this.
+    pub cache_bytes: u64,
+}
+
+impl StorageOptions {
+    /// Reads of the ledger (histories, exports, proofs) are served from the OS page cache
+    /// beyond this; writes and the state in memory do not depend on it.
+    pub const DEFAULT_CACHE_BYTES: u64 = 128 << 20;
+}
+
+impl Default for StorageOptions {
+    fn default() -> StorageOptions {
+        StorageOptions { cache_bytes: StorageOptions::DEFAULT_CACHE_BYTES }
+    }
+}
+
 impl Storage {
     /// Opens (or creates) the sled database in `dir` and rebuilds the in-memory state.
     pub fn open(dir: &Path) -> Result<Storage, LedgerError> {
-        let db = open_db(dir)?;
+        Storage::open_with(dir, StorageOptions::default())
+    }
+
+    /// [`Storage::open`] with `options`.
+    pub fn open_with(dir: &Path, options: StorageOptions) -> Result<Storage, LedgerError> {
+        let db = open_db_with(dir, options)?;
         // Before the ledger is read: an interrupted snapshot install leaves it half-written.
         let snapshots = dir.join(snapshot::DIR);
         state_machine::recover(&db, &snapshots)?;
@@ -88,9 +113,13 @@ impl Storage {
 /// process just dropped may hold the lock a moment longer (sled's flusher thread), so a lock
 /// that is taken is retried briefly.
 fn open_db(dir: &Path) -> Result<sled::Db, LedgerError> {
+    open_db_with(dir, StorageOptions::default())
+}
+
+fn open_db_with(dir: &Path, options: StorageOptions) -> Result<sled::Db, LedgerError> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
     loop {
-        match sled::Config::new().path(dir.join("db")).open() {
+        match sled::Config::new().path(dir.join("db")).cache_capacity(options.cache_bytes).open() {
             // sled reports a taken lock as an `Other` error with this text.
             Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
                 if std::time::Instant::now() >= deadline {
