@@ -118,7 +118,7 @@ impl State {
 
     fn subject(&self, subject: SubjectRef) -> Option<Subject> {
         Some(match subject {
-            SubjectRef::Key(id) => Subject::Key(self.keys.get(&id)?.clone()),
+            SubjectRef::Key(id) => Subject::Key(self.key(&id)?.clone()),
             SubjectRef::User(id) => Subject::User(self.users.get(&id)?.clone()),
             SubjectRef::ServiceAccount(id) => Subject::ServiceAccount(self.service_accounts.get(&id)?.clone()),
             SubjectRef::Namespace(account, name) => Subject::Namespace(self.namespace(&account, &name)?.clone()),

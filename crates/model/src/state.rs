@@ -339,7 +339,9 @@ pub struct State {
     pub(crate) users: BTreeMap<UserId, User>,
     pub(crate) service_accounts: BTreeMap<ServiceAccountId, ServiceAccount>,
     pub(crate) namespaces: BTreeMap<(AccountId, String), Namespace>,
-    pub(crate) keys: BTreeMap<KeyId, KeyRecord>,
+    /// Boxed: a B-tree node then holds 11 pointers rather than 11 records of 320 bytes, and
+    /// keys created in id order leave nodes half full (half the memory of the whole state).
+    pub(crate) keys: BTreeMap<KeyId, Box<KeyRecord>>,
     pub(crate) keys_by_owner: BTreeMap<Owner, BTreeSet<KeyId>>,
     /// Keys that will expire and have no `expired` event yet, by expiry time.
     pub(crate) expiry_queue: BTreeSet<(Timestamp, KeyId)>,
@@ -488,14 +490,14 @@ impl State {
     }
 
     pub fn key(&self, id: &KeyId) -> Option<&KeyRecord> {
-        self.keys.get(id)
+        self.keys.get(id).map(|k| &**k)
     }
 
     /// Keys in id (= creation) order, starting after `after`.
     pub fn keys_after(&self, after: Option<KeyId>) -> impl Iterator<Item = &KeyRecord> {
         use std::ops::Bound;
         let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
-        self.keys.range((lower, Bound::Unbounded)).map(|(_, k)| k)
+        self.keys.range((lower, Bound::Unbounded)).map(|(_, k)| &**k)
     }
 
     pub fn key_count(&self) -> usize {
@@ -514,7 +516,7 @@ impl State {
 
     /// The key a digest belongs to, if any.
     pub fn key_by_digest(&self, digest: &KeyDigest) -> Option<&KeyRecord> {
-        self.index.get(digest).and_then(|entry| self.keys.get(&entry.key))
+        self.index.get(digest).and_then(|entry| self.key(&entry.key))
     }
 
     #[inline]
@@ -684,7 +686,7 @@ impl State {
                     self.expiry_queue.insert((*at, *key));
                 }
                 self.keys_by_owner.entry(*owner).or_default().insert(*key);
-                self.keys.insert(*key, record);
+                self.keys.insert(*key, Box::new(record));
             }
             EventBody::KeyEnabled { key } => self.set_key_state(*key, KeyState::Enabled, seq),
             EventBody::KeyDisabled { key } => self.set_key_state(*key, KeyState::Disabled, seq),
