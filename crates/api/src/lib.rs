@@ -67,6 +67,27 @@ pub struct AppState {
     pub(crate) metrics: Arc<metrics::Metrics>,
     /// The limits on hostile callers and the shutdown signal.
     pub(crate) guards: Arc<Guards>,
+    pub(crate) request_ids: Arc<RequestIds>,
+}
+
+/// Request ids made here: unique, not secret, and made without a lock (every request needs
+/// one): a random prefix per router, so ids differ across restarts, and a counter.
+pub(crate) struct RequestIds {
+    node: u64,
+    prefix: u32,
+    next: std::sync::atomic::AtomicU32,
+}
+
+impl RequestIds {
+    fn new(node: &ClusterNode) -> RequestIds {
+        let prefix = node.with_rng(|rng| rng.next_u32());
+        RequestIds { node: node.id(), prefix, next: std::sync::atomic::AtomicU32::new(0) }
+    }
+
+    fn next(&self) -> String {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("req_{}_{:08x}{n:08x}", self.node, self.prefix)
+    }
 }
 
 /// What the API holds against hostile callers (`abuse.rs`).
@@ -155,7 +176,8 @@ pub fn router_with(node: Arc<ClusterNode>, limits: Limits, closing: Closing) -> 
         limits,
         closing,
     };
-    let state = AppState { node, metrics: Arc::new(metrics::Metrics::new()), guards: Arc::new(guards) };
+    let request_ids = Arc::new(RequestIds::new(&node));
+    let state = AppState { node, metrics: Arc::new(metrics::Metrics::new()), guards: Arc::new(guards), request_ids };
     let v1 = routes();
     // Layers run outside-in: the request id wraps everything so even a caught panic or a
     // fallback answer carries it; the trace span sits inside it; the request counter sits
@@ -192,10 +214,7 @@ async fn request_id(State(state): State<AppState>, request: Request, next: Next)
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
         .map(str::to_string);
-    let id = given.unwrap_or_else(|| {
-        let bits = state.node.with_rng(|rng| rng.next_u64());
-        format!("req_{}_{bits:016x}", state.node.id())
-    });
+    let id = given.unwrap_or_else(|| state.request_ids.next());
     let mut response = error::REQUEST_ID.scope(id.clone(), next.run(request)).await;
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);

@@ -186,8 +186,27 @@ pub struct ClusterNode {
     activity: Activity,
     /// Told by the leader that it was removed (kept in the data dir as `REMOVED_MARKER`).
     removed: AtomicBool,
+    /// Whether the membership lists this node, kept up to date from Raft's metrics so that
+    /// verification reads one atomic, not the lock around the metrics openraft keeps writing.
+    listed: Arc<AtomicBool>,
     signer: CheckpointSigner,
     checkpoints: CheckpointPolicy,
+}
+
+/// A flag that follows whether the membership lists node `id`, updated whenever Raft's metrics
+/// change, until Raft shuts down.
+fn watch_membership(raft: &Raft<TypeConfig>, id: NodeId) -> Arc<AtomicBool> {
+    let mut metrics = raft.metrics();
+    let listed_now = move |m: &RaftMetrics<NodeId, Node>| m.membership_config.membership().get_node(&id).is_some();
+    let listed = Arc::new(AtomicBool::new(listed_now(&metrics.borrow_and_update())));
+    let flag = listed.clone();
+    tokio::spawn(async move {
+        while metrics.changed().await.is_ok() {
+            let now = listed_now(&metrics.borrow_and_update());
+            flag.store(now, Ordering::Relaxed);
+        }
+    });
+    listed
 }
 
 /// Whether the data dir already belongs to a cluster, judged as openraft's `is_initialized`
@@ -254,6 +273,7 @@ impl ClusterNode {
         )
         .await
         .map_err(|e| ClusterError::Raft(e.to_string()))?;
+        let listed = watch_membership(&raft, config.node_id);
         let batcher = Batcher::start(raft.clone(), WRITE_DEADLINE);
         let forwarder = Forwarder::start(rpc.clone());
         Ok(Arc::new(ClusterNode {
@@ -271,6 +291,7 @@ impl ClusterNode {
             signer,
             checkpoints: config.checkpoints,
             removed,
+            listed,
         }))
     }
 
@@ -589,8 +610,7 @@ impl ClusterNode {
         if self.removed.load(Ordering::Relaxed) {
             return false;
         }
-        // Borrowed, not cloned: verification asks this on every request.
-        self.raft.metrics().borrow().membership_config.membership().get_node(&self.id).is_some()
+        self.listed.load(Ordering::Relaxed)
     }
 
     fn member_address(&self, id: NodeId) -> Option<String> {
