@@ -12,7 +12,8 @@
 //!   change feeds per caller, unread exports, SIGTERM with feeds open, the data dir's modes,
 //!   `--file` paths that cannot be written, `Bearer` in any case.
 //! - `util`: starts, kills and restarts nodes; free ports; temp dirs; polling with deadlines.
-//! - `shutdown`: SIGTERM on a follower and on the leader: clean exits, writes go on, rejoining.
+//! - `shutdown`: SIGTERM on a follower and on the leader: clean exits, writes go on, rejoining
+//!   from the state saved at shutdown.
 //! - `single_node`: bootstrap, the key lifecycle, listing and paging, ETag, verify answers.
 //! - `replay`: an account as of a past moment from a node and from its data dir, and `admin rebuild`.
 //! - `restart`: a node killed with SIGKILL restarts on its data dir with everything kept.

@@ -22,9 +22,14 @@ async fn sigterm_stops_a_node_cleanly_and_it_rejoins_by_itself() {
         written.push(writer.create_key(&new_key(&format!("while-one-stopped-{i}"))).await.unwrap());
     }
 
-    // The follower rejoins by itself; then the leader stops: clean exit, the others elect a new
-    // one and writes go on.
+    // The follower rejoins by itself, starting from the state it saved as it stopped (not by
+    // replaying its whole ledger); then the leader stops: clean exit, the others elect a new one
+    // and writes go on.
+    assert!(cluster.node(follower).data_dir().join("state.bin").is_file(), "the state is saved at shutdown");
     cluster.restart(follower).await;
+    let log = cluster.node(follower).log();
+    let loaded = log.lines().filter(|l| l.contains("state loaded")).last().expect("the start says how it loaded");
+    assert!(!loaded.contains("saved_at=0 "), "started from the saved state: {loaded}");
     let status = cluster.terminate(leader, Duration::from_secs(10));
     assert!(status.success(), "SIGTERM exits 0, got {status}");
     let stopped_at = Instant::now();

@@ -200,7 +200,25 @@ struct Inner {
     account_tail: Mutex<Option<AccountRun>>,
     /// Applied entries not yet written to sled (see [`Pending`]).
     pending: Mutex<Option<Pending>>,
+    /// Where a running node saves its state (`saved_state.rs`); offline tools save nothing.
+    saving: Option<Saving>,
 }
+
+/// A running node's saved state: the file, and how far the last save got.
+struct Saving {
+    path: std::path::PathBuf,
+    /// The ledger position of the last state saved (or loaded).
+    saved_seq: std::sync::atomic::AtomicU64,
+    /// The position of the saved state this start began from (0: it replayed every event).
+    loaded_at: u64,
+    /// Held while a save runs: one at a time (they share the temporary file).
+    running: Mutex<()>,
+}
+
+/// The state is saved again once this many events were added since the last save, so a
+/// restart never replays more than about this many (a second or so) — and the save, which
+/// holds the state's read lock while it streams the state to a file, is rare.
+pub const SAVE_STATE_EVERY: u64 = 500_000;
 
 /// What applies have staged for sled and not written yet, as one batch.
 ///
@@ -275,17 +293,103 @@ impl From<ProofError<LedgerError>> for LedgerError {
 }
 
 impl Ledger {
-    /// Opens the ledger tree and rebuilds the state from every stored event.
+    /// Opens the ledger tree and rebuilds the state from every stored event, each one checked
+    /// (what offline tools and audits want).
     pub fn open(db: &sled::Db) -> Result<Ledger, LedgerError> {
         let tree = db.open_tree("ledger")?;
-        let state = rebuild_state(&tree, |_| {})?;
+        let state = rebuild_state(&tree, State::new(), |_| {})?;
+        Ledger::with_state(db, tree, state, None)
+    }
+
+    /// A running node's ledger: the state saved at `saved` (if the ledger can continue it)
+    /// with the events after it replayed, else rebuilt from every event; saved there again
+    /// from time to time ([`Ledger::save_state_in_background`]) and at shutdown.
+    pub fn open_saving(db: &sled::Db, saved: std::path::PathBuf) -> Result<Ledger, LedgerError> {
+        let tree = db.open_tree("ledger")?;
+        let started = Instant::now();
+        let loaded = match crate::saved_state::load(&saved, &tree) {
+            Ok(loaded) => loaded,
+            Err(why) => {
+                tracing::warn!(file = %saved.display(), why, "not starting from the saved state; replaying the whole ledger");
+                None
+            }
+        };
+        let from = loaded.as_ref().map_or(0, |s| s.head().seq);
+        let state = rebuild_state(&tree, loaded.unwrap_or_default(), |_| {})?;
+        tracing::info!(
+            saved_at = from,
+            replayed = state.head().seq - from,
+            ms = started.elapsed().as_millis() as u64,
+            "state loaded"
+        );
+        let saving = Saving {
+            path: saved,
+            saved_seq: std::sync::atomic::AtomicU64::new(from),
+            loaded_at: from,
+            running: Mutex::new(()),
+        };
+        Ledger::with_state(db, tree, state, Some(saving))
+    }
+
+    fn with_state(
+        db: &sled::Db,
+        tree: sled::Tree,
+        state: State,
+        saving: Option<Saving>,
+    ) -> Result<Ledger, LedgerError> {
         let frontier = open_tree(db, &tree, state.head().seq)?;
         let upper = RwLock::new(UpperLevels::load(&tree)?);
         let account_tail = Mutex::new(stored_account_tail(&tree, state.head().seq)?);
         let frontier = Mutex::new(frontier);
         let pending = Mutex::new(None);
-        let inner = Inner { db: db.clone(), tree, state: RwLock::new(state), frontier, upper, account_tail, pending };
+        let inner =
+            Inner { db: db.clone(), tree, state: RwLock::new(state), frontier, upper, account_tail, pending, saving };
         Ok(Ledger { inner: Arc::new(inner) })
+    }
+
+    /// The ledger position of the saved state this start began from, if it began from one.
+    pub fn started_from_saved_state(&self) -> Option<u64> {
+        self.inner.saving.as_ref().map(|s| s.loaded_at).filter(|at| *at > 0)
+    }
+
+    /// Saves the state beside the ledger (a running node's; offline tools save nothing): the
+    /// state is streamed to a file under its read lock, then the ledger is made durable up to
+    /// it, then the file replaces the last one.
+    pub fn save_state(&self) -> Result<(), LedgerError> {
+        let Some(saving) = &self.inner.saving else { return Ok(()) };
+        let _one_at_a_time = saving.running.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.write_saved_state(saving)
+    }
+
+    fn write_saved_state(&self, saving: &Saving) -> Result<(), LedgerError> {
+        let (temporary, head) = crate::saved_state::write_temporary(&saving.path, &self.state())?;
+        self.persist()?;
+        crate::saved_state::commit(&temporary, &saving.path)?;
+        saving.saved_seq.store(head.seq, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Starts a save on a thread of its own if [`SAVE_STATE_EVERY`] events were added since the
+    /// last one and none is running.
+    pub(crate) fn save_state_in_background(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let Some(saving) = &self.inner.saving else { return };
+        let head = self.state().head().seq;
+        if head < saving.saved_seq.load(Relaxed) + SAVE_STATE_EVERY {
+            return;
+        }
+        // Marked as saved before the thread runs, so later applies do not start another.
+        saving.saved_seq.store(head, Relaxed);
+        let ledger = self.clone();
+        std::thread::spawn(move || {
+            let Some(saving) = &ledger.inner.saving else { return };
+            let Ok(_one_at_a_time) = saving.running.try_lock() else { return };
+            let started = Instant::now();
+            match ledger.write_saved_state(saving) {
+                Ok(()) => tracing::info!(seq = head, ms = started.elapsed().as_millis() as u64, "state saved"),
+                Err(e) => tracing::warn!(error = %e, "saving the state failed; a restart replays more of the ledger"),
+            }
+        });
     }
 
     /// The right edge of the Merkle tree, to continue it in a batch.
@@ -564,7 +668,7 @@ pub(crate) fn rebuild_derived(db: &sled::Db) -> Result<Rebuilt, LedgerError> {
     let mut batch = LedgerBatch::new(Frontier::new());
     remove_derived(&tree, batch.sled_batch())?;
     let mut failed = None;
-    let state = rebuild_state(&tree, |entry| {
+    let state = rebuild_state(&tree, State::new(), |entry| {
         if let Err(e) = batch.put_derived(entry) {
             failed.get_or_insert(e);
         }
@@ -592,16 +696,22 @@ pub(crate) fn remove_derived(tree: &sled::Tree, batch: &mut sled::Batch) -> Resu
 /// Events decoded and content-checked per step of the start-up rebuild.
 const REBUILD_CHUNK: usize = 4096;
 
-/// The state built from every stored event, each checked: decoding and recomputing hashes (the
+/// The state built from every stored event after `state`'s head (all of them for a new state),
+/// each checked: decoding and recomputing hashes (the
 /// bulk of the work) run on a second thread while this one reads the next chunk of blocks from
 /// sled, and the chain links, `evolve` and `each` follow in order.
-fn rebuild_state(tree: &sled::Tree, mut each: impl FnMut(&LedgerEntry)) -> Result<State, LedgerError> {
-    let mut state = State::new();
+fn rebuild_state(
+    tree: &sled::Tree,
+    mut state: State,
+    mut each: impl FnMut(&LedgerEntry),
+) -> Result<State, LedgerError> {
+    let from = state.head().seq + 1;
     let blocks_per_chunk = REBUILD_CHUNK / event_blocks::BLOCK_EVENTS as usize;
     std::thread::scope(|scope| {
         let mut checking: Option<std::thread::ScopedJoinHandle<'_, Result<Vec<LedgerEntry>, LedgerError>>> = None;
         let mut absorb = |state: &mut State, checked: Result<Vec<LedgerEntry>, LedgerError>| {
-            for entry in checked? {
+            // The first block may begin before `from` (a saved state ends anywhere).
+            for entry in checked?.into_iter().filter(|e| e.event.seq >= from) {
                 check_position(state, &entry)?;
                 state.evolve(&entry);
                 each(&entry);
@@ -609,7 +719,7 @@ fn rebuild_state(tree: &sled::Tree, mut each: impl FnMut(&LedgerEntry)) -> Resul
             Ok::<(), LedgerError>(())
         };
         let mut chunk = Vec::with_capacity(blocks_per_chunk);
-        let mut blocks = event_blocks::blocks(tree, 1, u64::MAX);
+        let mut blocks = event_blocks::blocks(tree, from, u64::MAX);
         loop {
             let block = blocks.next().transpose()?;
             let done = block.is_none();

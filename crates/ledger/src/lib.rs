@@ -20,6 +20,7 @@ mod ledger;
 mod log_migration;
 mod log_store;
 mod merkle_store;
+pub mod saved_state;
 mod snapshot;
 mod state_machine;
 mod wal;
@@ -28,7 +29,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use keyledger_model::{Outcome, Proposal};
-pub use ledger::{Ledger, LedgerError, PENDING_AGE};
+pub use ledger::{Ledger, LedgerError, PENDING_AGE, SAVE_STATE_EVERY};
 pub use log_store::{LogReader, LogStore};
 pub use snapshot::SnapshotFile;
 pub use state_machine::{SnapshotBuilder, StateMachine};
@@ -100,7 +101,7 @@ impl Storage {
         // Before the ledger is read: an interrupted snapshot install leaves it half-written.
         let snapshots = dir.join(snapshot::DIR);
         state_machine::recover(&db, &snapshots)?;
-        let ledger = Ledger::open(&db)?;
+        let ledger = Ledger::open_saving(&db, saved_state::path_in(dir))?;
         let state_machine = StateMachine::open(ledger.clone(), &snapshots)?;
         let flushed = ledger.clone();
         let flush_state: log_store::FlushState = Arc::new(move || flushed.persist().map_err(std::io::Error::other));

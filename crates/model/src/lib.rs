@@ -23,6 +23,7 @@ mod index;
 pub mod merkle;
 pub mod permissions;
 pub mod proposal;
+pub mod saved;
 pub mod state;
 pub mod time;
 pub mod token;

@@ -153,7 +153,7 @@ pub struct Account {
 }
 
 /// A user's open enrollment code, known by its digest only.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Enrollment {
     pub user: UserId,
     pub expires_at: Timestamp,

@@ -300,3 +300,19 @@ fn a_code_expires_24_hours_after_it_was_issued() {
     );
     assert!(world.enroll(&code, "k", None).is_ok());
 }
+
+/// Open codes survive a saved state: loaded, the state still knows each user's code, so a
+/// fresh code voids the old one exactly as before the save.
+#[test]
+fn open_codes_survive_a_saved_state() {
+    let mut world = World::bootstrap(331);
+    let (user, old_code) = enrolled_user(&mut world, "newcomer", Role::Developer);
+    let bytes = bincode::serde::encode_to_vec(world.state.to_saved(), bincode::config::standard()).unwrap();
+    let (saved, _): (keyledger_model::saved::SavedState, usize) =
+        bincode::serde::decode_from_slice(&bytes, bincode::config::standard()).unwrap();
+    world.state = keyledger_model::State::from_saved(saved);
+    let fresh = token::generate_enrollment_code(&mut world.rng);
+    assert_eq!(world.owner_does(Command::IssueEnrollment { user, code: fresh.digest() }), Ok(1));
+    refused_code(&mut world, &old_code);
+    world.enroll(&fresh, "mine", None).expect("the fresh code works");
+}

@@ -399,6 +399,16 @@ proptest! {
     }
 }
 
+fn save(state: &State) -> Vec<u8> {
+    bincode::serde::encode_to_vec(state.to_saved(), bincode::config::standard()).expect("a state encodes")
+}
+
+fn load(bytes: &[u8]) -> State {
+    let (saved, _): (keyledger_model::saved::SavedState, usize) =
+        bincode::serde::decode_from_slice(bytes, bincode::config::standard()).expect("a saved state decodes");
+    State::from_saved(saved)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
@@ -410,6 +420,24 @@ proptest! {
             prop_assert_eq!(&State::rebuild(&world.ledger), &world.state);
             Ok(())
         })?;
+    }
+
+    /// A state saved (as bytes) and loaded again is the live state, after every step; and
+    /// going on from the loaded one with the rest of the ledger ends at the same state.
+    #[test]
+    fn a_saved_state_loads_as_the_live_state(seed in any::<u64>(), moves in moves_strategy()) {
+        let session = play(seed, &moves, |session| {
+            let world = &session.world;
+            prop_assert_eq!(&load(&save(&world.state)), &world.state);
+            Ok(())
+        })?;
+        let world = &session.world;
+        let half = world.ledger.len() / 2;
+        let mut state = load(&save(&State::rebuild(&world.ledger[..half])));
+        for entry in &world.ledger[half..] {
+            state.evolve(entry);
+        }
+        prop_assert_eq!(&state, &world.state);
     }
 
     /// The same proposals executed on two fresh states give the same answers, byte-identical
