@@ -7,7 +7,7 @@ use keyledger_client::{AuditQuery, Client, ListKeys};
 use keyledger_wire as wire;
 use serde_json::{json, Value};
 
-use crate::util::{account_sa, expect_refused, new_key, user_with_key, verify_req, Cluster};
+use crate::util::{account_sa, expect_refused, mode_of, new_key, succeeded, user_with_key, verify_req, Cluster};
 
 /// Sends a raw batch as `secret`, with `idempotency_key` if given; returns status and body.
 async fn send(cluster: &Cluster, secret: &str, body: &Value, idempotency_key: Option<&str>) -> (u16, Value) {
@@ -166,4 +166,36 @@ async fn a_retried_batch_with_the_same_idempotency_key_creates_nothing_new() {
     assert_eq!((status, reused["results"][0]["error"]["code"].as_str()), (200, Some("conflict")), "{reused}");
     assert_eq!(all_keys(&admin).await, after_first);
     assert_eq!(written_since(&admin, head.seq).await, Vec::<String>::new(), "the retries wrote nothing");
+}
+
+#[tokio::test]
+async fn apikey_create_batch_writes_the_secrets_to_a_new_file_and_names_what_failed() {
+    let cluster = Cluster::single().await;
+    let admin = cluster.client(1);
+    let requests = cluster.dir().join("batch.json");
+    let body = json!({"keys": [{"name": "a", "expires_in": "30d"}, {"name": "b", "expires_in": "30d"}]});
+    std::fs::write(&requests, body.to_string()).unwrap();
+    let secrets = cluster.dir().join("batch.keys");
+    let args =
+        ["apikey", "create-batch", "--requests", requests.to_str().unwrap(), "--file", secrets.to_str().unwrap()];
+    let out = succeeded(&cluster.cli(&[&args[..], &["--output", "json"]].concat()), "create-batch");
+    let shown: wire::CreatedKeys = serde_json::from_str(&out).unwrap();
+    assert!(!out.contains("klk_"), "the secrets went to the file, not the screen: {out}");
+    assert_eq!(mode_of(&secrets), 0o600);
+    let lines = std::fs::read_to_string(&secrets).unwrap();
+    let pairs: Vec<(&str, &str)> = lines.lines().map(|line| line.split_once(' ').unwrap()).collect();
+    assert_eq!(pairs.len(), 2, "{lines}");
+    for ((id, secret), result) in pairs.iter().zip(&shown.results) {
+        assert_eq!(Some(*id), result.key.as_ref().map(|k| k.id.as_str()));
+        let verdict = admin.verify(&verify_req(secret, None)).await.unwrap();
+        assert_eq!(verdict.key_id.as_deref(), Some(*id));
+    }
+
+    // An item refused alone: the table names its error, and the command fails.
+    let body = json!({"keys": [{"name": "c", "expires_in": "30d"}, {"name": "d", "never_expires": true}]});
+    std::fs::write(&requests, body.to_string()).unwrap();
+    let out = cluster.cli(&["apikey", "create-batch", "--requests", requests.to_str().unwrap()]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{table}");
+    assert!(table.contains("klk_") && table.contains("(invalid_argument)"), "{table}");
 }
