@@ -49,6 +49,8 @@
 //! - `privilege`: rank (an admin cannot take over the owner through its keys), accounts by the
 //!   operator only, caps as settings (`409 limit_exceeded`), paged lists, bidi-free names, and
 //!   rotating the bootstrap key as README says.
+//! - `key_batch`: `POST /v1/keys/batch`: each item created once or refused alone as a single
+//!   create would be, a malformed item refuses the whole batch, retries with `Idempotency-Key`.
 //! - `key_ops`: update with `If-Match`, lock, rotate and its defaults, scopes, list filters.
 //! - `tls`: HTTPS for the CLI, the client and peers; plain HTTP refused off loopback; 5,000
 //!   half-open connections, the connection cap and the header-read timeout.
@@ -71,6 +73,7 @@ mod failover;
 mod hostile;
 mod idempotency;
 mod identities;
+mod key_batch;
 mod key_ops;
 mod leaked;
 mod membership;

@@ -1,5 +1,6 @@
 //! `keyledger apikey ...`: the key lifecycle commands. How keys are shown is in `show`.
 
+mod batch;
 mod show;
 
 use std::collections::BTreeMap;
@@ -25,6 +26,9 @@ const MAX_PAGE: usize = 1000;
 pub(crate) enum ApikeyCommand {
     /// Create a key; its secret is printed this once and can never be shown again.
     Create(CreateArgs),
+    /// Create up to 1000 keys in one request, from a JSON file of `{"keys": [...]}`; each
+    /// key's result is shown in order, and a malformed item creates nothing at all.
+    CreateBatch(batch::CreateBatchArgs),
     /// List keys, following the server's pages to the end (or to --limit).
     List(ListArgs),
     /// Show one key.
@@ -264,6 +268,7 @@ pub(crate) async fn run(client: &Client, output: Output, command: ApikeyCommand)
                 (Output::Table, _) => write_created(out, &created, file),
             })?;
         }
+        ApikeyCommand::CreateBatch(args) => batch::run(client, output, args).await?,
         ApikeyCommand::List(args) => {
             let list = list_all(client, &args).await?;
             emit(|out| match output {

@@ -66,6 +66,21 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         self.code
     }
+
+    pub(crate) fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The same error about one part of the request, e.g. `` `keys[3]` ``.
+    pub(crate) fn about(mut self, part: &str) -> ApiError {
+        self.message = format!("{part}: {}", self.message);
+        self
+    }
+
+    /// The error's body, for an answer that carries several (one per item of a batch).
+    pub(crate) fn detail(&self) -> ErrorDetail {
+        ErrorDetail { code: self.code.to_string(), message: self.message.clone(), request_id: current_request_id() }
+    }
 }
 
 impl From<Rejection> for ApiError {
@@ -101,9 +116,7 @@ impl From<ProposeError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody {
-            error: ErrorDetail { code: self.code.to_string(), message: self.message, request_id: current_request_id() },
-        };
+        let body = ErrorBody { error: self.detail() };
         let mut response = (self.status, Json(body)).into_response();
         if let Some(seconds) = self.retry_after {
             response.headers_mut().insert(axum::http::header::RETRY_AFTER, seconds.into());

@@ -22,6 +22,15 @@ pub(crate) struct Idempotency {
     pub(crate) fingerprint: [u8; 32],
 }
 
+impl Idempotency {
+    /// The retry identity of item `index` of a batch (`POST /v1/keys/batch`): the batch's key
+    /// with `#<index>` appended, and the batch's fingerprint. A retried batch so finds each of
+    /// its items' first answers, and the same key on another batch is refused item by item.
+    pub(crate) fn for_item(&self, index: usize) -> Idempotency {
+        Idempotency { key: format!("{}#{index}", self.key), fingerprint: self.fingerprint }
+    }
+}
+
 tokio::task_local! {
     static CURRENT: Option<Idempotency>;
 }
@@ -29,6 +38,12 @@ tokio::task_local! {
 /// The current request's `Idempotency-Key`, if it sent one.
 pub(crate) fn current() -> Option<Idempotency> {
     CURRENT.try_with(Clone::clone).ok().flatten()
+}
+
+/// Runs `future` with `idempotency` as its request's retry identity: one item of a batch, whose
+/// proposal [`crate::write::write`] wraps with it.
+pub(crate) async fn scope<F: std::future::Future>(idempotency: Option<Idempotency>, future: F) -> F::Output {
+    CURRENT.scope(idempotency, future).await
 }
 
 /// Reads `Idempotency-Key` on writes, fingerprints the request and makes both visible to the

@@ -5,8 +5,8 @@ use axum::extract::{Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use keyledger_model::{
-    Command, KeyAction, KeyId, KeyRecord, KeyState, NewKey, Owner, ServiceAccountId, Span, State as LedgerState,
-    Timestamp, UserId,
+    Command, KeyAction, KeyId, KeyRecord, KeyState, NewKey, Owner, SecretToken, ServiceAccountId, Span,
+    State as LedgerState, Timestamp, UserId,
 };
 use keyledger_wire as wire;
 use serde::Deserialize;
@@ -53,6 +53,27 @@ pub(crate) async fn create(
     caller: Caller,
     Json(req): Json<wire::CreateKeyRequest>,
 ) -> Result<Response, ApiError> {
+    let prepared = prepare_create(&app, &caller, req)?;
+    let (index, body) = commit_create(&app, &caller, prepared).await?;
+    Ok((StatusCode::CREATED, index_header(index), axum::Json(body)).into_response())
+}
+
+/// A create checked as far as it can be before proposing, with everything nondeterministic
+/// fixed on this node: the time, the key id and the secret (only its digest is proposed).
+pub(crate) struct PreparedCreate {
+    now: Timestamp,
+    new_key: NewKey,
+    secret: SecretToken,
+    target: Target,
+}
+
+/// Reads one create request: its expiry, owner and scope. Every rule that depends on the
+/// ledger's state (limits, authorization, names) is the model's, at apply time.
+pub(crate) fn prepare_create(
+    app: &AppState,
+    caller: &Caller,
+    req: wire::CreateKeyRequest,
+) -> Result<PreparedCreate, ApiError> {
     let now = app.node.now();
     let expires_at = match resolve_expiry(req.expires_in.as_deref(), req.expires_at.as_deref(), req.never_expires, now)?
     {
@@ -74,14 +95,25 @@ pub(crate) async fn create(
         expires_at,
     };
     let target = Target::Identity(owner.unwrap_or(caller.principal.identity));
-    let (index, subject) =
-        write(&app, &caller, now, Operation::new("key.create", target), Command::CreateKey(new_key)).await?;
+    Ok(PreparedCreate { now, new_key, secret, target })
+}
+
+/// Proposes a prepared create as `caller` and answers the index it committed at and the
+/// `201` body: the key and its secret.
+pub(crate) async fn commit_create(
+    app: &AppState,
+    caller: &Caller,
+    prepared: PreparedCreate,
+) -> Result<(u64, wire::CreatedKey), ApiError> {
+    let PreparedCreate { now, new_key, secret, target } = prepared;
+    let operation = Operation::new("key.create", target);
+    let (index, subject) = write(app, caller, now, operation, Command::CreateKey(new_key)).await?;
     let key = into_key(subject)?;
     let body = wire::CreatedKey {
         key: render::key(&app.node.ledger().state(), &key, now),
         secret: secret.expose().to_string(),
     };
-    Ok((StatusCode::CREATED, index_header(index), axum::Json(body)).into_response())
+    Ok((index, body))
 }
 
 /// The expiry a request asks for: `Some(Some(t))` at `t`, `Some(None)` never, `None` when it

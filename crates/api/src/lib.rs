@@ -18,6 +18,7 @@ mod enroll;
 mod error;
 mod extract;
 mod idempotency;
+mod key_batch;
 mod key_ops;
 mod keys;
 mod leaked;
@@ -117,6 +118,7 @@ macro_rules! api_routes {
 
 api_routes! {
     "/v1/keys" => post(keys::create).get(keys::list);
+    "/v1/keys/batch" => post(key_batch::create_batch);
     "/v1/keys/leaked" => post(leaked::report);
     "/v1/keys/{id}" => get(keys::get).patch(key_ops::update).delete(keys::delete);
     "/v1/keys/{id}/enable" => post(key_ops::enable);

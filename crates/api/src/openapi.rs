@@ -17,8 +17,8 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required, Response, ResponseBu
 use utoipa::{Modify, OpenApi, ToResponse};
 
 use crate::{
-    accounts, audit, enroll, key_ops, keys, leaked, metrics, namespaces, ops, proofs, replay, service_accounts,
-    settings, stream, users, verify,
+    accounts, audit, enroll, key_batch, key_ops, keys, leaked, metrics, namespaces, ops, proofs, replay,
+    service_accounts, settings, stream, users, verify,
 };
 
 /// The name of the security scheme every authenticated operation names.
@@ -44,6 +44,7 @@ const INDEX_HEADER: &str = "X-Keyledger-Index";
     ),
     paths(
         keys::create,
+        key_batch::create_batch,
         leaked::report,
         keys::list,
         keys::get,
@@ -108,6 +109,9 @@ const INDEX_HEADER: &str = "X-Keyledger-Index";
             wire::CreateKeyRequest,
             wire::Key,
             wire::CreatedKey,
+            wire::CreateKeysRequest,
+            wire::CreatedKeys,
+            wire::KeyBatchResult,
             wire::LeakReport,
             wire::LeakReportAccepted,
             wire::KeyList,

@@ -20,6 +20,15 @@ impl Client {
         written(expect(answer, StatusCode::CREATED)?)
     }
 
+    /// `POST /v1/keys/batch`: creates 1 to 1000 keys, each as [`Client::create_key`] would. The
+    /// answer holds one result per key, in request order: each created key with its secret
+    /// (shown this once), or the error that key alone met. A malformed item refuses the whole
+    /// request (`400`) and creates nothing.
+    pub async fn create_keys(&self, req: &wire::CreateKeysRequest) -> Result<Written<wire::CreatedKeys>, ClientError> {
+        let answer = self.send(Method::POST, "/v1/keys/batch".into(), Some(req), &[]).await?;
+        written(expect(answer, StatusCode::OK)?)
+    }
+
     /// `GET /v1/keys`: one page of keys; follow `next_cursor` for the next.
     pub async fn list_keys(&self, query: &ListKeys) -> Result<wire::KeyList, ClientError> {
         let pairs: Vec<(&str, String)> = [

@@ -4,7 +4,10 @@
 //! Every write counted was acknowledged: keyledger answers after a quorum flushed it, etcd after
 //! a quorum wrote it to its WAL. `--target verify` measures verifications instead (one key,
 //! N clients), and `--half-open N` holds N slowloris connections to the first node meanwhile
-//! (`scripts/bench-tls`).
+//! (`scripts/bench-tls`). `--target seed` creates `--keys` keys through the batch endpoint and
+//! writes their secrets to a file (`seed.rs`, for `scripts/bench-verify-http`).
+
+mod seed;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -23,6 +26,8 @@ enum Target {
     Visibility,
     /// keyledger: verifications of one valid key (each counted as a "write" in the report).
     Verify,
+    /// keyledger: create `--keys` keys in batches, their secrets written to `--secrets-file`.
+    Seed,
 }
 
 /// Durable writes from N clients for a while; prints one JSON line of results.
@@ -47,6 +52,15 @@ struct Args {
     /// half a request (as a slowloris client does); they are opened before the clock starts.
     #[arg(long, default_value_t = 0)]
     half_open: usize,
+    /// seed: how many keys to create.
+    #[arg(long, default_value_t = 1_000_000)]
+    keys: usize,
+    /// seed: batches of keys in flight at once.
+    #[arg(long, default_value_t = 4)]
+    in_flight: usize,
+    /// seed: the new file (mode 0600) the secrets are written to, one per line.
+    #[arg(long)]
+    secrets_file: Option<PathBuf>,
 }
 
 /// One client's results: latencies of acknowledged writes, and failures.
@@ -68,6 +82,8 @@ async fn main() -> anyhow::Result<()> {
         Target::Etcd => etcd(&args, deadline).await?,
         Target::Visibility => vec![visibility(&args, deadline).await?],
         Target::Verify => verify(&args, deadline).await?,
+        // Not a timed run: it prints its own report.
+        Target::Seed => return seed_keys(&args).await,
     };
     // How many of the held connections the server still keeps open (none closed by the run).
     let still_held = still_open(held).await;
@@ -92,6 +108,16 @@ async fn main() -> anyhow::Result<()> {
         "half_open_still_held": still_held,
     });
     println!("{report}");
+    Ok(())
+}
+
+/// Creates `--keys` keys through the first address and prints how fast.
+async fn seed_keys(args: &Args) -> anyhow::Result<()> {
+    let api_key = args.api_key.clone().context("seeding needs --api-key or KEYLEDGER_API_KEY")?;
+    let secrets_file = args.secrets_file.as_deref().context("seeding needs --secrets-file")?;
+    let client = clients(args, &api_key)?.swap_remove(0);
+    let seed = seed::Seed { client, keys: args.keys, in_flight: args.in_flight, secrets_file };
+    println!("{}", seed::run(seed).await?);
     Ok(())
 }
 

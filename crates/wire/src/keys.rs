@@ -56,6 +56,37 @@ pub struct CreateKeyRequest {
     pub scope: Option<KeyScope>,
 }
 
+/// Most keys one `POST /v1/keys/batch` may create.
+pub const MAX_KEYS_PER_BATCH: usize = 1000;
+
+/// `POST /v1/keys/batch`: 1 to [`MAX_KEYS_PER_BATCH`] creates, each exactly what `POST /v1/keys`
+/// takes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKeysRequest {
+    pub keys: Vec<CreateKeyRequest>,
+}
+
+/// `200` answer to `POST /v1/keys/batch`: one result per requested key, in request order.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct CreatedKeys {
+    pub results: Vec<KeyBatchResult>,
+}
+
+/// What became of one key of a batch: the status a single `POST /v1/keys` would have answered,
+/// and its body — `key` and `secret` (shown this once) on `201`, `error` otherwise.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct KeyBatchResult {
+    /// `201` when the key was created; otherwise the error's HTTP status.
+    pub status: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<Key>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<crate::ErrorDetail>,
+}
+
 /// `POST /v1/keys/leaked`: a key's secret found where it should not be. Needs no credential.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
