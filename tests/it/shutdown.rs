@@ -28,7 +28,7 @@ async fn sigterm_stops_a_node_cleanly_and_it_rejoins_by_itself() {
     assert!(cluster.node(follower).data_dir().join("state.bin").is_file(), "the state is saved at shutdown");
     cluster.restart(follower).await;
     let log = cluster.node(follower).log();
-    let loaded = log.lines().filter(|l| l.contains("state loaded")).last().expect("the start says how it loaded");
+    let loaded = log.lines().rfind(|l| l.contains("state loaded")).expect("the start says how it loaded");
     assert!(!loaded.contains("saved_at=0 "), "started from the saved state: {loaded}");
     let status = cluster.terminate(leader, Duration::from_secs(10));
     assert!(status.success(), "SIGTERM exits 0, got {status}");
