@@ -5,9 +5,8 @@
 //! answers from this node's state at once. The parameter is taken off the query here, so the
 //! handlers never see it.
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{Method, Uri};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
@@ -20,25 +19,28 @@ fn is_read(method: &Method, path: &str) -> bool {
     *method == Method::GET || (*method == Method::POST && matches!(path, "/v1/verify" | "/v1/verify/as-of"))
 }
 
-pub(crate) async fn layer(State(app): State<AppState>, mut request: Request, next: Next) -> Response {
+/// The request with `consistency` taken off its query, once this node may answer it as asked;
+/// or the answer refusing it.
+pub(crate) async fn prepare(app: &AppState, mut request: Request) -> Result<Request, Response> {
     if !is_read(request.method(), request.uri().path()) {
-        return next.run(request).await;
+        return Ok(request);
     }
     let Some((wanted, uri)) = take_parameter(request.uri()) else {
-        return next.run(request).await;
+        return Ok(request);
     };
     match wanted.as_str() {
         "local" => {}
         "linearizable" => {
             if let Err(why) = app.node.read_barrier().await {
-                return ApiError::unavailable(format!("a linearizable read is not possible now: {why}"))
-                    .into_response();
+                return Err(
+                    ApiError::unavailable(format!("a linearizable read is not possible now: {why}")).into_response()
+                );
             }
         }
-        _ => return ApiError::invalid("`consistency` must be `local` or `linearizable`").into_response(),
+        _ => return Err(ApiError::invalid("`consistency` must be `local` or `linearizable`").into_response()),
     }
     *request.uri_mut() = uri;
-    next.run(request).await
+    Ok(request)
 }
 
 /// The `consistency` value and the URI without it; `None` when the query has none.

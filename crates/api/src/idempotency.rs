@@ -5,7 +5,6 @@
 use axum::body::{to_bytes, Body};
 use axum::extract::Request;
 use axum::http::Method;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use keyledger_model::idempotency::MAX_KEY_LEN;
 use sha3::{Digest, Sha3_256};
@@ -40,40 +39,40 @@ pub(crate) fn current() -> Option<Idempotency> {
     CURRENT.try_with(Clone::clone).ok().flatten()
 }
 
-/// Runs `future` with `idempotency` as its request's retry identity: one item of a batch, whose
-/// proposal [`crate::write::write`] wraps with it.
+/// Runs `future` with `idempotency` as its request's retry identity (the request's own, or one
+/// item's of a batch), which [`crate::write::write`] wraps its proposal with.
 pub(crate) async fn scope<F: std::future::Future>(idempotency: Option<Idempotency>, future: F) -> F::Output {
     CURRENT.scope(idempotency, future).await
 }
 
-/// Reads `Idempotency-Key` on writes, fingerprints the request and makes both visible to the
-/// handler. A malformed key is refused before anything else happens.
-pub(crate) async fn layer(request: Request, next: Next) -> Response {
+/// The request's retry identity (none without the header or on a read), and the request with
+/// its body read back in; or the answer refusing a bad header or a body too large.
+pub(crate) async fn prepare(request: Request) -> Result<(Option<Idempotency>, Request), Response> {
     let is_write = matches!(*request.method(), Method::POST | Method::PATCH | Method::PUT | Method::DELETE);
     let Some(value) = request.headers().get(HEADER).filter(|_| is_write).cloned() else {
-        return CURRENT.scope(None, next.run(request)).await;
+        return Ok((None, request));
     };
     let key = match value.to_str() {
         Ok(key) if !key.is_empty() && key.len() <= MAX_KEY_LEN && key.bytes().all(|b| b.is_ascii_graphic()) => {
             key.to_string()
         }
         _ => {
-            return ApiError::invalid(format!(
+            return Err(ApiError::invalid(format!(
                 "`Idempotency-Key` must be 1 to {MAX_KEY_LEN} printable ASCII characters"
             ))
-            .into_response()
+            .into_response())
         }
     };
     let (parts, body) = request.into_parts();
     let bytes = match to_bytes(body, BODY_LIMIT).await {
         Ok(bytes) => bytes,
         Err(_) => {
-            return ApiError::new(
+            return Err(ApiError::new(
                 axum::http::StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
                 "the request body is larger than 1 MiB",
             )
-            .into_response()
+            .into_response())
         }
     };
     let mut hasher = Sha3_256::new();
@@ -84,5 +83,5 @@ pub(crate) async fn layer(request: Request, next: Next) -> Response {
     hasher.update(&bytes);
     let idempotency = Idempotency { key, fingerprint: hasher.finalize().into() };
     let request = Request::from_parts(parts, Body::from(bytes));
-    CURRENT.scope(Some(idempotency), next.run(request)).await
+    Ok((Some(idempotency), request))
 }

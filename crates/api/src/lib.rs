@@ -49,8 +49,6 @@ use axum::Router;
 use keyledger_cluster::ClusterNode;
 use keyledger_wire::REQUEST_ID_HEADER;
 use rand_core::RngCore;
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 pub use abuse::{Closing, Limits};
 pub use error::ApiError;
@@ -181,22 +179,25 @@ pub fn router_with(node: Arc<ClusterNode>, limits: Limits, closing: Closing) -> 
     let request_ids = Arc::new(RequestIds::new(&node));
     let state = AppState { node, metrics: Arc::new(metrics::Metrics::new()), guards: Arc::new(guards), request_ids };
     let v1 = routes();
-    // Layers run outside-in: the request id wraps everything so even a caught panic or a
-    // fallback answer carries it; the trace span sits inside it; the request counter sits
-    // outside the panic catcher so a caught panic counts as its 500; the body limit applies
-    // to every extractor that reads a body.
+    // One middleware function around every route (`request_frame`), not a layer per concern:
+    // each layer costs every request a boxed future and a clone of the route, and four of them
+    // and a trace span were a third of a verification's time (docs/benchmarks.md). The body
+    // limit applies to every extractor that reads a body. Failures are logged where they
+    // happen, not per request.
     v1.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(axum::middleware::from_fn(idempotency::layer))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), consistency::layer))
-        .layer(CatchPanicLayer::custom(|_panic| ApiError::internal("a handler panicked").into_response()))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::layer))
-        // Error answers are part of normal operation (a 503 from /readyz, a 404): logged at
-        // debug; real failures are logged where they happen.
-        .layer(TraceLayer::new_for_http().on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), request_id))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), request_frame))
         .with_state(state)
+}
+
+/// The handler's answer, or `500 internal` if it panicked (the panic hook has printed why), so a
+/// bug costs one request its answer, never the connection or the node.
+async fn answer_or_500(handler: impl std::future::Future<Output = Response>) -> Response {
+    match futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(handler)).await {
+        Ok(response) => response,
+        Err(_panic) => ApiError::internal("a handler panicked").into_response(),
+    }
 }
 
 async fn not_found() -> ApiError {
@@ -207,9 +208,15 @@ async fn method_not_allowed() -> ApiError {
     ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this endpoint does not take that method")
 }
 
-/// Takes `X-Request-Id` from the request (if it is short and printable) or makes one, makes
-/// it visible to the handler (error bodies, proposals) and returns it on the answer.
-async fn request_id(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// Around every request, in this order: the request id — `X-Request-Id` taken from the
+/// request (if short and printable) or made, visible to the handler (error bodies, proposals)
+/// and returned on the answer; what the request asks of its answer — `?consistency=`
+/// (`consistency.rs`) and `Idempotency-Key` (`idempotency.rs`); a handler's panic answered
+/// `500`; and the request counted by route and status class (`metrics.rs`), a caught panic as
+/// its 500.
+async fn request_frame(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let route = state.metrics.route_of(request.method(), request.extensions().get::<axum::extract::MatchedPath>());
+    let started = std::time::Instant::now();
     let given = request
         .headers()
         .get(REQUEST_ID_HEADER)
@@ -217,9 +224,37 @@ async fn request_id(State(state): State<AppState>, request: Request, next: Next)
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
         .map(str::to_string);
     let id = given.unwrap_or_else(|| state.request_ids.next());
-    let mut response = error::REQUEST_ID.scope(id.clone(), next.run(request)).await;
+    let answer = async {
+        let request = match consistency::prepare(&state, request).await {
+            Ok(request) => request,
+            Err(refused) => return refused,
+        };
+        let (idempotency, request) = match idempotency::prepare(request).await {
+            Ok(prepared) => prepared,
+            Err(refused) => return refused,
+        };
+        answer_or_500(idempotency::scope(idempotency, next.run(request))).await
+    };
+    let mut response = error::REQUEST_ID.scope(id.clone(), answer).await;
+    state.metrics.count_request(route, response.status(), started);
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_handler_is_answered_500_in_the_error_shape() {
+        let answer = answer_or_500(async { panic!("a bug") }).await;
+        assert_eq!(answer.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(answer.into_body(), 4096).await.unwrap();
+        let error: keyledger_wire::ErrorBody = serde_json::from_slice(&body).unwrap();
+        assert_eq!(error.error.code, "internal");
+        let fine = answer_or_500(async { StatusCode::NO_CONTENT.into_response() }).await;
+        assert_eq!(fine.status(), StatusCode::NO_CONTENT);
+    }
 }

@@ -13,9 +13,8 @@ use std::fmt::{Display, Write as _};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{MatchedPath, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use keyledger_cluster::{ClusterNode, Committed, ProposeError};
 use keyledger_model::{Invalid, Outcome};
@@ -45,16 +44,6 @@ pub(crate) async fn serve(State(app): State<AppState>) -> Response {
     let gauges = NodeGauges::read(&app.node);
     let text = app.metrics.render(&gauges);
     ([(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE))], text).into_response()
-}
-
-/// Counts every request by route template, method and status class, and times verifications.
-/// Sits outside the panic catcher, so a caught panic counts as the `500` it answers.
-pub(crate) async fn layer(State(app): State<AppState>, request: Request, next: Next) -> Response {
-    let route = app.metrics.route_of(request.method(), request.extensions().get::<MatchedPath>());
-    let started = Instant::now();
-    let response = next.run(request).await;
-    app.metrics.count_request(route, response.status(), started);
-    response
 }
 
 /// What `POST /v1/verify` answered.
@@ -315,7 +304,7 @@ impl Metrics {
 
     /// The row of the route that took the request: found by its template, never the path as
     /// sent (which holds ids). No template, or a method the route does not take: the last row.
-    fn route_of(&self, method: &Method, matched: Option<&MatchedPath>) -> usize {
+    pub(crate) fn route_of(&self, method: &Method, matched: Option<&MatchedPath>) -> usize {
         let unmatched = ROUTES.len();
         let Some(path) = matched.map(MatchedPath::as_str) else {
             return unmatched;
@@ -328,7 +317,7 @@ impl Metrics {
             .map_or(unmatched, |(_, _, row)| *row)
     }
 
-    fn count_request(&self, route: usize, status: StatusCode, started: Instant) {
+    pub(crate) fn count_request(&self, route: usize, status: StatusCode, started: Instant) {
         let class = usize::from(status.as_u16() / 100).clamp(1, STATUS_CLASSES.len()) - 1;
         self.requests[route][class].fetch_add(1, Relaxed);
         if route == self.verify_route {

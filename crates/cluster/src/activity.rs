@@ -145,15 +145,11 @@ pub(crate) fn system_proposal(node: &ClusterNode, account: AccountId, command: C
 
 /// Writes what was gathered; on failure keeps it for the next round.
 pub(crate) async fn flush(node: &ClusterNode) {
-    let uses = collect_due_uses(node);
-    let mut batches = uses.chunks(USES_PER_PROPOSAL);
-    while let Some(batch) = batches.next() {
+    // A use not written stays due in the index, so a failed batch is simply found again.
+    for batch in collect_due_uses(node).chunks(USES_PER_PROPOSAL) {
         let proposal = system_proposal(node, AccountId::default_account(), Command::RecordUse(batch.to_vec()), "use");
         if let Err(e) = node.propose(proposal).await {
-            tracing::debug!(error = %e, "writing key use failed; keeping it for the next batch");
-            let state = node.ledger().state();
-            state.give_back_uses(batch);
-            batches.by_ref().for_each(|rest| state.give_back_uses(rest));
+            tracing::debug!(error = %e, "writing key use failed; it stays due for the next round");
             break;
         }
     }

@@ -9,11 +9,13 @@
 //! is already taken is refused. Entries are never removed (a deleted key stays, marked deleted),
 //! so no tombstones are needed. The table stays at most half full.
 //!
-//! Each slot also carries the key's [`Usage`] on this node: when it was last verified and how
-//! often since it was last reported. Verification writes it through a shared reference with
-//! relaxed atomics — no lock, and two requests contend only when they present the same key —
-//! and the node's flusher reads it ([`crate::State::due_uses`]). It is node-local and volatile:
-//! not part of the ledger, not compared, not persisted.
+//! Each slot also carries the key's use on this node ([`Usage`]: the second it was last
+//! verified) and the second of its last *recorded* use (`last_used_at`). Verification writes
+//! the first through a shared reference with a relaxed atomic — no lock, at most one store per
+//! key per second, and two requests contend only when they present the same key — and the
+//! node's flusher compares the two in place ([`crate::State::due_uses`]), so a scan of a
+//! million keys looks nothing up. The use seen is node-local and volatile: not part of the
+//! ledger, not compared, not persisted.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -26,27 +28,21 @@ use crate::token::KeyDigest;
 /// Digest bytes a slot matches on.
 const PREFIX: usize = 15;
 
-/// A key's use on this node since its last report.
+/// When a key was last verified on this node.
 #[derive(Debug, Default)]
-#[repr(C)]
 pub struct Usage {
     /// Unix second of the latest verification; 0: none since the node started.
     seen: AtomicU32,
-    /// Verifications since the flusher last took them (wraps at 2^32, which a period of
-    /// `last_used_granularity` does not reach below 50,000 verifications a second).
-    uses: AtomicU32,
 }
 
 impl Usage {
-    /// Notes one verification at `now`. The second is stored only when it changes, so a hot
-    /// key costs one atomic add, not two writes.
+    /// Notes one verification at `now`: a store only when the second changes.
     #[inline]
     pub fn note(&self, now: Timestamp) {
         let second = seconds(now);
         if self.seen.load(Ordering::Relaxed) != second {
             self.seen.store(second, Ordering::Relaxed);
         }
-        self.uses.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The latest verification, if any since the node started.
@@ -55,21 +51,6 @@ impl Usage {
             0 => None,
             second => Some(Timestamp(i64::from(second) * 1000)),
         }
-    }
-
-    /// Verifications not yet taken.
-    pub fn pending(&self) -> u32 {
-        self.uses.load(Ordering::Relaxed)
-    }
-
-    /// Takes the verifications counted so far (the flusher, as it reports them).
-    pub fn take(&self) -> u32 {
-        self.uses.swap(0, Ordering::Relaxed)
-    }
-
-    /// Gives back `count` verifications whose report could not be written.
-    pub fn give_back(&self, count: u32) {
-        self.uses.fetch_add(count, Ordering::Relaxed);
     }
 }
 
@@ -89,6 +70,8 @@ struct Slot {
     /// `i64::MAX`: never expires.
     expires_at: i64,
     usage: Usage,
+    /// Unix second of the key's last recorded use; 0: none.
+    recorded: u32,
 }
 
 const STATE: u8 = 0b0000_0111;
@@ -98,7 +81,15 @@ const EMPTY: u8 = 0;
 
 impl Slot {
     fn free() -> Slot {
-        Slot { prefix: [0; PREFIX], flags: EMPTY, key: [0; 16], owner: [0; 16], expires_at: 0, usage: Usage::default() }
+        Slot {
+            prefix: [0; PREFIX],
+            flags: EMPTY,
+            key: [0; 16],
+            owner: [0; 16],
+            expires_at: 0,
+            usage: Usage::default(),
+            recorded: 0,
+        }
     }
 
     fn state(&self) -> u8 {
@@ -109,22 +100,16 @@ impl Slot {
         self.state() == EMPTY
     }
 
-    /// The slot's entry, compared without its usage (node-local, not state).
+    /// The slot's entry, compared without the use seen (node-local, not state).
     fn same_entry(&self, other: &Slot) -> bool {
-        (self.prefix, self.flags, self.key, self.owner, self.expires_at)
-            == (other.prefix, other.flags, other.key, other.owner, other.expires_at)
+        (self.prefix, self.flags, self.key, self.owner, self.expires_at, self.recorded)
+            == (other.prefix, other.flags, other.key, other.owner, other.expires_at, other.recorded)
     }
 }
 
 impl Clone for Slot {
     fn clone(&self) -> Slot {
-        Slot {
-            usage: Usage {
-                seen: AtomicU32::new(self.usage.seen.load(Ordering::Relaxed)),
-                uses: AtomicU32::new(self.usage.uses.load(Ordering::Relaxed)),
-            },
-            ..*self
-        }
+        Slot { usage: Usage { seen: AtomicU32::new(self.usage.seen.load(Ordering::Relaxed)) }, ..*self }
     }
 }
 
@@ -156,6 +141,7 @@ impl Slot {
             owner,
             expires_at: entry.expires_at.map_or(i64::MAX, |t| t.0),
             usage: Usage::default(),
+            recorded: 0,
         }
     }
 
@@ -223,8 +209,21 @@ impl DigestIndex {
         self.occupied(digest).map(|i| (self.slots[i].entry(), &self.slots[i].usage))
     }
 
+    #[cfg(test)]
     pub(crate) fn usage(&self, digest: &KeyDigest) -> Option<&Usage> {
         self.occupied(digest).map(|i| &self.slots[i].usage)
+    }
+
+    /// Notes the key's last recorded use (it only moves forward); false if not indexed.
+    pub(crate) fn set_recorded(&mut self, digest: &KeyDigest, at: Timestamp) -> bool {
+        match self.occupied(digest) {
+            Some(i) => {
+                let slot = &mut self.slots[i];
+                slot.recorded = slot.recorded.max(seconds(at));
+                true
+            }
+            None => false,
+        }
     }
 
     pub(crate) fn contains_key(&self, digest: &KeyDigest) -> bool {
@@ -254,7 +253,7 @@ impl DigestIndex {
         }
     }
 
-    /// Inserts or replaces the entry for `digest` (a replaced entry keeps its usage).
+    /// Inserts or replaces the entry for `digest` (a replaced entry keeps its use).
     pub(crate) fn insert(&mut self, digest: KeyDigest, entry: IndexEntry) {
         if (self.len + 1) * 2 > self.slots.len() {
             self.grow();
@@ -265,6 +264,7 @@ impl DigestIndex {
             self.len += 1;
         } else {
             slot.usage = std::mem::take(&mut self.slots[i].usage);
+            slot.recorded = self.slots[i].recorded;
         }
         self.slots[i] = slot;
     }
@@ -288,14 +288,20 @@ impl DigestIndex {
         self.slots.len()
     }
 
-    /// The keys in slot positions `range` that were verified on this node since they were last
-    /// taken, with their usage cells.
-    pub(crate) fn usages(&self, range: std::ops::Range<usize>) -> impl Iterator<Item = (KeyId, &Usage)> {
+    /// The keys in slot positions `range` verified on this node at least `granularity`
+    /// seconds after their last recorded use (or with none recorded), and when: a comparison in
+    /// place per slot.
+    pub(crate) fn due(
+        &self,
+        range: std::ops::Range<usize>,
+        granularity: u32,
+    ) -> impl Iterator<Item = (KeyId, Timestamp)> + '_ {
         let range = range.start.min(self.slots.len())..range.end.min(self.slots.len());
-        self.slots[range]
-            .iter()
-            .filter(|s| !s.is_empty() && s.usage.pending() > 0)
-            .map(|s| (KeyId::from_bytes(s.key), &s.usage))
+        self.slots[range].iter().filter(|s| !s.is_empty()).filter_map(move |s| {
+            let seen = s.usage.seen.load(Ordering::Relaxed);
+            let due = seen != 0 && (s.recorded == 0 || seen >= s.recorded.saturating_add(granularity));
+            due.then(|| (KeyId::from_bytes(s.key), Timestamp(i64::from(seen) * 1000)))
+        })
     }
 
     fn occupied_slots(&self) -> impl Iterator<Item = &Slot> {
@@ -381,27 +387,32 @@ mod tests {
     }
 
     #[test]
-    fn usage_is_counted_kept_across_growth_and_replacement_and_ignored_by_equality() {
+    fn use_is_noted_kept_across_growth_and_replacement_and_ignored_by_equality() {
         let mut index = DigestIndex::default();
         index.insert(digest(1), entry(1));
         let clean = index.clone();
         let usage = index.usage(&digest(1)).unwrap();
-        assert_eq!((usage.last_seen(), usage.pending()), (None, 0));
+        assert_eq!(usage.last_seen(), None);
         usage.note(Timestamp(5_000_400));
-        usage.note(Timestamp(7_000_000));
-        assert_eq!((usage.last_seen(), usage.pending()), (Some(Timestamp(7_000_000)), 2));
-        assert_eq!(index, clean, "usage is node-local, not state");
-        assert_eq!(index.usages(0..index.capacity()).map(|(key, _)| key).collect::<Vec<_>>(), vec![entry(1).key]);
+        usage.note(Timestamp(7_000_999));
+        assert_eq!(usage.last_seen(), Some(Timestamp(7_000_000)));
+        assert_eq!(index, clean, "the use seen is node-local, not state");
+        let all = |index: &DigestIndex, g| index.due(0..index.capacity(), g).collect::<Vec<_>>();
+        assert_eq!(all(&index, 60), vec![(entry(1).key, Timestamp(7_000_000))]);
         for n in 2..1_000 {
             index.insert(digest(n), entry(n));
         }
         index.insert(digest(1), entry(1));
-        let usage = index.usage(&digest(1)).unwrap();
-        assert_eq!((usage.last_seen(), usage.take()), (Some(Timestamp(7_000_000)), 2));
-        assert_eq!(index.usages(0..index.capacity()).count(), 0);
-        usage.give_back(3);
-        assert_eq!(usage.pending(), 3);
-        assert_eq!(index.usages(0..index.capacity()).count(), 1);
-        assert_eq!(index.usages(index.capacity()..usize::MAX).count(), 0);
+        assert_eq!(all(&index, 60), vec![(entry(1).key, Timestamp(7_000_000))], "kept across growth");
+        // Recorded at 6,990 s: due again from 7,050 s with a granularity of 60 s.
+        assert!(index.set_recorded(&digest(1), Timestamp(6_990_000)));
+        assert_ne!(index, clean, "the recorded use is state");
+        assert!(all(&index, 60).is_empty());
+        index.usage(&digest(1)).unwrap().note(Timestamp(7_050_000));
+        assert_eq!(all(&index, 60), vec![(entry(1).key, Timestamp(7_050_000))]);
+        assert!(all(&index, 61).is_empty());
+        assert!(index.set_recorded(&digest(1), Timestamp(1_000)), "an older record does not move it back");
+        assert!(all(&index, 61).is_empty());
+        assert_eq!(index.due(index.capacity()..usize::MAX, 60).count(), 0);
     }
 }

@@ -134,6 +134,9 @@ impl State {
                 scoped: record.scope.is_some(),
             };
             state.index.insert(record.digest, entry);
+            if let Some(at) = record.last_used_at {
+                state.index.set_recorded(&record.digest, at);
+            }
             state.keys_by_owner.entry(record.owner).or_default().insert(record.id);
             // Only a key that can still expire waits for its `expired` event.
             if let (Some(at), KeyState::Enabled | KeyState::Disabled) = (record.expires_at, record.state) {

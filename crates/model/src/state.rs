@@ -726,6 +726,7 @@ impl State {
             }
             EventBody::KeyUsed { key, last_used_at, count } => {
                 if let Some(record) = self.keys.get_mut(key) {
+                    self.index.set_recorded(&record.digest, *last_used_at);
                     record.last_used_at = record.last_used_at.max(Some(*last_used_at));
                     record.use_count = record.use_count.saturating_add(*count);
                 }

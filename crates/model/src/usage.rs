@@ -3,7 +3,8 @@
 //!
 //! Verification notes each use in the key's index slot ([`crate::index::Usage`]); a node's
 //! flusher collects the keys that are due ([`State::due_uses`]) and proposes them as one
-//! `RecordUse`. A key is due when its last recorded use is at least `last_used_granularity`
+//! `RecordUse`. Uses are not counted per key (a `used` event's `count` is 1: the key was used
+//! in the period); how often keys are verified is the nodes' metrics. A key is due when its last recorded use is at least `last_used_granularity`
 //! older than the use seen — checked again when the proposal is applied
 //! ([`State::use_is_due`]), so several nodes reporting one key in one period add one event.
 //! `last_used_at` is therefore exact to the granularity (and to the second).
@@ -36,29 +37,16 @@ impl State {
         self.index.capacity()
     }
 
-    /// Adds to `out` the keys at index positions `range` whose use seen on this node is due,
-    /// taking their use counts (the count of a key not yet due keeps growing until it is).
+    /// Adds to `out` the keys at index positions `range` whose use seen on this node is due:
+    /// found by a comparison in each slot, so only those are looked up.
     pub fn due_uses(&self, range: Range<usize>, out: &mut Vec<UseRecord>) {
-        for (key, usage) in self.index.usages(range) {
-            let (Some(record), Some(seen)) = (self.keys.get(&key), usage.last_seen()) else { continue };
-            if !self.use_is_due(record, seen) {
-                continue;
-            }
-            let count = usage.take();
-            if count > 0 {
-                // Seen to the second; never before the key existed.
-                let last_used_at = seen.max(record.created_at);
-                out.push(UseRecord { key, last_used_at, count: u64::from(count) });
-            }
-        }
-    }
-
-    /// Puts back the counts of uses whose report could not be written, for the next one.
-    pub fn give_back_uses(&self, uses: &[UseRecord]) {
-        for u in uses {
-            let usage = self.keys.get(&u.key).and_then(|record| self.index.usage(&record.digest));
-            if let Some(usage) = usage {
-                usage.give_back(u32::try_from(u.count).unwrap_or(u32::MAX));
+        let granularity = u32::try_from(self.usage_granularity().0 / 1000).unwrap_or(u32::MAX);
+        for (key, seen) in self.index.due(range, granularity) {
+            let Some(record) = self.keys.get(&key) else { continue };
+            // Seen to the second; never before the key existed.
+            let last_used_at = seen.max(record.created_at);
+            if self.use_is_due(record, last_used_at) {
+                out.push(UseRecord { key, last_used_at, count: 1 });
             }
         }
     }
