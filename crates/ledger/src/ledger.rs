@@ -204,21 +204,20 @@ struct Inner {
     saving: Option<Saving>,
 }
 
-/// A running node's saved state: the file, and how far the last save got.
+/// Where a running node saves its state, and where this start found it.
+///
+/// Saved when the node stops, not while it runs: a save streams the whole state to a file under
+/// the state's read lock (about a second at a million keys), and an apply waiting for that lock
+/// holds back every verification behind it — measured as wrk timeouts on all 64 connections.
+/// Saving while serving needs a state that can be read without the lock (issue 14 notes it).
+/// After a crash, a start continues from the state of the last clean stop.
 struct Saving {
     path: std::path::PathBuf,
-    /// The ledger position of the last state saved (or loaded).
-    saved_seq: std::sync::atomic::AtomicU64,
     /// The position of the saved state this start began from (0: it replayed every event).
     loaded_at: u64,
     /// Held while a save runs: one at a time (they share the temporary file).
     running: Mutex<()>,
 }
-
-/// The state is saved again once this many events were added since the last save, so a
-/// restart never replays more than about this many (a second or so) — and the save, which
-/// holds the state's read lock while it streams the state to a file, is rare.
-pub const SAVE_STATE_EVERY: u64 = 500_000;
 
 /// What applies have staged for sled and not written yet, as one batch.
 ///
@@ -303,7 +302,7 @@ impl Ledger {
 
     /// A running node's ledger: the state saved at `saved` (if the ledger can continue it)
     /// with the events after it replayed, else rebuilt from every event; saved there again
-    /// from time to time ([`Ledger::save_state_in_background`]) and at shutdown.
+    /// when the node stops ([`Ledger::save_state`]).
     pub fn open_saving(db: &sled::Db, saved: std::path::PathBuf) -> Result<Ledger, LedgerError> {
         let tree = db.open_tree("ledger")?;
         let started = Instant::now();
@@ -322,12 +321,7 @@ impl Ledger {
             ms = started.elapsed().as_millis() as u64,
             "state loaded"
         );
-        let saving = Saving {
-            path: saved,
-            saved_seq: std::sync::atomic::AtomicU64::new(from),
-            loaded_at: from,
-            running: Mutex::new(()),
-        };
+        let saving = Saving { path: saved, loaded_at: from, running: Mutex::new(()) };
         Ledger::with_state(db, tree, state, Some(saving))
     }
 
@@ -358,38 +352,9 @@ impl Ledger {
     pub fn save_state(&self) -> Result<(), LedgerError> {
         let Some(saving) = &self.inner.saving else { return Ok(()) };
         let _one_at_a_time = saving.running.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        self.write_saved_state(saving)
-    }
-
-    fn write_saved_state(&self, saving: &Saving) -> Result<(), LedgerError> {
-        let (temporary, head) = crate::saved_state::write_temporary(&saving.path, &self.state())?;
+        let temporary = crate::saved_state::write_temporary(&saving.path, &self.state())?;
         self.persist()?;
-        crate::saved_state::commit(&temporary, &saving.path)?;
-        saving.saved_seq.store(head.seq, std::sync::atomic::Ordering::Relaxed);
-        Ok(())
-    }
-
-    /// Starts a save on a thread of its own if [`SAVE_STATE_EVERY`] events were added since the
-    /// last one and none is running.
-    pub(crate) fn save_state_in_background(&self) {
-        use std::sync::atomic::Ordering::Relaxed;
-        let Some(saving) = &self.inner.saving else { return };
-        let head = self.state().head().seq;
-        if head < saving.saved_seq.load(Relaxed) + SAVE_STATE_EVERY {
-            return;
-        }
-        // Marked as saved before the thread runs, so later applies do not start another.
-        saving.saved_seq.store(head, Relaxed);
-        let ledger = self.clone();
-        std::thread::spawn(move || {
-            let Some(saving) = &ledger.inner.saving else { return };
-            let Ok(_one_at_a_time) = saving.running.try_lock() else { return };
-            let started = Instant::now();
-            match ledger.write_saved_state(saving) {
-                Ok(()) => tracing::info!(seq = head, ms = started.elapsed().as_millis() as u64, "state saved"),
-                Err(e) => tracing::warn!(error = %e, "saving the state failed; a restart replays more of the ledger"),
-            }
-        });
+        crate::saved_state::commit(&temporary, &saving.path)
     }
 
     /// The right edge of the Merkle tree, to continue it in a batch.

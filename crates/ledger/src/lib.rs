@@ -29,7 +29,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use keyledger_model::{Outcome, Proposal};
-pub use ledger::{Ledger, LedgerError, PENDING_AGE, SAVE_STATE_EVERY};
+pub use ledger::{Ledger, LedgerError, PENDING_AGE};
 pub use log_store::{LogReader, LogStore};
 pub use snapshot::SnapshotFile;
 pub use state_machine::{SnapshotBuilder, StateMachine};

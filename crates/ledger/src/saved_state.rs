@@ -13,7 +13,7 @@ use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use keyledger_model::saved::SavedState;
-use keyledger_model::{ChainHead, State};
+use keyledger_model::State;
 
 use crate::codec::{self, CodecError};
 use crate::event_blocks;
@@ -50,9 +50,9 @@ impl<W: Write> Write for Summing<W> {
 }
 
 /// Writes `state`'s saved form to a temporary file next to `path`, streamed (no copy of the
-/// state in memory); returns the file and the position it describes. The caller holds the
-/// state's lock only for this, and [`commit`]s the file once the ledger is durable up to it.
-pub(crate) fn write_temporary(path: &Path, state: &State) -> Result<(PathBuf, ChainHead), LedgerError> {
+/// state in memory); returns the file. The caller holds the state's lock only for this, and
+/// [`commit`]s the file once the ledger is durable up to the state's head.
+pub(crate) fn write_temporary(path: &Path, state: &State) -> Result<PathBuf, LedgerError> {
     let temporary = path.with_extension("tmp");
     let mut file = File::create(&temporary)?;
     file.write_all(&[0; HEADER])?;
@@ -71,7 +71,7 @@ pub(crate) fn write_temporary(path: &Path, state: &State) -> Result<(PathBuf, Ch
     header.extend_from_slice(&crc.to_le_bytes());
     file.seek(SeekFrom::Start(0))?;
     file.write_all(&header)?;
-    Ok((temporary, state.head()))
+    Ok(temporary)
 }
 
 /// Makes a written temporary file the saved state: synced, renamed over the old one, and the

@@ -506,7 +506,6 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 write_staged(ledger.tree(), &mut pending).map_err(write_err)?;
             }
         }
-        ledger.save_state_in_background();
         // No flush: these entries are durable in the Raft log. A crash before sled's next
         // flush, or before a staged batch is written, leaves the ledger and `last_applied` at an
         // earlier batch (one sled batch is atomic), and openraft applies the same entries again —
