@@ -9,7 +9,7 @@
 //! everything it covers); otherwise the node starts the slow way, from the whole ledger.
 
 use std::fs::File;
-use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use keyledger_model::saved::SavedState;
@@ -88,13 +88,12 @@ pub(crate) fn commit(temporary: &Path, path: &Path) -> Result<(), LedgerError> {
 /// The saved state at `path` if there is one this ledger can continue from; why not otherwise
 /// (`Ok(None)` when there is no file at all).
 pub(crate) fn load(path: &Path, tree: &sled::Tree) -> Result<Option<State>, String> {
-    let mut file = match File::open(path) {
-        Ok(file) => file,
+    // Read whole (sized from the file's length): the checksum is checked before decoding.
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("cannot open it: {e}")),
+        Err(e) => return Err(format!("cannot read it: {e}")),
     };
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes).map_err(|e| format!("cannot read it: {e}"))?;
     if bytes.len() < HEADER || &bytes[..MAGIC.len()] != MAGIC {
         return Err("not a saved state of this format".into());
     }

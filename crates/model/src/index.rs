@@ -174,6 +174,12 @@ pub(crate) struct DigestIndex {
 const MIN_SLOTS: usize = 64;
 
 impl DigestIndex {
+    /// An empty index that takes `keys` entries without growing (loading a saved state).
+    pub(crate) fn with_capacity(keys: usize) -> DigestIndex {
+        let size = (keys.saturating_mul(2)).next_power_of_two().max(MIN_SLOTS);
+        DigestIndex { slots: vec![Slot::free(); size], len: 0 }
+    }
+
     /// The slot holding `prefix`, or the free slot where it would go.
     #[inline]
     fn find(&self, prefix: &[u8; PREFIX]) -> usize {
