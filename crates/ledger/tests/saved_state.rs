@@ -12,7 +12,7 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
 mod common;
-use common::{entry, new_key};
+use common::{entry, new_key, reopen};
 
 /// Raft entries `from..=to` of a history: a bootstrap, then a new key every 10 entries and
 /// renames of the first key between them. Another `seed` gives another chain.
@@ -37,19 +37,6 @@ fn history(seed: u64, from: u64, to: u64) -> Vec<Entry<TypeConfig>> {
 
 async fn apply(sm: &mut StateMachine, entries: Vec<Entry<TypeConfig>>) {
     sm.apply(entries).await.unwrap();
-}
-
-/// Opens a data dir this process just closed (sled's flusher may hold its lock a moment).
-fn reopen(dir: &Path) -> Storage {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        match Storage::open(dir) {
-            Err(e) if e.to_string().contains("could not acquire lock") && std::time::Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(50))
-            }
-            opened => return opened.unwrap(),
-        }
-    }
 }
 
 /// The state every event of the data dir builds, each checked (as offline tools open it).

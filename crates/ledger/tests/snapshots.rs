@@ -14,7 +14,7 @@ use rand_core::SeedableRng;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 mod common;
-use common::{entry, new_key};
+use common::{entry, new_key, reopen};
 
 /// Raft entries writing about `events` ledger events: a bootstrap, renames of its key, a new key
 /// every 100 entries, and an idempotent request (so the snapshot carries an idempotency record).
@@ -93,20 +93,6 @@ async fn receive_in_chunks(from: &Snapshot<TypeConfig>, to: &mut StateMachine, c
     }
     received.shutdown().await.unwrap();
     received
-}
-
-/// Opens a data dir this process just closed: sled's background flusher may hold the lock a
-/// while longer after a large write (more than `Storage::open`'s own short retry in debug builds).
-fn reopen(dir: &Path) -> Storage {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        match Storage::open(dir) {
-            Err(e) if e.to_string().contains("could not acquire lock") && std::time::Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(50))
-            }
-            opened => return opened.unwrap(),
-        }
-    }
 }
 
 /// Every record of a closed data dir's ledger tree except the `m:` bookkeeping (which names

@@ -36,3 +36,17 @@ pub(crate) fn new_key(id: KeyId, rng: &mut ChaCha20Rng, expires_at: Option<Times
         expires_at,
     }
 }
+
+/// Opens a data dir this process just closed: sled's background flusher may hold the lock a
+/// while longer after a large write (more than `Storage::open`'s own short retry in debug builds).
+pub(crate) fn reopen(dir: &std::path::Path) -> keyledger_ledger::Storage {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match keyledger_ledger::Storage::open(dir) {
+            Err(e) if e.to_string().contains("could not acquire lock") && std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(50))
+            }
+            opened => return opened.unwrap(),
+        }
+    }
+}
