@@ -610,7 +610,10 @@ impl ClusterNode {
         if self.removed.load(Ordering::Relaxed) {
             return false;
         }
+        // A member's answer is one atomic read. Not listed as of the last change the watcher
+        // saw: ask the membership itself, which may be ahead of it (just bootstrapped or added).
         self.listed.load(Ordering::Relaxed)
+            || self.raft.metrics().borrow().membership_config.membership().get_node(&self.id).is_some()
     }
 
     fn member_address(&self, id: NodeId) -> Option<String> {
