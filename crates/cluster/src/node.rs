@@ -815,11 +815,13 @@ impl ClusterNode {
         }
         // Applied entries may be only staged (they are safe in the Raft log), but a stopped
         // node's data dir is read by offline tools, which read the ledger alone; and the state
-        // saved with it lets the next start skip replaying the ledger.
-        if let Err(e) = self.ledger.persist() {
-            tracing::warn!(error = %e, "cannot write the applied ledger at shutdown");
-        } else if let Err(e) = self.ledger.save_state() {
+        // saved with it lets the next start skip replaying the ledger. Saving the state writes
+        // and flushes the ledger first; if the save fails, the ledger is still written.
+        if let Err(e) = self.ledger.save_state() {
             tracing::warn!(error = %e, "cannot save the state at shutdown; the next start replays more of the ledger");
+            if let Err(e) = self.ledger.persist() {
+                tracing::warn!(error = %e, "cannot write the applied ledger at shutdown");
+            }
         }
     }
 }

@@ -346,11 +346,11 @@ impl Ledger {
         self.inner.saving.as_ref().map(|s| s.loaded_at).filter(|at| *at > 0)
     }
 
-    /// Saves the state beside the ledger (a running node's; offline tools save nothing): the
-    /// state is streamed to a file under its read lock, then the ledger is made durable up to
-    /// it, then the file replaces the last one.
+    /// Makes the ledger durable ([`Ledger::persist`]) and saves the state beside it (a running
+    /// node's; offline tools save nothing): the state is streamed to a file under its read lock,
+    /// then the ledger is made durable up to it, then the file replaces the last one.
     pub fn save_state(&self) -> Result<(), LedgerError> {
-        let Some(saving) = &self.inner.saving else { return Ok(()) };
+        let Some(saving) = &self.inner.saving else { return self.persist() };
         let _one_at_a_time = saving.running.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let temporary = crate::saved_state::write_temporary(&saving.path, &self.state())?;
         self.persist()?;
