@@ -48,6 +48,11 @@ pub(crate) struct ServeArgs {
     /// snapshot, keeping this many entries for lagging followers.
     #[arg(long, default_value_t = NodeConfig::DEFAULT_SNAPSHOT_LOGS, value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) snapshot_logs: u64,
+    /// MiB of Raft log kept after a snapshot, whatever --snapshot-logs says (one entry can hold a
+    /// batch of a thousand writes); a snapshot is also built once twice this much was logged
+    /// since the last. A restart reads all of it; a follower further behind gets a snapshot.
+    #[arg(long, value_name = "MIB", default_value_t = NodeConfig::DEFAULT_LOG_KEEP_BYTES >> 20, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    pub(crate) raft_log_keep_mib: u64,
     /// When leading, sign a checkpoint (ledger size, head hash, Merkle root) once this many
     /// events were written since the last one...
     #[arg(long, default_value_t = CheckpointPolicy::default().every_events, value_parser = clap::value_parser!(u64).range(1..))]
@@ -208,6 +213,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         advertise,
         data_dir: args.data_dir.clone(),
         snapshot_logs: args.snapshot_logs,
+        log_keep_bytes: args.raft_log_keep_mib << 20,
         checkpoints: CheckpointPolicy { every_events: args.checkpoint_every, interval: args.checkpoint_interval },
         secret,
         peer_tls,

@@ -1,11 +1,13 @@
 //! Log compaction: a node that joins after the Raft log was compacted cannot replay it from
-//! the start; it must receive a snapshot carrying the entire ledger, and end identical.
+//! the start; it must receive a snapshot carrying the entire ledger, and end identical. The log
+//! is kept within a byte budget as well as an entry count.
 
 use std::collections::BTreeMap;
 
 use keyledger_client::ListKeys;
+use keyledger_wire as wire;
 
-use crate::util::{new_key, poll, verify_req, Cluster, CONVERGE};
+use crate::util::{account_sa, new_key, poll, verify_req, Cluster, CONVERGE};
 
 #[tokio::test]
 async fn a_node_joining_after_compaction_receives_the_whole_ledger() {
@@ -172,4 +174,68 @@ async fn same_head_as_leader(cluster: &Cluster, leader: u64, follower: u64) {
         }
     })
     .await;
+}
+
+/// A gauge from node `id`'s `/metrics`.
+async fn gauge(cluster: &Cluster, id: u64, name: &str) -> Result<u64, String> {
+    let url = format!("{}/metrics", cluster.node(id).url());
+    let text =
+        cluster.http().get(url).send().await.map_err(|e| e.to_string())?.text().await.map_err(|e| e.to_string())?;
+    let line = text.lines().find(|l| l.split(' ').next() == Some(name)).ok_or(format!("no {name}"))?;
+    line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()).map(|v| v as u64).ok_or(format!("bad {line}"))
+}
+
+/// Entries are counted by openraft, but one entry can hold hundreds of writes: the log is also
+/// kept within a byte budget (`--raft-log-keep-mib`), by a snapshot and a purge, whatever the
+/// entry count; and a node killed after that starts from the state saved with the snapshot.
+#[tokio::test]
+async fn the_raft_log_is_kept_within_its_byte_budget_and_a_crash_restarts_from_the_saved_state() {
+    const MIB: u64 = 1 << 20;
+    let mut cluster = Cluster::start_with(1, &["--raft-log-keep-mib", "1"]).await;
+    let admin = cluster.client(1);
+    let limits = wire::UpdateSettingsRequest { max_keys_per_service_account: Some(1000), ..Default::default() };
+    admin.update_settings(&limits).await.expect("settings");
+    // About 4 MiB of log in few entries: 4,000 keys with long descriptions, far below the
+    // 20,000 entries after which openraft itself would snapshot.
+    let mut last_secret = String::new();
+    for owner in 0..4 {
+        let account = admin.create_service_account(&account_sa(&format!("bulk-{owner}"), "developer")).await;
+        let account = account.expect("service account").value;
+        let keys = (0..1000)
+            .map(|i| wire::CreateKeyRequest {
+                owner: Some(wire::OwnerRef { kind: wire::OwnerKind::ServiceAccount, id: account.id.clone() }),
+                description: Some(format!("{i:04} {}", "d".repeat(900))),
+                ..new_key(&format!("bulk-{owner}-{i}"))
+            })
+            .collect();
+        let created = admin.create_keys(&wire::CreateKeysRequest { keys }).await.expect("batch").value.results;
+        assert!(created.iter().all(|r| r.status == 201), "{:?}", created.iter().find(|r| r.status != 201));
+        last_secret = created.last().and_then(|r| r.secret.clone()).expect("a secret");
+    }
+    poll("a snapshot and a purge down to the budget", CONVERGE, async || {
+        let (snapshot, purged) = (
+            gauge(&cluster, 1, "keyledger_raft_snapshot_index").await?,
+            gauge(&cluster, 1, "keyledger_raft_purged_index").await?,
+        );
+        let bytes = gauge(&cluster, 1, "keyledger_raft_log_bytes").await?;
+        if snapshot > 0 && purged > 0 && bytes <= MIB {
+            Ok(())
+        } else {
+            Err(format!("snapshot at {snapshot}, purged to {purged}, {bytes} bytes of log"))
+        }
+    })
+    .await;
+    poll("the state saved with the snapshot", CONVERGE, async || {
+        cluster.node(1).log().contains("state saved").then_some(()).ok_or("not yet".to_owned())
+    })
+    .await;
+
+    // A crash: no shutdown path saves anything, yet the start continues from the saved state.
+    cluster.kill(1);
+    cluster.restart(1).await;
+    let log = cluster.node(1).log();
+    let loaded = log.lines().rfind(|l| l.contains("state loaded")).expect("the start says how it loaded");
+    assert!(!loaded.contains("saved_at=0 "), "started from the state saved with the snapshot: {loaded}");
+    let answer = cluster.client(1).verify(&verify_req(&last_secret, None)).await.expect("verify");
+    assert!(answer.valid, "{answer:?}");
 }

@@ -430,6 +430,8 @@ pub(crate) struct NodeGauges {
     pub(crate) last_log_index: u64,
     pub(crate) applied_index: u64,
     pub(crate) snapshot_index: u64,
+    pub(crate) purged_index: u64,
+    pub(crate) log_bytes: u64,
     /// On the leader: milliseconds since a quorum last acknowledged it.
     pub(crate) quorum_ack_ms: Option<u64>,
     pub(crate) voters: u64,
@@ -500,6 +502,8 @@ impl NodeGauges {
             last_log_index: raft.last_log_index.unwrap_or(0),
             applied_index: raft.last_applied.map_or(0, |log_id| log_id.index),
             snapshot_index: raft.snapshot.map_or(0, |log_id| log_id.index),
+            purged_index: raft.purged.map_or(0, |log_id| log_id.index),
+            log_bytes: node.raft_log_bytes(),
             quorum_ack_ms: raft.millis_since_quorum_ack.filter(|_| role == RaftRole::Leader),
             voters: membership.voter_ids().count() as u64,
             learners: membership.learner_ids().count() as u64,
@@ -539,6 +543,16 @@ impl NodeGauges {
             "keyledger_raft_snapshot_index",
             "The last Raft log index in this node's snapshot; 0 when none.",
             self.snapshot_index,
+        );
+        out.gauge(
+            "keyledger_raft_purged_index",
+            "The last Raft log index purged here (it is in the snapshot); 0 when none.",
+            self.purged_index,
+        );
+        out.gauge(
+            "keyledger_raft_log_bytes",
+            "Encoded bytes of the Raft log entries kept here (a restart reads them all).",
+            self.log_bytes,
         );
         out.gauge("keyledger_raft_voters", "Voters in the membership this node knows.", self.voters);
         out.gauge("keyledger_raft_learners", "Learners in the membership this node knows.", self.learners);
@@ -736,6 +750,8 @@ mod tests {
             last_log_index: 40,
             applied_index: 39,
             snapshot_index: 0,
+            purged_index: 0,
+            log_bytes: 0,
             quorum_ack_ms: Some(150),
             voters: 3,
             learners: 0,

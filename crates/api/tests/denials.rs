@@ -28,6 +28,7 @@ impl Node {
             advertise: "127.0.0.1:1".into(),
             data_dir: dir.path().to_path_buf(),
             snapshot_logs: NodeConfig::DEFAULT_SNAPSHOT_LOGS,
+            log_keep_bytes: NodeConfig::DEFAULT_LOG_KEEP_BYTES,
             checkpoints: Default::default(),
             secret: SecretSource::NewCluster,
             peer_tls: None,

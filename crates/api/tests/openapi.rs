@@ -240,6 +240,7 @@ async fn a_node_serves_the_document_and_every_documented_route() {
         advertise: "127.0.0.1:1".into(),
         data_dir: dir.path().to_path_buf(),
         snapshot_logs: NodeConfig::DEFAULT_SNAPSHOT_LOGS,
+        log_keep_bytes: NodeConfig::DEFAULT_LOG_KEEP_BYTES,
         checkpoints: Default::default(),
         secret: SecretSource::NewCluster,
         peer_tls: None,

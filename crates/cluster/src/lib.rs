@@ -17,6 +17,7 @@ mod bootstrap;
 mod checkpoints;
 #[doc(hidden)]
 pub mod fuzzing;
+mod log_upkeep;
 mod network;
 mod node;
 pub mod peer_auth;

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use keyledger_ledger::{Ledger, Node, NodeId, Storage, StorageOptions, TypeConfig};
+use keyledger_ledger::{Ledger, LogReader, Node, NodeId, Storage, StorageOptions, TypeConfig};
 use keyledger_model::{token, AccountId, Actor, CheckpointSigner, Outcome, Proposal, SecretToken, Timestamp};
 use openraft::error::{ChangeMembershipError, ClientWriteError, RaftError};
 use openraft::{ChangeMembers, Raft, RaftMetrics, ServerState};
@@ -87,6 +87,9 @@ pub struct NodeConfig {
     /// (so a briefly lagging follower catches up from the log, not a snapshot).
     pub snapshot_logs: u64,
     pub checkpoints: CheckpointPolicy,
+    /// Bytes of Raft log kept after a snapshot; a snapshot is built once twice this much was
+    /// logged since the last (`log_upkeep.rs`), whatever the entry count.
+    pub log_keep_bytes: u64,
     /// Where the cluster secret comes from if the data dir holds none (`secret.rs`).
     pub secret: SecretSource,
     /// How to reach `https://` peers: a TLS client configuration trusting the cluster's CA
@@ -102,6 +105,10 @@ impl NodeConfig {
     /// this bounds the Raft log rather than any copying: the log keeps at most twice this many
     /// entries (the newest are kept for lagging followers).
     pub const DEFAULT_SNAPSHOT_LOGS: u64 = 20_000;
+
+    /// Raft log kept after a snapshot: a restart reads it all, and a follower that fell less
+    /// than this behind catches up from it rather than from a snapshot of the whole ledger.
+    pub const DEFAULT_LOG_KEEP_BYTES: u64 = 32 << 20;
 }
 
 /// A write that committed: the Raft log index and what applying it answered.
@@ -191,6 +198,9 @@ pub struct ClusterNode {
     listed: Arc<AtomicBool>,
     signer: CheckpointSigner,
     checkpoints: CheckpointPolicy,
+    /// The Raft log's index, shared with the store openraft owns: its sizes, read by the upkeep.
+    log: LogReader,
+    log_keep_bytes: u64,
 }
 
 /// A flag that follows whether the membership lists node `id`, updated whenever Raft's metrics
@@ -262,6 +272,7 @@ impl ClusterNode {
         }
         let http = http.build().map_err(|e| ClusterError::Io(e.to_string()))?;
         let rpc = RpcClient::new(http, &secret, config.node_id);
+        let log = storage.log_store.reader();
         let raft_config =
             Arc::new(raft_config(config.snapshot_logs).validate().map_err(|e| ClusterError::Raft(e.to_string()))?);
         let raft = Raft::new(
@@ -292,14 +303,22 @@ impl ClusterNode {
             checkpoints: config.checkpoints,
             removed,
             listed,
+            log,
+            log_keep_bytes: config.log_keep_bytes,
         }))
     }
 
-    /// Starts the background work: batched `used`/`denied` events, and on the leader `expired`
-    /// events and checkpoints.
+    /// Starts the background work: batched `used`/`denied` events, the Raft log's byte budget,
+    /// and on the leader `expired` events and checkpoints.
     pub fn spawn_background(self: &Arc<Self>) {
         crate::activity::spawn(self);
         crate::checkpoints::spawn(self, self.checkpoints);
+        crate::log_upkeep::spawn(self, self.log.clone(), self.log_keep_bytes);
+    }
+
+    /// Encoded bytes of the Raft log entries this node keeps (not yet purged).
+    pub fn raft_log_bytes(&self) -> u64 {
+        self.log.bytes_from(0)
     }
 
     /// The secret from which the key that signs internal requests to and from this node is derived.

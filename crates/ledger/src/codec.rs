@@ -43,6 +43,21 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     }
 }
 
+/// Decodes only the leading fields of a record: `T` is a struct whose fields are the first
+/// fields of the stored one, in order (bincode writes a struct as its fields one after the
+/// other), and the bytes after them are not read.
+pub fn decode_head<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    match bytes.split_first() {
+        Some((&RECORD_VERSION, rest)) => {
+            let config = bincode::config::standard().with_limit::<DECODE_LIMIT>();
+            let (value, _) = bincode::serde::decode_from_slice(rest, config).map_err(|e| CodecError(e.to_string()))?;
+            Ok(value)
+        }
+        Some((version, _)) => Err(CodecError(format!("unknown record version {version}"))),
+        None => Err(CodecError("empty record".into())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -202,21 +202,26 @@ struct Inner {
     pending: Mutex<Option<Pending>>,
     /// Where a running node saves its state (`saved_state.rs`); offline tools save nothing.
     saving: Option<Saving>,
+    /// Taken by a writer before it asks for `state`'s write lock, and held by a long reader (a
+    /// save) for as long as it reads: so a writer waits here, where readers do not see it.
+    writer_gate: Mutex<()>,
 }
 
 /// Where a running node saves its state, and where this start found it.
 ///
-/// Saved when the node stops, not while it runs: a save streams the whole state to a file under
-/// the state's read lock (about a second at a million keys), and an apply waiting for that lock
-/// holds back every verification behind it — measured as wrk timeouts on all 64 connections.
-/// Saving while serving needs a state that can be read without the lock (issue 14 notes it).
-/// After a crash, a start continues from the state of the last clean stop.
+/// Saved when a snapshot is built (at most once per [`Ledger::SAVE_INTERVAL`]) and when the node
+/// stops. A save streams the whole state to a file under the state's read lock (about a second
+/// at a million keys). Applies wait for it at `Inner::writer_gate`, not at the lock itself: a
+/// writer waiting at std's `RwLock` lets no new reader in, so every verification would queue
+/// behind it (measured as wrk timeouts on all 64 connections).
 struct Saving {
     path: std::path::PathBuf,
     /// The position of the saved state this start began from (0: it replayed every event).
     loaded_at: u64,
     /// Held while a save runs: one at a time (they share the temporary file).
     running: Mutex<()>,
+    /// When this run last saved.
+    last_saved: Mutex<Option<Instant>>,
 }
 
 /// What applies have staged for sled and not written yet, as one batch.
@@ -321,7 +326,7 @@ impl Ledger {
             ms = started.elapsed().as_millis() as u64,
             "state loaded"
         );
-        let saving = Saving { path: saved, loaded_at: from, running: Mutex::new(()) };
+        let saving = Saving { path: saved, loaded_at: from, running: Mutex::new(()), last_saved: Mutex::new(None) };
         Ledger::with_state(db, tree, state, Some(saving))
     }
 
@@ -336,8 +341,17 @@ impl Ledger {
         let account_tail = Mutex::new(stored_account_tail(&tree, state.head().seq)?);
         let frontier = Mutex::new(frontier);
         let pending = Mutex::new(None);
-        let inner =
-            Inner { db: db.clone(), tree, state: RwLock::new(state), frontier, upper, account_tail, pending, saving };
+        let inner = Inner {
+            db: db.clone(),
+            tree,
+            state: RwLock::new(state),
+            frontier,
+            upper,
+            account_tail,
+            pending,
+            saving,
+            writer_gate: Mutex::new(()),
+        };
         Ok(Ledger { inner: Arc::new(inner) })
     }
 
@@ -352,9 +366,30 @@ impl Ledger {
     pub fn save_state(&self) -> Result<(), LedgerError> {
         let Some(saving) = &self.inner.saving else { return self.persist() };
         let _one_at_a_time = saving.running.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let temporary = crate::saved_state::write_temporary(&saving.path, &self.state())?;
+        let temporary = {
+            let _writers_wait = self.inner.writer_gate.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            crate::saved_state::write_temporary(&saving.path, &self.state())?
+        };
         self.persist()?;
-        crate::saved_state::commit(&temporary, &saving.path)
+        crate::saved_state::commit(&temporary, &saving.path)?;
+        *saving.last_saved.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Instant::now());
+        Ok(())
+    }
+
+    /// How long a running node goes at least between two saves of its state while it serves:
+    /// each save costs a core for about a second at a million keys and holds writes back.
+    pub const SAVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
+    /// Saves the state unless this run saved it less than [`Ledger::SAVE_INTERVAL`] ago (or the
+    /// ledger saves nothing); returns whether it saved.
+    pub fn save_state_if_due(&self) -> Result<bool, LedgerError> {
+        let Some(saving) = &self.inner.saving else { return Ok(false) };
+        let last = *saving.last_saved.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if last.is_some_and(|at| at.elapsed() < Ledger::SAVE_INTERVAL) {
+            return Ok(false);
+        }
+        self.save_state()?;
+        Ok(true)
     }
 
     /// The right edge of the Merkle tree, to continue it in a batch.
@@ -434,6 +469,7 @@ impl Ledger {
     }
 
     pub(crate) fn state_mut(&self) -> RwLockWriteGuard<'_, State> {
+        let _gate = self.inner.writer_gate.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         self.inner.state.write().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 

@@ -194,6 +194,30 @@ pub struct LogReader {
     shared: Arc<Shared>,
 }
 
+impl LogReader {
+    /// Encoded bytes of the entries from index `first` on: what a restart reads, and what a
+    /// follower that has everything before `first` would be sent.
+    pub fn bytes_from(&self, first: u64) -> u64 {
+        let log = self.shared.lock();
+        let skip = first.saturating_sub(log.first).min(log.locations.len() as u64) as usize;
+        log.locations.iter().skip(skip).map(|l| u64::from(l.len)).sum()
+    }
+
+    /// The highest index whose purge leaves at most `keep_bytes` of the newest entries (and
+    /// always the last one), or `None` if the whole log fits already.
+    pub fn purge_point(&self, keep_bytes: u64) -> Option<u64> {
+        let log = self.shared.lock();
+        let mut kept = 0u64;
+        for (i, location) in log.locations.iter().enumerate().rev() {
+            kept += u64::from(location.len);
+            if kept > keep_bytes && i + 1 < log.locations.len() {
+                return Some(location.log_id.index);
+            }
+        }
+        None
+    }
+}
+
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Index> {
         self.index.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -250,6 +274,11 @@ impl LogStore {
         };
         store.remove_purged_segments()?;
         Ok(store)
+    }
+
+    /// A reader that stays valid after openraft takes the store.
+    pub fn reader(&self) -> LogReader {
+        LogReader { shared: self.shared.clone() }
     }
 
     /// The records that restate the log's state at the start of a segment.
@@ -393,8 +422,9 @@ impl Replay {
             let end = wal::read_records::<io::Error>(&file, |offset, kind, payload| {
                 match kind {
                     ENTRY => {
-                        let entry: Entry<TypeConfig> = decode(payload)?;
-                        let log_id = entry.log_id;
+                        // Only the id: decoding every payload was most of a restart's time.
+                        let EntryHead { log_id } =
+                            codec::decode_head(payload).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
                         if !index.locations.is_empty() && log_id.index > index.end() {
                             return Err(io::Error::new(
                                 io::ErrorKind::InvalidData,
@@ -427,6 +457,12 @@ impl Replay {
         }
         Ok(Replay { index, vote, committed, segment_last, tail })
     }
+}
+
+/// The first field of a stored `Entry`, read without its payload.
+#[derive(serde::Deserialize)]
+struct EntryHead {
+    log_id: LogId<NodeId>,
 }
 
 /// The newest segment: where its intact records end, and its size.
@@ -548,7 +584,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn get_log_reader(&mut self) -> LogReader {
-        LogReader { shared: self.shared.clone() }
+        self.reader()
     }
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError<NodeId>> {
@@ -691,6 +727,26 @@ mod tests {
         append(&mut store, entries(1, 101..=101)).await;
         drop(store);
         assert_eq!(log_ids(&mut node.open(), 95..=101).await, expected(1, 95..=101));
+    }
+
+    #[tokio::test]
+    async fn the_purge_point_keeps_the_newest_entries_within_a_byte_budget() {
+        let node = Node::new();
+        let mut store = node.open();
+        append(&mut store, entries(1, 1..=10)).await;
+        let reader = store.reader();
+        let all = reader.bytes_from(0);
+        let one = all / 10;
+        assert!(one > 0 && all == one * 10, "blank entries encode alike: {all}");
+        assert_eq!(reader.bytes_from(8), one * 3);
+        assert_eq!(reader.bytes_from(11), 0);
+        assert_eq!(reader.purge_point(all), None, "everything fits");
+        assert_eq!(reader.purge_point(one * 3), Some(7), "entries 8..=10 fit in three entries' bytes");
+        assert_eq!(reader.purge_point(one * 3 + one / 2), Some(7));
+        assert_eq!(reader.purge_point(0), Some(9), "the last entry always stays");
+        store.purge(log_id(1, 1, 4)).await.expect("purge");
+        assert_eq!(reader.bytes_from(0), one * 6, "purged entries are not counted");
+        assert_eq!(reader.purge_point(one * 3), Some(7));
     }
 
     #[tokio::test]

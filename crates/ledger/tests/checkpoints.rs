@@ -412,6 +412,8 @@ async fn a_ledger_changed_on_disk_does_not_open() {
         // Past one start-up chunk, so the change sits in a later one.
         entries.extend((0..5000).map(|_| log.change()));
         apply(&mut sm, entries).await;
+        // Applies stage their writes (the Raft log, not driven here, would replay them).
+        storage.ledger.persist().unwrap();
     }
     let target = 4500u64;
     {
