@@ -4,9 +4,11 @@
 //! `cargo run --release -p keyledger-model --example state_memory [KEYS]` (default 1,000,000):
 //! builds a state of KEYS keys owned by service accounts of 1,000 keys each (the bulk shape)
 //! with `evolve`, as a node's start-up does, and prints the bytes allocated per key, the
-//! verification index's share, and what one key record costs.
+//! verification index's share, and where the rest goes: the same structures as the state's,
+//! built alone in the same order and counted one by one.
 
 use std::alloc::System;
+use std::collections::{BTreeMap, BTreeSet};
 
 use keyledger_model::{
     token, Actor, ChainHash, Event, EventBody, KeyDigest, KeyId, KeyRecord, LedgerEntry, Owner, Role, ServiceAccountId,
@@ -60,6 +62,7 @@ fn main() {
     let mut owner = ServiceAccountId::generate(Timestamp(0), &mut rng);
     let mut identities = 0;
     let mut identity_bytes = 0;
+    let mut created = Vec::with_capacity(keys);
     for i in 0..keys {
         if i % 1000 == 0 {
             owner = ServiceAccountId::generate(Timestamp(i as i64), &mut rng);
@@ -78,26 +81,81 @@ fn main() {
         }
         let secret = token::generate(&mut rng);
         let digest = secret.digest();
+        let key = KeyId::generate(Timestamp(i as i64), &mut rng);
+        let expires_at = Timestamp(1_800_000_000_000);
+        created.push((key, Owner::ServiceAccount(owner), expires_at));
         let body = EventBody::KeyCreated {
-            key: KeyId::generate(Timestamp(i as i64), &mut rng),
+            key,
             owner: Owner::ServiceAccount(owner),
             name: format!("key-{i}"),
             description: String::new(),
             scope: None,
             digest_commitment: digest.commitment(),
             hint: secret.hint(),
-            expires_at: Some(Timestamp(1_800_000_000_000)),
+            expires_at: Some(expires_at),
         };
         seq += 1;
         state.evolve(&entry(seq, admin, body, Some(digest)));
     }
-    let total = live(&region);
+    let total = live(&region) - created.capacity() * std::mem::size_of::<(KeyId, Owner, Timestamp)>();
     let index = state.usage_positions() * 64;
     println!("keys                      {keys}");
     println!("service accounts          {identities} ({} B each)", identity_bytes / identities.max(1));
     println!("state, bytes per key      {:.0}", total as f64 / keys as f64);
     println!("  verification index      {:.0} ({} slots of 64 B)", index as f64 / keys as f64, state.usage_positions());
     println!("  everything else         {:.0}", (total - index) as f64 / keys as f64);
-    println!("size_of::<KeyRecord>()    {}", std::mem::size_of::<KeyRecord>());
+    let per_key = |bytes: usize| format!("{:.0}", bytes as f64 / keys as f64);
+    let records = {
+        let region = Region::new(ALLOCATOR);
+        let boxed: Vec<Box<KeyRecord>> =
+            created.iter().map(|(id, _, _)| Box::new(state.key(id).expect("created").clone())).collect();
+        let bytes = live(&region) - boxed.capacity() * std::mem::size_of::<usize>();
+        std::hint::black_box(&boxed);
+        bytes
+    };
+    println!(
+        "  key records             {} (size_of::<KeyRecord>() {} + its strings)",
+        per_key(records),
+        std::mem::size_of::<KeyRecord>()
+    );
+    println!(
+        "  keys map's nodes        {}",
+        per_key(counted(|| {
+            let mut map = BTreeMap::new();
+            for (id, _, _) in &created {
+                map.insert(*id, 0usize);
+            }
+            map
+        }))
+    );
+    println!(
+        "  keys by owner           {}",
+        per_key(counted(|| {
+            let mut by_owner: BTreeMap<Owner, BTreeSet<KeyId>> = BTreeMap::new();
+            for (id, owner, _) in &created {
+                by_owner.entry(*owner).or_default().insert(*id);
+            }
+            by_owner
+        }))
+    );
+    println!(
+        "  expiry queue            {}",
+        per_key(counted(|| {
+            let mut queue = BTreeSet::new();
+            for (id, _, at) in &created {
+                queue.insert((*at, *id));
+            }
+            queue
+        }))
+    );
     std::hint::black_box(&state);
+}
+
+/// Bytes `build`'s result holds, counted while it is built.
+fn counted<T>(build: impl FnOnce() -> T) -> usize {
+    let region = Region::new(ALLOCATOR);
+    let built = build();
+    let bytes = live(&region);
+    drop(built);
+    bytes
 }
