@@ -17,7 +17,6 @@ mod bootstrap;
 mod checkpoints;
 #[doc(hidden)]
 pub mod fuzzing;
-mod log_upkeep;
 mod network;
 mod node;
 pub mod peer_auth;
@@ -25,6 +24,7 @@ mod raft_stream;
 pub mod rpc;
 mod secret;
 pub mod tls;
+mod upkeep;
 
 pub use activity::FLUSH_EVERY;
 pub use bootstrap::{bootstrap_default_account, BOOTSTRAP_KEY_FILE};

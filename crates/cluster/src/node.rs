@@ -88,7 +88,7 @@ pub struct NodeConfig {
     pub snapshot_logs: u64,
     pub checkpoints: CheckpointPolicy,
     /// Bytes of Raft log kept after a snapshot; a snapshot is built once twice this much was
-    /// logged since the last (`log_upkeep.rs`), whatever the entry count.
+    /// logged since the last (`upkeep.rs`), whatever the entry count.
     pub log_keep_bytes: u64,
     /// Where the cluster secret comes from if the data dir holds none (`secret.rs`).
     pub secret: SecretSource,
@@ -313,7 +313,7 @@ impl ClusterNode {
     pub fn spawn_background(self: &Arc<Self>) {
         crate::activity::spawn(self);
         crate::checkpoints::spawn(self, self.checkpoints);
-        crate::log_upkeep::spawn(self, self.log.clone(), self.log_keep_bytes);
+        crate::upkeep::spawn(self, self.log.clone(), self.log_keep_bytes);
     }
 
     /// Encoded bytes of the Raft log entries this node keeps (not yet purged).

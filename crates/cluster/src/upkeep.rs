@@ -1,12 +1,20 @@
-//! Keeps the Raft log's bytes bounded, not only its entries.
+//! What keeps a restart short and the disk bounded while a node runs: the Raft log's bytes,
+//! and how far the saved state (`state.bin`) lags behind the ledger.
 //!
-//! openraft snapshots and purges by entry counts (`--snapshot-logs`), but entries differ in size
+//! The log's bytes, not only its entries: openraft snapshots and purges by entry counts (`--snapshot-logs`), but entries differ in size
 //! by a thousandfold: a batch of 256 use reports or 1,000 key creations is one entry. At a
 //! million keys, the 20,000 entries kept after a snapshot were 163 MiB, all of it read at every
 //! restart and kept on disk. So each node also builds a snapshot once the entries after its last
 //! one pass twice the byte budget, and purges down to the budget (never past its snapshot, and
 //! openraft delays a purge while a follower is still being sent those entries). A follower more
 //! than the budget behind catches up from a snapshot, streamed from the ledger.
+//!
+//! The saved state is written with each snapshot (`state_machine.rs`) and at shutdown; a start
+//! after a crash decodes it and replays every event after it, at about 300k events a second.
+//! Snapshots follow the log's bytes, which say little about events (a million first uses are a
+//! million events in 60 MiB of log), so the state is also saved once `SAVE_AFTER_EVENTS` were
+//! applied since the last save (each save still at most once a minute: about a second of one
+//! core at a million keys, with writes held back meanwhile).
 
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -19,6 +27,9 @@ const CHECK_EVERY: Duration = Duration::from_secs(2);
 
 /// A snapshot asked for and not yet reported is not asked for again before this.
 const SNAPSHOT_PATIENCE: Duration = Duration::from_secs(60);
+
+/// Events after which the state is saved again: under a second of replay after a crash.
+const SAVE_AFTER_EVENTS: u64 = 250_000;
 
 /// What one check decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +63,7 @@ pub(crate) fn spawn(node: &Arc<ClusterNode>, log: LogReader, keep_bytes: u64) {
         let mut timer = tokio::time::interval(CHECK_EVERY);
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut asked: Option<(Option<u64>, Instant)> = None;
+        let mut saved_at = weak.upgrade().map_or(0, |node| node.ledger().state().head().seq);
         loop {
             timer.tick().await;
             let Some(node) = weak.upgrade() else { return };
@@ -75,6 +87,22 @@ pub(crate) fn spawn(node: &Arc<ClusterNode>, log: LogReader, keep_bytes: u64) {
             if let Some(upto) = upkeep.purge_upto {
                 if node.raft().trigger().purge_log(upto).await.is_err() {
                     return;
+                }
+            }
+            let head = node.ledger().state().head().seq;
+            if head.saturating_sub(saved_at) >= SAVE_AFTER_EVENTS {
+                let ledger = node.ledger().clone();
+                drop(node);
+                match tokio::task::spawn_blocking(move || ledger.save_state_if_due()).await {
+                    Ok(Ok(true)) => {
+                        tracing::info!(seq = head, "state saved");
+                        saved_at = head;
+                    }
+                    Ok(Ok(false)) => {}
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "cannot save the state; a restart replays more of the ledger")
+                    }
+                    Err(_) => return,
                 }
             }
         }
