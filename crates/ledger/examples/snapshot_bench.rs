@@ -26,7 +26,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 mod common;
 use common::{entry, new_key};
 
-/// openraft's default chunk size (keyledger sends 4 MiB, see `cluster::node::raft_config`).
+/// openraft's default chunk size (keyledger sends 4 MiB, see `cluster::node::lifecycle::raft_config`).
 const CHUNK: usize = 3 * 1024 * 1024;
 
 /// A bootstrap, then renames of its key with a new key every 50 entries.
