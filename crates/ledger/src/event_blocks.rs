@@ -12,7 +12,7 @@
 use keyledger_model::LedgerEntry;
 
 use crate::codec;
-use crate::ledger::LedgerError;
+use crate::LedgerError;
 
 pub(crate) const BLOCK_PREFIX: u8 = b'b';
 

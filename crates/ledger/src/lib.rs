@@ -13,13 +13,19 @@
 #![allow(clippy::result_large_err)]
 
 pub mod codec;
+mod error;
 mod event_blocks;
 #[doc(hidden)]
 pub mod fuzzing;
+mod indexes;
 mod ledger;
 mod log_migration;
 mod log_store;
 mod merkle_store;
+mod offline;
+mod pending;
+mod records;
+mod replay;
 pub mod saved_state;
 mod snapshot;
 mod state_machine;
@@ -28,9 +34,12 @@ mod wal;
 use std::path::Path;
 use std::sync::Arc;
 
+pub use error::LedgerError;
 pub use keyledger_model::{Outcome, Proposal};
-pub use ledger::{Ledger, LedgerError, PENDING_AGE};
+pub use ledger::Ledger;
 pub use log_store::{LogReader, LogStore};
+pub use offline::{open_ledger, rebuild, Rebuilt};
+pub use pending::PENDING_AGE;
 pub use snapshot::SnapshotFile;
 pub use state_machine::{SnapshotBuilder, StateMachine};
 
@@ -137,33 +146,3 @@ fn open_db_with(dir: &Path, options: StorageOptions) -> Result<sled::Db, LedgerE
         }
     }
 }
-
-/// The ledger of a data dir that no node is running on (a stopped node's, or a copy), for
-/// offline replay and audits. Fails if the dir holds no database.
-pub fn open_ledger(dir: &Path) -> Result<Ledger, LedgerError> {
-    Ledger::open(&open_existing_db(dir)?)
-}
-
-/// Rebuilds everything derived from the events of a stopped node's data dir — the per-key and
-/// per-account indexes and the Merkle tree — after checking the whole chain. One atomic batch.
-pub fn rebuild(dir: &Path) -> Result<Rebuilt, LedgerError> {
-    ledger::rebuild_derived(&open_existing_db(dir)?)
-}
-
-/// The database of a data dir that must already hold one (offline tools never create one).
-fn open_existing_db(dir: &Path) -> Result<sled::Db, LedgerError> {
-    if !dir.join("db").is_dir() {
-        return Err(LedgerError::OutOfRange(format!("{} holds no keyledger database", dir.display())));
-    }
-    let db = open_db(dir)?;
-    // Half-written until the node finishes it; offline tools change nothing themselves.
-    if state_machine::install_pending(&db)? {
-        return Err(LedgerError::OutOfRange(format!(
-            "{} holds an interrupted snapshot install: start the node once to finish it",
-            dir.display()
-        )));
-    }
-    Ok(db)
-}
-
-pub use ledger::Rebuilt;

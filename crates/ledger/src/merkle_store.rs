@@ -11,7 +11,9 @@ use keyledger_model::{ChainHash, LedgerEntry};
 
 use crate::codec;
 use crate::event_blocks::{self, BlockWriter};
-use crate::ledger::{put_indexes, AccountRun, IndexTails, Ledger, LedgerError};
+use crate::indexes::{put_indexes, AccountRun, IndexTails};
+use crate::ledger::Ledger;
+use crate::LedgerError;
 
 pub(crate) const TREE_PREFIX: u8 = b't';
 
@@ -306,4 +308,32 @@ impl NodeSource for Overlay<'_> {
             None => self.stored.node(level, index),
         }
     }
+}
+
+/// The Merkle tree's right edge for a ledger of `head_seq` events. Every batch writes events and
+/// tree together, so a data dir in the current layout has a tree of exactly `head_seq` leaves.
+/// An older data dir — written before the tree existed, or storing every level of it — gets its
+/// missing nodes built from the stored events and its low levels removed, once.
+pub(crate) fn open_tree(db: &sled::Db, tree: &sled::Tree, head_seq: u64) -> Result<Frontier, LedgerError> {
+    if has_current_layout(tree)? {
+        return Frontier::from_source(&StoredNodes(tree), head_seq);
+    }
+    let stored = legacy_stored_size(tree)?;
+    if stored > head_seq {
+        return Err(LedgerError::Damaged {
+            seq: stored,
+            why: "the Merkle tree has more leaves than the ledger".into(),
+        });
+    }
+    let frontier = Frontier::from_source(&StoredNodes(tree), stored)?;
+    let mut batch = LedgerBatch::new(frontier);
+    move_to_current_layout(tree, batch.sled_batch())?;
+    for entry in event_blocks::entries(tree, stored + 1, head_seq) {
+        batch.put_tree_only(&entry?);
+    }
+    let (batch, growth) = batch.finish();
+    tree.apply_batch(batch)?;
+    db.flush()?;
+    tracing::info!(from = stored, to = head_seq, "moved the Merkle tree to the current layout");
+    Ok(growth.frontier)
 }

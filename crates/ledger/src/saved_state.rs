@@ -17,7 +17,7 @@ use keyledger_model::State;
 
 use crate::codec::{self, CodecError};
 use crate::event_blocks;
-use crate::ledger::LedgerError;
+use crate::LedgerError;
 
 /// The file in the data dir.
 pub const FILE: &str = "state.bin";

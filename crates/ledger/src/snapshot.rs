@@ -23,7 +23,8 @@ use tokio::io::{AsyncRead, AsyncSeek, AsyncWrite, ReadBuf};
 
 use crate::codec;
 use crate::event_blocks::{self, BLOCK_EVENTS};
-use crate::ledger::{check_link, LedgerError};
+use crate::replay::check_link;
+use crate::LedgerError;
 
 /// The snapshot directory inside a data dir.
 pub(crate) const DIR: &str = "snapshots";

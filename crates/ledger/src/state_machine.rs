@@ -2,7 +2,7 @@
 //!
 //! Per batch of committed entries: the in-memory [`State`] decides and evolves under its
 //! write lock, and the new ledger entries and `last_applied`/membership are staged for sled,
-//! which gets them in one atomic batch per many applies (see `Pending` in `ledger.rs`). A snapshot is the whole ledger plus that bookkeeping, so a node that
+//! which gets them in one atomic batch per many applies (see `Pending` in `pending.rs`). A snapshot is the whole ledger plus that bookkeeping, so a node that
 //! joins after log compaction still ends with the identical, complete history.
 //!
 //! Snapshots are files (`snapshot.rs`), streamed from and into sled in bounded batches. An
@@ -25,9 +25,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::codec::{self, CodecError};
 use crate::event_blocks::{self, BLOCK_PREFIX, LEGACY_EVENT_PREFIX};
-use crate::ledger::{write_staged, Ledger, LedgerError, Pending, ACCOUNT_INDEX_PREFIX, KEY_INDEX_PREFIX};
+use crate::ledger::Ledger;
 use crate::merkle_store::{LedgerBatch, StoredNodes, TREE_PREFIX};
+use crate::pending::{write_staged, Pending};
+use crate::records::{ACCOUNT_INDEX_PREFIX, KEY_INDEX_PREFIX};
 use crate::snapshot::{self, SnapshotFile};
+use crate::LedgerError;
 use crate::{Node, NodeId, Proposals, TypeConfig};
 
 const APPLIED: &[u8] = b"m:applied";
