@@ -42,9 +42,19 @@ pub(crate) fn leaf_of(hash: &ChainHash) -> TreeHash {
     merkle::leaf_hash(&hash.0)
 }
 
-/// Is this data dir's tree in the current layout?
+/// Is this data dir's tree in the current layout? Not when it has no marker: it was written
+/// before layouts were marked, and is moved to this one. A marker this version does not know (a
+/// newer version's layout) is refused: taking it for an older layout would "move" nodes this
+/// version cannot read.
 pub(crate) fn has_current_layout(tree: &sled::Tree) -> Result<bool, LedgerError> {
-    Ok(tree.get(TREE_LAYOUT)?.is_some_and(|v| v.as_ref() == TREE_LAYOUT_VERSION))
+    match tree.get(TREE_LAYOUT)? {
+        None => Ok(false),
+        Some(layout) if layout.as_ref() == TREE_LAYOUT_VERSION => Ok(true),
+        Some(layout) => Err(LedgerError::Damaged {
+            seq: 0,
+            why: format!("the Merkle tree is stored in layout {:?}, which this version does not know", layout.as_ref()),
+        }),
+    }
 }
 
 /// Into `batch`: removes the nodes an older layout stored below [`STORED_FROM_LEVEL`], and
@@ -336,4 +346,37 @@ pub(crate) fn open_tree(db: &sled::Db, tree: &sled::Tree, head_seq: u64) -> Resu
     db.flush()?;
     tracing::info!(from = stored, to = head_seq, "moved the Merkle tree to the current layout");
     Ok(growth.frontier)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree() -> sled::Tree {
+        sled::Config::new().temporary(true).open().unwrap().open_tree("ledger").unwrap()
+    }
+
+    #[test]
+    fn a_tree_layout_this_version_does_not_know_is_refused_not_taken_for_an_older_one() {
+        let tree = tree();
+        assert!(!has_current_layout(&tree).unwrap(), "no marker: an older data dir, moved on open");
+        tree.insert(TREE_LAYOUT, TREE_LAYOUT_VERSION).unwrap();
+        assert!(has_current_layout(&tree).unwrap());
+        tree.insert(TREE_LAYOUT, &[3u8][..]).unwrap();
+        let error = has_current_layout(&tree).expect_err("layout 3 is not known here");
+        assert!(error.to_string().contains("does not know"), "{error}");
+    }
+
+    #[test]
+    fn a_stored_node_of_another_width_is_refused_not_misread() {
+        let tree = tree();
+        // A node as a layout with a version byte before the hash would store it.
+        let mut versioned = vec![1u8];
+        versioned.extend([7u8; 32]);
+        tree.insert(node_key(STORED_FROM_LEVEL, 0), versioned).unwrap();
+        let error = StoredNodes(&tree).node(STORED_FROM_LEVEL, 0).expect_err("33 bytes are no node");
+        assert!(error.to_string().contains("not 32 bytes"), "{error}");
+        tree.insert(node_key(STORED_FROM_LEVEL, 0), &[7u8; 32][..]).unwrap();
+        assert_eq!(StoredNodes(&tree).node(STORED_FROM_LEVEL, 0).unwrap(), TreeHash([7u8; 32]));
+    }
 }

@@ -27,7 +27,10 @@
 //! Within one letter a layout may only change so that its length tells the layouts apart (an
 //! empty value is the one-record-per-event layout older versions wrote, and is still read). A
 //! new layout of the Merkle tree takes a new `m:tree-layout` value, as 2 did
-//! (`merkle_store::open_tree`).
+//! (`merkle_store::open_tree`), and a value this version does not know stops the open.
+//!
+//! Every value here has a fixed width, so bytes of another layout (say, a version byte before the
+//! seqs) are refused as damaged rather than read as wrong seqs: the tests below hold that.
 
 use keyledger_model::{AccountId, KeyId};
 
@@ -115,4 +118,55 @@ pub(crate) fn remove_derived(tree: &sled::Tree, batch: &mut sled::Batch) -> Resu
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A key-index record's key: `k`, a key id (here all 3s), the record's first seq.
+    fn key_record_key(first: u64) -> Vec<u8> {
+        let mut key = vec![KEY_INDEX_PREFIX];
+        key.extend([3u8; 16]);
+        key.extend(first.to_be_bytes());
+        key
+    }
+
+    /// `value` as a layout that starts records with a version byte would store it.
+    fn with_version_byte(value: &[u8]) -> Vec<u8> {
+        let mut out = vec![1u8];
+        out.extend(value);
+        out
+    }
+
+    fn assert_refused<T: std::fmt::Debug>(decoded: Result<T, LedgerError>) {
+        match decoded {
+            Err(LedgerError::Damaged { why, .. }) => assert!(why.contains("malformed"), "{why}"),
+            other => panic!("decoded a record of another layout: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn key_index_records_of_another_layout_are_refused_not_misread() {
+        let key = key_record_key(5);
+        assert_eq!(decode_key_record(&key, &encode_key_record(&[5, 9])).unwrap(), [5, 9]);
+        // The layout older versions wrote: one record per event, with an empty value.
+        assert_eq!(decode_key_record(&key, &[]).unwrap(), [5]);
+        for seqs in [&[5][..], &[5, 9], &[5, 9, 11]] {
+            assert_refused(decode_key_record(&key, &with_version_byte(&encode_key_record(seqs))));
+        }
+        assert_refused(decode_key_record(&key[..24], &encode_key_record(&[5])));
+    }
+
+    #[test]
+    fn account_runs_of_another_layout_are_refused_not_misread() {
+        let key = account_index_key(&AccountId::cluster(), 5);
+        assert_eq!(decode_run(&key, &encode_run(9)).unwrap(), (5, 9));
+        // The layout older versions wrote: a run of one, with an empty value.
+        assert_eq!(decode_run(&key, &[]).unwrap(), (5, 5));
+        assert_refused(decode_run(&key, &with_version_byte(&encode_run(9))));
+        assert_refused(decode_run(&key, &[encode_run(9), encode_run(12)].concat()));
+        // A run that ends before it starts is no run.
+        assert_refused(decode_run(&key, &encode_run(4)));
+    }
 }
