@@ -5,10 +5,9 @@
 //! [`Refusal::Hidden`] — the caller may not even see the object, answered as `404` — and
 //! [`Refusal::Forbidden`] — it may see it but not do this, answered as `403`.
 
-use crate::event::Owner;
 use crate::ids::AccountId;
-use crate::permissions::{Grant, Level, Scope};
-use crate::state::Role;
+use crate::owner::Owner;
+use crate::permissions::{Grant, Level, Role, Scope};
 
 /// How much an identity, or a caller through its key, outranks others: `owner` > `admin` >
 /// `developer` > `read` > namespace-only (a namespace-scoped service account, or a key scoped

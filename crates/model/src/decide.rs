@@ -5,19 +5,21 @@
 //! time*, the authorization table, lifecycle rules, limits, settings — so they hold under
 //! concurrent writes and leader changes without any lock across the cluster.
 
+use crate::account::{Account, AccountSettings, LeakAction};
 use crate::authz::{self, KeyAction, Principal, Refusal};
+use crate::chain::ChainHash;
 use crate::checkpoint::{Checkpoint, PublicKey, MAX_CHECKPOINT_LAG};
-use crate::event::{Actor, ChainHash, Event, EventBody, LedgerEntry, Owner};
+use crate::event::{Event, EventBody, LedgerEntry};
+use crate::identity::{Binding, IdentityState, User, ENROLLMENT_REFUSED, ENROLLMENT_VALIDITY};
 use crate::ids::{AccountId, KeyId, ServiceAccountId, UserId};
-use crate::permissions::{valid_namespace_name, Scope};
+use crate::key::{KeyRecord, KeyState};
+use crate::owner::{Actor, Owner};
+use crate::permissions::{valid_namespace_name, Role, Scope};
 use crate::proposal::{
     Command, DenialRecord, LimitsPatch, NewKey, Outcome, Proposal, RejectCode, Rejection, SettingsPatch, Subject,
     UseRecord,
 };
-use crate::state::{
-    Account, AccountSettings, Binding, IdentityState, KeyRecord, KeyState, LeakAction, Role, State, ENROLLMENT_REFUSED,
-    ENROLLMENT_VALIDITY,
-};
+use crate::state::State;
 use crate::time::{Span, Timestamp};
 use crate::token::{KeyDigest, HINT_LEN};
 use crate::usage::{MAX_USAGE_GRANULARITY, MIN_USAGE_GRANULARITY};
@@ -679,7 +681,7 @@ impl State {
 
     // --- identities, namespaces, settings -----------------------------------------------------
 
-    fn user_in(&self, caller: &Principal, id: UserId) -> Result<&crate::state::User, Rejection> {
+    fn user_in(&self, caller: &Principal, id: UserId) -> Result<&User, Rejection> {
         self.users
             .get(&id)
             .filter(|u| u.account == caller.account)

@@ -11,16 +11,22 @@
 //! Time, ids and secrets arrive inside proposals, fixed by the proposing node, so applying the
 //! same log on any node yields the same bytes — the property the whole cluster rests on.
 
+pub mod account;
 pub mod authz;
 mod base62;
+pub mod chain;
 pub mod checkpoint;
 mod decide;
 pub mod event;
+mod evolve;
 pub mod hex;
 pub mod idempotency;
+pub mod identity;
 pub mod ids;
 mod index;
+pub mod key;
 pub mod merkle;
+pub mod owner;
 pub mod permissions;
 pub mod proposal;
 pub mod saved;
@@ -30,21 +36,23 @@ pub mod token;
 pub mod usage;
 pub mod verify;
 
+pub use account::{Account, AccountLimits, AccountSettings, LeakAction, Namespace};
 pub use authz::{KeyAction, OwnerClass, Principal, Rank, Refusal};
+pub use chain::{ChainHash, ChainHead};
 pub use checkpoint::{Checkpoint, CheckpointMark, CheckpointSigner, PublicKey, Signature};
-pub use event::{Actor, ChainHash, ChainHead, Event, EventBody, LedgerEntry, Owner};
+pub use event::{Event, EventBody, LedgerEntry};
+pub use identity::{Binding, Enrollment, IdentityState, ServiceAccount, User, ENROLLMENT_REFUSED, ENROLLMENT_VALIDITY};
 pub use ids::{AccountId, BadId, KeyId, ServiceAccountId, UserId};
 pub use index::Usage;
+pub use key::{KeyRecord, KeyState};
 pub use merkle::TreeHash;
-pub use permissions::{Grant, Level, Permission, Scope};
+pub use owner::{Actor, Owner};
+pub use permissions::{Grant, Level, Permission, Role, Scope};
 pub use proposal::{
     Command, DenialRecord, LimitsPatch, NewKey, Outcome, Proposal, RejectCode, Rejection, SettingsPatch, Subject,
     UseRecord,
 };
-pub use state::{
-    Account, AccountLimits, AccountSettings, Binding, Enrollment, IdentityState, KeyRecord, KeyState, LeakAction,
-    Namespace, Role, ServiceAccount, State, User, ENROLLMENT_REFUSED, ENROLLMENT_VALIDITY,
-};
+pub use state::State;
 pub use time::{Span, TimeError, Timestamp};
 pub use token::{KeyDigest, Malformed, SecretToken};
 pub use usage::DEFAULT_USAGE_GRANULARITY;

@@ -12,8 +12,6 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::state::Role;
-
 /// An ordered permission level: `admin` implies `write` implies `read`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Level {
@@ -42,6 +40,60 @@ impl FromStr for Level {
             "write" => Ok(Level::Write),
             "admin" => Ok(Level::Admin),
             _ => Err(BadPermission),
+        }
+    }
+}
+
+/// A role in an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Role {
+    Owner,
+    Admin,
+    Developer,
+    Read,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Owner, Role::Admin, Role::Developer, Role::Read];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Admin => "admin",
+            Role::Developer => "developer",
+            Role::Read => "read",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == text)
+    }
+
+    /// The account-wide permission level the role grants.
+    pub fn level(self) -> Level {
+        match self {
+            Role::Owner | Role::Admin => Level::Admin,
+            Role::Developer => Level::Write,
+            Role::Read => Level::Read,
+        }
+    }
+
+    /// `owner` > `admin` > `developer` > `read`.
+    pub fn rank(self) -> u8 {
+        match self {
+            Role::Owner => 3,
+            Role::Admin => 2,
+            Role::Developer => 1,
+            Role::Read => 0,
+        }
+    }
+
+    /// The weaker of two roles (a key scoped to `developer` of an `owner` acts as `developer`).
+    pub fn min(self, other: Role) -> Role {
+        if self.rank() <= other.rank() {
+            self
+        } else {
+            other
         }
     }
 }

@@ -6,11 +6,13 @@
 //! `now` the caller passes, so a key fails the instant it expires, whether or not the `expired`
 //! event has been written.
 
-use crate::event::Owner;
+use crate::identity::{Binding, IdentityState, ServiceAccount, User};
 use crate::ids::{AccountId, KeyId};
 use crate::index::Usage;
+use crate::key::KeyState;
+use crate::owner::Owner;
 use crate::permissions::{Grant, Level, Permission, Scope};
-use crate::state::{Binding, IdentityState, KeyState, ServiceAccount, State, User};
+use crate::state::State;
 use crate::time::Timestamp;
 use crate::token::{self, KeyDigest};
 
