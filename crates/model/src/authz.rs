@@ -36,11 +36,7 @@ impl Rank {
 
     /// The rank of a key of an identity with account role `role`, narrowed by the key's scope.
     pub fn of_key(role: Option<Role>, scope: Option<&Scope>) -> Rank {
-        match scope {
-            None => Rank::of_role(role),
-            Some(Scope::Role(scoped)) => Rank::of_role(role.map(|r| r.min(*scoped))),
-            Some(Scope::Namespaces(_)) => Rank::NamespaceOnly,
-        }
+        Rank::of_role(Scope::narrow_role(scope, role))
     }
 }
 

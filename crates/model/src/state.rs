@@ -296,18 +296,8 @@ impl State {
         if key.state_at(now) != KeyState::Enabled {
             return None;
         }
-        let identity_grant = self.identity_grant(&key.owner)?;
-        let identity_role = self.identity_role(&key.owner);
-        let (role, grant) = match &key.scope {
-            None => (identity_role, identity_grant),
-            Some(scope) => {
-                let role = match scope {
-                    Scope::Role(scoped) => identity_role.map(|r| r.min(*scoped)),
-                    Scope::Namespaces(_) => None,
-                };
-                (role, identity_grant.intersect(&scope.grant()))
-            }
-        };
+        let grant = self.identity_grant(&key.owner)?.narrowed_by(key.scope.as_ref());
+        let role = Scope::narrow_role(key.scope.as_ref(), self.identity_role(&key.owner));
         Some(Principal { account: key.account.clone(), identity: key.owner, role, grant })
     }
 }

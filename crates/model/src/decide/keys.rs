@@ -106,11 +106,7 @@ impl State {
             self.check_scope(&account.id, scope)?;
         }
         // A key can never mint a key that may do more than it may itself.
-        let owner_grant = self.identity_grant(&owner).unwrap_or_default();
-        let effective = match &new.scope {
-            Some(scope) => owner_grant.intersect(&scope.grant()),
-            None => owner_grant,
-        };
+        let effective = self.identity_grant(&owner).unwrap_or_default().narrowed_by(new.scope.as_ref());
         if effective.intersect(&caller.grant) != effective {
             return Err(reject(
                 RejectCode::PermissionDenied,
