@@ -84,6 +84,12 @@ impl Principal {
         matches!(self.role, Some(Role::Owner | Role::Admin))
     }
 
+    /// The cluster operator: an owner of the `default` account, the one made at bootstrap
+    /// (calling with a key not scoped below owner).
+    pub fn is_operator(&self) -> bool {
+        self.role == Some(Role::Owner) && self.account == AccountId::default_account()
+    }
+
     /// A *user* holding `admin` on `namespace` (account admins hold it everywhere).
     pub fn is_namespace_admin(&self, namespace: &str) -> bool {
         self.is_user() && self.grant.level_in(namespace) == Some(Level::Admin)
@@ -192,7 +198,7 @@ pub fn authorize_account_change(caller: &Principal) -> Result<(), Refusal> {
 /// Creating another account, or changing the cap on accounts: the cluster operator, an `owner`
 /// of account `default` (calling with a key not scoped below owner).
 pub fn authorize_account_creation(caller: &Principal) -> Result<(), Refusal> {
-    if caller.role == Some(Role::Owner) && caller.account == AccountId::default_account() {
+    if caller.is_operator() {
         Ok(())
     } else {
         Err(Refusal::Forbidden)

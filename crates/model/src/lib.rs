@@ -12,11 +12,13 @@
 //! same log on any node yields the same bytes — the property the whole cluster rests on.
 
 pub mod account;
+pub mod as_of;
 pub mod authz;
 mod base62;
 pub mod chain;
 pub mod checkpoint;
 mod decide;
+pub mod defaults;
 pub mod event;
 mod evolve;
 pub mod hex;
@@ -35,6 +37,7 @@ pub mod time;
 pub mod token;
 pub mod usage;
 pub mod verify;
+pub mod visibility;
 
 pub use account::{Account, AccountLimits, AccountSettings, LeakAction, Namespace};
 pub use authz::{KeyAction, OwnerClass, Principal, Rank, Refusal};
