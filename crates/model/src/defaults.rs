@@ -9,7 +9,8 @@ use crate::account::AccountSettings;
 use crate::key::KeyRecord;
 use crate::time::Span;
 
-/// The lifetime of a key whose request names no expiry: 90 days.
+/// The lifetime of a key whose request names no expiry, 90 days: long enough to be useful,
+/// short enough that a forgotten key does not live for the account's whole maximum.
 pub const DEFAULT_KEY_LIFETIME: Span = Span(90 * 24 * 3_600_000);
 
 /// The grace period of a rotation that names none: both keys work for a day.
