@@ -4,8 +4,9 @@
 //! (what goes into the Raft log), [`Event`]/[`LedgerEntry`] (what the ledger keeps, hash-chained),
 //! [`State`] (accounts, identities, namespaces, keys and the verification index) with
 //! [`State::execute`] (validate + seal + apply) and [`State::verify`] (the hot path),
-//! [`authz`] (who may do what, in one place), and [`merkle`] (an RFC 6962 tree, so that a log's
-//! history can be proven with short inclusion and consistency proofs).
+//! [`authz`] (who may do what, in one place), [`visibility`] (who may see what), and
+//! [`merkle`] (an RFC 6962 tree, so that a log's history can be proven with short inclusion and
+//! consistency proofs).
 //!
 //! Design decision: this crate does no I/O and reads no clock or random source of its own.
 //! Time, ids and secrets arrive inside proposals, fixed by the proposing node, so applying the
