@@ -20,7 +20,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use keyledger_audit::{to_csv_row, to_export, ExportedEvent, CSV_HEADER, TYPE_NAMES};
 use keyledger_ledger::{Ledger, LedgerError};
-use keyledger_model::{AccountId, Event, KeyId, LedgerEntry, ServiceAccountId, Timestamp, UserId};
+use keyledger_model::{visibility, AccountId, Event, KeyId, LedgerEntry, ServiceAccountId, Timestamp, UserId};
 use keyledger_wire as wire;
 use serde::{Deserialize, Serialize};
 use utoipa::IntoParams;
@@ -110,7 +110,7 @@ impl Trail {
     fn of(caller: &Caller, scope: Option<&str>, with_cluster: bool) -> Result<Trail, ApiError> {
         match scope.unwrap_or("account") {
             "account" => Ok(Trail::Account { account: caller.account().clone(), with_cluster }),
-            "cluster" if caller.is_operator() => Ok(Trail::Cluster),
+            "cluster" if visibility::may_read_every_account(&caller.principal) => Ok(Trail::Cluster),
             "cluster" => Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "permission_denied",
@@ -209,7 +209,7 @@ fn parse_time(field: &str, text: Option<&str>) -> Result<Option<Timestamp>, ApiE
 
 /// Only owners and admins read the account's audit trail.
 pub(crate) fn require_admin(caller: &Caller) -> Result<(), ApiError> {
-    if caller.principal.is_account_admin() {
+    if visibility::may_read_audit_trail(&caller.principal) {
         Ok(())
     } else {
         Err(ApiError::new(

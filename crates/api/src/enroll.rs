@@ -4,13 +4,14 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use keyledger_model::defaults::DEFAULT_KEY_LIFETIME;
 use keyledger_model::{token, Command, KeyDigest, KeyId, NewKey, ENROLLMENT_REFUSED};
 use keyledger_wire as wire;
 
 use crate::abuse::AuthGate;
 use crate::error::ApiError;
 use crate::extract::Json;
-use crate::keys::{add, resolve_expiry, DEFAULT_LIFETIME};
+use crate::keys::{add, resolve_expiry};
 use crate::leaked::ClientAddress;
 use crate::render;
 use crate::write::{index_header, into_key, write_without_key};
@@ -63,7 +64,7 @@ pub(crate) async fn enroll(
     let expires_at = match resolve_expiry(req.expires_in.as_deref(), req.expires_at.as_deref(), req.never_expires, now)?
     {
         Some(asked) => asked,
-        None => Some(add(now, DEFAULT_LIFETIME)?),
+        None => Some(add(now, DEFAULT_KEY_LIFETIME)?),
     };
     let secret = app.node.generate_secret();
     let id = app.node.with_rng(|rng| KeyId::generate(now, rng));

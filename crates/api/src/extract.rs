@@ -94,11 +94,6 @@ impl Caller {
         &self.principal.account
     }
 
-    /// The cluster operator: an owner of the `default` account, the one made at bootstrap.
-    pub(crate) fn is_operator(&self) -> bool {
-        *self.account() == AccountId::default_account() && self.principal.role == Some(keyledger_model::Role::Owner)
-    }
-
     pub(crate) fn actor(&self) -> Actor {
         match self.principal.identity {
             Owner::User(id) => Actor::User { id, key: self.key },

@@ -3,18 +3,16 @@
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use keyledger_model::defaults::{successor_never_expires, DEFAULT_KEY_LIFETIME, DEFAULT_ROTATION_GRACE};
 use keyledger_model::{Command, KeyId, NewKey, Span};
 use keyledger_wire as wire;
 
 use crate::error::ApiError;
 use crate::extract::{Caller, Json, OptionalJson, Path};
-use crate::keys::{add, parse_key_id, resolve_expiry, DEFAULT_LIFETIME};
+use crate::keys::{add, parse_key_id, resolve_expiry};
 use crate::render;
 use crate::write::{index_header, into_key, write, Operation, Target};
 use crate::AppState;
-
-/// The grace period of a rotation that names none: both keys work for a day.
-const DEFAULT_GRACE: Span = Span(24 * 3_600_000);
 
 /// Changes a key's name or description; fields left out keep their value.
 #[utoipa::path(
@@ -266,24 +264,22 @@ pub(crate) async fn rotate(
     let id = parse_key_id(&id)?;
     let now = app.node.now();
     let grace = match req.grace.as_deref().map(str::trim) {
-        None => DEFAULT_GRACE,
+        None => DEFAULT_ROTATION_GRACE,
         Some("0") => Span::ZERO,
         Some(text) => render::parse_span("grace", text)?,
     };
     // The replacement inherits name, description, owner and scope from the old key (the model
-    // copies them at apply); the old key's expiry here only decides the default lifetime: a
-    // key that never expires is replaced by one that never expires, where the account allows
-    // that (the bootstrap key never expires even where it does not; its successor gets 90d).
+    // copies them at apply); the old key's expiry here only decides the default lifetime.
     let (keep_never_expiring, name) = {
         let state = app.node.ledger().state();
         let old = state.key(&id);
-        let allowed = state.account(caller.account()).is_some_and(|a| a.settings.allow_never_expiring);
-        (allowed && old.is_some_and(|k| k.expires_at.is_none()), old.map(|k| k.name.clone()).unwrap_or_default())
+        let settings = state.account(caller.account()).map(|a| &a.settings);
+        (successor_never_expires(old, settings), old.map(|k| k.name.clone()).unwrap_or_default())
     };
     let expires_at = match resolve_expiry(req.expires_in.as_deref(), req.expires_at.as_deref(), None, now)? {
         Some(asked) => asked,
         None if keep_never_expiring => None,
-        None => Some(add(now, DEFAULT_LIFETIME)?),
+        None => Some(add(now, DEFAULT_KEY_LIFETIME)?),
     };
     let secret = app.node.generate_secret();
     let new_id = app.node.with_rng(|rng| KeyId::generate(now, rng));

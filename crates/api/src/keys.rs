@@ -4,6 +4,7 @@
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use keyledger_model::defaults::DEFAULT_KEY_LIFETIME;
 use keyledger_model::{
     Command, KeyAction, KeyId, KeyRecord, KeyState, NewKey, Owner, SecretToken, ServiceAccountId, Span,
     State as LedgerState, Timestamp, UserId,
@@ -18,9 +19,6 @@ use crate::render;
 use crate::write::{index_header, into_key, write, write_no_content, Operation, Target};
 use crate::AppState;
 
-/// Lifetime of a key created without any expiry: long enough to be useful, short enough that
-/// a forgotten key does not live for the account's whole maximum.
-pub(crate) const DEFAULT_LIFETIME: Span = Span(90 * 24 * 3_600_000);
 const DEFAULT_PAGE: usize = 100;
 const MAX_PAGE: usize = 1000;
 
@@ -78,7 +76,7 @@ pub(crate) fn prepare_create(
     let expires_at = match resolve_expiry(req.expires_in.as_deref(), req.expires_at.as_deref(), req.never_expires, now)?
     {
         Some(asked) => asked,
-        None => Some(add(now, DEFAULT_LIFETIME)?),
+        None => Some(add(now, DEFAULT_KEY_LIFETIME)?),
     };
     let owner = req.owner.as_ref().map(parse_owner).transpose()?;
     let scope = req.scope.as_ref().map(render::parse_scope).transpose()?;

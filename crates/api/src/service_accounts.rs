@@ -4,7 +4,8 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use keyledger_model::{Binding, Command, Owner, ServiceAccount, ServiceAccountId, State as LedgerState};
+use keyledger_model::visibility::may_see_service_account;
+use keyledger_model::{Binding, Command, ServiceAccount, ServiceAccountId, State as LedgerState};
 use keyledger_wire as wire;
 
 use crate::error::ApiError;
@@ -13,16 +14,6 @@ use crate::paging::{page, PageQuery};
 use crate::render;
 use crate::write::{index_header, into_service_account, write, write_no_content, Operation, Target};
 use crate::AppState;
-
-/// May `caller` see `sa`? Owners and admins see all of their account's; a user who is admin
-/// of a namespace sees those bound to it; a service account sees itself.
-fn visible(caller: &Caller, sa: &ServiceAccount) -> bool {
-    let principal = &caller.principal;
-    sa.account == *caller.account()
-        && (principal.is_account_admin()
-            || principal.identity == Owner::ServiceAccount(sa.id)
-            || sa.namespace().is_some_and(|ns| principal.is_namespace_admin(ns)))
-}
 
 fn parse_id(id: &str) -> Result<ServiceAccountId, ApiError> {
     id.parse::<ServiceAccountId>().map_err(|_| ApiError::not_found("no such service account"))
@@ -105,7 +96,7 @@ pub(crate) async fn list(
 ) -> Result<axum::Json<wire::ServiceAccountList>, ApiError> {
     let request = PageQuery::check(query, |c| c.parse::<ServiceAccountId>().ok())?;
     let state = app.node.ledger().state();
-    let visible = state.service_accounts_after(request.after).filter(|s| visible(&caller, s));
+    let visible = state.service_accounts_after(request.after).filter(|s| may_see_service_account(&caller.principal, s));
     let (service_accounts, next_cursor) = page(visible, request.limit, |s| s.id.to_string());
     let service_accounts = service_accounts.into_iter().map(render::service_account).collect();
     Ok(axum::Json(wire::ServiceAccountList { service_accounts, next_cursor }))
@@ -145,7 +136,7 @@ fn visible_service_account<'s>(
     let id = parse_id(id)?;
     state
         .service_account(&id)
-        .filter(|s| visible(caller, s))
+        .filter(|s| may_see_service_account(&caller.principal, s))
         .ok_or_else(|| ApiError::not_found("no such service account"))
 }
 

@@ -4,7 +4,8 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use keyledger_model::{token, Command, Owner, State as LedgerState, User, UserId};
+use keyledger_model::visibility::may_see_user;
+use keyledger_model::{token, Command, State as LedgerState, User, UserId};
 use keyledger_wire as wire;
 
 use crate::error::ApiError;
@@ -13,13 +14,6 @@ use crate::paging::{page, PageQuery};
 use crate::render;
 use crate::write::{index_header, into_enrollment, into_user, write, write_no_content, Operation, Target};
 use crate::AppState;
-
-/// May `caller` see `user`? Owners and admins see every user of their account; anyone else
-/// only itself.
-fn visible(caller: &Caller, user: &User) -> bool {
-    user.account == *caller.account()
-        && (caller.principal.is_account_admin() || caller.principal.identity == Owner::User(user.id))
-}
 
 fn parse_id(id: &str) -> Result<UserId, ApiError> {
     id.parse::<UserId>().map_err(|_| ApiError::not_found("no such user"))
@@ -127,7 +121,7 @@ pub(crate) async fn list(
 ) -> Result<axum::Json<wire::UserList>, ApiError> {
     let request = PageQuery::check(query, |c| c.parse::<UserId>().ok())?;
     let state = app.node.ledger().state();
-    let visible = state.users_after(request.after).filter(|u| visible(&caller, u));
+    let visible = state.users_after(request.after).filter(|u| may_see_user(&caller.principal, u));
     let (users, next_cursor) = page(visible, request.limit, |u| u.id.to_string());
     Ok(axum::Json(wire::UserList { users: users.into_iter().map(render::user).collect(), next_cursor }))
 }
@@ -160,7 +154,7 @@ pub(crate) async fn get(
 
 fn visible_user<'s>(state: &'s LedgerState, caller: &Caller, id: &str) -> Result<&'s User, ApiError> {
     let id = parse_id(id)?;
-    state.user(&id).filter(|u| visible(caller, u)).ok_or_else(|| ApiError::not_found("no such user"))
+    state.user(&id).filter(|u| may_see_user(&caller.principal, u)).ok_or_else(|| ApiError::not_found("no such user"))
 }
 
 /// Changes a user's role.

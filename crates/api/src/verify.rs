@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use keyledger_ledger::Ledger;
 use keyledger_model::{
-    token, AccountId, EventBody, Invalid, KeyDigest, KeyId, Owner, Permission, State as LedgerState, Timestamp,
+    as_of, token, visibility, AccountId, Invalid, KeyDigest, KeyId, Permission, State as LedgerState, Timestamp,
     Verdict, Verified,
 };
 use keyledger_wire as wire;
@@ -130,7 +130,7 @@ pub(crate) async fn verify_as_of(
     caller: Caller,
     Json(req): Json<wire::VerifyAsOfRequest>,
 ) -> Result<axum::Json<wire::VerifyAsOfResponse>, ApiError> {
-    if !caller.principal.is_account_admin() {
+    if !visibility::may_verify_as_of(&caller.principal) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "permission_denied",
@@ -197,7 +197,7 @@ fn as_of(
         }
         last_seq = entry.event.seq;
         past.evolve(&entry);
-        if disables(&entry.event.body, &owner) {
+        if as_of::disables(&entry.event.body, &owner) {
             identity_change = Some(entry);
         }
     }
@@ -205,15 +205,8 @@ fn as_of(
         return Ok(not_found());
     };
     let verdict = past.verify_digest(digest, at, permission);
-    let decided = match verdict {
-        Verdict::Invalid(Invalid::IdentityDisabled) => identity_change,
-        _ => ledger
-            .key_history(&record.id)
-            .filter_map(Result::ok)
-            .take_while(|e| e.event.seq <= last_seq)
-            .filter(|e| !matches!(e.event.body, EventBody::KeyUsed { .. } | EventBody::Denied { .. }))
-            .last(),
-    };
+    let history = ledger.key_history(&record.id).filter_map(Result::ok);
+    let decided = as_of::deciding_event(&verdict, identity_change, history, last_seq);
     let verdict = match verdict {
         Verdict::Valid(v) => valid(&past, &v),
         Verdict::Forbidden(v) => forbidden(&past, &v),
@@ -230,19 +223,6 @@ fn as_of(
 
 fn not_found_verdict() -> wire::VerifyResponse {
     wire::VerifyResponse { valid: false, code: Some(Invalid::NotFound.as_str().into()), ..Default::default() }
-}
-
-/// Does this event disable or delete `owner`?
-fn disables(body: &EventBody, owner: &Owner) -> bool {
-    match (body, owner) {
-        (EventBody::UserDisabled { user } | EventBody::UserDeleted { user }, Owner::User(id)) => user == id,
-        (
-            EventBody::ServiceAccountDisabled { service_account }
-            | EventBody::ServiceAccountDeleted { service_account },
-            Owner::ServiceAccount(id),
-        ) => service_account == id,
-        _ => false,
-    }
 }
 
 fn audit_event(event: &keyledger_model::Event) -> Result<wire::AuditEvent, ApiError> {

@@ -5,10 +5,9 @@
 //! [`Refusal::Hidden`] — the caller may not even see the object, answered as `404` — and
 //! [`Refusal::Forbidden`] — it may see it but not do this, answered as `403`.
 
-use crate::event::Owner;
 use crate::ids::AccountId;
-use crate::permissions::{Grant, Level, Scope};
-use crate::state::Role;
+use crate::owner::Owner;
+use crate::permissions::{Grant, Level, Role, Scope};
 
 /// How much an identity, or a caller through its key, outranks others: `owner` > `admin` >
 /// `developer` > `read` > namespace-only (a namespace-scoped service account, or a key scoped
@@ -37,11 +36,7 @@ impl Rank {
 
     /// The rank of a key of an identity with account role `role`, narrowed by the key's scope.
     pub fn of_key(role: Option<Role>, scope: Option<&Scope>) -> Rank {
-        match scope {
-            None => Rank::of_role(role),
-            Some(Scope::Role(scoped)) => Rank::of_role(role.map(|r| r.min(*scoped))),
-            Some(Scope::Namespaces(_)) => Rank::NamespaceOnly,
-        }
+        Rank::of_role(Scope::narrow_role(scope, role))
     }
 }
 
@@ -87,6 +82,12 @@ impl Principal {
     /// Owner or admin of the account.
     pub fn is_account_admin(&self) -> bool {
         matches!(self.role, Some(Role::Owner | Role::Admin))
+    }
+
+    /// The cluster operator: an owner of the `default` account, the one made at bootstrap
+    /// (calling with a key not scoped below owner).
+    pub fn is_operator(&self) -> bool {
+        self.role == Some(Role::Owner) && self.account == AccountId::default_account()
     }
 
     /// A *user* holding `admin` on `namespace` (account admins hold it everywhere).
@@ -197,7 +198,7 @@ pub fn authorize_account_change(caller: &Principal) -> Result<(), Refusal> {
 /// Creating another account, or changing the cap on accounts: the cluster operator, an `owner`
 /// of account `default` (calling with a key not scoped below owner).
 pub fn authorize_account_creation(caller: &Principal) -> Result<(), Refusal> {
-    if caller.role == Some(Role::Owner) && caller.account == AccountId::default_account() {
+    if caller.is_operator() {
         Ok(())
     } else {
         Err(Refusal::Forbidden)

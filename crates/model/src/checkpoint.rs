@@ -13,7 +13,7 @@ use std::fmt;
 use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
-use crate::event::ChainHash;
+use crate::chain::ChainHash;
 use crate::merkle::TreeHash;
 
 /// A checkpoint may cover the ledger as it was at most this many events before its own place

@@ -5,83 +5,18 @@
 //! (`account_prev_hash` → `account_hash`), so an account's own history verifies alone.
 //! Enum variants are only ever appended: their position is part of the canonical bytes.
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
 use sha3::{Digest as _, Sha3_256};
 
+use crate::account::{AccountLimits, AccountSettings, LeakAction};
+use crate::chain::ChainHash;
 use crate::checkpoint::{Checkpoint, PublicKey};
+use crate::identity::Binding;
 use crate::ids::{AccountId, KeyId, ServiceAccountId, UserId};
-use crate::permissions::{Level, Scope};
-use crate::state::{AccountLimits, AccountSettings, Binding, LeakAction, Role};
+use crate::owner::{Actor, Owner};
+use crate::permissions::{Level, Role, Scope};
 use crate::time::{Span, Timestamp};
 use crate::token::KeyDigest;
-
-/// A SHA3-256 chain hash.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct ChainHash(pub [u8; 32]);
-
-impl ChainHash {
-    /// The `prev_hash` of the first event of a chain.
-    pub const GENESIS: ChainHash = ChainHash([0; 32]);
-
-    pub fn to_hex(&self) -> String {
-        String::from_utf8(self.hex_digits().to_vec()).expect("hex digits are ASCII")
-    }
-
-    /// The 64 lower-case hex digits, on the stack.
-    pub fn hex_digits(&self) -> [u8; 64] {
-        crate::hex::digits32(&self.0)
-    }
-
-    pub fn from_hex(text: &str) -> Option<ChainHash> {
-        crate::hex::decode(text).map(ChainHash)
-    }
-}
-
-impl fmt::Display for ChainHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(std::str::from_utf8(&self.hex_digits()).expect("hex digits are ASCII"))
-    }
-}
-
-impl fmt::Debug for ChainHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ChainHash({})", &self.to_hex()[..12])
-    }
-}
-
-/// The identity that owns a key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum Owner {
-    User(UserId),
-    ServiceAccount(ServiceAccountId),
-}
-
-/// Who caused an event: an identity with the key it presented, or the cluster itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Actor {
-    System,
-    User { id: UserId, key: KeyId },
-    ServiceAccount { id: ServiceAccountId, key: KeyId },
-}
-
-impl Actor {
-    pub fn identity(&self) -> Option<Owner> {
-        match *self {
-            Actor::System => None,
-            Actor::User { id, .. } => Some(Owner::User(id)),
-            Actor::ServiceAccount { id, .. } => Some(Owner::ServiceAccount(id)),
-        }
-    }
-
-    pub fn key(&self) -> Option<KeyId> {
-        match *self {
-            Actor::System => None,
-            Actor::User { key, .. } | Actor::ServiceAccount { key, .. } => Some(key),
-        }
-    }
-}
 
 /// What happened. New variants go at the end.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -367,15 +302,4 @@ impl Event {
 pub struct LedgerEntry {
     pub event: Event,
     pub digest: Option<KeyDigest>,
-}
-
-/// The end of a chain: the last event's seq and hash.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChainHead {
-    pub seq: u64,
-    pub hash: ChainHash,
-}
-
-impl ChainHead {
-    pub const EMPTY: ChainHead = ChainHead { seq: 0, hash: ChainHash::GENESIS };
 }

@@ -131,7 +131,7 @@ impl Table {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Actor;
+    use crate::owner::Actor;
     use crate::proposal::SettingsPatch;
 
     /// A proposal that needs no caller and is refused the same way every time.

@@ -19,9 +19,9 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use crate::event::Owner;
 use crate::ids::{KeyId, ServiceAccountId, UserId};
-use crate::state::{IndexEntry, KeyState};
+use crate::key::{IndexEntry, KeyState};
+use crate::owner::Owner;
 use crate::time::Timestamp;
 use crate::token::KeyDigest;
 

@@ -12,8 +12,6 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::state::Role;
-
 /// An ordered permission level: `admin` implies `write` implies `read`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Level {
@@ -42,6 +40,60 @@ impl FromStr for Level {
             "write" => Ok(Level::Write),
             "admin" => Ok(Level::Admin),
             _ => Err(BadPermission),
+        }
+    }
+}
+
+/// A role in an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Role {
+    Owner,
+    Admin,
+    Developer,
+    Read,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Owner, Role::Admin, Role::Developer, Role::Read];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Admin => "admin",
+            Role::Developer => "developer",
+            Role::Read => "read",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == text)
+    }
+
+    /// The account-wide permission level the role grants.
+    pub fn level(self) -> Level {
+        match self {
+            Role::Owner | Role::Admin => Level::Admin,
+            Role::Developer => Level::Write,
+            Role::Read => Level::Read,
+        }
+    }
+
+    /// `owner` > `admin` > `developer` > `read`.
+    pub fn rank(self) -> u8 {
+        match self {
+            Role::Owner => 3,
+            Role::Admin => 2,
+            Role::Developer => 1,
+            Role::Read => 0,
+        }
+    }
+
+    /// The weaker of two roles (a key scoped to `developer` of an `owner` acts as `developer`).
+    pub fn min(self, other: Role) -> Role {
+        if self.rank() <= other.rank() {
+            self
+        } else {
+            other
         }
     }
 }
@@ -109,9 +161,16 @@ impl Grant {
     }
 
     pub fn grants(&self, permission: &Permission) -> bool {
-        match permission {
-            Permission::Account(level) => self.account >= Some(*level),
-            Permission::Namespace(name, level) => self.level_in(name) >= Some(*level),
+        level_grants(self.account, |name| self.namespaces.get(name).copied(), permission)
+    }
+
+    /// The effective grant of a key: its identity's grant (this one) narrowed by the key's
+    /// scope. The one place effective permissions are computed: verification, the caller of a
+    /// write and the check that a new key is no wider than its maker all ask this.
+    pub fn narrowed_by(self, scope: Option<&Scope>) -> Grant {
+        match scope {
+            Some(scope) => self.intersect(&scope.grant()),
+            None => self,
         }
     }
 
@@ -150,6 +209,21 @@ impl Grant {
     }
 }
 
+/// The one rule of what levels grant: `account:<level>` needs that level account-wide,
+/// `namespace:<name>:<level>` needs it account-wide or in that namespace. `in_namespace` gives
+/// the namespace-specific level, so identities and scopes are asked without building a
+/// [`Grant`].
+pub(crate) fn level_grants(
+    account: Option<Level>,
+    in_namespace: impl FnOnce(&str) -> Option<Level>,
+    permission: &Permission,
+) -> bool {
+    match permission {
+        Permission::Account(level) => account >= Some(*level),
+        Permission::Namespace(name, level) => account.max(in_namespace(name)) >= Some(*level),
+    }
+}
+
 /// A key's optional narrowing: at most a role, or only some namespace permissions.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Scope {
@@ -162,6 +236,24 @@ impl Scope {
         match self {
             Scope::Role(role) => Grant::account_wide(role.level()),
             Scope::Namespaces(namespaces) => Grant { account: None, namespaces: namespaces.clone() },
+        }
+    }
+
+    /// Does the scope allow `permission`? (Borrowed: verification asks this on its hot path.)
+    pub fn grants(&self, permission: &Permission) -> bool {
+        match self {
+            Scope::Role(role) => level_grants(Some(role.level()), |_| None, permission),
+            Scope::Namespaces(namespaces) => level_grants(None, |name| namespaces.get(name).copied(), permission),
+        }
+    }
+
+    /// The effective account role of a key of an identity with account role `role`: the
+    /// weaker of the two for a role scope, none for a namespace scope.
+    pub fn narrow_role(scope: Option<&Scope>, role: Option<Role>) -> Option<Role> {
+        match scope {
+            None => role,
+            Some(Scope::Role(scoped)) => role.map(|r| r.min(*scoped)),
+            Some(Scope::Namespaces(_)) => None,
         }
     }
 
@@ -197,6 +289,18 @@ mod tests {
         assert_eq!(ns_admin.permissions(), ["account:read", "namespace:p:admin", "namespace:p:write"]);
     }
 
+    #[test]
+    fn a_scope_narrows_the_role() {
+        let ns = Scope::Namespaces(BTreeMap::from([("p".into(), Level::Admin)]));
+        assert_eq!(Scope::narrow_role(None, Some(Role::Admin)), Some(Role::Admin));
+        assert_eq!(Scope::narrow_role(Some(&Scope::Role(Role::Read)), Some(Role::Admin)), Some(Role::Read));
+        assert_eq!(Scope::narrow_role(Some(&Scope::Role(Role::Owner)), Some(Role::Developer)), Some(Role::Developer));
+        assert_eq!(Scope::narrow_role(Some(&ns), Some(Role::Owner)), None);
+        let admin = Grant::account_wide(Level::Admin);
+        assert_eq!(admin.clone().narrowed_by(None), admin);
+        assert_eq!(admin.narrowed_by(Some(&ns)), ns.grant());
+    }
+
     fn level() -> impl Strategy<Value = Option<Level>> {
         prop_oneof![Just(None), Just(Some(Level::Read)), Just(Some(Level::Write)), Just(Some(Level::Admin))]
     }
@@ -221,6 +325,14 @@ mod tests {
         #[test]
         fn intersection_grants_exactly_what_both_grant(a in grant(), b in grant(), p in permission()) {
             prop_assert_eq!(a.intersect(&b).grants(&p), a.grants(&p) && b.grants(&p));
+        }
+
+        #[test]
+        fn a_scope_grants_what_its_grant_grants(ns in proptest::collection::btree_map(prop_oneof![Just("a"), Just("b")], prop_oneof![Just(Level::Read), Just(Level::Admin)], 0..3), role in 0..4usize, p in permission()) {
+            let namespaces = Scope::Namespaces(ns.into_iter().map(|(n, l)| (n.to_string(), l)).collect());
+            prop_assert_eq!(namespaces.grants(&p), namespaces.grant().grants(&p));
+            let role = Scope::Role(Role::ALL[role]);
+            prop_assert_eq!(role.grants(&p), role.grant().grants(&p));
         }
 
         #[test]

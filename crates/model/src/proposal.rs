@@ -9,11 +9,14 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::account::{Account, AccountLimits, LeakAction, Namespace};
+use crate::chain::ChainHead;
 use crate::checkpoint::{Checkpoint, PublicKey};
-use crate::event::{Actor, ChainHead, Owner};
+use crate::identity::{Binding, ServiceAccount, User};
 use crate::ids::{AccountId, KeyId, ServiceAccountId, UserId};
-use crate::permissions::{Level, Scope};
-use crate::state::{Account, AccountLimits, Binding, KeyRecord, LeakAction, Namespace, Role, ServiceAccount, User};
+use crate::key::KeyRecord;
+use crate::owner::{Actor, Owner};
+use crate::permissions::{Level, Role, Scope};
 use crate::time::{Span, Timestamp};
 use crate::token::KeyDigest;
 
@@ -119,7 +122,7 @@ pub enum Command {
     /// Signed by the leader before proposing (see [`crate::checkpoint`]).
     Checkpoint(Checkpoint),
     /// A user with a one-time enrollment code (`code`: the code's digest), valid for
-    /// [`crate::state::ENROLLMENT_VALIDITY`] from the proposal's time.
+    /// [`crate::identity::ENROLLMENT_VALIDITY`] from the proposal's time.
     CreateEnrolledUser {
         id: UserId,
         name: String,

@@ -10,13 +10,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::account::{Account, AccountLimits, LeakAction, Namespace};
+use crate::chain::ChainHead;
 use crate::checkpoint::{CheckpointMark, PublicKey};
-use crate::event::ChainHead;
+use crate::identity::{Enrollment, ServiceAccount, User};
 use crate::ids::{AccountId, KeyId, ServiceAccountId, UserId};
-use crate::state::{
-    Account, AccountLimits, Enrollment, IndexEntry, KeyRecord, KeyState, LeakAction, Namespace, ServiceAccount, State,
-    User,
-};
+use crate::key::{IndexEntry, KeyRecord, KeyState};
+use crate::state::State;
 use crate::time::{Span, Timestamp};
 use crate::token::KeyDigest;
 
@@ -128,7 +128,7 @@ impl State {
         // Built in bulk: the index at its final size, the sets from sorted runs (a B-tree built
         // from sorted input is a fraction of the inserts' cost at a million keys).
         state.index = crate::index::DigestIndex::with_capacity(keys.len());
-        let mut by_owner: Vec<(crate::event::Owner, KeyId)> = Vec::with_capacity(keys.len());
+        let mut by_owner: Vec<(crate::owner::Owner, KeyId)> = Vec::with_capacity(keys.len());
         let mut expiring: Vec<(Timestamp, KeyId)> = Vec::new();
         for record in keys.values() {
             let entry = IndexEntry {

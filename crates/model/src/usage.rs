@@ -11,8 +11,9 @@
 
 use std::ops::Range;
 
+use crate::key::KeyRecord;
 use crate::proposal::UseRecord;
-use crate::state::{KeyRecord, State};
+use crate::state::State;
 use crate::time::{Span, Timestamp};
 
 /// The cluster's `last_used_granularity` until the operator changes it.

@@ -6,11 +6,13 @@
 //! `now` the caller passes, so a key fails the instant it expires, whether or not the `expired`
 //! event has been written.
 
-use crate::event::Owner;
+use crate::identity::{IdentityState, ServiceAccount, User};
 use crate::ids::{AccountId, KeyId};
 use crate::index::Usage;
-use crate::permissions::{Grant, Level, Permission, Scope};
-use crate::state::{Binding, IdentityState, KeyState, ServiceAccount, State, User};
+use crate::key::KeyState;
+use crate::owner::Owner;
+use crate::permissions::{Grant, Permission, Scope};
+use crate::state::State;
 use crate::time::Timestamp;
 use crate::token::{self, KeyDigest};
 
@@ -46,22 +48,10 @@ pub enum IdentityRef<'a> {
 }
 
 impl IdentityRef<'_> {
-    fn allows(&self, permission: &Permission) -> bool {
+    fn grants(&self, permission: &Permission) -> bool {
         match self {
-            IdentityRef::User(user) => {
-                let ns = match permission {
-                    Permission::Namespace(name, _) => user.namespaces.get(name).copied(),
-                    Permission::Account(_) => None,
-                };
-                at_least(Some(user.role.level()).max(ns), permission)
-            }
-            IdentityRef::ServiceAccount(sa) => match (&sa.binding, permission) {
-                (Binding::Account(role), _) => at_least(Some(role.level()), permission),
-                (Binding::Namespace { namespace, level }, Permission::Namespace(name, _)) if namespace == name => {
-                    at_least(Some(*level), permission)
-                }
-                (Binding::Namespace { .. }, _) => false,
-            },
+            IdentityRef::User(user) => user.grants(permission),
+            IdentityRef::ServiceAccount(sa) => sa.grants(permission),
         }
     }
 
@@ -84,23 +74,6 @@ impl IdentityRef<'_> {
             IdentityRef::User(user) => &user.account,
             IdentityRef::ServiceAccount(sa) => &sa.account,
         }
-    }
-}
-
-fn at_least(level: Option<Level>, permission: &Permission) -> bool {
-    let wanted = match permission {
-        Permission::Account(l) | Permission::Namespace(_, l) => *l,
-    };
-    level >= Some(wanted)
-}
-
-fn scope_allows(scope: &Scope, permission: &Permission) -> bool {
-    match (scope, permission) {
-        (Scope::Role(role), _) => at_least(Some(role.level()), permission),
-        (Scope::Namespaces(namespaces), Permission::Namespace(name, _)) => {
-            at_least(namespaces.get(name).copied(), permission)
-        }
-        (Scope::Namespaces(_), Permission::Account(_)) => false,
     }
 }
 
@@ -140,16 +113,12 @@ impl<'a> Verified<'a> {
 
     /// Does the key, as of now, grant `permission`? (Its identity's and its scope's rights.)
     pub fn grants(&self, permission: &Permission) -> bool {
-        self.identity.allows(permission) && self.scope.is_none_or(|s| scope_allows(s, permission))
+        self.identity.grants(permission) && self.scope.is_none_or(|s| s.grants(permission))
     }
 
     /// The effective permissions: the identity's current ones narrowed by the key's scope.
     pub fn effective(&self) -> Grant {
-        let identity = self.identity.grant();
-        match self.scope {
-            Some(scope) => identity.intersect(&scope.grant()),
-            None => identity,
-        }
+        self.identity.grant().narrowed_by(self.scope)
     }
 }
 
