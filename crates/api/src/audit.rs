@@ -256,9 +256,7 @@ pub(crate) async fn blocking<T: Send + 'static>(
     params(EventsQuery),
     responses(
         (status = 200, description = "One page of events; `next`, when not null, asks for the next.", body = wire::EventList),
-        (status = 400, response = crate::openapi::BadRequest),
-        (status = 401, response = crate::openapi::Unauthenticated),
-        (status = 403, response = crate::openapi::PermissionDenied),
+        crate::responses::RestrictedReadErrors,
     ),
     security(("api_key" = [])),
 )]
@@ -340,8 +338,7 @@ pub(crate) async fn events(
     ),
     responses(
         (status = 200, description = "The key's events, oldest first.", body = wire::KeyHistory),
-        (status = 401, response = crate::openapi::Unauthenticated),
-        (status = 404, response = crate::openapi::NotFound),
+        crate::responses::ReadOneErrors,
     ),
     security(("api_key" = [])),
 )]
@@ -382,9 +379,7 @@ pub(crate) async fn key_history(
                 (String = "text/csv"),
             ),
         ),
-        (status = 400, response = crate::openapi::BadRequest),
-        (status = 401, response = crate::openapi::Unauthenticated),
-        (status = 403, response = crate::openapi::PermissionDenied),
+        crate::responses::RestrictedReadErrors,
     ),
     security(("api_key" = [])),
 )]

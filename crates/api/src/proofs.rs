@@ -69,9 +69,7 @@ struct CheckpointPage {
     params(CheckpointsQuery),
     responses(
         (status = 200, description = "One page of `checkpoint` events.", body = wire::CheckpointList),
-        (status = 400, response = crate::openapi::BadRequest),
-        (status = 401, response = crate::openapi::Unauthenticated),
-        (status = 403, response = crate::openapi::PermissionDenied),
+        crate::responses::RestrictedReadErrors,
     ),
     security(("api_key" = [])),
 )]
@@ -123,11 +121,9 @@ pub(crate) struct InclusionQuery {
     params(InclusionQuery),
     responses(
         (status = 200, description = "The event, the checkpoint and the audit path between them.", body = wire::InclusionProof),
-        (status = 400, response = crate::openapi::BadRequest),
-        (status = 401, response = crate::openapi::Unauthenticated),
-        (status = 403, response = crate::openapi::PermissionDenied),
-        (status = 404, response = crate::openapi::NotFound),
-        (status = 409, response = crate::openapi::Conflict),
+        crate::responses::RestrictedReadErrors,
+        (status = 404, response = crate::responses::NotFound),
+        (status = 409, response = crate::responses::Conflict),
     ),
     security(("api_key" = [])),
 )]
@@ -187,10 +183,8 @@ pub(crate) struct ConsistencyQuery {
     params(ConsistencyQuery),
     responses(
         (status = 200, description = "Both checkpoints and the consistency path between their trees.", body = wire::ConsistencyProof),
-        (status = 400, response = crate::openapi::BadRequest),
-        (status = 401, response = crate::openapi::Unauthenticated),
-        (status = 403, response = crate::openapi::PermissionDenied),
-        (status = 404, response = crate::openapi::NotFound),
+        crate::responses::RestrictedReadErrors,
+        (status = 404, response = crate::responses::NotFound),
     ),
     security(("api_key" = [])),
 )]
