@@ -221,7 +221,7 @@ fn as_of(
             ..Default::default()
         },
     };
-    let decided_by = decided.map(|e| audit_event(&e.event)).transpose()?;
+    let decided_by = decided.map(|e| keyledger_audit::to_export(&e.event));
     Ok(wire::VerifyAsOfResponse { verdict, at: at.to_string(), decided_by })
 }
 
@@ -240,8 +240,4 @@ fn disables(body: &EventBody, owner: &Owner) -> bool {
         ) => service_account == id,
         _ => false,
     }
-}
-
-fn audit_event(event: &keyledger_model::Event) -> Result<wire::AuditEvent, ApiError> {
-    serde_json::to_value(keyledger_audit::to_export(event)).and_then(serde_json::from_value).map_err(ApiError::internal)
 }
