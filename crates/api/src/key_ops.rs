@@ -33,12 +33,7 @@ const DEFAULT_GRACE: Span = Span(24 * 3_600_000);
     ),
     request_body = wire::UpdateKeyRequest,
     responses(
-        (
-            status = 200,
-            description = "The key as it is now.",
-            body = wire::Key,
-            headers(("X-Keyledger-Index" = u64, description = "The ledger position the write committed at.")),
-        ),
+        crate::responses::KeyChanged,
         crate::responses::ChangeWithBodyErrors,
         (status = 412, response = crate::responses::RevisionMismatch),
     ),
@@ -93,12 +88,7 @@ fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
         ("id" = String, Path, description = "The key's id."),
     ),
     responses(
-        (
-            status = 200,
-            description = "The key as it is now.",
-            body = wire::Key,
-            headers(("X-Keyledger-Index" = u64, description = "The ledger position the write committed at.")),
-        ),
+        crate::responses::KeyChanged,
         crate::responses::ChangeErrors,
     ),
     security(("api_key" = [])),
@@ -117,12 +107,7 @@ pub(crate) async fn enable(app: State<AppState>, caller: Caller, id: Path<String
         ("id" = String, Path, description = "The key's id."),
     ),
     responses(
-        (
-            status = 200,
-            description = "The key as it is now.",
-            body = wire::Key,
-            headers(("X-Keyledger-Index" = u64, description = "The ledger position the write committed at.")),
-        ),
+        crate::responses::KeyChanged,
         crate::responses::ChangeErrors,
     ),
     security(("api_key" = [])),
@@ -141,12 +126,7 @@ pub(crate) async fn disable(app: State<AppState>, caller: Caller, id: Path<Strin
         ("id" = String, Path, description = "The key's id."),
     ),
     responses(
-        (
-            status = 200,
-            description = "The key as it is now.",
-            body = wire::Key,
-            headers(("X-Keyledger-Index" = u64, description = "The ledger position the write committed at.")),
-        ),
+        crate::responses::KeyChanged,
         crate::responses::ChangeErrors,
     ),
     security(("api_key" = [])),
@@ -165,12 +145,7 @@ pub(crate) async fn lock(app: State<AppState>, caller: Caller, id: Path<String>)
         ("id" = String, Path, description = "The key's id."),
     ),
     responses(
-        (
-            status = 200,
-            description = "The key as it is now.",
-            body = wire::Key,
-            headers(("X-Keyledger-Index" = u64, description = "The ledger position the write committed at.")),
-        ),
+        crate::responses::KeyChanged,
         crate::responses::ChangeErrors,
     ),
     security(("api_key" = [])),

@@ -3,16 +3,19 @@
 //! Each answer (`BadRequest`, `NotFound`, …) is one `components.responses` entry of the document;
 //! each set (`ChangeErrors`, `ReadOneErrors`, …) names the answers a kind of operation can give,
 //! so a handler's `#[utoipa::path]` says `crate::responses::ChangeErrors` instead of spelling the
-//! list out. Handlers and `openapi.rs` both import this module, and it imports neither, so the
-//! handlers do not depend on the document that lists them.
+//! list out. The success answer most writes share, the changed object (`KeyChanged`, …), is
+//! declared here too. Handlers and `openapi.rs` both import this module, and it imports neither,
+//! so the handlers do not depend on the document that lists them.
 //!
 //! `429 rate_limited` is in no set: `openapi.rs` adds it to every operation that needs an API key.
 
 use std::collections::BTreeMap;
 
+use keyledger_wire as wire;
 use serde_json::json;
+use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
-use utoipa::{IntoResponses, ToResponse};
+use utoipa::{IntoResponses, PartialSchema, ToResponse, ToSchema};
 
 /// Declares a reusable error answer: `name => (status description, example code, example message)`.
 /// Each is a `components.responses` entry whose body is `ErrorBody`.
@@ -142,4 +145,44 @@ response_sets! {
         "413" => PayloadTooLarge,
         "503" => Unavailable,
     ];
+}
+
+/// Declares the success answer of a write that returns the changed object:
+/// `name => (description, body type)`. Each is a `200` whose body is the object as it is now and
+/// whose `X-Keyledger-Index` header is the ledger position the write committed at, which is also
+/// how `openapi.rs` recognises a write.
+macro_rules! change_answers {
+    ($($(#[doc = $doc:literal])+ $name:ident => ($description:literal, $body:ty);)+) => {$(
+        $(#[doc = $doc])+
+        pub(crate) struct $name;
+
+        impl IntoResponses for $name {
+            fn responses() -> BTreeMap<String, RefOr<Response>> {
+                BTreeMap::from([("200".to_string(), change_answer($description, &<$body as ToSchema>::name()))])
+            }
+        }
+    )+};
+}
+
+change_answers! {
+    /// A key after an update, enable, disable, lock or unlock.
+    KeyChanged => ("The key as it is now.", wire::Key);
+    /// A user after an update, enable or disable, or a namespace permission set or removed.
+    UserChanged => ("The user as it is now.", wire::User);
+    /// A service account after enable or disable.
+    ServiceAccountChanged => ("The service account as it is now.", wire::ServiceAccount);
+}
+
+fn change_answer(description: &str, schema: &str) -> RefOr<Response> {
+    let index = HeaderBuilder::new()
+        .schema(<u64 as PartialSchema>::schema())
+        .description(Some("The ledger position the write committed at."))
+        .build();
+    let content = ContentBuilder::new().schema(Some(Ref::from_schema_name(schema))).build();
+    ResponseBuilder::new()
+        .description(description)
+        .content("application/json", content)
+        .header("X-Keyledger-Index", index)
+        .build()
+        .into()
 }

@@ -152,12 +152,7 @@ fn visible_service_account<'s>(
         ("id" = String, Path, description = "The service account's id."),
     ),
     responses(
-        (
-            status = 200,
-            description = "The service account as it is now.",
-            body = wire::ServiceAccount,
-            headers(("X-Keyledger-Index" = u64, description = "The ledger position the write committed at.")),
-        ),
+        crate::responses::ServiceAccountChanged,
         crate::responses::ChangeErrors,
     ),
     security(("api_key" = [])),
@@ -176,12 +171,7 @@ pub(crate) async fn disable(app: State<AppState>, caller: Caller, id: Path<Strin
         ("id" = String, Path, description = "The service account's id."),
     ),
     responses(
-        (
-            status = 200,
-            description = "The service account as it is now.",
-            body = wire::ServiceAccount,
-            headers(("X-Keyledger-Index" = u64, description = "The ledger position the write committed at.")),
-        ),
+        crate::responses::ServiceAccountChanged,
         crate::responses::ChangeErrors,
     ),
     security(("api_key" = [])),

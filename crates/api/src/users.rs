@@ -163,12 +163,7 @@ fn visible_user<'s>(state: &'s LedgerState, caller: &Caller, id: &str) -> Result
     ),
     request_body = wire::UpdateUserRequest,
     responses(
-        (
-            status = 200,
-            description = "The user as it is now.",
-            body = wire::User,
-            headers(("X-Keyledger-Index" = u64, description = "The ledger position the write committed at.")),
-        ),
+        crate::responses::UserChanged,
         crate::responses::ChangeWithBodyErrors,
     ),
     security(("api_key" = [])),
@@ -194,12 +189,7 @@ pub(crate) async fn update(
         ("id" = String, Path, description = "The user's id."),
     ),
     responses(
-        (
-            status = 200,
-            description = "The user as it is now.",
-            body = wire::User,
-            headers(("X-Keyledger-Index" = u64, description = "The ledger position the write committed at.")),
-        ),
+        crate::responses::UserChanged,
         crate::responses::ChangeErrors,
     ),
     security(("api_key" = [])),
@@ -218,12 +208,7 @@ pub(crate) async fn disable(app: State<AppState>, caller: Caller, id: Path<Strin
         ("id" = String, Path, description = "The user's id."),
     ),
     responses(
-        (
-            status = 200,
-            description = "The user as it is now.",
-            body = wire::User,
-            headers(("X-Keyledger-Index" = u64, description = "The ledger position the write committed at.")),
-        ),
+        crate::responses::UserChanged,
         crate::responses::ChangeErrors,
     ),
     security(("api_key" = [])),
@@ -284,12 +269,7 @@ pub(crate) async fn delete(
     ),
     request_body = wire::NamespacePermissionRequest,
     responses(
-        (
-            status = 200,
-            description = "The user as it is now.",
-            body = wire::User,
-            headers(("X-Keyledger-Index" = u64, description = "The ledger position the write committed at.")),
-        ),
+        crate::responses::UserChanged,
         crate::responses::ChangeWithBodyErrors,
     ),
     security(("api_key" = [])),
@@ -317,12 +297,7 @@ pub(crate) async fn set_namespace(
         ("namespace" = String, Path, description = "The namespace's name."),
     ),
     responses(
-        (
-            status = 200,
-            description = "The user as it is now.",
-            body = wire::User,
-            headers(("X-Keyledger-Index" = u64, description = "The ledger position the write committed at.")),
-        ),
+        crate::responses::UserChanged,
         crate::responses::ChangeErrors,
     ),
     security(("api_key" = [])),
