@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use keyledger_audit::proofs::{verify_consistency, verify_inclusion, ConsistencyProof, InclusionProof, TrustedKeys};
+use keyledger_audit::proofs::{verify_consistency, verify_inclusion, TrustedKeys};
 use keyledger_wire as wire;
 use serde_json::Value;
 
@@ -58,7 +58,7 @@ async fn checkpoints_are_signed_and_proofs_verify_offline_against_the_public_key
 
     // Inclusion of the `disabled` event in the checkpoint.
     let body = admin.inclusion_proof(disabled_seq, Some(first.seq)).await.unwrap();
-    let proof: InclusionProof = serde_json::from_slice(&body).unwrap();
+    let proof: wire::InclusionProof = serde_json::from_slice(&body).unwrap();
     let included = verify_inclusion(&proof, &trusted).unwrap();
     assert_eq!((included.seq, included.checkpoint_seq), (disabled_seq, first.seq));
     assert!(verify_inclusion(&proof, &stranger).is_err(), "a key nobody trusts signs nothing");
@@ -79,7 +79,7 @@ async fn checkpoints_are_signed_and_proofs_verify_offline_against_the_public_key
     let later = checkpoint_covering(&cluster, 1, head).await;
     assert!(later.seq > first.seq);
     let body = admin.consistency_proof(first.seq, None).await.unwrap();
-    let proof: ConsistencyProof = serde_json::from_slice(&body).unwrap();
+    let proof: wire::ConsistencyProof = serde_json::from_slice(&body).unwrap();
     assert_eq!(proof.to.seq, later.seq, "the latest checkpoint by default");
     let consistent = verify_consistency(&proof, &trusted).unwrap();
     assert!(consistent.from_size < consistent.to_size);

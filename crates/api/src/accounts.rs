@@ -33,12 +33,7 @@ use crate::AppState;
             body = wire::CreatedAccount,
             headers(("X-Keyledger-Index" = u64, description = "The ledger position the write committed at.")),
         ),
-        (status = 400, response = crate::openapi::BadRequest),
-        (status = 401, response = crate::openapi::Unauthenticated),
-        (status = 403, response = crate::openapi::PermissionDenied),
-        (status = 409, response = crate::openapi::Conflict),
-        (status = 413, response = crate::openapi::PayloadTooLarge),
-        (status = 503, response = crate::openapi::Unavailable),
+        crate::responses::CreateErrors,
     ),
     security(("api_key" = [])),
 )]
@@ -81,9 +76,7 @@ pub(crate) async fn create(
     params(PageQuery),
     responses(
         (status = 200, description = "One page of accounts; `next_cursor` asks for the next.", body = wire::AccountList),
-        (status = 400, response = crate::openapi::BadRequest),
-        (status = 401, response = crate::openapi::Unauthenticated),
-        (status = 403, response = crate::openapi::PermissionDenied),
+        crate::responses::RestrictedReadErrors,
     ),
     security(("api_key" = [])),
 )]

@@ -18,11 +18,11 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use keyledger_audit::{to_csv_row, to_export, ExportedEvent, CSV_HEADER, TYPE_NAMES};
+use keyledger_audit::{to_csv_row, to_export, CSV_HEADER, TYPE_NAMES};
 use keyledger_ledger::{Ledger, LedgerError};
 use keyledger_model::{visibility, AccountId, Event, KeyId, LedgerEntry, ServiceAccountId, Timestamp, UserId};
 use keyledger_wire as wire;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::abuse::Slot;
@@ -83,17 +83,6 @@ pub(crate) struct ExportQuery {
     /// which verifies on the cluster chain (the cluster operator: an owner of the `default`
     /// account).
     scope: Option<String>,
-}
-
-#[derive(Serialize)]
-struct EventPage {
-    events: Vec<ExportedEvent>,
-    next: Option<u64>,
-}
-
-#[derive(Serialize)]
-struct History {
-    events: Vec<ExportedEvent>,
 }
 
 /// Which chains a read covers.
@@ -231,7 +220,7 @@ pub(crate) fn page_limit(asked: Option<usize>, default: usize, max: usize) -> Re
 
 /// A page from up to `limit + 1` events found: the first `limit`, and the `next` cursor (the
 /// last one's seq) when there were more.
-pub(crate) fn into_page(mut found: Vec<Event>, limit: usize) -> (Vec<ExportedEvent>, Option<u64>) {
+pub(crate) fn into_page(mut found: Vec<Event>, limit: usize) -> (Vec<wire::AuditEvent>, Option<u64>) {
     let next = if found.len() > limit {
         found.truncate(limit);
         found.last().map(|e| e.seq)
@@ -256,9 +245,7 @@ pub(crate) async fn blocking<T: Send + 'static>(
     params(EventsQuery),
     responses(
         (status = 200, description = "One page of events; `next`, when not null, asks for the next.", body = wire::EventList),
-        (status = 400, response = crate::openapi::BadRequest),
-        (status = 401, response = crate::openapi::Unauthenticated),
-        (status = 403, response = crate::openapi::PermissionDenied),
+        crate::responses::RestrictedReadErrors,
     ),
     security(("api_key" = [])),
 )]
@@ -322,7 +309,7 @@ pub(crate) async fn events(
             }
         }
         let (events, next) = into_page(found, limit);
-        Ok(EventPage { events, next })
+        Ok(wire::EventList { events, next })
     })
     .await?;
     Ok(axum::Json(page).into_response())
@@ -340,8 +327,7 @@ pub(crate) async fn events(
     ),
     responses(
         (status = 200, description = "The key's events, oldest first.", body = wire::KeyHistory),
-        (status = 401, response = crate::openapi::Unauthenticated),
-        (status = 404, response = crate::openapi::NotFound),
+        crate::responses::ReadOneErrors,
     ),
     security(("api_key" = [])),
 )]
@@ -357,7 +343,7 @@ pub(crate) async fn key_history(
             .key_history(&key)
             .map(|entry| entry.map(|e| to_export(&e.event)).map_err(ApiError::internal))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(History { events })
+        Ok(wire::KeyHistory { events })
     })
     .await?;
     Ok(axum::Json(history).into_response())
@@ -382,9 +368,7 @@ pub(crate) async fn key_history(
                 (String = "text/csv"),
             ),
         ),
-        (status = 400, response = crate::openapi::BadRequest),
-        (status = 401, response = crate::openapi::Unauthenticated),
-        (status = 403, response = crate::openapi::PermissionDenied),
+        crate::responses::RestrictedReadErrors,
     ),
     security(("api_key" = [])),
 )]

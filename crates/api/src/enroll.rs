@@ -32,12 +32,12 @@ use crate::AppState;
             body = wire::CreatedKey,
             headers(("X-Keyledger-Index" = u64, description = "The ledger position the write committed at.")),
         ),
-        (status = 400, response = crate::openapi::BadRequest),
-        (status = 401, response = crate::openapi::Unauthenticated),
-        (status = 409, response = crate::openapi::Conflict),
-        (status = 429, response = crate::openapi::RateLimited),
-        (status = 413, response = crate::openapi::PayloadTooLarge),
-        (status = 503, response = crate::openapi::Unavailable),
+        (status = 400, response = crate::responses::BadRequest),
+        (status = 401, response = crate::responses::Unauthenticated),
+        (status = 409, response = crate::responses::Conflict),
+        (status = 429, response = crate::responses::RateLimited),
+        (status = 413, response = crate::responses::PayloadTooLarge),
+        (status = 503, response = crate::responses::Unavailable),
     ),
 )]
 pub(crate) async fn enroll(

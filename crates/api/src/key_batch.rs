@@ -48,9 +48,9 @@ use crate::AppState;
                     position when none was created)."
             )),
         ),
-        (status = 400, response = crate::openapi::BadRequest),
-        (status = 401, response = crate::openapi::Unauthenticated),
-        (status = 413, response = crate::openapi::PayloadTooLarge),
+        (status = 400, response = crate::responses::BadRequest),
+        (status = 401, response = crate::responses::Unauthenticated),
+        (status = 413, response = crate::responses::PayloadTooLarge),
     ),
     security(("api_key" = [])),
 )]

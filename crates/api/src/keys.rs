@@ -36,13 +36,7 @@ const MAX_PAGE: usize = 1000;
             body = wire::CreatedKey,
             headers(("X-Keyledger-Index" = u64, description = "The ledger position the write committed at.")),
         ),
-        (status = 400, response = crate::openapi::BadRequest),
-        (status = 401, response = crate::openapi::Unauthenticated),
-        (status = 403, response = crate::openapi::PermissionDenied),
-        (status = 404, response = crate::openapi::NotFound),
-        (status = 409, response = crate::openapi::Conflict),
-        (status = 413, response = crate::openapi::PayloadTooLarge),
-        (status = 503, response = crate::openapi::Unavailable),
+        crate::responses::ChangeWithBodyErrors,
     ),
     security(("api_key" = [])),
 )]
@@ -182,8 +176,7 @@ pub(crate) struct ListQuery {
     ),
     responses(
         (status = 200, description = "One page of keys; `next_cursor` asks for the next.", body = wire::KeyList),
-        (status = 400, response = crate::openapi::BadRequest),
-        (status = 401, response = crate::openapi::Unauthenticated),
+        crate::responses::ReadErrors,
     ),
     security(("api_key" = [])),
 )]
@@ -247,8 +240,7 @@ fn parse_state(text: &str) -> Result<KeyState, ApiError> {
                 description = "The key's revision, quoted: `\"<revision>\"`; send it back as `If-Match`."
             )),
         ),
-        (status = 401, response = crate::openapi::Unauthenticated),
-        (status = 404, response = crate::openapi::NotFound),
+        crate::responses::ReadOneErrors,
     ),
     security(("api_key" = [])),
 )]
@@ -292,11 +284,7 @@ pub(crate) fn parse_key_id(id: &str) -> Result<KeyId, ApiError> {
             description = "The key is deleted.",
             headers(("X-Keyledger-Index" = u64, description = "The ledger position the write committed at.")),
         ),
-        (status = 401, response = crate::openapi::Unauthenticated),
-        (status = 403, response = crate::openapi::PermissionDenied),
-        (status = 404, response = crate::openapi::NotFound),
-        (status = 409, response = crate::openapi::Conflict),
-        (status = 503, response = crate::openapi::Unavailable),
+        crate::responses::ChangeErrors,
     ),
     security(("api_key" = [])),
 )]

@@ -39,8 +39,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
     request_body = wire::LeakReport,
     responses(
         (status = 202, description = "The report was taken (the same answer for any well-formed key).", body = wire::LeakReportAccepted),
-        (status = 400, response = crate::openapi::BadRequest),
-        (status = 413, response = crate::openapi::PayloadTooLarge),
+        crate::responses::PublicBodyErrors,
     ),
 )]
 pub(crate) async fn report(

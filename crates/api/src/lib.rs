@@ -30,6 +30,7 @@ mod paging;
 mod proofs;
 mod render;
 mod replay;
+mod responses;
 pub mod serve;
 mod service_accounts;
 mod settings;

@@ -29,12 +29,7 @@ use crate::AppState;
             body = wire::Namespace,
             headers(("X-Keyledger-Index" = u64, description = "The ledger position the write committed at.")),
         ),
-        (status = 400, response = crate::openapi::BadRequest),
-        (status = 401, response = crate::openapi::Unauthenticated),
-        (status = 403, response = crate::openapi::PermissionDenied),
-        (status = 409, response = crate::openapi::Conflict),
-        (status = 413, response = crate::openapi::PayloadTooLarge),
-        (status = 503, response = crate::openapi::Unavailable),
+        crate::responses::CreateErrors,
     ),
     security(("api_key" = [])),
 )]
@@ -63,8 +58,7 @@ pub(crate) async fn create(
             description = "One page of namespaces, in name order; `next_cursor` asks for the next.",
             body = wire::NamespaceList,
         ),
-        (status = 400, response = crate::openapi::BadRequest),
-        (status = 401, response = crate::openapi::Unauthenticated),
+        crate::responses::ReadErrors,
     ),
     security(("api_key" = [])),
 )]

@@ -13,9 +13,13 @@ use serde_json::{json, Map, Value};
 use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn, PathItem};
 use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required, Response, ResponseBuilder};
-use utoipa::{Modify, OpenApi, ToResponse};
+use utoipa::openapi::{Ref, RefOr, Required};
+use utoipa::{Modify, OpenApi};
 
+use crate::responses::{
+    BadRequest, Conflict, NotFound, PayloadTooLarge, PermissionDenied, RateLimited, RevisionMismatch, Unauthenticated,
+    Unavailable,
+};
 use crate::{
     accounts, audit, enroll, key_batch, key_ops, keys, leaked, metrics, namespaces, ops, proofs, replay,
     service_accounts, settings, stream, users, verify,
@@ -351,79 +355,6 @@ impl Modify for IdempotencyKey {
 
 fn is_null(schema: &RefOr<Schema>) -> bool {
     matches!(schema, RefOr::T(Schema::Object(object)) if object.schema_type == SchemaType::Type(Type::Null))
-}
-
-/// Declares a reusable error answer: `name => (status description, example code, example message)`.
-/// Each is a `components.responses` entry whose body is `ErrorBody`.
-macro_rules! error_responses {
-    ($($name:ident => ($description:literal, $code:literal, $message:literal);)+) => {$(
-        #[doc = $description]
-        pub(crate) struct $name;
-
-        impl<'r> ToResponse<'r> for $name {
-            fn response() -> (&'r str, RefOr<Response>) {
-                (stringify!($name), error_response($description, $code, $message))
-            }
-        }
-    )+};
-}
-
-error_responses! {
-    BadRequest => (
-        "`invalid_argument`: the request is malformed or asks for something the account's policy does not allow; \
-         the message says what is accepted.",
-        "invalid_argument",
-        "`expires_in`: a duration such as 30d, 4d12h, 90m or 2y"
-    );
-    Unauthenticated => (
-        "`unauthenticated`: no `Authorization: Bearer <api key>`, or the key is not valid.",
-        "unauthenticated",
-        "the API key is not valid"
-    );
-    PermissionDenied => (
-        "`permission_denied`: the caller may see the object but not do this to it.",
-        "permission_denied",
-        "the caller may not do this to that key"
-    );
-    NotFound => (
-        "`not_found`: no such object, an id of the wrong form, or an object the caller may not see.",
-        "not_found",
-        "no such key"
-    );
-    Conflict => (
-        "`key_locked`, `limit_exceeded`, `creation_disabled` or `conflict`: the object's state or the account's \
-         limits refuse the change, or an `Idempotency-Key` was reused with another request.",
-        "key_locked",
-        "the key is locked; unlock it first"
-    );
-    RevisionMismatch => (
-        "`revision_mismatch`: `If-Match` names a revision other than the key's current one.",
-        "revision_mismatch",
-        "the key changed since revision 11; it is at revision 12"
-    );
-    PayloadTooLarge => (
-        "`payload_too_large`: the request body is over 1 MiB.",
-        "payload_too_large",
-        "the request body is larger than 1 MiB"
-    );
-    RateLimited => (
-        "`rate_limited`: this client address failed to authenticate too often this minute (`Retry-After` says \
-         for how long it is refused), or the caller or the node has as many exports or change feeds open as allowed.",
-        "rate_limited",
-        "too many failed authentications from this address; try again when the minute is over"
-    );
-    Unavailable => (
-        "`unavailable` (no leader or no quorum; nothing was written, safe to retry) or `outcome_unknown` \
-         (proposed but not confirmed in time; the change may still be applied).",
-        "unavailable",
-        "no leader; nothing was written, it is safe to retry"
-    );
-}
-
-fn error_response(description: &str, code: &str, message: &str) -> RefOr<Response> {
-    let example = json!({ "error": { "code": code, "message": message, "request_id": "req_1_5f0c3a9d2b7e4c11" } });
-    let content = ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).example(Some(example)).build();
-    ResponseBuilder::new().description(description).content("application/json", content).build().into()
 }
 
 /// The document as pretty JSON with every object's keys sorted, so the text is the same on

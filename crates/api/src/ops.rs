@@ -20,7 +20,7 @@ use crate::AppState;
     tag = "operations",
     responses(
         (status = 200, description = "The cluster status.", body = wire::ClusterStatus),
-        (status = 401, response = crate::openapi::Unauthenticated),
+        crate::responses::ReadErrors,
     ),
     security(("api_key" = [])),
 )]
@@ -40,11 +40,11 @@ pub(crate) async fn cluster(State(app): State<AppState>, _caller: Caller) -> Jso
     request_body = wire::AddMemberRequest,
     responses(
         (status = 200, description = "The node is a voter; the cluster status after the change.", body = wire::ClusterStatus),
-        (status = 400, response = crate::openapi::BadRequest),
-        (status = 401, response = crate::openapi::Unauthenticated),
-        (status = 403, response = crate::openapi::PermissionDenied),
-        (status = 409, response = crate::openapi::Conflict),
-        (status = 503, response = crate::openapi::Unavailable),
+        (status = 400, response = crate::responses::BadRequest),
+        (status = 401, response = crate::responses::Unauthenticated),
+        (status = 403, response = crate::responses::PermissionDenied),
+        (status = 409, response = crate::responses::Conflict),
+        (status = 503, response = crate::responses::Unavailable),
     ),
     security(("api_key" = [])),
 )]
@@ -72,12 +72,7 @@ pub(crate) async fn add_member(
     params(("node_id" = u64, Path, description = "The node to remove.")),
     responses(
         (status = 200, description = "The node is out; the cluster status after the change.", body = wire::ClusterStatus),
-        (status = 400, response = crate::openapi::BadRequest),
-        (status = 401, response = crate::openapi::Unauthenticated),
-        (status = 403, response = crate::openapi::PermissionDenied),
-        (status = 404, response = crate::openapi::NotFound),
-        (status = 409, response = crate::openapi::Conflict),
-        (status = 503, response = crate::openapi::Unavailable),
+        crate::responses::ChangeErrors,
     ),
     security(("api_key" = [])),
 )]

@@ -6,12 +6,11 @@
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use keyledger_audit::proofs::{ConsistencyProof, InclusionProof, SigningKey, SigningKeys};
-use keyledger_audit::{to_export, ExportedEvent};
+use keyledger_audit::to_export;
 use keyledger_ledger::Ledger;
 use keyledger_model::{AccountId, Checkpoint, Event, EventBody};
 use keyledger_wire as wire;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::audit::{bad_query, blocking, into_page, page_limit, require_admin};
@@ -33,15 +32,15 @@ const MAX_PAGE: usize = 1000;
     ),
 )]
 pub(crate) async fn public_key(State(app): State<AppState>) -> Response {
-    let mut keys: Vec<SigningKey> = app
+    let mut keys: Vec<wire::SigningKey> = app
         .node
         .ledger()
         .state()
         .signers()
-        .map(|(key, node)| SigningKey { node_id: node, public_key: key.to_hex() })
+        .map(|(key, node)| wire::SigningKey { node_id: node, public_key: key.to_hex() })
         .collect();
     keys.sort_by(|a, b| (a.node_id, &a.public_key).cmp(&(b.node_id, &b.public_key)));
-    axum::Json(SigningKeys { algorithm: "ed25519".into(), keys }).into_response()
+    axum::Json(wire::SigningKeys { algorithm: "ed25519".into(), keys }).into_response()
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -54,12 +53,6 @@ pub(crate) struct CheckpointsQuery {
     limit: Option<usize>,
 }
 
-#[derive(Serialize)]
-struct CheckpointPage {
-    checkpoints: Vec<ExportedEvent>,
-    next: Option<u64>,
-}
-
 /// The ledger's signed checkpoints, oldest first (owners and admins).
 #[utoipa::path(
     get,
@@ -69,9 +62,7 @@ struct CheckpointPage {
     params(CheckpointsQuery),
     responses(
         (status = 200, description = "One page of `checkpoint` events.", body = wire::CheckpointList),
-        (status = 400, response = crate::openapi::BadRequest),
-        (status = 401, response = crate::openapi::Unauthenticated),
-        (status = 403, response = crate::openapi::PermissionDenied),
+        crate::responses::RestrictedReadErrors,
     ),
     security(("api_key" = [])),
 )]
@@ -97,7 +88,7 @@ pub(crate) async fn checkpoints(
             }
         }
         let (checkpoints, next) = into_page(found, limit);
-        Ok(CheckpointPage { checkpoints, next })
+        Ok(wire::CheckpointList { checkpoints, next })
     })
     .await?;
     Ok(axum::Json(page).into_response())
@@ -123,11 +114,9 @@ pub(crate) struct InclusionQuery {
     params(InclusionQuery),
     responses(
         (status = 200, description = "The event, the checkpoint and the audit path between them.", body = wire::InclusionProof),
-        (status = 400, response = crate::openapi::BadRequest),
-        (status = 401, response = crate::openapi::Unauthenticated),
-        (status = 403, response = crate::openapi::PermissionDenied),
-        (status = 404, response = crate::openapi::NotFound),
-        (status = 409, response = crate::openapi::Conflict),
+        crate::responses::RestrictedReadErrors,
+        (status = 404, response = crate::responses::NotFound),
+        (status = 409, response = crate::responses::Conflict),
     ),
     security(("api_key" = [])),
 )]
@@ -158,7 +147,7 @@ pub(crate) async fn inclusion(
             ));
         }
         let path = ledger.inclusion_proof(event.seq, checkpoint.tree_size).map_err(ApiError::internal)?;
-        Ok(InclusionProof {
+        Ok(wire::InclusionProof {
             event: to_export(&event),
             checkpoint: to_export(&checkpoint_event),
             proof: path.iter().map(|h| h.to_hex()).collect(),
@@ -187,10 +176,8 @@ pub(crate) struct ConsistencyQuery {
     params(ConsistencyQuery),
     responses(
         (status = 200, description = "Both checkpoints and the consistency path between their trees.", body = wire::ConsistencyProof),
-        (status = 400, response = crate::openapi::BadRequest),
-        (status = 401, response = crate::openapi::Unauthenticated),
-        (status = 403, response = crate::openapi::PermissionDenied),
-        (status = 404, response = crate::openapi::NotFound),
+        crate::responses::RestrictedReadErrors,
+        (status = 404, response = crate::responses::NotFound),
     ),
     security(("api_key" = [])),
 )]
@@ -210,7 +197,7 @@ pub(crate) async fn consistency(
             return Err(ApiError::invalid("`from` must be the older checkpoint"));
         }
         let path = ledger.consistency_proof(from.tree_size, to.tree_size).map_err(ApiError::internal)?;
-        Ok(ConsistencyProof {
+        Ok(wire::ConsistencyProof {
             from: to_export(&from_event),
             to: to_export(&to_event),
             proof: path.iter().map(|h| h.to_hex()).collect(),

@@ -32,9 +32,7 @@ pub(crate) struct ReplayQuery {
     params(ReplayQuery),
     responses(
         (status = 200, description = "The account rebuilt from its events up to `at`.", body = wire::Replay),
-        (status = 400, response = crate::openapi::BadRequest),
-        (status = 401, response = crate::openapi::Unauthenticated),
-        (status = 403, response = crate::openapi::PermissionDenied),
+        crate::responses::RestrictedReadErrors,
     ),
     security(("api_key" = [])),
 )]

@@ -47,12 +47,7 @@ fn binding(req: &wire::CreateServiceAccountRequest) -> Result<Binding, ApiError>
             body = wire::ServiceAccount,
             headers(("X-Keyledger-Index" = u64, description = "The ledger position the write committed at.")),
         ),
-        (status = 400, response = crate::openapi::BadRequest),
-        (status = 401, response = crate::openapi::Unauthenticated),
-        (status = 403, response = crate::openapi::PermissionDenied),
-        (status = 409, response = crate::openapi::Conflict),
-        (status = 413, response = crate::openapi::PayloadTooLarge),
-        (status = 503, response = crate::openapi::Unavailable),
+        crate::responses::CreateErrors,
     ),
     security(("api_key" = [])),
 )]
@@ -84,8 +79,7 @@ pub(crate) async fn create(
             description = "One page of service accounts, oldest first; `next_cursor` asks for the next.",
             body = wire::ServiceAccountList,
         ),
-        (status = 400, response = crate::openapi::BadRequest),
-        (status = 401, response = crate::openapi::Unauthenticated),
+        crate::responses::ReadErrors,
     ),
     security(("api_key" = [])),
 )]
@@ -113,8 +107,7 @@ pub(crate) async fn list(
     ),
     responses(
         (status = 200, description = "The service account.", body = wire::ServiceAccount),
-        (status = 401, response = crate::openapi::Unauthenticated),
-        (status = 404, response = crate::openapi::NotFound),
+        crate::responses::ReadOneErrors,
     ),
     security(("api_key" = [])),
 )]
@@ -150,17 +143,8 @@ fn visible_service_account<'s>(
         ("id" = String, Path, description = "The service account's id."),
     ),
     responses(
-        (
-            status = 200,
-            description = "The service account as it is now.",
-            body = wire::ServiceAccount,
-            headers(("X-Keyledger-Index" = u64, description = "The ledger position the write committed at.")),
-        ),
-        (status = 401, response = crate::openapi::Unauthenticated),
-        (status = 403, response = crate::openapi::PermissionDenied),
-        (status = 404, response = crate::openapi::NotFound),
-        (status = 409, response = crate::openapi::Conflict),
-        (status = 503, response = crate::openapi::Unavailable),
+        crate::responses::ServiceAccountChanged,
+        crate::responses::ChangeErrors,
     ),
     security(("api_key" = [])),
 )]
@@ -178,17 +162,8 @@ pub(crate) async fn disable(app: State<AppState>, caller: Caller, id: Path<Strin
         ("id" = String, Path, description = "The service account's id."),
     ),
     responses(
-        (
-            status = 200,
-            description = "The service account as it is now.",
-            body = wire::ServiceAccount,
-            headers(("X-Keyledger-Index" = u64, description = "The ledger position the write committed at.")),
-        ),
-        (status = 401, response = crate::openapi::Unauthenticated),
-        (status = 403, response = crate::openapi::PermissionDenied),
-        (status = 404, response = crate::openapi::NotFound),
-        (status = 409, response = crate::openapi::Conflict),
-        (status = 503, response = crate::openapi::Unavailable),
+        crate::responses::ServiceAccountChanged,
+        crate::responses::ChangeErrors,
     ),
     security(("api_key" = [])),
 )]
@@ -226,11 +201,7 @@ async fn set_enabled(
             description = "The service account is deleted.",
             headers(("X-Keyledger-Index" = u64, description = "The ledger position the write committed at.")),
         ),
-        (status = 401, response = crate::openapi::Unauthenticated),
-        (status = 403, response = crate::openapi::PermissionDenied),
-        (status = 404, response = crate::openapi::NotFound),
-        (status = 409, response = crate::openapi::Conflict),
-        (status = 503, response = crate::openapi::Unavailable),
+        crate::responses::ChangeErrors,
     ),
     security(("api_key" = [])),
 )]

@@ -20,8 +20,7 @@ use crate::AppState;
     tag = "settings",
     responses(
         (status = 200, description = "The settings.", body = wire::Settings),
-        (status = 401, response = crate::openapi::Unauthenticated),
-        (status = 404, response = crate::openapi::NotFound),
+        crate::responses::ReadOneErrors,
     ),
     security(("api_key" = [])),
 )]
@@ -48,12 +47,7 @@ pub(crate) async fn get(State(app): State<AppState>, caller: Caller) -> Result<a
             body = wire::Settings,
             headers(("X-Keyledger-Index" = u64, description = "The ledger position the write committed at.")),
         ),
-        (status = 400, response = crate::openapi::BadRequest),
-        (status = 401, response = crate::openapi::Unauthenticated),
-        (status = 403, response = crate::openapi::PermissionDenied),
-        (status = 404, response = crate::openapi::NotFound),
-        (status = 413, response = crate::openapi::PayloadTooLarge),
-        (status = 503, response = crate::openapi::Unavailable),
+        crate::responses::ChangeWithBodyErrors,
     ),
     security(("api_key" = [])),
 )]

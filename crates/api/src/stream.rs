@@ -61,9 +61,7 @@ pub(crate) struct SseMessage {
                 the stream stays open and follows new events.",
             content((SseMessage = "text/event-stream")),
         ),
-        (status = 400, response = crate::openapi::BadRequest),
-        (status = 401, response = crate::openapi::Unauthenticated),
-        (status = 403, response = crate::openapi::PermissionDenied),
+        crate::responses::RestrictedReadErrors,
     ),
     security(("api_key" = [])),
 )]

@@ -34,12 +34,7 @@ fn parse_id(id: &str) -> Result<UserId, ApiError> {
             body = wire::CreatedUser,
             headers(("X-Keyledger-Index" = u64, description = "The ledger position the write committed at.")),
         ),
-        (status = 400, response = crate::openapi::BadRequest),
-        (status = 401, response = crate::openapi::Unauthenticated),
-        (status = 403, response = crate::openapi::PermissionDenied),
-        (status = 409, response = crate::openapi::Conflict),
-        (status = 413, response = crate::openapi::PayloadTooLarge),
-        (status = 503, response = crate::openapi::Unavailable),
+        crate::responses::CreateErrors,
     ),
     security(("api_key" = [])),
 )]
@@ -77,11 +72,7 @@ pub(crate) async fn create(
             body = wire::EnrollmentCode,
             headers(("X-Keyledger-Index" = u64, description = "The ledger position the write committed at.")),
         ),
-        (status = 401, response = crate::openapi::Unauthenticated),
-        (status = 403, response = crate::openapi::PermissionDenied),
-        (status = 404, response = crate::openapi::NotFound),
-        (status = 409, response = crate::openapi::Conflict),
-        (status = 503, response = crate::openapi::Unavailable),
+        crate::responses::ChangeErrors,
     ),
     security(("api_key" = [])),
 )]
@@ -109,8 +100,7 @@ pub(crate) async fn issue_enrollment(
     params(PageQuery),
     responses(
         (status = 200, description = "One page of users, oldest first; `next_cursor` asks for the next.", body = wire::UserList),
-        (status = 400, response = crate::openapi::BadRequest),
-        (status = 401, response = crate::openapi::Unauthenticated),
+        crate::responses::ReadErrors,
     ),
     security(("api_key" = [])),
 )]
@@ -137,8 +127,7 @@ pub(crate) async fn list(
     ),
     responses(
         (status = 200, description = "The user.", body = wire::User),
-        (status = 401, response = crate::openapi::Unauthenticated),
-        (status = 404, response = crate::openapi::NotFound),
+        crate::responses::ReadOneErrors,
     ),
     security(("api_key" = [])),
 )]
@@ -168,19 +157,8 @@ fn visible_user<'s>(state: &'s LedgerState, caller: &Caller, id: &str) -> Result
     ),
     request_body = wire::UpdateUserRequest,
     responses(
-        (
-            status = 200,
-            description = "The user as it is now.",
-            body = wire::User,
-            headers(("X-Keyledger-Index" = u64, description = "The ledger position the write committed at.")),
-        ),
-        (status = 400, response = crate::openapi::BadRequest),
-        (status = 401, response = crate::openapi::Unauthenticated),
-        (status = 403, response = crate::openapi::PermissionDenied),
-        (status = 404, response = crate::openapi::NotFound),
-        (status = 409, response = crate::openapi::Conflict),
-        (status = 413, response = crate::openapi::PayloadTooLarge),
-        (status = 503, response = crate::openapi::Unavailable),
+        crate::responses::UserChanged,
+        crate::responses::ChangeWithBodyErrors,
     ),
     security(("api_key" = [])),
 )]
@@ -205,17 +183,8 @@ pub(crate) async fn update(
         ("id" = String, Path, description = "The user's id."),
     ),
     responses(
-        (
-            status = 200,
-            description = "The user as it is now.",
-            body = wire::User,
-            headers(("X-Keyledger-Index" = u64, description = "The ledger position the write committed at.")),
-        ),
-        (status = 401, response = crate::openapi::Unauthenticated),
-        (status = 403, response = crate::openapi::PermissionDenied),
-        (status = 404, response = crate::openapi::NotFound),
-        (status = 409, response = crate::openapi::Conflict),
-        (status = 503, response = crate::openapi::Unavailable),
+        crate::responses::UserChanged,
+        crate::responses::ChangeErrors,
     ),
     security(("api_key" = [])),
 )]
@@ -233,17 +202,8 @@ pub(crate) async fn disable(app: State<AppState>, caller: Caller, id: Path<Strin
         ("id" = String, Path, description = "The user's id."),
     ),
     responses(
-        (
-            status = 200,
-            description = "The user as it is now.",
-            body = wire::User,
-            headers(("X-Keyledger-Index" = u64, description = "The ledger position the write committed at.")),
-        ),
-        (status = 401, response = crate::openapi::Unauthenticated),
-        (status = 403, response = crate::openapi::PermissionDenied),
-        (status = 404, response = crate::openapi::NotFound),
-        (status = 409, response = crate::openapi::Conflict),
-        (status = 503, response = crate::openapi::Unavailable),
+        crate::responses::UserChanged,
+        crate::responses::ChangeErrors,
     ),
     security(("api_key" = [])),
 )]
@@ -277,11 +237,7 @@ async fn set_enabled(
             description = "The user is deleted.",
             headers(("X-Keyledger-Index" = u64, description = "The ledger position the write committed at.")),
         ),
-        (status = 401, response = crate::openapi::Unauthenticated),
-        (status = 403, response = crate::openapi::PermissionDenied),
-        (status = 404, response = crate::openapi::NotFound),
-        (status = 409, response = crate::openapi::Conflict),
-        (status = 503, response = crate::openapi::Unavailable),
+        crate::responses::ChangeErrors,
     ),
     security(("api_key" = [])),
 )]
@@ -307,19 +263,8 @@ pub(crate) async fn delete(
     ),
     request_body = wire::NamespacePermissionRequest,
     responses(
-        (
-            status = 200,
-            description = "The user as it is now.",
-            body = wire::User,
-            headers(("X-Keyledger-Index" = u64, description = "The ledger position the write committed at.")),
-        ),
-        (status = 400, response = crate::openapi::BadRequest),
-        (status = 401, response = crate::openapi::Unauthenticated),
-        (status = 403, response = crate::openapi::PermissionDenied),
-        (status = 404, response = crate::openapi::NotFound),
-        (status = 409, response = crate::openapi::Conflict),
-        (status = 413, response = crate::openapi::PayloadTooLarge),
-        (status = 503, response = crate::openapi::Unavailable),
+        crate::responses::UserChanged,
+        crate::responses::ChangeWithBodyErrors,
     ),
     security(("api_key" = [])),
 )]
@@ -346,17 +291,8 @@ pub(crate) async fn set_namespace(
         ("namespace" = String, Path, description = "The namespace's name."),
     ),
     responses(
-        (
-            status = 200,
-            description = "The user as it is now.",
-            body = wire::User,
-            headers(("X-Keyledger-Index" = u64, description = "The ledger position the write committed at.")),
-        ),
-        (status = 401, response = crate::openapi::Unauthenticated),
-        (status = 403, response = crate::openapi::PermissionDenied),
-        (status = 404, response = crate::openapi::NotFound),
-        (status = 409, response = crate::openapi::Conflict),
-        (status = 503, response = crate::openapi::Unavailable),
+        crate::responses::UserChanged,
+        crate::responses::ChangeErrors,
     ),
     security(("api_key" = [])),
 )]

@@ -31,8 +31,7 @@ const MIN_INDEX_WAIT: Duration = Duration::from_secs(5);
     responses(
         (status = 200, description = "The verdict: `valid` with the identity and its permissions, or `valid: false` \
             with a `code` saying why.", body = wire::VerifyResponse),
-        (status = 400, response = crate::openapi::BadRequest),
-        (status = 413, response = crate::openapi::PayloadTooLarge),
+        crate::responses::PublicBodyErrors,
         (status = 503, description = "`unavailable`: this node has not applied `min_index` within the wait; try \
             again or ask another node.", body = wire::ErrorBody),
     ),
@@ -117,11 +116,9 @@ fn valid(state: &keyledger_model::State, v: &Verified<'_>) -> wire::VerifyRespon
     request_body = wire::VerifyAsOfRequest,
     responses(
         (status = 200, description = "The verdict as of `at` and the event that decided it.", body = wire::VerifyAsOfResponse),
-        (status = 400, response = crate::openapi::BadRequest),
-        (status = 401, response = crate::openapi::Unauthenticated),
-        (status = 403, response = crate::openapi::PermissionDenied),
-        (status = 404, response = crate::openapi::NotFound),
-        (status = 413, response = crate::openapi::PayloadTooLarge),
+        crate::responses::RestrictedReadErrors,
+        (status = 404, response = crate::responses::NotFound),
+        (status = 413, response = crate::responses::PayloadTooLarge),
     ),
     security(("api_key" = []))
 )]
@@ -217,7 +214,7 @@ fn as_of(
             ..Default::default()
         },
     };
-    let decided_by = decided.map(|e| audit_event(&e.event)).transpose()?;
+    let decided_by = decided.map(|e| keyledger_audit::to_export(&e.event));
     Ok(wire::VerifyAsOfResponse { verdict, at: at.to_string(), decided_by })
 }
 
@@ -225,6 +222,3 @@ fn not_found_verdict() -> wire::VerifyResponse {
     wire::VerifyResponse { valid: false, code: Some(Invalid::NotFound.as_str().into()), ..Default::default() }
 }
 
-fn audit_event(event: &keyledger_model::Event) -> Result<wire::AuditEvent, ApiError> {
-    serde_json::to_value(keyledger_audit::to_export(event)).and_then(serde_json::from_value).map_err(ApiError::internal)
-}

@@ -1,6 +1,6 @@
 //! The CSV form of an export: one header line, then one row per event.
 
-use crate::ExportedEvent;
+use keyledger_wire::AuditEvent;
 
 /// The header line (without its line end) of a CSV export.
 pub const CSV_HEADER: &str = "seq,time,type,account,account_seq,actor_kind,actor_id,actor_key_id,request_id,data,\
@@ -9,7 +9,7 @@ prev_hash,hash,account_prev_hash,account_hash";
 /// One CSV row (without its line end) for `event`: the columns of [`CSV_HEADER`], `data` as
 /// its JSON text, an absent actor id or key id as an empty cell. A cell holding a comma, a
 /// quote or a line break is quoted, with its quotes doubled (RFC 4180).
-pub fn to_csv_row(event: &ExportedEvent) -> String {
+pub fn to_csv_row(event: &AuditEvent) -> String {
     let data = serde_json::to_string(&event.data).expect("a JSON value serializes");
     let cells: [&str; 14] = [
         &event.seq.to_string(),
@@ -49,18 +49,19 @@ fn push_cell(row: &mut String, cell: &str) {
 
 #[cfg(test)]
 mod tests {
+    use keyledger_wire::Actor;
+
     use super::*;
-    use crate::ExportedActor;
 
     #[test]
     fn cells_are_quoted_when_needed() {
-        let event = ExportedEvent {
+        let event = AuditEvent {
             seq: 7,
             time: "2025-06-15T15:06:40.000Z".into(),
             kind: "updated".into(),
             account: "default".into(),
             account_seq: 5,
-            actor: ExportedActor { kind: "system".into(), id: None, key_id: None },
+            actor: Actor { kind: "system".into(), id: None, key_id: None },
             request_id: "a,b".into(),
             data: serde_json::json!({"name": "say \"hi\"\nthere"}),
             prev_hash: "00".into(),

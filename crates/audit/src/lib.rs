@@ -1,10 +1,10 @@
 //! keyledger's audit export: every ledger event as a readable, self-contained record that
 //! still verifies offline.
 //!
-//! Main items: [`ExportedEvent`] (the EVENT of `api.md`: seq, time, type, account, both chain
-//! positions, actor, request id, the type-specific `data` and the four hashes, all in hex),
-//! [`to_export`] (model event → exported record), [`from_export`] (exported record → the exact
-//! model event, so its canonical bytes and hashes can be recomputed without the server),
+//! Main items: [`to_export`] (model event → exported record, a [`keyledger_wire::AuditEvent`]:
+//! the EVENT of `api.md` with seq, time, type, account, both chain positions, actor, request id,
+//! the type-specific `data` and the four hashes, all in hex), [`from_export`] (exported record →
+//! the exact model event, so its canonical bytes and hashes can be recomputed without the server),
 //! [`ExportError`] (what a record that does not parse back is missing), and the CSV form,
 //! [`CSV_HEADER`] and [`to_csv_row`].
 //!
@@ -15,6 +15,10 @@
 //! and a verifier rebuilds the canonical bytes from it; and because the chain covers only a
 //! key's digest *commitment*, an export verifies completely without holding any digest or
 //! secret.
+//!
+//! The exported record is the API's own event type, `keyledger_wire::AuditEvent`, so a page of
+//! `GET /v1/audit/events`, a proof and a line of an export are the same object, and the client
+//! and the CLI read them with the type the server wrote them with.
 
 mod csv;
 mod data;
@@ -26,7 +30,7 @@ pub mod verify;
 use std::fmt;
 
 use keyledger_model::{AccountId, Actor, ChainHash, Event, ServiceAccountId, Timestamp, UserId};
-use serde::{Deserialize, Serialize};
+use keyledger_wire::{Actor as WireActor, AuditEvent};
 
 pub use csv::{to_csv_row, CSV_HEADER};
 
@@ -66,36 +70,6 @@ pub const TYPE_NAMES: &[&str] = &[
     "usage_granularity_changed",
 ];
 
-/// One ledger event as exported: the EVENT of `api.md`, plus both chain positions.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ExportedEvent {
-    pub seq: u64,
-    /// RFC 3339, UTC, milliseconds.
-    pub time: String,
-    /// `EventBody::type_name`: `created`, `rotated`, `user_created`, ...
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub account: String,
-    pub account_seq: u64,
-    pub actor: ExportedActor,
-    pub request_id: String,
-    /// The type's own fields (a JSON object).
-    pub data: serde_json::Value,
-    pub prev_hash: String,
-    pub hash: String,
-    pub account_prev_hash: String,
-    pub account_hash: String,
-}
-
-/// Who caused an event: `{"kind": "user"|"service_account"|"system", "id", "key_id"}`
-/// (`id` and `key_id` are `null` for `system`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ExportedActor {
-    pub kind: String,
-    pub id: Option<String>,
-    pub key_id: Option<String>,
-}
-
 /// An exported record that does not parse back into a ledger event: which field, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExportError {
@@ -121,8 +95,8 @@ impl std::error::Error for ExportError {}
 ///
 /// The verifier writes an event's line without it (`line::write`), to the same bytes as
 /// `serde_json::to_writer(&to_export(event))`: a change of form here goes there too.
-pub fn to_export(event: &Event) -> ExportedEvent {
-    ExportedEvent {
+pub fn to_export(event: &Event) -> AuditEvent {
+    AuditEvent {
         seq: event.seq,
         time: event.time.to_string(),
         kind: event.body.type_name().to_string(),
@@ -140,11 +114,11 @@ pub fn to_export(event: &Event) -> ExportedEvent {
 
 /// The ledger event `exported` was made from, value for value, so that
 /// `Event::content_bytes` and `Event::hashes_are_valid` can be checked on it.
-pub fn from_export(exported: &ExportedEvent) -> Result<Event, ExportError> {
+pub fn from_export(exported: &AuditEvent) -> Result<Event, ExportError> {
     ExportedRef::of(exported).to_event()
 }
 
-/// An exported event's fields, borrowed: from an [`ExportedEvent`], or read straight from an
+/// An exported event's fields, borrowed: from an [`AuditEvent`], or read straight from an
 /// export's line (`line::read`). [`from_export`] is [`ExportedRef::to_event`].
 pub(crate) struct ExportedRef<'a> {
     pub(crate) seq: u64,
@@ -164,7 +138,7 @@ pub(crate) struct ExportedRef<'a> {
 }
 
 impl<'a> ExportedRef<'a> {
-    fn of(exported: &'a ExportedEvent) -> ExportedRef<'a> {
+    fn of(exported: &'a AuditEvent) -> ExportedRef<'a> {
         ExportedRef {
             seq: exported.seq,
             time: &exported.time,
@@ -201,14 +175,14 @@ impl<'a> ExportedRef<'a> {
     }
 }
 
-fn export_actor(actor: &Actor) -> ExportedActor {
+fn export_actor(actor: &Actor) -> WireActor {
     match actor {
-        Actor::System => ExportedActor { kind: "system".into(), id: None, key_id: None },
+        Actor::System => WireActor { kind: "system".into(), id: None, key_id: None },
         Actor::User { id, key } => {
-            ExportedActor { kind: "user".into(), id: Some(id.to_string()), key_id: Some(key.to_string()) }
+            WireActor { kind: "user".into(), id: Some(id.to_string()), key_id: Some(key.to_string()) }
         }
         Actor::ServiceAccount { id, key } => {
-            ExportedActor { kind: "service_account".into(), id: Some(id.to_string()), key_id: Some(key.to_string()) }
+            WireActor { kind: "service_account".into(), id: Some(id.to_string()), key_id: Some(key.to_string()) }
         }
     }
 }

@@ -2,7 +2,7 @@
 //! which reads and rewrites every line of a file.
 //!
 //! [`write`] writes the bytes of `serde_json::to_writer(&to_export(event))` without building
-//! the `ExportedEvent` and its dozen owned strings first; `to_export` stays the definition of
+//! the `AuditEvent` and its dozen owned strings first; `to_export` stays the definition of
 //! the form, and the tests (here, and every clean export in `tests/`) hold the two to the same
 //! bytes. [`read`] takes the fields of a line laid out exactly as the export
 //! writes it, borrowing them from the text; it need not be strict, because the verifier

@@ -5,49 +5,17 @@
 //! consistency proof names two checkpoints and the path that shows the later tree only
 //! appended to the earlier one. Both carry whole exported events, so every hash is recomputed
 //! from content here, and every checkpoint's signature is checked against keys the auditor
-//! trusts (`GET /v1/audit/public-key`, fetched once and kept).
+//! trusts (`GET /v1/audit/public-key`, fetched once and kept). The proofs and the key document
+//! are the API's own types (`keyledger_wire::{InclusionProof, ConsistencyProof, SigningKeys}`).
 
 use std::collections::BTreeSet;
 use std::fmt;
 
 use keyledger_model::merkle::{self, TreeHash};
 use keyledger_model::{Checkpoint, Event, EventBody, PublicKey};
-use serde::{Deserialize, Serialize};
+use keyledger_wire::{AuditEvent, ConsistencyProof, InclusionProof, SigningKeys};
 
-use crate::{from_export, ExportedEvent};
-
-/// `GET /v1/audit/public-key`: every node's checkpoint-signing key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SigningKeys {
-    /// Always `ed25519`.
-    pub algorithm: String,
-    pub keys: Vec<SigningKey>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SigningKey {
-    pub node_id: u64,
-    /// 64 hex digits.
-    pub public_key: String,
-}
-
-/// `GET /v1/audit/proof/inclusion`: `event` is in the tree `checkpoint` signed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct InclusionProof {
-    pub event: ExportedEvent,
-    pub checkpoint: ExportedEvent,
-    /// Hex node hashes, leaf to root (RFC 9162 §2.1.3).
-    pub proof: Vec<String>,
-}
-
-/// `GET /v1/audit/proof/consistency`: the tree of `to` extends the tree of `from`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ConsistencyProof {
-    pub from: ExportedEvent,
-    pub to: ExportedEvent,
-    /// Hex node hashes (RFC 9162 §2.1.4).
-    pub proof: Vec<String>,
-}
+use crate::from_export;
 
 /// The public keys an auditor accepts checkpoints from.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -126,7 +94,7 @@ pub fn check_checkpoint(event: &Event, trusted: Option<&TrustedKeys>) -> Result<
 }
 
 /// An exported event whose hashes match its content.
-fn sound_event(exported: &ExportedEvent, what: &str) -> Result<Event, ProofFailure> {
+fn sound_event(exported: &AuditEvent, what: &str) -> Result<Event, ProofFailure> {
     let event = from_export(exported).map_err(|e| ProofFailure(format!("{what}: {e}")))?;
     if !event.hashes_are_valid() {
         return fail(format!("{what}: the hashes do not match the event's content"));

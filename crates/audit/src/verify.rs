@@ -23,11 +23,12 @@ use std::io::BufRead;
 use keyledger_model::checkpoint::MAX_CHECKPOINT_LAG;
 use keyledger_model::merkle::{self, TreeHash};
 use keyledger_model::{AccountId, ChainHash, ChainHead, Checkpoint, Event, EventBody, PublicKey};
+use keyledger_wire::AuditEvent;
 
+use crate::from_export;
 use crate::line;
 use crate::proofs::{check_checkpoint, TrustedKeys};
 use crate::tree_check::TreeCheck;
-use crate::{from_export, ExportedEvent};
 
 /// What a clean file contains.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -246,9 +247,9 @@ fn read_canonical(text: &str, canonical: &mut Vec<u8>) -> Option<Event> {
     (canonical == text.as_bytes()).then_some(event)
 }
 
-/// Any line, through serde as an `ExportedEvent`: the event, or what is wrong with the line.
+/// Any line, through serde as an `AuditEvent`: the event, or what is wrong with the line.
 fn read_any(text: &str, canonical: &mut Vec<u8>) -> Result<Event, String> {
-    let exported: ExportedEvent = serde_json::from_str(text).map_err(|e| format!("not an event: {e}"))?;
+    let exported: AuditEvent = serde_json::from_str(text).map_err(|e| format!("not an event: {e}"))?;
     let event = from_export(&exported).map_err(|e| e.to_string())?;
     write_canonical(&event, canonical).map_err(|e| e.to_string())?;
     if canonical != text.as_bytes() {

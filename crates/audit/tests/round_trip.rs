@@ -6,8 +6,9 @@ mod common;
 use std::collections::BTreeSet;
 
 use common::every_kind_of_event;
-use keyledger_audit::{from_export, to_csv_row, to_export, ExportedEvent, CSV_HEADER, TYPE_NAMES};
+use keyledger_audit::{from_export, to_csv_row, to_export, CSV_HEADER, TYPE_NAMES};
 use keyledger_model::Actor;
+use keyledger_wire::AuditEvent;
 
 #[test]
 fn every_event_type_round_trips_exactly() {
@@ -25,7 +26,7 @@ fn every_event_type_round_trips_exactly() {
         assert!(exported.data.is_object());
         // Through JSON text and back, as an offline verifier would read it.
         let text = serde_json::to_string(&exported).unwrap();
-        let read: ExportedEvent = serde_json::from_str(&text).unwrap();
+        let read: AuditEvent = serde_json::from_str(&text).unwrap();
         assert_eq!(read, exported);
         let back = from_export(&read).unwrap_or_else(|e| panic!("seq {}: {e}", event.seq));
         assert_eq!(&back, event, "seq {} ({})", event.seq, exported.kind);

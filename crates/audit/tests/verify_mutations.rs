@@ -13,8 +13,9 @@ mod common;
 use common::{every_kind_of_event, signers};
 use keyledger_audit::proofs::TrustedKeys;
 use keyledger_audit::verify::{verify_export, verify_jsonl, Expect, Options};
-use keyledger_audit::{from_export, to_export, ExportedEvent};
+use keyledger_audit::{from_export, to_export};
 use keyledger_model::{CheckpointSigner, Event, EventBody, LedgerEntry, TreeHash};
+use keyledger_wire::AuditEvent;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 
@@ -83,7 +84,7 @@ fn clean_exports_verify() {
 /// Changes one field of the line's event, keeping the file in canonical JSON so only the
 /// chain and hash checks can catch it.
 fn edit_field(line: &str, rng: &mut ChaCha20Rng) -> String {
-    let mut event: ExportedEvent = serde_json::from_str(line).unwrap();
+    let mut event: AuditEvent = serde_json::from_str(line).unwrap();
     let flip_hex = |hex: &mut String, at: usize| {
         let mut chars: Vec<char> = hex.chars().collect();
         let i = at % chars.len();
@@ -124,7 +125,7 @@ fn edit_field(line: &str, rng: &mut ChaCha20Rng) -> String {
 /// export not the newest event of a chain either (removing an account's newest events is a
 /// truncation only an inclusion proof or the full export shows).
 fn deletable(lines: &[String], whole_cluster: bool) -> Vec<usize> {
-    let account = |line: &String| serde_json::from_str::<ExportedEvent>(line).unwrap().account;
+    let account = |line: &String| serde_json::from_str::<AuditEvent>(line).unwrap().account;
     (0..lines.len() - 1)
         .filter(|&i| whole_cluster || lines[i + 1..].iter().any(|later| account(later) == account(&lines[i])))
         .collect()
@@ -166,7 +167,7 @@ fn mutate(lines: &[String], whole_cluster: bool, rng: &mut ChaCha20Rng) -> Optio
 
 /// The events of an export's lines.
 fn events_of(lines: &[String]) -> Vec<Event> {
-    lines.iter().map(|l| from_export(&serde_json::from_str::<ExportedEvent>(l).unwrap()).unwrap()).collect()
+    lines.iter().map(|l| from_export(&serde_json::from_str::<AuditEvent>(l).unwrap()).unwrap()).collect()
 }
 
 /// What a forger with write access to the file does after changing events: recompute every

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
-use keyledger_audit::proofs::{verify_consistency, verify_inclusion, ConsistencyProof, InclusionProof, TrustedKeys};
+use keyledger_audit::proofs::{verify_consistency, verify_inclusion, TrustedKeys};
 use keyledger_client::Client;
-use keyledger_wire::AuditEvent;
+use keyledger_wire::{AuditEvent, ConsistencyProof, InclusionProof};
 
 use super::super::table::Table;
 use super::super::{emit, write_json, Output};

@@ -1,0 +1,188 @@
+//! The API's error answers as OpenAPI responses, and the sets of them that operations share.
+//!
+//! Each answer (`BadRequest`, `NotFound`, …) is one `components.responses` entry of the document;
+//! each set (`ChangeErrors`, `ReadOneErrors`, …) names the answers a kind of operation can give,
+//! so a handler's `#[utoipa::path]` says `crate::responses::ChangeErrors` instead of spelling the
+//! list out. The success answer most writes share, the changed object (`KeyChanged`, …), is
+//! declared here too. Handlers and `openapi.rs` both import this module, and it imports neither,
+//! so the handlers do not depend on the document that lists them.
+//!
+//! `429 rate_limited` is in no set: `openapi.rs` adds it to every operation that needs an API key.
+
+use std::collections::BTreeMap;
+
+use keyledger_wire as wire;
+use serde_json::json;
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
+use utoipa::{IntoResponses, PartialSchema, ToResponse, ToSchema};
+
+/// Declares a reusable error answer: `name => (status description, example code, example message)`.
+/// Each is a `components.responses` entry whose body is `ErrorBody`.
+macro_rules! error_responses {
+    ($($name:ident => ($description:literal, $code:literal, $message:literal);)+) => {$(
+        #[doc = $description]
+        pub(crate) struct $name;
+
+        impl<'r> ToResponse<'r> for $name {
+            fn response() -> (&'r str, RefOr<Response>) {
+                (stringify!($name), error_response($description, $code, $message))
+            }
+        }
+    )+};
+}
+
+error_responses! {
+    BadRequest => (
+        "`invalid_argument`: the request is malformed or asks for something the account's policy does not allow; \
+         the message says what is accepted.",
+        "invalid_argument",
+        "`expires_in`: a duration such as 30d, 4d12h, 90m or 2y"
+    );
+    Unauthenticated => (
+        "`unauthenticated`: no `Authorization: Bearer <api key>`, or the key is not valid.",
+        "unauthenticated",
+        "the API key is not valid"
+    );
+    PermissionDenied => (
+        "`permission_denied`: the caller may see the object but not do this to it.",
+        "permission_denied",
+        "the caller may not do this to that key"
+    );
+    NotFound => (
+        "`not_found`: no such object, an id of the wrong form, or an object the caller may not see.",
+        "not_found",
+        "no such key"
+    );
+    Conflict => (
+        "`key_locked`, `limit_exceeded`, `creation_disabled` or `conflict`: the object's state or the account's \
+         limits refuse the change, or an `Idempotency-Key` was reused with another request.",
+        "key_locked",
+        "the key is locked; unlock it first"
+    );
+    RevisionMismatch => (
+        "`revision_mismatch`: `If-Match` names a revision other than the key's current one.",
+        "revision_mismatch",
+        "the key changed since revision 11; it is at revision 12"
+    );
+    PayloadTooLarge => (
+        "`payload_too_large`: the request body is over 1 MiB.",
+        "payload_too_large",
+        "the request body is larger than 1 MiB"
+    );
+    RateLimited => (
+        "`rate_limited`: this client address failed to authenticate too often this minute (`Retry-After` says \
+         for how long it is refused), or the caller or the node has as many exports or change feeds open as allowed.",
+        "rate_limited",
+        "too many failed authentications from this address; try again when the minute is over"
+    );
+    Unavailable => (
+        "`unavailable` (no leader or no quorum; nothing was written, safe to retry) or `outcome_unknown` \
+         (proposed but not confirmed in time; the change may still be applied).",
+        "unavailable",
+        "no leader; nothing was written, it is safe to retry"
+    );
+}
+
+fn error_response(description: &str, code: &str, message: &str) -> RefOr<Response> {
+    let example = json!({ "error": { "code": code, "message": message, "request_id": "req_1_5f0c3a9d2b7e4c11" } });
+    let content = ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).example(Some(example)).build();
+    ResponseBuilder::new().description(description).content("application/json", content).build().into()
+}
+
+/// Declares a set of error answers: `name => [status => answer, …]`. Each status refers to the
+/// answer's `components.responses` entry, so the document spells every answer out once.
+macro_rules! response_sets {
+    ($($(#[doc = $doc:literal])+ $name:ident => [$($status:literal => $answer:ident),+ $(,)?];)+) => {$(
+        $(#[doc = $doc])+
+        pub(crate) struct $name;
+
+        impl IntoResponses for $name {
+            fn responses() -> BTreeMap<String, RefOr<Response>> {
+                BTreeMap::from([$(
+                    ($status.to_string(), Ref::from_response_name(<$answer as ToResponse>::response().0).into()),
+                )+])
+            }
+        }
+    )+};
+}
+
+response_sets! {
+    /// An authenticated read: a malformed query (or `consistency`) or a missing or bad key.
+    ReadErrors => ["400" => BadRequest, "401" => Unauthenticated];
+    /// Reading one object by its id, which may not exist or not be visible to the caller.
+    ReadOneErrors => ["400" => BadRequest, "401" => Unauthenticated, "404" => NotFound];
+    /// A read only some roles may make (the account's ledger, its proofs, the account list).
+    RestrictedReadErrors => ["400" => BadRequest, "401" => Unauthenticated, "403" => PermissionDenied];
+    /// A body sent without an API key: it may be malformed or too large.
+    PublicBodyErrors => ["400" => BadRequest, "413" => PayloadTooLarge];
+    /// Creating an object from a request body: a write that the account's limits or an existing
+    /// name may refuse.
+    CreateErrors => [
+        "400" => BadRequest,
+        "401" => Unauthenticated,
+        "403" => PermissionDenied,
+        "409" => Conflict,
+        "413" => PayloadTooLarge,
+        "503" => Unavailable,
+    ];
+    /// A change to an existing object that takes no request body (enable, lock, delete, …).
+    ChangeErrors => [
+        "400" => BadRequest,
+        "401" => Unauthenticated,
+        "403" => PermissionDenied,
+        "404" => NotFound,
+        "409" => Conflict,
+        "503" => Unavailable,
+    ];
+    /// A change to an existing object described by a request body.
+    ChangeWithBodyErrors => [
+        "400" => BadRequest,
+        "401" => Unauthenticated,
+        "403" => PermissionDenied,
+        "404" => NotFound,
+        "409" => Conflict,
+        "413" => PayloadTooLarge,
+        "503" => Unavailable,
+    ];
+}
+
+/// Declares the success answer of a write that returns the changed object:
+/// `name => (description, body type)`. Each is a `200` whose body is the object as it is now and
+/// whose `X-Keyledger-Index` header is the ledger position the write committed at, which is also
+/// how `openapi.rs` recognises a write.
+macro_rules! change_answers {
+    ($($(#[doc = $doc:literal])+ $name:ident => ($description:literal, $body:ty);)+) => {$(
+        $(#[doc = $doc])+
+        pub(crate) struct $name;
+
+        impl IntoResponses for $name {
+            fn responses() -> BTreeMap<String, RefOr<Response>> {
+                BTreeMap::from([("200".to_string(), change_answer($description, &<$body as ToSchema>::name()))])
+            }
+        }
+    )+};
+}
+
+change_answers! {
+    /// A key after an update, enable, disable, lock or unlock.
+    KeyChanged => ("The key as it is now.", wire::Key);
+    /// A user after an update, enable or disable, or a namespace permission set or removed.
+    UserChanged => ("The user as it is now.", wire::User);
+    /// A service account after enable or disable.
+    ServiceAccountChanged => ("The service account as it is now.", wire::ServiceAccount);
+}
+
+fn change_answer(description: &str, schema: &str) -> RefOr<Response> {
+    let index = HeaderBuilder::new()
+        .schema(<u64 as PartialSchema>::schema())
+        .description(Some("The ledger position the write committed at."))
+        .build();
+    let content = ContentBuilder::new().schema(Some(Ref::from_schema_name(schema))).build();
+    ResponseBuilder::new()
+        .description(description)
+        .content("application/json", content)
+        .header("X-Keyledger-Index", index)
+        .build()
+        .into()
+}
