@@ -1,6 +1,7 @@
 //! `GET /metrics`: the Prometheus text parses line by line, counters move by exactly what was
 //! sent (verifications by result, requests by route template, requests without a valid key,
-//! writes by outcome), no secret or key id shows, and the Raft gauges name one leader.
+//! writes by outcome), no secret or key id shows, the Raft gauges name one leader, and the
+//! process metrics are there.
 
 use std::collections::BTreeMap;
 
@@ -147,6 +148,10 @@ async fn metrics_count_what_one_node_was_asked() {
     assert_eq!((before.gauge("keyledger_raft_voters"), before.gauge("keyledger_raft_learners")), (1.0, 0.0));
     assert!(!before.has_family("keyledger_raft_replication"), "a leader alone has no one to replicate to");
     assert!(before.gauge("keyledger_raft_quorum_ack_age_seconds") >= 0.0);
+    // The node process's own: memory, open files (at least its listener and its database), CPU.
+    assert!(before.gauge("process_resident_memory_bytes") > 0.0, "{}", before.text);
+    assert!(before.gauge("process_open_fds") >= 2.0, "{}", before.text);
+    assert!(before.gauge("process_cpu_seconds_total") >= 0.0, "{}", before.text);
 
     // Writes: two committed, one refused when applied (a stale revision).
     let created = client.create_key(&new_key("metrics")).await.unwrap();

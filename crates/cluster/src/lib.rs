@@ -18,6 +18,7 @@ mod checkpoints;
 mod forward;
 #[doc(hidden)]
 pub mod fuzzing;
+mod gauges;
 mod network;
 mod node;
 pub mod peer_auth;
@@ -30,6 +31,7 @@ mod upkeep;
 pub use activity::FLUSH_EVERY;
 pub use bootstrap::{bootstrap_default_account, BOOTSTRAP_KEY_FILE};
 pub use checkpoints::{CheckpointPolicy, SIGNING_KEY_FILE};
+pub use gauges::{NodeGauges, RaftRole};
 pub use keyledger_ledger::{NodeId, StorageOptions, TypeConfig};
 pub use network::Network;
 pub use node::{
