@@ -221,4 +221,3 @@ fn as_of(
 fn not_found_verdict() -> wire::VerifyResponse {
     wire::VerifyResponse { valid: false, code: Some(Invalid::NotFound.as_str().into()), ..Default::default() }
 }
-
