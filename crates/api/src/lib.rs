@@ -47,7 +47,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
 use axum::Router;
-use keyledger_cluster::ClusterNode;
+use keyledger_cluster::{ClusterNode, MemberFlags};
+use keyledger_model::StateReader;
 use keyledger_wire::REQUEST_ID_HEADER;
 use rand_core::RngCore;
 
@@ -63,6 +64,10 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
 #[derive(Clone)]
 pub struct AppState {
     pub node: Arc<ClusterNode>,
+    /// What verification reads, without a call into the node or the ledger: the state and
+    /// whether this node is a member.
+    pub(crate) verifying: StateReader,
+    pub(crate) member: MemberFlags,
     /// The counters `GET /metrics` shows; one set per router.
     pub(crate) metrics: Arc<metrics::Metrics>,
     /// The limits on hostile callers and the shutdown signal.
@@ -178,7 +183,14 @@ pub fn router_with(node: Arc<ClusterNode>, limits: Limits, closing: Closing) -> 
         closing,
     };
     let request_ids = Arc::new(RequestIds::new(&node));
-    let state = AppState { node, metrics: Arc::new(metrics::Metrics::new()), guards: Arc::new(guards), request_ids };
+    let state = AppState {
+        verifying: node.ledger().state_reader(),
+        member: node.member_flags(),
+        node,
+        metrics: Arc::new(metrics::Metrics::new()),
+        guards: Arc::new(guards),
+        request_ids,
+    };
     let v1 = routes();
     // One middleware function around every route (`request_frame`), not a layer per concern:
     // each layer costs every request a boxed future and a clone of the route, and four of them

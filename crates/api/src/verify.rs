@@ -1,7 +1,8 @@
 //! `POST /v1/verify`: answered from this node's memory, never the disk or the network; and
 //! `POST /v1/verify/as-of`: the same question about a past moment, answered from the ledger.
 
-use std::time::Duration;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -46,7 +47,8 @@ pub(crate) async fn verify(
         .map(|p| p.parse::<Permission>().map_err(|e| ApiError::invalid(format!("`permission`: {e}"))))
         .transpose()?;
     // A node removed from the cluster no longer learns of revocations: it must not answer.
-    if !app.node.is_member() {
+    let member = &app.member;
+    if member.removed.load(Relaxed) || !(member.listed.load(Relaxed) || app.node.is_member()) {
         return Err(ApiError::unavailable("this node is not a member of the cluster; ask another node"));
     }
     // The revocation barrier: never answer from a state older than the caller has seen.
@@ -61,8 +63,8 @@ pub(crate) async fn verify(
             )));
         }
     }
-    let state = app.node.ledger().state();
-    let now = app.node.now();
+    let state = app.verifying.read();
+    let now = Timestamp(SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64));
     let answer = match state.verify(&req.key, now, permission.as_ref()) {
         Verdict::Valid(v) => {
             v.note_use(now);

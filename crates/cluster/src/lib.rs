@@ -35,7 +35,8 @@ pub use gauges::{NodeGauges, RaftRole};
 pub use keyledger_ledger::{NodeId, StorageOptions, TypeConfig};
 pub use network::Network;
 pub use node::{
-    ClusterNode, ClusterView, Committed, MemberView, MembershipChange, MembershipRefusal, NodeConfig, ProposeError,
+    ClusterNode, ClusterView, Committed, MemberFlags, MemberView, MembershipChange, MembershipRefusal, NodeConfig,
+    ProposeError,
 };
 pub use secret::{ClusterSecret, SecretSource, CLUSTER_SECRET_FILE};
 

@@ -88,7 +88,7 @@ pub struct ClusterNode {
     rng: Mutex<ChaCha20Rng>,
     activity: Activity,
     /// Told by the leader that it was removed (kept in the data dir as `REMOVED_MARKER`).
-    removed: AtomicBool,
+    removed: Arc<AtomicBool>,
     /// Whether the membership lists this node, kept up to date from Raft's metrics so that
     /// verification reads one atomic, not the lock around the metrics openraft keeps writing.
     listed: Arc<AtomicBool>,
@@ -97,6 +97,15 @@ pub struct ClusterNode {
     /// The Raft log's index, shared with the store openraft owns: its sizes, read by the upkeep.
     log: LogReader,
     log_keep_bytes: u64,
+}
+
+/// The flags [`ClusterNode::is_member`] reads first, shared so that verification, the hot
+/// path, reads them without a call into the node: a member is not `removed` and is `listed`
+/// (if not listed, ask [`ClusterNode::is_member`], which also asks the membership itself).
+#[derive(Clone)]
+pub struct MemberFlags {
+    pub removed: Arc<AtomicBool>,
+    pub listed: Arc<AtomicBool>,
 }
 
 impl ClusterNode {
@@ -173,8 +182,18 @@ impl ClusterNode {
         }
         // A member's answer is one atomic read. Not listed as of the last change the watcher
         // saw: ask the membership itself, which may be ahead of it (just bootstrapped or added).
-        self.listed.load(Ordering::Relaxed)
-            || self.raft.metrics().borrow().membership_config.membership().get_node(&self.id).is_some()
+        self.listed.load(Ordering::Relaxed) || self.membership_lists_me()
+    }
+
+    /// The two flags [`ClusterNode::is_member`] reads first, shared so that verification can
+    /// read them without a call into the node.
+    pub fn member_flags(&self) -> MemberFlags {
+        MemberFlags { removed: self.removed.clone(), listed: self.listed.clone() }
+    }
+
+    /// Asks the membership itself, which may be ahead of the watcher (just bootstrapped or added).
+    fn membership_lists_me(&self) -> bool {
+        self.raft.metrics().borrow().membership_config.membership().get_node(&self.id).is_some()
     }
 
     fn member_address(&self, id: NodeId) -> Option<String> {

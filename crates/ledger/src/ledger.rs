@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuar
 use std::time::Instant;
 
 use keyledger_model::merkle::{self, Frontier, TreeHash};
-use keyledger_model::{AccountId, KeyId, LedgerEntry, State};
+use keyledger_model::{AccountId, KeyId, LedgerEntry, State, StateReader};
 
 use crate::event_blocks;
 use crate::indexes::{stored_account_tail, AccountRun};
@@ -30,7 +30,7 @@ pub struct Ledger {
 struct Inner {
     db: sled::Db,
     tree: sled::Tree,
-    state: RwLock<State>,
+    state: Arc<RwLock<State>>,
     /// The right edge of the stored Merkle tree; only applies and installs move it.
     frontier: Mutex<Frontier>,
     /// The upper levels of the stored tree, in memory.
@@ -111,7 +111,7 @@ impl Ledger {
         let inner = Inner {
             db: db.clone(),
             tree,
-            state: RwLock::new(state),
+            state: Arc::new(RwLock::new(state)),
             frontier,
             upper,
             account_tail,
@@ -233,6 +233,11 @@ impl Ledger {
         // A poisoned lock means an apply panicked mid-way; the state may be half-changed,
         // but the process is going down through openraft's fatal path anyway.
         self.inner.state.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Read access to the state for verification, which needs nothing else of the ledger.
+    pub fn state_reader(&self) -> StateReader {
+        StateReader::new(self.inner.state.clone())
     }
 
     pub(crate) fn state_mut(&self) -> RwLockWriteGuard<'_, State> {

@@ -60,4 +60,4 @@ pub use state::State;
 pub use time::{Span, TimeError, Timestamp};
 pub use token::{KeyDigest, Malformed, SecretToken};
 pub use usage::DEFAULT_USAGE_GRANULARITY;
-pub use verify::{IdentityRef, Invalid, Verdict, Verified};
+pub use verify::{IdentityRef, Invalid, StateReader, Verdict, Verified};

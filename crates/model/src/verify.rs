@@ -6,6 +6,8 @@
 //! `now` the caller passes, so a key fails the instant it expires, whether or not the `expired`
 //! event has been written.
 
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+
 use crate::identity::{IdentityState, ServiceAccount, User};
 use crate::ids::{AccountId, KeyId};
 use crate::index::Usage;
@@ -15,6 +17,24 @@ use crate::permissions::{Grant, Permission, Scope};
 use crate::state::State;
 use crate::time::Timestamp;
 use crate::token::{self, KeyDigest};
+
+/// Read access to the state the ledger's apply keeps current, handed to the HTTP layer at
+/// start-up: a verification goes from its handler to this file and the index, through neither
+/// the ledger nor the node. The ledger keeps the only write access.
+#[derive(Clone)]
+pub struct StateReader(Arc<RwLock<State>>);
+
+impl StateReader {
+    pub fn new(shared: Arc<RwLock<State>>) -> StateReader {
+        StateReader(shared)
+    }
+
+    pub fn read(&self) -> RwLockReadGuard<'_, State> {
+        // A poisoned lock means an apply panicked mid-way; the state may be half-changed, but
+        // the process is going down through openraft's fatal path anyway.
+        self.0.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
 
 /// Why a key did not verify. `as_str` is the API's `code`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -81,7 +81,7 @@ impl ClusterNode {
         let mut storage = Storage::open_with(&config.data_dir, config.storage)?;
         let secret = crate::secret::resolve(&config.data_dir, &config.secret, has_cluster_state(&mut storage).await?)?;
         let signer = load_or_create_signer(config.node_id, &config.data_dir)?;
-        let removed = AtomicBool::new(config.data_dir.join(REMOVED_MARKER).exists());
+        let removed = Arc::new(AtomicBool::new(config.data_dir.join(REMOVED_MARKER).exists()));
         let mut http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(2))
             // Below the server's default header-read timeout (10 s), which also closes idle
