@@ -9,6 +9,10 @@
 //! install spans many batches, so it is made crash-safe by a marker (`m:installing`, naming
 //! the kept file) written and flushed before the first change and removed in the last batch:
 //! [`recover`] finishes a marked install before the ledger is opened.
+//!
+//! Over 600 lines on purpose: it is the one implementation of openraft's `RaftStateMachine`
+//! and `RaftSnapshotBuilder`, whose apply, build and install paths share the private steps
+//! below; the snapshot's format is in `snapshot.rs`, the staged batch in `pending.rs`.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
