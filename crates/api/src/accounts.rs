@@ -27,12 +27,7 @@ use crate::AppState;
     tag = "accounts",
     request_body = wire::CreateAccountRequest,
     responses(
-        (
-            status = 201,
-            description = "The account, its owner, and the owner's enrollment code (shown this once) with its expiry.",
-            body = wire::CreatedAccount,
-            headers(("X-Keyledger-Index" = u64, description = "The ledger position the write committed at.")),
-        ),
+        crate::responses::AccountCreated,
         crate::responses::CreateErrors,
     ),
     security(("api_key" = [])),

@@ -322,9 +322,7 @@ pub(crate) async fn events(
     path = "/v1/keys/{id}/history",
     operation_id = "get_key_history",
     tag = "keys",
-    params(
-        ("id" = String, Path, description = "The key's id."),
-    ),
+    params(crate::responses::KeyIdPath),
     responses(
         (status = 200, description = "The key's events, oldest first.", body = wire::KeyHistory),
         crate::responses::ReadOneErrors,

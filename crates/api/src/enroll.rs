@@ -26,12 +26,7 @@ use crate::AppState;
     tag = "users",
     request_body = wire::EnrollRequest,
     responses(
-        (
-            status = 201,
-            description = "The user's new key and its secret.",
-            body = wire::CreatedKey,
-            headers(("X-Keyledger-Index" = u64, description = "The ledger position the write committed at.")),
-        ),
+        crate::responses::KeyEnrolled,
         (status = 400, response = crate::responses::BadRequest),
         (status = 401, response = crate::responses::Unauthenticated),
         (status = 409, response = crate::responses::Conflict),

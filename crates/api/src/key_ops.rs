@@ -21,7 +21,7 @@ use crate::AppState;
     operation_id = "update_key",
     tag = "keys",
     params(
-        ("id" = String, Path, description = "The key's id."),
+        crate::responses::KeyIdPath,
         (
             "If-Match" = Option<String>,
             Header,
@@ -82,9 +82,7 @@ fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
     path = "/v1/keys/{id}/enable",
     operation_id = "enable_key",
     tag = "keys",
-    params(
-        ("id" = String, Path, description = "The key's id."),
-    ),
+    params(crate::responses::KeyIdPath),
     responses(
         crate::responses::KeyChanged,
         crate::responses::ChangeErrors,
@@ -101,9 +99,7 @@ pub(crate) async fn enable(app: State<AppState>, caller: Caller, id: Path<String
     path = "/v1/keys/{id}/disable",
     operation_id = "disable_key",
     tag = "keys",
-    params(
-        ("id" = String, Path, description = "The key's id."),
-    ),
+    params(crate::responses::KeyIdPath),
     responses(
         crate::responses::KeyChanged,
         crate::responses::ChangeErrors,
@@ -120,9 +116,7 @@ pub(crate) async fn disable(app: State<AppState>, caller: Caller, id: Path<Strin
     path = "/v1/keys/{id}/lock",
     operation_id = "lock_key",
     tag = "keys",
-    params(
-        ("id" = String, Path, description = "The key's id."),
-    ),
+    params(crate::responses::KeyIdPath),
     responses(
         crate::responses::KeyChanged,
         crate::responses::ChangeErrors,
@@ -139,9 +133,7 @@ pub(crate) async fn lock(app: State<AppState>, caller: Caller, id: Path<String>)
     path = "/v1/keys/{id}/unlock",
     operation_id = "unlock_key",
     tag = "keys",
-    params(
-        ("id" = String, Path, description = "The key's id."),
-    ),
+    params(crate::responses::KeyIdPath),
     responses(
         crate::responses::KeyChanged,
         crate::responses::ChangeErrors,
@@ -184,20 +176,13 @@ async fn key_write(
     path = "/v1/keys/{id}/rotate",
     operation_id = "rotate_key",
     tag = "keys",
-    params(
-        ("id" = String, Path, description = "The key's id."),
-    ),
+    params(crate::responses::KeyIdPath),
     request_body(
         content = Option<wire::RotateKeyRequest>,
         description = "Optional: no body at all takes every default.",
     ),
     responses(
-        (
-            status = 201,
-            description = "The new key, its secret (shown this once) and the old key's id.",
-            body = wire::RotatedKey,
-            headers(("X-Keyledger-Index" = u64, description = "The ledger position the write committed at.")),
-        ),
+        crate::responses::KeyRotated,
         crate::responses::ChangeWithBodyErrors,
     ),
     security(("api_key" = [])),

@@ -30,12 +30,7 @@ const MAX_PAGE: usize = 1000;
     tag = "keys",
     request_body = wire::CreateKeyRequest,
     responses(
-        (
-            status = 201,
-            description = "The new key and its secret.",
-            body = wire::CreatedKey,
-            headers(("X-Keyledger-Index" = u64, description = "The ledger position the write committed at.")),
-        ),
+        crate::responses::KeyCreated,
         crate::responses::ChangeWithBodyErrors,
     ),
     security(("api_key" = [])),
@@ -227,9 +222,7 @@ fn parse_state(text: &str) -> Result<KeyState, ApiError> {
     path = "/v1/keys/{id}",
     operation_id = "get_key",
     tag = "keys",
-    params(
-        ("id" = String, Path, description = "The key's id."),
-    ),
+    params(crate::responses::KeyIdPath),
     responses(
         (
             status = 200,
@@ -275,15 +268,9 @@ pub(crate) fn parse_key_id(id: &str) -> Result<KeyId, ApiError> {
     path = "/v1/keys/{id}",
     operation_id = "delete_key",
     tag = "keys",
-    params(
-        ("id" = String, Path, description = "The key's id."),
-    ),
+    params(crate::responses::KeyIdPath),
     responses(
-        (
-            status = 204,
-            description = "The key is deleted.",
-            headers(("X-Keyledger-Index" = u64, description = "The ledger position the write committed at.")),
-        ),
+        crate::responses::KeyDeleted,
         crate::responses::ChangeErrors,
     ),
     security(("api_key" = [])),

@@ -23,12 +23,7 @@ use crate::AppState;
     tag = "namespaces",
     request_body = wire::CreateNamespaceRequest,
     responses(
-        (
-            status = 201,
-            description = "The new namespace.",
-            body = wire::Namespace,
-            headers(("X-Keyledger-Index" = u64, description = "The ledger position the write committed at.")),
-        ),
+        crate::responses::NamespaceCreated,
         crate::responses::CreateErrors,
     ),
     security(("api_key" = [])),

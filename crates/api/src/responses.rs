@@ -147,42 +147,87 @@ response_sets! {
     ];
 }
 
-/// Declares the success answer of a write that returns the changed object:
-/// `name => (description, body type)`. Each is a `200` whose body is the object as it is now and
-/// whose `X-Keyledger-Index` header is the ledger position the write committed at, which is also
-/// how `openapi.rs` recognises a write.
-macro_rules! change_answers {
-    ($($(#[doc = $doc:literal])+ $name:ident => ($description:literal, $body:ty);)+) => {$(
+/// Declares the success answer of a write: `name => (status, description, body type)`, or
+/// `name => (status, description)` for one without a body. Each carries the `X-Keyledger-Index`
+/// header, the ledger position the write committed at, which is also how `openapi.rs`
+/// recognises a write.
+macro_rules! write_answers {
+    ($($(#[doc = $doc:literal])+ $name:ident => ($status:literal, $description:literal $(, $body:ty)?);)+) => {$(
         $(#[doc = $doc])+
         pub(crate) struct $name;
 
         impl IntoResponses for $name {
             fn responses() -> BTreeMap<String, RefOr<Response>> {
-                BTreeMap::from([("200".to_string(), change_answer($description, &<$body as ToSchema>::name()))])
+                let body: Option<String> = None $(.or(Some(<$body as ToSchema>::name().into_owned())))?;
+                BTreeMap::from([($status.to_string(), write_answer($description, body.as_deref()))])
             }
         }
     )+};
 }
 
-change_answers! {
+write_answers! {
     /// A key after an update, enable, disable, lock or unlock.
-    KeyChanged => ("The key as it is now.", wire::Key);
+    KeyChanged => ("200", "The key as it is now.", wire::Key);
     /// A user after an update, enable or disable, or a namespace permission set or removed.
-    UserChanged => ("The user as it is now.", wire::User);
+    UserChanged => ("200", "The user as it is now.", wire::User);
     /// A service account after enable or disable.
-    ServiceAccountChanged => ("The service account as it is now.", wire::ServiceAccount);
+    ServiceAccountChanged => ("200", "The service account as it is now.", wire::ServiceAccount);
+    /// The settings after a change.
+    SettingsChanged => ("200", "The settings as they are now.", wire::Settings);
+    /// A new key and its secret.
+    KeyCreated => ("201", "The new key and its secret.", wire::CreatedKey);
+    /// An enrolled user's first key.
+    KeyEnrolled => ("201", "The user's new key and its secret.", wire::CreatedKey);
+    /// A rotation's successor.
+    KeyRotated => ("201", "The new key, its secret (shown this once) and the old key's id.", wire::RotatedKey);
+    /// A new user.
+    UserCreated => ("201", "The new user and its enrollment code.", wire::CreatedUser);
+    /// A new enrollment code.
+    EnrollmentIssued => ("201", "The new code, shown this once, and when it expires (24 h).", wire::EnrollmentCode);
+    /// A new service account.
+    ServiceAccountCreated => ("201", "The new service account.", wire::ServiceAccount);
+    /// A new namespace.
+    NamespaceCreated => ("201", "The new namespace.", wire::Namespace);
+    /// A new account.
+    AccountCreated => ("201", "The account, its owner, and the owner's enrollment code (shown this once) with its expiry.", wire::CreatedAccount);
+    /// A deleted key.
+    KeyDeleted => ("204", "The key is deleted.");
+    /// A deleted user.
+    UserDeleted => ("204", "The user is deleted.");
+    /// A deleted service account.
+    ServiceAccountDeleted => ("204", "The service account is deleted.");
 }
 
-fn change_answer(description: &str, schema: &str) -> RefOr<Response> {
+fn write_answer(description: &str, body: Option<&str>) -> RefOr<Response> {
     let index = HeaderBuilder::new()
         .schema(<u64 as PartialSchema>::schema())
         .description(Some("The ledger position the write committed at."))
         .build();
-    let content = ContentBuilder::new().schema(Some(Ref::from_schema_name(schema))).build();
-    ResponseBuilder::new()
-        .description(description)
-        .content("application/json", content)
-        .header("X-Keyledger-Index", index)
-        .build()
-        .into()
+    let mut response = ResponseBuilder::new().description(description).header("X-Keyledger-Index", index);
+    if let Some(schema) = body {
+        let content = ContentBuilder::new().schema(Some(Ref::from_schema_name(schema))).build();
+        response = response.content("application/json", content);
+    }
+    response.build().into()
+}
+
+/// Declares the path parameters operations share: `name { field: "description" }`, so each
+/// `#[utoipa::path]` says `params(KeyIdPath)` instead of spelling the parameter out.
+macro_rules! path_params {
+    ($($name:ident { $field:ident : $description:literal })+) => {$(
+        #[derive(utoipa::IntoParams)]
+        #[into_params(parameter_in = Path)]
+        pub(crate) struct $name {
+            #[doc = $description]
+            #[allow(dead_code, reason = "read by the OpenAPI derive only; handlers take `Path<String>`")]
+            $field: String,
+        }
+    )+};
+}
+
+path_params! {
+    KeyIdPath { id: "The key's id." }
+    UserIdPath { id: "The user's id." }
+    ServiceAccountIdPath { id: "The service account's id." }
+    NamespacePath { namespace: "The namespace's name." }
 }

@@ -41,12 +41,7 @@ fn binding(req: &wire::CreateServiceAccountRequest) -> Result<Binding, ApiError>
     tag = "service-accounts",
     request_body = wire::CreateServiceAccountRequest,
     responses(
-        (
-            status = 201,
-            description = "The new service account.",
-            body = wire::ServiceAccount,
-            headers(("X-Keyledger-Index" = u64, description = "The ledger position the write committed at.")),
-        ),
+        crate::responses::ServiceAccountCreated,
         crate::responses::CreateErrors,
     ),
     security(("api_key" = [])),
@@ -102,9 +97,7 @@ pub(crate) async fn list(
     path = "/v1/service-accounts/{id}",
     operation_id = "get_service_account",
     tag = "service-accounts",
-    params(
-        ("id" = String, Path, description = "The service account's id."),
-    ),
+    params(crate::responses::ServiceAccountIdPath),
     responses(
         (status = 200, description = "The service account.", body = wire::ServiceAccount),
         crate::responses::ReadOneErrors,
@@ -139,9 +132,7 @@ fn visible_service_account<'s>(
     path = "/v1/service-accounts/{id}/disable",
     operation_id = "disable_service_account",
     tag = "service-accounts",
-    params(
-        ("id" = String, Path, description = "The service account's id."),
-    ),
+    params(crate::responses::ServiceAccountIdPath),
     responses(
         crate::responses::ServiceAccountChanged,
         crate::responses::ChangeErrors,
@@ -158,9 +149,7 @@ pub(crate) async fn disable(app: State<AppState>, caller: Caller, id: Path<Strin
     path = "/v1/service-accounts/{id}/enable",
     operation_id = "enable_service_account",
     tag = "service-accounts",
-    params(
-        ("id" = String, Path, description = "The service account's id."),
-    ),
+    params(crate::responses::ServiceAccountIdPath),
     responses(
         crate::responses::ServiceAccountChanged,
         crate::responses::ChangeErrors,
@@ -192,15 +181,9 @@ async fn set_enabled(
     path = "/v1/service-accounts/{id}",
     operation_id = "delete_service_account",
     tag = "service-accounts",
-    params(
-        ("id" = String, Path, description = "The service account's id."),
-    ),
+    params(crate::responses::ServiceAccountIdPath),
     responses(
-        (
-            status = 204,
-            description = "The service account is deleted.",
-            headers(("X-Keyledger-Index" = u64, description = "The ledger position the write committed at.")),
-        ),
+        crate::responses::ServiceAccountDeleted,
         crate::responses::ChangeErrors,
     ),
     security(("api_key" = [])),

@@ -41,12 +41,7 @@ pub(crate) async fn get(State(app): State<AppState>, caller: Caller) -> Result<a
     tag = "settings",
     request_body = wire::UpdateSettingsRequest,
     responses(
-        (
-            status = 200,
-            description = "The settings as they are now.",
-            body = wire::Settings,
-            headers(("X-Keyledger-Index" = u64, description = "The ledger position the write committed at.")),
-        ),
+        crate::responses::SettingsChanged,
         crate::responses::ChangeWithBodyErrors,
     ),
     security(("api_key" = [])),

@@ -28,12 +28,7 @@ fn parse_id(id: &str) -> Result<UserId, ApiError> {
     tag = "users",
     request_body = wire::CreateUserRequest,
     responses(
-        (
-            status = 201,
-            description = "The new user and its enrollment code.",
-            body = wire::CreatedUser,
-            headers(("X-Keyledger-Index" = u64, description = "The ledger position the write committed at.")),
-        ),
+        crate::responses::UserCreated,
         crate::responses::CreateErrors,
     ),
     security(("api_key" = [])),
@@ -62,16 +57,9 @@ pub(crate) async fn create(
     path = "/v1/users/{id}/enrollment",
     operation_id = "issue_enrollment",
     tag = "users",
-    params(
-        ("id" = String, Path, description = "The user's id."),
-    ),
+    params(crate::responses::UserIdPath),
     responses(
-        (
-            status = 201,
-            description = "The new code, shown this once, and when it expires (24 h).",
-            body = wire::EnrollmentCode,
-            headers(("X-Keyledger-Index" = u64, description = "The ledger position the write committed at.")),
-        ),
+        crate::responses::EnrollmentIssued,
         crate::responses::ChangeErrors,
     ),
     security(("api_key" = [])),
@@ -122,9 +110,7 @@ pub(crate) async fn list(
     path = "/v1/users/{id}",
     operation_id = "get_user",
     tag = "users",
-    params(
-        ("id" = String, Path, description = "The user's id."),
-    ),
+    params(crate::responses::UserIdPath),
     responses(
         (status = 200, description = "The user.", body = wire::User),
         crate::responses::ReadOneErrors,
@@ -152,9 +138,7 @@ fn visible_user<'s>(state: &'s LedgerState, caller: &Caller, id: &str) -> Result
     path = "/v1/users/{id}",
     operation_id = "update_user",
     tag = "users",
-    params(
-        ("id" = String, Path, description = "The user's id."),
-    ),
+    params(crate::responses::UserIdPath),
     request_body = wire::UpdateUserRequest,
     responses(
         crate::responses::UserChanged,
@@ -179,9 +163,7 @@ pub(crate) async fn update(
     path = "/v1/users/{id}/disable",
     operation_id = "disable_user",
     tag = "users",
-    params(
-        ("id" = String, Path, description = "The user's id."),
-    ),
+    params(crate::responses::UserIdPath),
     responses(
         crate::responses::UserChanged,
         crate::responses::ChangeErrors,
@@ -198,9 +180,7 @@ pub(crate) async fn disable(app: State<AppState>, caller: Caller, id: Path<Strin
     path = "/v1/users/{id}/enable",
     operation_id = "enable_user",
     tag = "users",
-    params(
-        ("id" = String, Path, description = "The user's id."),
-    ),
+    params(crate::responses::UserIdPath),
     responses(
         crate::responses::UserChanged,
         crate::responses::ChangeErrors,
@@ -228,15 +208,9 @@ async fn set_enabled(
     path = "/v1/users/{id}",
     operation_id = "delete_user",
     tag = "users",
-    params(
-        ("id" = String, Path, description = "The user's id."),
-    ),
+    params(crate::responses::UserIdPath),
     responses(
-        (
-            status = 204,
-            description = "The user is deleted.",
-            headers(("X-Keyledger-Index" = u64, description = "The ledger position the write committed at.")),
-        ),
+        crate::responses::UserDeleted,
         crate::responses::ChangeErrors,
     ),
     security(("api_key" = [])),
@@ -258,8 +232,8 @@ pub(crate) async fn delete(
     operation_id = "set_user_namespace",
     tag = "users",
     params(
-        ("id" = String, Path, description = "The user's id."),
-        ("namespace" = String, Path, description = "The namespace's name."),
+        crate::responses::UserIdPath,
+        crate::responses::NamespacePath,
     ),
     request_body = wire::NamespacePermissionRequest,
     responses(
@@ -287,8 +261,8 @@ pub(crate) async fn set_namespace(
     operation_id = "remove_user_namespace",
     tag = "users",
     params(
-        ("id" = String, Path, description = "The user's id."),
-        ("namespace" = String, Path, description = "The namespace's name."),
+        crate::responses::UserIdPath,
+        crate::responses::NamespacePath,
     ),
     responses(
         crate::responses::UserChanged,

@@ -180,25 +180,11 @@ async fn verify(args: &Args, deadline: Instant) -> anyhow::Result<Vec<Tally>> {
     let created = nodes[0].create_key(&request).await.context("creating the key to verify")?;
     let check =
         Arc::new(wire::VerifyRequest { key: created.value.secret, permission: None, min_index: Some(created.index) });
-    let workers = (0..args.clients).map(|i| {
-        let (client, check) = (nodes[i % nodes.len()].clone(), check.clone());
-        tokio::spawn(async move {
-            let mut tally = Tally::default();
-            while Instant::now() < deadline {
-                let sent = Instant::now();
-                match client.verify(&check).await {
-                    Ok(answer) if answer.valid => tally.latencies.push(sent.elapsed()),
-                    _ => tally.failures += 1,
-                }
-            }
-            tally
-        })
-    });
-    let mut tallies = Vec::new();
-    for worker in workers.collect::<Vec<_>>() {
-        tallies.push(worker.await?);
-    }
-    Ok(tallies)
+    let workers = (0..args.clients).map(|i| (nodes[i % nodes.len()].clone(), check.clone()));
+    until(deadline, workers, |(client, check), _| async move {
+        matches!(client.verify(&check).await, Ok(answer) if answer.valid)
+    })
+    .await
 }
 
 /// Each client renames its own key until the deadline (one key per client, so no write waits
@@ -214,30 +200,12 @@ async fn keyledger(args: &Args, deadline: Instant) -> anyhow::Result<Vec<Tally>>
             wire::CreateKeyRequest { name: format!("load-{i}"), expires_in: Some("30d".into()), ..Default::default() };
         keys.push(nodes[0].create_key(&request).await.context("creating a key to rename")?.value.key.id);
     }
-    let nodes = Arc::new(nodes);
-    let workers = keys.into_iter().enumerate().map(|(i, key)| {
-        let nodes = nodes.clone();
-        tokio::spawn(async move {
-            let client = &nodes[i % nodes.len()];
-            let mut tally = Tally::default();
-            let mut n = 0u64;
-            while Instant::now() < deadline {
-                n += 1;
-                let change = wire::UpdateKeyRequest { name: Some(format!("w{n}")), description: None };
-                let sent = Instant::now();
-                match client.update_key(&key, &change, None).await {
-                    Ok(_) => tally.latencies.push(sent.elapsed()),
-                    Err(_) => tally.failures += 1,
-                }
-            }
-            tally
-        })
-    });
-    let mut tallies = Vec::new();
-    for worker in workers.collect::<Vec<_>>() {
-        tallies.push(worker.await?);
-    }
-    Ok(tallies)
+    let workers = keys.into_iter().enumerate().map(|(i, key)| (nodes[i % nodes.len()].clone(), key));
+    until(deadline, workers, |(client, key), n| async move {
+        let change = wire::UpdateKeyRequest { name: Some(format!("w{n}")), description: None };
+        client.update_key(&key, &change, None).await.is_ok()
+    })
+    .await
 }
 
 /// Rounds until the deadline: create a key, wait until every node verifies it, disable it
@@ -294,30 +262,49 @@ async fn visibility(args: &Args, deadline: Instant) -> anyhow::Result<Tally> {
 async fn etcd(args: &Args, deadline: Instant) -> anyhow::Result<Vec<Tally>> {
     let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
     let workers = (0..args.clients).map(|i| {
-        let http = http.clone();
         let url = format!("{}/v3/kv/put", args.address[i % args.address.len()].trim_end_matches('/'));
-        tokio::spawn(async move {
-            let mut tally = Tally::default();
-            let mut n = 0u64;
-            let key = base64(format!("bench/{i}").as_bytes());
-            while Instant::now() < deadline {
-                n += 1;
-                let body = serde_json::json!({"key": key, "value": base64(format!("w{n}").as_bytes())});
-                let sent = Instant::now();
-                match http.post(&url).json(&body).send().await {
-                    Ok(answer) if answer.status().is_success() => {
-                        let _ = answer.bytes().await;
-                        tally.latencies.push(sent.elapsed());
-                    }
-                    _ => tally.failures += 1,
-                }
-            }
-            tally
-        })
+        (http.clone(), url, base64(format!("bench/{i}").as_bytes()))
     });
+    until(deadline, workers, |(http, url, key), n| async move {
+        let body = serde_json::json!({"key": key, "value": base64(format!("w{n}").as_bytes())});
+        match http.post(&url).json(&body).send().await {
+            Ok(answer) if answer.status().is_success() => answer.bytes().await.is_ok(),
+            _ => false,
+        }
+    })
+    .await
+}
+
+/// One task per worker until `deadline`: each sends `request` (given a clone of its worker and
+/// the request's number, from 1) over and over, timing the ones that succeed, counting the rest.
+async fn until<W, F, Fut>(deadline: Instant, workers: impl Iterator<Item = W>, request: F) -> anyhow::Result<Vec<Tally>>
+where
+    W: Clone + Send + 'static,
+    F: Fn(W, u64) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let tasks: Vec<_> = workers
+        .map(|worker| {
+            let request = request.clone();
+            tokio::spawn(async move {
+                let mut tally = Tally::default();
+                let mut n = 0u64;
+                while Instant::now() < deadline {
+                    n += 1;
+                    let sent = Instant::now();
+                    if request(worker.clone(), n).await {
+                        tally.latencies.push(sent.elapsed());
+                    } else {
+                        tally.failures += 1;
+                    }
+                }
+                tally
+            })
+        })
+        .collect();
     let mut tallies = Vec::new();
-    for worker in workers.collect::<Vec<_>>() {
-        tallies.push(worker.await?);
+    for task in tasks {
+        tallies.push(task.await?);
     }
     Ok(tallies)
 }
