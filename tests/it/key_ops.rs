@@ -197,7 +197,7 @@ async fn keys_carry_their_scope() {
     assert_eq!((status, error_code(&text).as_str()), (400, "invalid_argument"));
 }
 
-/// `owner_kind`, `owner_id` and `namespace` filter the list; KEY's `namespace` is its owner's
+/// `owner_kind`, `owner_id`, `namespace` and `name` (a part of it, any case) filter the list; KEY's `namespace` is its owner's
 /// for a namespace-scoped service account.
 #[tokio::test]
 async fn list_filters_by_owner_and_namespace() {
@@ -222,6 +222,10 @@ async fn list_filters_by_owner_and_namespace() {
     let users = list(ListKeys { owner_kind: Some("user".into()), ..Default::default() }).await;
     assert!(users.iter().all(|k| k.namespace.is_none()), "{users:?}");
     assert_eq!(users.len(), 2, "admin's and dev's: {users:?}");
+    let every = list(ListKeys::default()).await.len();
+    let named = list(ListKeys { name: Some("PAY-".into()), ..Default::default() }).await;
+    assert!(named.iter().all(|k| k.name.to_lowercase().contains("pay-")), "{named:?}");
+    assert!(named.iter().any(|k| k.name == "pay-2") && named.len() < every, "{named:?}");
 
     for query in ["owner_kind=robot", "state=gone", "limit=0", "colour=red"] {
         let (status, _, text) = raw(&cluster, Method::GET, &format!("/v1/keys?{query}"), &[], None).await;

@@ -164,6 +164,9 @@ pub(crate) struct ListArgs {
     /// Only keys of this namespace.
     #[arg(long, value_name = "NS")]
     namespace: Option<String>,
+    /// Only keys whose name contains this text, ignoring case.
+    #[arg(long, value_name = "TEXT")]
+    name_contains: Option<String>,
     /// Show at most this many keys in all (default: every matching key).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     limit: Option<u32>,
@@ -343,6 +346,7 @@ async fn list_all(client: &Client, args: &ListArgs) -> anyhow::Result<KeyList> {
         }),
         owner_id: args.identity_id.clone(),
         namespace: args.namespace.clone(),
+        name: args.name_contains.clone(),
         ..ListKeys::default()
     };
     let mut keys: Vec<Key> = Vec::new();

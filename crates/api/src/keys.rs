@@ -153,6 +153,8 @@ pub(crate) struct ListQuery {
     owner_id: Option<String>,
     /// Only keys of service accounts bound to this namespace.
     namespace: Option<String>,
+    /// Only keys whose name contains this text, ignoring case.
+    name: Option<String>,
     /// The most keys in one answer.
     #[param(minimum = 1, maximum = 1000, default = 100)]
     limit: Option<usize>,
@@ -191,6 +193,7 @@ pub(crate) async fn list(
         .as_deref()
         .map(|c| c.parse::<KeyId>().map_err(|_| ApiError::invalid("`cursor` is not one this server gave out")))
         .transpose()?;
+    let name = query.name.as_deref().map(str::to_lowercase).filter(|n| !n.is_empty());
     let now = app.node.now();
     let state = app.node.ledger().state();
     let matches = |key: &&KeyRecord| {
@@ -200,6 +203,7 @@ pub(crate) async fn list(
             && query.owner_kind.is_none_or(|kind| render::owner_kind(&key.owner) == kind)
             && query.owner_id.as_deref().is_none_or(|id| render::owner_id(&key.owner) == id)
             && query.namespace.as_deref().is_none_or(|ns| state.key_namespace(key) == Some(ns))
+            && name.as_deref().is_none_or(|part| key.name.to_lowercase().contains(part))
     };
     let mut page: Vec<&KeyRecord> = state.keys_after(after).filter(matches).take(limit + 1).collect();
     let next_cursor = if page.len() > limit {

@@ -36,6 +36,7 @@ impl Client {
             ("owner_kind", query.owner_kind.clone()),
             ("owner_id", query.owner_id.clone()),
             ("namespace", query.namespace.clone()),
+            ("name", query.name.clone()),
             ("limit", query.limit.map(|n| n.to_string())),
             ("cursor", query.cursor.clone()),
         ]

@@ -72,6 +72,8 @@ pub struct ListKeys {
     pub owner_id: Option<String>,
     /// Only keys of this namespace.
     pub namespace: Option<String>,
+    /// Only keys whose name contains this, ignoring case.
+    pub name: Option<String>,
     /// Page size (server default 100, max 1000).
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page.
