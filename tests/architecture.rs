@@ -17,6 +17,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("keyledger-client", 1),
     ("keyledger-cluster", 2),
     ("keyledger-api", 3),
+    ("keyledger-console", 3),
     ("keyledger", 4),
     ("keyledger-chaos", 4),
     ("keyledger-loadgen", 4),
@@ -118,8 +119,9 @@ fn model_reaches_no_runtime_storage_raft_or_http_crate() {
 #[test]
 fn http_frameworks_stay_where_the_map_puts_them() {
     let meta = metadata();
-    // The server side of HTTP: the API, the peers' internal routes, and the bench's bare ceiling.
-    let serve = ["keyledger-api", "keyledger-cluster", "keyledger-loadgen", "keyledger"];
+    // The server side of HTTP: the API, the console, the peers' internal routes, and the bench's
+    // bare ceiling.
+    let serve = ["keyledger-api", "keyledger-console", "keyledger-cluster", "keyledger-loadgen", "keyledger"];
     // The client side: the typed client, calls to peers, and the tools that drive a cluster.
     let call = ["keyledger-client", "keyledger-cluster", "keyledger-chaos", "keyledger-loadgen", "keyledger"];
     for name in meta.ours.keys() {

@@ -12,6 +12,7 @@ use keyledger_cluster::tls;
 use keyledger_cluster::{
     bootstrap_default_account, CheckpointPolicy, ClusterNode, ClusterSecret, NodeConfig, SecretSource, StorageOptions,
 };
+use keyledger_console::ConsoleOptions;
 use rustls::{ClientConfig, ServerConfig};
 use tokio::net::TcpListener;
 
@@ -224,8 +225,10 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot open the data dir {}", args.data_dir.display()))?;
 
     let closing = Closing::new();
-    let app = keyledger_api::router_with(node.clone(), args.limits(), closing.clone())
-        .merge(keyledger_cluster::rpc::router(node.clone()));
+    let api = keyledger_api::router_with(node.clone(), args.limits(), closing.clone());
+    // The console asks this same API, in process, as the signed-in key.
+    let console = keyledger_console::router(api.clone(), ConsoleOptions { secure_cookies: server_tls.is_some() });
+    let app = api.merge(console).merge(keyledger_cluster::rpc::router(node.clone()));
     // Every request carries its client address (`ConnectInfo`): failed authentications are
     // limited per address, and a leak report records it as its reporter.
     let options = ServeOptions {

@@ -21,6 +21,10 @@
 //! - `cluster`: three voters, writes on followers, verify on every node, a follower catching up.
 //! - `chaos`: a short run of the chaos harness (`crates/chaos`): kills and partitions under
 //!   concurrent traffic, then linearizability, identical ledgers, nothing acknowledged lost.
+//! - `console`: the web console in headless Chromium: sign-in with a key and with an enrollment
+//!   code, a key created and its secret shown once, a disable seen by the API, a `read` user and
+//!   a second account seeing only their own, a forged form refused, sign-out and a disabled key
+//!   ending the session; the security headers.
 //! - `consistency`: `consistency=linearizable` reads on a follower that just restarted, and
 //!   without a leader.
 //! - `crash_loop`: random SIGKILLs during writes: every acknowledged write kept, identical
@@ -66,6 +70,7 @@ mod cli;
 mod cli_parity;
 mod cluster;
 mod consistency;
+mod console;
 mod crash_loop;
 mod enrollment;
 mod errors;

@@ -1,0 +1,198 @@
+//! The web console at `/ui/`: pages rendered on the server (maud, compiled into the binary),
+//! a stylesheet and one small script, no build step.
+//!
+//! Every page asks the node's own HTTP API, in process, as the signed-in key
+//! (`upstream.rs`), so a role sees and can do in the console exactly what it can through the
+//! API. The browser holds only a session id (`session.rs`); every form carries the session's
+//! CSRF token; every page carries a strict Content-Security-Policy (`page.rs`).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use maud::html;
+
+mod keys;
+mod page;
+mod session;
+mod sign_in;
+mod upstream;
+
+use session::{Notice, Session, Sessions, SESSION_COOKIE};
+use upstream::{Caller, Refusal, Upstream};
+
+/// How the console is served.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ConsoleOptions {
+    /// The node serves TLS: cookies are marked `Secure`.
+    pub secure_cookies: bool,
+}
+
+#[derive(Clone)]
+pub(crate) struct Console {
+    upstream: Upstream,
+    sessions: Arc<Sessions>,
+    secure_cookies: bool,
+}
+
+/// The console's routes, calling `api` (this node's API router) for everything they show or do.
+pub fn router(api: Router, options: ConsoleOptions) -> Router {
+    let console = Console {
+        upstream: Upstream::new(api),
+        sessions: Arc::new(Sessions::default()),
+        secure_cookies: options.secure_cookies,
+    };
+    Router::new()
+        .route("/ui", get(home))
+        .route("/ui/", get(home))
+        .route("/ui/static/console.css", get(stylesheet))
+        .route("/ui/static/console.js", get(script))
+        .route("/ui/sign-in", get(sign_in::form).post(sign_in::with_key))
+        .route("/ui/enroll", post(sign_in::with_code))
+        .route("/ui/sign-out", post(sign_in::sign_out))
+        .route("/ui/keys", get(keys::list).post(keys::create))
+        .route("/ui/keys/new", get(keys::new))
+        .route("/ui/keys/created", get(keys::created))
+        .route("/ui/keys/{id}", get(keys::show))
+        .route("/ui/keys/{id}/edit", post(keys::edit))
+        .route("/ui/keys/{id}/state", post(keys::change_state))
+        .route("/ui/keys/{id}/rotate", get(keys::rotate_form).post(keys::rotate))
+        .route("/ui/keys/{id}/delete", get(keys::delete_form).post(keys::delete))
+        .route("/ui/keys/{id}/as-of", post(keys::as_of))
+        .with_state(console)
+}
+
+async fn home(signed_in: Option<SignedIn>) -> Response {
+    match signed_in {
+        Some(_) => page::see_other("/ui/keys", &[]),
+        None => page::see_other("/ui/sign-in", &[]),
+    }
+}
+
+async fn stylesheet() -> Response {
+    asset("text/css; charset=utf-8", include_str!("../assets/console.css"))
+}
+
+async fn script() -> Response {
+    asset("text/javascript; charset=utf-8", include_str!("../assets/console.js"))
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    let mut response = body.into_response();
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
+    response
+}
+
+/// A request from a browser with a live session.
+pub(crate) struct SignedIn {
+    id: String,
+    session: Session,
+    client: Option<SocketAddr>,
+}
+
+impl SignedIn {
+    pub(crate) fn caller(&self) -> Caller<'_> {
+        Caller { api_key: &self.session.api_key, client: self.client }
+    }
+
+    /// A form's token is this session's; if not, the post is refused ([`forbidden_form`]) and
+    /// nothing changes.
+    pub(crate) fn csrf_ok(&self, token: &str) -> bool {
+        session::same_token(token, &self.session.csrf)
+    }
+}
+
+/// A form post without the right token: refused, and nothing was changed.
+pub(crate) fn forbidden_form() -> Response {
+    let body = page::public(
+        "Refused",
+        html! {
+            h1 { "This form could not be accepted" }
+            p.error role="alert" {
+                "It did not carry this session's token, so nothing was changed. Reload the page and try again."
+            }
+        },
+    );
+    page::respond(StatusCode::FORBIDDEN, body, &[])
+}
+
+impl FromRequestParts<Console> for SignedIn {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, console: &Console) -> Result<Self, Self::Rejection> {
+        let id = session::cookie(&parts.headers, SESSION_COOKIE).map(str::to_owned);
+        let found = id.and_then(|id| console.sessions.get(&id).map(|session| (id, session)));
+        let Some((id, session)) = found else {
+            return Err(page::see_other("/ui/sign-in", &[]));
+        };
+        let client = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0);
+        Ok(SignedIn { id, session, client })
+    }
+}
+
+impl axum::extract::OptionalFromRequestParts<Console> for SignedIn {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, console: &Console) -> Result<Option<Self>, Self::Rejection> {
+        Ok(<SignedIn as FromRequestParts<Console>>::from_request_parts(parts, console).await.ok())
+    }
+}
+
+impl Console {
+    /// The answer to an API refusal on a page: a key the API no longer accepts ends the
+    /// session at once; anything else is shown as the API's sentence.
+    pub(crate) fn refused(&self, signed_in: &SignedIn, title: &str, refusal: Refusal) -> Response {
+        if refusal.is_unauthenticated() {
+            return self.ended(&signed_in.id);
+        }
+        let body = page::signed_in(
+            &signed_in.session,
+            title,
+            "",
+            html! {
+                h1 { (title) }
+                (page::error_box(Some(&refusal.message)))
+                p { a href="/ui/keys" { "Back to the keys" } }
+            },
+        );
+        page::respond(refusal.status, body, &[])
+    }
+
+    /// After a refused change: back to `to`, with the API's sentence shown there.
+    pub(crate) fn refused_change(&self, signed_in: &SignedIn, to: &str, refusal: Refusal) -> Response {
+        if refusal.is_unauthenticated() {
+            return self.ended(&signed_in.id);
+        }
+        self.sessions.notify(&signed_in.id, Notice::Refused(refusal.message));
+        page::see_other(to, &[])
+    }
+
+    /// After a change: back to `to`, with `done` shown there.
+    pub(crate) fn done(&self, signed_in: &SignedIn, to: &str, done: impl Into<String>) -> Response {
+        self.sessions.notify(&signed_in.id, Notice::Done(done.into()));
+        page::see_other(to, &[])
+    }
+
+    /// The session's key stopped working: the session ends now.
+    fn ended(&self, id: &str) -> Response {
+        self.sessions.end(id);
+        let clear = session::set_cookie(SESSION_COOKIE, "", self.secure_cookies, Some(std::time::Duration::ZERO));
+        page::see_other("/ui/sign-in?ended=1", &[clear])
+    }
+}
+
+/// The notice waiting for this page, as (done, refused) sentences.
+pub(crate) fn notices(console: &Console, signed_in: &SignedIn) -> (Option<String>, Option<String>) {
+    match console.sessions.take_notice(&signed_in.id) {
+        Some(Notice::Done(text)) => (Some(text), None),
+        Some(Notice::Refused(text)) => (None, Some(text)),
+        None => (None, None),
+    }
+}

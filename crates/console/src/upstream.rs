@@ -1,0 +1,128 @@
+//! The console asks the node's own HTTP API, in process, as the signed-in key: every rule of
+//! who may see and do what is the API's (and so the model's), and the console cannot drift from
+//! it. A call carries the browser's address, so the API's per-address limits count the browser.
+
+use std::net::SocketAddr;
+
+use axum::body::{to_bytes, Body};
+use axum::extract::ConnectInfo;
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, IF_MATCH};
+use axum::http::{Method, Request, StatusCode};
+use axum::Router;
+use keyledger_wire as wire;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tower::ServiceExt;
+
+/// Largest answer the console reads from the API (a page of 1,000 keys is well under it).
+const ANSWER_LIMIT: usize = 16 << 20;
+
+/// The API router of this node.
+#[derive(Clone)]
+pub(crate) struct Upstream {
+    api: Router,
+}
+
+/// Who a call is made for: the key it carries (none: empty) and the browser's address.
+pub(crate) struct Caller<'a> {
+    pub(crate) api_key: &'a str,
+    pub(crate) client: Option<SocketAddr>,
+}
+
+/// What the API said instead of a success: its status and its sentence.
+#[derive(Debug, Clone)]
+pub(crate) struct Refusal {
+    pub(crate) status: StatusCode,
+    pub(crate) message: String,
+}
+
+impl Refusal {
+    /// The API no longer accepts the session's key.
+    pub(crate) fn is_unauthenticated(&self) -> bool {
+        self.status == StatusCode::UNAUTHORIZED
+    }
+
+    fn internal(what: impl std::fmt::Display) -> Refusal {
+        tracing::warn!(error = %what, "the console could not read the API's answer");
+        Refusal {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: "the console could not read the API's answer; try again".into(),
+        }
+    }
+}
+
+impl Upstream {
+    pub(crate) fn new(api: Router) -> Upstream {
+        Upstream { api }
+    }
+
+    pub(crate) async fn get<T: DeserializeOwned>(&self, caller: &Caller<'_>, path: &str) -> Result<T, Refusal> {
+        self.call(caller, Method::GET, path, None::<&()>, None).await
+    }
+
+    pub(crate) async fn send<B: Serialize, T: DeserializeOwned>(
+        &self,
+        caller: &Caller<'_>,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T, Refusal> {
+        self.call(caller, method, path, body, None).await
+    }
+
+    /// A change guarded by the object's revision (`If-Match`).
+    pub(crate) async fn send_if_match<B: Serialize, T: DeserializeOwned>(
+        &self,
+        caller: &Caller<'_>,
+        method: Method,
+        path: &str,
+        body: &B,
+        revision: u64,
+    ) -> Result<T, Refusal> {
+        self.call(caller, method, path, Some(body), Some(revision)).await
+    }
+
+    /// A change whose answer has no body (`204`).
+    pub(crate) async fn send_empty(&self, caller: &Caller<'_>, method: Method, path: &str) -> Result<(), Refusal> {
+        self.call::<(), serde::de::IgnoredAny>(caller, method, path, None, None).await.map(|_| ())
+    }
+
+    async fn call<B: Serialize, T: DeserializeOwned>(
+        &self,
+        caller: &Caller<'_>,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+        revision: Option<u64>,
+    ) -> Result<T, Refusal> {
+        let mut request = Request::builder().method(method).uri(path);
+        if !caller.api_key.is_empty() {
+            request = request.header(AUTHORIZATION, format!("Bearer {}", caller.api_key));
+        }
+        if let Some(revision) = revision {
+            request = request.header(IF_MATCH, format!("\"{revision}\""));
+        }
+        let body = match body {
+            Some(body) => {
+                request = request.header(CONTENT_TYPE, "application/json");
+                Body::from(serde_json::to_vec(body).map_err(Refusal::internal)?)
+            }
+            None => Body::empty(),
+        };
+        let mut request = request.body(body).map_err(Refusal::internal)?;
+        if let Some(client) = caller.client {
+            request.extensions_mut().insert(ConnectInfo(client));
+        }
+        let answer = self.api.clone().oneshot(request).await.map_err(Refusal::internal)?;
+        let status = answer.status();
+        let bytes = to_bytes(answer.into_body(), ANSWER_LIMIT).await.map_err(Refusal::internal)?;
+        if status.is_success() {
+            let bytes = if bytes.is_empty() { &b"null"[..] } else { &bytes[..] };
+            return serde_json::from_slice(bytes).map_err(Refusal::internal);
+        }
+        match serde_json::from_slice::<wire::ErrorBody>(&bytes) {
+            Ok(body) => Err(Refusal { status, message: body.error.message }),
+            Err(e) => Err(Refusal::internal(format!("a {status} answer without the error shape: {e}"))),
+        }
+    }
+}

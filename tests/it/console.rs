@@ -1,0 +1,274 @@
+//! The web console in a real browser: headless Chromium (Debian's `chromium` and
+//! `chromium-driver`, installed by `.ci/run`) driven over WebDriver against a real node, and the
+//! same console's refusals checked with plain HTTP.
+//!
+//! Without chromedriver the browser parts are skipped with a note, so that `cargo test` works on a
+//! fresh machine; `.ci/run` installs it and sets `KEYLEDGER_REQUIRE_BROWSER=1`, under which a
+//! missing browser fails the test. `KEYLEDGER_SCREENSHOTS=DIR` also saves the screenshots
+//! `docs/console.md` shows into `DIR`.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::elements::Element;
+use fantoccini::{Client as Browser, ClientBuilder, Locator};
+use keyledger_client::ListKeys;
+use keyledger_wire as wire;
+use serde_json::json;
+
+use crate::util::{enroll, free_loopback_url, new_key, poll, user_with_key, verify_req, Cluster};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A chromedriver process and a headless Chromium session on it; both end when dropped.
+struct Chromium {
+    driver: Child,
+    browser: Browser,
+}
+
+impl Drop for Chromium {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+/// Debian's paths, or the ones given by `CHROMEDRIVER` and `CHROMIUM`.
+fn tool(var: &str, debian: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| debian.to_string())
+}
+
+async fn chromium() -> Option<Chromium> {
+    let url = free_loopback_url();
+    let port = url.rsplit(':').next().expect("a port").to_string();
+    let spawned = Command::new(tool("CHROMEDRIVER", "/usr/bin/chromedriver"))
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    let driver = match spawned {
+        Ok(driver) => driver,
+        Err(e) if std::env::var_os("KEYLEDGER_REQUIRE_BROWSER").is_some() => {
+            panic!("chromedriver: {e}; install Debian's chromium and chromium-driver (.ci/run does)")
+        }
+        Err(e) => {
+            eprintln!("SKIPPED the browser part: chromedriver: {e} (install chromium and chromium-driver)");
+            return None;
+        }
+    };
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": tool("CHROMIUM", "/usr/bin/chromium"),
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--window-size=1280,900", "--lang=en-US"],
+        }),
+    );
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    let browser = poll("chromedriver to accept a session", WAIT, async || {
+        ClientBuilder::new(connector.clone())
+            .capabilities(capabilities.clone())
+            .connect(&url)
+            .await
+            .map_err(|e| e.to_string())
+    })
+    .await;
+    Some(Chromium { driver, browser })
+}
+
+async fn find(browser: &Browser, css: &str) -> Element {
+    browser.wait().at_most(WAIT).for_element(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}"))
+}
+
+async fn text_of(browser: &Browser, css: &str) -> String {
+    find(browser, css).await.text().await.expect("text")
+}
+
+async fn fill(browser: &Browser, css: &str, value: &str) {
+    let field = find(browser, css).await;
+    field.clear().await.expect("clear");
+    field.send_keys(value).await.expect("type");
+}
+
+async fn click(browser: &Browser, css: &str) {
+    find(browser, css).await.click().await.unwrap_or_else(|e| panic!("click {css}: {e}"));
+}
+
+async fn path_of(browser: &Browser) -> String {
+    browser.current_url().await.expect("url").path().to_string()
+}
+
+async fn sign_in(browser: &Browser, base: &str, api_key: &str) {
+    browser.goto(&format!("{base}/ui/sign-in")).await.expect("open sign-in");
+    fill(browser, "#api_key", api_key).await;
+    click(browser, "form[action='/ui/sign-in'] button").await;
+    find(browser, "table#keys").await;
+}
+
+async fn screenshot(browser: &Browser, name: &str) {
+    let Ok(dir) = std::env::var("KEYLEDGER_SCREENSHOTS") else { return };
+    let png = browser.screenshot().await.expect("screenshot");
+    std::fs::write(PathBuf::from(dir).join(format!("{name}.png")), png).expect("write the screenshot");
+}
+
+/// The flow an admin follows, and what each role and account may see.
+#[tokio::test]
+async fn the_console_in_a_browser_does_what_the_api_allows_and_no_more() {
+    let cluster = Cluster::single().await;
+    let base = cluster.node(1).url();
+    let admin = cluster.client(1);
+    let Some(Chromium { browser, driver: _driver }) = &chromium().await else { return };
+
+    // Sign in with the bootstrap key.
+    sign_in(browser, &base, cluster.admin_key()).await;
+    assert_eq!(path_of(browser).await, "/ui/keys");
+
+    // Create a key: its secret is shown once.
+    click(browser, "a[href='/ui/keys/new']").await;
+    fill(browser, "#name", "payments-ci").await;
+    fill(browser, "#description", "the CI pipeline of payments").await;
+    screenshot(browser, "create-dialog").await;
+    click(browser, "form[action='/ui/keys'] button[type=submit]").await;
+    let secret = find(browser, "#secret").await.prop("value").await.expect("value").expect("a secret");
+    assert!(secret.starts_with("klk_"), "{secret}");
+    assert!(text_of(browser, ".warning").await.contains("shown this once"));
+    assert!(!browser.current_url().await.unwrap().as_str().contains(&secret), "never in a URL");
+    screenshot(browser, "created-once").await;
+    assert!(admin.verify(&verify_req(&secret, None)).await.unwrap().valid, "the shown secret is the key's");
+
+    // Reload: the secret is gone.
+    browser.refresh().await.expect("reload");
+    assert!(text_of(browser, "main").await.contains("Nothing to show"));
+    assert!(!browser.source().await.unwrap().contains(&secret));
+
+    // Disable it from its row; the API then says `disabled`.
+    browser.goto(&format!("{base}/ui/keys")).await.unwrap();
+    let key_id = admin
+        .list_keys(&ListKeys::default())
+        .await
+        .unwrap()
+        .keys
+        .iter()
+        .find(|k| k.name == "payments-ci")
+        .unwrap()
+        .id
+        .clone();
+    screenshot(browser, "keys-table").await;
+    click(browser, &format!("tr[data-key-id='{key_id}'] form[action$='/state'] input[value=disable] ~ button")).await;
+    assert!(text_of(browser, ".notice").await.contains("disabled"));
+    let verdict = admin.verify(&verify_req(&secret, None)).await.unwrap();
+    assert_eq!(verdict.code.as_deref(), Some("disabled"), "{verdict:?}");
+
+    // The key's page: its history as a timeline, and its verdict at a past moment.
+    browser.goto(&format!("{base}/ui/keys/{key_id}")).await.unwrap();
+    let timeline = text_of(browser, "ol.timeline").await;
+    assert!(timeline.contains("created") && timeline.contains("disabled"), "{timeline}");
+    screenshot(browser, "key-timeline").await;
+
+    // A forged post without the session's token changes nothing.
+    let cookies = browser.get_all_cookies().await.unwrap();
+    let session = cookies.iter().find(|c| c.name() == "keyledger_session").expect("a session cookie");
+    assert!(session.http_only().unwrap_or(false), "HttpOnly");
+    let forged = cluster
+        .http()
+        .post(format!("{base}/ui/keys/{key_id}/state"))
+        .header("Cookie", format!("keyledger_session={}", session.value()))
+        .form(&[("action", "enable"), ("csrf", "0000")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    assert_eq!(admin.verify(&verify_req(&secret, None)).await.unwrap().code.as_deref(), Some("disabled"));
+
+    // Signing out ends the session: its cookie no longer opens a page.
+    click(browser, "form[action='/ui/sign-out'] button").await;
+    assert_eq!(path_of(browser).await, "/ui/sign-in");
+    let after = cluster
+        .http()
+        .get(format!("{base}/ui/keys"))
+        .header("Cookie", format!("keyledger_session={}", session.value()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.url().path(), "/ui/sign-in", "redirected to sign in");
+
+    // A `read` user sees only its own keys.
+    let (_, reader_key) = user_with_key(&admin, "rita", "read").await;
+    sign_in(browser, &base, &reader_key).await;
+    let table = text_of(browser, "table#keys").await;
+    assert!(table.contains("rita-key") && !table.contains("payments-ci"), "{table}");
+    click(browser, "form[action='/ui/sign-out'] button").await;
+
+    // A second account sees none of the first's objects.
+    let request = wire::CreateAccountRequest { name: "acme".into(), owner_name: "acme-owner".into() };
+    let code = admin.create_account(&request).await.unwrap().value.enrollment_code;
+    let acme_key = enroll(&admin, &code, "acme-owner-key").await.secret;
+    sign_in(browser, &base, &acme_key).await;
+    let table = text_of(browser, "table#keys").await;
+    assert!(table.contains("acme-owner-key") && !table.contains("payments-ci") && !table.contains("rita"), "{table}");
+    browser.goto(&format!("{base}/ui/keys/{key_id}")).await.unwrap();
+    assert!(text_of(browser, ".error").await.to_lowercase().contains("no such key"));
+
+    // Disabling the key a session signed in with ends that session at once.
+    let acme = cluster.client_as(&acme_key);
+    let acme_key_id = acme.list_keys(&ListKeys::default()).await.unwrap().keys[0].id.clone();
+    acme.disable_key(&acme_key_id).await.unwrap();
+    browser.goto(&format!("{base}/ui/keys")).await.unwrap();
+    assert_eq!(path_of(browser).await, "/ui/sign-in");
+    assert!(text_of(browser, ".error").await.contains("session ended"));
+}
+
+/// Sign-in through an enrollment code shows the new key once; the pages carry the security
+/// headers; forms without a token and unknown sessions get nothing.
+#[tokio::test]
+async fn enrollment_sign_in_and_the_consoles_headers() {
+    let cluster = Cluster::single().await;
+    let base = cluster.node(1).url();
+    let admin = cluster.client(1);
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+
+    let page = http.get(format!("{base}/ui/sign-in")).send().await.unwrap();
+    let csp = page.headers()["content-security-policy"].to_str().unwrap().to_string();
+    assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(page.headers()["cache-control"], "no-store");
+
+    // A sign-in post without the form's cookie is refused (login CSRF).
+    let forged = http
+        .post(format!("{base}/ui/sign-in"))
+        .form(&[("api_key", cluster.admin_key()), ("csrf", "abc")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+
+    // A made-up session id is no session.
+    let guess = http.get(format!("{base}/ui/keys")).header("Cookie", "keyledger_session=00").send().await.unwrap();
+    assert_eq!(guess.status(), 303);
+    assert_eq!(guess.headers()["location"], "/ui/sign-in");
+
+    // Enrollment through the browser: the code makes the user's first key, shown once.
+    let code = admin
+        .create_user(&wire::CreateUserRequest { name: "ed".into(), role: "developer".into() })
+        .await
+        .unwrap()
+        .value
+        .enrollment_code;
+    let Some(Chromium { browser, driver: _driver }) = &chromium().await else { return };
+    browser.goto(&format!("{base}/ui/sign-in")).await.unwrap();
+    fill(browser, "#code", &code).await;
+    fill(browser, "#key_name", "ed-laptop").await;
+    click(browser, "form[action='/ui/enroll'] button").await;
+    let secret = find(browser, "#secret").await.prop("value").await.unwrap().expect("a secret");
+    let verdict = admin.verify(&verify_req(&secret, None)).await.unwrap();
+    assert!(verdict.valid && verdict.identity.unwrap().name == "ed");
+    // The session is ed's own.
+    browser.goto(&format!("{base}/ui/keys")).await.unwrap();
+    assert!(text_of(browser, "table#keys").await.contains("ed-laptop"));
+    assert!(text_of(browser, "header .who").await.contains("ed"));
+    // The admin's keys are not ed's to see.
+    admin.create_key(&new_key("admin-only")).await.unwrap();
+    browser.refresh().await.unwrap();
+    assert!(!text_of(browser, "table#keys").await.contains("admin-only"));
+}
