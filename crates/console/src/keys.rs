@@ -5,14 +5,15 @@
 use axum::extract::{Path, Query, State};
 use axum::http::{Method, StatusCode};
 use axum::response::Response;
-use axum::Form;
 use keyledger_wire as wire;
 use maud::{html, Markup};
 use serde::Deserialize;
 
 use crate::session::ShownOnce;
 use crate::upstream::Refusal;
-use crate::{notices, page, Console, SignedIn};
+use crate::{csrf_forms, notices, page, Console, Posted, SignedIn};
+
+csrf_forms!(StateForm, CreateForm, AsOfForm, EditForm, RotateForm, DeleteForm);
 
 /// Keys per page of the table.
 const PAGE_SIZE: usize = 50;
@@ -147,13 +148,9 @@ pub(crate) struct StateForm {
 
 pub(crate) async fn change_state(
     State(console): State<Console>,
-    signed_in: SignedIn,
     Path(id): Path<String>,
-    Form(form): Form<StateForm>,
+    Posted { signed_in, form }: Posted<StateForm>,
 ) -> Response {
-    if !signed_in.csrf_ok(&form.csrf) {
-        return crate::forbidden_form();
-    }
     let (action, done) = match form.action.as_str() {
         "enable" => ("enable", "enabled"),
         "disable" => ("disable", "disabled"),
@@ -256,14 +253,7 @@ async fn create_page(
     page::respond(status, frame, &[])
 }
 
-pub(crate) async fn create(
-    State(console): State<Console>,
-    signed_in: SignedIn,
-    Form(form): Form<CreateForm>,
-) -> Response {
-    if !signed_in.csrf_ok(&form.csrf) {
-        return crate::forbidden_form();
-    }
+pub(crate) async fn create(State(console): State<Console>, Posted { signed_in, form }: Posted<CreateForm>) -> Response {
     let mut request = wire::CreateKeyRequest {
         name: form.name.trim().to_string(),
         description: Some(form.description.trim().to_string()).filter(|d| !d.is_empty()),
@@ -341,13 +331,9 @@ pub(crate) async fn show(State(console): State<Console>, signed_in: SignedIn, Pa
 /// A key's verdict at a past moment, on its page.
 pub(crate) async fn as_of(
     State(console): State<Console>,
-    signed_in: SignedIn,
     Path(id): Path<String>,
-    Form(form): Form<AsOfForm>,
+    Posted { signed_in, form }: Posted<AsOfForm>,
 ) -> Response {
-    if !signed_in.csrf_ok(&form.csrf) {
-        return crate::forbidden_form();
-    }
     // `datetime-local` has no zone; the form says the time is UTC.
     let at = if form.at.len() == 16 { format!("{}:00Z", form.at) } else { form.at.clone() };
     let request = wire::VerifyAsOfRequest { key: None, key_id: Some(id.clone()), at, permission: None };
@@ -471,13 +457,9 @@ pub(crate) struct EditForm {
 
 pub(crate) async fn edit(
     State(console): State<Console>,
-    signed_in: SignedIn,
     Path(id): Path<String>,
-    Form(form): Form<EditForm>,
+    Posted { signed_in, form }: Posted<EditForm>,
 ) -> Response {
-    if !signed_in.csrf_ok(&form.csrf) {
-        return crate::forbidden_form();
-    }
     let back = format!("/ui/keys/{}", encode(&id));
     let change =
         wire::UpdateKeyRequest { name: Some(form.name.trim().to_string()), description: Some(form.description) };
@@ -526,13 +508,9 @@ pub(crate) struct RotateForm {
 
 pub(crate) async fn rotate(
     State(console): State<Console>,
-    signed_in: SignedIn,
     Path(id): Path<String>,
-    Form(form): Form<RotateForm>,
+    Posted { signed_in, form }: Posted<RotateForm>,
 ) -> Response {
-    if !signed_in.csrf_ok(&form.csrf) {
-        return crate::forbidden_form();
-    }
     let request = wire::RotateKeyRequest {
         grace: Some(form.grace.trim().to_string()).filter(|g| !g.is_empty()),
         expires_in: Some(form.expires_in.trim().to_string()).filter(|e| !e.is_empty()),
@@ -576,13 +554,9 @@ pub(crate) struct DeleteForm {
 
 pub(crate) async fn delete(
     State(console): State<Console>,
-    signed_in: SignedIn,
     Path(id): Path<String>,
-    Form(form): Form<DeleteForm>,
+    Posted { signed_in, form: _ }: Posted<DeleteForm>,
 ) -> Response {
-    if !signed_in.csrf_ok(&form.csrf) {
-        return crate::forbidden_form();
-    }
     let path = format!("/v1/keys/{}", encode(&id));
     match console.upstream.send_empty(&signed_in.caller(), Method::DELETE, &path).await {
         Ok(()) => console.done(&signed_in, "/ui/keys", "The key is deleted."),

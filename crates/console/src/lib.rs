@@ -9,14 +9,15 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Router;
+use axum::{Form, Router};
 use maud::html;
+use serde::de::DeserializeOwned;
 
 mod keys;
 mod page;
@@ -101,15 +102,48 @@ impl SignedIn {
     pub(crate) fn caller(&self) -> Caller<'_> {
         Caller { api_key: &self.session.api_key, client: self.client }
     }
+}
 
-    /// A form's token is this session's; if not, the post is refused ([`forbidden_form`]) and
-    /// nothing changes.
-    pub(crate) fn csrf_ok(&self, token: &str) -> bool {
-        session::same_token(token, &self.session.csrf)
+/// A form that carries the session's CSRF token.
+pub(crate) trait CsrfForm {
+    fn csrf(&self) -> &str;
+}
+
+/// Implements [`CsrfForm`] for forms with a `csrf: String` field.
+macro_rules! csrf_forms {
+    ($($form:ty),+ $(,)?) => {$(
+        impl crate::CsrfForm for $form {
+            fn csrf(&self) -> &str {
+                &self.csrf
+            }
+        }
+    )+};
+}
+pub(crate) use csrf_forms;
+
+/// A form posted by a live session with that session's token: the only way a handler reads a
+/// signed-in form. A post without the token is refused with `403` and changes nothing.
+pub(crate) struct Posted<T> {
+    pub(crate) signed_in: SignedIn,
+    pub(crate) form: T,
+}
+
+impl<T: DeserializeOwned + CsrfForm + Send> FromRequest<Console> for Posted<T> {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, console: &Console) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = request.into_parts();
+        let signed_in = <SignedIn as FromRequestParts<Console>>::from_request_parts(&mut parts, console).await?;
+        let request = Request::from_parts(parts, body);
+        let Form(form) = Form::<T>::from_request(request, console).await.map_err(|_| forbidden_form())?;
+        if !session::same_token(form.csrf(), &signed_in.session.csrf) {
+            return Err(forbidden_form());
+        }
+        Ok(Posted { signed_in, form })
     }
 }
 
-/// A form post without the right token: refused, and nothing was changed.
+/// A form post without the right token (or not a form at all): refused, nothing changed.
 pub(crate) fn forbidden_form() -> Response {
     let body = page::public(
         "Refused",

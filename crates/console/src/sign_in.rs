@@ -18,7 +18,9 @@ use serde::Deserialize;
 
 use crate::session::{self, Session, ShownOnce, SESSION_COOKIE, SIGN_IN_COOKIE};
 use crate::upstream::{Caller, Refusal};
-use crate::{page, Console, SignedIn};
+use crate::{csrf_forms, page, Console, Posted};
+
+csrf_forms!(SignOutForm);
 
 /// How long a sign-in form stays usable.
 const FORM_LIFETIME: Duration = Duration::from_secs(3600);
@@ -187,12 +189,8 @@ pub(crate) struct SignOutForm {
 
 pub(crate) async fn sign_out(
     State(console): State<Console>,
-    signed_in: SignedIn,
-    Form(form): Form<SignOutForm>,
+    Posted { signed_in, form: _ }: Posted<SignOutForm>,
 ) -> Response {
-    if !signed_in.csrf_ok(&form.csrf) {
-        return crate::forbidden_form();
-    }
     console.sessions.end(&signed_in.id);
     let clear = session::set_cookie(SESSION_COOKIE, "", console.secure_cookies, Some(Duration::ZERO));
     page::see_other("/ui/sign-in", &[clear])
