@@ -353,9 +353,9 @@ async fn key_page(
     as_of: Option<Result<wire::VerifyAsOfResponse, Refusal>>,
 ) -> Response {
     let caller = signed_in.caller();
-    let key: wire::Key = match console.upstream.get(&caller, &format!("/v1/keys/{}", encode(id))).await {
+    let key = match key_or_page(console, signed_in, id, "API key").await {
         Ok(key) => key,
-        Err(refusal) => return console.refused(signed_in, "API key", refusal),
+        Err(page) => return *page,
     };
     let history: Result<wire::KeyHistory, Refusal> =
         console.upstream.get(&caller, &format!("/v1/keys/{}/history", encode(id))).await;
@@ -477,9 +477,9 @@ pub(crate) async fn rotate_form(
     signed_in: SignedIn,
     Path(id): Path<String>,
 ) -> Response {
-    let key: wire::Key = match console.upstream.get(&signed_in.caller(), &format!("/v1/keys/{}", encode(&id))).await {
+    let key = match key_or_page(&console, &signed_in, &id, "Rotate").await {
         Ok(key) => key,
-        Err(refusal) => return console.refused(&signed_in, "Rotate", refusal),
+        Err(page) => return *page,
     };
     let body = html! {
         h1 { "Rotate “" (key.name) "”" }
@@ -532,9 +532,9 @@ pub(crate) async fn delete_form(
     signed_in: SignedIn,
     Path(id): Path<String>,
 ) -> Response {
-    let key: wire::Key = match console.upstream.get(&signed_in.caller(), &format!("/v1/keys/{}", encode(&id))).await {
+    let key = match key_or_page(&console, &signed_in, &id, "Delete").await {
         Ok(key) => key,
-        Err(refusal) => return console.refused(&signed_in, "Delete", refusal),
+        Err(page) => return *page,
     };
     let body = html! {
         h1 { "Delete “" (key.name) "”?" }
@@ -562,6 +562,22 @@ pub(crate) async fn delete(
         Ok(()) => console.done(&signed_in, "/ui/keys", "The key is deleted."),
         Err(refusal) => console.refused_change(&signed_in, "/ui/keys", refusal),
     }
+}
+
+/// Key `id` as the signed-in key may see it, or the page saying why not (boxed: a `Response`
+/// is large).
+async fn key_or_page(
+    console: &Console,
+    signed_in: &SignedIn,
+    id: &str,
+    title: &str,
+) -> Result<wire::Key, Box<Response>> {
+    let path = format!("/v1/keys/{}", encode(id));
+    console
+        .upstream
+        .get(&signed_in.caller(), &path)
+        .await
+        .map_err(|refusal| Box::new(console.refused(signed_in, title, refusal)))
 }
 
 fn select(name: &str, current: &str, options: &[(&str, &str)]) -> Markup {
