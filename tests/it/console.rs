@@ -194,11 +194,16 @@ async fn the_console_in_a_browser_does_what_the_api_allows_and_no_more() {
         .unwrap();
     assert_eq!(after.url().path(), "/ui/sign-in", "redirected to sign in");
 
-    // A `read` user sees only its own keys.
+    // A `read` user sees only its own keys, and no operator's page or form.
     let (_, reader_key) = user_with_key(&admin, "rita", "read").await;
     sign_in(browser, &base, &reader_key).await;
     let table = text_of(browser, "table#keys").await;
     assert!(table.contains("rita-key") && !table.contains("payments-ci"), "{table}");
+    assert!(!text_of(browser, "header nav").await.contains("Cluster"));
+    browser.goto(&format!("{base}/ui/users")).await.unwrap();
+    let users = text_of(browser, "table#users").await;
+    assert!(users.contains("rita") && !users.contains("admin"), "only itself: {users}");
+    assert!(browser.find(Locator::Css("form[action='/ui/users']")).await.is_err(), "no form to add users");
     click(browser, "form[action='/ui/sign-out'] button").await;
 
     // A second account sees none of the first's objects.
@@ -218,6 +223,64 @@ async fn the_console_in_a_browser_does_what_the_api_allows_and_no_more() {
     browser.goto(&format!("{base}/ui/keys")).await.unwrap();
     assert_eq!(path_of(browser).await, "/ui/sign-in");
     assert!(text_of(browser, ".error").await.contains("session ended"));
+}
+
+/// An admin adds a user, whose enrollment code is shown once, and changes its role; the cluster
+/// page shows three nodes around their leader.
+#[tokio::test]
+async fn an_admin_manages_users_and_sees_the_cluster() {
+    let cluster = Cluster::start(3).await;
+    let base = cluster.node(1).url();
+    let admin = cluster.client(1);
+    let Some(Chromium { browser, driver: _driver }) = &chromium().await else { return };
+    sign_in(browser, &base, cluster.admin_key()).await;
+
+    click(browser, "header nav a[href='/ui/users']").await;
+    fill(browser, "#user-name", "grace").await;
+    click(browser, "form[action='/ui/users'] button").await;
+    let code = find(browser, "#secret").await.prop("value").await.unwrap().expect("a code");
+    assert!(code.starts_with("kle_"), "{code}");
+    browser.refresh().await.unwrap();
+    assert!(!browser.source().await.unwrap().contains(&code), "shown once");
+    let grace = enroll(&admin, &code, "grace-key").await;
+    assert_eq!(grace.key.owner.name, "grace");
+
+    browser.goto(&format!("{base}/ui/users")).await.unwrap();
+    let grace_id = grace.key.owner.id.clone();
+    let row = format!("tr[data-user-id='{grace_id}']");
+    let select = find(browser, &format!("{row} select")).await;
+    select.select_by_value("admin").await.expect("pick admin");
+    click(browser, &format!("{row} form[action$='/role'] button")).await;
+    assert!(text_of(browser, ".notice").await.contains("grace is now admin"));
+    let users = admin.list_users().await.unwrap().users;
+    assert_eq!(users.iter().find(|u| u.id == grace_id).map(|u| u.role.as_str()), Some("admin"));
+
+    click(browser, "header nav a[href='/ui/cluster']").await;
+    let members = text_of(browser, "table#members").await;
+    assert_eq!(members.matches("voter").count(), 3, "{members}");
+    assert!(members.contains("(leader)"), "{members}");
+    assert_eq!(browser.find_all(Locator::Css(".cluster-diagram circle")).await.unwrap().len(), 3);
+    screenshot(browser, "cluster").await;
+
+    // The audit page lists the changes; its export downloads the account's ledger.
+    click(browser, "header nav a[href='/ui/audit']").await;
+    let events = text_of(browser, "table#events").await;
+    assert!(events.contains("user created") && events.contains(&grace_id), "{events}");
+    let cookies = browser.get_all_cookies().await.unwrap();
+    let session = cookies.iter().find(|c| c.name() == "keyledger_session").expect("a session cookie");
+    let export = cluster
+        .http()
+        .get(format!("{base}/ui/audit/export?format=jsonl"))
+        .header("Cookie", format!("keyledger_session={}", session.value()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(export.status(), 200);
+    assert!(export.headers()["content-disposition"].to_str().unwrap().starts_with("attachment"));
+    let lines = export.text().await.unwrap();
+    let first: serde_json::Value = serde_json::from_str(lines.lines().next().expect("a line")).unwrap();
+    assert_eq!(first["seq"], 1, "{first}");
+    assert!(lines.lines().count() >= 3 && !lines.contains(cluster.admin_key()));
 }
 
 /// Sign-in through an enrollment code shows the new key once; the pages carry the security

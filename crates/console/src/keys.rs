@@ -11,9 +11,9 @@ use serde::Deserialize;
 
 use crate::session::ShownOnce;
 use crate::upstream::Refusal;
-use crate::{csrf_forms, notices, page, Console, Posted, SignedIn};
+use crate::{csrf_forms, encode, notices, page, short_time, ActionForm, Console, Posted, SignedIn, TokenForm};
 
-csrf_forms!(StateForm, CreateForm, AsOfForm, EditForm, RotateForm, DeleteForm);
+csrf_forms!(CreateForm, AsOfForm, EditForm, RotateForm);
 
 /// Keys per page of the table.
 const PAGE_SIZE: usize = 50;
@@ -140,23 +140,17 @@ fn state_button(key: &wire::Key, csrf: &str, action: &str, label: &str) -> Marku
     }
 }
 
-#[derive(Deserialize)]
-pub(crate) struct StateForm {
-    csrf: String,
-    action: String,
-}
-
 pub(crate) async fn change_state(
     State(console): State<Console>,
     Path(id): Path<String>,
-    Posted { signed_in, form }: Posted<StateForm>,
+    Posted { signed_in, form }: Posted<ActionForm>,
 ) -> Response {
     let (action, done) = match form.action.as_str() {
         "enable" => ("enable", "enabled"),
         "disable" => ("disable", "disabled"),
         "lock" => ("lock", "locked"),
         "unlock" => ("unlock", "unlocked"),
-        _ => return console.refused_change(&signed_in, "/ui/keys", bad_form("no such action")),
+        _ => return console.refused_change(&signed_in, "/ui/keys", Refusal::bad_form("no such action")),
     };
     let path = format!("/v1/keys/{}/{action}", encode(&id));
     let answer: Result<wire::Key, Refusal> =
@@ -282,40 +276,9 @@ pub(crate) async fn create(State(console): State<Console>, Posted { signed_in, f
                 return create_page(&console, &signed_in, &form, refusal.status, Some(&refusal.message)).await
             }
         };
-    let shown = ShownOnce { key_id: created.key.id, name: created.key.name, secret: created.secret };
+    let shown = ShownOnce::key(created);
     console.sessions.show_once(&signed_in.id, shown);
-    page::see_other("/ui/keys/created", &[])
-}
-
-/// The one view of a new secret: taken from the session as it is shown, so a reload finds
-/// nothing.
-pub(crate) async fn created(State(console): State<Console>, signed_in: SignedIn) -> Response {
-    let shown = console.sessions.take_shown_once(&signed_in.id);
-    let body = html! {
-        @match shown {
-            Some(shown) => {
-                h1 { "Your new API key" }
-                div.secret-box role="dialog" aria-labelledby="secret-title" {
-                    h2 id="secret-title" { "“" (shown.name) "”" }
-                    p.warning role="alert" {
-                        "Copy this secret now. It is shown this once and cannot be shown again: keyledger keeps only its hash."
-                    }
-                    label for="secret" { "Secret" }
-                    div.copy-row {
-                        input id="secret" type="text" readonly value=(shown.secret) spellcheck="false";
-                        button type="button" data-copy="secret" { "Copy" }
-                    }
-                    p { a href={ "/ui/keys/" (shown.key_id) } { "Go to the key" } " · " a href="/ui/keys" { "Back to the keys" } }
-                }
-            }
-            None => {
-                h1 { "Nothing to show" }
-                p { "A secret is shown once, right after it is made, and this one was already shown. If it was lost, rotate the key." }
-                p { a href="/ui/keys" { "Back to the keys" } }
-            }
-        }
-    };
-    page::respond(StatusCode::OK, page::signed_in(&signed_in.session, "New API key", "/ui/keys", body), &[])
+    page::see_other(crate::SHOWN_ONCE, &[])
 }
 
 #[derive(Deserialize)]
@@ -522,9 +485,9 @@ pub(crate) async fn rotate(
             Ok(rotated) => rotated,
             Err(refusal) => return console.refused_change(&signed_in, &format!("/ui/keys/{}", encode(&id)), refusal),
         };
-    let shown = ShownOnce { key_id: rotated.key.id, name: rotated.key.name, secret: rotated.secret };
+    let shown = ShownOnce::key(wire::CreatedKey { key: rotated.key, secret: rotated.secret });
     console.sessions.show_once(&signed_in.id, shown);
-    page::see_other("/ui/keys/created", &[])
+    page::see_other(crate::SHOWN_ONCE, &[])
 }
 
 pub(crate) async fn delete_form(
@@ -547,15 +510,10 @@ pub(crate) async fn delete_form(
     page::respond(StatusCode::OK, page::signed_in(&signed_in.session, "Delete", "/ui/keys", body), &[])
 }
 
-#[derive(Deserialize)]
-pub(crate) struct DeleteForm {
-    csrf: String,
-}
-
 pub(crate) async fn delete(
     State(console): State<Console>,
     Path(id): Path<String>,
-    Posted { signed_in, form: _ }: Posted<DeleteForm>,
+    Posted { signed_in, form: _ }: Posted<TokenForm>,
 ) -> Response {
     let path = format!("/v1/keys/{}", encode(&id));
     match console.upstream.send_empty(&signed_in.caller(), Method::DELETE, &path).await {
@@ -602,30 +560,6 @@ fn actor(actor: &wire::Actor) -> String {
         Some(id) => id.clone(),
         None => actor.kind.clone(),
     }
-}
-
-/// `2026-12-04T10:21:12.345Z` as `2026-12-04 10:21 UTC`.
-fn short_time(rfc3339: &str) -> String {
-    match (rfc3339.get(..10), rfc3339.get(11..16)) {
-        (Some(date), Some(time)) if rfc3339.ends_with('Z') => format!("{date} {time} UTC"),
-        _ => rfc3339.to_string(),
-    }
-}
-
-fn bad_form(message: &str) -> Refusal {
-    Refusal { status: StatusCode::BAD_REQUEST, message: message.into() }
-}
-
-/// Percent-encodes everything but unreserved characters, for a path segment or query value.
-fn encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(byte as char),
-            _ => out.push_str(&format!("%{byte:02X}")),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

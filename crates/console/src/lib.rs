@@ -9,7 +9,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode};
@@ -19,6 +19,9 @@ use axum::{Form, Router};
 use maud::html;
 use serde::de::DeserializeOwned;
 
+mod audit;
+mod cluster;
+mod identities;
 mod keys;
 mod page;
 mod session;
@@ -59,14 +62,58 @@ pub fn router(api: Router, options: ConsoleOptions) -> Router {
         .route("/ui/sign-out", post(sign_in::sign_out))
         .route("/ui/keys", get(keys::list).post(keys::create))
         .route("/ui/keys/new", get(keys::new))
-        .route("/ui/keys/created", get(keys::created))
+        .route(SHOWN_ONCE, get(shown_once))
         .route("/ui/keys/{id}", get(keys::show))
         .route("/ui/keys/{id}/edit", post(keys::edit))
         .route("/ui/keys/{id}/state", post(keys::change_state))
         .route("/ui/keys/{id}/rotate", get(keys::rotate_form).post(keys::rotate))
         .route("/ui/keys/{id}/delete", get(keys::delete_form).post(keys::delete))
         .route("/ui/keys/{id}/as-of", post(keys::as_of))
+        .route("/ui/users", get(identities::users).post(identities::create_user))
+        .route("/ui/users/{id}/state", post(identities::user_state))
+        .route("/ui/users/{id}/role", post(identities::user_role))
+        .route("/ui/users/{id}/enrollment", post(identities::user_code))
+        .route("/ui/service-accounts", get(identities::service_accounts).post(identities::create_service_account))
+        .route("/ui/service-accounts/{id}/state", post(identities::service_account_state))
+        .route("/ui/cluster", get(cluster::page))
+        .route("/ui/audit", get(audit::events))
+        .route("/ui/audit/export", get(audit::export))
         .with_state(console)
+}
+
+/// Where a new secret (a key's, or an enrollment code) is shown, once.
+pub(crate) const SHOWN_ONCE: &str = "/ui/shown-once";
+
+/// The one view of a new secret: taken from the session as it is shown, so a reload finds
+/// nothing, and never in a URL.
+async fn shown_once(State(console): State<Console>, signed_in: SignedIn) -> Response {
+    let shown = console.sessions.take_shown_once(&signed_in.id);
+    let title = shown.as_ref().map_or("Nothing to show", |s| s.title.as_str()).to_string();
+    let body = html! {
+        @match shown {
+            Some(shown) => {
+                h1 { (shown.title) }
+                div.secret-box role="dialog" aria-labelledby="secret-title" {
+                    h2 id="secret-title" { "“" (shown.name) "”" }
+                    p.warning role="alert" {
+                        "Copy it now. It is shown this once and cannot be shown again: keyledger keeps only its hash."
+                    }
+                    label for="secret" { "Secret" }
+                    div.copy-row {
+                        input id="secret" type="text" readonly value=(shown.secret) spellcheck="false";
+                        button type="button" data-copy="secret" { "Copy" }
+                    }
+                    p { a href=(shown.link) { "Go to “" (shown.name) "”" } }
+                }
+            }
+            None => {
+                h1 { "Nothing to show" }
+                p { "A secret is shown once, right after it is made, and this one was already shown. If it was lost, rotate the key (or issue a new enrollment code)." }
+                p { a href="/ui/keys" { "Back to the keys" } }
+            }
+        }
+    };
+    page::respond(StatusCode::OK, page::signed_in(&signed_in.session, &title, "", body), &[])
 }
 
 async fn home(signed_in: Option<SignedIn>) -> Response {
@@ -103,6 +150,21 @@ impl SignedIn {
         Caller { api_key: &self.session.api_key, client: self.client }
     }
 }
+
+/// A form of one button: its token and nothing else (delete, sign out, a new code).
+#[derive(serde::Deserialize)]
+pub(crate) struct TokenForm {
+    csrf: String,
+}
+
+/// A form of one button among several: its token and which action (`enable`, `disable`, ...).
+#[derive(serde::Deserialize)]
+pub(crate) struct ActionForm {
+    csrf: String,
+    pub(crate) action: String,
+}
+
+csrf_forms!(TokenForm, ActionForm);
 
 /// A form that carries the session's CSRF token.
 pub(crate) trait CsrfForm {
@@ -229,4 +291,24 @@ pub(crate) fn notices(console: &Console, signed_in: &SignedIn) -> (Option<String
         Some(Notice::Refused(text)) => (None, Some(text)),
         None => (None, None),
     }
+}
+
+/// `2026-12-04T10:21:12.345Z` as `2026-12-04 10:21 UTC`.
+fn short_time(rfc3339: &str) -> String {
+    match (rfc3339.get(..10), rfc3339.get(11..16)) {
+        (Some(date), Some(time)) if rfc3339.ends_with('Z') => format!("{date} {time} UTC"),
+        _ => rfc3339.to_string(),
+    }
+}
+
+/// Percent-encodes everything but unreserved characters, for a path segment or query value.
+fn encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(byte as char),
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
 }

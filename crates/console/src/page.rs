@@ -46,8 +46,9 @@ pub(crate) fn see_other(to: &str, cookies: &[String]) -> Response {
     response
 }
 
-/// The console's pages.
-fn nav(current: &str) -> Markup {
+/// The console's pages; the operators' ones only for owners and admins (the API would refuse
+/// the others anyway, or show them only themselves).
+fn nav(session: &Session, current: &str) -> Markup {
     let link = |href: &str, label: &str| {
         html! {
             li { a href=(href) aria-current=[(current == href).then_some("page")] { (label) } }
@@ -57,6 +58,12 @@ fn nav(current: &str) -> Markup {
         nav aria-label="Main" {
             ul {
                 (link("/ui/keys", "API keys"))
+                (link("/ui/users", "Users"))
+                (link("/ui/service-accounts", "Service accounts"))
+                @if session.may("account:admin") {
+                    (link("/ui/audit", "Audit"))
+                    (link("/ui/cluster", "Cluster"))
+                }
             }
         }
     }
@@ -71,7 +78,7 @@ pub(crate) fn signed_in(session: &Session, title: &str, current: &str, main: Mar
             body {
                 header {
                     a.brand href="/ui/keys" { "keyledger" }
-                    (nav(current))
+                    (nav(session, current))
                     div.who {
                         span { (session.identity.name) " · " (session.account) }
                         form method="post" action="/ui/sign-out" {

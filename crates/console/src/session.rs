@@ -54,12 +54,27 @@ pub(crate) enum Notice {
     Refused(String),
 }
 
-/// A secret shown on exactly one page view.
+/// A secret shown on exactly one page view: a key's, or an enrollment code.
 #[derive(Clone)]
 pub(crate) struct ShownOnce {
-    pub(crate) key_id: String,
+    /// "Your new API key", "Enrollment code for ada".
+    pub(crate) title: String,
+    /// What it belongs to, and the page of that object.
     pub(crate) name: String,
+    pub(crate) link: String,
     pub(crate) secret: String,
+}
+
+impl ShownOnce {
+    /// A new key's secret.
+    pub(crate) fn key(created: keyledger_wire::CreatedKey) -> ShownOnce {
+        ShownOnce {
+            title: "Your new API key".into(),
+            link: format!("/ui/keys/{}", created.key.id),
+            name: created.key.name,
+            secret: created.secret,
+        }
+    }
 }
 
 impl fmt::Debug for Session {
@@ -238,7 +253,8 @@ mod tests {
     fn a_secret_is_shown_once() {
         let sessions = Sessions::default();
         let id = sessions.start(someone()).unwrap();
-        let shown = ShownOnce { key_id: "key_1".into(), name: "ci".into(), secret: "klk_x".into() };
+        let shown =
+            ShownOnce { title: "t".into(), name: "ci".into(), link: "/ui/keys/key_1".into(), secret: "klk_x".into() };
         sessions.show_once(&id, shown);
         assert_eq!(sessions.take_shown_once(&id).map(|s| s.secret), Some("klk_x".to_string()));
         assert!(sessions.take_shown_once(&id).is_none());

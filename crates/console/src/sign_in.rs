@@ -18,9 +18,7 @@ use serde::Deserialize;
 
 use crate::session::{self, Session, ShownOnce, SESSION_COOKIE, SIGN_IN_COOKIE};
 use crate::upstream::{Caller, Refusal};
-use crate::{csrf_forms, page, Console, Posted};
-
-csrf_forms!(SignOutForm);
+use crate::{page, Console, Posted, TokenForm};
 
 /// How long a sign-in form stays usable.
 const FORM_LIFETIME: Duration = Duration::from_secs(3600);
@@ -137,9 +135,9 @@ pub(crate) async fn with_code(
     let caller = Caller { api_key: &created.secret, client };
     match start(&console, &caller).await {
         Ok((id, cookie)) => {
-            let shown = ShownOnce { key_id: created.key.id, name: created.key.name, secret: created.secret.clone() };
+            let shown = ShownOnce::key(created.clone());
             console.sessions.show_once(&id, shown);
-            page::see_other("/ui/keys/created", &[cookie, clear_form_cookie(&console)])
+            page::see_other(crate::SHOWN_ONCE, &[cookie, clear_form_cookie(&console)])
         }
         Err(message) => sign_in_page(&console, StatusCode::UNAUTHORIZED, Some(&message)),
     }
@@ -182,14 +180,9 @@ fn clear_form_cookie(console: &Console) -> String {
     session::set_cookie(SIGN_IN_COOKIE, "", console.secure_cookies, Some(Duration::ZERO))
 }
 
-#[derive(Deserialize)]
-pub(crate) struct SignOutForm {
-    csrf: String,
-}
-
 pub(crate) async fn sign_out(
     State(console): State<Console>,
-    Posted { signed_in, form: _ }: Posted<SignOutForm>,
+    Posted { signed_in, form: _ }: Posted<TokenForm>,
 ) -> Response {
     console.sessions.end(&signed_in.id);
     let clear = session::set_cookie(SESSION_COOKIE, "", console.secure_cookies, Some(Duration::ZERO));

@@ -8,6 +8,7 @@ use axum::body::{to_bytes, Body};
 use axum::extract::ConnectInfo;
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, IF_MATCH};
 use axum::http::{Method, Request, StatusCode};
+use axum::response::Response;
 use axum::Router;
 use keyledger_wire as wire;
 use serde::de::DeserializeOwned;
@@ -40,6 +41,11 @@ impl Refusal {
     /// The API no longer accepts the session's key.
     pub(crate) fn is_unauthenticated(&self) -> bool {
         self.status == StatusCode::UNAUTHORIZED
+    }
+
+    /// A form the console itself cannot send on.
+    pub(crate) fn bad_form(message: &str) -> Refusal {
+        Refusal { status: StatusCode::BAD_REQUEST, message: message.into() }
     }
 
     fn internal(what: impl std::fmt::Display) -> Refusal {
@@ -87,6 +93,17 @@ impl Upstream {
         self.call::<(), serde::de::IgnoredAny>(caller, method, path, None, None).await.map(|_| ())
     }
 
+    /// A read whose answer is passed on as it arrives (an export), or the API's refusal.
+    pub(crate) async fn stream(&self, caller: &Caller<'_>, path: &str) -> Result<Response, Refusal> {
+        let answer = self.answer(caller, Method::GET, path, None::<&()>, None).await?;
+        if answer.status().is_success() {
+            return Ok(answer);
+        }
+        let status = answer.status();
+        let bytes = to_bytes(answer.into_body(), ANSWER_LIMIT).await.map_err(Refusal::internal)?;
+        Err(refusal(status, &bytes))
+    }
+
     async fn call<B: Serialize, T: DeserializeOwned>(
         &self,
         caller: &Caller<'_>,
@@ -95,6 +112,25 @@ impl Upstream {
         body: Option<&B>,
         revision: Option<u64>,
     ) -> Result<T, Refusal> {
+        let answer = self.answer(caller, method, path, body, revision).await?;
+        let status = answer.status();
+        let bytes = to_bytes(answer.into_body(), ANSWER_LIMIT).await.map_err(Refusal::internal)?;
+        if !status.is_success() {
+            return Err(refusal(status, &bytes));
+        }
+        let bytes = if bytes.is_empty() { &b"null"[..] } else { &bytes[..] };
+        serde_json::from_slice(bytes).map_err(Refusal::internal)
+    }
+
+    /// Sends one request to the API as `caller` and gives its answer, whatever the status.
+    async fn answer<B: Serialize>(
+        &self,
+        caller: &Caller<'_>,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+        revision: Option<u64>,
+    ) -> Result<Response, Refusal> {
         let mut request = Request::builder().method(method).uri(path);
         if !caller.api_key.is_empty() {
             request = request.header(AUTHORIZATION, format!("Bearer {}", caller.api_key));
@@ -113,16 +149,14 @@ impl Upstream {
         if let Some(client) = caller.client {
             request.extensions_mut().insert(ConnectInfo(client));
         }
-        let answer = self.api.clone().oneshot(request).await.map_err(Refusal::internal)?;
-        let status = answer.status();
-        let bytes = to_bytes(answer.into_body(), ANSWER_LIMIT).await.map_err(Refusal::internal)?;
-        if status.is_success() {
-            let bytes = if bytes.is_empty() { &b"null"[..] } else { &bytes[..] };
-            return serde_json::from_slice(bytes).map_err(Refusal::internal);
-        }
-        match serde_json::from_slice::<wire::ErrorBody>(&bytes) {
-            Ok(body) => Err(Refusal { status, message: body.error.message }),
-            Err(e) => Err(Refusal::internal(format!("a {status} answer without the error shape: {e}"))),
-        }
+        self.api.clone().oneshot(request).await.map_err(Refusal::internal)
+    }
+}
+
+/// The refusal an error answer carries (the API's error shape).
+fn refusal(status: StatusCode, bytes: &[u8]) -> Refusal {
+    match serde_json::from_slice::<wire::ErrorBody>(bytes) {
+        Ok(body) => Refusal { status, message: body.error.message },
+        Err(e) => Refusal::internal(format!("a {status} answer without the error shape: {e}")),
     }
 }

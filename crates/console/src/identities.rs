@@ -1,0 +1,320 @@
+//! Users and service accounts: the tables, creating them (a user's enrollment code shown once),
+//! enabling and disabling, a user's role and a fresh enrollment code. The API decides who may
+//! do each; the forms are offered to owners and admins only because others would be refused.
+
+use axum::extract::{Path, State};
+use axum::http::{Method, StatusCode};
+use axum::response::Response;
+use keyledger_wire as wire;
+use maud::{html, Markup};
+use serde::Deserialize;
+
+use crate::session::ShownOnce;
+use crate::upstream::Refusal;
+use crate::{
+    csrf_forms, encode, notices, page, short_time, ActionForm, Console, Posted, SignedIn, TokenForm, SHOWN_ONCE,
+};
+
+csrf_forms!(NewUserForm, RoleForm, NewServiceAccountForm);
+
+/// The roles of an account, strongest first.
+const ROLES: [&str; 4] = ["owner", "admin", "developer", "read"];
+
+pub(crate) async fn users(State(console): State<Console>, signed_in: SignedIn) -> Response {
+    let list: wire::UserList = match console.upstream.get(&signed_in.caller(), "/v1/users?limit=1000").await {
+        Ok(list) => list,
+        Err(refusal) => return console.refused(&signed_in, "Users", refusal),
+    };
+    let (done, refused) = notices(&console, &signed_in);
+    let admin = signed_in.session.may("account:admin");
+    let csrf = &signed_in.session.csrf;
+    let body = html! {
+        h1 { "Users" }
+        (page::notice_box(done.as_deref()))
+        (page::error_box(refused.as_deref()))
+        div.table-wrap {
+            table id="users" {
+                thead { tr {
+                    th scope="col" { "Name" } th scope="col" { "Role" } th scope="col" { "Namespaces" }
+                    th scope="col" { "State" } th scope="col" { "Created" }
+                    @if admin { th scope="col" { "Actions" } }
+                } }
+                tbody {
+                    @for user in &list.users {
+                        tr data-user-id=(user.id) {
+                            td { (user.name) br; small { code { (user.id) } } }
+                            td { (user.role) }
+                            td { (namespaces(user)) }
+                            td { span class={ "state " (user.state) } { (user.state) } }
+                            td.when { (short_time(&user.created_at)) }
+                            @if admin { td.actions { (user_actions(user, csrf)) } }
+                        }
+                    }
+                }
+            }
+        }
+        @if admin {
+            section aria-labelledby="new-user" {
+                h2 id="new-user" { "Add a user" }
+                p { "The new user gets an enrollment code, shown once, which makes their own first key." }
+                form.inline-form method="post" action="/ui/users" {
+                    input type="hidden" name="csrf" value=(csrf);
+                    label for="user-name" { "Name" }
+                    input id="user-name" name="name" type="text" required maxlength="100";
+                    label for="user-role" { "Role" }
+                    (role_select("user-role", "developer"))
+                    button type="submit" { "Add user" }
+                }
+            }
+        }
+    };
+    page::respond(StatusCode::OK, page::signed_in(&signed_in.session, "Users", "/ui/users", body), &[])
+}
+
+fn namespaces(user: &wire::User) -> String {
+    if user.namespaces.is_empty() {
+        return "–".into();
+    }
+    user.namespaces.iter().map(|(ns, level)| format!("{ns}:{level}")).collect::<Vec<_>>().join(", ")
+}
+
+fn role_select(id: &str, current: &str) -> Markup {
+    html! {
+        select id=(id) name="role" {
+            @for role in ROLES { option value=(role) selected[role == current] { (role) } }
+        }
+    }
+}
+
+fn user_actions(user: &wire::User, csrf: &str) -> Markup {
+    let path = format!("/ui/users/{}", user.id);
+    html! {
+        @if user.state != "deleted" {
+            form.inline method="post" action={ (path) "/state" } {
+                input type="hidden" name="csrf" value=(csrf);
+                @if user.state == "enabled" {
+                    input type="hidden" name="action" value="disable";
+                    button.small type="submit" aria-label={ "Disable " (user.name) } { "Disable" }
+                } @else {
+                    input type="hidden" name="action" value="enable";
+                    button.small type="submit" aria-label={ "Enable " (user.name) } { "Enable" }
+                }
+            }
+            form.inline method="post" action={ (path) "/role" } {
+                input type="hidden" name="csrf" value=(csrf);
+                label.visually-hidden for={ "role-" (user.id) } { "Role of " (user.name) }
+                (role_select(&format!("role-{}", user.id), &user.role))
+                button.small type="submit" { "Set role" }
+            }
+            form.inline method="post" action={ (path) "/enrollment" } {
+                input type="hidden" name="csrf" value=(csrf);
+                button.small type="submit" aria-label={ "New enrollment code for " (user.name) } { "New code" }
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct NewUserForm {
+    csrf: String,
+    name: String,
+    role: String,
+}
+
+pub(crate) async fn create_user(
+    State(console): State<Console>,
+    Posted { signed_in, form }: Posted<NewUserForm>,
+) -> Response {
+    let request = wire::CreateUserRequest { name: form.name.trim().to_string(), role: form.role };
+    let created: wire::CreatedUser =
+        match console.upstream.send(&signed_in.caller(), Method::POST, "/v1/users", Some(&request)).await {
+            Ok(created) => created,
+            Err(refusal) => return console.refused_change(&signed_in, "/ui/users", refusal),
+        };
+    show_code(&console, &signed_in, &created.user.name, created.enrollment_code)
+}
+
+/// Shows a user's enrollment code once.
+fn show_code(console: &Console, signed_in: &SignedIn, name: &str, code: String) -> Response {
+    let shown = ShownOnce {
+        title: format!("Enrollment code for {name}"),
+        name: name.to_string(),
+        link: "/ui/users".into(),
+        secret: code,
+    };
+    console.sessions.show_once(&signed_in.id, shown);
+    page::see_other(SHOWN_ONCE, &[])
+}
+
+pub(crate) async fn user_state(
+    State(console): State<Console>,
+    Path(id): Path<String>,
+    Posted { signed_in, form }: Posted<ActionForm>,
+) -> Response {
+    let Some(action) = enable_or_disable(&form.action) else {
+        return console.refused_change(&signed_in, "/ui/users", Refusal::bad_form("no such action"));
+    };
+    let path = format!("/v1/users/{}/{action}", encode(&id));
+    match console.upstream.send::<(), wire::User>(&signed_in.caller(), Method::POST, &path, None).await {
+        Ok(user) => console.done(&signed_in, "/ui/users", format!("The user {} is {action}d.", user.name)),
+        Err(refusal) => console.refused_change(&signed_in, "/ui/users", refusal),
+    }
+}
+
+fn enable_or_disable(action: &str) -> Option<&'static str> {
+    match action {
+        "enable" => Some("enable"),
+        "disable" => Some("disable"),
+        _ => None,
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct RoleForm {
+    csrf: String,
+    role: String,
+}
+
+pub(crate) async fn user_role(
+    State(console): State<Console>,
+    Path(id): Path<String>,
+    Posted { signed_in, form }: Posted<RoleForm>,
+) -> Response {
+    let path = format!("/v1/users/{}", encode(&id));
+    let change = wire::UpdateUserRequest { role: form.role };
+    match console.upstream.send::<_, wire::User>(&signed_in.caller(), Method::PATCH, &path, Some(&change)).await {
+        Ok(user) => console.done(&signed_in, "/ui/users", format!("{} is now {}.", user.name, user.role)),
+        Err(refusal) => console.refused_change(&signed_in, "/ui/users", refusal),
+    }
+}
+
+pub(crate) async fn user_code(
+    State(console): State<Console>,
+    Path(id): Path<String>,
+    Posted { signed_in, form: _ }: Posted<TokenForm>,
+) -> Response {
+    let path = format!("/v1/users/{}/enrollment", encode(&id));
+    let issued: wire::EnrollmentCode =
+        match console.upstream.send::<(), _>(&signed_in.caller(), Method::POST, &path, None).await {
+            Ok(issued) => issued,
+            Err(refusal) => return console.refused_change(&signed_in, "/ui/users", refusal),
+        };
+    show_code(&console, &signed_in, &id, issued.enrollment_code)
+}
+
+pub(crate) async fn service_accounts(State(console): State<Console>, signed_in: SignedIn) -> Response {
+    let list: wire::ServiceAccountList =
+        match console.upstream.get(&signed_in.caller(), "/v1/service-accounts?limit=1000").await {
+            Ok(list) => list,
+            Err(refusal) => return console.refused(&signed_in, "Service accounts", refusal),
+        };
+    let (done, refused) = notices(&console, &signed_in);
+    let admin = signed_in.session.may("account:admin");
+    let csrf = &signed_in.session.csrf;
+    let body = html! {
+        h1 { "Service accounts" }
+        (page::notice_box(done.as_deref()))
+        (page::error_box(refused.as_deref()))
+        div.table-wrap {
+            table id="service-accounts" {
+                thead { tr {
+                    th scope="col" { "Name" } th scope="col" { "Grant" } th scope="col" { "State" }
+                    th scope="col" { "Created" }
+                    @if admin { th scope="col" { "Actions" } }
+                } }
+                tbody {
+                    @for account in &list.service_accounts {
+                        tr {
+                            td { (account.name) br; small { code { (account.id) } } }
+                            td { (grant(account)) }
+                            td { span class={ "state " (account.state) } { (account.state) } }
+                            td.when { (short_time(&account.created_at)) }
+                            @if admin && account.state != "deleted" {
+                                td.actions {
+                                    form.inline method="post" action={ "/ui/service-accounts/" (account.id) "/state" } {
+                                        input type="hidden" name="csrf" value=(csrf);
+                                        @if account.state == "enabled" {
+                                            input type="hidden" name="action" value="disable";
+                                            button.small type="submit" { "Disable" }
+                                        } @else {
+                                            input type="hidden" name="action" value="enable";
+                                            button.small type="submit" { "Enable" }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        @if admin {
+            section aria-labelledby="new-sa" {
+                h2 id="new-sa" { "Add a service account" }
+                p { "Then create its keys from the keys page, with the service account as the owner." }
+                form.inline-form method="post" action="/ui/service-accounts" {
+                    input type="hidden" name="csrf" value=(csrf);
+                    label for="sa-name" { "Name" }
+                    input id="sa-name" name="name" type="text" required maxlength="100";
+                    label for="sa-role" { "Role" }
+                    (role_select("sa-role", "read"))
+                    button type="submit" { "Add service account" }
+                }
+            }
+        }
+    };
+    let frame = page::signed_in(&signed_in.session, "Service accounts", "/ui/service-accounts", body);
+    page::respond(StatusCode::OK, frame, &[])
+}
+
+fn grant(account: &wire::ServiceAccount) -> String {
+    match (&account.role, &account.namespace, &account.permission) {
+        (Some(role), _, _) => role.clone(),
+        (None, Some(ns), Some(permission)) => format!("{ns}:{permission}"),
+        _ => "–".into(),
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct NewServiceAccountForm {
+    csrf: String,
+    name: String,
+    role: String,
+}
+
+pub(crate) async fn create_service_account(
+    State(console): State<Console>,
+    Posted { signed_in, form }: Posted<NewServiceAccountForm>,
+) -> Response {
+    let request = wire::CreateServiceAccountRequest {
+        name: form.name.trim().to_string(),
+        role: Some(form.role),
+        namespace: None,
+        permission: None,
+    };
+    let path = "/v1/service-accounts";
+    match console
+        .upstream
+        .send::<_, wire::ServiceAccount>(&signed_in.caller(), Method::POST, path, Some(&request))
+        .await
+    {
+        Ok(account) => console.done(&signed_in, "/ui/service-accounts", format!("Added {}.", account.name)),
+        Err(refusal) => console.refused_change(&signed_in, "/ui/service-accounts", refusal),
+    }
+}
+
+pub(crate) async fn service_account_state(
+    State(console): State<Console>,
+    Path(id): Path<String>,
+    Posted { signed_in, form }: Posted<ActionForm>,
+) -> Response {
+    let back = "/ui/service-accounts";
+    let Some(action) = enable_or_disable(&form.action) else {
+        return console.refused_change(&signed_in, back, Refusal::bad_form("no such action"));
+    };
+    let path = format!("/v1/service-accounts/{}/{action}", encode(&id));
+    match console.upstream.send::<(), wire::ServiceAccount>(&signed_in.caller(), Method::POST, &path, None).await {
+        Ok(account) => console.done(&signed_in, back, format!("{} is {action}d.", account.name)),
+        Err(refusal) => console.refused_change(&signed_in, back, refusal),
+    }
+}
