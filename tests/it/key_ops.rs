@@ -233,6 +233,35 @@ async fn list_filters_by_owner_and_namespace() {
     }
 }
 
+/// The summary counts what the caller may read, by state, and the keys expiring soon.
+#[tokio::test]
+async fn the_summary_counts_the_keys_a_caller_may_see() {
+    let cluster = Cluster::single().await;
+    let admin = cluster.client(1);
+    let soon = |name: &str, days: &str| wire::CreateKeyRequest { expires_in: Some(days.into()), ..new_key(name) };
+    admin.create_key(&soon("in-3-days", "3d")).await.unwrap();
+    admin.create_key(&soon("in-20-days", "20d")).await.unwrap();
+    let off = admin.create_key(&soon("off", "90d")).await.unwrap().value.key.id;
+    admin.disable_key(&off).await.unwrap();
+    let gone = admin.create_key(&soon("gone", "90d")).await.unwrap().value.key.id;
+    admin.delete_key(&gone).await.unwrap();
+    let (_, reader_key) = user_with_key(&admin, "reader", "read").await;
+
+    let summary = admin.key_summary().await.unwrap();
+    // The bootstrap key never expires; the reader's own 30-day key is the admin's to see too.
+    let expected = wire::KeySummary {
+        enabled: 4,
+        disabled: 1,
+        expired: 0,
+        deleted: 1,
+        expiring_within_7d: 1,
+        expiring_within_30d: 3,
+    };
+    assert_eq!(summary, expected);
+    let own = cluster.client_as(&reader_key).key_summary().await.unwrap();
+    assert_eq!((own.enabled, own.disabled, own.deleted, own.expiring_within_30d), (1, 0, 0, 1), "only its own key");
+}
+
 /// Ids of the wrong form are `404` on every key write, as for any unknown key (and on the
 /// other collections' paths too).
 #[tokio::test]

@@ -216,6 +216,31 @@ pub(crate) async fn list(
     Ok(axum::Json(wire::KeyList { keys, next_cursor }))
 }
 
+/// Counts the keys the caller may see by state, and the enabled ones expiring within 7 and 30
+/// days: what a dashboard shows without listing every key.
+#[utoipa::path(
+    get,
+    path = "/v1/keys/summary",
+    operation_id = "summarize_keys",
+    tag = "keys",
+    responses(
+        (status = 200, description = "The counts, as of now.", body = wire::KeySummary),
+        crate::responses::ReadErrors,
+    ),
+    security(("api_key" = [])),
+)]
+pub(crate) async fn summary(State(app): State<AppState>, caller: Caller) -> axum::Json<wire::KeySummary> {
+    let counts = app.node.ledger().state().key_summary(&caller.principal, app.node.now());
+    axum::Json(wire::KeySummary {
+        enabled: counts.enabled,
+        disabled: counts.disabled,
+        expired: counts.expired,
+        deleted: counts.deleted,
+        expiring_within_7d: counts.expiring_within_7d,
+        expiring_within_30d: counts.expiring_within_30d,
+    })
+}
+
 fn parse_state(text: &str) -> Result<KeyState, ApiError> {
     KeyState::parse(text).ok_or_else(|| ApiError::invalid("`state` must be one of enabled, disabled, expired, deleted"))
 }

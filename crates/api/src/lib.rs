@@ -123,6 +123,7 @@ macro_rules! api_routes {
 api_routes! {
     "/v1/keys" => post(keys::create).get(keys::list);
     "/v1/keys/batch" => post(key_batch::create_batch);
+    "/v1/keys/summary" => get(keys::summary);
     "/v1/keys/leaked" => post(leaked::report);
     "/v1/keys/{id}" => get(keys::get).patch(key_ops::update).delete(keys::delete);
     "/v1/keys/{id}/enable" => post(key_ops::enable);

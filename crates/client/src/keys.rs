@@ -47,6 +47,13 @@ impl Client {
         decode(&expect(answer, StatusCode::OK)?)
     }
 
+    /// `GET /v1/keys/summary`: the keys the caller may see, counted by state, and those
+    /// expiring within 7 and 30 days.
+    pub async fn key_summary(&self) -> Result<wire::KeySummary, ClientError> {
+        let answer = self.send(Method::GET, "/v1/keys/summary".into(), None::<&()>, &[]).await?;
+        decode(&expect(answer, StatusCode::OK)?)
+    }
+
     /// `GET /v1/keys/{id}`: one key with its revision.
     pub async fn get_key(&self, id: &str) -> Result<Tagged<wire::Key>, ClientError> {
         let answer = self.send(Method::GET, key_path(id, "")?, None::<&()>, &[]).await?;

@@ -34,6 +34,7 @@ pub mod permissions;
 pub mod proposal;
 pub mod saved;
 pub mod state;
+pub mod summary;
 pub mod time;
 pub mod token;
 pub mod usage;
@@ -57,6 +58,7 @@ pub use proposal::{
     UseRecord,
 };
 pub use state::State;
+pub use summary::KeySummary;
 pub use time::{Span, TimeError, Timestamp};
 pub use token::{KeyDigest, Malformed, SecretToken};
 pub use usage::DEFAULT_USAGE_GRANULARITY;

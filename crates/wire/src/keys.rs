@@ -137,6 +137,18 @@ pub struct CreatedKey {
     pub secret: String,
 }
 
+/// `GET /v1/keys/summary`: the keys the caller may see, counted by state now, and the enabled
+/// ones that expire within 7 and within 30 days.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct KeySummary {
+    pub enabled: u64,
+    pub disabled: u64,
+    pub expired: u64,
+    pub deleted: u64,
+    pub expiring_within_7d: u64,
+    pub expiring_within_30d: u64,
+}
+
 /// `GET /v1/keys`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct KeyList {

@@ -1,0 +1,48 @@
+//! Counts over the keys a caller may see: how many are in each state now, and how many of the
+//! enabled ones expire soon. A query for dashboards and alerts (`GET /v1/keys/summary`), never a
+//! rule: which keys count is [`State::authorize_key`]'s answer for reading them.
+
+use crate::authz::{KeyAction, Principal};
+use crate::key::KeyState;
+use crate::state::State;
+use crate::time::{Span, Timestamp};
+
+const DAY: Span = Span(24 * 3_600_000);
+
+/// Keys by state, and enabled keys expiring within 7 and within 30 days.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeySummary {
+    pub enabled: u64,
+    pub disabled: u64,
+    pub expired: u64,
+    pub deleted: u64,
+    pub expiring_within_7d: u64,
+    pub expiring_within_30d: u64,
+}
+
+impl State {
+    /// The summary of the keys of `caller`'s account that `caller` may read, at `now`.
+    pub fn key_summary(&self, caller: &Principal, now: Timestamp) -> KeySummary {
+        let within = |days: i64| now.checked_add(Span(DAY.0 * days)).unwrap_or(Timestamp(i64::MAX));
+        let (week, month) = (within(7), within(30));
+        let mut summary = KeySummary::default();
+        let visible = self
+            .keys_after(None)
+            .filter(|key| key.account == caller.account && self.authorize_key(caller, key, KeyAction::Read).is_ok());
+        for key in visible {
+            match key.state_at(now) {
+                KeyState::Enabled => {
+                    summary.enabled += 1;
+                    if let Some(at) = key.expires_at {
+                        summary.expiring_within_7d += u64::from(at <= week);
+                        summary.expiring_within_30d += u64::from(at <= month);
+                    }
+                }
+                KeyState::Disabled => summary.disabled += 1,
+                KeyState::Expired => summary.expired += 1,
+                KeyState::Deleted => summary.deleted += 1,
+            }
+        }
+        summary
+    }
+}
