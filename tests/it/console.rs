@@ -161,6 +161,18 @@ async fn the_console_in_a_browser_does_what_the_api_allows_and_no_more() {
     let verdict = admin.verify(&verify_req(&secret, None)).await.unwrap();
     assert_eq!(verdict.code.as_deref(), Some("disabled"), "{verdict:?}");
 
+    // The pictures: keys by state, and this node's verifications this minute (the sign-in's
+    // own check and the one above valid, the last one not).
+    browser.goto(&format!("{base}/ui/keys")).await.unwrap();
+    let states = find(browser, "#keys-by-state svg").await.attr("aria-label").await.unwrap().unwrap_or_default();
+    assert!(states.contains("enabled 1;") && states.contains("disabled 1;"), "{states}");
+    let legend = text_of(browser, "#verifications .legend").await;
+    let count = |what: &str| -> u64 {
+        let before = legend.split(&format!(" {what}")).next().unwrap_or_default();
+        before.rsplit(|c: char| !c.is_ascii_digit()).next().unwrap_or_default().parse().unwrap_or(0)
+    };
+    assert!(count("valid") >= 2 && count("invalid") >= 1, "{legend}");
+
     // The key's page: its history as a timeline, and its verdict at a past moment.
     browser.goto(&format!("{base}/ui/keys/{key_id}")).await.unwrap();
     let timeline = text_of(browser, "ol.timeline").await;

@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use crate::session::ShownOnce;
 use crate::upstream::Refusal;
-use crate::{csrf_forms, encode, notices, page, short_time, ActionForm, Console, Posted, SignedIn, TokenForm};
+use crate::{charts, csrf_forms, encode, notices, page, short_time, ActionForm, Console, Posted, SignedIn, TokenForm};
 
 csrf_forms!(CreateForm, AsOfForm, EditForm, RotateForm);
 
@@ -60,6 +60,9 @@ pub(crate) async fn list(
         Ok(keys) => keys,
         Err(refusal) => return console.refused(&signed_in, "API keys", refusal),
     };
+    // The pictures are extras: a refusal there leaves them out, not the page.
+    let summary = console.upstream.get::<wire::KeySummary>(&signed_in.caller(), "/v1/keys/summary").await.ok();
+    let (minutes, current) = console.rates.minutes(charts::read_counts(&console.upstream).await);
     let (done, refused) = notices(&console, &signed_in);
     let csrf = &signed_in.session.csrf;
     let next = page_of_keys.next_cursor.as_deref().map(|cursor| format!("/ui/keys?{}", filters.query(cursor)));
@@ -70,6 +73,7 @@ pub(crate) async fn list(
         }
         (page::notice_box(done.as_deref()))
         (page::error_box(refused.as_deref()))
+        @if let Some(summary) = &summary { (charts::overview(summary, &minutes, current)) }
         form.filters method="get" action="/ui/keys" role="search" {
             label { "Name" input type="search" name="name" value=(filters.name) placeholder="contains…"; }
             label { "State" (select("state", &filters.state, &[("", "any"), ("enabled", "enabled"), ("disabled", "disabled"), ("expired", "expired"), ("deleted", "deleted")])) }

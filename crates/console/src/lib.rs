@@ -20,6 +20,7 @@ use maud::html;
 use serde::de::DeserializeOwned;
 
 mod audit;
+mod charts;
 mod cluster;
 mod identities;
 mod keys;
@@ -43,12 +44,15 @@ pub(crate) struct Console {
     upstream: Upstream,
     sessions: Arc<Sessions>,
     secure_cookies: bool,
+    rates: Arc<charts::VerifyRates>,
 }
 
 /// The console's routes, calling `api` (this node's API router) for everything they show or do.
 pub fn router(api: Router, options: ConsoleOptions) -> Router {
+    let upstream = Upstream::new(api);
     let console = Console {
-        upstream: Upstream::new(api),
+        rates: charts::VerifyRates::start(upstream.clone()),
+        upstream,
         sessions: Arc::new(Sessions::default()),
         secure_cookies: options.secure_cookies,
     };

@@ -104,6 +104,17 @@ impl Upstream {
         Err(refusal(status, &bytes))
     }
 
+    /// A read whose answer is text (`/metrics`).
+    pub(crate) async fn text(&self, caller: &Caller<'_>, path: &str) -> Result<String, Refusal> {
+        let answer = self.answer(caller, Method::GET, path, None::<&()>, None).await?;
+        let status = answer.status();
+        let bytes = to_bytes(answer.into_body(), ANSWER_LIMIT).await.map_err(Refusal::internal)?;
+        if !status.is_success() {
+            return Err(refusal(status, &bytes));
+        }
+        String::from_utf8(bytes.to_vec()).map_err(Refusal::internal)
+    }
+
     async fn call<B: Serialize, T: DeserializeOwned>(
         &self,
         caller: &Caller<'_>,
