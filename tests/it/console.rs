@@ -17,7 +17,7 @@ use keyledger_client::ListKeys;
 use keyledger_wire as wire;
 use serde_json::json;
 
-use crate::util::{enroll, free_loopback_url, new_key, poll, user_with_key, verify_req, Cluster};
+use crate::util::{enroll, expect_refused, free_loopback_url, new_key, poll, user_with_key, verify_req, Cluster};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -179,6 +179,25 @@ async fn the_console_in_a_browser_does_what_the_api_allows_and_no_more() {
     assert!(timeline.contains("created") && timeline.contains("disabled"), "{timeline}");
     screenshot(browser, "key-timeline").await;
 
+    // Lock, rotate (the old key ends at once with a grace of 0) and delete (after confirming).
+    let other = admin.create_key(&new_key("to-rotate")).await.unwrap().value;
+    browser.goto(&format!("{base}/ui/keys/{}", other.key.id)).await.unwrap();
+    click(browser, "form[action$='/state'] input[value=lock] ~ button").await;
+    assert!(admin.get_key(&other.key.id).await.unwrap().value.locked);
+    click(browser, "form[action$='/state'] input[value=unlock] ~ button").await;
+    assert!(!admin.get_key(&other.key.id).await.unwrap().value.locked);
+    browser.goto(&format!("{base}/ui/keys/{}/rotate", other.key.id)).await.unwrap();
+    fill(browser, "#grace", "0").await;
+    click(browser, "form[action$='/rotate'] button[type=submit]").await;
+    let successor = find(browser, "#secret").await.prop("value").await.unwrap().expect("the new secret");
+    assert!(admin.verify(&verify_req(&successor, None)).await.unwrap().valid);
+    assert!(!admin.verify(&verify_req(&other.secret, None)).await.unwrap().valid, "the old key ended");
+    click(browser, ".secret-box a").await;
+    click(browser, "a[href$='/delete']").await;
+    click(browser, "form[action$='/delete'] button[type=submit]").await;
+    assert!(text_of(browser, ".notice").await.contains("deleted"));
+    assert_eq!(admin.verify(&verify_req(&successor, None)).await.unwrap().code.as_deref(), Some("deleted"));
+
     // A forged post without the session's token changes nothing.
     let cookies = browser.get_all_cookies().await.unwrap();
     let session = cookies.iter().find(|c| c.name() == "keyledger_session").expect("a session cookie");
@@ -267,6 +286,17 @@ async fn an_admin_manages_users_and_sees_the_cluster() {
     let users = admin.list_users().await.unwrap().users;
     assert_eq!(users.iter().find(|u| u.id == grace_id).map(|u| u.role.as_str()), Some("admin"));
 
+    // A namespace added, and key creation switched off, through their pages.
+    click(browser, "header nav a[href='/ui/namespaces']").await;
+    fill(browser, "#namespace-name", "payments").await;
+    click(browser, "form[action='/ui/namespaces'] button").await;
+    assert!(text_of(browser, "table#namespaces").await.contains("payments"));
+    click(browser, "header nav a[href='/ui/settings']").await;
+    click(browser, "input[name=key_creation_enabled]").await;
+    click(browser, "form[action='/ui/settings'] button[type=submit]").await;
+    assert!(text_of(browser, ".notice").await.contains("Settings saved"));
+    expect_refused(admin.create_key(&new_key("while-off")).await, 409, "creation_disabled");
+
     click(browser, "header nav a[href='/ui/cluster']").await;
     let members = text_of(browser, "table#members").await;
     assert_eq!(members.matches("voter").count(), 3, "{members}");
@@ -342,6 +372,12 @@ async fn enrollment_sign_in_and_the_consoles_headers() {
     browser.goto(&format!("{base}/ui/keys")).await.unwrap();
     assert!(text_of(browser, "table#keys").await.contains("ed-laptop"));
     assert!(text_of(browser, "header .who").await.contains("ed"));
+    // On a phone-sized screen the page fits its width (only the table scrolls, inside its box).
+    browser.set_window_size(390, 844).await.expect("resize");
+    browser.refresh().await.unwrap();
+    let fits = browser.execute("return document.documentElement.scrollWidth <= window.innerWidth;", vec![]).await;
+    assert_eq!(fits.expect("run a check in the page"), serde_json::Value::Bool(true), "no sideways scrolling");
+    assert!(find(browser, "a[href='/ui/keys/new']").await.is_displayed().await.unwrap());
     // The admin's keys are not ed's to see.
     admin.create_key(&new_key("admin-only")).await.unwrap();
     browser.refresh().await.unwrap();

@@ -26,6 +26,7 @@ mod identities;
 mod keys;
 mod page;
 mod session;
+mod settings;
 mod sign_in;
 mod upstream;
 
@@ -79,6 +80,8 @@ pub fn router(api: Router, options: ConsoleOptions) -> Router {
         .route("/ui/users/{id}/enrollment", post(identities::user_code))
         .route("/ui/service-accounts", get(identities::service_accounts).post(identities::create_service_account))
         .route("/ui/service-accounts/{id}/state", post(identities::service_account_state))
+        .route("/ui/namespaces", get(settings::namespaces).post(settings::create_namespace))
+        .route("/ui/settings", get(settings::settings).post(settings::save_settings))
         .route("/ui/cluster", get(cluster::page))
         .route("/ui/audit", get(audit::events))
         .route("/ui/audit/export", get(audit::export))

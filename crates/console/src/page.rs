@@ -60,6 +60,8 @@ fn nav(session: &Session, current: &str) -> Markup {
                 (link("/ui/keys", "API keys"))
                 (link("/ui/users", "Users"))
                 (link("/ui/service-accounts", "Service accounts"))
+                (link("/ui/namespaces", "Namespaces"))
+                (link("/ui/settings", "Settings"))
                 @if session.may("account:admin") {
                     (link("/ui/audit", "Audit"))
                     (link("/ui/cluster", "Cluster"))

@@ -1,0 +1,190 @@
+//! Namespaces and the account's settings: the key policy (the creation switch, lifetimes, what
+//! a leak report does) and the limits. Everyone reads them; owners and admins get the forms, and
+//! the API decides whether each change is theirs to make.
+
+use axum::extract::State;
+use axum::http::{Method, StatusCode};
+use axum::response::Response;
+use keyledger_wire as wire;
+use maud::{html, Markup};
+use serde::Deserialize;
+
+use crate::{csrf_forms, notices, page, short_time, Console, Posted, SignedIn};
+
+csrf_forms!(NamespaceForm, SettingsForm);
+
+pub(crate) async fn namespaces(State(console): State<Console>, signed_in: SignedIn) -> Response {
+    let list: wire::NamespaceList = match console.upstream.get(&signed_in.caller(), "/v1/namespaces?limit=1000").await {
+        Ok(list) => list,
+        Err(refusal) => return console.refused(&signed_in, "Namespaces", refusal),
+    };
+    let (done, refused) = notices(&console, &signed_in);
+    let body = html! {
+        h1 { "Namespaces" }
+        (page::notice_box(done.as_deref()))
+        (page::error_box(refused.as_deref()))
+        p { "A namespace groups service accounts and the users allowed into it; a key can be narrowed to namespaces." }
+        div.table-wrap {
+            table id="namespaces" {
+                thead { tr { th scope="col" { "Name" } th scope="col" { "Created" } } }
+                tbody {
+                    @for namespace in &list.namespaces {
+                        tr { td { code { (namespace.name) } } td.when { (short_time(&namespace.created_at)) } }
+                    }
+                    @if list.namespaces.is_empty() { tr { td colspan="2" { "No namespaces yet." } } }
+                }
+            }
+        }
+        @if signed_in.session.may("account:admin") {
+            section aria-labelledby="new-namespace" {
+                h2 id="new-namespace" { "Add a namespace" }
+                form.inline-form method="post" action="/ui/namespaces" {
+                    input type="hidden" name="csrf" value=(signed_in.session.csrf);
+                    label for="namespace-name" { "Name" }
+                    input id="namespace-name" name="name" type="text" required maxlength="63" pattern="[a-z][a-z0-9_-]*"
+                        title="a-z, 0-9, - and _, starting with a letter";
+                    button type="submit" { "Add namespace" }
+                }
+            }
+        }
+    };
+    page::respond(StatusCode::OK, page::signed_in(&signed_in.session, "Namespaces", "/ui/namespaces", body), &[])
+}
+
+#[derive(Deserialize)]
+pub(crate) struct NamespaceForm {
+    csrf: String,
+    name: String,
+}
+
+pub(crate) async fn create_namespace(
+    State(console): State<Console>,
+    Posted { signed_in, form }: Posted<NamespaceForm>,
+) -> Response {
+    let request = wire::CreateNamespaceRequest { name: form.name.trim().to_string() };
+    let back = "/ui/namespaces";
+    match console
+        .upstream
+        .send::<_, wire::Namespace>(&signed_in.caller(), Method::POST, "/v1/namespaces", Some(&request))
+        .await
+    {
+        Ok(namespace) => console.done(&signed_in, back, format!("Added the namespace {}.", namespace.name)),
+        Err(refusal) => console.refused_change(&signed_in, back, refusal),
+    }
+}
+
+pub(crate) async fn settings(State(console): State<Console>, signed_in: SignedIn) -> Response {
+    let current: wire::Settings = match console.upstream.get(&signed_in.caller(), "/v1/settings").await {
+        Ok(settings) => settings,
+        Err(refusal) => return console.refused(&signed_in, "Settings", refusal),
+    };
+    let (done, refused) = notices(&console, &signed_in);
+    let editable = signed_in.session.may("account:admin");
+    let body = html! {
+        h1 { "Settings" }
+        (page::notice_box(done.as_deref()))
+        (page::error_box(refused.as_deref()))
+        form.stacked method="post" action="/ui/settings" {
+            input type="hidden" name="csrf" value=(signed_in.session.csrf);
+            fieldset disabled[!editable] {
+                legend { "Key policy" }
+                label { input type="checkbox" name="key_creation_enabled" value="on" checked[current.key_creation_enabled]; " New keys may be created" }
+                label { input type="checkbox" name="allow_never_expiring" value="on" checked[current.allow_never_expiring]; " Keys may never expire" }
+                (field("max_key_lifetime", "Longest key lifetime (such as 730d)", &current.max_key_lifetime))
+                label for="action_when_leaked" { "When a key is reported leaked" }
+                select id="action_when_leaked" name="action_when_leaked" {
+                    @for action in ["disable", "delete", "none"] {
+                        option value=(action) selected[current.action_when_leaked == action] { (action) }
+                    }
+                }
+            }
+            fieldset disabled[!editable] {
+                legend { "Limits" }
+                (field("max_keys_per_user", "Keys per user", &current.max_keys_per_user.to_string()))
+                (field("max_keys_per_service_account", "Keys per service account", &current.max_keys_per_service_account.to_string()))
+                (field("max_users", "Users", &current.max_users.to_string()))
+                (field("max_service_accounts", "Service accounts", &current.max_service_accounts.to_string()))
+                (field("max_namespaces", "Namespaces", &current.max_namespaces.to_string()))
+            }
+            p { "Last use is recorded once per " strong { (current.last_used_granularity) } " (the cluster operator's setting)." }
+            @if editable { div.buttons { button type="submit" { "Save settings" } } }
+        }
+    };
+    page::respond(StatusCode::OK, page::signed_in(&signed_in.session, "Settings", "/ui/settings", body), &[])
+}
+
+fn field(name: &str, label: &str, value: &str) -> Markup {
+    html! {
+        label for=(name) { (label) }
+        input id=(name) name=(name) type="text" value=(value) required;
+    }
+}
+
+/// The settings form as posted: unchecked boxes are absent.
+#[derive(Deserialize)]
+pub(crate) struct SettingsForm {
+    csrf: String,
+    key_creation_enabled: Option<String>,
+    allow_never_expiring: Option<String>,
+    max_key_lifetime: String,
+    action_when_leaked: String,
+    max_keys_per_user: String,
+    max_keys_per_service_account: String,
+    max_users: String,
+    max_service_accounts: String,
+    max_namespaces: String,
+}
+
+pub(crate) async fn save_settings(
+    State(console): State<Console>,
+    Posted { signed_in, form }: Posted<SettingsForm>,
+) -> Response {
+    let back = "/ui/settings";
+    let current: wire::Settings = match console.upstream.get(&signed_in.caller(), "/v1/settings").await {
+        Ok(settings) => settings,
+        Err(refusal) => return console.refused_change(&signed_in, back, refusal),
+    };
+    let change = match changes(&current, &form) {
+        Ok(change) => change,
+        Err(message) => return console.refused_change(&signed_in, back, crate::upstream::Refusal::bad_form(&message)),
+    };
+    if change == wire::UpdateSettingsRequest::default() {
+        return console.done(&signed_in, back, "Nothing changed.");
+    }
+    match console
+        .upstream
+        .send::<_, wire::Settings>(&signed_in.caller(), Method::PATCH, "/v1/settings", Some(&change))
+        .await
+    {
+        Ok(_) => console.done(&signed_in, back, "Settings saved."),
+        Err(refusal) => console.refused_change(&signed_in, back, refusal),
+    }
+}
+
+/// Only what the form changed, so a field this caller may not set is not sent back unchanged.
+fn changes(current: &wire::Settings, form: &SettingsForm) -> Result<wire::UpdateSettingsRequest, String> {
+    fn number(label: &str, text: &str) -> Result<u32, String> {
+        text.trim().parse().map_err(|_| format!("{label} must be a whole number"))
+    }
+    fn changed<T: PartialEq>(now: T, new: T) -> Option<T> {
+        (now != new).then_some(new)
+    }
+    Ok(wire::UpdateSettingsRequest {
+        key_creation_enabled: changed(current.key_creation_enabled, form.key_creation_enabled.is_some()),
+        allow_never_expiring: changed(current.allow_never_expiring, form.allow_never_expiring.is_some()),
+        max_key_lifetime: changed(current.max_key_lifetime.clone(), form.max_key_lifetime.trim().to_string()),
+        action_when_leaked: changed(current.action_when_leaked.clone(), form.action_when_leaked.clone()),
+        max_keys_per_user: changed(current.max_keys_per_user, number("Keys per user", &form.max_keys_per_user)?),
+        max_keys_per_service_account: changed(
+            current.max_keys_per_service_account,
+            number("Keys per service account", &form.max_keys_per_service_account)?,
+        ),
+        max_users: changed(current.max_users, number("Users", &form.max_users)?),
+        max_service_accounts: changed(
+            current.max_service_accounts,
+            number("Service accounts", &form.max_service_accounts)?,
+        ),
+        max_namespaces: changed(current.max_namespaces, number("Namespaces", &form.max_namespaces)?),
+        ..Default::default()
+    })
+}
