@@ -45,6 +45,10 @@ async fn checkpoints_are_signed_and_proofs_verify_offline_against_the_public_key
     let history = admin.key_history(&key.id).await.unwrap().events;
     let disabled_seq = history[1].seq;
     let first = checkpoint_covering(&cluster, 1, disabled_seq).await;
+    let listed = admin.audit_checkpoints(None, Some(1000)).await.unwrap().checkpoints;
+    let latest = admin.latest_checkpoint().await.unwrap();
+    assert_eq!(latest.kind, "checkpoint");
+    assert!(latest.seq >= listed.last().unwrap().seq, "the latest is at least the list's last");
 
     // The public keys need no API key; the node's own seed stays in its data dir, private.
     let keys = keyledger_client::Client::new(cluster.node(1).url(), None).unwrap().audit_public_keys().await.unwrap();
@@ -93,6 +97,7 @@ async fn checkpoints_are_signed_and_proofs_verify_offline_against_the_public_key
     expect_refused(admin.inclusion_proof(head + 1000, None).await, 404, "not_found");
     let (_, dev_secret) = user_with_key(&admin, "dev", "developer").await;
     expect_refused(cluster.client_as(&dev_secret).inclusion_proof(disabled_seq, None).await, 403, "permission_denied");
+    expect_refused(cluster.client_as(&dev_secret).latest_checkpoint().await, 403, "permission_denied");
     let anonymous = keyledger_client::Client::new(cluster.node(1).url(), None).unwrap();
     expect_refused(anonymous.audit_checkpoints(None, None).await, 401, "unauthenticated");
 

@@ -182,10 +182,19 @@ async fn the_console_in_a_browser_does_what_the_api_allows_and_no_more() {
     // Lock, rotate (the old key ends at once with a grace of 0) and delete (after confirming).
     let other = admin.create_key(&new_key("to-rotate")).await.unwrap().value;
     browser.goto(&format!("{base}/ui/keys/{}", other.key.id)).await.unwrap();
-    click(browser, "form[action$='/state'] input[value=lock] ~ button").await;
-    assert!(admin.get_key(&other.key.id).await.unwrap().value.locked);
-    click(browser, "form[action$='/state'] input[value=unlock] ~ button").await;
-    assert!(!admin.get_key(&other.key.id).await.unwrap().value.locked);
+    // A click returns before the browser's post is answered: wait for the API to show it.
+    let locked = async |want: bool| {
+        poll("the lock as clicked", WAIT, async || match admin.get_key(&other.key.id).await {
+            Ok(key) if key.value.locked == want => Ok(()),
+            other => Err(format!("{other:?}")),
+        })
+        .await
+    };
+    click(browser, &format!("form[action='/ui/keys/{}/state'] input[value=lock] ~ button", other.key.id)).await;
+    locked(true).await;
+    find(browser, ".notice").await;
+    click(browser, &format!("form[action='/ui/keys/{}/state'] input[value=unlock] ~ button", other.key.id)).await;
+    locked(false).await;
     browser.goto(&format!("{base}/ui/keys/{}/rotate", other.key.id)).await.unwrap();
     fill(browser, "#grace", "0").await;
     click(browser, "form[action$='/rotate'] button[type=submit]").await;
@@ -215,6 +224,7 @@ async fn the_console_in_a_browser_does_what_the_api_allows_and_no_more() {
 
     // Signing out ends the session: its cookie no longer opens a page.
     click(browser, "form[action='/ui/sign-out'] button").await;
+    find(browser, "#api_key").await;
     assert_eq!(path_of(browser).await, "/ui/sign-in");
     let after = cluster
         .http()
@@ -290,6 +300,7 @@ async fn an_admin_manages_users_and_sees_the_cluster() {
     click(browser, "header nav a[href='/ui/namespaces']").await;
     fill(browser, "#namespace-name", "payments").await;
     click(browser, "form[action='/ui/namespaces'] button").await;
+    assert!(text_of(browser, ".notice").await.contains("payments"), "the page after the post");
     assert!(text_of(browser, "table#namespaces").await.contains("payments"));
     click(browser, "header nav a[href='/ui/settings']").await;
     click(browser, "input[name=key_creation_enabled]").await;
@@ -308,6 +319,11 @@ async fn an_admin_manages_users_and_sees_the_cluster() {
     click(browser, "header nav a[href='/ui/audit']").await;
     let events = text_of(browser, "table#events").await;
     assert!(events.contains("user created") && events.contains(&grace_id), "{events}");
+    let checkpoint = text_of(browser, "#latest-checkpoint").await;
+    assert!(
+        checkpoint.contains("No checkpoint is signed yet") || checkpoint.contains("Latest signed checkpoint"),
+        "{checkpoint}"
+    );
     let cookies = browser.get_all_cookies().await.unwrap();
     let session = cookies.iter().find(|c| c.name() == "keyledger_session").expect("a session cookie");
     let export = cluster

@@ -151,6 +151,7 @@ api_routes! {
     "/v1/audit/stream" => get(stream::stream);
     "/v1/audit/public-key" => get(proofs::public_key);
     "/v1/audit/checkpoints" => get(proofs::checkpoints);
+    "/v1/audit/checkpoints/latest" => get(proofs::latest_checkpoint);
     "/v1/audit/proof/inclusion" => get(proofs::inclusion);
     "/v1/audit/proof/consistency" => get(proofs::consistency);
     "/v1/audit/replay" => get(replay::replay);

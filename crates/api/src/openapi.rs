@@ -88,6 +88,7 @@ const INDEX_HEADER: &str = "X-Keyledger-Index";
         audit::export,
         proofs::public_key,
         proofs::checkpoints,
+        proofs::latest_checkpoint,
         proofs::inclusion,
         proofs::consistency,
         replay::replay,

@@ -94,6 +94,32 @@ pub(crate) async fn checkpoints(
     Ok(axum::Json(page).into_response())
 }
 
+/// The latest signed checkpoint (owners and admins): what a dashboard shows as the ledger's last
+/// signed state, and how old it is.
+#[utoipa::path(
+    get,
+    path = "/v1/audit/checkpoints/latest",
+    operation_id = "latest_audit_checkpoint",
+    tag = "audit",
+    responses(
+        (status = 200, description = "The latest `checkpoint` event.", body = wire::AuditEvent),
+        crate::responses::RestrictedReadErrors,
+        (status = 404, description = "`not_found`: the ledger has no checkpoint yet.", body = wire::ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
+pub(crate) async fn latest_checkpoint(
+    State(app): State<AppState>,
+    caller: Caller,
+) -> Result<axum::Json<wire::AuditEvent>, ApiError> {
+    require_admin(&caller)?;
+    let latest = app.node.ledger().state().last_checkpoint().map(|c| c.seq);
+    let seq = latest.ok_or_else(|| ApiError::not_found("the ledger has no checkpoint yet"))?;
+    let ledger = app.node.ledger().clone();
+    let (event, _) = blocking(move || checkpoint_at(&ledger, seq)).await?;
+    Ok(axum::Json(to_export(&event)))
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]

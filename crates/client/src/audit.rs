@@ -124,6 +124,12 @@ impl Client {
     }
 
     /// `GET /v1/audit/checkpoints`: one page of signed checkpoints, oldest first.
+    /// `GET /v1/audit/checkpoints/latest`: the newest signed checkpoint.
+    pub async fn latest_checkpoint(&self) -> Result<wire::AuditEvent, ClientError> {
+        let answer = self.send(Method::GET, "/v1/audit/checkpoints/latest".into(), None::<&()>, &[]).await?;
+        decode(&expect(answer, StatusCode::OK)?)
+    }
+
     pub async fn audit_checkpoints(
         &self,
         after: Option<u64>,

@@ -50,6 +50,8 @@ pub(crate) async fn events(
         Err(refusal) => return console.refused(&signed_in, "Audit", refusal),
     };
     let next = list.next.map(|after| format!("/ui/audit?{}", filters.query(&after.to_string())));
+    // `404` until the first checkpoint is signed; any other refusal leaves the line out.
+    let latest = console.upstream.get::<wire::AuditEvent>(&signed_in.caller(), "/v1/audit/checkpoints/latest").await;
     let body = html! {
         div.title-row {
             h1 { "Audit" }
@@ -59,6 +61,16 @@ pub(crate) async fn events(
             }
         }
         p { "Every change to the account, in ledger order. An export verifies offline: " code { "keyledger audit verify" } "." }
+        p id="latest-checkpoint" {
+            @match &latest {
+                Ok(checkpoint) => {
+                    "Latest signed checkpoint: the first " (checkpoint.data["tree_size"]) " events, signed "
+                    (short_time(&checkpoint.time)) " (" (age(&checkpoint.time)) ") by node " (checkpoint.data["signer_node_id"]) "."
+                }
+                Err(refusal) if refusal.status == StatusCode::NOT_FOUND => { "No checkpoint is signed yet." }
+                Err(_) => {}
+            }
+        }
         form.filters method="get" action="/ui/audit" role="search" {
             label { "Type" input type="text" name="type" value=(filters.kind) placeholder="created, disabled…"; }
             label { "Key id" input type="text" name="key_id" value=(filters.key_id); }
@@ -88,6 +100,19 @@ pub(crate) async fn events(
         @if let Some(next) = next { p { a rel="next" href=(next) { "Next page →" } } }
     };
     page::respond(StatusCode::OK, page::signed_in(&signed_in.session, "Audit", "/ui/audit", body), &[])
+}
+
+/// How long ago an RFC 3339 time was, in words.
+fn age(rfc3339: &str) -> String {
+    let Ok(then) = time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339) else {
+        return "at an unreadable time".into();
+    };
+    let seconds = (time::OffsetDateTime::now_utc() - then).whole_seconds().max(0);
+    match seconds {
+        0..60 => format!("{seconds} s ago"),
+        60..7200 => format!("{} min ago", seconds / 60),
+        _ => format!("{} h ago", seconds / 3600),
+    }
 }
 
 /// The ids an event is about, from its data.
