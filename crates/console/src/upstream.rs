@@ -99,19 +99,12 @@ impl Upstream {
         if answer.status().is_success() {
             return Ok(answer);
         }
-        let status = answer.status();
-        let bytes = to_bytes(answer.into_body(), ANSWER_LIMIT).await.map_err(Refusal::internal)?;
-        Err(refusal(status, &bytes))
+        Err(refused(answer).await)
     }
 
     /// A read whose answer is text (`/metrics`).
     pub(crate) async fn text(&self, caller: &Caller<'_>, path: &str) -> Result<String, Refusal> {
-        let answer = self.answer(caller, Method::GET, path, None::<&()>, None).await?;
-        let status = answer.status();
-        let bytes = to_bytes(answer.into_body(), ANSWER_LIMIT).await.map_err(Refusal::internal)?;
-        if !status.is_success() {
-            return Err(refusal(status, &bytes));
-        }
+        let bytes = success(self.answer(caller, Method::GET, path, None::<&()>, None).await?).await?;
         String::from_utf8(bytes.to_vec()).map_err(Refusal::internal)
     }
 
@@ -123,12 +116,7 @@ impl Upstream {
         body: Option<&B>,
         revision: Option<u64>,
     ) -> Result<T, Refusal> {
-        let answer = self.answer(caller, method, path, body, revision).await?;
-        let status = answer.status();
-        let bytes = to_bytes(answer.into_body(), ANSWER_LIMIT).await.map_err(Refusal::internal)?;
-        if !status.is_success() {
-            return Err(refusal(status, &bytes));
-        }
+        let bytes = success(self.answer(caller, method, path, body, revision).await?).await?;
         let bytes = if bytes.is_empty() { &b"null"[..] } else { &bytes[..] };
         serde_json::from_slice(bytes).map_err(Refusal::internal)
     }
@@ -164,9 +152,22 @@ impl Upstream {
     }
 }
 
+/// The body of a successful answer, or the refusal an error answer carries.
+async fn success(answer: Response) -> Result<axum::body::Bytes, Refusal> {
+    if !answer.status().is_success() {
+        return Err(refused(answer).await);
+    }
+    to_bytes(answer.into_body(), ANSWER_LIMIT).await.map_err(Refusal::internal)
+}
+
 /// The refusal an error answer carries (the API's error shape).
-fn refusal(status: StatusCode, bytes: &[u8]) -> Refusal {
-    match serde_json::from_slice::<wire::ErrorBody>(bytes) {
+async fn refused(answer: Response) -> Refusal {
+    let status = answer.status();
+    let bytes = match to_bytes(answer.into_body(), ANSWER_LIMIT).await {
+        Ok(bytes) => bytes,
+        Err(e) => return Refusal::internal(e),
+    };
+    match serde_json::from_slice::<wire::ErrorBody>(&bytes) {
         Ok(body) => Refusal { status, message: body.error.message },
         Err(e) => Refusal::internal(format!("a {status} answer without the error shape: {e}")),
     }
