@@ -21,6 +21,10 @@ use crate::util::{enroll, expect_refused, free_loopback_url, new_key, poll, user
 
 const WAIT: Duration = Duration::from_secs(20);
 
+/// WebDriver's Enter and Tab keys.
+const ENTER: &str = "\u{E007}";
+const TAB: &str = "\u{E004}";
+
 /// A chromedriver process and a headless Chromium session on it; both end when dropped.
 struct Chromium {
     driver: Child,
@@ -121,12 +125,22 @@ async fn the_console_in_a_browser_does_what_the_api_allows_and_no_more() {
     let admin = cluster.client(1);
     let Some(Chromium { browser, driver: _driver }) = &chromium().await else { return };
 
-    // Sign in with the bootstrap key.
-    sign_in(browser, &base, cluster.admin_key()).await;
+    // Sign in with the bootstrap key, by keyboard alone: the key field has the focus and Enter
+    // signs in; Tab reaches "Create API key" and Enter follows it.
+    browser.goto(&format!("{base}/ui/sign-in")).await.unwrap();
+    let typed = format!("{}{ENTER}", cluster.admin_key());
+    browser.active_element().await.unwrap().send_keys(&typed).await.unwrap();
+    find(browser, "table#keys").await;
     assert_eq!(path_of(browser).await, "/ui/keys");
+    let mut tabs = 0;
+    while browser.active_element().await.unwrap().attr("href").await.unwrap().as_deref() != Some("/ui/keys/new") {
+        tabs += 1;
+        assert!(tabs < 40, "Tab never reached \"Create API key\"");
+        browser.active_element().await.unwrap().send_keys(TAB).await.unwrap();
+    }
 
     // Create a key: its secret is shown once.
-    click(browser, "a[href='/ui/keys/new']").await;
+    browser.active_element().await.unwrap().send_keys(ENTER).await.unwrap();
     fill(browser, "#name", "payments-ci").await;
     fill(browser, "#description", "the CI pipeline of payments").await;
     screenshot(browser, "create-dialog").await;
@@ -302,6 +316,21 @@ async fn an_admin_manages_users_and_sees_the_cluster() {
     click(browser, "form[action='/ui/namespaces'] button").await;
     assert!(text_of(browser, ".notice").await.contains("payments"), "the page after the post");
     assert!(text_of(browser, "table#namespaces").await.contains("payments"));
+    // A key narrowed to that namespace; asking for a role and namespaces at once is refused
+    // beside the form, which keeps what was typed.
+    browser.goto(&format!("{base}/ui/keys/new")).await.unwrap();
+    fill(browser, "#name", "payments-reader").await;
+    fill(browser, "#scope_namespaces", "payments:read").await;
+    find(browser, "#scope_role").await.select_by_value("admin").await.unwrap();
+    click(browser, "form[action='/ui/keys'] button[type=submit]").await;
+    assert!(text_of(browser, ".error").await.contains("not both"));
+    assert_eq!(find(browser, "#name").await.prop("value").await.unwrap().as_deref(), Some("payments-reader"));
+    find(browser, "#scope_role").await.select_by_value("").await.unwrap();
+    click(browser, "form[action='/ui/keys'] button[type=submit]").await;
+    let narrowed = find(browser, "#secret").await.prop("value").await.unwrap().expect("a secret");
+    let verdict = admin.verify(&verify_req(&narrowed, None)).await.unwrap();
+    assert_eq!(verdict.permissions.as_deref(), Some(&["namespace:payments:read".to_string()][..]), "{verdict:?}");
+
     click(browser, "header nav a[href='/ui/settings']").await;
     click(browser, "input[name=key_creation_enabled]").await;
     click(browser, "form[action='/ui/settings'] button[type=submit]").await;

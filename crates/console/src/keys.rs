@@ -187,6 +187,21 @@ pub(crate) struct CreateForm {
     /// Empty for no narrowing, else a role.
     #[serde(default)]
     scope_role: String,
+    /// Empty, or namespaces and permissions: `payments:write, staging:read`.
+    #[serde(default)]
+    scope_namespaces: String,
+}
+
+impl CreateForm {
+    /// The narrowing asked for: a role, namespaces, or none (not both).
+    fn scope(&self) -> Result<Option<wire::KeyScope>, String> {
+        match (self.scope_role.trim(), self.scope_namespaces.trim()) {
+            ("", "") => Ok(None),
+            (role, "") => Ok(Some(wire::KeyScope::Role(role.to_string()))),
+            ("", namespaces) => namespaces.parse().map(Some),
+            _ => Err("Narrow the key to a role or to namespaces, not both.".into()),
+        }
+    }
 }
 
 pub(crate) async fn new(State(console): State<Console>, signed_in: SignedIn) -> Response {
@@ -241,6 +256,10 @@ async fn create_page(
                     option value=(role) selected[form.scope_role == role] { "at most " (role) }
                 }
             }
+            label for="scope_namespaces" { "Or narrow to namespaces" }
+            input id="scope_namespaces" name="scope_namespaces" type="text" value=(form.scope_namespaces)
+                placeholder="payments:write, staging:read" aria-describedby="scope-help";
+            small id="scope-help" { "Each namespace with read, write or admin; the key can then do only that." }
             div.buttons {
                 button type="submit" { "Create" }
                 a href="/ui/keys" { "Cancel" }
@@ -269,8 +288,9 @@ pub(crate) async fn create(State(console): State<Console>, Posted { signed_in, f
     if !form.owner.is_empty() {
         request.owner = Some(wire::OwnerRef { kind: wire::OwnerKind::ServiceAccount, id: form.owner.clone() });
     }
-    if !form.scope_role.is_empty() {
-        request.scope = Some(wire::KeyScope::Role(form.scope_role.clone()));
+    match form.scope() {
+        Ok(scope) => request.scope = scope,
+        Err(message) => return create_page(&console, &signed_in, &form, StatusCode::BAD_REQUEST, Some(&message)).await,
     }
     let created: wire::CreatedKey =
         match console.upstream.send(&signed_in.caller(), Method::POST, "/v1/keys", Some(&request)).await {

@@ -33,6 +33,34 @@ impl fmt::Display for KeyScope {
     }
 }
 
+impl std::str::FromStr for KeyScope {
+    type Err = String;
+
+    /// The [`fmt::Display`] form back: `role:developer`, or `payments:write,staging:read`
+    /// (spaces around the commas allowed). Whether the names exist is the server's to say.
+    fn from_str(text: &str) -> Result<KeyScope, String> {
+        let text = text.trim();
+        if let Some(role) = text.strip_prefix("role:") {
+            return match role.trim() {
+                "" => Err("`role:` needs a role, such as role:developer".into()),
+                role => Ok(KeyScope::Role(role.to_string())),
+            };
+        }
+        let mut namespaces = BTreeMap::new();
+        for part in text.split(',').map(str::trim) {
+            let Some((namespace, level)) = part.split_once(':').filter(|(n, l)| !n.is_empty() && !l.is_empty()) else {
+                return Err(format!("`{part}` is not NAMESPACE:PERMISSION, such as payments:write"));
+            };
+            if let Some(earlier) = namespaces.insert(namespace.to_string(), level.to_string()) {
+                if earlier != level {
+                    return Err(format!("the namespace {namespace} is named twice, with {earlier} and with {level}"));
+                }
+            }
+        }
+        Ok(KeyScope::Namespaces(namespaces))
+    }
+}
+
 /// `POST /v1/keys`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -224,6 +252,23 @@ pub struct VerifyResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_scope_reads_back_what_it_displays() {
+        for scope in [
+            KeyScope::Role("developer".into()),
+            KeyScope::Namespaces([("payments".into(), "write".into()), ("staging".into(), "read".into())].into()),
+        ] {
+            assert_eq!(scope.to_string().parse::<KeyScope>(), Ok(scope.clone()));
+        }
+        assert_eq!(
+            " payments:write , staging:read ".parse::<KeyScope>().unwrap().to_string(),
+            "payments:write,staging:read"
+        );
+        for bad in ["", "role:", "payments", "payments:write,", ":read", "a:read,a:write"] {
+            assert!(bad.parse::<KeyScope>().is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn scope_shapes() {
