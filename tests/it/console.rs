@@ -207,6 +207,10 @@ async fn the_console_in_a_browser_does_what_the_api_allows_and_no_more() {
     click(browser, &format!("form[action='/ui/keys/{}/state'] input[value=lock] ~ button", other.key.id)).await;
     locked(true).await;
     find(browser, ".notice").await;
+    // A locked key refuses to be disabled: the API's sentence shows beside its row.
+    click(browser, &format!("form[action='/ui/keys/{}/state'] input[value=disable] ~ button", other.key.id)).await;
+    let refused = text_of(browser, "tr.row-error").await;
+    assert!(refused.contains("to-rotate") && refused.contains("locked"), "{refused}");
     click(browser, &format!("form[action='/ui/keys/{}/state'] input[value=unlock] ~ button", other.key.id)).await;
     locked(false).await;
     browser.goto(&format!("{base}/ui/keys/{}/rotate", other.key.id)).await.unwrap();

@@ -25,13 +25,13 @@ pub(crate) async fn users(State(console): State<Console>, signed_in: SignedIn) -
         Ok(list) => list,
         Err(refusal) => return console.refused(&signed_in, "Users", refusal),
     };
-    let (done, refused) = notices(&console, &signed_in);
+    let notices = notices(&console, &signed_in);
     let admin = signed_in.session.may("account:admin");
     let csrf = &signed_in.session.csrf;
     let body = html! {
         h1 { "Users" }
-        (page::notice_box(done.as_deref()))
-        (page::error_box(refused.as_deref()))
+        (page::notice_box(notices.done.as_deref()))
+        (page::error_box(notices.top(list.users.iter().map(|u| u.id.as_str()))))
         div.table-wrap {
             table id="users" {
                 thead { tr {
@@ -48,6 +48,9 @@ pub(crate) async fn users(State(console): State<Console>, signed_in: SignedIn) -
                             td { span class={ "state " (user.state) } { (user.state) } }
                             td.when { (short_time(&user.created_at)) }
                             @if admin { td.actions { (user_actions(user, csrf)) } }
+                        }
+                        @if let Some(message) = notices.about(&user.id) {
+                            tr.row-error { td colspan="6" { p.error role="alert" { (user.name) ": " (message) } } }
                         }
                     }
                 }
@@ -152,12 +155,12 @@ pub(crate) async fn user_state(
     Posted { signed_in, form }: Posted<ActionForm>,
 ) -> Response {
     let Some(action) = enable_or_disable(&form.action) else {
-        return console.refused_change(&signed_in, "/ui/users", Refusal::bad_form("no such action"));
+        return console.refused_row(&signed_in, "/ui/users", &id, Refusal::bad_form("no such action"));
     };
     let path = format!("/v1/users/{}/{action}", encode(&id));
     match console.upstream.send::<(), wire::User>(&signed_in.caller(), Method::POST, &path, None).await {
         Ok(user) => console.done(&signed_in, "/ui/users", format!("The user {} is {action}d.", user.name)),
-        Err(refusal) => console.refused_change(&signed_in, "/ui/users", refusal),
+        Err(refusal) => console.refused_row(&signed_in, "/ui/users", &id, refusal),
     }
 }
 
@@ -184,7 +187,7 @@ pub(crate) async fn user_role(
     let change = wire::UpdateUserRequest { role: form.role };
     match console.upstream.send::<_, wire::User>(&signed_in.caller(), Method::PATCH, &path, Some(&change)).await {
         Ok(user) => console.done(&signed_in, "/ui/users", format!("{} is now {}.", user.name, user.role)),
-        Err(refusal) => console.refused_change(&signed_in, "/ui/users", refusal),
+        Err(refusal) => console.refused_row(&signed_in, "/ui/users", &id, refusal),
     }
 }
 
@@ -197,7 +200,7 @@ pub(crate) async fn user_code(
     let issued: wire::EnrollmentCode =
         match console.upstream.send::<(), _>(&signed_in.caller(), Method::POST, &path, None).await {
             Ok(issued) => issued,
-            Err(refusal) => return console.refused_change(&signed_in, "/ui/users", refusal),
+            Err(refusal) => return console.refused_row(&signed_in, "/ui/users", &id, refusal),
         };
     show_code(&console, &signed_in, &id, issued.enrollment_code)
 }
@@ -208,13 +211,13 @@ pub(crate) async fn service_accounts(State(console): State<Console>, signed_in: 
             Ok(list) => list,
             Err(refusal) => return console.refused(&signed_in, "Service accounts", refusal),
         };
-    let (done, refused) = notices(&console, &signed_in);
+    let notices = notices(&console, &signed_in);
     let admin = signed_in.session.may("account:admin");
     let csrf = &signed_in.session.csrf;
     let body = html! {
         h1 { "Service accounts" }
-        (page::notice_box(done.as_deref()))
-        (page::error_box(refused.as_deref()))
+        (page::notice_box(notices.done.as_deref()))
+        (page::error_box(notices.top(list.service_accounts.iter().map(|s| s.id.as_str()))))
         div.table-wrap {
             table id="service-accounts" {
                 thead { tr {
@@ -224,7 +227,7 @@ pub(crate) async fn service_accounts(State(console): State<Console>, signed_in: 
                 } }
                 tbody {
                     @for account in &list.service_accounts {
-                        tr {
+                        tr data-service-account-id=(account.id) {
                             td { (account.name) br; small { code { (account.id) } } }
                             td { (grant(account)) }
                             td { span class={ "state " (account.state) } { (account.state) } }
@@ -310,11 +313,11 @@ pub(crate) async fn service_account_state(
 ) -> Response {
     let back = "/ui/service-accounts";
     let Some(action) = enable_or_disable(&form.action) else {
-        return console.refused_change(&signed_in, back, Refusal::bad_form("no such action"));
+        return console.refused_row(&signed_in, back, &id, Refusal::bad_form("no such action"));
     };
     let path = format!("/v1/service-accounts/{}/{action}", encode(&id));
     match console.upstream.send::<(), wire::ServiceAccount>(&signed_in.caller(), Method::POST, &path, None).await {
         Ok(account) => console.done(&signed_in, back, format!("{} is {action}d.", account.name)),
-        Err(refusal) => console.refused_change(&signed_in, back, refusal),
+        Err(refusal) => console.refused_row(&signed_in, back, &id, refusal),
     }
 }

@@ -63,7 +63,7 @@ pub(crate) async fn list(
     // The pictures are extras: a refusal there leaves them out, not the page.
     let summary = console.upstream.get::<wire::KeySummary>(&signed_in.caller(), "/v1/keys/summary").await.ok();
     let (minutes, current) = console.rates.minutes(charts::read_counts(&console.upstream).await);
-    let (done, refused) = notices(&console, &signed_in);
+    let notices = notices(&console, &signed_in);
     let csrf = &signed_in.session.csrf;
     let next = page_of_keys.next_cursor.as_deref().map(|cursor| format!("/ui/keys?{}", filters.query(cursor)));
     let body = html! {
@@ -71,8 +71,8 @@ pub(crate) async fn list(
             h1 { "API keys" }
             a.button href="/ui/keys/new" { "Create API key" }
         }
-        (page::notice_box(done.as_deref()))
-        (page::error_box(refused.as_deref()))
+        (page::notice_box(notices.done.as_deref()))
+        (page::error_box(notices.top(page_of_keys.keys.iter().map(|k| k.id.as_str()))))
         @if let Some(summary) = &summary { (charts::overview(summary, &minutes, current)) }
         form.filters method="get" action="/ui/keys" role="search" {
             label { "Name" input type="search" name="name" value=(filters.name) placeholder="contains…"; }
@@ -105,6 +105,9 @@ pub(crate) async fn list(
                             td.when { (key.expires_at.as_deref().map(short_time).unwrap_or_else(|| "never".into())) }
                             td.when { (key.last_used_at.as_deref().map(short_time).unwrap_or_else(|| "–".into())) }
                             td.actions { (row_actions(key, csrf)) }
+                        }
+                        @if let Some(message) = notices.about(&key.id) {
+                            tr.row-error { td colspan="10" { p.error role="alert" { (key.name) ": " (message) } } }
                         }
                     }
                     @if page_of_keys.keys.is_empty() {
@@ -154,14 +157,14 @@ pub(crate) async fn change_state(
         "disable" => ("disable", "disabled"),
         "lock" => ("lock", "locked"),
         "unlock" => ("unlock", "unlocked"),
-        _ => return console.refused_change(&signed_in, "/ui/keys", Refusal::bad_form("no such action")),
+        _ => return console.refused_row(&signed_in, "/ui/keys", &id, Refusal::bad_form("no such action")),
     };
     let path = format!("/v1/keys/{}/{action}", encode(&id));
     let answer: Result<wire::Key, Refusal> =
         console.upstream.send(&signed_in.caller(), Method::POST, &path, None::<&()>).await;
     match answer {
         Ok(key) => console.done(&signed_in, "/ui/keys", format!("The key “{}” is {done}.", key.name)),
-        Err(refusal) => console.refused_change(&signed_in, "/ui/keys", refusal),
+        Err(refusal) => console.refused_row(&signed_in, "/ui/keys", &id, refusal),
     }
 }
 
@@ -346,15 +349,15 @@ async fn key_page(
     };
     let history: Result<wire::KeyHistory, Refusal> =
         console.upstream.get(&caller, &format!("/v1/keys/{}/history", encode(id))).await;
-    let (done, refused) = notices(console, signed_in);
+    let notices = notices(console, signed_in);
     let csrf = &signed_in.session.csrf;
     let body = html! {
         div.title-row {
             h1 { (key.name) }
             div.actions { (row_actions(&key, csrf)) }
         }
-        (page::notice_box(done.as_deref()))
-        (page::error_box(refused.as_deref()))
+        (page::notice_box(notices.done.as_deref()))
+        (page::error_box(notices.top(std::iter::empty())))
         dl.details {
             dt { "Id" } dd { code { (key.id) } }
             dt { "Hint" } dd { code { "…" (key.hint) } }
@@ -542,7 +545,7 @@ pub(crate) async fn delete(
     let path = format!("/v1/keys/{}", encode(&id));
     match console.upstream.send_empty(&signed_in.caller(), Method::DELETE, &path).await {
         Ok(()) => console.done(&signed_in, "/ui/keys", "The key is deleted."),
-        Err(refusal) => console.refused_change(&signed_in, "/ui/keys", refusal),
+        Err(refusal) => console.refused_row(&signed_in, "/ui/keys", &id, refusal),
     }
 }
 

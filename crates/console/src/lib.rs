@@ -270,10 +270,19 @@ impl Console {
 
     /// After a refused change: back to `to`, with the API's sentence shown there.
     pub(crate) fn refused_change(&self, signed_in: &SignedIn, to: &str, refusal: Refusal) -> Response {
+        self.refused_in(signed_in, to, None, refusal)
+    }
+
+    /// After a row's action was refused: back to `to`, the sentence shown beside row `id`.
+    pub(crate) fn refused_row(&self, signed_in: &SignedIn, to: &str, id: &str, refusal: Refusal) -> Response {
+        self.refused_in(signed_in, to, Some(id.to_string()), refusal)
+    }
+
+    fn refused_in(&self, signed_in: &SignedIn, to: &str, row: Option<String>, refusal: Refusal) -> Response {
         if refusal.is_unauthenticated() {
             return self.ended(&signed_in.id);
         }
-        self.sessions.notify(&signed_in.id, Notice::Refused(refusal.message));
+        self.sessions.notify(&signed_in.id, Notice::Refused(refusal.message, row));
         page::see_other(to, &[])
     }
 
@@ -291,12 +300,38 @@ impl Console {
     }
 }
 
-/// The notice waiting for this page, as (done, refused) sentences.
-pub(crate) fn notices(console: &Console, signed_in: &SignedIn) -> (Option<String>, Option<String>) {
+/// The notice waiting for a page: what the last change did, or why it was refused.
+pub(crate) struct Notices {
+    pub(crate) done: Option<String>,
+    refused: Option<(String, Option<String>)>,
+}
+
+impl Notices {
+    /// The refusal to show at the top of a page whose rows are `rows`: one about no row, or
+    /// about a row this page does not show.
+    pub(crate) fn top<'a>(&self, mut rows: impl Iterator<Item = &'a str>) -> Option<&str> {
+        match &self.refused {
+            Some((message, None)) => Some(message),
+            Some((message, Some(row))) if !rows.any(|shown| shown == row) => Some(message),
+            _ => None,
+        }
+    }
+
+    /// The refusal to show beside row `id`.
+    pub(crate) fn about(&self, id: &str) -> Option<&str> {
+        match &self.refused {
+            Some((message, Some(row))) if row == id => Some(message),
+            _ => None,
+        }
+    }
+}
+
+/// The notice waiting for this page, taken so that it shows once.
+pub(crate) fn notices(console: &Console, signed_in: &SignedIn) -> Notices {
     match console.sessions.take_notice(&signed_in.id) {
-        Some(Notice::Done(text)) => (Some(text), None),
-        Some(Notice::Refused(text)) => (None, Some(text)),
-        None => (None, None),
+        Some(Notice::Done(text)) => Notices { done: Some(text), refused: None },
+        Some(Notice::Refused(text, row)) => Notices { done: None, refused: Some((text, row)) },
+        None => Notices { done: None, refused: None },
     }
 }
 

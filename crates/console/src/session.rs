@@ -51,7 +51,8 @@ pub(crate) struct Session {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Notice {
     Done(String),
-    Refused(String),
+    /// The API's sentence, and the id of the row whose action it refused, if one.
+    Refused(String, Option<String>),
 }
 
 /// A secret shown on exactly one page view: a key's, or an enrollment code.

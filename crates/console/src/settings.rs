@@ -18,11 +18,11 @@ pub(crate) async fn namespaces(State(console): State<Console>, signed_in: Signed
         Ok(list) => list,
         Err(refusal) => return console.refused(&signed_in, "Namespaces", refusal),
     };
-    let (done, refused) = notices(&console, &signed_in);
+    let notices = notices(&console, &signed_in);
     let body = html! {
         h1 { "Namespaces" }
-        (page::notice_box(done.as_deref()))
-        (page::error_box(refused.as_deref()))
+        (page::notice_box(notices.done.as_deref()))
+        (page::error_box(notices.top(std::iter::empty())))
         p { "A namespace groups service accounts and the users allowed into it; a key can be narrowed to namespaces." }
         div.table-wrap {
             table id="namespaces" {
@@ -78,12 +78,12 @@ pub(crate) async fn settings(State(console): State<Console>, signed_in: SignedIn
         Ok(settings) => settings,
         Err(refusal) => return console.refused(&signed_in, "Settings", refusal),
     };
-    let (done, refused) = notices(&console, &signed_in);
+    let notices = notices(&console, &signed_in);
     let editable = signed_in.session.may("account:admin");
     let body = html! {
         h1 { "Settings" }
-        (page::notice_box(done.as_deref()))
-        (page::error_box(refused.as_deref()))
+        (page::notice_box(notices.done.as_deref()))
+        (page::error_box(notices.top(std::iter::empty())))
         form.stacked method="post" action="/ui/settings" {
             input type="hidden" name="csrf" value=(signed_in.session.csrf);
             fieldset disabled[!editable] {
