@@ -320,6 +320,27 @@ async fn an_admin_manages_users_and_sees_the_cluster() {
     click(browser, "form[action='/ui/namespaces'] button").await;
     assert!(text_of(browser, ".notice").await.contains("payments"), "the page after the post");
     assert!(text_of(browser, "table#namespaces").await.contains("payments"));
+    // Grace gets write in it, then loses it; a service account is bound to it.
+    browser.goto(&format!("{base}/ui/users")).await.unwrap();
+    fill(browser, &format!("{row} input[name=namespace]"), "payments").await;
+    find(browser, &format!("{row} select[name=permission]")).await.select_by_value("write").await.unwrap();
+    click(browser, &format!("{row} form[action$='/namespaces'] button")).await;
+    assert!(text_of(browser, ".notice").await.contains("now has payments"));
+    let grace_now = |users: wire::UserList| users.users.into_iter().find(|u| u.id == grace_id).unwrap();
+    let granted = grace_now(admin.list_users().await.unwrap());
+    assert_eq!(granted.namespaces.get("payments").map(String::as_str), Some("write"));
+    click(browser, &format!("{row} form[action$='/namespaces/revoke'] button")).await;
+    assert!(text_of(browser, ".notice").await.contains("no longer has payments"));
+    assert!(grace_now(admin.list_users().await.unwrap()).namespaces.is_empty());
+    click(browser, "header nav a[href='/ui/service-accounts']").await;
+    fill(browser, "#sa-name", "payments-bot").await;
+    fill(browser, "#sa-namespace", "payments").await;
+    click(browser, "form[action='/ui/service-accounts'] button").await;
+    assert!(text_of(browser, ".notice").await.contains("payments-bot"));
+    let bots = admin.list_service_accounts().await.unwrap().service_accounts;
+    let bot = bots.iter().find(|s| s.name == "payments-bot").expect("created");
+    assert_eq!((bot.namespace.as_deref(), bot.permission.as_deref(), bot.role.as_deref()), (Some("payments"), Some("read"), None));
+
     // A key narrowed to that namespace; asking for a role and namespaces at once is refused
     // beside the form, which keeps what was typed.
     browser.goto(&format!("{base}/ui/keys/new")).await.unwrap();

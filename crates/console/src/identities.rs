@@ -15,7 +15,10 @@ use crate::{
     csrf_forms, encode, notices, page, short_time, ActionForm, Console, Posted, SignedIn, TokenForm, SHOWN_ONCE,
 };
 
-csrf_forms!(NewUserForm, RoleForm, NewServiceAccountForm);
+csrf_forms!(NewUserForm, RoleForm, NewServiceAccountForm, GrantForm, RevokeForm);
+
+/// The permissions within a namespace, strongest first.
+const LEVELS: [&str; 3] = ["admin", "write", "read"];
 
 /// The roles of an account, strongest first.
 const ROLES: [&str; 4] = ["owner", "admin", "developer", "read"];
@@ -28,8 +31,10 @@ pub(crate) async fn users(State(console): State<Console>, signed_in: SignedIn) -
     let notices = notices(&console, &signed_in);
     let admin = signed_in.session.may("account:admin");
     let csrf = &signed_in.session.csrf;
+    let suggestions = namespace_names(&console, &signed_in).await;
     let body = html! {
         h1 { "Users" }
+        (suggestions)
         (page::notice_box(notices.done.as_deref()))
         (page::error_box(notices.top(list.users.iter().map(|u| u.id.as_str()))))
         div.table-wrap {
@@ -44,7 +49,7 @@ pub(crate) async fn users(State(console): State<Console>, signed_in: SignedIn) -
                         tr data-user-id=(user.id) {
                             td { (user.name) br; small { code { (user.id) } } }
                             td { (user.role) }
-                            td { (namespaces(user)) }
+                            td { (namespaces(user, admin.then_some(csrf.as_str()))) }
                             td { span class={ "state " (user.state) } { (user.state) } }
                             td.when { (short_time(&user.created_at)) }
                             @if admin { td.actions { (user_actions(user, csrf)) } }
@@ -74,11 +79,33 @@ pub(crate) async fn users(State(console): State<Console>, signed_in: SignedIn) -
     page::respond(StatusCode::OK, page::signed_in(&signed_in.session, "Users", "/ui/users", body), &[])
 }
 
-fn namespaces(user: &wire::User) -> String {
-    if user.namespaces.is_empty() {
-        return "–".into();
+/// A user's namespace permissions, each with a button to take it away when `csrf` is given
+/// (owners and admins).
+fn namespaces(user: &wire::User, csrf: Option<&str>) -> Markup {
+    html! {
+        @if user.namespaces.is_empty() { "–" }
+        @for (namespace, level) in &user.namespaces {
+            span.grant {
+                code { (namespace) ":" (level) }
+                @if let Some(csrf) = csrf {
+                    form.inline method="post" action={ "/ui/users/" (user.id) "/namespaces/revoke" } {
+                        input type="hidden" name="csrf" value=(csrf);
+                        input type="hidden" name="namespace" value=(namespace);
+                        button.small type="submit" aria-label={ "Take " (namespace) " away from " (user.name) } { "×" }
+                    }
+                }
+            }
+            " "
+        }
     }
-    user.namespaces.iter().map(|(ns, level)| format!("{ns}:{level}")).collect::<Vec<_>>().join(", ")
+}
+
+fn level_select(id: &str) -> Markup {
+    html! {
+        select id=(id) name="permission" {
+            @for level in LEVELS { option value=(level) selected[level == "read"] { (level) } }
+        }
+    }
 }
 
 fn role_select(id: &str, current: &str) -> Markup {
@@ -113,6 +140,64 @@ fn user_actions(user: &wire::User, csrf: &str) -> Markup {
                 input type="hidden" name="csrf" value=(csrf);
                 button.small type="submit" aria-label={ "New enrollment code for " (user.name) } { "New code" }
             }
+            form.inline method="post" action={ (path) "/namespaces" } {
+                input type="hidden" name="csrf" value=(csrf);
+                label.visually-hidden for={ "ns-" (user.id) } { "Namespace to grant " (user.name) }
+                input id={ "ns-" (user.id) } name="namespace" type="text" size="10" placeholder="namespace" list="namespace-names" required;
+                label.visually-hidden for={ "level-" (user.id) } { "Permission" }
+                (level_select(&format!("level-{}", user.id)))
+                button.small type="submit" { "Grant" }
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct GrantForm {
+    csrf: String,
+    namespace: String,
+    permission: String,
+}
+
+/// Gives a user a permission in a namespace (replacing the one it had there).
+pub(crate) async fn grant_namespace(
+    State(console): State<Console>,
+    Path(id): Path<String>,
+    Posted { signed_in, form }: Posted<GrantForm>,
+) -> Response {
+    let path = format!("/v1/users/{}/namespaces/{}", encode(&id), encode(form.namespace.trim()));
+    let request = wire::NamespacePermissionRequest { permission: form.permission };
+    match console.upstream.send::<_, wire::User>(&signed_in.caller(), Method::PUT, &path, Some(&request)).await {
+        Ok(user) => console.done(&signed_in, "/ui/users", format!("{} now has {}.", user.name, form.namespace.trim())),
+        Err(refusal) => console.refused_row(&signed_in, "/ui/users", &id, refusal),
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct RevokeForm {
+    csrf: String,
+    namespace: String,
+}
+
+/// Takes a user's permission in a namespace away.
+pub(crate) async fn revoke_namespace(
+    State(console): State<Console>,
+    Path(id): Path<String>,
+    Posted { signed_in, form }: Posted<RevokeForm>,
+) -> Response {
+    let path = format!("/v1/users/{}/namespaces/{}", encode(&id), encode(&form.namespace));
+    match console.upstream.send::<(), wire::User>(&signed_in.caller(), Method::DELETE, &path, None).await {
+        Ok(user) => console.done(&signed_in, "/ui/users", format!("{} no longer has {}.", user.name, form.namespace)),
+        Err(refusal) => console.refused_row(&signed_in, "/ui/users", &id, refusal),
+    }
+}
+
+/// The account's namespace names, offered as suggestions in namespace fields.
+async fn namespace_names(console: &Console, signed_in: &SignedIn) -> Markup {
+    let names = console.upstream.get::<wire::NamespaceList>(&signed_in.caller(), "/v1/namespaces?limit=1000").await;
+    html! {
+        datalist id="namespace-names" {
+            @for namespace in names.map(|l| l.namespaces).unwrap_or_default() { option value=(namespace.name) {} }
         }
     }
 }
@@ -214,8 +299,10 @@ pub(crate) async fn service_accounts(State(console): State<Console>, signed_in: 
     let notices = notices(&console, &signed_in);
     let admin = signed_in.session.may("account:admin");
     let csrf = &signed_in.session.csrf;
+    let suggestions = namespace_names(&console, &signed_in).await;
     let body = html! {
         h1 { "Service accounts" }
+        (suggestions)
         (page::notice_box(notices.done.as_deref()))
         (page::error_box(notices.top(list.service_accounts.iter().map(|s| s.id.as_str()))))
         div.table-wrap {
@@ -261,6 +348,10 @@ pub(crate) async fn service_accounts(State(console): State<Console>, signed_in: 
                     input id="sa-name" name="name" type="text" required maxlength="100";
                     label for="sa-role" { "Role" }
                     (role_select("sa-role", "read"))
+                    label for="sa-namespace" { "or, bound to the namespace" }
+                    input id="sa-namespace" name="namespace" type="text" size="10" list="namespace-names";
+                    label for="sa-permission" { "with" }
+                    (level_select("sa-permission"))
                     button type="submit" { "Add service account" }
                 }
             }
@@ -283,17 +374,23 @@ pub(crate) struct NewServiceAccountForm {
     csrf: String,
     name: String,
     role: String,
+    /// Set: bound to this namespace with `permission`, and `role` is not used.
+    #[serde(default)]
+    namespace: String,
+    #[serde(default)]
+    permission: String,
 }
 
 pub(crate) async fn create_service_account(
     State(console): State<Console>,
     Posted { signed_in, form }: Posted<NewServiceAccountForm>,
 ) -> Response {
+    let namespace = Some(form.namespace.trim().to_string()).filter(|n| !n.is_empty());
     let request = wire::CreateServiceAccountRequest {
         name: form.name.trim().to_string(),
-        role: Some(form.role),
-        namespace: None,
-        permission: None,
+        role: namespace.is_none().then_some(form.role),
+        permission: namespace.is_some().then_some(form.permission),
+        namespace,
     };
     let path = "/v1/service-accounts";
     match console

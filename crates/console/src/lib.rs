@@ -78,6 +78,8 @@ pub fn router(api: Router, options: ConsoleOptions) -> Router {
         .route("/ui/users/{id}/state", post(identities::user_state))
         .route("/ui/users/{id}/role", post(identities::user_role))
         .route("/ui/users/{id}/enrollment", post(identities::user_code))
+        .route("/ui/users/{id}/namespaces", post(identities::grant_namespace))
+        .route("/ui/users/{id}/namespaces/revoke", post(identities::revoke_namespace))
         .route("/ui/service-accounts", get(identities::service_accounts).post(identities::create_service_account))
         .route("/ui/service-accounts/{id}/state", post(identities::service_account_state))
         .route("/ui/namespaces", get(settings::namespaces).post(settings::create_namespace))
