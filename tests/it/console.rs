@@ -339,7 +339,10 @@ async fn an_admin_manages_users_and_sees_the_cluster() {
     assert!(text_of(browser, ".notice").await.contains("payments-bot"));
     let bots = admin.list_service_accounts().await.unwrap().service_accounts;
     let bot = bots.iter().find(|s| s.name == "payments-bot").expect("created");
-    assert_eq!((bot.namespace.as_deref(), bot.permission.as_deref(), bot.role.as_deref()), (Some("payments"), Some("read"), None));
+    assert_eq!(
+        (bot.namespace.as_deref(), bot.permission.as_deref(), bot.role.as_deref()),
+        (Some("payments"), Some("read"), None)
+    );
 
     // A key narrowed to that namespace; asking for a role and namespaces at once is refused
     // beside the form, which keeps what was typed.
@@ -361,6 +364,20 @@ async fn an_admin_manages_users_and_sees_the_cluster() {
     click(browser, "form[action='/ui/settings'] button[type=submit]").await;
     assert!(text_of(browser, ".notice").await.contains("Settings saved"));
     expect_refused(admin.create_key(&new_key("while-off")).await, 409, "creation_disabled");
+    // The operator's own settings are on the same page, for account `default`.
+    fill(browser, "#last_used_granularity", "2h").await;
+    click(browser, "form[action='/ui/settings'] button[type=submit]").await;
+    assert!(text_of(browser, ".notice").await.contains("Settings saved"));
+    assert_eq!(admin.get_settings().await.unwrap().last_used_granularity, "2h");
+
+    // The operator adds an account; its owner's enrollment code is shown once.
+    click(browser, "header nav a[href='/ui/accounts']").await;
+    fill(browser, "#account-name", "globex").await;
+    fill(browser, "#owner-name", "globex-owner").await;
+    click(browser, "form[action='/ui/accounts'] button").await;
+    let owner_code = find(browser, "#secret").await.prop("value").await.unwrap().expect("a code");
+    let globex = enroll(&admin, &owner_code, "globex-key").await;
+    assert_eq!(globex.key.account, "globex");
 
     click(browser, "header nav a[href='/ui/cluster']").await;
     let members = text_of(browser, "table#members").await;

@@ -84,6 +84,7 @@ pub fn router(api: Router, options: ConsoleOptions) -> Router {
         .route("/ui/service-accounts/{id}/state", post(identities::service_account_state))
         .route("/ui/namespaces", get(settings::namespaces).post(settings::create_namespace))
         .route("/ui/settings", get(settings::settings).post(settings::save_settings))
+        .route("/ui/accounts", get(settings::accounts).post(settings::create_account))
         .route("/ui/cluster", get(cluster::page))
         .route("/ui/audit", get(audit::events))
         .route("/ui/audit/export", get(audit::export))

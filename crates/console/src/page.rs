@@ -66,6 +66,10 @@ fn nav(session: &Session, current: &str) -> Markup {
                     (link("/ui/audit", "Audit"))
                     (link("/ui/cluster", "Cluster"))
                 }
+                // The cluster operator's (the API refuses anyone else).
+                @if session.account == "default" && session.may("account:admin") {
+                    (link("/ui/accounts", "Accounts"))
+                }
             }
         }
     }

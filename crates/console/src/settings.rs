@@ -9,9 +9,10 @@ use keyledger_wire as wire;
 use maud::{html, Markup};
 use serde::Deserialize;
 
-use crate::{csrf_forms, notices, page, short_time, Console, Posted, SignedIn};
+use crate::session::ShownOnce;
+use crate::{csrf_forms, notices, page, short_time, Console, Posted, SignedIn, SHOWN_ONCE};
 
-csrf_forms!(NamespaceForm, SettingsForm);
+csrf_forms!(NamespaceForm, SettingsForm, AccountForm);
 
 pub(crate) async fn namespaces(State(console): State<Console>, signed_in: SignedIn) -> Response {
     let list: wire::NamespaceList = match console.upstream.get(&signed_in.caller(), "/v1/namespaces?limit=1000").await {
@@ -106,7 +107,16 @@ pub(crate) async fn settings(State(console): State<Console>, signed_in: SignedIn
                 (field("max_service_accounts", "Service accounts", &current.max_service_accounts.to_string()))
                 (field("max_namespaces", "Namespaces", &current.max_namespaces.to_string()))
             }
-            p { "Last use is recorded once per " strong { (current.last_used_granularity) } " (the cluster operator's setting)." }
+            @if let Some(max_accounts) = current.max_accounts {
+                // Shown for account `default` only: the cluster operator's settings.
+                fieldset disabled[!editable] {
+                    legend { "The cluster (its operator only)" }
+                    (field("max_accounts", "Accounts in the cluster", &max_accounts.to_string()))
+                    (field("last_used_granularity", "Record a key's last use once per (such as 1h)", &current.last_used_granularity))
+                }
+            } @else {
+                p { "Last use is recorded once per " strong { (current.last_used_granularity) } " (the cluster operator's setting)." }
+            }
             @if editable { div.buttons { button type="submit" { "Save settings" } } }
         }
     };
@@ -133,6 +143,9 @@ pub(crate) struct SettingsForm {
     max_users: String,
     max_service_accounts: String,
     max_namespaces: String,
+    /// The operator's, on account `default` only.
+    max_accounts: Option<String>,
+    last_used_granularity: Option<String>,
 }
 
 pub(crate) async fn save_settings(
@@ -185,6 +198,82 @@ fn changes(current: &wire::Settings, form: &SettingsForm) -> Result<wire::Update
             number("Service accounts", &form.max_service_accounts)?,
         ),
         max_namespaces: changed(current.max_namespaces, number("Namespaces", &form.max_namespaces)?),
-        ..Default::default()
+        max_accounts: match (&form.max_accounts, current.max_accounts) {
+            (Some(text), Some(now)) => changed(now, number("Accounts in the cluster", text)?),
+            _ => None,
+        },
+        last_used_granularity: form
+            .last_used_granularity
+            .as_ref()
+            .and_then(|text| changed(current.last_used_granularity.clone(), text.trim().to_string())),
     })
+}
+
+/// The cluster's accounts (the cluster operator: an owner of account `default`; the API refuses
+/// anyone else) and a form to add one, whose owner's enrollment code is shown once.
+pub(crate) async fn accounts(State(console): State<Console>, signed_in: SignedIn) -> Response {
+    let list: wire::AccountList = match console.upstream.get(&signed_in.caller(), "/v1/accounts?limit=1000").await {
+        Ok(list) => list,
+        Err(refusal) => return console.refused(&signed_in, "Accounts", refusal),
+    };
+    let notices = notices(&console, &signed_in);
+    let body = html! {
+        h1 { "Accounts" }
+        (page::notice_box(notices.done.as_deref()))
+        (page::error_box(notices.top(std::iter::empty())))
+        p { "Each account has its own users, keys and audit trail; nobody in one sees another's." }
+        div.table-wrap {
+            table id="accounts" {
+                thead { tr { th scope="col" { "Name" } th scope="col" { "Created" } } }
+                tbody {
+                    @for account in &list.accounts {
+                        tr { td { code { (account.name) } } td.when { (short_time(&account.created_at)) } }
+                    }
+                }
+            }
+        }
+        section aria-labelledby="new-account" {
+            h2 id="new-account" { "Add an account" }
+            p { "Its owner gets an enrollment code, shown once, that makes their own first key: you never hold a credential of the new account." }
+            form.inline-form method="post" action="/ui/accounts" {
+                input type="hidden" name="csrf" value=(signed_in.session.csrf);
+                label for="account-name" { "Name" }
+                input id="account-name" name="name" type="text" required maxlength="63";
+                label for="owner-name" { "Owner's name" }
+                input id="owner-name" name="owner_name" type="text" required maxlength="100";
+                button type="submit" { "Add account" }
+            }
+        }
+    };
+    page::respond(StatusCode::OK, page::signed_in(&signed_in.session, "Accounts", "/ui/accounts", body), &[])
+}
+
+#[derive(Deserialize)]
+pub(crate) struct AccountForm {
+    csrf: String,
+    name: String,
+    owner_name: String,
+}
+
+pub(crate) async fn create_account(
+    State(console): State<Console>,
+    Posted { signed_in, form }: Posted<AccountForm>,
+) -> Response {
+    let request = wire::CreateAccountRequest {
+        name: form.name.trim().to_string(),
+        owner_name: form.owner_name.trim().to_string(),
+    };
+    let created: wire::CreatedAccount =
+        match console.upstream.send(&signed_in.caller(), Method::POST, "/v1/accounts", Some(&request)).await {
+            Ok(created) => created,
+            Err(refusal) => return console.refused_change(&signed_in, "/ui/accounts", refusal),
+        };
+    let shown = ShownOnce {
+        title: format!("Enrollment code for the owner of {}", created.account),
+        name: created.owner.name,
+        link: "/ui/accounts".into(),
+        secret: created.enrollment_code,
+    };
+    console.sessions.show_once(&signed_in.id, shown);
+    page::see_other(SHOWN_ONCE, &[])
 }
