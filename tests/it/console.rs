@@ -343,6 +343,12 @@ async fn an_admin_manages_users_and_sees_the_cluster() {
         (bot.namespace.as_deref(), bot.permission.as_deref(), bot.role.as_deref()),
         (Some("payments"), Some("read"), None)
     );
+    // Deleted after its confirmation page.
+    click(browser, &format!("tr[data-service-account-id='{}'] a[href$='/delete']", bot.id)).await;
+    click(browser, "form[action$='/delete'] button[type=submit]").await;
+    assert!(text_of(browser, ".notice").await.contains("deleted"));
+    let bots = admin.list_service_accounts().await.unwrap().service_accounts;
+    assert!(bots.iter().filter(|s| s.id == bot.id).all(|s| s.state == "deleted"), "{bots:?}");
 
     // A key narrowed to that namespace; asking for a role and namespaces at once is refused
     // beside the form, which keeps what was typed.

@@ -140,6 +140,7 @@ fn user_actions(user: &wire::User, csrf: &str) -> Markup {
                 input type="hidden" name="csrf" value=(csrf);
                 button.small type="submit" aria-label={ "New enrollment code for " (user.name) } { "New code" }
             }
+            a.button.small.danger href={ (path) "/delete" } aria-label={ "Delete " (user.name) } { "Delete" }
             form.inline method="post" action={ (path) "/namespaces" } {
                 input type="hidden" name="csrf" value=(csrf);
                 label.visually-hidden for={ "ns-" (user.id) } { "Namespace to grant " (user.name) }
@@ -321,6 +322,7 @@ pub(crate) async fn service_accounts(State(console): State<Console>, signed_in: 
                             td.when { (short_time(&account.created_at)) }
                             @if admin && account.state != "deleted" {
                                 td.actions {
+                                    a.button.small.danger href={ "/ui/service-accounts/" (account.id) "/delete" } { "Delete" }
                                     form.inline method="post" action={ "/ui/service-accounts/" (account.id) "/state" } {
                                         input type="hidden" name="csrf" value=(csrf);
                                         @if account.state == "enabled" {
@@ -416,5 +418,59 @@ pub(crate) async fn service_account_state(
     match console.upstream.send::<(), wire::ServiceAccount>(&signed_in.caller(), Method::POST, &path, None).await {
         Ok(account) => console.done(&signed_in, back, format!("{} is {action}d.", account.name)),
         Err(refusal) => console.refused_row(&signed_in, back, &id, refusal),
+    }
+}
+
+/// What can be deleted from these pages: users and service accounts.
+#[derive(Clone, Copy)]
+pub(crate) enum Deletable {
+    User,
+    ServiceAccount,
+}
+
+impl Deletable {
+    fn noun(self) -> &'static str {
+        match self {
+            Deletable::User => "user",
+            Deletable::ServiceAccount => "service account",
+        }
+    }
+
+    /// The console's page of them, which is also the API's collection after `/v1`.
+    fn page(self) -> &'static str {
+        match self {
+            Deletable::User => "/ui/users",
+            Deletable::ServiceAccount => "/ui/service-accounts",
+        }
+    }
+
+    fn api(self, id: &str) -> String {
+        format!("/v1{}/{}", self.page().trim_start_matches("/ui"), encode(id))
+    }
+}
+
+/// Asks before deleting a user or a service account.
+pub(crate) async fn delete_form(signed_in: SignedIn, Path(id): Path<String>, what: Deletable) -> Response {
+    let body = html! {
+        h1 { "Delete this " (what.noun()) "?" }
+        p.warning { "Its keys stop verifying at once, and a deleted " (what.noun()) " cannot be brought back. Its history stays in the ledger." }
+        p { code { (id) } }
+        form.stacked method="post" action={ (what.page()) "/" (id) "/delete" } {
+            input type="hidden" name="csrf" value=(signed_in.session.csrf);
+            div.buttons { button.danger type="submit" { "Delete the " (what.noun()) } a href=(what.page()) { "Cancel" } }
+        }
+    };
+    page::respond(StatusCode::OK, page::signed_in(&signed_in.session, "Delete", what.page(), body), &[])
+}
+
+pub(crate) async fn delete(
+    State(console): State<Console>,
+    Path(id): Path<String>,
+    Posted { signed_in, form: _ }: Posted<TokenForm>,
+    what: Deletable,
+) -> Response {
+    match console.upstream.send_empty(&signed_in.caller(), Method::DELETE, &what.api(&id)).await {
+        Ok(()) => console.done(&signed_in, what.page(), format!("The {} is deleted.", what.noun())),
+        Err(refusal) => console.refused_row(&signed_in, what.page(), &id, refusal),
     }
 }

@@ -30,6 +30,7 @@ mod settings;
 mod sign_in;
 mod upstream;
 
+use identities::Deletable;
 use session::{Notice, Session, Sessions, SESSION_COOKIE};
 use upstream::{Caller, Refusal, Upstream};
 
@@ -79,6 +80,16 @@ pub fn router(api: Router, options: ConsoleOptions) -> Router {
         .route("/ui/users/{id}/role", post(identities::user_role))
         .route("/ui/users/{id}/enrollment", post(identities::user_code))
         .route("/ui/users/{id}/namespaces", post(identities::grant_namespace))
+        .route(
+            "/ui/users/{id}/delete",
+            get(|s, p| identities::delete_form(s, p, Deletable::User))
+                .post(|c, p, f| identities::delete(c, p, f, Deletable::User)),
+        )
+        .route(
+            "/ui/service-accounts/{id}/delete",
+            get(|s, p| identities::delete_form(s, p, Deletable::ServiceAccount))
+                .post(|c, p, f| identities::delete(c, p, f, Deletable::ServiceAccount)),
+        )
         .route("/ui/users/{id}/namespaces/revoke", post(identities::revoke_namespace))
         .route("/ui/service-accounts", get(identities::service_accounts).post(identities::create_service_account))
         .route("/ui/service-accounts/{id}/state", post(identities::service_account_state))
