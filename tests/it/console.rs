@@ -86,8 +86,27 @@ async fn find(browser: &Browser, css: &str) -> Element {
     browser.wait().at_most(WAIT).for_element(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}"))
 }
 
+/// The text of `css` on the page, read again if the page changed under it (a post's answer
+/// replacing the page the element was found on).
 async fn text_of(browser: &Browser, css: &str) -> String {
-    find(browser, css).await.text().await.expect("text")
+    poll(css, WAIT, async || find(browser, css).await.text().await.map_err(|e| e.to_string())).await
+}
+
+/// Waits until `css` holds `expected`: after a click, the page that shows the answer may not
+/// have replaced the one that was clicked yet.
+async fn wait_text(browser: &Browser, css: &str, expected: &str) {
+    poll(&format!("{css} to say {expected:?}"), WAIT, async || {
+        let text = match browser.find(Locator::Css(css)).await {
+            Ok(element) => element.text().await.map_err(|e| e.to_string())?,
+            Err(e) => return Err(e.to_string()),
+        };
+        if text.contains(expected) {
+            Ok(())
+        } else {
+            Err(text)
+        }
+    })
+    .await
 }
 
 async fn fill(browser: &Browser, css: &str, value: &str) {
@@ -171,7 +190,7 @@ async fn the_console_in_a_browser_does_what_the_api_allows_and_no_more() {
         .clone();
     screenshot(browser, "keys-table").await;
     click(browser, &format!("tr[data-key-id='{key_id}'] form[action$='/state'] input[value=disable] ~ button")).await;
-    assert!(text_of(browser, ".notice").await.contains("disabled"));
+    wait_text(browser, ".notice", "disabled").await;
     let verdict = admin.verify(&verify_req(&secret, None)).await.unwrap();
     assert_eq!(verdict.code.as_deref(), Some("disabled"), "{verdict:?}");
 
@@ -222,7 +241,7 @@ async fn the_console_in_a_browser_does_what_the_api_allows_and_no_more() {
     click(browser, ".secret-box a").await;
     click(browser, "a[href$='/delete']").await;
     click(browser, "form[action$='/delete'] button[type=submit]").await;
-    assert!(text_of(browser, ".notice").await.contains("deleted"));
+    wait_text(browser, ".notice", "deleted").await;
     assert_eq!(admin.verify(&verify_req(&successor, None)).await.unwrap().code.as_deref(), Some("deleted"));
 
     // A forged post without the session's token changes nothing.
@@ -310,7 +329,7 @@ async fn an_admin_manages_users_and_sees_the_cluster() {
     let select = find(browser, &format!("{row} select")).await;
     select.select_by_value("admin").await.expect("pick admin");
     click(browser, &format!("{row} form[action$='/role'] button")).await;
-    assert!(text_of(browser, ".notice").await.contains("grace is now admin"));
+    wait_text(browser, ".notice", "grace is now admin").await;
     let users = admin.list_users().await.unwrap().users;
     assert_eq!(users.iter().find(|u| u.id == grace_id).map(|u| u.role.as_str()), Some("admin"));
 
@@ -318,25 +337,25 @@ async fn an_admin_manages_users_and_sees_the_cluster() {
     click(browser, "header nav a[href='/ui/namespaces']").await;
     fill(browser, "#namespace-name", "payments").await;
     click(browser, "form[action='/ui/namespaces'] button").await;
-    assert!(text_of(browser, ".notice").await.contains("payments"), "the page after the post");
+    wait_text(browser, ".notice", "payments").await;
     assert!(text_of(browser, "table#namespaces").await.contains("payments"));
     // Grace gets write in it, then loses it; a service account is bound to it.
     browser.goto(&format!("{base}/ui/users")).await.unwrap();
     fill(browser, &format!("{row} input[name=namespace]"), "payments").await;
     find(browser, &format!("{row} select[name=permission]")).await.select_by_value("write").await.unwrap();
     click(browser, &format!("{row} form[action$='/namespaces'] button")).await;
-    assert!(text_of(browser, ".notice").await.contains("now has payments"));
+    wait_text(browser, ".notice", "now has payments").await;
     let grace_now = |users: wire::UserList| users.users.into_iter().find(|u| u.id == grace_id).unwrap();
     let granted = grace_now(admin.list_users().await.unwrap());
     assert_eq!(granted.namespaces.get("payments").map(String::as_str), Some("write"));
     click(browser, &format!("{row} form[action$='/namespaces/revoke'] button")).await;
-    assert!(text_of(browser, ".notice").await.contains("no longer has payments"));
+    wait_text(browser, ".notice", "no longer has payments").await;
     assert!(grace_now(admin.list_users().await.unwrap()).namespaces.is_empty());
     click(browser, "header nav a[href='/ui/service-accounts']").await;
     fill(browser, "#sa-name", "payments-bot").await;
     fill(browser, "#sa-namespace", "payments").await;
     click(browser, "form[action='/ui/service-accounts'] button").await;
-    assert!(text_of(browser, ".notice").await.contains("payments-bot"));
+    wait_text(browser, ".notice", "payments-bot").await;
     let bots = admin.list_service_accounts().await.unwrap().service_accounts;
     let bot = bots.iter().find(|s| s.name == "payments-bot").expect("created");
     assert_eq!(
@@ -346,7 +365,7 @@ async fn an_admin_manages_users_and_sees_the_cluster() {
     // Deleted after its confirmation page.
     click(browser, &format!("tr[data-service-account-id='{}'] a[href$='/delete']", bot.id)).await;
     click(browser, "form[action$='/delete'] button[type=submit]").await;
-    assert!(text_of(browser, ".notice").await.contains("deleted"));
+    wait_text(browser, ".notice", "deleted").await;
     let bots = admin.list_service_accounts().await.unwrap().service_accounts;
     assert!(bots.iter().filter(|s| s.id == bot.id).all(|s| s.state == "deleted"), "{bots:?}");
 
@@ -368,12 +387,12 @@ async fn an_admin_manages_users_and_sees_the_cluster() {
     click(browser, "header nav a[href='/ui/settings']").await;
     click(browser, "input[name=key_creation_enabled]").await;
     click(browser, "form[action='/ui/settings'] button[type=submit]").await;
-    assert!(text_of(browser, ".notice").await.contains("Settings saved"));
+    wait_text(browser, ".notice", "Settings saved").await;
     expect_refused(admin.create_key(&new_key("while-off")).await, 409, "creation_disabled");
     // The operator's own settings are on the same page, for account `default`.
     fill(browser, "#last_used_granularity", "2h").await;
     click(browser, "form[action='/ui/settings'] button[type=submit]").await;
-    assert!(text_of(browser, ".notice").await.contains("Settings saved"));
+    wait_text(browser, ".notice", "Settings saved").await;
     assert_eq!(admin.get_settings().await.unwrap().last_used_granularity, "2h");
 
     // The operator adds an account; its owner's enrollment code is shown once.

@@ -222,7 +222,9 @@ impl Cluster {
     async fn start_inner(n: u64, extra_args: &[&str], cacert: Option<PathBuf>) -> Cluster {
         assert!(n >= 1);
         let dir = tempfile::Builder::new().prefix("keyledger-it-").tempdir().expect("create a temp dir");
-        let mut http = reqwest::Client::builder().timeout(Duration::from_secs(10));
+        // Pooled connections are dropped before the node's 10 s idle close, as the client does.
+        let mut http =
+            reqwest::Client::builder().timeout(Duration::from_secs(10)).pool_idle_timeout(Duration::from_secs(5));
         if let Some(path) = &cacert {
             let pem = fs::read(path).expect("read the CA certificate");
             http = http.add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("parse the CA certificate"));

@@ -37,6 +37,9 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long establishing a connection may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long an unused pooled connection is kept: less than the server keeps it.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// A handle on one keyledger server. Cheap to clone; clones share the connection pool.
 ///
 /// Its `Debug` form never shows the API key.
@@ -146,6 +149,10 @@ impl Client {
         let mut builder = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
             .connect_timeout(CONNECT_TIMEOUT)
+            // Below the server's header-read timeout (10 s by default), which also closes idle
+            // connections: a pooled connection is dropped here before the server drops it, so a
+            // request is never sent on a connection the server is closing at that moment.
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .user_agent(concat!("keyledger-client/", env!("CARGO_PKG_VERSION")));
         if let Some(path) = cacert {
             for certificate in read_cacert(path)? {
