@@ -9,7 +9,7 @@ use keyledger_wire as wire;
 use maud::html;
 use serde::Deserialize;
 
-use crate::{encode, page, short_time, Console, SignedIn};
+use crate::{page, query_string, short_time, Console, SignedIn};
 
 /// Events per page.
 const PAGE_SIZE: usize = 50;
@@ -28,14 +28,7 @@ pub(crate) struct EventFilters {
 
 impl EventFilters {
     fn query(&self, after: &str) -> String {
-        let filters = [
-            ("type", self.kind.trim()),
-            ("key_id", self.key_id.trim()),
-            ("actor", self.actor.trim()),
-            ("after", after),
-        ];
-        let present = filters.iter().filter(|(_, value)| !value.is_empty());
-        present.map(|(name, value)| format!("{name}={}", encode(value))).collect::<Vec<_>>().join("&")
+        query_string(&[("type", &self.kind), ("key_id", &self.key_id), ("actor", &self.actor), ("after", after)])
     }
 }
 

@@ -11,7 +11,10 @@ use serde::Deserialize;
 
 use crate::session::ShownOnce;
 use crate::upstream::Refusal;
-use crate::{charts, csrf_forms, encode, notices, page, short_time, ActionForm, Console, Posted, SignedIn, TokenForm};
+use crate::{
+    charts, csrf_forms, encode, notices, page, query_string, short_time, ActionForm, Console, Posted, SignedIn,
+    TokenForm,
+};
 
 csrf_forms!(CreateForm, AsOfForm, EditForm, RotateForm);
 
@@ -38,15 +41,13 @@ pub(crate) struct ListFilters {
 impl ListFilters {
     /// The filters (empty ones left out) and `cursor` if any, as a query string.
     fn query(&self, cursor: &str) -> String {
-        let filters = [
-            ("state", self.state.trim()),
-            ("owner_kind", self.owner_kind.trim()),
-            ("namespace", self.namespace.trim()),
-            ("name", self.name.trim()),
+        query_string(&[
+            ("state", &self.state),
+            ("owner_kind", &self.owner_kind),
+            ("namespace", &self.namespace),
+            ("name", &self.name),
             ("cursor", cursor),
-        ];
-        let present = filters.iter().filter(|(_, value)| !value.is_empty());
-        present.map(|(name, value)| format!("{name}={}", encode(value))).collect::<Vec<_>>().join("&")
+        ])
     }
 }
 

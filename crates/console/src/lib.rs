@@ -357,6 +357,12 @@ fn short_time(rfc3339: &str) -> String {
     }
 }
 
+/// `name=value` pairs joined with `&`, values trimmed and encoded, empty ones left out.
+pub(crate) fn query_string(pairs: &[(&str, &str)]) -> String {
+    let present = pairs.iter().map(|(name, value)| (name, value.trim())).filter(|(_, value)| !value.is_empty());
+    present.map(|(name, value)| format!("{name}={}", encode(value))).collect::<Vec<_>>().join("&")
+}
+
 /// Percent-encodes everything but unreserved characters, for a path segment or query value.
 fn encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());

@@ -63,7 +63,7 @@ impl Upstream {
     }
 
     pub(crate) async fn get<T: DeserializeOwned>(&self, caller: &Caller<'_>, path: &str) -> Result<T, Refusal> {
-        self.call(caller, Method::GET, path, None::<&()>, None).await
+        json(self.answer(caller, Method::GET, path, None::<&()>, None).await?).await
     }
 
     pub(crate) async fn send<B: Serialize, T: DeserializeOwned>(
@@ -73,7 +73,7 @@ impl Upstream {
         path: &str,
         body: Option<&B>,
     ) -> Result<T, Refusal> {
-        self.call(caller, method, path, body, None).await
+        json(self.answer(caller, method, path, body, None).await?).await
     }
 
     /// A change guarded by the object's revision (`If-Match`).
@@ -85,12 +85,12 @@ impl Upstream {
         body: &B,
         revision: u64,
     ) -> Result<T, Refusal> {
-        self.call(caller, method, path, Some(body), Some(revision)).await
+        json(self.answer(caller, method, path, Some(body), Some(revision)).await?).await
     }
 
     /// A change whose answer has no body (`204`).
     pub(crate) async fn send_empty(&self, caller: &Caller<'_>, method: Method, path: &str) -> Result<(), Refusal> {
-        self.call::<(), serde::de::IgnoredAny>(caller, method, path, None, None).await.map(|_| ())
+        success(self.answer(caller, method, path, None::<&()>, None).await?).await.map(|_| ())
     }
 
     /// A read whose answer is passed on as it arrives (an export), or the API's refusal.
@@ -106,19 +106,6 @@ impl Upstream {
     pub(crate) async fn text(&self, caller: &Caller<'_>, path: &str) -> Result<String, Refusal> {
         let bytes = success(self.answer(caller, Method::GET, path, None::<&()>, None).await?).await?;
         String::from_utf8(bytes.to_vec()).map_err(Refusal::internal)
-    }
-
-    async fn call<B: Serialize, T: DeserializeOwned>(
-        &self,
-        caller: &Caller<'_>,
-        method: Method,
-        path: &str,
-        body: Option<&B>,
-        revision: Option<u64>,
-    ) -> Result<T, Refusal> {
-        let bytes = success(self.answer(caller, method, path, body, revision).await?).await?;
-        let bytes = if bytes.is_empty() { &b"null"[..] } else { &bytes[..] };
-        serde_json::from_slice(bytes).map_err(Refusal::internal)
     }
 
     /// Sends one request to the API as `caller` and gives its answer, whatever the status.
@@ -150,6 +137,12 @@ impl Upstream {
         }
         self.api.clone().oneshot(request).await.map_err(Refusal::internal)
     }
+}
+
+/// A successful answer's JSON body, decoded; or the refusal an error answer carries.
+async fn json<T: DeserializeOwned>(answer: Response) -> Result<T, Refusal> {
+    let bytes = success(answer).await?;
+    serde_json::from_slice(&bytes).map_err(Refusal::internal)
 }
 
 /// The body of a successful answer, or the refusal an error answer carries.
