@@ -74,6 +74,18 @@ async fn cli_creates_lists_verifies_and_disables_keys() {
     assert_exit(&out, 0, "apikey list");
     assert!(stdout(&out).contains(id) && stdout(&out).contains("from-cli"), "{}", stdout(&out));
 
+    // Keys about to expire: the 30-day key is within 31 days, not within 7; a bad span is the
+    // server's 400.
+    let out = run(&cluster, &["apikey", "list", "--expiring-within", "31d", "--output", "json"]);
+    assert_exit(&out, 0, "apikey list --expiring-within 31d");
+    assert!(stdout(&out).contains(id), "{}", stdout(&out));
+    let out = run(&cluster, &["apikey", "list", "--expiring-within", "7d", "--output", "json"]);
+    assert_exit(&out, 0, "apikey list --expiring-within 7d");
+    assert!(!stdout(&out).contains(id), "{}", stdout(&out));
+    let out = run(&cluster, &["apikey", "list", "--expiring-within", "soon"]);
+    assert_exit(&out, 2, "apikey list --expiring-within soon");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("expiring_within"), "{out:?}");
+
     let out = run(&cluster, &["apikey", "get", "--id", id]);
     assert_exit(&out, 0, "apikey get");
     assert!(stdout(&out).contains(id));

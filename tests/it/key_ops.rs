@@ -262,6 +262,74 @@ async fn the_summary_counts_the_keys_a_caller_may_see() {
     assert_eq!((own.enabled, own.disabled, own.deleted, own.expiring_within_30d), (1, 0, 0, 1), "only its own key");
 }
 
+/// `expiring_within` lists the keys, enabled or disabled, whose expiry falls in the window, only
+/// those the caller may see, paged by id like any list; `/metrics` counts them for every account.
+#[tokio::test]
+async fn keys_expiring_within_a_window_are_listed_and_counted() {
+    let cluster = Cluster::single().await;
+    let admin = cluster.client(1);
+    let lasting = |name: &str, span: &str| wire::CreateKeyRequest { expires_in: Some(span.into()), ..new_key(name) };
+    let mut soon = Vec::new();
+    for (name, span) in [("in-3-days", "3d"), ("in-6-days", "6d"), ("in-1-hour", "1h")] {
+        soon.push(admin.create_key(&lasting(name, span)).await.unwrap().value.key.id);
+    }
+    let later = admin.create_key(&lasting("in-20-days", "20d")).await.unwrap().value.key.id;
+    let off = admin.create_key(&lasting("off-in-5-days", "5d")).await.unwrap().value.key.id;
+    admin.disable_key(&off).await.unwrap();
+    let gone = admin.create_key(&lasting("gone-in-2-days", "2d")).await.unwrap().value.key.id;
+    admin.delete_key(&gone).await.unwrap();
+    let (_, reader_key) = user_with_key(&admin, "reader", "read").await;
+
+    let ids = |keys: &[wire::Key]| keys.iter().map(|k| k.id.clone()).collect::<Vec<_>>();
+    let within = |span: &str, state: Option<&str>| ListKeys {
+        expiring_within: Some(span.into()),
+        state: state.map(str::to_owned),
+        ..ListKeys::default()
+    };
+    // Ids sort by creation, so the listing is in creation order, not expiry order.
+    let week = admin.list_keys(&within("7d", None)).await.unwrap().keys;
+    assert_eq!(ids(&week), [soon[0].clone(), soon[1].clone(), soon[2].clone(), off.clone()]);
+    let enabled = admin.list_keys(&within("7d", Some("enabled"))).await.unwrap().keys;
+    assert_eq!(ids(&enabled), soon);
+    let hour = admin.list_keys(&within("2h", None)).await.unwrap().keys;
+    assert_eq!(ids(&hour), [soon[2].clone()]);
+    let month = admin.list_keys(&within("30d", None)).await.unwrap().keys;
+    assert!(month.iter().any(|k| k.id == later) && month.len() == 6, "with the reader's 30-day key: {month:?}");
+    assert!(month.iter().all(|k| k.id != gone), "a deleted key has nothing left to expire");
+
+    // Paged one at a time, the same keys in the same order.
+    let (mut paged, mut cursor) = (Vec::new(), None);
+    loop {
+        let query = ListKeys { limit: Some(1), cursor: cursor.take(), ..within("7d", None) };
+        let page = admin.list_keys(&query).await.unwrap();
+        paged.extend(ids(&page.keys));
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(paged, ids(&week));
+
+    // A `read` user sees only its own key, expiring in 30 days.
+    let own = cluster.client_as(&reader_key).list_keys(&within("31d", None)).await.unwrap().keys;
+    assert_eq!(own.len(), 1, "{own:?}");
+    assert_eq!(own[0].owner.name, "reader");
+
+    for bad in ["0d", "-1d", "soon", "7", ""] {
+        let (status, _, text) = raw(&cluster, Method::GET, &format!("/v1/keys?expiring_within={bad}"), &[], None).await;
+        assert_eq!((status, error_code(&text).as_str()), (400, "invalid_argument"), "{bad:?}");
+    }
+
+    // The gauge counts every account's keys in each window, disabled ones too.
+    let metrics = cluster.http().get(format!("{}/metrics", cluster.node(1).url())).send().await.unwrap();
+    let text = metrics.text().await.unwrap();
+    let gauge = |within: &str| {
+        let line = format!("keyledger_keys_expiring{{within=\"{within}\"}} ");
+        text.lines().find_map(|l| l.strip_prefix(line.as_str())).map(|v| v.parse::<f64>().unwrap())
+    };
+    assert_eq!((gauge("1d"), gauge("7d"), gauge("30d")), (Some(1.0), Some(4.0), Some(6.0)), "{text}");
+}
+
 /// Ids of the wrong form are `404` on every key write, as for any unknown key (and on the
 /// other collections' paths too).
 #[tokio::test]

@@ -167,6 +167,10 @@ pub(crate) struct ListArgs {
     /// Only keys whose name contains this text, ignoring case.
     #[arg(long, value_name = "TEXT")]
     name_contains: Option<String>,
+    /// Only keys that will expire within this span (`7d`, `12h`): enabled or disabled keys
+    /// whose expiry is still ahead. With `--state enabled`, the keys about to stop working.
+    #[arg(long, value_name = "SPAN")]
+    expiring_within: Option<String>,
     /// Show at most this many keys in all (default: every matching key).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     limit: Option<u32>,
@@ -347,6 +351,7 @@ async fn list_all(client: &Client, args: &ListArgs) -> anyhow::Result<KeyList> {
         owner_id: args.identity_id.clone(),
         namespace: args.namespace.clone(),
         name: args.name_contains.clone(),
+        expiring_within: args.expiring_within.clone(),
         ..ListKeys::default()
     };
     let mut keys: Vec<Key> = Vec::new();

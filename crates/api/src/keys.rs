@@ -155,6 +155,11 @@ pub(crate) struct ListQuery {
     namespace: Option<String>,
     /// Only keys whose name contains this text, ignoring case.
     name: Option<String>,
+    /// Only keys that will expire within this span from now (`7d`, `12h`, `30d`): enabled or
+    /// disabled keys whose expiry is still ahead. Combine with `state=enabled` for the keys
+    /// about to stop working.
+    #[param(value_type = Option<String>, example = "7d")]
+    expiring_within: Option<String>,
     /// The most keys in one answer.
     #[param(minimum = 1, maximum = 1000, default = 100)]
     limit: Option<usize>,
@@ -195,6 +200,7 @@ pub(crate) async fn list(
         .transpose()?;
     let name = query.name.as_deref().map(str::to_lowercase).filter(|n| !n.is_empty());
     let now = app.node.now();
+    let expiring_until = query.expiring_within.as_deref().map(|text| expiry_window_end(now, text)).transpose()?;
     let state = app.node.ledger().state();
     let matches = |key: &&KeyRecord| {
         key.account == *caller.account()
@@ -205,7 +211,17 @@ pub(crate) async fn list(
             && query.namespace.as_deref().is_none_or(|ns| state.key_namespace(key) == Some(ns))
             && name.as_deref().is_none_or(|part| key.name.to_lowercase().contains(part))
     };
-    let mut page: Vec<&KeyRecord> = state.keys_after(after).filter(matches).take(limit + 1).collect();
+    let mut page: Vec<&KeyRecord> = match expiring_until {
+        // The expiry queue holds just the keys in the window; sorted by id they page like the rest.
+        Some(until) => {
+            let mut expiring: Vec<&KeyRecord> =
+                state.keys_expiring(now, until).filter(|k| after.is_none_or(|a| k.id > a)).filter(matches).collect();
+            expiring.sort_unstable_by_key(|k| k.id);
+            expiring.truncate(limit + 1);
+            expiring
+        }
+        None => state.keys_after(after).filter(matches).take(limit + 1).collect(),
+    };
     let next_cursor = if page.len() > limit {
         page.truncate(limit);
         page.last().map(|k| k.id.to_string())
@@ -239,6 +255,16 @@ pub(crate) async fn summary(State(app): State<AppState>, caller: Caller) -> axum
         expiring_within_7d: counts.expiring_within_7d,
         expiring_within_30d: counts.expiring_within_30d,
     })
+}
+
+/// The end of the `expiring_within` window: `now` plus a positive span.
+fn expiry_window_end(now: Timestamp, text: &str) -> Result<Timestamp, ApiError> {
+    let bad = || ApiError::invalid("`expiring_within` must be a positive span such as `7d`, `12h` or `30d`");
+    let span = Span::parse(text).map_err(|_| bad())?;
+    if span.0 <= 0 {
+        return Err(bad());
+    }
+    Ok(now.checked_add(span).unwrap_or(Timestamp(i64::MAX)))
 }
 
 fn parse_state(text: &str) -> Result<KeyState, ApiError> {

@@ -37,6 +37,7 @@ impl Client {
             ("owner_id", query.owner_id.clone()),
             ("namespace", query.namespace.clone()),
             ("name", query.name.clone()),
+            ("expiring_within", query.expiring_within.clone()),
             ("limit", query.limit.map(|n| n.to_string())),
             ("cursor", query.cursor.clone()),
         ]

@@ -77,6 +77,8 @@ pub struct ListKeys {
     pub namespace: Option<String>,
     /// Only keys whose name contains this, ignoring case.
     pub name: Option<String>,
+    /// Only keys expiring within this span (`7d`, `12h`).
+    pub expiring_within: Option<String>,
     /// Page size (server default 100, max 1000).
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page.

@@ -4,6 +4,8 @@
 //! They are read here, beside the openraft wiring they come from, so the API crate only
 //! renders numbers and needs to know nothing of openraft's metrics types.
 
+use keyledger_model::Span;
+
 use crate::ClusterNode;
 
 /// This node's state as the gauges show it.
@@ -36,7 +38,14 @@ pub struct NodeGauges {
     pub ledger_head_seq: u64,
     /// Keys in the verification index, deleted ones included.
     pub keys: u64,
+    /// Keys, enabled or disabled, expiring within each of [`EXPIRY_WINDOWS`].
+    pub keys_expiring: [u64; 3],
 }
+
+/// The windows of the `keyledger_keys_expiring` gauge, with their label values.
+pub const EXPIRY_WINDOWS: [(&str, Span); 3] =
+    [("1d", Span(DAY_MS)), ("7d", Span(7 * DAY_MS)), ("30d", Span(30 * DAY_MS))];
+const DAY_MS: i64 = 24 * 3_600_000;
 
 /// The Raft role of a node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -86,9 +95,11 @@ impl NodeGauges {
             .filter(|(peer, _)| **peer != raft.id)
             .map(|(peer, matched)| (*peer, matched.map_or(0, |log_id| log_id.index)))
             .collect();
-        let (ledger_head_seq, keys) = {
+        let now = node.now();
+        let (ledger_head_seq, keys, keys_expiring) = {
             let state = node.ledger().state();
-            (state.head().seq, state.key_count() as u64)
+            let expiring = state.keys_expiring_within(now, EXPIRY_WINDOWS.map(|(_, span)| span));
+            (state.head().seq, state.key_count() as u64, expiring)
         };
         NodeGauges {
             node_id: node.id(),
@@ -108,6 +119,7 @@ impl NodeGauges {
             replication,
             ledger_head_seq,
             keys,
+            keys_expiring,
         }
     }
 

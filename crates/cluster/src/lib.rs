@@ -31,7 +31,7 @@ mod upkeep;
 pub use activity::FLUSH_EVERY;
 pub use bootstrap::{bootstrap_default_account, BOOTSTRAP_KEY_FILE};
 pub use checkpoints::{CheckpointPolicy, SIGNING_KEY_FILE};
-pub use gauges::{NodeGauges, RaftRole};
+pub use gauges::{NodeGauges, RaftRole, EXPIRY_WINDOWS};
 pub use keyledger_ledger::{NodeId, StorageOptions, TypeConfig};
 pub use network::Network;
 pub use node::{

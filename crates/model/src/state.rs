@@ -213,6 +213,16 @@ impl State {
     }
 
     #[inline]
+    /// Keys that will expire after `now` and no later than `until`, in expiry order: enabled
+    /// and disabled ones, since deleted and expired keys have nothing left to expire.
+    pub fn keys_expiring(&self, now: Timestamp, until: Timestamp) -> impl Iterator<Item = &KeyRecord> {
+        use std::ops::Bound;
+        let last = KeyId::from_bytes([u8::MAX; 16]);
+        self.expiry_queue
+            .range((Bound::Excluded((now, last)), Bound::Included((until, last))))
+            .filter_map(|(_, id)| self.keys.get(id).map(|k| &**k))
+    }
+
     /// Up to `limit` keys whose expiry has passed at `now` and that have no `expired` event yet.
     pub fn due_expiries(&self, now: Timestamp, limit: usize) -> Vec<KeyId> {
         self.expiry_queue.iter().take_while(|(at, _)| *at <= now).take(limit).map(|(_, id)| *id).collect()

@@ -46,3 +46,26 @@ impl State {
         summary
     }
 }
+
+impl State {
+    /// Keys of every account, enabled or disabled, that expire within each of `windows` after
+    /// `now`: the counts an operator alerts on (`keyledger_keys_expiring` in `GET /metrics`).
+    /// Counted in the expiry queue alone, without looking up a record, so a scrape costs a
+    /// walk over the keys in the widest window and no more.
+    pub fn keys_expiring_within<const N: usize>(&self, now: Timestamp, windows: [Span; N]) -> [u64; N] {
+        use std::ops::Bound;
+        let end = |w: Span| now.checked_add(w).unwrap_or(Timestamp(i64::MAX));
+        let ends = windows.map(end);
+        let mut counts = [0u64; N];
+        let Some(widest) = ends.iter().max().copied() else {
+            return counts;
+        };
+        let last = crate::ids::KeyId::from_bytes([u8::MAX; 16]);
+        for (at, _) in self.expiry_queue.range((Bound::Excluded((now, last)), Bound::Included((widest, last)))) {
+            for (count, end) in counts.iter_mut().zip(ends) {
+                *count += u64::from(*at <= end);
+            }
+        }
+        counts
+    }
+}

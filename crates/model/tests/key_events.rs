@@ -1055,3 +1055,31 @@ fn a_proposal_stamped_before_the_latest_event_is_decided_at_that_events_time() {
     assert_eq!(entries[0].event.time, latest);
     assert!(world.ledger.windows(2).all(|w| w[0].event.time <= w[1].event.time), "times never go backwards");
 }
+
+#[test]
+fn keys_expiring_lists_only_keys_that_can_still_expire_within_the_window() {
+    let mut world = World::bootstrap(233);
+    let (soon, _) = world.create("soon", Span(HOUR)).unwrap();
+    let (later, _) = world.create("later", Span::days(10)).unwrap();
+    let (disabled, _) = world.create("disabled", Span(2 * HOUR)).unwrap();
+    let (deleted, _) = world.create("deleted", Span(HOUR)).unwrap();
+    assert_eq!(world.owner_does(Command::DisableKey(disabled)), Ok(1));
+    assert_eq!(world.owner_does(Command::DeleteKey(deleted)), Ok(1));
+    let ids = |world: &World, within: Span| -> Vec<KeyId> {
+        let until = world.now.checked_add(within).unwrap();
+        world.state.keys_expiring(world.now, until).map(|k| k.id).collect()
+    };
+
+    // In expiry order; the window's end is included; deleted keys never.
+    assert_eq!(ids(&world, Span(HOUR - 1)), []);
+    assert_eq!(ids(&world, Span(HOUR)), [soon]);
+    assert_eq!(ids(&world, Span::days(1)), [soon, disabled]);
+    assert_eq!(ids(&world, Span::days(10)), [soon, disabled, later]);
+    // The gauges count the same keys.
+    assert_eq!(world.state.keys_expiring_within(world.now, [Span(HOUR), Span::days(1), Span::days(10)]), [1, 2, 3]);
+
+    // A key whose expiry is now has expired: it is not "expiring" any more.
+    world.advance(HOUR);
+    assert_eq!(ids(&world, Span::days(1)), [disabled]);
+    assert_eq!(world.state.keys_expiring_within(world.now, [Span::days(1)]), [1]);
+}

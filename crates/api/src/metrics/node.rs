@@ -8,7 +8,7 @@ use prometheus::core::{AtomicU64, GenericGauge, GenericGaugeVec};
 use prometheus::proto::MetricFamily;
 use prometheus::{Gauge, Opts, Registry};
 
-use keyledger_cluster::{NodeGauges, RaftRole};
+use keyledger_cluster::{NodeGauges, RaftRole, EXPIRY_WINDOWS};
 
 type U64Gauge = GenericGauge<AtomicU64>;
 type U64GaugeVec = GenericGaugeVec<AtomicU64>;
@@ -84,6 +84,12 @@ pub(super) fn families(gauges: &NodeGauges) -> prometheus::Result<Vec<MetricFami
     }
     out.gauge("keyledger_ledger_head_seq", "The seq of the last event in this node's ledger.", gauges.ledger_head_seq)?;
     out.gauge("keyledger_keys", "Keys in the verification index, deleted ones included.", gauges.keys)?;
+    out.labelled(
+        "keyledger_keys_expiring",
+        "Keys of every account, enabled or disabled, that will expire within the window (`GET /v1/keys?expiring_within=`).",
+        "within",
+        EXPIRY_WINDOWS.iter().zip(gauges.keys_expiring).map(|((label, _), count)| ((*label).to_owned(), count)),
+    )?;
     Ok(out.0.gather())
 }
 

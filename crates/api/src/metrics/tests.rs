@@ -44,6 +44,7 @@ fn leader_gauges() -> NodeGauges {
         replication: vec![(1, 40), (3, 31)],
         ledger_head_seq: 55,
         keys: 12,
+        keys_expiring: [1, 4, 9],
     }
 }
 
@@ -217,6 +218,9 @@ fn gauges_show_the_leader_and_its_followers_lag() {
     assert_eq!(gauge("keyledger_raft_quorum_ack_age_seconds"), Some(0.15));
     assert_eq!(gauge("keyledger_ledger_head_seq"), Some(55.0));
     assert_eq!(gauge("keyledger_keys"), Some(12.0));
+    assert_eq!(gauge("keyledger_keys_expiring{within=\"1d\"}"), Some(1.0));
+    assert_eq!(gauge("keyledger_keys_expiring{within=\"7d\"}"), Some(4.0));
+    assert_eq!(gauge("keyledger_keys_expiring{within=\"30d\"}"), Some(9.0));
     assert_eq!(gauge("keyledger_ready"), Some(1.0));
     assert_eq!(gauge("keyledger_raft_state{state=\"leader\"}"), Some(1.0));
     assert_eq!(gauge("keyledger_raft_state{state=\"follower\"}"), Some(0.0));
