@@ -56,6 +56,9 @@
 //! - `key_batch`: `POST /v1/keys/batch`: each item created once or refused alone as a single
 //!   create would be, a malformed item refuses the whole batch, retries with `Idempotency-Key`.
 //! - `key_ops`: update with `If-Match`, lock, rotate and its defaults, scopes, list filters.
+//! - `upgrade`: mixed releases: a peer of another protocol refused with `409 protocol_mismatch`
+//!   naming both releases (the raft stream too); a data dir stamped by a later release refused
+//!   and left as it was.
 //! - `tls`: HTTPS for the CLI, the client and peers; plain HTTP refused off loopback; 5,000
 //!   half-open connections, the connection cap and the header-read timeout.
 //! - `usage`: one `used` event per key per `last_used_granularity`, however many nodes verify
@@ -91,6 +94,7 @@ mod shutdown;
 mod single_node;
 mod snapshot;
 mod tls;
+mod upgrade;
 mod usage;
 mod util;
 mod workflows;

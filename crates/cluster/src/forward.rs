@@ -96,6 +96,8 @@ async fn send_forwards(rpc: &RpcClient, leader: NodeId, base: &str, group: Vec<F
         }
         Err(CallError::Unreachable(_)) => Refusal::Unavailable("the leader cannot be reached".into()),
         Err(CallError::Refused(_)) => Refusal::Unavailable("the leader refused this node's signature".into()),
+        // Refused before anything was read: nothing was written.
+        Err(CallError::Incompatible(why)) => Refusal::Unavailable(why),
         // Something answered that is not the leader: whether the leader got the writes is unknown.
         Err(CallError::NotANode(why)) => {
             Refusal::OutcomeUnknown(format!("the leader did not confirm the write: {why}"))

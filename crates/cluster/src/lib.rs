@@ -22,6 +22,7 @@ mod gauges;
 mod network;
 mod node;
 pub mod peer_auth;
+pub mod protocol;
 mod raft_stream;
 pub mod rpc;
 mod secret;

@@ -27,6 +27,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::peer_auth::{now_ms, AnswerSignature, PeerKey, ANSWER_HEADER, ANY_NODE, REQUEST_HEADER};
+use crate::protocol::{self, PeerSpeaks, PROTOCOL_HEADER};
 use crate::raft_stream::StreamClient;
 use crate::secret::{ClusterSecret, Throttle};
 
@@ -65,6 +66,10 @@ pub(crate) enum CallError {
     /// the cluster key, or by another node than the one asked.
     #[error("{0}")]
     NotANode(String),
+    /// The peer speaks another peer protocol (`protocol.rs`): it refused the request, or its
+    /// answer was not believed; nothing was done either way.
+    #[error("{0}")]
+    Incompatible(String),
     /// The request was sent, or may have been, but no usable answer came back.
     #[error("{0}")]
     Failed(String),
@@ -163,6 +168,7 @@ impl RpcClient {
             .post(&url)
             .timeout(timeout)
             .header(REQUEST_HEADER, signed.header)
+            .header(PROTOCOL_HEADER, protocol::header_value())
             .header(CONTENT_TYPE, "application/octet-stream")
             .body(bytes)
             .send()
@@ -177,6 +183,7 @@ impl RpcClient {
                 }
             })?;
         let status = response.status();
+        self.check_protocol(base, response.headers().get(PROTOCOL_HEADER))?;
         if status == StatusCode::UNAUTHORIZED {
             return Err(self.refused(base));
         }
@@ -188,6 +195,17 @@ impl RpcClient {
         let from = self.check_answer(base, to, &signed.nonce, status.as_u16(), answer_header.as_ref(), &bytes)?;
         let answer = codec::decode(&bytes).map_err(|e| CallError::Failed(e.to_string()))?;
         Ok((from, answer))
+    }
+
+    /// Fails the call when the peer's answer names another peer protocol, logged as an error
+    /// at a pace a human can read: the cluster cannot work until an operator acts.
+    pub(crate) fn check_protocol(&self, peer: &str, header: Option<&HeaderValue>) -> Result<(), CallError> {
+        PeerSpeaks::from_header(header).check(peer).map_err(|message| {
+            if self.refusals.due(peer) {
+                tracing::error!(%peer, "{message} (logged every 30 s)");
+            }
+            CallError::Incompatible(message)
+        })
     }
 
     /// The error for a peer that answered `401`, logged at a pace a human can read.
@@ -284,7 +302,7 @@ fn rpc_error<E: std::error::Error>(e: CallError) -> RPCError<NodeId, Node, RaftE
         // A refusal, like a dead peer, makes openraft back off instead of retrying
         // at once: nothing will change until an operator gives a node the right secret.
         // So does an address where something other than a node of this cluster answers.
-        CallError::Unreachable(_) | CallError::Refused(_) | CallError::NotANode(_) => {
+        CallError::Unreachable(_) | CallError::Refused(_) | CallError::NotANode(_) | CallError::Incompatible(_) => {
             RPCError::Unreachable(Unreachable::new(&e))
         }
         CallError::Failed(_) => RPCError::Network(NetworkError::new(&e)),

@@ -39,6 +39,7 @@ use tokio_rustls::TlsConnector;
 use crate::network::{path, CallError, RpcClient};
 use crate::node::ClusterNode;
 use crate::peer_auth::{ANSWER_HEADER, REQUEST_HEADER};
+use crate::protocol::{self, PROTOCOL_HEADER};
 
 /// The protocol named in `Upgrade`; a new frame format gets a new name.
 const PROTOCOL: &str = "keyledger-raft/1";
@@ -142,11 +143,13 @@ where
     let request = axum::http::Request::get(path::STREAM)
         .header(HOST, authority)
         .header(REQUEST_HEADER, signed.header)
+        .header(PROTOCOL_HEADER, protocol::header_value())
         .header(CONNECTION, "upgrade")
         .header(UPGRADE, PROTOCOL)
         .body(Body::empty())
         .map_err(|e| CallError::Failed(e.to_string()))?;
     let response = sender.send_request(request).await.map_err(failed)?;
+    rpc.check_protocol(base, response.headers().get(PROTOCOL_HEADER))?;
     match response.status() {
         StatusCode::SWITCHING_PROTOCOLS => {}
         StatusCode::UNAUTHORIZED => return Err(rpc.refused(base)),

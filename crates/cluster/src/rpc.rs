@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -34,6 +34,7 @@ use crate::node::{ClusterNode, Committed, MembershipChange, Refusal};
 use crate::peer_auth::{
     body_hash, constant_time_eq, now_ms, PeerKey, Rejection, Verifier, ANSWER_HEADER, REQUEST_HEADER,
 };
+use crate::protocol::{self, PeerSpeaks, PROTOCOL_HEADER};
 use crate::secret::Throttle;
 use crate::NodeId;
 
@@ -95,6 +96,11 @@ async fn require_signature(State(gate): State<Arc<Gate>>, request: Request, next
         Ok(signature) => signature,
         Err(rejection) => return refuse(&gate, &path, rejection),
     };
+    // Only a node of this cluster learns what this one speaks, and only once it proved it is one.
+    let peer = PeerSpeaks::from_header(request.headers().get(PROTOCOL_HEADER));
+    if let Err(message) = peer.check(&format!("node {}", signature.from)) {
+        return refuse_protocol(&gate, signature.from, message);
+    }
     let (parts, body) = request.into_parts();
     let Ok(body) = axum::body::to_bytes(body, INTERNAL_BODY_LIMIT).await else {
         let body =
@@ -117,7 +123,26 @@ async fn sign_answer(verifier: &Verifier, nonce: &[u8; 16], response: Response) 
     let signature = verifier.key().sign_answer(nonce, verifier.own_id(), parts.status.as_u16(), &body);
     let value = HeaderValue::from_str(&signature.to_header()).expect("the signature header is ASCII");
     parts.headers.insert(ANSWER_HEADER, value);
+    parts.headers.insert(PROTOCOL_HEADER, protocol::header_value());
     Response::from_parts(parts, Body::from(body))
+}
+
+/// `409 protocol_mismatch` for a node of this cluster that speaks another peer protocol,
+/// naming both; the answer carries this node's protocol header so the sender can say it too.
+fn refuse_protocol(gate: &Gate, from: NodeId, message: String) -> Response {
+    if gate.refusals.due(&from.to_string()) {
+        tracing::error!(peer = from, "{message} (logged every 30 s)");
+    }
+    let body = serde_json::json!({"error": {"code": "protocol_mismatch", "message": message}});
+    (
+        StatusCode::CONFLICT,
+        [
+            (CONTENT_TYPE, HeaderValue::from_static("application/json")),
+            (HeaderName::from_static(PROTOCOL_HEADER), protocol::header_value()),
+        ],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 fn refuse(gate: &Gate, path: &str, rejection: Rejection) -> Response {

@@ -20,6 +20,9 @@ pub enum LedgerError {
     Snapshot(String),
     #[error("raft log: {0}")]
     RaftLog(std::io::Error),
+    /// The data dir's format stamp is not one this release reads (`data_format.rs`).
+    #[error("{0}")]
+    Format(String),
 }
 
 impl From<ProofError<LedgerError>> for LedgerError {

@@ -13,6 +13,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod codec;
+pub mod data_format;
 mod error;
 mod event_blocks;
 #[doc(hidden)]
@@ -127,6 +128,7 @@ fn open_db(dir: &Path) -> Result<sled::Db, LedgerError> {
 }
 
 fn open_db_with(dir: &Path, options: StorageOptions) -> Result<sled::Db, LedgerError> {
+    data_format::refuse_later(dir)?;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
     loop {
         match sled::Config::new().path(dir.join("db")).cache_capacity(options.cache_bytes).open() {
@@ -141,6 +143,7 @@ fn open_db_with(dir: &Path, options: StorageOptions) -> Result<sled::Db, LedgerE
                 let db = opened?;
                 // Before anything reads the ledger: older versions stored one key per event.
                 event_blocks::move_legacy_events(&db)?;
+                data_format::stamp(dir)?;
                 return Ok(db);
             }
         }

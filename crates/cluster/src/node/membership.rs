@@ -109,7 +109,7 @@ impl ClusterNode {
                 }
                 Ok(Err(refused)) => tracing::warn!(%refused, "join refused; retrying"),
                 // Already logged by the call, at most every 30 s.
-                Err(CallError::Refused(_)) => {}
+                Err(CallError::Refused(_) | CallError::Incompatible(_)) => {}
                 Err(e) => tracing::warn!(error = %e, "cannot reach the cluster to join; retrying"),
             }
             tokio::time::sleep(pause).await;
@@ -249,8 +249,7 @@ impl ClusterNode {
                 "a node answered but refused this node's signature (is it of another cluster, or is its clock off?)"
                     .to_string()
             }
-            Err(CallError::NotANode(why)) => why,
-            Err(CallError::Failed(why)) => why,
+            Err(CallError::NotANode(why) | CallError::Incompatible(why) | CallError::Failed(why)) => why,
         };
         tracing::warn!(node_id, %address, %why, "refused to add a member that did not answer as a node of this cluster");
         Err(MembershipRefusal::Invalid(format!(
