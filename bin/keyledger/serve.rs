@@ -71,6 +71,12 @@ pub(crate) struct ServeArgs {
     /// memory whatever this is.
     #[arg(long, value_name = "MIB", default_value_t = StorageOptions::DEFAULT_CACHE_BYTES >> 20, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
     pub(crate) storage_cache_mib: u64,
+    /// Free space (MiB) the data dir's filesystem keeps: below it the node refuses writes
+    /// (`503 unavailable`, saying so) and takes them again once space is freed; verification
+    /// goes on. Room for the writes in flight, a snapshot and the state saved at shutdown
+    /// (docs/operations.md, "Disk full"). 0 turns the reserve off.
+    #[arg(long, value_name = "MIB", default_value_t = NodeConfig::DEFAULT_MIN_FREE_DISK_BYTES >> 20, value_parser = clap::value_parser!(u64).range(0..=1 << 30))]
+    pub(crate) min_free_disk_mib: u64,
     /// Failed authentications (a missing or invalid API key) one client address may make per
     /// minute; past that, its requests to authenticated routes are answered `429 rate_limited`
     /// until the minute ends. 0 turns the limit off.
@@ -219,6 +225,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         secret,
         peer_tls,
         storage: StorageOptions { cache_bytes: args.storage_cache_mib << 20 },
+        min_free_disk_bytes: args.min_free_disk_mib << 20,
     };
     let node = ClusterNode::start(config)
         .await

@@ -29,6 +29,8 @@
 //!   without a leader.
 //! - `crash_loop`: random SIGKILLs during writes: every acknowledged write kept, identical
 //!   ledgers that verify offline (`scripts/crash-loop N` for a long run).
+//! - `disk_full`: a node on a small tmpfs below its disk reserve refuses writes (503), goes on
+//!   verifying, resumes when space returns, and loses nothing acknowledged.
 //! - `failover`: a killed leader (writes resume, nothing lost, ledgers identical) and lost quorum.
 //! - `snapshot`: a node joining after log compaction receives the whole ledger by snapshot.
 //! - `idempotency`: retried writes with an `Idempotency-Key` answer once and write once.
@@ -75,6 +77,7 @@ mod cluster;
 mod consistency;
 mod console;
 mod crash_loop;
+mod disk_full;
 mod enrollment;
 mod errors;
 mod failover;

@@ -40,6 +40,9 @@ pub struct NodeGauges {
     pub keys: u64,
     /// Keys, enabled or disabled, expiring within each of [`EXPIRY_WINDOWS`].
     pub keys_expiring: [u64; 3],
+    /// Free bytes on the data dir's filesystem, and the reserve below which writes are refused.
+    pub disk_free_bytes: u64,
+    pub disk_reserve_bytes: u64,
 }
 
 /// The windows of the `keyledger_keys_expiring` gauge, with their label values.
@@ -101,7 +104,10 @@ impl NodeGauges {
             let expiring = state.keys_expiring_within(now, EXPIRY_WINDOWS.map(|(_, span)| span));
             (state.head().seq, state.key_count() as u64, expiring)
         };
+        let (disk_free_bytes, disk_reserve_bytes) = node.disk_space();
         NodeGauges {
+            disk_free_bytes,
+            disk_reserve_bytes,
             node_id: node.id(),
             member: node.is_member(),
             ready: node.readiness().is_ok(),

@@ -15,6 +15,7 @@ mod activity;
 mod batch;
 mod bootstrap;
 mod checkpoints;
+mod disk;
 mod forward;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -26,6 +26,7 @@ use tokio::time::Instant;
 use crate::activity::Activity;
 use crate::batch::Batcher;
 use crate::checkpoints::CheckpointPolicy;
+use crate::disk::DiskReserve;
 use crate::forward::Forwarder;
 use crate::network::RpcClient;
 use crate::secret::{ClusterSecret, SecretSource};
@@ -55,6 +56,8 @@ pub struct NodeConfig {
     /// (`tls::peer_client_config`). Without it only `http://` peers can be reached.
     pub peer_tls: Option<Arc<rustls::ClientConfig>>,
     pub storage: StorageOptions,
+    /// Free bytes the data dir's filesystem keeps: below it, writes are refused (`disk.rs`).
+    pub min_free_disk_bytes: u64,
 }
 
 impl NodeConfig {
@@ -68,6 +71,10 @@ impl NodeConfig {
     /// Raft log kept after a snapshot: a restart reads it all, and a follower that fell less
     /// than this behind catches up from it rather than from a snapshot of the whole ledger.
     pub const DEFAULT_LOG_KEEP_BYTES: u64 = 32 << 20;
+
+    /// Room for the entries in flight, a snapshot's file and the state saved at shutdown of a
+    /// node with some hundred thousand keys; a larger one needs more (docs/operations.md).
+    pub const DEFAULT_MIN_FREE_DISK_BYTES: u64 = 256 << 20;
 }
 
 /// A running node.
@@ -97,6 +104,7 @@ pub struct ClusterNode {
     /// The Raft log's index, shared with the store openraft owns: its sizes, read by the upkeep.
     log: LogReader,
     log_keep_bytes: u64,
+    disk: DiskReserve,
 }
 
 /// The flags [`ClusterNode::is_member`] reads first, shared so that verification, the hot
@@ -109,6 +117,12 @@ pub struct MemberFlags {
 }
 
 impl ClusterNode {
+    /// Free bytes on the data dir's filesystem (looked at most every 200 ms) and the reserve
+    /// below which writes are refused.
+    pub fn disk_space(&self) -> (u64, u64) {
+        (self.disk.free_bytes(), self.disk.reserve_bytes())
+    }
+
     /// Encoded bytes of the Raft log entries this node keeps (not yet purged).
     pub fn raft_log_bytes(&self) -> u64 {
         self.log.bytes_from(0)

@@ -84,6 +84,16 @@ pub(super) fn families(gauges: &NodeGauges) -> prometheus::Result<Vec<MetricFami
     }
     out.gauge("keyledger_ledger_head_seq", "The seq of the last event in this node's ledger.", gauges.ledger_head_seq)?;
     out.gauge("keyledger_keys", "Keys in the verification index, deleted ones included.", gauges.keys)?;
+    out.gauge(
+        "keyledger_disk_free_bytes",
+        "Free bytes on the data dir's filesystem; below keyledger_disk_reserve_bytes writes are refused (503).",
+        gauges.disk_free_bytes,
+    )?;
+    out.gauge(
+        "keyledger_disk_reserve_bytes",
+        "The free space the data dir's filesystem keeps (--min-free-disk-mib).",
+        gauges.disk_reserve_bytes,
+    )?;
     out.labelled(
         "keyledger_keys_expiring",
         "Keys of every account, enabled or disabled, that will expire within the window (`GET /v1/keys?expiring_within=`).",

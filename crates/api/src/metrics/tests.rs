@@ -45,6 +45,8 @@ fn leader_gauges() -> NodeGauges {
         ledger_head_seq: 55,
         keys: 12,
         keys_expiring: [1, 4, 9],
+        disk_free_bytes: 5 << 30,
+        disk_reserve_bytes: 256 << 20,
     }
 }
 
@@ -218,6 +220,8 @@ fn gauges_show_the_leader_and_its_followers_lag() {
     assert_eq!(gauge("keyledger_raft_quorum_ack_age_seconds"), Some(0.15));
     assert_eq!(gauge("keyledger_ledger_head_seq"), Some(55.0));
     assert_eq!(gauge("keyledger_keys"), Some(12.0));
+    assert_eq!(gauge("keyledger_disk_free_bytes"), Some((5u64 << 30) as f64));
+    assert_eq!(gauge("keyledger_disk_reserve_bytes"), Some((256u64 << 20) as f64));
     assert_eq!(gauge("keyledger_keys_expiring{within=\"1d\"}"), Some(1.0));
     assert_eq!(gauge("keyledger_keys_expiring{within=\"7d\"}"), Some(4.0));
     assert_eq!(gauge("keyledger_keys_expiring{within=\"30d\"}"), Some(9.0));

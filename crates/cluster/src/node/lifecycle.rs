@@ -19,6 +19,7 @@ use super::{ClusterNode, NodeConfig};
 use crate::activity::Activity;
 use crate::batch::Batcher;
 use crate::checkpoints::load_or_create_signer;
+use crate::disk::DiskReserve;
 use crate::forward::Forwarder;
 use crate::network::{Network, RpcClient};
 use crate::ClusterError;
@@ -107,10 +108,12 @@ impl ClusterNode {
         let listed = watch_membership(&raft, config.node_id);
         let batcher = Batcher::start(raft.clone(), WRITE_DEADLINE);
         let forwarder = Forwarder::start(rpc.clone());
+        let disk = DiskReserve::new(config.data_dir.clone(), config.min_free_disk_bytes);
         Ok(Arc::new(ClusterNode {
             id: config.node_id,
             advertise: config.advertise,
             data_dir: config.data_dir,
+            disk,
             raft,
             batcher,
             forwarder,

@@ -65,6 +65,8 @@ impl ClusterNode {
         if !self.is_member() {
             return Err(ProposeError::Unavailable("this node is not a member of the cluster".into()));
         }
+        // This node's disk: a follower would store the entry too.
+        self.disk.check().map_err(|why| ProposeError::Unavailable(format!("the write was not accepted: {why}")))?;
         let deadline = Instant::now() + WRITE_DEADLINE;
         let leader_deadline = Instant::now() + LEADER_WAIT;
         let mut last_problem = String::from("no leader is known");
@@ -112,6 +114,9 @@ impl ClusterNode {
         }
         if metrics.millis_since_quorum_ack.is_none_or(|ms| ms > QUORUM_FRESHNESS_MS) {
             return Err(Refusal::Unavailable("the leader cannot reach a quorum".into()));
+        }
+        if let Err(why) = self.disk.check() {
+            return Err(Refusal::Unavailable(format!("on the leader, node {}: {why}", self.id)));
         }
         self.batcher.propose(proposal).await
     }
