@@ -99,7 +99,10 @@ async fn a_node_started_from_a_config_file_listens_and_stores_where_it_says() {
         &dir.path().join("keyledger.toml"),
         &format!("listen = \"{address}\"\ndata_dir = \"{}\"\nnode_id = 1\n", data_dir.display()),
     );
-    let mut node = Running::start(serve(dir.path(), &[], &[("KEYLEDGER_SERVE_CONFIG", config.to_str().unwrap())]), dir.path().join("log"));
+    let mut node = Running::start(
+        serve(dir.path(), &[], &[("KEYLEDGER_SERVE_CONFIG", config.to_str().unwrap())]),
+        dir.path().join("log"),
+    );
     node.wait_ready(&address).await;
     assert!(data_dir.join(BOOTSTRAP_KEY_FILE).is_file(), "the data dir of the file holds the bootstrap key");
     assert!(!dir.path().join("keyledger-data").exists(), "the default data dir was not used");
@@ -124,14 +127,20 @@ async fn a_flag_beats_the_environment_which_beats_the_file() {
     ];
     let flags = ["--config", config.to_str().unwrap(), "--data-dir", from_flag.to_str().unwrap()];
 
-    let printed = serve(dir.path(), &[&flags[..], &["--print-config"]].concat(), &env).output().expect("run --print-config");
+    let printed =
+        serve(dir.path(), &[&flags[..], &["--print-config"]].concat(), &env).output().expect("run --print-config");
     let printed = succeeded(&printed, "--print-config");
     assert!(line(&printed, "data_dir").ends_with("# flag"), "{printed}");
     assert!(line(&printed, "data_dir").contains(&format!("\"{}\"", from_flag.display())));
     assert!(line(&printed, "listen").ends_with("# env KEYLEDGER_LISTEN"), "{printed}");
     assert!(line(&printed, "listen").contains(&env_address));
-    assert!(line(&printed, "log_level").contains("\"info\"") && line(&printed, "log_level").ends_with("# env KEYLEDGER_LOG_LEVEL"));
-    assert!(line(&printed, "shutdown_grace").contains("\"7s\"") && line(&printed, "shutdown_grace").ends_with("# file"));
+    assert!(
+        line(&printed, "log_level").contains("\"info\"")
+            && line(&printed, "log_level").ends_with("# env KEYLEDGER_LOG_LEVEL")
+    );
+    assert!(
+        line(&printed, "shutdown_grace").contains("\"7s\"") && line(&printed, "shutdown_grace").ends_with("# file")
+    );
     assert!(line(&printed, "node_id").ends_with("# default"), "{printed}");
     assert!(!from_flag.exists(), "--print-config touches no data dir");
 
@@ -159,7 +168,8 @@ async fn an_unknown_key_stops_the_node_before_anything_is_created() {
     assert!(!data_dir.exists(), "nothing was created");
 
     let missing = dir.path().join("missing.toml");
-    let output = serve(dir.path(), &["--config", missing.to_str().unwrap()], &[]).output().expect("run keyledger serve");
+    let output =
+        serve(dir.path(), &["--config", missing.to_str().unwrap()], &[]).output().expect("run keyledger serve");
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr_of(&output).contains(&format!("cannot read the config file {}", missing.display())));
 }
@@ -180,9 +190,13 @@ async fn print_config_names_secret_files_without_reading_them() {
             tls_key.display()
         ),
     );
-    let output = serve(dir.path(), &["--config", config.to_str().unwrap(), "--print-config"], &[("KEYLEDGER_LOG_FORMAT", "json")])
-        .output()
-        .expect("run --print-config");
+    let output = serve(
+        dir.path(),
+        &["--config", config.to_str().unwrap(), "--print-config"],
+        &[("KEYLEDGER_LOG_FORMAT", "json")],
+    )
+    .output()
+    .expect("run --print-config");
     let printed = succeeded(&output, "--print-config");
     assert!(!printed.contains("THE-CLUSTER-SECRET-ITSELF") && !printed.contains("THE-TLS-KEY-ITSELF"), "{printed}");
     assert!(line(&printed, "cluster_secret_file").contains(&secret.display().to_string()));
@@ -195,9 +209,15 @@ async fn print_config_names_secret_files_without_reading_them() {
 
     // What it printed is a config file that gives the same configuration.
     let again = write(&dir.path().join("printed.toml"), &printed);
-    let output = serve(dir.path(), &["--config", again.to_str().unwrap(), "--print-config"], &[]).output().expect("run");
+    let output =
+        serve(dir.path(), &["--config", again.to_str().unwrap(), "--print-config"], &[]).output().expect("run");
     let reprinted = succeeded(&output, "--print-config of the printed file");
-    let values = |p: &str| p.lines().filter(|l| !l.starts_with('#')).map(|l| l.split('#').next().unwrap().trim().to_owned()).collect::<Vec<_>>();
+    let values = |p: &str| {
+        p.lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| l.split('#').next().unwrap().trim().to_owned())
+            .collect::<Vec<_>>()
+    };
     assert_eq!(values(&printed), values(&reprinted));
 }
 
@@ -205,9 +225,12 @@ async fn print_config_names_secret_files_without_reading_them() {
 async fn the_packaged_example_is_accepted() {
     let dir = temp_dir();
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/keyledger.toml");
-    let output = serve(dir.path(), &["--config", example.to_str().unwrap(), "--print-config"], &[]).output().expect("run");
+    let output =
+        serve(dir.path(), &["--config", example.to_str().unwrap(), "--print-config"], &[]).output().expect("run");
     let printed = succeeded(&output, "--print-config of packaging/keyledger.toml");
-    assert!(line(&printed, "data_dir").contains("\"/var/lib/keyledger\"") && line(&printed, "data_dir").ends_with("# file"));
+    assert!(
+        line(&printed, "data_dir").contains("\"/var/lib/keyledger\"") && line(&printed, "data_dir").ends_with("# file")
+    );
     assert!(line(&printed, "log_format").contains("\"json\""));
 }
 
@@ -269,7 +292,8 @@ async fn json_logs_hold_an_access_line_per_request_with_the_callers_key_and_no_s
     assert!(fields["latency_ms"].is_f64(), "{by_caller}");
     assert_eq!(by_caller["level"], "INFO");
 
-    let verify = access.iter().find(|l| l["fields"]["route"] == "/v1/verify").expect("an access line of the verification");
+    let verify =
+        access.iter().find(|l| l["fields"]["route"] == "/v1/verify").expect("an access line of the verification");
     assert_eq!(verify["fields"]["status"], 200);
     assert!(verify["fields"].get("key_id").is_none(), "the verified key is not the caller's: {verify}");
 

@@ -101,10 +101,8 @@ pub(crate) fn resolve(command: Command, argv: Vec<OsString>) -> Result<Resolved,
     let mut merged = argv;
     let mut from_file = BTreeSet::new();
     for (id, value) in settings {
-        let overridden = matches!(
-            serve_matches.value_source(&id),
-            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
-        );
+        let overridden =
+            matches!(serve_matches.value_source(&id), Some(ValueSource::CommandLine | ValueSource::EnvVariable));
         if overridden {
             continue;
         }
@@ -119,7 +117,11 @@ pub(crate) fn resolve(command: Command, argv: Vec<OsString>) -> Result<Resolved,
     }
     // `serve` takes no positional arguments, so what is appended can only be read as flags.
     let matches = command.try_get_matches_from(&merged).map_err(|e| {
-        ResolveError::Config(format!("{} together with the flags and environment: {}", file.display(), clap_message(&e)))
+        ResolveError::Config(format!(
+            "{} together with the flags and environment: {}",
+            file.display(),
+            clap_message(&e)
+        ))
     })?;
     Ok(Resolved { matches, file: Some(file), from_file })
 }

@@ -67,7 +67,8 @@ fn every_setting_reads_its_variable_and_is_documented() {
     }
     assert!(count >= 25, "only {count} settings found");
     // And the table names no setting that does not exist.
-    let table = GUIDE.split("\n## Settings\n").nth(1).and_then(|rest| rest.split("\n## ").next()).expect("a Settings section");
+    let table =
+        GUIDE.split("\n## Settings\n").nth(1).and_then(|rest| rest.split("\n## ").next()).expect("a Settings section");
     for row in table.lines().filter(|l| l.starts_with("| `")) {
         let key = row.trim_start_matches("| `").split('`').next().unwrap_or_default();
         assert!(setting(&serve, key).is_some(), "docs/configuration.md documents `{key}`, which is no setting");
@@ -101,7 +102,8 @@ fn every_setting_can_be_given_in_a_file_and_its_description_is_a_config_file_too
     }
     // The description, read back as a config file, describes the same settings.
     let again = config_file(&described);
-    let described_again = resolve_with(again.path(), &[]).expect("the description is a config file").describe(&Cli::command());
+    let described_again =
+        resolve_with(again.path(), &[]).expect("the description is a config file").describe(&Cli::command());
     let settings_only = |d: &str| d.lines().filter(|l| !l.starts_with('#')).map(str::to_owned).collect::<Vec<_>>();
     assert_eq!(settings_only(&described), settings_only(&described_again));
 }
@@ -130,7 +132,11 @@ fn an_unknown_key_is_named_with_its_file_and_line() {
     let error = resolve_with(file.path(), &[]).err().expect("refused");
     let expected = format!("{}:3: unknown key `data-dir` (did you mean `data_dir`?)", file.path().display());
     assert_eq!(error, expected);
-    for (text, key) in [("config = \"other.toml\"\n", "config"), ("print_config = true\n", "print_config"), ("[serve]\nlisten = \"x\"\n", "serve")] {
+    for (text, key) in [
+        ("config = \"other.toml\"\n", "config"),
+        ("print_config = true\n", "print_config"),
+        ("[serve]\nlisten = \"x\"\n", "serve"),
+    ] {
         let file = config_file(text);
         let error = resolve_with(file.path(), &[]).err().expect("refused");
         assert!(error.contains(&format!("unknown key `{key}`")), "{error}");
