@@ -66,6 +66,12 @@ fn every_setting_reads_its_variable_and_is_documented() {
         count += 1;
     }
     assert!(count >= 25, "only {count} settings found");
+    // A positional argument would be no setting: every argument is a long flag.
+    for arg in
+        serve.get_arguments().filter(|a| !matches!(a.get_action(), clap::ArgAction::Help | clap::ArgAction::HelpLong))
+    {
+        assert!(arg.get_long().is_some(), "`{}` has no long flag, so no config key", arg.get_id());
+    }
     // And the table names no setting that does not exist.
     let table =
         GUIDE.split("\n## Settings\n").nth(1).and_then(|rest| rest.split("\n## ").next()).expect("a Settings section");
