@@ -8,7 +8,7 @@ mod serve;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use tracing_subscriber::filter::{EnvFilter, LevelFilter};
 
 use cli::Outcome;
@@ -28,7 +28,9 @@ Exit codes:
   3  `keyledger verify`: the key is not valid (or lacks the permission)
 
 Logging goes to standard error; set RUST_LOG (e.g. RUST_LOG=debug) to change its level
-(default: info for `serve`, warn for the client commands).";
+(default: info for `serve`, or its --log-level; warn for the client commands).
+`serve` also reads its settings from KEYLEDGER_* variables and a TOML file (--config);
+see docs/configuration.md.";
 
 /// An API-key service: a Raft-replicated, hash-chained ledger of key lifecycle events.
 ///
@@ -49,17 +51,34 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(err) => {
-            // `--help` and `--version` go to stdout and succeed; usage errors exit with 1.
-            let _ = err.print();
-            return if err.use_stderr() { ExitCode::from(cli::EXIT_FAILURE) } else { ExitCode::SUCCESS };
+    // `serve --config FILE` adds the file's settings to the command line before it is read.
+    let resolved = match serve::config::resolve(Cli::command(), std::env::args_os().collect()) {
+        Ok(resolved) => resolved,
+        Err(serve::config::ResolveError::Usage(err)) => return usage_error(&err),
+        Err(serve::config::ResolveError::Config(message)) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(cli::EXIT_FAILURE);
         }
     };
+    let cli = match Cli::from_arg_matches(&resolved.matches) {
+        Ok(cli) => cli,
+        Err(err) => return usage_error(&err),
+    };
 
-    let serving = matches!(cli.command, Command::Serve(_));
-    init_tracing(if serving { LevelFilter::INFO } else { LevelFilter::WARN });
+    let json_logs = match &cli.command {
+        Command::Serve(args) if args.print_config => {
+            print!("{}", resolved.describe(&Cli::command()));
+            return ExitCode::SUCCESS;
+        }
+        Command::Serve(args) => {
+            init_tracing(args.log_level, args.log_format, args.access_log);
+            args.log_format == serve::LogFormat::Json
+        }
+        Command::Client(_) => {
+            init_tracing(LevelFilter::WARN, serve::LogFormat::Text, true);
+            false
+        }
+    };
 
     let runtime = match &cli.command {
         Command::Serve(args) => {
@@ -86,6 +105,11 @@ fn main() -> ExitCode {
     match result {
         Ok(outcome) => ExitCode::from(outcome.exit_code()),
         Err(err) => match cli::report(&err) {
+            // With JSON logs every line of a node's stderr is a JSON object, its last words too.
+            Some(message) if json_logs => {
+                tracing::error!(error = %message, "keyledger serve stopped on an error");
+                ExitCode::from(cli::exit_code_for(&err))
+            }
             Some(message) => {
                 eprintln!("error: {message}");
                 ExitCode::from(cli::exit_code_for(&err))
@@ -96,13 +120,47 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` when set, else at `default` and above (openraft's
+/// `--help` and `--version` go to stdout and succeed; usage errors exit with 1.
+fn usage_error(err: &clap::Error) -> ExitCode {
+    let _ = err.print();
+    if err.use_stderr() {
+        ExitCode::from(cli::EXIT_FAILURE)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` when set, else at `level` and above (openraft's
 /// own chatter at `warn`: elections and membership changes are logged by keyledger itself).
-fn init_tracing(default: LevelFilter) {
-    let filter = match std::env::var("RUST_LOG") {
-        Ok(directives) if !directives.is_empty() => EnvFilter::new(directives),
-        _ => EnvFilter::new(format!("{default},openraft=warn")),
+/// `access_log: false` turns the access log's target off whatever the filter says; `Json`
+/// writes one JSON object per line, and panics are logged as such a line too.
+fn init_tracing(level: LevelFilter, format: serve::LogFormat, access_log: bool) {
+    let mut directives = match std::env::var("RUST_LOG") {
+        Ok(directives) if !directives.is_empty() => directives,
+        _ => format!("{level},openraft=warn"),
     };
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).init();
+    if !access_log {
+        directives = format!("{directives},{}=off", keyledger_api::ACCESS_TARGET);
+    }
+    let filter = EnvFilter::new(directives);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        serve::LogFormat::Text => {
+            let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            builder.with_ansi(ansi).init();
+        }
+        serve::LogFormat::Json => {
+            builder.json().with_ansi(false).init();
+            std::panic::set_hook(Box::new(|panic| {
+                let location = panic.location().map(ToString::to_string).unwrap_or_default();
+                let payload = panic.payload();
+                let message = payload
+                    .downcast_ref::<&str>()
+                    .copied()
+                    .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+                    .unwrap_or("(no message)");
+                tracing::error!(panic = message, %location, "panicked");
+            }));
+        }
+    }
 }

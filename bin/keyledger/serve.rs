@@ -1,4 +1,7 @@
 //! `keyledger serve`: run one node — storage, Raft, the HTTP API — until SIGTERM or Ctrl-C.
+//! Its settings come from flags, `KEYLEDGER_*` variables and a TOML file (`config.rs`).
+
+pub(crate) mod config;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -15,26 +18,27 @@ use keyledger_cluster::{
 use keyledger_console::ConsoleOptions;
 use rustls::{ClientConfig, ServerConfig};
 use tokio::net::TcpListener;
+use tracing_subscriber::filter::LevelFilter;
 
 /// Flags of `keyledger serve`.
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct ServeArgs {
     /// This node's id in the cluster; the first node of a cluster is 1.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, env = "KEYLEDGER_NODE_ID", default_value_t = 1)]
     pub(crate) node_id: u64,
     /// Address the HTTP API (and the node-to-node RPC) listens on. Plain HTTP only on
     /// loopback, unless --insecure-plain-http.
-    #[arg(long, default_value = "127.0.0.1:7700")]
+    #[arg(long, env = "KEYLEDGER_LISTEN", default_value = "127.0.0.1:7700")]
     pub(crate) listen: SocketAddr,
     /// Directory holding this node's Raft log, ledger and bootstrap key.
-    #[arg(long, default_value = "./keyledger-data")]
+    #[arg(long, env = "KEYLEDGER_DATA_DIR", default_value = "./keyledger-data")]
     pub(crate) data_dir: PathBuf,
     /// Join the cluster reached at this URL (ignored when the data dir already holds cluster state).
-    #[arg(long, conflicts_with = "standby")]
+    #[arg(long, env = "KEYLEDGER_JOIN", conflicts_with = "standby")]
     pub(crate) join: Option<String>,
     /// Start without a cluster and wait to be added by `keyledger cluster add` (a new data dir
     /// otherwise bootstraps a cluster of its own).
-    #[arg(long)]
+    #[arg(long, env = "KEYLEDGER_STANDBY")]
     pub(crate) standby: bool,
     /// File holding the cluster secret, a copy of a member's `<data-dir>/cluster.secret`. A node
     /// that joins (`--join`, `--standby`) needs it once: it is stored in the data dir, so restarts
@@ -43,33 +47,33 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "KEYLEDGER_CLUSTER_SECRET_FILE", value_name = "PATH")]
     pub(crate) cluster_secret_file: Option<PathBuf>,
     /// Address other nodes use to reach this one (default: the listen address).
-    #[arg(long)]
+    #[arg(long, env = "KEYLEDGER_ADVERTISE")]
     pub(crate) advertise: Option<String>,
     /// Snapshot the state after this many Raft log entries and compact the log up to the
     /// snapshot, keeping this many entries for lagging followers.
-    #[arg(long, default_value_t = NodeConfig::DEFAULT_SNAPSHOT_LOGS, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, env = "KEYLEDGER_SNAPSHOT_LOGS", default_value_t = NodeConfig::DEFAULT_SNAPSHOT_LOGS, value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) snapshot_logs: u64,
     /// MiB of Raft log kept after a snapshot, whatever --snapshot-logs says (one entry can hold a
     /// batch of a thousand writes); a snapshot is also built once twice this much was logged
     /// since the last. A restart reads all of it; a follower further behind gets a snapshot.
-    #[arg(long, value_name = "MIB", default_value_t = NodeConfig::DEFAULT_LOG_KEEP_BYTES >> 20, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    #[arg(long, env = "KEYLEDGER_RAFT_LOG_KEEP_MIB", value_name = "MIB", default_value_t = NodeConfig::DEFAULT_LOG_KEEP_BYTES >> 20, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
     pub(crate) raft_log_keep_mib: u64,
     /// When leading, sign a checkpoint (ledger size, head hash, Merkle root) once this many
     /// events were written since the last one...
-    #[arg(long, default_value_t = CheckpointPolicy::default().every_events, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, env = "KEYLEDGER_CHECKPOINT_EVERY", default_value_t = CheckpointPolicy::default().every_events, value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) checkpoint_every: u64,
     /// ...or once this long has passed with anything new written (`60s`, `5m`).
-    #[arg(long, default_value = "60s", value_parser = parse_interval)]
+    #[arg(long, env = "KEYLEDGER_CHECKPOINT_INTERVAL", default_value = "60s", value_parser = parse_interval)]
     pub(crate) checkpoint_interval: Duration,
     /// Threads running the node's async work: HTTP, Raft and applying (default: one per core).
     /// Nodes sharing a machine, as in a test cluster, do better with fewer: every hand-off
     /// between threads costs a context switch (docs/benchmarks.md).
-    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, env = "KEYLEDGER_WORKER_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
     pub(crate) worker_threads: Option<u16>,
     /// MiB of ledger pages kept in memory for reads (histories, exports, proofs); beyond it
     /// they come from the OS's page cache. Verification never reads them: its index is in
     /// memory whatever this is.
-    #[arg(long, value_name = "MIB", default_value_t = StorageOptions::DEFAULT_CACHE_BYTES >> 20, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    #[arg(long, env = "KEYLEDGER_STORAGE_CACHE_MIB", value_name = "MIB", default_value_t = StorageOptions::DEFAULT_CACHE_BYTES >> 20, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
     pub(crate) storage_cache_mib: u64,
     /// Free space (MiB) the data dir's filesystem keeps: below it the node refuses writes
     /// (`503 unavailable`, saying so) and takes them again once space is freed; verification
@@ -80,33 +84,33 @@ pub(crate) struct ServeArgs {
     /// Failed authentications (a missing or invalid API key) one client address may make per
     /// minute; past that, its requests to authenticated routes are answered `429 rate_limited`
     /// until the minute ends. 0 turns the limit off.
-    #[arg(long, default_value_t = Limits::default().auth_failures_per_minute)]
+    #[arg(long, env = "KEYLEDGER_AUTH_FAILURES_PER_MINUTE", default_value_t = Limits::default().auth_failures_per_minute)]
     pub(crate) auth_failures_per_minute: u32,
     /// Audit exports one identity may have running at once.
-    #[arg(long, default_value_t = Limits::default().exports_per_caller, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, env = "KEYLEDGER_EXPORTS_PER_CALLER", default_value_t = Limits::default().exports_per_caller, value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) exports_per_caller: u32,
     /// Audit exports this node runs at once, for all callers.
-    #[arg(long, default_value_t = Limits::default().exports_per_node, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, env = "KEYLEDGER_EXPORTS_PER_NODE", default_value_t = Limits::default().exports_per_node, value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) exports_per_node: u32,
     /// Change feeds (`GET /v1/audit/stream`) one identity may have open at once.
-    #[arg(long, default_value_t = Limits::default().feeds_per_caller, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, env = "KEYLEDGER_FEEDS_PER_CALLER", default_value_t = Limits::default().feeds_per_caller, value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) feeds_per_caller: u32,
     /// Change feeds this node keeps open at once, for all callers.
-    #[arg(long, default_value_t = Limits::default().feeds_per_node, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, env = "KEYLEDGER_FEEDS_PER_NODE", default_value_t = Limits::default().feeds_per_node, value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) feeds_per_node: u32,
     /// An audit export whose client takes nothing for this long is dropped (`30s`, `2m`).
-    #[arg(long, default_value = "30s", value_parser = parse_interval)]
+    #[arg(long, env = "KEYLEDGER_EXPORT_STALL_TIMEOUT", default_value = "30s", value_parser = parse_interval)]
     pub(crate) export_stall_timeout: Duration,
     /// On SIGTERM, exports in flight may run this much longer before they are cut short
     /// (change feeds close at once); the node exits soon after, whatever is still open.
-    #[arg(long, default_value = "5s", value_parser = parse_interval)]
+    #[arg(long, env = "KEYLEDGER_SHUTDOWN_GRACE", default_value = "5s", value_parser = parse_interval)]
     pub(crate) shutdown_grace: Duration,
     /// Serve HTTPS with this certificate chain (PEM, this node's certificate first); needs
     /// --tls-key. Peers then reach this node at its `https://` advertise address.
-    #[arg(long, value_name = "FILE", requires = "tls_key", help_heading = "Transport")]
+    #[arg(long, env = "KEYLEDGER_TLS_CERT", value_name = "FILE", requires = "tls_key", help_heading = "Transport")]
     pub(crate) tls_cert: Option<PathBuf>,
     /// The private key (PEM) of --tls-cert.
-    #[arg(long, value_name = "FILE", requires = "tls_cert", help_heading = "Transport")]
+    #[arg(long, env = "KEYLEDGER_TLS_KEY", value_name = "FILE", requires = "tls_cert", help_heading = "Transport")]
     pub(crate) tls_key: Option<PathBuf>,
     /// CA certificate(s) (PEM) this node trusts when calling `https://` peers [default: the
     /// certificates in --tls-cert, so a chain ending in the cluster's CA, or one self-signed
@@ -116,16 +120,45 @@ pub(crate) struct ServeArgs {
     pub(crate) peer_cacert: Option<PathBuf>,
     /// Serve plain HTTP on an address other than loopback. Without it such a node refuses to
     /// start: API keys and the cluster secret would cross the network in clear text.
-    #[arg(long, conflicts_with = "tls_cert", help_heading = "Transport")]
+    #[arg(long, env = "KEYLEDGER_INSECURE_PLAIN_HTTP", conflicts_with = "tls_cert", help_heading = "Transport")]
     pub(crate) insecure_plain_http: bool,
     /// Connections open at once; more are closed as soon as they are accepted. Keep it well
     /// below the file-descriptor limit (`ulimit -n`).
-    #[arg(long, default_value_t = ServeOptions::DEFAULT_MAX_CONNECTIONS as u64, value_parser = clap::value_parser!(u64).range(1..), help_heading = "Transport")]
+    #[arg(long, env = "KEYLEDGER_MAX_CONNECTIONS", default_value_t = ServeOptions::DEFAULT_MAX_CONNECTIONS as u64, value_parser = clap::value_parser!(u64).range(1..), help_heading = "Transport")]
     pub(crate) max_connections: u64,
     /// How long a client may take to send a request's headers, and may keep a connection idle
     /// between requests; also bounds a TLS handshake (`10s`, `500ms`).
-    #[arg(long, default_value = "10s", value_parser = parse_timeout, help_heading = "Transport")]
+    #[arg(long, env = "KEYLEDGER_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_timeout, help_heading = "Transport")]
     pub(crate) header_read_timeout: Duration,
+    /// Log lines as `text` (for a terminal) or `json` (one object per line: timestamp, level,
+    /// target, fields with the message).
+    #[arg(long, env = "KEYLEDGER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, help_heading = "Logging")]
+    pub(crate) log_format: LogFormat,
+    /// Lowest level logged: error, warn, info, debug, trace or off. RUST_LOG, when set, replaces
+    /// it (and may name targets: `RUST_LOG=info,keyledger_cluster=debug`).
+    #[arg(long, env = "KEYLEDGER_LOG_LEVEL", default_value = "info", value_parser = parse_level, help_heading = "Logging")]
+    pub(crate) log_level: LevelFilter,
+    /// Log each HTTP API request at `info` (target `keyledger::access`): method, route template,
+    /// status, latency, request id and the caller's key id; never a query string, a header, a
+    /// body or a secret.
+    #[arg(long, env = "KEYLEDGER_ACCESS_LOG", default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL", help_heading = "Logging")]
+    pub(crate) access_log: bool,
+    /// Read settings from this TOML file: every flag above is a key (`data_dir = "/var/lib/keyledger"`).
+    /// A flag beats its environment variable, which beats the file, which beats the default
+    /// (docs/configuration.md).
+    #[arg(long, env = "KEYLEDGER_SERVE_CONFIG", value_name = "FILE", help_heading = "Configuration")]
+    pub(crate) config: Option<PathBuf>,
+    /// Print the effective configuration as TOML, each line with where its value came from, and
+    /// exit without starting or touching the data dir.
+    #[arg(long, help_heading = "Configuration")]
+    pub(crate) print_config: bool,
+}
+
+/// How `serve` writes its log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum LogFormat {
+    Text,
+    Json,
 }
 
 impl ServeArgs {
@@ -153,6 +186,11 @@ fn parse_interval(text: &str) -> Result<Duration, String> {
         return Err("must be at least 1s".into());
     }
     Ok(Duration::from_millis(span.0 as u64))
+}
+
+/// A log level, as `--log-level` takes it.
+fn parse_level(text: &str) -> Result<LevelFilter, String> {
+    text.parse().map_err(|_| "must be one of error, warn, info, debug, trace, off".to_string())
 }
 
 /// A duration above zero, in keyledger's duration syntax.

@@ -25,6 +25,10 @@
 //!   code, a key created and its secret shown once, a disable seen by the API, a `read` user and
 //!   a second account seeing only their own, a forged form refused, sign-out and a disabled key
 //!   ending the session; the security headers.
+//! - `config`: `serve --config FILE`, `KEYLEDGER_*` variables and flags in their order of
+//!   precedence (by `--print-config` and by where a node listens and stores), unknown keys refused
+//!   before anything is created, no secret file's content printed, the packaged example; JSON logs
+//!   and the access log (method, route, status, request id, the caller's key id, no secret).
 //! - `consistency`: `consistency=linearizable` reads on a follower that just restarted, and
 //!   without a leader.
 //! - `crash_loop`: random SIGKILLs during writes: every acknowledged write kept, identical
@@ -74,6 +78,7 @@ mod checkpoints;
 mod cli;
 mod cli_parity;
 mod cluster;
+mod config;
 mod consistency;
 mod console;
 mod crash_loop;

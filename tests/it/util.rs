@@ -65,7 +65,7 @@ pub(crate) async fn poll<T>(what: &str, within: Duration, mut check: impl AsyncF
 /// A loopback address whose port was free a moment ago: bind port 0, read the port the kernel
 /// chose, release it. Another process could take it in between, but the kernel hands out
 /// ephemeral ports in rotation, so a collision within one test run is very unlikely.
-fn free_loopback_addr() -> SocketAddr {
+pub(crate) fn free_loopback_addr() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
     listener.local_addr().expect("read the bound port")
 }

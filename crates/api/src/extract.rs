@@ -137,6 +137,7 @@ impl FromRequestParts<AppState> for Caller {
             Verdict::Forbidden(_) => return Err(invalid(AuthFailure::Other)),
         };
         let principal = ledger_state.principal(&key, now).ok_or_else(|| invalid(AuthFailure::Other))?;
+        crate::access::note_caller(key);
         Ok(Caller { key, principal })
     }
 }

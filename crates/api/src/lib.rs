@@ -11,6 +11,7 @@
 //! render the outcome. Every rule lives in `keyledger-model`, applied in log order.
 
 mod abuse;
+mod access;
 mod accounts;
 mod audit;
 mod consistency;
@@ -53,6 +54,7 @@ use keyledger_wire::REQUEST_ID_HEADER;
 use rand_core::RngCore;
 
 pub use abuse::{Closing, Limits};
+pub use access::ACCESS_TARGET;
 pub use error::ApiError;
 pub use openapi::{openapi_json, ApiDoc};
 pub use replay::replay_account;
@@ -227,11 +229,12 @@ async fn method_not_allowed() -> ApiError {
 /// request (if short and printable) or made, visible to the handler (error bodies, proposals)
 /// and returned on the answer; what the request asks of its answer — `?consistency=`
 /// (`consistency.rs`) and `Idempotency-Key` (`idempotency.rs`); a handler's panic answered
-/// `500`; and the request counted by route and status class (`metrics.rs`), a caught panic as
-/// its 500.
+/// `500`; the request counted by route and status class (`metrics.rs`), a caught panic as
+/// its 500; and its line in the access log (`access.rs`), when that is on.
 async fn request_frame(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let route = state.metrics.route_of(request.method(), request.extensions().get::<axum::extract::MatchedPath>());
     let started = std::time::Instant::now();
+    let logged = access::enabled().then(|| request.method().clone());
     let given = request
         .headers()
         .get(REQUEST_ID_HEADER)
@@ -250,8 +253,16 @@ async fn request_frame(State(state): State<AppState>, request: Request, next: Ne
         };
         answer_or_500(idempotency::scope(idempotency, next.run(request))).await
     };
-    let mut response = error::REQUEST_ID.scope(id.clone(), answer).await;
+    let framed = error::REQUEST_ID.scope(id.clone(), answer);
+    let (mut response, caller_key) = match logged {
+        Some(_) => access::with_caller_slot(framed).await,
+        None => (framed.await, None),
+    };
     state.metrics.count_request(route, response.status(), started);
+    if let Some(method) = logged {
+        let template = ROUTES.get(route).map_or("unmatched", |(_, path)| path);
+        access::record(&method, template, response.status(), started, &id, caller_key);
+    }
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
