@@ -79,7 +79,7 @@ pub(crate) struct ServeArgs {
     /// (`503 unavailable`, saying so) and takes them again once space is freed; verification
     /// goes on. Room for the writes in flight, a snapshot and the state saved at shutdown
     /// (docs/operations.md, "Disk full"). 0 turns the reserve off.
-    #[arg(long, value_name = "MIB", default_value_t = NodeConfig::DEFAULT_MIN_FREE_DISK_BYTES >> 20, value_parser = clap::value_parser!(u64).range(0..=1 << 30))]
+    #[arg(long, env = "KEYLEDGER_MIN_FREE_DISK_MIB", value_name = "MIB", default_value_t = NodeConfig::DEFAULT_MIN_FREE_DISK_BYTES >> 20, value_parser = clap::value_parser!(u64).range(0..=1 << 30))]
     pub(crate) min_free_disk_mib: u64,
     /// Failed authentications (a missing or invalid API key) one client address may make per
     /// minute; past that, its requests to authenticated routes are answered `429 rate_limited`
