@@ -12,6 +12,8 @@
 //!   change feeds per caller, unread exports, SIGTERM with feeds open, the data dir's modes,
 //!   `--file` paths that cannot be written, `Bearer` in any case.
 //! - `util`: starts, kills and restarts nodes; free ports; temp dirs; polling with deadlines.
+//! - `secret_rotation`: the cluster secret rotated by three rolling restarts (stage, promote,
+//!   retire) with writes through every node between them; the old secret refused afterwards.
 //! - `shutdown`: SIGTERM on a follower and on the leader: clean exits, writes go on, rejoining
 //!   from the state saved at shutdown.
 //! - `single_node`: bootstrap, the key lifecycle, listing and paging, ETag, verify answers.
@@ -98,6 +100,7 @@ mod peer_auth;
 mod privilege;
 mod replay;
 mod restart;
+mod secret_rotation;
 mod shutdown;
 mod single_node;
 mod snapshot;

@@ -40,7 +40,7 @@ pub use node::{
     ClusterNode, ClusterView, Committed, MemberFlags, MemberView, MembershipChange, MembershipRefusal, NodeConfig,
     ProposeError,
 };
-pub use secret::{ClusterSecret, SecretSource, CLUSTER_SECRET_FILE};
+pub use secret::{ClusterSecret, SecretSource, CLUSTER_SECRET_FILE, NEXT_SECRET_FILE, PREVIOUS_SECRET_FILE};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {

@@ -26,10 +26,10 @@ use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::peer_auth::{now_ms, AnswerSignature, PeerKey, ANSWER_HEADER, ANY_NODE, REQUEST_HEADER};
+use crate::peer_auth::{now_ms, AnswerSignature, PeerKeys, ANSWER_HEADER, ANY_NODE, REQUEST_HEADER};
 use crate::protocol::{self, PeerSpeaks, PROTOCOL_HEADER};
 use crate::raft_stream::StreamClient;
-use crate::secret::{ClusterSecret, Throttle};
+use crate::secret::Throttle;
 
 /// Paths of the internal RPC endpoints (served by [`crate::rpc::router`]).
 pub(crate) mod path {
@@ -81,7 +81,8 @@ pub(crate) enum CallError {
 #[derive(Clone)]
 pub(crate) struct RpcClient {
     http: reqwest::Client,
-    key: PeerKey,
+    /// Signs with the cluster secret's key; accepts answers made with any key of a rotation.
+    keys: PeerKeys,
     own_id: NodeId,
     nonces: Arc<Mutex<ChaCha20Rng>>,
     refusals: Arc<Throttle>,
@@ -94,10 +95,10 @@ pub(crate) struct Signed {
 }
 
 impl RpcClient {
-    pub(crate) fn new(http: reqwest::Client, secret: &ClusterSecret, own_id: NodeId) -> RpcClient {
+    pub(crate) fn new(http: reqwest::Client, keys: PeerKeys, own_id: NodeId) -> RpcClient {
         RpcClient {
             http,
-            key: PeerKey::derive(secret),
+            keys,
             own_id,
             nonces: Arc::new(Mutex::new(ChaCha20Rng::from_entropy())),
             refusals: Arc::default(),
@@ -108,7 +109,7 @@ impl RpcClient {
     pub(crate) fn sign(&self, to: NodeId, method: &str, path: &str, body: &[u8]) -> Signed {
         let mut nonce = [0u8; 16];
         self.nonces.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).fill_bytes(&mut nonce);
-        let signature = self.key.sign_request(self.own_id, to, method, path, now_ms(), nonce, body);
+        let signature = self.keys.signing().sign_request(self.own_id, to, method, path, now_ms(), nonce, body);
         let header = HeaderValue::from_str(&signature.to_header()).expect("the signature header is ASCII");
         Signed { header, nonce }
     }
@@ -128,7 +129,7 @@ impl RpcClient {
         let signature = header
             .and_then(|h| h.to_str().ok())
             .and_then(AnswerSignature::parse)
-            .filter(|sig| self.key.answer_is_genuine(sig, nonce, status, body))
+            .filter(|sig| self.keys.answer_is_genuine(sig, nonce, status, body))
             .ok_or_else(not_a_node)?;
         if expected != ANY_NODE && signature.from != expected {
             return Err(CallError::NotANode(format!(

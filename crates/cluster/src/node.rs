@@ -29,7 +29,8 @@ use crate::checkpoints::CheckpointPolicy;
 use crate::disk::DiskReserve;
 use crate::forward::Forwarder;
 use crate::network::RpcClient;
-use crate::secret::{ClusterSecret, SecretSource};
+use crate::peer_auth::PeerKeys;
+use crate::secret::SecretSource;
 
 pub use membership::{MembershipChange, MembershipRefusal};
 pub(crate) use propose::Refusal;
@@ -90,8 +91,6 @@ pub struct ClusterNode {
     ledger: Ledger,
     /// Every call to a peer; it signs each with the key derived from the cluster secret.
     rpc: RpcClient,
-    /// The key of every signature on internal requests and answers is derived from it.
-    secret: ClusterSecret,
     rng: Mutex<ChaCha20Rng>,
     activity: Activity,
     /// Told by the leader that it was removed (kept in the data dir as `REMOVED_MARKER`).
@@ -105,6 +104,8 @@ pub struct ClusterNode {
     log: LogReader,
     log_keep_bytes: u64,
     disk: DiskReserve,
+    /// The keys internal requests and answers are signed and checked with (`secret.rs`).
+    peer_keys: PeerKeys,
 }
 
 /// The flags [`ClusterNode::is_member`] reads first, shared so that verification, the hot
@@ -129,8 +130,8 @@ impl ClusterNode {
     }
 
     /// The secret from which the key that signs internal requests to and from this node is derived.
-    pub(crate) fn cluster_secret(&self) -> &ClusterSecret {
-        &self.secret
+    pub(crate) fn peer_keys(&self) -> &PeerKeys {
+        &self.peer_keys
     }
 
     /// This node's checkpoint-signing key (its public half is what auditors trust).

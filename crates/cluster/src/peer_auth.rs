@@ -60,6 +60,43 @@ impl std::fmt::Debug for PeerKey {
     }
 }
 
+/// The keys of a node: the one it signs with, and also those it accepts while the cluster
+/// secret is being rotated (`secret.rs`: the next secret before this node signs with it, the
+/// previous one after). A request or answer is genuine if any of them made its MAC.
+#[derive(Clone, Debug)]
+pub struct PeerKeys {
+    signing: PeerKey,
+    also_accepted: Vec<PeerKey>,
+}
+
+impl PeerKeys {
+    pub fn new(signing: PeerKey, also_accepted: Vec<PeerKey>) -> PeerKeys {
+        PeerKeys { signing, also_accepted }
+    }
+
+    pub fn signing(&self) -> &PeerKey {
+        &self.signing
+    }
+
+    fn accepted(&self) -> impl Iterator<Item = &PeerKey> {
+        std::iter::once(&self.signing).chain(&self.also_accepted)
+    }
+
+    pub fn request_is_genuine(&self, sig: &RequestSignature, method: &str, path: &str) -> bool {
+        self.accepted().any(|key| key.request_is_genuine(sig, method, path))
+    }
+
+    pub fn answer_is_genuine(&self, sig: &AnswerSignature, nonce: &[u8; 16], status: u16, body: &[u8]) -> bool {
+        self.accepted().any(|key| key.answer_is_genuine(sig, nonce, status, body))
+    }
+}
+
+impl From<PeerKey> for PeerKeys {
+    fn from(signing: PeerKey) -> PeerKeys {
+        PeerKeys::new(signing, Vec::new())
+    }
+}
+
 /// The fields of a request's signature header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestSignature {
@@ -258,7 +295,7 @@ impl Rejection {
 
 /// The receiving side: checks signatures and remembers spent nonces.
 pub(crate) struct Verifier {
-    key: PeerKey,
+    keys: PeerKeys,
     own_id: NodeId,
     spent: Mutex<SpentNonces>,
 }
@@ -271,12 +308,13 @@ struct SpentNonces {
 }
 
 impl Verifier {
-    pub(crate) fn new(key: PeerKey, own_id: NodeId) -> Verifier {
-        Verifier { key, own_id, spent: Mutex::default() }
+    pub(crate) fn new(keys: impl Into<PeerKeys>, own_id: NodeId) -> Verifier {
+        Verifier { keys: keys.into(), own_id, spent: Mutex::default() }
     }
 
+    /// The key this node signs its answers with.
     pub(crate) fn key(&self) -> &PeerKey {
-        &self.key
+        self.keys.signing()
     }
 
     pub(crate) fn own_id(&self) -> NodeId {
@@ -302,7 +340,7 @@ impl Verifier {
         if now_ms.abs_diff(sig.timestamp_ms) > WINDOW.as_millis() as u64 {
             return Err(Rejection::Stale);
         }
-        if !self.key.request_is_genuine(&sig, method, path) {
+        if !self.keys.request_is_genuine(&sig, method, path) {
             return Err(Rejection::BadMac);
         }
         self.spend(sig.nonce, Instant::now())?;
@@ -378,6 +416,27 @@ mod tests {
         assert!(!key.answer_is_genuine(&answer, &[1; 16], 500, b"ok"));
         assert!(!key.answer_is_genuine(&answer, &[1; 16], 200, b"no"));
         assert!(!key.answer_is_genuine(&AnswerSignature { from: 3, ..answer }, &[1; 16], 200, b"ok"));
+    }
+
+    #[test]
+    fn during_a_rotation_both_secrets_are_accepted_and_only_the_current_one_signs() {
+        let (old, new) = (key(), PeerKey::derive(&ClusterSecret::generate()));
+        let verifier = Verifier::new(PeerKeys::new(new.clone(), vec![old.clone()]), 2);
+        let now = now_ms();
+        for (nonce, signer) in [(1u8, &old), (2, &new)] {
+            let sig = signer.sign_request(1, 2, "POST", path::VOTE, now, [nonce; 16], b"");
+            assert_eq!(
+                verifier.check_head(Some(sig.to_header().as_bytes()), "POST", path::VOTE, now).map(|_| ()),
+                Ok(())
+            );
+        }
+        let stranger = PeerKey::derive(&ClusterSecret::generate());
+        let sig = stranger.sign_request(1, 2, "POST", path::VOTE, now, [3; 16], b"");
+        let refused = verifier.check_head(Some(sig.to_header().as_bytes()), "POST", path::VOTE, now);
+        assert_eq!(refused.map(|_| ()), Err(Rejection::BadMac));
+        let answer = verifier.key().sign_answer(&[1; 16], 2, 200, b"ok");
+        assert!(new.answer_is_genuine(&answer, &[1; 16], 200, b"ok"), "answers are signed with the current key");
+        assert!(!old.answer_is_genuine(&answer, &[1; 16], 200, b"ok"));
     }
 
     #[test]

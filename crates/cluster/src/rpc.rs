@@ -31,9 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::network::path;
 use crate::node::{ClusterNode, Committed, MembershipChange, Refusal};
-use crate::peer_auth::{
-    body_hash, constant_time_eq, now_ms, PeerKey, Rejection, Verifier, ANSWER_HEADER, REQUEST_HEADER,
-};
+use crate::peer_auth::{body_hash, constant_time_eq, now_ms, Rejection, Verifier, ANSWER_HEADER, REQUEST_HEADER};
 use crate::protocol::{self, PeerSpeaks, PROTOCOL_HEADER};
 use crate::secret::Throttle;
 use crate::NodeId;
@@ -58,7 +56,7 @@ pub struct NodeStatus {
 /// The internal routes, for merging into the node's HTTP server.
 pub fn router(node: Arc<ClusterNode>) -> Router {
     let inbound = Arc::new(SnapshotInbound::default());
-    let verifier = Verifier::new(PeerKey::derive(node.cluster_secret()), node.id());
+    let verifier = Verifier::new(node.peer_keys().clone(), node.id());
     let gate = Arc::new(Gate { verifier, refusals: Throttle::default() });
     Router::new()
         .route(path::STREAM, get(crate::raft_stream::accept))

@@ -18,10 +18,16 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 
 use crate::bootstrap::{io_error, write_secret_file};
-use crate::peer_auth::constant_time_eq;
+use crate::peer_auth::{constant_time_eq, PeerKey, PeerKeys};
 use crate::ClusterError;
 
 pub const CLUSTER_SECRET_FILE: &str = "cluster.secret";
+/// During a rotation of the cluster secret (docs/operations.md, "Rotating the cluster
+/// secret"): the new secret, accepted from peers before this node signs with it...
+pub const NEXT_SECRET_FILE: &str = "cluster.secret.next";
+/// ...and, once it signs with the new one, the old secret, still accepted until every node
+/// has moved.
+pub const PREVIOUS_SECRET_FILE: &str = "cluster.secret.previous";
 
 /// The shared secret of a cluster. Its `Debug` shows nothing of it, so it cannot reach a log
 /// by way of a config printed whole.
@@ -275,4 +281,25 @@ mod tests {
         assert!(!throttle.due("a"));
         assert!(throttle.due("b"));
     }
+}
+
+/// The keys this node signs and checks with: its cluster secret's, plus those of a rotation in
+/// progress (`cluster.secret.next`, `cluster.secret.previous`), which it accepts but never
+/// signs with. A rotation file that is not a secret stops the node: ignoring it would split
+/// the cluster later, when the others move on.
+pub(crate) fn peer_keys(data_dir: &Path, secret: &ClusterSecret) -> Result<PeerKeys, ClusterError> {
+    let mut also = Vec::new();
+    for name in [NEXT_SECRET_FILE, PREVIOUS_SECRET_FILE] {
+        let path = data_dir.join(name);
+        if !path.exists() {
+            continue;
+        }
+        let other = ClusterSecret::read(&path)?;
+        if other == *secret {
+            continue;
+        }
+        tracing::info!(file = %path.display(), "a rotation of the cluster secret is in progress: peers signing with this secret are accepted too");
+        also.push(PeerKey::derive(&other));
+    }
+    Ok(PeerKeys::new(PeerKey::derive(secret), also))
 }

@@ -92,7 +92,8 @@ impl ClusterNode {
             http = http.use_preconfigured_tls(rustls::ClientConfig::clone(tls));
         }
         let http = http.build().map_err(|e| ClusterError::Io(e.to_string()))?;
-        let rpc = RpcClient::new(http, &secret, config.node_id);
+        let peer_keys = crate::secret::peer_keys(&config.data_dir, &secret)?;
+        let rpc = RpcClient::new(http, peer_keys.clone(), config.node_id);
         let log = storage.log_store.reader();
         let raft_config =
             Arc::new(raft_config(config.snapshot_logs).validate().map_err(|e| ClusterError::Raft(e.to_string()))?);
@@ -114,12 +115,12 @@ impl ClusterNode {
             advertise: config.advertise,
             data_dir: config.data_dir,
             disk,
+            peer_keys,
             raft,
             batcher,
             forwarder,
             ledger: storage.ledger,
             rpc,
-            secret,
             rng: Mutex::new(ChaCha20Rng::from_entropy()),
             activity: Activity::default(),
             signer,
