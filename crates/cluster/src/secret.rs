@@ -188,6 +188,27 @@ impl Throttle {
     }
 }
 
+/// The keys this node signs and checks with: its cluster secret's, plus those of a rotation in
+/// progress (`cluster.secret.next`, `cluster.secret.previous`), which it accepts but never
+/// signs with. A rotation file that is not a secret stops the node: ignoring it would split
+/// the cluster later, when the others move on.
+pub(crate) fn peer_keys(data_dir: &Path, secret: &ClusterSecret) -> Result<PeerKeys, ClusterError> {
+    let mut also = Vec::new();
+    for name in [NEXT_SECRET_FILE, PREVIOUS_SECRET_FILE] {
+        let path = data_dir.join(name);
+        if !path.exists() {
+            continue;
+        }
+        let other = ClusterSecret::read(&path)?;
+        if other == *secret {
+            continue;
+        }
+        tracing::info!(file = %path.display(), "a rotation of the cluster secret is in progress: peers signing with this secret are accepted too");
+        also.push(PeerKey::derive(&other));
+    }
+    Ok(PeerKeys::new(PeerKey::derive(secret), also))
+}
+
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::PermissionsExt;
@@ -281,25 +302,4 @@ mod tests {
         assert!(!throttle.due("a"));
         assert!(throttle.due("b"));
     }
-}
-
-/// The keys this node signs and checks with: its cluster secret's, plus those of a rotation in
-/// progress (`cluster.secret.next`, `cluster.secret.previous`), which it accepts but never
-/// signs with. A rotation file that is not a secret stops the node: ignoring it would split
-/// the cluster later, when the others move on.
-pub(crate) fn peer_keys(data_dir: &Path, secret: &ClusterSecret) -> Result<PeerKeys, ClusterError> {
-    let mut also = Vec::new();
-    for name in [NEXT_SECRET_FILE, PREVIOUS_SECRET_FILE] {
-        let path = data_dir.join(name);
-        if !path.exists() {
-            continue;
-        }
-        let other = ClusterSecret::read(&path)?;
-        if other == *secret {
-            continue;
-        }
-        tracing::info!(file = %path.display(), "a rotation of the cluster secret is in progress: peers signing with this secret are accepted too");
-        also.push(PeerKey::derive(&other));
-    }
-    Ok(PeerKeys::new(PeerKey::derive(secret), also))
 }
