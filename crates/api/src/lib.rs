@@ -12,6 +12,7 @@
 
 mod abuse;
 mod accounts;
+mod auth_request;
 mod audit;
 mod consistency;
 mod enroll;
@@ -157,6 +158,8 @@ api_routes! {
     "/v1/audit/replay" => get(replay::replay);
     "/v1/verify" => post(verify::verify);
     "/v1/verify/as-of" => post(verify::verify_as_of);
+    "/v1/verify/auth-request" => get(auth_request::auth_request);
+    "/v1/verify/auth-request/{*rest}" => get(auth_request::auth_request_below);
     "/v1/cluster" => get(ops::cluster);
     "/v1/cluster/members" => post(ops::add_member);
     "/v1/cluster/members/{node_id}" => delete(ops::remove_member);
