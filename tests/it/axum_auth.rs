@@ -16,7 +16,8 @@ use tower::ServiceExt;
 use crate::util::{namespace_sa, service_account_with_key, verify_req, Cluster};
 
 fn app(auth: &KeyledgerAuth) -> Router {
-    let whoami = |who: Authenticated| async move { format!("{}:{}:{}", who.identity.name, who.identity.id, who.account) };
+    let whoami =
+        |who: Authenticated| async move { format!("{}:{}:{}", who.identity.name, who.identity.id, who.account) };
     let any_key = Router::new().route("/whoami", get(whoami)).layer(auth.layer());
     let writers = Router::new()
         .route("/payments", get(|| async { "paid" }))

@@ -88,10 +88,8 @@ impl Nginx {
     async fn start(binary: &Path, keyledger: &str, app: &str) -> Nginx {
         let dir = tempfile::tempdir().unwrap();
         let listen = crate::util::free_loopback_url().trim_start_matches("http://").to_string();
-        let server = documented_config()
-            .replace(DOC_KEYLEDGER, keyledger)
-            .replace(DOC_APP, app)
-            .replace(DOC_LISTEN, &listen);
+        let server =
+            documented_config().replace(DOC_KEYLEDGER, keyledger).replace(DOC_APP, app).replace(DOC_LISTEN, &listen);
         assert!(server.contains(&listen) && server.contains(keyledger), "the documented block has the addresses");
         let d = dir.path().display();
         // Run as root (a CI container), nginx would switch its workers to `nobody`.

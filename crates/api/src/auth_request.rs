@@ -97,7 +97,7 @@ pub(crate) async fn auth_request(
     query: Result<Query<AuthRequestQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
 ) -> Response {
-    answer(&app, query, &headers).await.unwrap_or_else(IntoResponse::into_response)
+    answer(&app, query, &headers).await
 }
 
 /// The same as `GET /v1/verify/auth-request`, for any path below it: Envoy's `ext_authz` appends
@@ -127,25 +127,38 @@ pub(crate) async fn auth_request_below(
     query: Result<Query<AuthRequestQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
 ) -> Response {
-    answer(&app, query, &headers).await.unwrap_or_else(IntoResponse::into_response)
+    answer(&app, query, &headers).await
 }
 
+/// The answer of either route; every `401` with `WWW-Authenticate: Bearer` (RFC 6750 §3).
 async fn answer(
     app: &AppState,
     query: Result<Query<AuthRequestQuery>, axum::extract::rejection::QueryRejection>,
     headers: &HeaderMap,
-) -> Result<Response, Response> {
-    let Query(query) =
-        query.map_err(|e| ApiError::invalid(format!("the query cannot be read: {}", e.body_text())).into_response())?;
+) -> Response {
+    let mut response = verdict(app, query, headers).await.unwrap_or_else(IntoResponse::into_response);
+    if response.status() == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    response
+}
+
+async fn verdict(
+    app: &AppState,
+    query: Result<Query<AuthRequestQuery>, axum::extract::rejection::QueryRejection>,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::invalid(format!("the query cannot be read: {}", e.body_text())))?;
     let asked = parse_permission(query.permission.as_deref(), "`permission`")?;
     let set_by_proxy = match headers.get(PERMISSION_HEADER) {
         None => None,
         Some(value) => {
-            let text = value.to_str().map_err(|_| invalid_permission_header())?;
+            let text =
+                value.to_str().map_err(|_| ApiError::invalid("`X-Keyledger-Permission` is not printable ASCII"))?;
             parse_permission(Some(text), "`X-Keyledger-Permission`")?
         }
     };
-    ready_to_verify(app, query.min_index).await.map_err(IntoResponse::into_response)?;
+    ready_to_verify(app, query.min_index).await?;
     let presented = presented_key(headers)?;
 
     let state = app.verifying.read();
@@ -172,12 +185,11 @@ async fn answer(
                 StatusCode::FORBIDDEN,
                 "permission_denied",
                 "the API key does not grant the permission this request needs",
-            )
-            .into_response())
+            ))
         }
         Verdict::Invalid(why) => {
             app.metrics.count_verification(VerifyResult::Invalid(why));
-            Err(unauthenticated(match (presented, why) {
+            Err(ApiError::unauthenticated(match (presented, why) {
                 (None, _) => "send an API key as `Authorization: Bearer <key>` or `X-Api-Key: <key>`".into(),
                 (Some(_), why) => format!("the API key is not valid: {}", why.as_str()),
             }))
@@ -185,35 +197,24 @@ async fn answer(
     }
 }
 
-fn parse_permission(text: Option<&str>, name: &str) -> Result<Option<Permission>, Response> {
-    text.map(|p| p.parse::<Permission>().map_err(|e| ApiError::invalid(format!("{name}: {e}")).into_response()))
-        .transpose()
-}
-
-fn invalid_permission_header() -> Response {
-    ApiError::invalid("`X-Keyledger-Permission` is not printable ASCII").into_response()
+/// A permission read exactly as `POST /v1/verify` reads its `permission`.
+fn parse_permission(text: Option<&str>, name: &str) -> Result<Option<Permission>, ApiError> {
+    text.map(|p| p.parse::<Permission>().map_err(|e| ApiError::invalid(format!("{name}: {e}")))).transpose()
 }
 
 /// The key of the request: `Authorization: Bearer <key>` (any case), else `X-Api-Key`. Two
 /// different keys are refused rather than one picked, so the proxy's upstream, which may read
 /// either header, never acts on a key other than the one verified.
-fn presented_key(headers: &HeaderMap) -> Result<Option<&str>, Response> {
+fn presented_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
     let bearer = headers.get(header::AUTHORIZATION).and_then(|v| crate::extract::bearer_token(v.as_bytes()));
     let api_key = headers.get(API_KEY_HEADER).and_then(|v| v.to_str().ok()).map(str::trim).filter(|k| !k.is_empty());
     match (bearer, api_key) {
         (Some(a), Some(b)) if a != b => {
-            Err(unauthenticated("`Authorization` and `X-Api-Key` carry different keys; send one".into()))
+            Err(ApiError::unauthenticated("`Authorization` and `X-Api-Key` carry different keys; send one"))
         }
         (Some(key), _) | (None, Some(key)) => Ok(Some(key)),
         (None, None) => Ok(None),
     }
-}
-
-/// `401 unauthenticated` with `WWW-Authenticate: Bearer` (RFC 6750 §3).
-fn unauthenticated(message: String) -> Response {
-    let mut response = ApiError::unauthenticated(message).into_response();
-    response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    response
 }
 
 /// The `200` of a valid key: the identity in headers, no body.

@@ -12,8 +12,8 @@
 
 mod abuse;
 mod accounts;
-mod auth_request;
 mod audit;
+mod auth_request;
 mod consistency;
 mod enroll;
 mod error;

@@ -55,10 +55,8 @@ async fn revoke(State(app): State<App>, Path(key_id): Path<String>) -> (StatusCo
 
 /// The routes: each group behind its own layer.
 fn app(state: App) -> Result<Router, keyledger_axum::SetupError> {
-    let any_key = Router::new()
-        .route("/whoami", get(whoami))
-        .route("/revoke/{key_id}", post(revoke))
-        .layer(state.auth.layer());
+    let any_key =
+        Router::new().route("/whoami", get(whoami)).route("/revoke/{key_id}", post(revoke)).layer(state.auth.layer());
     let payments_readers =
         Router::new().route("/payments", get(payments)).layer(state.auth.require("namespace:payments:read")?);
     Ok(any_key.merge(payments_readers).with_state(state))

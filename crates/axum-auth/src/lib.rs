@@ -266,7 +266,7 @@ impl KeyledgerAuth {
             let client = &clients[(start + i) % clients.len()];
             match client.verify(request).await {
                 Ok(answer) => return Ok(answer),
-                Err(ClientError::Api { status, error }) if status == 400 => {
+                Err(ClientError::Api { status: 400, error }) => {
                     tracing::error!(address = client.address(), code = %error.code, message = %error.message,
                         "keyledger refused the verification request");
                     return Err(Refusal::Misconfigured(error.message));
