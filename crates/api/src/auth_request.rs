@@ -130,7 +130,36 @@ pub(crate) async fn auth_request_below(
     answer(&app, query, &headers).await
 }
 
-/// The answer of either route; every `401` with `WWW-Authenticate: Bearer` (RFC 6750 §3).
+/// The same as `GET /v1/verify/auth-request`, with a trailing slash: what Envoy asks before a
+/// request for `/` (the wildcard route below needs at least one character).
+#[utoipa::path(
+    get,
+    path = "/v1/verify/auth-request/",
+    operation_id = "verify_auth_request_slash",
+    tag = "verification",
+    params(
+        AuthRequestQuery,
+        ("X-Api-Key" = Option<String>, Header, description = "The key, when not in `Authorization: Bearer`."),
+        ("X-Keyledger-Permission" = Option<String>, Header,
+            description = "A permission the key must grant, set by the proxy; `?permission=` must hold as well."),
+    ),
+    responses(
+        (status = 200, description = "As `GET /v1/verify/auth-request`."),
+        (status = 400, response = crate::responses::BadRequest),
+        (status = 401, description = "As `GET /v1/verify/auth-request`.", body = wire::ErrorBody),
+        (status = 403, description = "As `GET /v1/verify/auth-request`.", body = wire::ErrorBody),
+        (status = 503, description = "As `GET /v1/verify/auth-request`.", body = wire::ErrorBody),
+    ),
+)]
+pub(crate) async fn auth_request_slash(
+    State(app): State<AppState>,
+    query: Result<Query<AuthRequestQuery>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+) -> Response {
+    answer(&app, query, &headers).await
+}
+
+/// The answer of every auth-request route; every `401` with `WWW-Authenticate: Bearer` (RFC 6750 §3).
 async fn answer(
     app: &AppState,
     query: Result<Query<AuthRequestQuery>, axum::extract::rejection::QueryRejection>,

@@ -159,6 +159,7 @@ api_routes! {
     "/v1/verify" => post(verify::verify);
     "/v1/verify/as-of" => post(verify::verify_as_of);
     "/v1/verify/auth-request" => get(auth_request::auth_request);
+    "/v1/verify/auth-request/" => get(auth_request::auth_request_slash);
     "/v1/verify/auth-request/{*rest}" => get(auth_request::auth_request_below);
     "/v1/cluster" => get(ops::cluster);
     "/v1/cluster/members" => post(ops::add_member);

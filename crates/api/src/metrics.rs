@@ -88,7 +88,7 @@ pub(crate) struct Metrics {
     requests: RequestCounters,
     /// The rows of `POST /v1/verify` and `GET /v1/verify/auth-request` (and below it), whose
     /// requests are also timed.
-    verify_routes: [usize; 3],
+    verify_routes: [usize; 4],
     verify_seconds: Histogram,
     write_seconds: Histogram,
 }
@@ -114,6 +114,7 @@ impl Metrics {
         let verify_routes = [
             row(("post", "/v1/verify")),
             row(("get", "/v1/verify/auth-request")),
+            row(("get", "/v1/verify/auth-request/")),
             row(("get", "/v1/verify/auth-request/{*rest}")),
         ];
         #[cfg(target_os = "linux")]

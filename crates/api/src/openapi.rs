@@ -96,6 +96,7 @@ const INDEX_HEADER: &str = "X-Keyledger-Index";
         verify::verify,
         verify::verify_as_of,
         auth_request::auth_request,
+        auth_request::auth_request_slash,
         auth_request::auth_request_below,
         ops::cluster,
         ops::add_member,

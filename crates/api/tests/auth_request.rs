@@ -93,6 +93,8 @@ async fn verdicts_are_statuses_and_the_identity_comes_back_in_headers() {
         ("/v1/verify/auth-request", ("authorization", &format!("bEaReR {}", n.admin))),
         ("/v1/verify/auth-request", ("x-api-key", n.admin.as_str())),
         ("/v1/verify/auth-request/api/items/7?page=2", ("authorization", bearer.as_str())),
+        // Envoy's prefix before a request for `/`.
+        ("/v1/verify/auth-request/", ("authorization", bearer.as_str())),
     ] {
         let (status, headers, body) = n.get(path, &[header]).await;
         assert_eq!(status, StatusCode::OK, "{path} {:?}: {}", header.0, String::from_utf8_lossy(&body));

@@ -23,6 +23,7 @@ const PUBLIC: &[(&str, &str)] = &[
     ("post", "/v1/verify"),
     // The key to verify is the request's credential, as in `POST /v1/verify`.
     ("get", "/v1/verify/auth-request"),
+    ("get", "/v1/verify/auth-request/"),
     ("get", "/v1/verify/auth-request/{rest}"),
     // The enrollment code, and the leaked secret itself, are the credential.
     ("post", "/v1/enroll"),

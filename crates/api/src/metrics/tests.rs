@@ -159,7 +159,9 @@ fn requests_are_counted_by_route_template_and_status_class() {
     metrics.count_request(ROUTES.len(), StatusCode::METHOD_NOT_ALLOWED, started);
     let verify = metrics.route_of(&Method::POST, Some(&matched("/v1/verify")));
     assert_eq!(verify, metrics.verify_routes[0]);
-    for (at, path) in [(1, "/v1/verify/auth-request"), (2, "/v1/verify/auth-request/{*rest}")] {
+    let auth_requests =
+        [(1, "/v1/verify/auth-request"), (2, "/v1/verify/auth-request/"), (3, "/v1/verify/auth-request/{*rest}")];
+    for (at, path) in auth_requests {
         assert_eq!(metrics.route_of(&Method::GET, Some(&matched(path))), metrics.verify_routes[at], "{path}");
     }
     metrics.count_request(verify, StatusCode::OK, started);
