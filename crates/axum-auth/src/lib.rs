@@ -53,6 +53,9 @@ pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(1);
 pub const MAX_CACHE_TTL: Duration = Duration::from_secs(30);
 /// How many verdicts the cache holds unless configured otherwise.
 pub const DEFAULT_CACHE_ENTRIES: usize = 10_000;
+/// How long one node may take to answer unless configured otherwise; then the next is asked.
+/// Above the few milliseconds a verification takes, below the 5 s a node waits for `min_index`.
+pub const DEFAULT_NODE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Keys longer than this are refused without asking keyledger (its keys are far shorter).
 const MAX_KEY_LEN: usize = 512;
 
@@ -66,6 +69,9 @@ pub struct Config {
     pub cache_ttl: Duration,
     /// How many verdicts are kept; the least recently used goes first.
     pub cache_entries: usize,
+    /// How long one node may take to answer before the next is asked (a hung node must not
+    /// hold requests for the client's 30 s).
+    pub node_timeout: Duration,
 }
 
 impl Config {
@@ -75,6 +81,7 @@ impl Config {
             addresses: addresses.into_iter().map(Into::into).collect(),
             cache_ttl: DEFAULT_CACHE_TTL,
             cache_entries: DEFAULT_CACHE_ENTRIES,
+            node_timeout: DEFAULT_NODE_TIMEOUT,
         }
     }
 }
@@ -150,6 +157,7 @@ pub struct KeyledgerAuth {
 
 struct Shared {
     clients: Vec<Client>,
+    node_timeout: Duration,
     /// Which address the next verification tries first.
     next: AtomicUsize,
     cache: Mutex<VerdictCache<Arc<VerifiedKey>>>,
@@ -181,6 +189,7 @@ impl KeyledgerAuth {
         Ok(KeyledgerAuth {
             shared: Arc::new(Shared {
                 clients,
+                node_timeout: config.node_timeout,
                 next: AtomicUsize::new(0),
                 cache: Mutex::new(cache),
                 barrier: AtomicU64::new(0),
@@ -264,7 +273,18 @@ impl KeyledgerAuth {
         let mut last = None;
         for i in 0..clients.len() {
             let client = &clients[(start + i) % clients.len()];
-            match client.verify(request).await {
+            let answer = match tokio::time::timeout(self.shared.node_timeout, client.verify(request)).await {
+                Ok(answer) => answer,
+                Err(_) => {
+                    tracing::warn!(
+                        address = client.address(),
+                        "keyledger node did not answer in time; trying the next"
+                    );
+                    last = Some(format!("{} did not answer within {:?}", client.address(), self.shared.node_timeout));
+                    continue;
+                }
+            };
+            match answer {
                 Ok(answer) => return Ok(answer),
                 Err(ClientError::Api { status: 400, error }) => {
                     tracing::error!(address = client.address(), code = %error.code, message = %error.message,
@@ -273,11 +293,11 @@ impl KeyledgerAuth {
                 }
                 Err(error) => {
                     tracing::warn!(address = client.address(), %error, "keyledger node could not verify; trying the next");
-                    last = Some(error);
+                    last = Some(error.to_string());
                 }
             }
         }
-        let why = last.map_or_else(String::new, |e| e.to_string());
+        let why = last.unwrap_or_default();
         Err(Refusal::Unavailable(format!("no keyledger node could verify the key: {why}")))
     }
 }
@@ -329,5 +349,16 @@ mod tests {
         let malformed = auth.verify("klk_\nx", None).await.unwrap_err();
         assert!(matches!(malformed, Refusal::Unauthenticated(_)), "{malformed:?}");
         assert_eq!(auth.cached(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_node_that_does_not_answer_is_given_up_on() {
+        // Accepts connections (the kernel's backlog) but never answers.
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut config = Config::new([format!("http://{}", silent.local_addr().unwrap())]);
+        config.node_timeout = Duration::from_millis(200);
+        let auth = KeyledgerAuth::new(config).unwrap();
+        let refused = auth.verify("klk_anything", None).await.unwrap_err();
+        assert!(matches!(&refused, Refusal::Unavailable(why) if why.contains("did not answer")), "{refused:?}");
     }
 }
