@@ -16,6 +16,8 @@ const LAYERS: &[(&str, u8)] = &[
     ("keyledger-audit", 1),
     ("keyledger-client", 1),
     ("keyledger-cluster", 2),
+    // the tower/axum middleware: a user of `client`, for other services
+    ("keyledger-axum", 2),
     ("keyledger-api", 3),
     ("keyledger-console", 3),
     ("keyledger", 4),
@@ -121,7 +123,9 @@ fn http_frameworks_stay_where_the_map_puts_them() {
     let meta = metadata();
     // The server side of HTTP: the API, the console, the peers' internal routes, and the bench's
     // bare ceiling.
-    let serve = ["keyledger-api", "keyledger-console", "keyledger-cluster", "keyledger-loadgen", "keyledger"];
+    // and the middleware other services mount (`keyledger-axum`).
+    let serve =
+        ["keyledger-api", "keyledger-console", "keyledger-cluster", "keyledger-loadgen", "keyledger", "keyledger-axum"];
     // The client side: the typed client, calls to peers, and the tools that drive a cluster.
     let call = ["keyledger-client", "keyledger-cluster", "keyledger-chaos", "keyledger-loadgen", "keyledger"];
     for name in meta.ours.keys() {

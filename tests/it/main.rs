@@ -4,6 +4,8 @@
 //! module run in parallel; each test has its own nodes, ports and directories.
 //!
 //! Modules:
+//! - `axum_auth`: the `keyledger-axum` layer on an axum app against a real node: identities,
+//!   401/403, an unreachable address passed over, the revocation barrier over a cached verdict.
 //! - `audit`: a key's history, audit event pages and filters, who may read them, the streamed
 //!   export (JSON lines, CSV) and the `history` / `audit` commands.
 //! - `checkpoints`: signed checkpoints, the public keys, inclusion and consistency proofs
@@ -46,6 +48,9 @@
 //!   see and change them, refusals.
 //! - `metrics`: `GET /metrics` parses as Prometheus text; verifications, requests by route,
 //!   requests without a valid key and writes are counted exactly; one leader on three nodes.
+//! - `nginx`: Debian's nginx with the `auth_request` configuration of `docs/integrate.md` in
+//!   front of an app: only valid keys reach it, with identity headers a client cannot forge;
+//!   403 without the permission; a disabled key refused at once.
 //! - `membership`: adding a standby node through the API, removing live and dead nodes, a
 //!   removed node refusing to serve; five nodes with two down; adding a member where nothing
 //!   or a silent listener answers changes nothing; a member that cannot catch up stays a
@@ -75,6 +80,7 @@
 //!   namespace admins, locks, limits, the creation switch, expiry, last use, permissions).
 
 mod audit;
+mod axum_auth;
 mod chaos;
 mod checkpoints;
 mod cli;
@@ -96,6 +102,7 @@ mod key_ops;
 mod leaked;
 mod membership;
 mod metrics;
+mod nginx;
 mod peer_auth;
 mod privilege;
 mod replay;

@@ -144,7 +144,7 @@ impl FromRequestParts<AppState> for Caller {
 
 /// The key of an `Authorization: Bearer <key>` header; the scheme is case-insensitive
 /// (RFC 9110 §11.1), so `bearer` and `BEARER` work too.
-fn bearer_token(header: &[u8]) -> Option<&str> {
+pub(crate) fn bearer_token(header: &[u8]) -> Option<&str> {
     let text = std::str::from_utf8(header).ok()?.trim();
     let (scheme, token) = text.split_once(' ')?;
     let token = token.trim();

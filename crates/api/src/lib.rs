@@ -14,6 +14,7 @@ mod abuse;
 mod access;
 mod accounts;
 mod audit;
+mod auth_request;
 mod consistency;
 mod enroll;
 mod error;
@@ -159,6 +160,9 @@ api_routes! {
     "/v1/audit/replay" => get(replay::replay);
     "/v1/verify" => post(verify::verify);
     "/v1/verify/as-of" => post(verify::verify_as_of);
+    "/v1/verify/auth-request" => get(auth_request::auth_request);
+    "/v1/verify/auth-request/" => get(auth_request::auth_request_slash);
+    "/v1/verify/auth-request/{*rest}" => get(auth_request::auth_request_below);
     "/v1/cluster" => get(ops::cluster);
     "/v1/cluster/members" => post(ops::add_member);
     "/v1/cluster/members/{node_id}" => delete(ops::remove_member);

@@ -86,8 +86,9 @@ pub(crate) struct Metrics {
     rate_limited: [IntCounter; RateLimited::ALL.len()],
     writes: [IntCounter; WriteOutcome::ALL.len()],
     requests: RequestCounters,
-    /// The row of `POST /v1/verify`, whose requests are also timed.
-    verify_route: usize,
+    /// The rows of `POST /v1/verify` and `GET /v1/verify/auth-request` (and below it), whose
+    /// requests are also timed.
+    verify_routes: [usize; 4],
     verify_seconds: Histogram,
     write_seconds: Histogram,
 }
@@ -109,14 +110,20 @@ impl Metrics {
         registry.register(Box::new(build_info))?;
         let requests = RequestCounters::new()?;
         registry.register(Box::new(requests.family()))?;
-        let verify_route = crate::ROUTES.iter().position(|r| *r == ("post", "/v1/verify")).unwrap_or(usize::MAX);
+        let row = |route| crate::ROUTES.iter().position(|r| *r == route).unwrap_or(usize::MAX);
+        let verify_routes = [
+            row(("post", "/v1/verify")),
+            row(("get", "/v1/verify/auth-request")),
+            row(("get", "/v1/verify/auth-request/")),
+            row(("get", "/v1/verify/auth-request/{*rest}")),
+        ];
         #[cfg(target_os = "linux")]
         registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
         Ok(Metrics {
             verifications: counters(
                 &registry,
                 "keyledger_verifications_total",
-                "Answers of POST /v1/verify on this node, by result (valid, forbidden, or the code of an invalid key).",
+                "Answers of POST /v1/verify and GET /v1/verify/auth-request on this node, by result (valid, forbidden, or the code of an invalid key).",
                 "result",
                 VerifyResult::ALL.map(VerifyResult::label),
             )?,
@@ -143,11 +150,11 @@ impl Metrics {
                 WriteOutcome::ALL.map(WriteOutcome::label),
             )?,
             requests,
-            verify_route,
+            verify_routes,
             verify_seconds: histogram(
                 &registry,
                 "keyledger_verify_duration_seconds",
-                "Time to answer POST /v1/verify, from the request reaching the router to the answer.",
+                "Time to answer POST /v1/verify and GET /v1/verify/auth-request, from the request reaching the router to the answer.",
                 &VERIFY_BUCKETS,
             )?,
             write_seconds: histogram(
@@ -186,7 +193,7 @@ impl Metrics {
 
     pub(crate) fn count_request(&self, route: usize, status: StatusCode, started: Instant) {
         self.requests.count(route, status);
-        if route == self.verify_route {
+        if self.verify_routes.contains(&route) {
             self.verify_seconds.observe(started.elapsed().as_secs_f64());
         }
     }

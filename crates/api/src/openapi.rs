@@ -21,7 +21,7 @@ use crate::responses::{
     Unavailable,
 };
 use crate::{
-    accounts, audit, enroll, key_batch, key_ops, keys, leaked, metrics, namespaces, ops, proofs, replay,
+    accounts, audit, auth_request, enroll, key_batch, key_ops, keys, leaked, metrics, namespaces, ops, proofs, replay,
     service_accounts, settings, stream, users, verify,
 };
 
@@ -95,6 +95,9 @@ const INDEX_HEADER: &str = "X-Keyledger-Index";
         stream::stream,
         verify::verify,
         verify::verify_as_of,
+        auth_request::auth_request,
+        auth_request::auth_request_slash,
+        auth_request::auth_request_below,
         ops::cluster,
         ops::add_member,
         ops::remove_member,

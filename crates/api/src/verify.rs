@@ -46,25 +46,9 @@ pub(crate) async fn verify(
         .as_deref()
         .map(|p| p.parse::<Permission>().map_err(|e| ApiError::invalid(format!("`permission`: {e}"))))
         .transpose()?;
-    // A node removed from the cluster no longer learns of revocations: it must not answer.
-    let member = &app.member;
-    if member.removed.load(Relaxed) || !(member.listed.load(Relaxed) || app.node.is_member()) {
-        return Err(ApiError::unavailable("this node is not a member of the cluster; ask another node"));
-    }
-    // The revocation barrier: never answer from a state older than the caller has seen.
-    if let Some(index) = req.min_index {
-        // The documented range (an int64): a larger one is no ledger position, not one to wait for.
-        if i64::try_from(index).is_err() {
-            return Err(ApiError::invalid("`min_index` must be a ledger position (at most 2^63 - 1)"));
-        }
-        if !app.node.wait_applied(index, MIN_INDEX_WAIT).await {
-            return Err(ApiError::unavailable(format!(
-                "this node has not yet applied index {index}; try again or ask another node"
-            )));
-        }
-    }
+    ready_to_verify(&app, req.min_index).await?;
     let state = app.verifying.read();
-    let now = Timestamp(SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64));
+    let now = verify_now();
     let answer = match state.verify(&req.key, now, permission.as_ref()) {
         Verdict::Valid(v) => {
             v.note_use(now);
@@ -82,6 +66,35 @@ pub(crate) async fn verify(
         }
     };
     Ok(axum::Json(answer))
+}
+
+/// Refuses a verification this node must not answer: it is no member of the cluster, or it has
+/// not applied `min_index` within [`MIN_INDEX_WAIT`]. Shared by every verifying handler, so they
+/// refuse alike.
+pub(crate) async fn ready_to_verify(app: &AppState, min_index: Option<u64>) -> Result<(), ApiError> {
+    // A node removed from the cluster no longer learns of revocations: it must not answer.
+    let member = &app.member;
+    if member.removed.load(Relaxed) || !(member.listed.load(Relaxed) || app.node.is_member()) {
+        return Err(ApiError::unavailable("this node is not a member of the cluster; ask another node"));
+    }
+    // The revocation barrier: never answer from a state older than the caller has seen.
+    if let Some(index) = min_index {
+        // The documented range (an int64): a larger one is no ledger position, not one to wait for.
+        if i64::try_from(index).is_err() {
+            return Err(ApiError::invalid("`min_index` must be a ledger position (at most 2^63 - 1)"));
+        }
+        if !app.node.wait_applied(index, MIN_INDEX_WAIT).await {
+            return Err(ApiError::unavailable(format!(
+                "this node has not yet applied index {index}; try again or ask another node"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The moment a verification is judged at: this node's clock.
+pub(crate) fn verify_now() -> Timestamp {
+    Timestamp(SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64))
 }
 
 fn forbidden(state: &keyledger_model::State, v: &Verified<'_>) -> wire::VerifyResponse {

@@ -161,7 +161,12 @@ fn requests_are_counted_by_route_template_and_status_class() {
     assert_eq!(metrics.route_of(&Method::GET, None), ROUTES.len());
     metrics.count_request(ROUTES.len(), StatusCode::METHOD_NOT_ALLOWED, started);
     let verify = metrics.route_of(&Method::POST, Some(&matched("/v1/verify")));
-    assert_eq!(verify, metrics.verify_route);
+    assert_eq!(verify, metrics.verify_routes[0]);
+    let auth_requests =
+        [(1, "/v1/verify/auth-request"), (2, "/v1/verify/auth-request/"), (3, "/v1/verify/auth-request/{*rest}")];
+    for (at, path) in auth_requests {
+        assert_eq!(metrics.route_of(&Method::GET, Some(&matched(path))), metrics.verify_routes[at], "{path}");
+    }
     metrics.count_request(verify, StatusCode::OK, started);
 
     let text = render(&metrics, &NodeGauges::default());
