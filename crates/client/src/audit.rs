@@ -174,7 +174,8 @@ impl Client {
         query.extend(export.from.clone().map(|t| ("from", t)));
         query.extend(export.to.clone().map(|t| ("to", t)));
         query.extend(export.scope.clone().map(|s| ("scope", s)));
-        let mut request = self.http.get(format!("{}/v1/audit/export", self.base)).query(&query).timeout(EXPORT_TIMEOUT);
+        let mut request =
+            self.http.get(format!("{}/v1/audit/export", self.address())).query(&query).timeout(EXPORT_TIMEOUT);
         if let Some(key) = &self.api_key {
             request = request.bearer_auth(key);
         }
