@@ -18,9 +18,8 @@ pub(crate) use proofs::{CheckpointsArgs, ProveArgs, PublicKeyArgs, VerifyProofAr
 
 #[derive(Debug, Args)]
 pub(crate) struct HistoryArgs {
-    /// The key's id.
-    #[arg(long)]
-    id: String,
+    #[command(flatten)]
+    key: super::apikey::select::KeyArgs,
 }
 
 #[derive(Subcommand)]
@@ -28,6 +27,7 @@ pub(crate) enum AuditCommand {
     /// List the account's events, oldest first, one page at a time.
     Events(EventsArgs),
     /// Write every event of the account (or those between --from and --to) to a file or stdout.
+    #[command(after_long_help = super::examples::AUDIT_EXPORT)]
     Export(ExportArgs),
     /// Check a JSONL export offline, with no server: canonical form, gap-free chains, hashes,
     /// and every signed checkpoint in it.
@@ -185,7 +185,7 @@ pub(crate) struct ExportArgs {
 }
 
 pub(crate) async fn history(client: &Client, output: Output, args: HistoryArgs) -> anyhow::Result<()> {
-    let list = client.key_history(&args.id).await?;
+    let list = client.key_history(&args.key.id(client).await?).await?;
     emit(|out| match output {
         Output::Json => write_json(out, &serde_json::json!({ "events": list.events })),
         Output::Table => write_events(out, &list.events),
