@@ -577,6 +577,33 @@ mod tests {
     }
 
     #[test]
+    fn hints_follow_the_error_and_keep_its_exit_code() {
+        let unauthenticated = || {
+            anyhow::Error::from(ClientError::Api {
+                status: 401,
+                error: ErrorDetail { code: "unauthenticated".into(), message: "no valid key".into(), request_id: None },
+            })
+        };
+        let hinted = |err: anyhow::Error, has_key: bool| {
+            let context = HintContext { addresses: vec!["http://n1:7700".into(), "http://n2:7700".into()], has_key };
+            let hint = hint_for(&err, &context).expect("a hint");
+            err.context(hint)
+        };
+        let err = hinted(unauthenticated(), false);
+        assert_eq!(exit_code_for(&err), EXIT_API_ERROR);
+        let text = report(&err).unwrap();
+        assert!(text.starts_with("no valid key (unauthenticated)\nhint: no API key was given"), "{text}");
+        assert!(report(&hinted(unauthenticated(), true)).unwrap().contains("the API key was refused"));
+
+        let refused = anyhow::Error::from(ClientError::Transport("tcp connect error: Connection refused".into()));
+        let text = report(&hinted(refused, true)).unwrap();
+        assert!(text.contains("running at http://n1:7700, http://n2:7700?"), "{text}");
+
+        let context = HintContext { addresses: Vec::new(), has_key: true };
+        assert!(hint_for(&anyhow::Error::from(api_error()), &context).is_none(), "a 404 needs no hint");
+    }
+
+    #[test]
     fn broken_pipe_is_not_reported() {
         let err = anyhow::Error::from(io::Error::from(io::ErrorKind::BrokenPipe));
         assert_eq!(report(&err), None);

@@ -323,12 +323,14 @@ impl Client {
         for index in failover::attempt_order(preferred, self.addresses.len()) {
             let (attempt, result) =
                 self.attempt(&self.addresses[index], &method, &path, body.clone(), query, headers).await;
-            let error = match result {
-                Ok(answer) if !failover::moves_on(attempt, idempotent) => {
+            // With one address there is nowhere else to go: its answer or error, as it came.
+            if self.addresses.len() == 1 || !failover::moves_on(attempt, idempotent) {
+                if result.is_ok() {
                     self.preferred.store(index, Ordering::Relaxed);
-                    return Ok(answer);
                 }
-                Err(error) if !failover::moves_on(attempt, idempotent) => return Err(error),
+                return result;
+            }
+            let error = match result {
                 Ok(answer) => expect(answer, StatusCode::OK)
                     .err()
                     .unwrap_or_else(|| ClientError::Decode("a 503 answer was taken for a success".into())),
@@ -391,13 +393,9 @@ impl Client {
         (failover::classify_answer(status, code.as_deref()), Ok(Answer { status, headers, body }))
     }
 
-    /// The error once every address failed: with one address, its own error as it was; with
-    /// several, one naming each address and why (a `503` error if the last answered so,
-    /// else a transport error).
+    /// The error once every one of several addresses failed, naming each and why: a `503`
+    /// error if the last answered so, else a transport error.
     fn every_address_failed(&self, mut failures: Vec<(usize, ClientError)>) -> ClientError {
-        if failures.len() == 1 {
-            return failures.pop().map(|(_, error)| error).expect("one failure");
-        }
         let each: Vec<String> = failures
             .iter()
             .map(|(index, error)| match error {
