@@ -8,6 +8,7 @@ mod audit;
 mod cluster;
 mod confirm;
 pub(crate) mod examples;
+mod hints;
 mod login;
 mod namespace;
 mod replay;
@@ -24,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use clap::{Args, Subcommand, ValueEnum};
+use hints::{hint_for, Hint, HintContext};
 use keyledger_client::{Client, ClientError};
 use serde::Serialize;
 
@@ -398,44 +400,6 @@ async fn health(client: &Client, output: Output) -> io::Result<Outcome> {
     Ok(outcome)
 }
 
-/// Where a failed command went and whether it had an API key: what its hint is made from.
-struct HintContext {
-    addresses: Vec<String>,
-    has_key: bool,
-}
-
-/// What to do next, shown under an error (see [`report`]).
-#[derive(Debug)]
-struct Hint(String);
-
-impl fmt::Display for Hint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// The hint for a client error a user can fix: a missing or refused key, no server at the
-/// address, a certificate not trusted.
-fn hint_for(err: &anyhow::Error, context: &HintContext) -> Option<Hint> {
-    let hint = match err.downcast_ref::<ClientError>()? {
-        ClientError::Api { status: 401, .. } if !context.has_key => "no API key was given: set KEYLEDGER_API_KEY, \
-             pass --api-key, or run `keyledger login` once"
-            .to_string(),
-        ClientError::Api { status: 401, .. } => "the API key was refused (revoked, expired or mistyped): run \
-             `keyledger login` or set KEYLEDGER_API_KEY"
-            .to_string(),
-        ClientError::Transport(why) if why.contains("connect") || why.contains("dns error") => format!(
-            "is `keyledger serve` running at {}? set --address or KEYLEDGER_ADDRESS",
-            context.addresses.join(", ")
-        ),
-        ClientError::Tls(why) if !why.contains("--cacert") && !why.contains("http://") => {
-            "to trust a private CA, pass --cacert FILE or set KEYLEDGER_CACERT".to_string()
-        }
-        _ => return None,
-    };
-    Some(Hint(hint))
-}
-
 /// A `--file` for a new secret, created empty (mode 0600) *before* the server is asked, so a
 /// path that cannot be written costs no key. `O_EXCL` never follows or replaces anything: an
 /// existing file and a symbolic link (dangling or not) are refused. The file is removed again
@@ -574,33 +538,6 @@ mod tests {
         let err = anyhow::Error::from(ClientError::Transport("connection refused".into()));
         assert_eq!(exit_code_for(&err), EXIT_FAILURE);
         assert_eq!(exit_code_for(&anyhow::anyhow!("no key given")), EXIT_FAILURE);
-    }
-
-    #[test]
-    fn hints_follow_the_error_and_keep_its_exit_code() {
-        let unauthenticated = || {
-            anyhow::Error::from(ClientError::Api {
-                status: 401,
-                error: ErrorDetail { code: "unauthenticated".into(), message: "no valid key".into(), request_id: None },
-            })
-        };
-        let hinted = |err: anyhow::Error, has_key: bool| {
-            let context = HintContext { addresses: vec!["http://n1:7700".into(), "http://n2:7700".into()], has_key };
-            let hint = hint_for(&err, &context).expect("a hint");
-            err.context(hint)
-        };
-        let err = hinted(unauthenticated(), false);
-        assert_eq!(exit_code_for(&err), EXIT_API_ERROR);
-        let text = report(&err).unwrap();
-        assert!(text.starts_with("no valid key (unauthenticated)\nhint: no API key was given"), "{text}");
-        assert!(report(&hinted(unauthenticated(), true)).unwrap().contains("the API key was refused"));
-
-        let refused = anyhow::Error::from(ClientError::Transport("tcp connect error: Connection refused".into()));
-        let text = report(&hinted(refused, true)).unwrap();
-        assert!(text.contains("running at http://n1:7700, http://n2:7700?"), "{text}");
-
-        let context = HintContext { addresses: Vec::new(), has_key: true };
-        assert!(hint_for(&anyhow::Error::from(api_error()), &context).is_none(), "a 404 needs no hint");
     }
 
     #[test]
