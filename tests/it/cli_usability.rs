@@ -189,6 +189,12 @@ async fn a_key_is_selected_by_its_exact_name() {
     assert_eq!(admin.get_key(&ci_old.id).await.unwrap().value.name, "ci-renamed");
     let history = succeeded(&run(&cluster, &["history", "--name", "ci-renamed", "--output", "json"]), "history");
     assert!(history.contains(&ci_old.id), "{history}");
+    let events =
+        succeeded(&run(&cluster, &["audit", "events", "--key-name", "ci-renamed", "--output", "json"]), "events");
+    assert!(events.contains(&ci_old.id) && !events.contains(&ci.id), "{events}");
+    let out = run(&cluster, &["verify", "--at", &ci.created_at, "--key-name", "ci", "--output", "json"]);
+    assert!(matches!(out.status.code(), Some(0 | 3)), "verify --at --key-name: {out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&ci.id), "{out:?}");
 
     // None: not found, as the server says it (exit 2).
     let out = run(&cluster, &["apikey", "lock", "--name", "nope"]);

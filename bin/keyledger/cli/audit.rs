@@ -141,6 +141,9 @@ pub(crate) struct EventsArgs {
     /// Only events about this key.
     #[arg(long, value_name = "KEY_ID")]
     key_id: Option<String>,
+    /// Only events about the key whose name is exactly NAME (not deleted).
+    #[arg(long, value_name = "NAME", conflicts_with = "key_id")]
+    key_name: Option<String>,
     /// Only events caused by this user or service account id (or `system`).
     #[arg(long, value_name = "ID")]
     actor: Option<String>,
@@ -203,10 +206,14 @@ pub(crate) async fn run(
         AuditCommand::VerifyProof(args) => proofs::verify_proof(output, &args)?,
         AuditCommand::Events(args) => {
             let client = connect()?;
+            let key_id = match (args.key_id, &args.key_name) {
+                (None, Some(name)) => Some(super::apikey::select::resolve(&client, None, Some(name)).await?.0),
+                (id, _) => id,
+            };
             let query = AuditQuery {
                 after: args.after,
                 limit: args.limit,
-                key_id: args.key_id,
+                key_id,
                 actor: args.actor,
                 kind: args.kind,
                 from: args.from,

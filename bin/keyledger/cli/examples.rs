@@ -72,7 +72,8 @@ Examples:
   $ keyledger verify
   $ keyledger verify --permission namespace:payments:write --output json
   Would the key have verified at a past moment, and which event decided it:
-  $ keyledger verify --at 2026-01-31T12:00:00Z --key-id key_01";
+  $ keyledger verify --at 2026-01-31T12:00:00Z --key-id key_01
+  $ keyledger verify --at 2026-01-31T12:00:00Z --key-name ci-deploy";
 
 /// `keyledger login --help`.
 pub(crate) const LOGIN: &str = "\
