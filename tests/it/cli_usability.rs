@@ -70,6 +70,8 @@ async fn commands_go_on_past_a_dead_port_and_a_killed_node() {
     assert!(listed.contains(&key.id), "{listed}");
     succeeded(&run_at(&cluster, &addresses, &["apikey", "disable", "--id", &key.id]), "apikey disable");
     assert_eq!(cluster.client(2).linearizable().get_key(&key.id).await.unwrap().value.state, "disabled");
+    let export = succeeded(&run_at(&cluster, &addresses, &["audit", "export", "--format", "jsonl"]), "export");
+    assert!(export.lines().any(|line| line.contains(&key.id)), "the export lacks the key's events");
 
     // The same list from KEYLEDGER_ADDRESS, and as repeated flags.
     let out = keyledger(&["cluster", "status", "--output", "json"])

@@ -132,3 +132,24 @@ fn the_systemd_unit_is_hardened_and_verifies() {
         );
     }
 }
+
+#[test]
+fn the_containerfile_runs_unprivileged_with_a_volume_and_a_curl_free_health_check() {
+    // No container engine runs here, so the image itself is not built in the tests; this
+    // checks what packaging/README.md promises of it.
+    let file = std::fs::read_to_string(root().join("packaging/Containerfile")).unwrap();
+    let lines: Vec<&str> = file.lines().map(str::trim).collect();
+    assert_eq!(lines.iter().filter(|l| l.starts_with("FROM ")).count(), 2, "a builder and a runtime stage");
+    assert!(lines.iter().any(|l| l.starts_with("FROM ") && l.contains("debian") && l.contains("slim")));
+    for needed in ["USER keyledger", "VOLUME /var/lib/keyledger", "EXPOSE 7700", "STOPSIGNAL SIGTERM"] {
+        assert!(lines.contains(&needed), "the Containerfile lacks `{needed}`");
+    }
+    let health = file.split("HEALTHCHECK").nth(1).expect("a HEALTHCHECK");
+    assert!(health.contains("\"/usr/bin/keyledger\", \"health\""), "the health check runs `keyledger health`");
+    // What each `install` line adds: never curl.
+    let mut installs = file.split("install").skip(1).map(|rest| rest.lines().next().unwrap_or_default());
+    assert!(installs.all(|packages| !packages.contains("curl")), "the image needs no curl");
+    // The health check's command line is one the binary accepts.
+    let parsed = Command::new(keyledger_bin()).args(["health", "--help"]).output().unwrap();
+    assert!(parsed.status.success());
+}

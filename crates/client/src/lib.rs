@@ -221,7 +221,17 @@ impl Client {
     /// The normalized address of the server tried first (the one that answered last), without
     /// a trailing slash.
     pub fn address(&self) -> &str {
-        &self.addresses[self.preferred.load(Ordering::Relaxed).min(self.addresses.len() - 1)]
+        &self.addresses[self.preferred_index().min(self.addresses.len() - 1)]
+    }
+
+    /// Index of the address tried first.
+    fn preferred_index(&self) -> usize {
+        self.preferred.load(Ordering::Relaxed)
+    }
+
+    /// Tries the address at `index` first from now on (it just answered).
+    fn prefer(&self, index: usize) {
+        self.preferred.store(index, Ordering::Relaxed);
     }
 
     /// Every normalized address, in the order given.
@@ -318,15 +328,14 @@ impl Client {
             None => None,
         };
         let idempotent = failover::is_idempotent(&method, &path, headers);
-        let preferred = self.preferred.load(Ordering::Relaxed);
         let mut failures: Vec<(usize, ClientError)> = Vec::new();
-        for index in failover::attempt_order(preferred, self.addresses.len()) {
+        for index in failover::attempt_order(self.preferred_index(), self.addresses.len()) {
             let (attempt, result) =
                 self.attempt(&self.addresses[index], &method, &path, body.clone(), query, headers).await;
             // With one address there is nowhere else to go: its answer or error, as it came.
             if self.addresses.len() == 1 || !failover::moves_on(attempt, idempotent) {
                 if result.is_ok() {
-                    self.preferred.store(index, Ordering::Relaxed);
+                    self.prefer(index);
                 }
                 return result;
             }
@@ -395,7 +404,7 @@ impl Client {
 
     /// The error once every one of several addresses failed, naming each and why: a `503`
     /// error if the last answered so, else a transport error.
-    fn every_address_failed(&self, mut failures: Vec<(usize, ClientError)>) -> ClientError {
+    pub(crate) fn every_address_failed(&self, mut failures: Vec<(usize, ClientError)>) -> ClientError {
         let each: Vec<String> = failures
             .iter()
             .map(|(index, error)| match error {
