@@ -6,6 +6,9 @@ mod account;
 mod apikey;
 mod audit;
 mod cluster;
+mod confirm;
+pub(crate) mod examples;
+mod hints;
 mod login;
 mod namespace;
 mod replay;
@@ -22,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use clap::{Args, Subcommand, ValueEnum};
+use hints::{hint_for, Hint, HintContext};
 use keyledger_client::{Client, ClientError};
 use serde::Serialize;
 
@@ -85,6 +89,8 @@ pub(crate) enum Outcome {
     Success,
     /// `verify` answered `valid: false`.
     Invalid,
+    /// `health`: the node is not ready, or did not answer.
+    NotReady,
 }
 
 impl Outcome {
@@ -92,6 +98,7 @@ impl Outcome {
         match self {
             Outcome::Success => 0,
             Outcome::Invalid => EXIT_INVALID,
+            Outcome::NotReady => EXIT_FAILURE,
         }
     }
 }
@@ -111,6 +118,7 @@ pub(crate) enum ClientCommand {
     /// The key comes from --key or, without it, from standard input (surrounding whitespace
     /// is ignored), which keeps it out of the shell history and the process list.
     /// Exit codes: 0 valid, 3 not valid, 2 error answer, 1 other failure.
+    #[command(after_long_help = examples::VERIFY)]
     Verify {
         #[command(flatten)]
         conn: ConnArgs,
@@ -192,17 +200,48 @@ pub(crate) enum ClientCommand {
     /// They go to $KEYLEDGER_CONFIG, or $XDG_CONFIG_HOME/keyledger/config.json, or
     /// ~/.config/keyledger/config.json, with mode 0600. --address/--api-key and
     /// KEYLEDGER_ADDRESS/KEYLEDGER_API_KEY take precedence over them.
+    #[command(after_long_help = examples::LOGIN)]
     Login(login::LoginArgs),
     /// Forget what `login` stored.
     Logout,
+    /// Whether the node at --address is ready (has a leader and has applied the committed
+    /// log): exit code 0 if so, 1 if not or if it does not answer. For container health checks.
+    Health {
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+}
+
+impl ClientCommand {
+    /// The connection flags of the command, for the hints of an error.
+    fn conn(&self) -> Option<&ConnArgs> {
+        match self {
+            ClientCommand::Apikey { conn, .. }
+            | ClientCommand::Verify { conn, .. }
+            | ClientCommand::User { conn, .. }
+            | ClientCommand::ServiceAccount { conn, .. }
+            | ClientCommand::Namespace { conn, .. }
+            | ClientCommand::Settings { conn, .. }
+            | ClientCommand::Account { conn, .. }
+            | ClientCommand::History { conn, .. }
+            | ClientCommand::Audit { conn, .. }
+            | ClientCommand::Replay { conn, .. }
+            | ClientCommand::Admin { conn, .. }
+            | ClientCommand::Cluster { conn, .. }
+            | ClientCommand::Health { conn } => Some(conn),
+            ClientCommand::Login(_) | ClientCommand::Logout => None,
+        }
+    }
 }
 
 /// Where the server is, how to authenticate, how to print.
 #[derive(Debug, Args)]
 pub(crate) struct ConnArgs {
-    /// URL of any node of the cluster [default: the stored login's, else http://127.0.0.1:7700].
-    #[arg(long, global = true, env = "KEYLEDGER_ADDRESS", help_heading = "Connection")]
-    address: Option<String>,
+    /// URL of any node of the cluster; several (repeated, or separated by commas) are tried in
+    /// order when one is down or has no leader [default: the stored login's, else
+    /// http://127.0.0.1:7700].
+    #[arg(long, global = true, env = "KEYLEDGER_ADDRESS", value_delimiter = ',', help_heading = "Connection")]
+    address: Vec<String>,
     /// API key to authenticate with.
     ///
     /// Prefer the environment variable: command lines are visible to other users of the machine.
@@ -237,19 +276,40 @@ pub(crate) enum Consistency {
 impl ConnArgs {
     /// A client for the flag or environment values, falling back to the stored login.
     fn client(&self) -> anyhow::Result<Client> {
-        let stored = if self.address.is_none() || self.api_key.is_none() || self.cacert.is_none() {
-            login::load()?
-        } else {
-            Default::default()
-        };
-        let address = self.address.clone().or(stored.address).unwrap_or_else(|| DEFAULT_ADDRESS.to_string());
-        let api_key = self.api_key.as_ref().map(|k| k.expose().to_string()).or(stored.api_key);
-        let cacert = self.cacert.clone().or(stored.cacert);
-        let client = Client::with_cacert(address, api_key, cacert.as_deref())?;
+        let (addresses, api_key, cacert) = self.settings()?;
+        let client = Client::with_addresses(&addresses, api_key, cacert.as_deref())?;
         Ok(match self.consistency {
             Consistency::Local => client,
             Consistency::Linearizable => client.linearizable(),
         })
+    }
+}
+
+impl ConnArgs {
+    /// The addresses, API key and CA file: from the flags or the environment, else the stored
+    /// login, else the default address.
+    fn settings(&self) -> anyhow::Result<(Vec<String>, Option<String>, Option<PathBuf>)> {
+        let given = login::address_list(&self.address);
+        let stored = if given.is_empty() || self.api_key.is_none() || self.cacert.is_none() {
+            login::load()?
+        } else {
+            Default::default()
+        };
+        let mut addresses = if given.is_empty() { stored.addresses() } else { given };
+        if addresses.is_empty() {
+            addresses.push(DEFAULT_ADDRESS.to_string());
+        }
+        let api_key = self.api_key.as_ref().map(|k| k.expose().to_string()).or(stored.api_key);
+        let cacert = self.cacert.clone().or(stored.cacert);
+        Ok((addresses, api_key, cacert))
+    }
+
+    /// What an error's hint needs to know: where the command went, and whether it had a key.
+    fn hint_context(&self) -> HintContext {
+        match self.settings() {
+            Ok((addresses, api_key, _)) => HintContext { addresses, has_key: api_key.is_some() },
+            Err(_) => HintContext { addresses: Vec::new(), has_key: self.api_key.is_some() },
+        }
     }
 }
 
@@ -284,8 +344,16 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// Runs one client command.
+/// Runs one client command; a failure carries a hint saying what to do next, when there is one.
 pub(crate) async fn run(command: ClientCommand) -> anyhow::Result<Outcome> {
+    let context = command.conn().map(ConnArgs::hint_context);
+    run_command(command).await.map_err(|err| match context.as_ref().and_then(|c| hint_for(&err, c)) {
+        Some(hint) => err.context(hint),
+        None => err,
+    })
+}
+
+async fn run_command(command: ClientCommand) -> anyhow::Result<Outcome> {
     match command {
         ClientCommand::Apikey { conn, command } => apikey::run(&conn.client()?, conn.output, command).await?,
         ClientCommand::Verify { conn, args } => return verify::run(&conn.client()?, conn.output, args).await,
@@ -304,8 +372,32 @@ pub(crate) async fn run(command: ClientCommand) -> anyhow::Result<Outcome> {
         ClientCommand::Cluster { conn, command } => cluster::run(&conn.client()?, conn.output, command).await?,
         ClientCommand::Login(args) => login::login(args).await?,
         ClientCommand::Logout => login::logout()?,
+        ClientCommand::Health { conn } => return Ok(health(&conn.client()?, conn.output).await?),
     }
     Ok(Outcome::Success)
+}
+
+/// `keyledger health`: `GET /readyz`; "ready" and exit 0, or why not and exit 1.
+async fn health(client: &Client, output: Output) -> io::Result<Outcome> {
+    let (outcome, answer) = match client.ready().await {
+        Ok(health) => (Outcome::Success, health),
+        Err(err) => {
+            let reason = match &err {
+                ClientError::Api { error, .. } => error.message.clone(),
+                other => other.to_string(),
+            };
+            let answer = keyledger_wire::Health { status: "unavailable".into(), reason: Some(reason) };
+            (Outcome::NotReady, answer)
+        }
+    };
+    emit(|out| match output {
+        Output::Json => write_json(out, &answer),
+        Output::Table => match &answer.reason {
+            Some(reason) if outcome != Outcome::Success => writeln!(out, "not ready ({}): {reason}", client.address()),
+            _ => writeln!(out, "ready ({})", client.address()),
+        },
+    })?;
+    Ok(outcome)
 }
 
 /// A `--file` for a new secret, created empty (mode 0600) *before* the server is asked, so a
@@ -403,9 +495,14 @@ pub(crate) fn report(err: &anyhow::Error) -> Option<String> {
         .filter_map(|cause| cause.downcast_ref::<io::Error>())
         .any(|io| io.kind() == io::ErrorKind::BrokenPipe);
     if broken_pipe {
-        None
-    } else {
-        Some(format!("{err:#}"))
+        return None;
+    }
+    match err.downcast_ref::<Hint>() {
+        Some(hint) => {
+            let causes: Vec<String> = err.chain().skip(1).map(|cause| cause.to_string()).collect();
+            Some(format!("{}\nhint: {hint}", causes.join(": ")))
+        }
+        None => Some(format!("{err:#}")),
     }
 }
 

@@ -4,6 +4,7 @@
 //! an exit code; the client commands live in `cli`, the server wiring in `serve`.
 
 mod cli;
+mod generate;
 mod serve;
 
 use std::process::ExitCode;
@@ -36,7 +37,7 @@ see docs/configuration.md.";
 ///
 /// `keyledger serve` runs a node; every other command is a client of a node's HTTP API.
 #[derive(Parser)]
-#[command(name = "keyledger", version, after_long_help = AFTER_LONG_HELP)]
+#[command(name = "keyledger", version, after_long_help = format!("{}\n\n{AFTER_LONG_HELP}", cli::examples::TOP))]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -45,9 +46,22 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a keyledger node: the HTTP API and a member of the cluster.
+    #[command(after_long_help = cli::examples::SERVE)]
     Serve(serve::ServeArgs),
     #[command(flatten)]
     Client(cli::ClientCommand),
+    /// Print a shell completion script, e.g. `keyledger completions bash > /etc/bash_completion.d/keyledger`.
+    Completions {
+        /// The shell to complete in.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), or write every page into a directory with --out.
+    Man {
+        /// Write keyledger.1 and one page per subcommand (keyledger-apikey-create.1, ...) here.
+        #[arg(long, value_name = "DIR")]
+        out: Option<std::path::PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -65,6 +79,27 @@ fn main() -> ExitCode {
         Err(err) => return usage_error(&err),
     };
 
+    // Generated documentation needs neither logging nor a runtime.
+    let generated = match &cli.command {
+        Command::Completions { shell } => {
+            Some(generate::completions(*shell, Cli::command()).map_err(anyhow::Error::from))
+        }
+        Command::Man { out } => Some(generate::man(out.as_deref(), Cli::command())),
+        _ => None,
+    };
+    if let Some(result) = generated {
+        return match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => match cli::report(&err) {
+                Some(message) => {
+                    eprintln!("error: {message}");
+                    ExitCode::from(cli::EXIT_FAILURE)
+                }
+                None => ExitCode::SUCCESS,
+            },
+        };
+    }
+
     let json_logs = match &cli.command {
         Command::Serve(args) if args.print_config => {
             print!("{}", resolved.describe(&Cli::command()));
@@ -74,7 +109,7 @@ fn main() -> ExitCode {
             init_tracing(args.log_level, args.log_format, args.access_log);
             args.log_format == serve::LogFormat::Json
         }
-        Command::Client(_) => {
+        Command::Client(_) | Command::Completions { .. } | Command::Man { .. } => {
             init_tracing(LevelFilter::WARN, serve::LogFormat::Text, true);
             false
         }
@@ -88,7 +123,9 @@ fn main() -> ExitCode {
             }
             builder.enable_all().build()
         }
-        Command::Client(_) => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+        Command::Client(_) | Command::Completions { .. } | Command::Man { .. } => {
+            tokio::runtime::Builder::new_current_thread().enable_all().build()
+        }
     };
     let runtime = match runtime {
         Ok(runtime) => runtime,
@@ -101,6 +138,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => runtime.block_on(serve::run(args)).map(|()| Outcome::Success),
         Command::Client(command) => runtime.block_on(cli::run(command)),
+        Command::Completions { .. } | Command::Man { .. } => Ok(Outcome::Success),
     };
     match result {
         Ok(outcome) => ExitCode::from(outcome.exit_code()),
@@ -162,5 +200,35 @@ fn init_tracing(level: LevelFilter, format: serve::LogFormat, access_log: bool) 
                 tracing::error!(panic = message, %location, "panicked");
             }));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_help_example_parses() {
+        let mut checked = 0;
+        for text in cli::examples::ALL {
+            for words in cli::examples::invocations(text) {
+                if let Err(err) = Cli::try_parse_from(&words) {
+                    panic!("the example `{}` does not parse:\n{err}", words.join(" "));
+                }
+                checked += 1;
+            }
+        }
+        assert!(checked >= 25, "only {checked} examples found");
+    }
+
+    #[test]
+    fn an_address_may_be_repeated_or_comma_separated() {
+        let first = ["keyledger", "cluster", "status", "--address", "http://a:1,http://b:2", "--address", "c:3"];
+        assert!(Cli::try_parse_from(first).is_ok());
     }
 }

@@ -144,7 +144,7 @@ async fn user_commands() {
     );
     assert_exit(&run(&cluster, &["user", "create", "--name", "bob", "--role", "root"]), 1, "an unknown role");
 
-    let deleted: serde_json::Value = run_json(&cluster, &["user", "delete", "--id", id]);
+    let deleted: serde_json::Value = run_json(&cluster, &["user", "delete", "--id", id, "--yes"]);
     assert_eq!((deleted["id"].as_str(), deleted["deleted"].as_bool()), (Some(id), Some(true)), "{deleted}");
     assert_eq!(admin.get_user(id).await.unwrap().state, "deleted");
 }
@@ -205,7 +205,7 @@ async fn service_account_commands() {
     let out = run(&cluster, &["service-account", "create", "--name", "half", "--namespace", "payments"]);
     assert_exit(&out, 1, "a namespace without a permission");
 
-    let deleted: serde_json::Value = run_json(&cluster, &["service-account", "delete", "--id", &ci.id]);
+    let deleted: serde_json::Value = run_json(&cluster, &["service-account", "delete", "--id", &ci.id, "--yes"]);
     assert_eq!(deleted["deleted"].as_bool(), Some(true), "{deleted}");
     assert_eq!(admin.get_service_account(&ci.id).await.unwrap().state, "deleted");
     assert_refused(&cluster, &["service-account", "get", "--id", "sa_nope"], "not_found");
@@ -333,13 +333,13 @@ async fn apikey_update_lock_and_scope_commands() {
     let locked: wire::Key = run_json(&cluster, &["apikey", "lock", "--id", id]);
     assert!(locked.locked);
     assert!(admin.get_key(id).await.unwrap().value.locked);
-    assert_refused(&cluster, &["apikey", "delete", "--id", id], "key_locked");
+    assert_refused(&cluster, &["apikey", "delete", "--id", id, "--yes"], "key_locked");
     assert_refused(&cluster, &["apikey", "update", "--id", id, "--name", "x"], "key_locked");
     assert_eq!(admin.get_key(id).await.unwrap().value.state, "enabled", "the refusals changed nothing");
     let table = run_table(&cluster, &["apikey", "unlock", "--id", id]);
     assert!(table.contains("svc-renamed"), "{table}");
     assert!(!admin.get_key(id).await.unwrap().value.locked);
-    let deleted: serde_json::Value = run_json(&cluster, &["apikey", "delete", "--id", id]);
+    let deleted: serde_json::Value = run_json(&cluster, &["apikey", "delete", "--id", id, "--yes"]);
     assert_eq!(deleted["deleted"].as_bool(), Some(true), "{deleted}");
     assert_eq!(admin.get_key(id).await.unwrap().value.state, "deleted");
 }

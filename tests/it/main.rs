@@ -44,6 +44,11 @@
 //! - `idempotency`: retried writes with an `Idempotency-Key` answer once and write once.
 //! - `cli`: the command-line client's output and exit codes.
 //! - `cli_parity`: a command for every API operation, its JSON checked against the server's state.
+//! - `cli_usability`: several addresses with failover past a dead port and a killed node (and
+//!   `login` storing them), confirmation before deleting, a key selected by its exact name,
+//!   errors that say what to do next, `keyledger health`.
+//! - `packaging`: the release tarball's contents and checksums, the systemd unit's hardening
+//!   (and `systemd-analyze verify` where systemd is installed).
 //! - `identities`: users, service accounts, namespaces, settings and accounts: shapes, who may
 //!   see and change them, refusals.
 //! - `metrics`: `GET /metrics` parses as Prometheus text; verifications, requests by route,
@@ -85,6 +90,7 @@ mod chaos;
 mod checkpoints;
 mod cli;
 mod cli_parity;
+mod cli_usability;
 mod cluster;
 mod config;
 mod consistency;
@@ -103,6 +109,7 @@ mod leaked;
 mod membership;
 mod metrics;
 mod nginx;
+mod packaging;
 mod peer_auth;
 mod privilege;
 mod replay;

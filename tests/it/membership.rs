@@ -56,7 +56,7 @@ async fn the_operator_adds_a_standby_node_and_removes_live_and_dead_ones() {
 
     // Removing a live node through the CLI: it learns of it and stops answering as a member.
     let removed = id.to_string();
-    let table = succeeded(&cluster.cli(&["cluster", "remove", "--node-id", &removed]), "cluster remove");
+    let table = succeeded(&cluster.cli(&["cluster", "remove", "--node-id", &removed, "--yes"]), "cluster remove");
     assert!(!table.contains(&format!("\n{removed} ")), "{table}");
     poll("the removed node to stop serving", Duration::from_secs(10), async || {
         match cluster.client(id).verify(&verify_req(&key.secret, None)).await {

@@ -108,6 +108,16 @@ async fn a_tls_node_serves_the_cli_and_the_client_that_trust_its_ca_and_nothing_
         }
         other => panic!("a client without the CA got {other:?}"),
     }
+    // The CLI without --cacert says to give it.
+    let cli = std::process::Command::new(crate::util::keyledger_bin())
+        .args(["cluster", "status", "--address", &cluster.node(1).url(), "--api-key", cluster.admin_key()])
+        .env_remove("KEYLEDGER_CACERT")
+        .env("KEYLEDGER_CONFIG", "/nonexistent/keyledger-tests/config.json")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(cli.status.code(), Some(1), "{cli:?}");
+    assert!(String::from_utf8_lossy(&cli.stderr).contains("--cacert"), "{cli:?}");
     let wrong_ca = Client::with_cacert(cluster.node(1).url(), None, Some(&pki.other_ca)).unwrap();
     assert!(matches!(wrong_ca.cluster_status().await, Err(ClientError::Tls(_))));
     let out = Command::new(keyledger_bin())

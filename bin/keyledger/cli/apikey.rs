@@ -1,6 +1,7 @@
 //! `keyledger apikey ...`: the key lifecycle commands. How keys are shown is in `show`.
 
 mod batch;
+pub(crate) mod select;
 mod show;
 
 use std::collections::BTreeMap;
@@ -15,7 +16,10 @@ use keyledger_wire::{
     CreateKeyRequest, Key, KeyList, KeyScope, OwnerKind, OwnerRef, RotateKeyRequest, UpdateKeyRequest,
 };
 
+use super::confirm::{confirm, YesArgs};
+use super::examples;
 use super::{deleted_json, emit, write_json, Output, SecretFile};
+use select::KeyArgs;
 pub(crate) use show::identity_long;
 use show::{write_created, write_key, write_key_detail, write_key_table, write_rotated, RotatedInFile, SecretInFile};
 
@@ -25,31 +29,36 @@ const MAX_PAGE: usize = 1000;
 #[derive(Subcommand)]
 pub(crate) enum ApikeyCommand {
     /// Create a key; its secret is printed this once and can never be shown again.
+    #[command(after_long_help = examples::APIKEY_CREATE)]
     Create(CreateArgs),
     /// Create up to 1000 keys in one request, from a JSON file of `{"keys": [...]}`; each
     /// key's result is shown in order, and a malformed item creates nothing at all.
     CreateBatch(batch::CreateBatchArgs),
     /// List keys, following the server's pages to the end (or to --limit).
+    #[command(after_long_help = examples::APIKEY_LIST)]
     List(ListArgs),
     /// Show one key.
-    Get(IdArgs),
+    #[command(visible_alias = "show")]
+    Get(KeyArgs),
     /// Rename a key or change its description.
     Update(UpdateArgs),
     /// Enable a disabled key.
-    Enable(IdArgs),
+    Enable(KeyArgs),
     /// Disable a key: it stops verifying until enabled again.
-    Disable(IdArgs),
+    Disable(KeyArgs),
     /// Lock a key: it cannot be updated, disabled or deleted until unlocked.
-    Lock(IdArgs),
+    Lock(KeyArgs),
     /// Unlock a locked key.
-    Unlock(IdArgs),
+    Unlock(KeyArgs),
     /// Replace a key by a new one; its secret is printed this once.
     ///
     /// The new key has the old one's owner, name, description and scope; the old key keeps
     /// working for the grace period, then expires.
+    #[command(after_long_help = examples::APIKEY_ROTATE)]
     Rotate(RotateArgs),
-    /// Delete a key for good.
-    Delete(IdArgs),
+    /// Delete a key for good (asks first; --yes to skip the question).
+    #[command(after_long_help = examples::APIKEY_DELETE)]
+    Delete(DeleteArgs),
 }
 
 #[derive(Debug, Args)]
@@ -203,18 +212,22 @@ enum IdentityType {
 }
 
 #[derive(Debug, Args)]
-pub(crate) struct IdArgs {
-    /// The key's id.
-    #[arg(long)]
-    id: String,
+pub(crate) struct DeleteArgs {
+    #[command(flatten)]
+    key: KeyArgs,
+    #[command(flatten)]
+    yes: YesArgs,
 }
 
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("change").required(true).multiple(true).args(["name", "description"])))]
 pub(crate) struct UpdateArgs {
     /// The key's id.
-    #[arg(long)]
-    id: String,
+    #[arg(long, required_unless_present = "key_name", conflicts_with = "key_name")]
+    id: Option<String>,
+    /// The key whose name is exactly this (not deleted), instead of --id (--name is the new name).
+    #[arg(long, value_name = "NAME")]
+    key_name: Option<String>,
     /// New name, 1 to 100 characters.
     #[arg(long)]
     name: Option<String>,
@@ -229,9 +242,8 @@ pub(crate) struct UpdateArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct RotateArgs {
-    /// The id of the key to replace.
-    #[arg(long)]
-    id: String,
+    #[command(flatten)]
+    key: KeyArgs,
     /// How long the old key keeps working, e.g. 24h, 30m, or 0 to end it at once
     /// [default: 24h].
     #[arg(long, value_name = "DURATION")]
@@ -287,7 +299,7 @@ pub(crate) async fn run(client: &Client, output: Output, command: ApikeyCommand)
             }
         }
         ApikeyCommand::Get(args) => {
-            let key = client.get_key(&args.id).await?.value;
+            let key = client.get_key(&args.id(client).await?).await?.value;
             emit(|out| match output {
                 Output::Json => write_json(out, &key),
                 Output::Table => write_key_detail(out, &key),
@@ -295,20 +307,22 @@ pub(crate) async fn run(client: &Client, output: Output, command: ApikeyCommand)
         }
         ApikeyCommand::Update(args) => {
             let request = UpdateKeyRequest { name: args.name.clone(), description: args.description.clone() };
-            let key = client.update_key(&args.id, &request, args.if_match).await?.value;
+            let (id, _) = select::resolve(client, args.id.as_deref(), args.key_name.as_deref()).await?;
+            let key = client.update_key(&id, &request, args.if_match).await?.value;
             emit(|out| match output {
                 Output::Json => write_json(out, &key),
                 Output::Table => write_key_detail(out, &key),
             })?;
         }
-        ApikeyCommand::Enable(args) => show_change(output, &client.enable_key(&args.id).await?.value)?,
-        ApikeyCommand::Disable(args) => show_change(output, &client.disable_key(&args.id).await?.value)?,
-        ApikeyCommand::Lock(args) => show_change(output, &client.lock_key(&args.id).await?.value)?,
-        ApikeyCommand::Unlock(args) => show_change(output, &client.unlock_key(&args.id).await?.value)?,
+        ApikeyCommand::Enable(args) => show_change(output, &client.enable_key(&args.id(client).await?).await?.value)?,
+        ApikeyCommand::Disable(args) => show_change(output, &client.disable_key(&args.id(client).await?).await?.value)?,
+        ApikeyCommand::Lock(args) => show_change(output, &client.lock_key(&args.id(client).await?).await?.value)?,
+        ApikeyCommand::Unlock(args) => show_change(output, &client.unlock_key(&args.id(client).await?).await?.value)?,
         ApikeyCommand::Rotate(args) => {
             let file = args.file.as_deref();
             let reserved = SecretFile::reserve(file)?;
-            let rotated = client.rotate_key(&args.id, &args.request()).await?.value;
+            let id = args.key.id(client).await?;
+            let rotated = client.rotate_key(&id, &args.request()).await?.value;
             if let Some(reserved) = reserved {
                 let what = format!("the key {}, which replaces {},", rotated.key.id, rotated.replaces);
                 reserved.store(&rotated.secret, &what)?;
@@ -323,10 +337,19 @@ pub(crate) async fn run(client: &Client, output: Output, command: ApikeyCommand)
             })?;
         }
         ApikeyCommand::Delete(args) => {
-            let written = client.delete_key(&args.id).await?;
+            let (id, known_name) = args.key.resolve(client).await?;
+            if !args.yes.yes {
+                // The question names the key, so the user sees what the id stands for.
+                let name = match known_name {
+                    Some(name) => name,
+                    None => client.get_key(&id).await?.value.name,
+                };
+                confirm(&format!("Delete API key {id} ({name:?})?"), &args.yes)?;
+            }
+            let written = client.delete_key(&id).await?;
             emit(|out| match output {
-                Output::Json => write_json(out, &deleted_json(&args.id, written.index)),
-                Output::Table => writeln!(out, "Deleted key {}.", args.id),
+                Output::Json => write_json(out, &deleted_json(&id, written.index)),
+                Output::Table => writeln!(out, "Deleted key {id}."),
             })?;
         }
     }
@@ -473,6 +496,13 @@ mod tests {
         assert!(parse(&["get"]).is_err());
         assert!(parse(&["lock"]).is_err());
         assert!(parse(&["unlock", "--id", "k"]).is_ok());
+        assert!(parse(&["unlock", "--name", "ci"]).is_ok());
+        assert!(parse(&["unlock", "--id", "k", "--name", "ci"]).is_err(), "--id and --name exclude each other");
+        assert!(parse(&["delete", "--key-name", "ci", "-y"]).is_ok());
+        assert!(parse(&["delete"]).is_err());
+        assert!(parse(&["update", "--key-name", "ci", "--name", "new"]).is_ok());
+        assert!(parse(&["update", "--key-name", "ci", "--id", "k", "--name", "new"]).is_err());
+        assert!(parse(&["update", "--name", "new"]).is_err(), "an update names its key");
         assert!(parse(&["list", "--limit", "0"]).is_err());
         assert!(parse(&["list", "--identity-type", "robot"]).is_err());
         assert!(parse(&["list", "--identity-type", "service-account", "--state", "expired"]).is_ok());

@@ -18,9 +18,8 @@ pub(crate) use proofs::{CheckpointsArgs, ProveArgs, PublicKeyArgs, VerifyProofAr
 
 #[derive(Debug, Args)]
 pub(crate) struct HistoryArgs {
-    /// The key's id.
-    #[arg(long)]
-    id: String,
+    #[command(flatten)]
+    key: super::apikey::select::KeyArgs,
 }
 
 #[derive(Subcommand)]
@@ -28,6 +27,7 @@ pub(crate) enum AuditCommand {
     /// List the account's events, oldest first, one page at a time.
     Events(EventsArgs),
     /// Write every event of the account (or those between --from and --to) to a file or stdout.
+    #[command(after_long_help = super::examples::AUDIT_EXPORT)]
     Export(ExportArgs),
     /// Check a JSONL export offline, with no server: canonical form, gap-free chains, hashes,
     /// and every signed checkpoint in it.
@@ -141,6 +141,9 @@ pub(crate) struct EventsArgs {
     /// Only events about this key.
     #[arg(long, value_name = "KEY_ID")]
     key_id: Option<String>,
+    /// Only events about the key whose name is exactly NAME (not deleted).
+    #[arg(long, value_name = "NAME", conflicts_with = "key_id")]
+    key_name: Option<String>,
     /// Only events caused by this user or service account id (or `system`).
     #[arg(long, value_name = "ID")]
     actor: Option<String>,
@@ -185,7 +188,7 @@ pub(crate) struct ExportArgs {
 }
 
 pub(crate) async fn history(client: &Client, output: Output, args: HistoryArgs) -> anyhow::Result<()> {
-    let list = client.key_history(&args.id).await?;
+    let list = client.key_history(&args.key.id(client).await?).await?;
     emit(|out| match output {
         Output::Json => write_json(out, &serde_json::json!({ "events": list.events })),
         Output::Table => write_events(out, &list.events),
@@ -203,10 +206,14 @@ pub(crate) async fn run(
         AuditCommand::VerifyProof(args) => proofs::verify_proof(output, &args)?,
         AuditCommand::Events(args) => {
             let client = connect()?;
+            let key_id = match (args.key_id, &args.key_name) {
+                (None, Some(name)) => Some(super::apikey::select::resolve(&client, None, Some(name)).await?.0),
+                (id, _) => id,
+            };
             let query = AuditQuery {
                 after: args.after,
                 limit: args.limit,
-                key_id: args.key_id,
+                key_id,
                 actor: args.actor,
                 kind: args.kind,
                 from: args.from,

@@ -6,6 +6,8 @@ use clap::Subcommand;
 use keyledger_client::Client;
 use keyledger_wire::{AddMemberRequest, ClusterStatus};
 
+use super::confirm::{confirm, YesArgs};
+use super::examples;
 use super::table::Table;
 use super::{emit, write_json, Output};
 
@@ -15,33 +17,41 @@ const HASH_PREFIX: usize = 12;
 #[derive(Subcommand)]
 pub(crate) enum ClusterCommand {
     /// Members, leader, term, applied index and lag of each node.
+    #[command(after_long_help = examples::CLUSTER_STATUS)]
     Status,
     /// Add a running node (started with `--standby` and the cluster's `--cluster-secret-file`):
-    /// it must answer at `--address` as that node of this cluster (else nothing changes), is
+    /// it must answer at `--node-address` as that node of this cluster (else nothing changes), is
     /// added as a learner, and becomes a voter once caught up (else it stays a learner).
+    #[command(after_long_help = examples::CLUSTER_ADD)]
     Add {
         /// The new node's `--node-id`.
         #[arg(long)]
         node_id: u64,
-        /// The `host:port` the other nodes reach it at.
-        #[arg(long)]
-        address: String,
+        /// The `host:port` (or `https://host:port`) the other nodes reach it at. (Not
+        /// `--address`: that is the member this command talks to.)
+        #[arg(long, value_name = "ADDRESS")]
+        node_address: String,
     },
-    /// Remove a node, live or dead, from the cluster.
+    /// Remove a node, live or dead, from the cluster (asks first; --yes to skip the question).
     Remove {
         /// The node to remove.
         #[arg(long)]
         node_id: u64,
+        #[command(flatten)]
+        yes: YesArgs,
     },
 }
 
 pub(crate) async fn run(client: &Client, output: Output, command: ClusterCommand) -> anyhow::Result<()> {
     let status = match command {
         ClusterCommand::Status => client.cluster_status().await?,
-        ClusterCommand::Add { node_id, address } => {
-            client.add_cluster_member(&AddMemberRequest { node_id, address }).await?
+        ClusterCommand::Add { node_id, node_address } => {
+            client.add_cluster_member(&AddMemberRequest { node_id, address: node_address }).await?
         }
-        ClusterCommand::Remove { node_id } => client.remove_cluster_member(node_id).await?,
+        ClusterCommand::Remove { node_id, yes } => {
+            confirm(&format!("Remove node {node_id} from the cluster?"), &yes)?;
+            client.remove_cluster_member(node_id).await?
+        }
     };
     emit(|out| match output {
         Output::Json => write_json(out, &status),

@@ -14,7 +14,11 @@ use serde::{Deserialize, Serialize};
 /// What `login` stores.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub(crate) struct Stored {
+    /// The first address, as logins before several addresses stored it (and older binaries read).
     pub(crate) address: Option<String>,
+    /// Every address given at login, tried in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) addresses: Vec<String>,
     pub(crate) api_key: Option<String>,
     /// The CA file given at login, used for its `https://` address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -23,9 +27,10 @@ pub(crate) struct Stored {
 
 #[derive(Debug, Args)]
 pub(crate) struct LoginArgs {
-    /// URL of any node of the cluster.
-    #[arg(long, env = "KEYLEDGER_ADDRESS", default_value = super::DEFAULT_ADDRESS)]
-    address: String,
+    /// URL of any node of the cluster; several (repeated, or separated by commas) are all
+    /// stored and tried in order.
+    #[arg(long, env = "KEYLEDGER_ADDRESS", value_delimiter = ',', default_value = super::DEFAULT_ADDRESS)]
+    address: Vec<String>,
     /// The API key to store (without it, read from standard input).
     #[arg(long, env = "KEYLEDGER_API_KEY", hide_env_values = true, value_name = "KEY")]
     api_key: Option<super::Secret>,
@@ -67,7 +72,27 @@ pub(crate) fn load() -> anyhow::Result<Stored> {
     }
 }
 
+impl Stored {
+    /// The stored addresses, in order (none when nothing was stored).
+    pub(crate) fn addresses(&self) -> Vec<String> {
+        if self.addresses.is_empty() {
+            self.address.iter().cloned().collect()
+        } else {
+            self.addresses.clone()
+        }
+    }
+}
+
+/// The addresses of `--address` flags or `KEYLEDGER_ADDRESS`, each trimmed; empty ones dropped.
+pub(crate) fn address_list(given: &[String]) -> Vec<String> {
+    given.iter().map(|a| a.trim()).filter(|a| !a.is_empty()).map(str::to_string).collect()
+}
+
 pub(crate) async fn login(args: LoginArgs) -> anyhow::Result<()> {
+    let addresses = address_list(&args.address);
+    if addresses.is_empty() {
+        bail!("--address is empty: give the URL of at least one node");
+    }
     let key = match (&args.enroll, args.api_key) {
         (Some(code), _) => {
             let request = keyledger_wire::EnrollRequest {
@@ -76,7 +101,7 @@ pub(crate) async fn login(args: LoginArgs) -> anyhow::Result<()> {
                 expires_in: args.duration.clone(),
                 ..Default::default()
             };
-            let created = Client::new(args.address.as_str(), None)?.enroll(&request).await?.value;
+            let created = Client::with_addresses(&addresses, None, None)?.enroll(&request).await?.value;
             eprintln!("Enrolled: key {} ({}) created for you.", created.key.id, created.key.name);
             created.secret
         }
@@ -91,13 +116,14 @@ pub(crate) async fn login(args: LoginArgs) -> anyhow::Result<()> {
         bail!("no API key given (use --api-key, KEYLEDGER_API_KEY or standard input)");
     }
     // Only a key the server accepts is worth storing.
-    Client::with_cacert(args.address.as_str(), Some(key.clone()), args.cacert.as_deref())?.cluster_status().await?;
+    Client::with_addresses(&addresses, Some(key.clone()), args.cacert.as_deref())?.cluster_status().await?;
     let path = config_path().context("cannot find a config dir: set HOME or KEYLEDGER_CONFIG")?;
     // Stored absolute: later commands may run from another directory.
     let cacert = args.cacert.map(|file| std::path::absolute(&file).unwrap_or(file));
-    let stored = Stored { address: Some(args.address.clone()), api_key: Some(key), cacert };
+    let stored =
+        Stored { address: addresses.first().cloned(), addresses: addresses.clone(), api_key: Some(key), cacert };
     write_private(&path, &serde_json::to_vec_pretty(&stored)?)?;
-    eprintln!("Logged in to {}; the key is stored in {} (mode 0600).", args.address, path.display());
+    eprintln!("Logged in to {}; the key is stored in {} (mode 0600).", addresses.join(", "), path.display());
     Ok(())
 }
 

@@ -7,6 +7,7 @@ use clap::{ArgGroup, Args, Subcommand};
 use keyledger_client::Client;
 use keyledger_wire::{CreateServiceAccountRequest, ServiceAccount, ServiceAccountList};
 
+use super::confirm::{confirm, YesArgs};
 use super::table::Table;
 use super::user::{Permission, Role};
 use super::{deleted_json, emit, gather, write_json, Output, PageArgs};
@@ -24,8 +25,8 @@ pub(crate) enum ServiceAccountCommand {
     Disable(IdArgs),
     /// Enable a disabled service account.
     Enable(IdArgs),
-    /// Delete a service account for good.
-    Delete(IdArgs),
+    /// Delete a service account for good (asks first; --yes to skip the question).
+    Delete(DeleteArgs),
 }
 
 #[derive(Debug, Args)]
@@ -63,6 +64,15 @@ pub(crate) struct IdArgs {
     id: String,
 }
 
+#[derive(Debug, Args)]
+pub(crate) struct DeleteArgs {
+    /// The service account's id.
+    #[arg(long)]
+    id: String,
+    #[command(flatten)]
+    yes: YesArgs,
+}
+
 pub(crate) async fn run(client: &Client, output: Output, command: ServiceAccountCommand) -> anyhow::Result<()> {
     let account = match command {
         ServiceAccountCommand::Create(args) => client.create_service_account(&args.request()).await?.value,
@@ -80,6 +90,10 @@ pub(crate) async fn run(client: &Client, output: Output, command: ServiceAccount
         ServiceAccountCommand::Disable(args) => client.disable_service_account(&args.id).await?.value,
         ServiceAccountCommand::Enable(args) => client.enable_service_account(&args.id).await?.value,
         ServiceAccountCommand::Delete(args) => {
+            if !args.yes.yes {
+                let name = client.get_service_account(&args.id).await?.name;
+                confirm(&format!("Delete service account {} ({name:?})?", args.id), &args.yes)?;
+            }
             let written = client.delete_service_account(&args.id).await?;
             return Ok(emit(|out| match output {
                 Output::Json => write_json(out, &deleted_json(&args.id, written.index)),

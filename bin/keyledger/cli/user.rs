@@ -7,6 +7,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use keyledger_client::Client;
 use keyledger_wire::{CreateUserRequest, User, UserList};
 
+use super::confirm::{confirm, YesArgs};
 use super::table::Table;
 use super::{deleted_json, emit, gather, write_json, Output, PageArgs};
 
@@ -28,8 +29,8 @@ pub(crate) enum UserCommand {
     Disable(IdArgs),
     /// Enable a disabled user.
     Enable(IdArgs),
-    /// Delete a user for good.
-    Delete(IdArgs),
+    /// Delete a user for good (asks first; --yes to skip the question).
+    Delete(DeleteArgs),
     /// Give a user a permission in a namespace (replacing the one it had there).
     Grant(GrantArgs),
     /// Take a user's permission in a namespace away.
@@ -89,6 +90,15 @@ pub(crate) struct IdArgs {
     /// The user's id.
     #[arg(long)]
     id: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DeleteArgs {
+    /// The user's id.
+    #[arg(long)]
+    id: String,
+    #[command(flatten)]
+    yes: YesArgs,
 }
 
 #[derive(Debug, Args)]
@@ -158,6 +168,10 @@ pub(crate) async fn run(client: &Client, output: Output, command: UserCommand) -
         UserCommand::Disable(args) => client.disable_user(&args.id).await?.value,
         UserCommand::Enable(args) => client.enable_user(&args.id).await?.value,
         UserCommand::Delete(args) => {
+            if !args.yes.yes {
+                let name = client.get_user(&args.id).await?.name;
+                confirm(&format!("Delete user {} ({name:?})?", args.id), &args.yes)?;
+            }
             let written = client.delete_user(&args.id).await?;
             return Ok(emit(|out| match output {
                 Output::Json => write_json(out, &deleted_json(&args.id, written.index)),

@@ -32,6 +32,9 @@ pub(crate) struct VerifyArgs {
     /// With --at: the key by its id instead of its secret.
     #[arg(long, value_name = "ID", requires = "at", conflicts_with = "key")]
     key_id: Option<String>,
+    /// With --at: the key whose name is exactly NAME (not deleted), instead of its secret.
+    #[arg(long, value_name = "NAME", requires = "at", conflicts_with_all = ["key", "key_id"])]
+    key_name: Option<String>,
 }
 
 pub(crate) async fn run(client: &Client, output: Output, args: VerifyArgs) -> anyhow::Result<Outcome> {
@@ -53,13 +56,16 @@ pub(crate) async fn run(client: &Client, output: Output, args: VerifyArgs) -> an
 
 /// `verify --at`: the verdict at a past moment and the event that decided it.
 async fn as_of(client: &Client, output: Output, args: &VerifyArgs, at: &str) -> anyhow::Result<Outcome> {
-    let key = match (&args.key_id, &args.key) {
+    let key_id = match (&args.key_id, &args.key_name) {
+        (None, Some(name)) => Some(super::apikey::select::resolve(client, None, Some(name)).await?.0),
+        (id, _) => id.clone(),
+    };
+    let key = match (&key_id, &args.key) {
         (Some(_), _) => None,
         (None, Some(key)) => Some(key.expose().trim().to_string()),
         (None, None) => Some(read_key_from_stdin()?),
     };
-    let request =
-        VerifyAsOfRequest { key, key_id: args.key_id.clone(), at: at.to_string(), permission: args.permission.clone() };
+    let request = VerifyAsOfRequest { key, key_id, at: at.to_string(), permission: args.permission.clone() };
     let answer = client.verify_as_of(&request).await?;
     emit(|out| match output {
         Output::Json => write_json(out, &answer),

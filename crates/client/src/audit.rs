@@ -7,7 +7,7 @@ use keyledger_wire as wire;
 use reqwest::{Method, StatusCode};
 
 use crate::keys::key_path;
-use crate::{decode, expect, request_id, Client, ClientError};
+use crate::{decode, expect, failover, request_id, Client, ClientError};
 
 /// How long an export may take in all; the usual request timeout is too short for a long ledger.
 pub const EXPORT_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
@@ -174,11 +174,34 @@ impl Client {
         query.extend(export.from.clone().map(|t| ("from", t)));
         query.extend(export.to.clone().map(|t| ("to", t)));
         query.extend(export.scope.clone().map(|s| ("scope", s)));
-        let mut request = self.http.get(format!("{}/v1/audit/export", self.base)).query(&query).timeout(EXPORT_TIMEOUT);
-        if let Some(key) = &self.api_key {
-            request = request.bearer_auth(key);
+        // A GET, so safe to repeat: an address that fails before the answer's head, or answers
+        // 503 while others remain, is left for the next.
+        let order: Vec<usize> = failover::attempt_order(self.preferred_index(), self.addresses.len()).collect();
+        let mut failures = Vec::new();
+        let mut answered = None;
+        for (position, &index) in order.iter().enumerate() {
+            let last = position + 1 == order.len();
+            let url = format!("{}/v1/audit/export", self.addresses[index]);
+            let mut request = self.http.get(url).query(&query).timeout(EXPORT_TIMEOUT);
+            if let Some(key) = &self.api_key {
+                request = request.bearer_auth(key);
+            }
+            match request.send().await {
+                Ok(response) if last || response.status() != StatusCode::SERVICE_UNAVAILABLE => {
+                    self.prefer(index);
+                    answered = Some(response);
+                    break;
+                }
+                Ok(response) => {
+                    let request_id = request_id(response.headers());
+                    let body = response.bytes().await.unwrap_or_default();
+                    failures.push((index, ClientError::from_answer(503, &body, request_id)));
+                }
+                Err(e) if last && failures.is_empty() => return Err(ClientError::transport(&e)),
+                Err(e) => failures.push((index, ClientError::transport(&e))),
+            }
         }
-        let response = request.send().await.map_err(|e| ClientError::transport(&e))?;
+        let Some(response) = answered else { return Err(self.every_address_failed(failures)) };
         let status = response.status();
         if status == StatusCode::OK {
             return Ok(Export { response });

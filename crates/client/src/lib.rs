@@ -7,24 +7,29 @@
 //! [`Tagged`] (with its revision from `ETag`). Every failure is a [`ClientError`]: an error
 //! answer from the server, a transport failure, or a success answer that does not parse.
 //!
-//! Design decision: the client never retries and never interprets error codes. A write that
+//! Design decision: the client never retries on the same address and never interprets error
+//! codes beyond failover (`failover.rs`: another node is tried only when the request certainly
+//! wrote nothing, or repeating it is harmless). A write that
 //! timed out may still commit (`outcome_unknown`), so whether and how to retry is the caller's
 //! choice. In turn every non-success answer, even a proxy's HTML page, becomes a uniform
 //! [`ClientError::Api`] with a status and a code, so callers match on codes and never on text.
 
 mod audit;
 mod error;
+mod failover;
 mod http;
 mod identities;
 mod keys;
 
 use std::fmt;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use keyledger_wire as wire;
-use reqwest::header::{HeaderMap, HeaderName};
+use reqwest::header::{HeaderMap, HeaderName, CONTENT_TYPE};
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -40,12 +45,17 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long an unused pooled connection is kept: less than the server keeps it.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A handle on one keyledger server. Cheap to clone; clones share the connection pool.
+/// A handle on one keyledger server, or on several nodes of one cluster tried in turn (see
+/// [`Client::with_addresses`]). Cheap to clone; clones share the connection pool and the
+/// preferred address.
 ///
 /// Its `Debug` form never shows the API key.
 #[derive(Clone)]
 pub struct Client {
-    base: String,
+    /// The normalized addresses, in the order given; never empty.
+    addresses: Arc<[String]>,
+    /// Index into `addresses` of the one that answered last: tried first.
+    preferred: Arc<AtomicUsize>,
     api_key: Option<String>,
     http: reqwest::Client,
     /// Ask for `consistency=linearizable` on every read.
@@ -113,7 +123,7 @@ struct Answer {
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")
-            .field("address", &self.base)
+            .field("addresses", &self.addresses)
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
             .finish_non_exhaustive()
     }
@@ -147,7 +157,27 @@ impl Client {
         api_key: Option<String>,
         cacert: Option<&Path>,
     ) -> Result<Client, ClientError> {
-        let base = http::normalize_address(&address.into())?;
+        Client::with_addresses(&[address.into()], api_key, cacert)
+    }
+
+    /// A client for several nodes of one cluster, tried in the order given. A request moves
+    /// on to the next address when it certainly reached no node (connection refused or timed
+    /// out, a name that does not resolve) or a node answered `503 unavailable` (nothing was
+    /// written); when it may have been applied (the connection broke after sending, the
+    /// answer timed out, `503 outcome_unknown`) it moves on only if repeating it is harmless:
+    /// a read, a verification, or a write with an `Idempotency-Key`. The address that
+    /// answered is tried first from then on. When every address fails, the error names each
+    /// one and why. Fails like [`Client::with_cacert`], or when `addresses` is empty.
+    pub fn with_addresses(
+        addresses: &[String],
+        api_key: Option<String>,
+        cacert: Option<&Path>,
+    ) -> Result<Client, ClientError> {
+        if addresses.is_empty() {
+            return Err(ClientError::Transport("no server address given".into()));
+        }
+        let addresses: Arc<[String]> =
+            addresses.iter().map(|a| http::normalize_address(a)).collect::<Result<Vec<_>, _>>()?.into();
         let mut builder = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
             .connect_timeout(CONNECT_TIMEOUT)
@@ -162,7 +192,14 @@ impl Client {
             }
         }
         let http = builder.build().map_err(|e| ClientError::transport(&e))?;
-        Ok(Client { base, api_key, http, linearizable: false, request_id: None })
+        Ok(Client {
+            addresses,
+            preferred: Arc::new(AtomicUsize::new(0)),
+            api_key,
+            http,
+            linearizable: false,
+            request_id: None,
+        })
     }
 
     /// The same server and connection pool, authenticating with another key.
@@ -183,9 +220,25 @@ impl Client {
         Client { request_id: Some(id.into()), ..self.clone() }
     }
 
-    /// The normalized server address, without a trailing slash.
+    /// The normalized address of the server tried first (the one that answered last), without
+    /// a trailing slash.
     pub fn address(&self) -> &str {
-        &self.base
+        &self.addresses[self.preferred_index().min(self.addresses.len() - 1)]
+    }
+
+    /// Index of the address tried first.
+    fn preferred_index(&self) -> usize {
+        self.preferred.load(Ordering::Relaxed)
+    }
+
+    /// Tries the address at `index` first from now on (it just answered).
+    fn prefer(&self, index: usize) {
+        self.preferred.store(index, Ordering::Relaxed);
+    }
+
+    /// Every normalized address, in the order given.
+    pub fn addresses(&self) -> &[String] {
+        &self.addresses
     }
 
     /// `POST /v1/verify`: whether a key is valid (and allows `permission`). Needs no API key;
@@ -258,7 +311,8 @@ impl Client {
         self.send_with(method, path, body, query, &[]).await
     }
 
-    /// [`Client::send`] with further request headers.
+    /// [`Client::send`] with further request headers, on each address in turn as
+    /// [`Client::with_addresses`] describes.
     async fn send_with<B: Serialize + ?Sized>(
         &self,
         method: Method,
@@ -267,12 +321,54 @@ impl Client {
         query: &[(&str, String)],
         headers: &[(HeaderName, String)],
     ) -> Result<Answer, ClientError> {
-        let url = format!("{}{}", self.base, path);
+        // Encoded once: every attempt sends the same bytes.
+        let body = match body {
+            Some(body) => Some(Bytes::from(
+                serde_json::to_vec(body)
+                    .map_err(|e| ClientError::Transport(format!("cannot encode the request: {e}")))?,
+            )),
+            None => None,
+        };
+        let idempotent = failover::is_idempotent(&method, &path, headers);
+        let mut failures: Vec<(usize, ClientError)> = Vec::new();
+        for index in failover::attempt_order(self.preferred_index(), self.addresses.len()) {
+            let (attempt, result) =
+                self.attempt(&self.addresses[index], &method, &path, body.clone(), query, headers).await;
+            // With one address there is nowhere else to go: its answer or error, as it came.
+            if self.addresses.len() == 1 || !failover::moves_on(attempt, idempotent) {
+                if result.is_ok() {
+                    self.prefer(index);
+                }
+                return result;
+            }
+            let error = match result {
+                Ok(answer) => expect(answer, StatusCode::OK)
+                    .err()
+                    .unwrap_or_else(|| ClientError::Decode("a 503 answer was taken for a success".into())),
+                Err(error) => error,
+            };
+            tracing::debug!(address = %self.addresses[index], %error, "trying the next address");
+            failures.push((index, error));
+        }
+        Err(self.every_address_failed(failures))
+    }
+
+    /// One attempt on the node at `base`: how it ended (for failover) and its answer.
+    async fn attempt(
+        &self,
+        base: &str,
+        method: &Method,
+        path: &str,
+        body: Option<Bytes>,
+        query: &[(&str, String)],
+        headers: &[(HeaderName, String)],
+    ) -> (failover::Attempt, Result<Answer, ClientError>) {
+        let url = format!("{base}{path}");
         let mut request: RequestBuilder = self.http.request(method.clone(), &url);
         if !query.is_empty() {
             request = request.query(query);
         }
-        let read = method == Method::GET || path.starts_with("/v1/verify");
+        let read = *method == Method::GET || path.starts_with("/v1/verify");
         if self.linearizable && read {
             request = request.query(&[("consistency", "linearizable")]);
         }
@@ -286,15 +382,45 @@ impl Client {
             request = request.bearer_auth(key);
         }
         if let Some(body) = body {
-            request = request.json(body);
+            request = request.header(CONTENT_TYPE, "application/json").body(body);
         }
-        tracing::debug!(%method, %path, "sending request");
-        let response = request.send().await.map_err(|e| ClientError::transport(&e))?;
+        tracing::debug!(%method, %url, "sending request");
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(e) => return (failover::classify_send_error(&e), Err(ClientError::transport(&e))),
+        };
         let status = response.status();
         let headers = response.headers().clone();
-        let body = response.bytes().await.map_err(|e| ClientError::transport(&e))?;
-        tracing::debug!(%method, %path, status = status.as_u16(), bytes = body.len(), "answer received");
-        Ok(Answer { status, headers, body })
+        let body = match response.bytes().await {
+            Ok(body) => body,
+            // The node had the request: whether it acted on it is unknown.
+            Err(e) => return (failover::Attempt::MaybeProcessed, Err(ClientError::transport(&e))),
+        };
+        tracing::debug!(%method, %url, status = status.as_u16(), bytes = body.len(), "answer received");
+        let code = (status == StatusCode::SERVICE_UNAVAILABLE)
+            .then(|| serde_json::from_slice::<wire::ErrorBody>(&body).ok())
+            .flatten()
+            .map(|parsed| parsed.error.code);
+        (failover::classify_answer(status, code.as_deref()), Ok(Answer { status, headers, body }))
+    }
+
+    /// The error once every one of several addresses failed, naming each and why: a `503`
+    /// error if the last answered so, else a transport error.
+    pub(crate) fn every_address_failed(&self, mut failures: Vec<(usize, ClientError)>) -> ClientError {
+        let each: Vec<String> = failures
+            .iter()
+            .map(|(index, error)| match error {
+                ClientError::Transport(why) => format!("{}: {why}", self.addresses[*index]),
+                other => format!("{}: {other}", self.addresses[*index]),
+            })
+            .collect();
+        let message = format!("no address answered; tried {}", each.join("; "));
+        match failures.pop() {
+            Some((_, ClientError::Api { status, error })) => {
+                ClientError::Api { status, error: wire::ErrorDetail { message, ..error } }
+            }
+            _ => ClientError::Transport(message),
+        }
     }
 }
 
