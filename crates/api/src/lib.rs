@@ -13,6 +13,7 @@
 mod abuse;
 mod accounts;
 mod audit;
+mod backup;
 mod consistency;
 mod enroll;
 mod error;
@@ -155,6 +156,7 @@ api_routes! {
     "/v1/audit/proof/inclusion" => get(proofs::inclusion);
     "/v1/audit/proof/consistency" => get(proofs::consistency);
     "/v1/audit/replay" => get(replay::replay);
+    "/v1/admin/backup" => get(backup::backup);
     "/v1/verify" => post(verify::verify);
     "/v1/verify/as-of" => post(verify::verify_as_of);
     "/v1/cluster" => get(ops::cluster);

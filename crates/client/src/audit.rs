@@ -174,7 +174,18 @@ impl Client {
         query.extend(export.from.clone().map(|t| ("from", t)));
         query.extend(export.to.clone().map(|t| ("to", t)));
         query.extend(export.scope.clone().map(|s| ("scope", s)));
-        let mut request = self.http.get(format!("{}/v1/audit/export", self.base)).query(&query).timeout(EXPORT_TIMEOUT);
+        self.long_get("/v1/audit/export", &query).await
+    }
+
+    /// `GET /v1/admin/backup`: starts a backup of the cluster's ledger (the operator only); its
+    /// body is read with [`Export::chunk`] and checked by `keyledger_ledger::backup`.
+    pub async fn backup(&self) -> Result<Export, ClientError> {
+        self.long_get("/v1/admin/backup", &[]).await
+    }
+
+    /// A GET whose answer is streamed, with the long timeout of exports.
+    async fn long_get(&self, path: &str, query: &[(&str, String)]) -> Result<Export, ClientError> {
+        let mut request = self.http.get(format!("{}{path}", self.base)).query(query).timeout(EXPORT_TIMEOUT);
         if let Some(key) = &self.api_key {
             request = request.bearer_auth(key);
         }

@@ -23,6 +23,7 @@ mod network;
 mod node;
 pub mod peer_auth;
 mod raft_stream;
+mod restored;
 pub mod rpc;
 mod secret;
 pub mod tls;
