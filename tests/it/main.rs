@@ -6,6 +6,9 @@
 //! Modules:
 //! - `audit`: a key's history, audit event pages and filters, who may read them, the streamed
 //!   export (JSON lines, CSV) and the `history` / `audit` commands.
+//! - `backup`: `admin backup` from a follower while writes go on, `admin restore` into a new
+//!   dir, a new 3-node cluster on it with the same ledger, verdicts and checkpoints; the
+//!   operator only; a non-empty dir and a truncated file refused.
 //! - `checkpoints`: signed checkpoints, the public keys, inclusion and consistency proofs
 //!   through the API and the CLI, checked offline; a new leader signing after a failover.
 //! - `hostile`: hostile callers: a burst of bad keys (429 per address), caps on exports and
@@ -64,6 +67,7 @@
 //!   namespace admins, locks, limits, the creation switch, expiry, last use, permissions).
 
 mod audit;
+mod backup;
 mod chaos;
 mod checkpoints;
 mod cli;
