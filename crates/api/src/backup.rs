@@ -16,6 +16,11 @@ use crate::AppState;
 /// The header naming how many events a backup holds, so a client can show progress.
 pub(crate) const EVENTS_HEADER: &str = "x-keyledger-backup-events";
 
+/// The bytes of a backup file, for the OpenAPI document.
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub(crate) struct BackupFile(#[allow(dead_code)] Vec<u8>);
+
 /// Streams a backup of every event this node holds now (the cluster operator only).
 #[utoipa::path(
     get,
@@ -29,7 +34,7 @@ pub(crate) const EVENTS_HEADER: &str = "x-keyledger-backup-events";
                 a header (events N, head hash, Merkle root, time), events 1..=N as the ledger stores them, and a \
                 trailer with a SHA3-256 of everything before it. No secret is in it. Check and use it with \
                 `keyledger admin restore`.",
-            content((Vec<u8> = "application/octet-stream")),
+            content((BackupFile = "application/octet-stream")),
         ),
         crate::responses::RestrictedReadErrors,
     ),
