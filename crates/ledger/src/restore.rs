@@ -37,7 +37,9 @@ pub fn check_empty_dir(dir: &Path) -> Result<(), LedgerError> {
     match std::fs::read_dir(dir) {
         Ok(mut entries) => match entries.next() {
             None => Ok(()),
-            Some(_) => Err(LedgerError::Backup(format!("{} is not empty: restore only into a new dir", dir.display()))),
+            Some(_) => {
+                Err(LedgerError::OutOfRange(format!("{} is not empty: restore only into a new dir", dir.display())))
+            }
         },
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(LedgerError::Backup(format!("cannot read {}: {e}", dir.display()))),
