@@ -157,6 +157,7 @@ async fn a_backup_taken_during_writes_restores_into_a_new_cluster_with_the_same_
     let printed = succeeded(&output, "admin backup");
     assert!(printed.contains("OK: backup written") && printed.contains("head hash"), "{printed}");
     assert!(!source.dir().join("cluster.klbackup.partial").exists());
+    assert_eq!(crate::util::mode_of(&file) & 0o777, 0o600, "for the operator's eyes only");
     let again = cli_at(&source.node(follower).url(), source.admin_key(), &args);
     assert!(!again.status.success(), "an existing file is never replaced");
     assert!(String::from_utf8_lossy(&again.stderr).contains("exists"));
@@ -197,6 +198,24 @@ async fn a_backup_taken_during_writes_restores_into_a_new_cluster_with_the_same_
     assert!(!fresh.exists());
     let checked = cli_at("http://127.0.0.1:9", "unused", &["admin", "restore", path_str(&file), "--verify-only"]);
     assert!(succeeded(&checked, "restore --verify-only").contains("checks out"));
+
+    // A restored dir founds the new cluster: it is not started as a joining node.
+    let misused = source.dir().join("misused");
+    succeeded(
+        &cli_at(
+            "http://127.0.0.1:9",
+            "unused",
+            &["admin", "restore", path_str(&file), "--data-dir", path_str(&misused)],
+        ),
+        "admin restore",
+    );
+    let joining = Command::new(keyledger_bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir", path_str(&misused), "--join", &source.node(1).url()])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!joining.status.success());
+    assert!(String::from_utf8_lossy(&joining.stderr).contains("without --join"), "{joining:?}");
 
     // A new cluster on the restored dir: node 1, then two nodes that join it.
     let mut restored = Cluster::start_prepared(source.admin_key(), FAST_CHECKPOINTS, |dir| {

@@ -5,6 +5,7 @@
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
@@ -141,9 +142,11 @@ pub(crate) async fn backup(client: &Client, output: Output, args: BackupArgs) ->
     let mut partial_name = out.as_os_str().to_owned();
     partial_name.push(".partial");
     let partial = PathBuf::from(partial_name);
+    // Only its owner reads it: no secret is in it, but who holds which key and when it was used is.
     let file = File::options()
         .write(true)
         .create_new(true)
+        .mode(0o600)
         .open(&partial)
         .with_context(|| format!("cannot create {} (left by an earlier backup? remove it)", partial.display()))?;
     let written = fetch_into(client, file).await;
