@@ -5,6 +5,7 @@
 mod account;
 mod apikey;
 mod audit;
+mod backup;
 mod cluster;
 mod confirm;
 pub(crate) mod examples;
@@ -181,7 +182,7 @@ pub(crate) enum ClientCommand {
         #[command(flatten)]
         args: replay::ReplayArgs,
     },
-    /// Maintenance of a stopped node's data dir.
+    /// Maintenance: back up a live cluster, restore a backup, rebuild a stopped node's data dir.
     Admin {
         #[command(flatten)]
         conn: ConnArgs,
@@ -368,7 +369,7 @@ async fn run_command(command: ClientCommand) -> anyhow::Result<Outcome> {
         // Checking files needs no server: the client is made only for the commands that call one.
         ClientCommand::Audit { conn, command } => audit::run(|| conn.client(), conn.output, command).await?,
         ClientCommand::Replay { conn, args } => replay::replay(|| conn.client(), conn.output, args).await?,
-        ClientCommand::Admin { conn, command } => replay::admin(conn.output, command)?,
+        ClientCommand::Admin { conn, command } => replay::admin(|| conn.client(), conn.output, command).await?,
         ClientCommand::Cluster { conn, command } => cluster::run(&conn.client()?, conn.output, command).await?,
         ClientCommand::Login(args) => login::login(args).await?,
         ClientCommand::Logout => login::logout()?,

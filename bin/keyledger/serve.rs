@@ -245,6 +245,12 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     // Flags are checked before anything is created.
     let Transport { server: server_tls, peer: peer_tls } = transport(&args)?;
     restrict_data_dir(&args.data_dir)?;
+    if (args.join.is_some() || args.standby) && keyledger_ledger::restore::restored_for(&args.data_dir)?.is_some() {
+        anyhow::bail!(
+            "{} holds a restored backup: start it without --join or --standby, so that it founds the new cluster",
+            args.data_dir.display()
+        );
+    }
     let listener = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     let local = listener.local_addr()?;
     let advertise = advertise_address(args.advertise.as_deref(), local, server_tls.is_some());

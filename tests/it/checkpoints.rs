@@ -18,7 +18,7 @@ const UNTRUSTED_KEY: &str = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af0
 const FAST_CHECKPOINTS: &[&str] = &["--checkpoint-interval", "1s"];
 
 /// The newest checkpoint once one covers at least `seq` events.
-async fn checkpoint_covering(cluster: &Cluster, node: u64, seq: u64) -> wire::AuditEvent {
+pub(crate) async fn checkpoint_covering(cluster: &Cluster, node: u64, seq: u64) -> wire::AuditEvent {
     let client = cluster.client(node);
     poll("a checkpoint covering the writes", Duration::from_secs(20), async || {
         let list = client.audit_checkpoints(None, Some(1000)).await.map_err(|e| e.to_string())?;

@@ -8,6 +8,9 @@
 //!   401/403, an unreachable address passed over, the revocation barrier over a cached verdict.
 //! - `audit`: a key's history, audit event pages and filters, who may read them, the streamed
 //!   export (JSON lines, CSV) and the `history` / `audit` commands.
+//! - `backup`: `admin backup` from a follower while writes go on, `admin restore` into a new
+//!   dir, a new 3-node cluster on it with the same ledger, verdicts and checkpoints; the
+//!   operator only; a non-empty dir and a truncated file refused.
 //! - `checkpoints`: signed checkpoints, the public keys, inclusion and consistency proofs
 //!   through the API and the CLI, checked offline; a new leader signing after a failover.
 //! - `hostile`: hostile callers: a burst of bad keys (429 per address), caps on exports and
@@ -86,6 +89,7 @@
 
 mod audit;
 mod axum_auth;
+mod backup;
 mod chaos;
 mod checkpoints;
 mod cli;

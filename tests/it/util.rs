@@ -243,6 +243,25 @@ impl Cluster {
         cluster
     }
 
+    /// A cluster whose node 1 starts on a data dir `prepare` fills first (given its path; a
+    /// restored backup), with `serve` flags `extra_args`; clients use `admin_key`. Returns once
+    /// node 1 is ready; add more nodes with [`Cluster::join_new_node`].
+    pub(crate) async fn start_prepared(admin_key: &str, extra_args: &[&str], prepare: impl FnOnce(&Path)) -> Cluster {
+        let dir = tempfile::Builder::new().prefix("keyledger-it-").tempdir().expect("create a temp dir");
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .pool_idle_timeout(Duration::from_secs(5))
+            .build()
+            .expect("build the HTTP client");
+        let extra_args: Vec<String> = extra_args.iter().map(|a| a.to_string()).collect();
+        let mut cluster =
+            Cluster { nodes: Vec::new(), http, admin_key: admin_key.into(), extra_args, cacert: None, dir };
+        prepare(&cluster.dir.path().join("node-1"));
+        cluster.add_node_with(None, None, cluster.extra_args.clone());
+        cluster.wait_ready(1).await;
+        cluster
+    }
+
     /// Starts one more node that joins through node 1; returns its id once it is a ready voter.
     pub(crate) async fn join_new_node(&mut self) -> u64 {
         let id = self.start_joining_node(self.cluster_secret_file());

@@ -1,6 +1,7 @@
 //! `keyledger replay --at T`: an account as it was at a past moment, from a running node or,
 //! with `--data-dir`, from a stopped node's (or copied) data dir with no server at all; and
-//! `keyledger admin rebuild`: rebuild a stopped node's derived data from its ledger.
+//! `keyledger admin rebuild`: rebuild a stopped node's derived data from its ledger (`admin
+//! backup` and `admin restore` are in `backup.rs`).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -32,6 +33,12 @@ pub(crate) enum AdminCommand {
     /// Check a stopped node's whole ledger and rebuild its indexes and Merkle tree from the
     /// events alone (the in-memory state is rebuilt at every start anyway).
     Rebuild(RebuildArgs),
+    /// Write a consistent copy of the live cluster's ledger to a file (the operator only): asked
+    /// of any node, checked (chains, checkpoints, Merkle root, checksum) before it is named.
+    Backup(super::backup::BackupArgs),
+    /// Check a backup file and write it into a new data dir (no server), from which
+    /// `keyledger serve` founds a new cluster holding the restored ledger; or only check it.
+    Restore(super::backup::RestoreArgs),
 }
 
 #[derive(Debug, Args)]
@@ -108,8 +115,16 @@ fn write_replay(out: &mut dyn Write, replayed: &Replay) -> std::io::Result<()> {
     Ok(())
 }
 
-pub(crate) fn admin(output: Output, command: AdminCommand) -> anyhow::Result<()> {
-    let AdminCommand::Rebuild(args) = command;
+pub(crate) async fn admin(
+    connect: impl FnOnce() -> anyhow::Result<Client>,
+    output: Output,
+    command: AdminCommand,
+) -> anyhow::Result<()> {
+    let args = match command {
+        AdminCommand::Rebuild(args) => args,
+        AdminCommand::Backup(args) => return super::backup::backup(&connect()?, output, args).await,
+        AdminCommand::Restore(args) => return super::backup::restore(output, args),
+    };
     let started = std::time::Instant::now();
     let rebuilt = keyledger_ledger::rebuild(&args.data_dir).with_context(|| open_failed(&args.data_dir))?;
     let seconds = started.elapsed().as_secs_f64();

@@ -392,11 +392,23 @@ pub(crate) async fn export(
     };
     let slot = app.guards.exports.acquire(caller.principal.identity, &app.metrics)?;
     let head = app.node.ledger().state().head().seq;
+    let source = AuditSource { ledger: app.node.ledger().clone(), filter, from: 1, head, csv, header_sent: false };
+    let content_type = if csv { "text/csv; charset=utf-8" } else { "application/x-ndjson" };
+    let body = stream_export(&app, slot, Box::new(source));
+    Ok(([(header::CONTENT_TYPE, HeaderValue::from_static(content_type))], body).into_response())
+}
+
+/// What an export streams: its next bytes, read on a blocking thread, until `None`.
+pub(crate) trait ExportSource: Send + Sync + 'static {
+    fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, ApiError>;
+}
+
+/// The body of a long read (an audit export, a backup) from `source`, under the export limits:
+/// the `slot` is held while it runs, a client that takes nothing for the stall timeout is
+/// dropped, and a shutdown cuts it short after the grace; a cut-short body ends with an error.
+pub(crate) fn stream_export(app: &AppState, slot: Slot, source: Box<dyn ExportSource>) -> Body {
     let export = Export {
-        ledger: app.node.ledger().clone(),
-        filter,
-        head,
-        csv,
+        source,
         stall_timeout: app.guards.limits.export_stall_timeout,
         closing: app.guards.closing.clone(),
         grace: app.guards.limits.export_shutdown_grace,
@@ -405,9 +417,33 @@ pub(crate) async fn export(
     let queue = Arc::new(Mutex::new(receiver));
     let finished = Arc::new(AtomicBool::new(false));
     tokio::spawn(export.run(sender, queue.clone(), finished.clone(), slot));
-    let content_type = if csv { "text/csv; charset=utf-8" } else { "application/x-ndjson" };
-    let body = Body::from_stream(export_body(queue, finished));
-    Ok(([(header::CONTENT_TYPE, HeaderValue::from_static(content_type))], body).into_response())
+    Body::from_stream(export_body(queue, finished))
+}
+
+/// The audit export's events, `EXPORT_CHUNK` at a time up to the head it began at.
+struct AuditSource {
+    ledger: Ledger,
+    filter: Filter,
+    from: u64,
+    head: u64,
+    csv: bool,
+    header_sent: bool,
+}
+
+impl ExportSource for AuditSource {
+    fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, ApiError> {
+        if self.csv && !self.header_sent {
+            self.header_sent = true;
+            return Ok(Some(format!("{CSV_HEADER}\n").into_bytes()));
+        }
+        if self.from > self.head {
+            return Ok(None);
+        }
+        let to = self.head.min(self.from + EXPORT_CHUNK - 1);
+        let chunk = read_export_chunk(&self.ledger, &self.filter, self.from, to, self.csv)?;
+        self.from = to + 1;
+        Ok(Some(chunk.into_bytes()))
+    }
 }
 
 /// The queue between an export's producer and its body; the producer empties it when it gives up.
@@ -441,10 +477,7 @@ fn export_body(queue: Queue, finished: Arc<AtomicBool>) -> impl futures::Stream<
 /// chunk goes to the blocking pool, so an export whose client stops reading holds no thread,
 /// and is dropped once the client has taken nothing for `stall_timeout`.
 struct Export {
-    ledger: Ledger,
-    filter: Filter,
-    head: u64,
-    csv: bool,
+    source: Box<dyn ExportSource>,
     stall_timeout: Duration,
     closing: crate::Closing,
     grace: Duration,
@@ -463,9 +496,15 @@ enum Stop {
 }
 
 impl Export {
-    /// Sends `1..=head` in chunks; sets `finished` only once the last one is queued. The slot
+    /// Sends the source's chunks; sets `finished` only once the last one is queued. The slot
     /// is held until the producer stops.
-    async fn run(self, sender: tokio::sync::mpsc::Sender<Bytes>, queue: Queue, finished: Arc<AtomicBool>, slot: Slot) {
+    async fn run(
+        mut self,
+        sender: tokio::sync::mpsc::Sender<Bytes>,
+        queue: Queue,
+        finished: Arc<AtomicBool>,
+        slot: Slot,
+    ) {
         let _slot = slot;
         let shutdown = {
             let closing = self.closing.clone();
@@ -496,21 +535,24 @@ impl Export {
         }
     }
 
-    async fn send_all(&self, sender: &tokio::sync::mpsc::Sender<Bytes>) -> Result<(), Stop> {
-        if self.csv {
-            self.send(sender, Bytes::from(format!("{CSV_HEADER}\n"))).await?;
-        }
-        let mut from = 1;
-        while from <= self.head {
-            let to = self.head.min(from + EXPORT_CHUNK - 1);
-            let (ledger, filter, csv) = (self.ledger.clone(), self.filter.clone(), self.csv);
+    async fn send_all(&mut self, sender: &tokio::sync::mpsc::Sender<Bytes>) -> Result<(), Stop> {
+        let mut source = Some(std::mem::replace(&mut self.source, Box::new(Drained)));
+        while let Some(mut taken) = source.take() {
             // A failed read is logged where it happened; the body ends with an error.
-            let chunk =
-                blocking(move || read_export_chunk(&ledger, &filter, from, to, csv)).await.map_err(|_| Stop::Failed)?;
-            if !chunk.is_empty() {
-                self.send(sender, Bytes::from(chunk)).await?;
+            let (given_back, chunk) = blocking(move || {
+                let chunk = taken.next_chunk()?;
+                Ok((taken, chunk))
+            })
+            .await
+            .map_err(|_| Stop::Failed)?;
+            match chunk {
+                Some(chunk) if chunk.is_empty() => source = Some(given_back),
+                Some(chunk) => {
+                    self.send(sender, Bytes::from(chunk)).await?;
+                    source = Some(given_back);
+                }
+                None => {}
             }
-            from = to + 1;
         }
         Ok(())
     }
@@ -522,6 +564,15 @@ impl Export {
             Err(SendTimeoutError::Timeout(_)) => Err(Stop::Stalled),
             Err(SendTimeoutError::Closed(_)) => Err(Stop::Gone),
         }
+    }
+}
+
+/// What an export's source is while a blocking thread reads from it.
+struct Drained;
+
+impl ExportSource for Drained {
+    fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, ApiError> {
+        Ok(None)
     }
 }
 

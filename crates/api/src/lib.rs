@@ -15,6 +15,7 @@ mod access;
 mod accounts;
 mod audit;
 mod auth_request;
+mod backup;
 mod consistency;
 mod enroll;
 mod error;
@@ -158,6 +159,7 @@ api_routes! {
     "/v1/audit/proof/inclusion" => get(proofs::inclusion);
     "/v1/audit/proof/consistency" => get(proofs::consistency);
     "/v1/audit/replay" => get(replay::replay);
+    "/v1/admin/backup" => get(backup::backup);
     "/v1/verify" => post(verify::verify);
     "/v1/verify/as-of" => post(verify::verify_as_of);
     "/v1/verify/auth-request" => get(auth_request::auth_request);

@@ -86,6 +86,7 @@ const INDEX_HEADER: &str = "X-Keyledger-Index";
         accounts::list,
         audit::events,
         audit::export,
+        crate::backup::backup,
         proofs::public_key,
         proofs::checkpoints,
         proofs::latest_checkpoint,

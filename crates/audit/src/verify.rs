@@ -505,3 +505,47 @@ fn link(previous: Option<ChainHead>, seq: u64, prev: ChainHash, seq_name: &str, 
         Some(_) => Ok(()),
     }
 }
+
+/// Verifies events handed over one at a time, in order from seq 1 (a backup file's, decoded by
+/// `keyledger-ledger`): the checks a full operator export gets — hashes against content, every
+/// chain link, each checkpoint's signature, signer and Merkle root — and the root of the whole.
+pub struct EventCheck {
+    links: Links,
+    trusted: Option<TrustedKeys>,
+}
+
+impl EventCheck {
+    /// Checkpoints must be signed by `trusted` keys when given; by the key they name otherwise.
+    pub fn new(trusted: Option<TrustedKeys>) -> EventCheck {
+        let options = Options { expect: Expect::Complete, trusted: None, whole_cluster: true };
+        EventCheck { links: Links::new(&options), trusted }
+    }
+
+    /// The next event; a failure's `line` is the event's seq.
+    pub fn push(&mut self, event: Event) -> Result<(), Failure> {
+        let seq = event.seq;
+        let fail = |reason: String| Failure { line: seq, reason };
+        if !event.hashes_are_valid() {
+            return Err(fail(format!("seq {seq}: the hashes do not match the event's content")));
+        }
+        let role = match &event.body {
+            EventBody::SignerRegistered { node, public_key } => Role::Signer { node: *node, key: *public_key },
+            EventBody::Checkpoint(_) => {
+                Role::Checkpoint(Box::new(check_checkpoint(&event, self.trusted.as_ref()).map_err(fail)?))
+            }
+            _ => Role::Plain,
+        };
+        self.links.follow_line(seq, Link::of(event, role))
+    }
+
+    /// The Merkle root of every event pushed so far (`None` before the first).
+    pub fn merkle_root(&self) -> Option<TreeHash> {
+        let tree = self.links.tree.as_ref()?;
+        tree.statement_at(tree.size()).map(|(root, _)| root)
+    }
+
+    /// What the events held, once they were all pushed.
+    pub fn finish(self) -> Result<Verified, Failure> {
+        self.links.finish()
+    }
+}

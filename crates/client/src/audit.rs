@@ -174,15 +174,26 @@ impl Client {
         query.extend(export.from.clone().map(|t| ("from", t)));
         query.extend(export.to.clone().map(|t| ("to", t)));
         query.extend(export.scope.clone().map(|s| ("scope", s)));
-        // A GET, so safe to repeat: an address that fails before the answer's head, or answers
-        // 503 while others remain, is left for the next.
+        self.long_get("/v1/audit/export", &query).await
+    }
+
+    /// `GET /v1/admin/backup`: starts a backup of the cluster's ledger (the operator only); its
+    /// body is read with [`Export::chunk`] and checked by `keyledger_ledger::backup`.
+    pub async fn backup(&self) -> Result<Export, ClientError> {
+        self.long_get("/v1/admin/backup", &[]).await
+    }
+
+    /// A GET whose answer is streamed, with the long timeout of exports. A GET, so safe to
+    /// repeat: an address that fails before the answer's head, or answers 503 while others
+    /// remain, is left for the next.
+    async fn long_get(&self, path: &str, query: &[(&str, String)]) -> Result<Export, ClientError> {
         let order: Vec<usize> = failover::attempt_order(self.preferred_index(), self.addresses.len()).collect();
         let mut failures = Vec::new();
         let mut answered = None;
         for (position, &index) in order.iter().enumerate() {
             let last = position + 1 == order.len();
-            let url = format!("{}/v1/audit/export", self.addresses[index]);
-            let mut request = self.http.get(url).query(&query).timeout(EXPORT_TIMEOUT);
+            let url = format!("{}{path}", self.addresses[index]);
+            let mut request = self.http.get(url).query(query).timeout(EXPORT_TIMEOUT);
             if let Some(key) = &self.api_key {
                 request = request.bearer_auth(key);
             }

@@ -39,6 +39,8 @@ pub async fn bootstrap_default_account(node: &ClusterNode) -> Result<Option<Path
         return Err(ClusterError::Raft("this node did not become leader of its own cluster".into()));
     }
     node.wait_applied(node.metrics().last_log_index.unwrap_or(0), Duration::from_secs(10)).await;
+    // A restored ledger already holds the account; it must reach new members by snapshot.
+    crate::restored::seal(node).await?;
     resolve_leftover(node, &tmp_path, &final_path)?;
     if node.ledger().state().account(&account).is_some() {
         return Ok(None);

@@ -25,6 +25,7 @@ mod node;
 pub mod peer_auth;
 pub mod protocol;
 mod raft_stream;
+mod restored;
 pub mod rpc;
 mod secret;
 pub mod tls;

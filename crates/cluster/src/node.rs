@@ -216,7 +216,7 @@ impl ClusterNode {
     }
 
     /// Waits until `ready` holds for this node's Raft metrics; false if `until` came first.
-    async fn wait_for(&self, until: Instant, ready: impl Fn(&RaftMetrics<NodeId, Node>) -> bool) -> bool {
+    pub(crate) async fn wait_for(&self, until: Instant, ready: impl Fn(&RaftMetrics<NodeId, Node>) -> bool) -> bool {
         let mut watch = self.raft.metrics();
         loop {
             if ready(&watch.borrow()) {

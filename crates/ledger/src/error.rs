@@ -18,6 +18,8 @@ pub enum LedgerError {
     Io(#[from] std::io::Error),
     #[error("the snapshot is damaged: {0}")]
     Snapshot(String),
+    #[error("backup file: {0}")]
+    Backup(String),
     #[error("raft log: {0}")]
     RaftLog(std::io::Error),
     /// The data dir's format stamp is not one this release reads (`data_format.rs`).

@@ -12,6 +12,7 @@
 // openraft's `StorageError` is what its storage traits return, large or not.
 #![allow(clippy::result_large_err)]
 
+pub mod backup;
 pub mod codec;
 pub mod data_format;
 mod error;
@@ -27,6 +28,7 @@ mod offline;
 mod pending;
 mod records;
 mod replay;
+pub mod restore;
 pub mod saved_state;
 mod snapshot;
 mod state_machine;

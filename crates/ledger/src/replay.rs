@@ -91,7 +91,7 @@ fn check_position(state: &State, entry: &LedgerEntry) -> Result<(), LedgerError>
 }
 
 /// Do `entry`'s hashes match its content, and its key or code digest its commitment?
-fn check_content(entry: &LedgerEntry) -> Result<(), LedgerError> {
+pub(crate) fn check_content(entry: &LedgerEntry) -> Result<(), LedgerError> {
     let event = &entry.event;
     let damaged = |why: &str| LedgerError::Damaged { seq: event.seq, why: why.to_string() };
     if !event.hashes_are_valid() {

@@ -168,6 +168,12 @@ impl ClusterNode {
         let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
         match change {
             MembershipChange::Add { node_id, address } => {
+                if crate::restored::is_pending(self) {
+                    // Its log would give the new member the new cluster's entries without the ledger.
+                    return Err(MembershipRefusal::Unavailable(
+                        "this node is still preparing its restored ledger; try again in a moment".into(),
+                    ));
+                }
                 let address = address.trim().to_string();
                 if address.is_empty() {
                     return Err(MembershipRefusal::Invalid("a new member needs the address it listens on".into()));

@@ -67,6 +67,9 @@ impl ClusterNode {
         if last.saturating_sub(applied) > READY_MAX_LAG {
             return Err(format!("applying the log: {applied} of {last}"));
         }
+        if crate::restored::is_pending(self) {
+            return Err("preparing the restored ledger for new members".into());
+        }
         if self.ledger.state().accounts().next().is_none() {
             return Err("the cluster has no data yet".into());
         }
