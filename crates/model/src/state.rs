@@ -9,7 +9,7 @@
 //! stored entry, so the live state and a rebuilt one are equal by construction (a property test
 //! checks it).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::account::{Account, AccountLimits, LeakAction, Namespace};
 use crate::authz::{OwnerClass, Principal, Rank};
@@ -17,13 +17,14 @@ use crate::chain::ChainHead;
 use crate::checkpoint::{CheckpointMark, PublicKey};
 use crate::event::LedgerEntry;
 use crate::identity::{Enrollment, IdentityState, ServiceAccount, User};
-use crate::ids::{AccountId, KeyId, ServiceAccountId, UserId};
+use crate::ids::{AccountId, KeyId, ServiceAccountId, UserId, WebhookId};
 use crate::index::DigestIndex;
 use crate::key::{KeyRecord, KeyState};
 use crate::owner::Owner;
 use crate::permissions::{Grant, Role, Scope};
 use crate::time::{Span, Timestamp};
 use crate::token::KeyDigest;
+use crate::webhook::{Delivery, Webhook};
 
 /// Everything built from the ledger. Equal states mean equal histories were applied.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -57,6 +58,9 @@ pub struct State {
     pub(crate) leaked: BTreeSet<KeyId>,
     /// The cluster's `last_used_granularity`, once the operator changed it.
     pub(crate) usage_granularity: Option<Span>,
+    pub(crate) webhooks: BTreeMap<WebhookId, Webhook>,
+    /// The latest [`crate::webhook::RECENT_DELIVERIES`] deliveries of each webhook, oldest first.
+    pub(crate) webhook_deliveries: BTreeMap<WebhookId, VecDeque<Delivery>>,
 }
 
 impl State {
@@ -216,6 +220,36 @@ impl State {
     /// Up to `limit` keys whose expiry has passed at `now` and that have no `expired` event yet.
     pub fn due_expiries(&self, now: Timestamp, limit: usize) -> Vec<KeyId> {
         self.expiry_queue.iter().take_while(|(at, _)| *at <= now).take(limit).map(|(_, id)| *id).collect()
+    }
+
+    pub fn webhook(&self, id: &WebhookId) -> Option<&Webhook> {
+        self.webhooks.get(id)
+    }
+
+    /// Every webhook, in id (= creation) order.
+    pub fn webhooks(&self) -> impl Iterator<Item = &Webhook> {
+        self.webhooks.values()
+    }
+
+    /// The webhooks of `account` in id (= creation) order, starting after `after`.
+    pub fn webhooks_after<'a>(
+        &'a self,
+        account: &'a AccountId,
+        after: Option<WebhookId>,
+    ) -> impl Iterator<Item = &'a Webhook> + 'a {
+        use std::ops::Bound;
+        let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
+        self.webhooks.range((lower, Bound::Unbounded)).map(|(_, w)| w).filter(move |w| &w.account == account)
+    }
+
+    /// The webhook's recent deliveries (the latest [`crate::webhook::RECENT_DELIVERIES`]),
+    /// newest first, those at positions below `before` if given.
+    pub fn webhook_deliveries(&self, id: &WebhookId, before: Option<u64>) -> impl Iterator<Item = &Delivery> {
+        self.webhook_deliveries
+            .get(id)
+            .into_iter()
+            .flat_map(|d| d.iter().rev())
+            .filter(move |d| before.is_none_or(|b| d.position < b))
     }
 
     /// The display name of an identity.

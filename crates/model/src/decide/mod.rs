@@ -15,6 +15,7 @@ mod cluster;
 mod identities;
 mod keys;
 mod recorded;
+mod webhooks;
 
 use crate::authz::{Principal, Refusal};
 use crate::chain::ChainHash;
@@ -43,6 +44,7 @@ enum SubjectRef {
     Namespace(AccountId, String),
     Account(AccountId),
     Enrollment(UserId),
+    Webhook(crate::ids::WebhookId),
 }
 
 struct Decision {
@@ -121,6 +123,7 @@ impl State {
                 let expires_at = self.enrollments.get(code)?.expires_at;
                 Subject::Enrollment { user: self.users.get(&id)?.clone(), expires_at }
             }
+            SubjectRef::Webhook(id) => Subject::Webhook(self.webhooks.get(&id)?.clone()),
         })
     }
 
@@ -198,6 +201,12 @@ impl State {
             Command::CreateAccountWithEnrollment { account, owner, owner_name, code } => {
                 self.decide_create_account_with_enrollment(p, account, *owner, owner_name, code)
             }
+            Command::CreateWebhook(new) => self.decide_create_webhook(p, new),
+            Command::DeleteWebhook(id) => self.decide_delete_webhook(p, *id),
+            Command::RotateWebhookSecret { webhook, secret_nonce } => {
+                self.decide_rotate_webhook_secret(p, *webhook, *secret_nonce)
+            }
+            Command::RecordWebhookDeliveries(reports) => self.decide_record_deliveries(p, reports),
             // Retries are answered by `idempotency::Table`; on its own the command is its inner one.
             Command::Idempotent { command, .. } => self.decide(&Proposal { command: (**command).clone(), ..p.clone() }),
         }
