@@ -33,6 +33,7 @@ impl Node {
             secret: SecretSource::NewCluster,
             peer_tls: None,
             storage: Default::default(),
+            webhooks: Default::default(),
         };
         let node = ClusterNode::start(config).await.unwrap();
         let key_file = bootstrap_default_account(&node).await.unwrap().expect("a fresh node bootstraps");

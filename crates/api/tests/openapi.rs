@@ -245,6 +245,7 @@ async fn a_node_serves_the_document_and_every_documented_route() {
         secret: SecretSource::NewCluster,
         peer_tls: None,
         storage: Default::default(),
+        webhooks: Default::default(),
     };
     let node = ClusterNode::start(config).await.unwrap();
     let router = keyledger_api::router(node.clone());

@@ -55,6 +55,8 @@ pub struct NodeConfig {
     /// (`tls::peer_client_config`). Without it only `http://` peers can be reached.
     pub peer_tls: Option<Arc<rustls::ClientConfig>>,
     pub storage: StorageOptions,
+    /// Where webhooks may send and how the leader retries them (`webhooks.rs`).
+    pub webhooks: crate::webhooks::WebhookPolicy,
 }
 
 impl NodeConfig {
@@ -97,6 +99,8 @@ pub struct ClusterNode {
     /// The Raft log's index, shared with the store openraft owns: its sizes, read by the upkeep.
     log: LogReader,
     log_keep_bytes: u64,
+    webhooks: crate::webhooks::WebhookPolicy,
+    webhook_gauges: Arc<crate::webhooks::WebhookGauges>,
 }
 
 /// The flags [`ClusterNode::is_member`] reads first, shared so that verification, the hot
@@ -122,6 +126,16 @@ impl ClusterNode {
     /// This node's checkpoint-signing key (its public half is what auditors trust).
     pub fn signer(&self) -> &CheckpointSigner {
         &self.signer
+    }
+
+    /// Where webhooks may send, as this node was started.
+    pub fn webhook_policy(&self) -> &crate::webhooks::WebhookPolicy {
+        &self.webhooks
+    }
+
+    /// The webhook dispatcher's counters.
+    pub fn webhook_gauges(&self) -> &Arc<crate::webhooks::WebhookGauges> {
+        &self.webhook_gauges
     }
 
     pub(crate) fn activity(&self) -> &Activity {
