@@ -17,6 +17,7 @@ mod error;
 mod http;
 mod identities;
 mod keys;
+mod webhooks;
 
 use std::fmt;
 use std::path::Path;

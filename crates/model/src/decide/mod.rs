@@ -45,6 +45,8 @@ enum SubjectRef {
     Account(AccountId),
     Enrollment(UserId),
     Webhook(crate::ids::WebhookId),
+    /// An object the command removed, as it was before.
+    Removed(Box<Subject>),
 }
 
 struct Decision {
@@ -124,6 +126,7 @@ impl State {
                 Subject::Enrollment { user: self.users.get(&id)?.clone(), expires_at }
             }
             SubjectRef::Webhook(id) => Subject::Webhook(self.webhooks.get(&id)?.clone()),
+            SubjectRef::Removed(subject) => *subject,
         })
     }
 

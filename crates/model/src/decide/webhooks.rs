@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use crate::authz;
 use crate::event::EventBody;
 use crate::ids::WebhookId;
-use crate::proposal::{Proposal, RejectCode, Rejection};
+use crate::proposal::{Proposal, RejectCode, Rejection, Subject};
 use crate::state::State;
 use crate::webhook::{
     check_url_form, Delivery, DeliveryReport, NewWebhook, MAX_DESCRIPTION_LEN, MAX_WEBHOOKS_PER_ACCOUNT,
@@ -56,7 +56,8 @@ impl State {
     pub(super) fn decide_delete_webhook(&self, p: &Proposal, id: WebhookId) -> Result<Decision, Rejection> {
         let account = self.webhook_admin(p, id)?;
         let body = EventBody::WebhookDeleted { webhook: id };
-        Ok(Decision { events: vec![self.pending(p, &account, body)], subject: None })
+        let before = Subject::Webhook(self.webhooks[&id].clone());
+        Ok(Decision::one(self.pending(p, &account, body), SubjectRef::Removed(Box::new(before))))
     }
 
     pub(super) fn decide_rotate_webhook_secret(
