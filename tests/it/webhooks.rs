@@ -127,6 +127,16 @@ async fn a_receiver_failing_twice_gets_the_delivery_on_the_third_attempt() {
     assert_eq!(received.iter().map(|r| r.answered).collect::<Vec<_>>(), [503, 503, 204]);
     assert!(received.iter().all(|r| r.delivery == received[0].delivery), "every attempt has the same id");
     assert_eq!(received[2].json()["data"]["key_id"], key.key.id.as_str());
+    // The node counts them: one delivery, three attempts.
+    let metrics = cluster.http().get(format!("{}/metrics", cluster.node(1).url())).send().await.unwrap();
+    let text = metrics.text().await.unwrap();
+    for line in [
+        "keyledger_webhook_deliveries{outcome=\"delivered\"} 1",
+        "keyledger_webhook_deliveries{outcome=\"failed\"} 0",
+        "keyledger_webhook_attempts 3",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+    }
 }
 
 #[tokio::test]

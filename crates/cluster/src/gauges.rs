@@ -36,6 +36,13 @@ pub struct NodeGauges {
     pub ledger_head_seq: u64,
     /// Keys in the verification index, deleted ones included.
     pub keys: u64,
+    /// Webhook deliveries this node finished while leading: delivered, and given up on.
+    pub webhook_delivered: u64,
+    pub webhook_failed: u64,
+    /// Webhook delivery attempts this node made, retries included.
+    pub webhook_attempts: u64,
+    /// On the leader: ledger positions the furthest-behind webhook has still to look at.
+    pub webhook_lag: u64,
 }
 
 /// The Raft role of a node.
@@ -90,6 +97,8 @@ impl NodeGauges {
             let state = node.ledger().state();
             (state.head().seq, state.key_count() as u64)
         };
+        let webhooks = node.webhook_gauges();
+        let (webhook_delivered, webhook_failed) = webhooks.deliveries();
         NodeGauges {
             node_id: node.id(),
             member: node.is_member(),
@@ -108,6 +117,10 @@ impl NodeGauges {
             replication,
             ledger_head_seq,
             keys,
+            webhook_delivered,
+            webhook_failed,
+            webhook_attempts: webhooks.attempts(),
+            webhook_lag: webhooks.lag(),
         }
     }
 

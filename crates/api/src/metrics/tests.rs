@@ -44,6 +44,10 @@ fn leader_gauges() -> NodeGauges {
         replication: vec![(1, 40), (3, 31)],
         ledger_head_seq: 55,
         keys: 12,
+        webhook_delivered: 5,
+        webhook_failed: 1,
+        webhook_attempts: 9,
+        webhook_lag: 3,
     }
 }
 
@@ -217,6 +221,10 @@ fn gauges_show_the_leader_and_its_followers_lag() {
     assert_eq!(gauge("keyledger_raft_quorum_ack_age_seconds"), Some(0.15));
     assert_eq!(gauge("keyledger_ledger_head_seq"), Some(55.0));
     assert_eq!(gauge("keyledger_keys"), Some(12.0));
+    assert_eq!(gauge("keyledger_webhook_deliveries{outcome=\"delivered\"}"), Some(5.0));
+    assert_eq!(gauge("keyledger_webhook_deliveries{outcome=\"failed\"}"), Some(1.0));
+    assert_eq!(gauge("keyledger_webhook_attempts"), Some(9.0));
+    assert_eq!(gauge("keyledger_webhook_lag_positions"), Some(3.0));
     assert_eq!(gauge("keyledger_ready"), Some(1.0));
     assert_eq!(gauge("keyledger_raft_state{state=\"leader\"}"), Some(1.0));
     assert_eq!(gauge("keyledger_raft_state{state=\"follower\"}"), Some(0.0));
