@@ -14,6 +14,7 @@ mod settings;
 mod table;
 mod user;
 mod verify;
+mod webhook;
 
 use std::convert::Infallible;
 use std::fmt;
@@ -151,6 +152,14 @@ pub(crate) enum ClientCommand {
         conn: ConnArgs,
         #[command(subcommand)]
         command: account::AccountCommand,
+    },
+    /// Create, list, show and delete the account's webhooks, rotate their secrets, read their
+    /// delivery logs (owners and admins).
+    Webhook {
+        #[command(flatten)]
+        conn: ConnArgs,
+        #[command(subcommand)]
+        command: webhook::WebhookCommand,
     },
     /// A key's whole life, oldest first: every event about it.
     History {
@@ -301,6 +310,7 @@ pub(crate) async fn run(command: ClientCommand) -> anyhow::Result<Outcome> {
         ClientCommand::Audit { conn, command } => audit::run(|| conn.client(), conn.output, command).await?,
         ClientCommand::Replay { conn, args } => replay::replay(|| conn.client(), conn.output, args).await?,
         ClientCommand::Admin { conn, command } => replay::admin(conn.output, command)?,
+        ClientCommand::Webhook { conn, command } => webhook::run(&conn.client()?, conn.output, command).await?,
         ClientCommand::Cluster { conn, command } => cluster::run(&conn.client()?, conn.output, command).await?,
         ClientCommand::Login(args) => login::login(args).await?,
         ClientCommand::Logout => login::logout()?,

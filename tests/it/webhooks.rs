@@ -262,3 +262,41 @@ async fn other_accounts_and_lesser_roles_cannot_see_or_change_a_webhook() {
     expect_refused(developer.delete_webhook(&webhook.id).await, 403, "permission_denied");
     assert_eq!(admin.get_webhook(&webhook.id).await.unwrap().id, webhook.id, "still there");
 }
+
+#[tokio::test]
+async fn the_cli_manages_webhooks() {
+    let cluster = Cluster::start_with(1, OPEN).await;
+    let receiver = Receiver::start(0, Duration::ZERO).await;
+    let json = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--output", "json"]);
+        let stdout = crate::util::succeeded(&cluster.cli(&all), &format!("keyledger {args:?}"));
+        serde_json::from_str::<serde_json::Value>(&stdout).expect("JSON output")
+    };
+    let created = json(&["webhook", "create", "--url", &receiver.url, "--event", "key.created", "--event", "key.leaked"]);
+    let id = created["webhook"]["id"].as_str().unwrap().to_string();
+    let secret = created["secret"].as_str().unwrap().to_string();
+    assert_eq!(created["webhook"]["event_types"], serde_json::json!(["key.created", "key.leaked"]));
+    assert_eq!(json(&["webhook", "list"])["webhooks"][0]["id"], id.as_str());
+    assert!(!json(&["webhook", "show", "--id", &id]).to_string().contains(&secret));
+    cluster.client(1).create_key(&new_key("seen")).await.unwrap();
+    let log = poll("a delivery in the log", CONVERGE, async || {
+        let log = json(&["webhook", "deliveries", "--id", &id]);
+        if log["deliveries"].as_array().unwrap().is_empty() { Err(log.to_string()) } else { Ok(log) }
+    })
+    .await;
+    assert_eq!(log["deliveries"][0]["type"], "key.created");
+    let rotated = json(&["webhook", "rotate-secret", "--id", &id]);
+    assert_ne!(rotated["secret"], secret.as_str());
+    let table = crate::util::succeeded(&cluster.cli(&["webhook", "list"]), "webhook list");
+    assert!(table.contains(&id) && !table.contains("whsec_"), "{table}");
+
+    // Refusals: a clear message and a non-zero exit, nothing created.
+    let refused = cluster.cli(&["webhook", "create", "--url", &receiver.url, "--event", "key.rotated"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("unknown webhook event type"), "{refused:?}");
+    let refused = cluster.cli(&["webhook", "create", "--url", "ftp://example.com/", "--event", "key.created"]);
+    assert!(!refused.status.success());
+    assert_eq!(json(&["webhook", "delete", "--id", &id])["deleted"], true);
+    assert!(json(&["webhook", "list"])["webhooks"].as_array().unwrap().is_empty());
+}
