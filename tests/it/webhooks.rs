@@ -300,3 +300,37 @@ async fn the_cli_manages_webhooks() {
     assert_eq!(json(&["webhook", "delete", "--id", &id])["deleted"], true);
     assert!(json(&["webhook", "list"])["webhooks"].as_array().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_key_entering_the_warning_window_is_delivered_as_expiring() {
+    let cluster = Cluster::start_with(1, OPEN).await;
+    let admin = cluster.client(1);
+    let receiver = Receiver::start(0, Duration::ZERO).await;
+    let webhook = admin.create_webhook(&hook(&receiver.url, &["key.expiring"])).await.unwrap().value;
+    let later = admin.create_key(&new_key("in-30-days")).await.unwrap().value;
+    let soon = wire::CreateKeyRequest { expires_in: Some("3d".into()), ..new_key("in-3-days") };
+    let soon = admin.create_key(&soon).await.unwrap().value;
+    let got = poll("the expiry warning", CONVERGE, async || {
+        receiver.accepted().first().cloned().ok_or_else(|| "none yet".to_string())
+    })
+    .await;
+    let body = got.json();
+    assert_eq!((got.event.as_str(), &body["type"]), ("key.expiring", &serde_json::json!("key.expiring")));
+    assert_eq!(body["data"]["key_id"], soon.key.id.as_str());
+    assert_eq!(body["data"]["expires_at"], serde_json::json!(soon.key.expires_at));
+    assert!(got.verifies_with(&webhook.secret));
+    // Once: the sweep runs every second and finds nothing more to warn of.
+    poll("the delivery recorded", CONVERGE, async || {
+        let n = deliveries(&admin, &webhook.webhook.id).await.len();
+        if n == 1 { Ok(()) } else { Err(format!("{n} recorded")) }
+    })
+    .await;
+    tokio::time::timeout(Duration::from_secs(3), async {
+        while receiver.accepted().len() == 1 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect_err("no second warning for the same expiry");
+    assert!(receiver.accepted().iter().all(|r| r.json()["data"]["key_id"] != later.key.id.as_str()));
+}

@@ -108,6 +108,9 @@ pub(crate) fn to_data(body: &EventBody) -> Value {
             "secret_nonce": hex(secret_nonce),
         }),
         EventBody::WebhookDeleted { webhook } => json!({ "webhook_id": webhook.to_string() }),
+        EventBody::KeyExpiringSoon { key, expires_at } => {
+            json!({ "key_id": key.to_string(), "expires_at": expires_at.to_string() })
+        }
         EventBody::WebhookSecretRotated { webhook, secret_nonce } => {
             json!({ "webhook_id": webhook.to_string(), "secret_nonce": hex(secret_nonce) })
         }
@@ -272,6 +275,7 @@ pub(crate) fn from_data(kind: &str, data: &Value) -> Result<EventBody, ExportErr
             secret_nonce: d.hex16("secret_nonce")?,
         },
         "webhook_deleted" => EventBody::WebhookDeleted { webhook: d.id("webhook_id")? },
+        "expiring_soon" => EventBody::KeyExpiringSoon { key: d.id("key_id")?, expires_at: d.time("expires_at")? },
         "webhook_secret_rotated" => {
             EventBody::WebhookSecretRotated { webhook: d.id("webhook_id")?, secret_nonce: d.hex16("secret_nonce")? }
         }

@@ -72,6 +72,7 @@ pub const TYPE_NAMES: &[&str] = &[
     "webhook_deleted",
     "webhook_secret_rotated",
     "webhook_deliveries",
+    "expiring_soon",
 ];
 
 /// An exported record that does not parse back into a ledger event: which field, and why.

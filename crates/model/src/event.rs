@@ -186,6 +186,12 @@ pub enum EventBody {
         webhook: WebhookId,
         deliveries: Vec<Delivery>,
     },
+    /// The enabled key expires at `expires_at`, within `webhook::EXPIRY_WARNING_WINDOW` of
+    /// this event (proposed by the leader, once per key and expiry).
+    KeyExpiringSoon {
+        key: KeyId,
+        expires_at: Timestamp,
+    },
 }
 
 impl EventBody {
@@ -228,6 +234,7 @@ impl EventBody {
             EventBody::WebhookDeleted { .. } => "webhook_deleted",
             EventBody::WebhookSecretRotated { .. } => "webhook_secret_rotated",
             EventBody::WebhookDeliveries { .. } => "webhook_deliveries",
+            EventBody::KeyExpiringSoon { .. } => "expiring_soon",
         }
     }
 
@@ -245,7 +252,8 @@ impl EventBody {
             | EventBody::KeyExpired { key }
             | EventBody::KeyUsed { key, .. }
             | EventBody::Enrolled { key, .. }
-            | EventBody::Leaked { key, .. } => Some(*key),
+            | EventBody::Leaked { key, .. }
+            | EventBody::KeyExpiringSoon { key, .. } => Some(*key),
             _ => None,
         }
     }

@@ -216,6 +216,9 @@ impl State {
             EventBody::LeakActionChanged { action } => {
                 self.leak_actions.insert(account.clone(), *action);
             }
+            EventBody::KeyExpiringSoon { key, expires_at } => {
+                self.expiry_warned.insert(*key, *expires_at);
+            }
             EventBody::WebhookCreated { webhook, url, event_types, description, secret_nonce } => {
                 let created = Webhook {
                     id: *webhook,
@@ -270,6 +273,7 @@ impl State {
             record.revision = seq;
             self.index.set_state(&record.digest, state);
             if matches!(state, KeyState::Expired | KeyState::Deleted) {
+                self.expiry_warned.remove(&key);
                 if let Some(at) = record.expires_at {
                     self.expiry_queue.remove(&(at, key));
                 }

@@ -183,6 +183,8 @@ pub enum Command {
     },
     /// Finished deliveries, reported by the leader's dispatcher in ledger order per webhook.
     RecordWebhookDeliveries(Vec<DeliveryReport>),
+    /// Proposed by the leader for enabled keys that entered the expiry warning window.
+    WarnExpiringKeys(Vec<KeyId>),
 }
 
 /// A key as proposed: everything fixed, the secret reduced to its digest and hint.

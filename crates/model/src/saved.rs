@@ -42,6 +42,7 @@ pub struct SavedStateRef<'a> {
     usage_granularity: &'a Option<Span>,
     webhooks: &'a BTreeMap<WebhookId, Webhook>,
     webhook_deliveries: &'a BTreeMap<WebhookId, VecDeque<Delivery>>,
+    expiry_warned: &'a BTreeMap<KeyId, Timestamp>,
 }
 
 /// A saved state as read back; [`State::from_saved`] makes it a state again.
@@ -64,6 +65,7 @@ pub struct SavedState {
     usage_granularity: Option<Span>,
     webhooks: BTreeMap<WebhookId, Webhook>,
     webhook_deliveries: BTreeMap<WebhookId, VecDeque<Delivery>>,
+    expiry_warned: BTreeMap<KeyId, Timestamp>,
 }
 
 impl SavedState {
@@ -94,6 +96,7 @@ impl State {
             usage_granularity: &self.usage_granularity,
             webhooks: &self.webhooks,
             webhook_deliveries: &self.webhook_deliveries,
+            expiry_warned: &self.expiry_warned,
         }
     }
 
@@ -117,6 +120,7 @@ impl State {
             usage_granularity,
             webhooks,
             webhook_deliveries,
+            expiry_warned,
         } = saved;
         let mut state = State {
             head,
@@ -134,6 +138,7 @@ impl State {
             usage_granularity,
             webhooks,
             webhook_deliveries,
+            expiry_warned,
             ..State::default()
         };
         // Built in bulk: the index at its final size, the sets from sorted runs (a B-tree built

@@ -61,6 +61,8 @@ pub struct State {
     pub(crate) webhooks: BTreeMap<WebhookId, Webhook>,
     /// The latest [`crate::webhook::RECENT_DELIVERIES`] deliveries of each webhook, oldest first.
     pub(crate) webhook_deliveries: BTreeMap<WebhookId, VecDeque<Delivery>>,
+    /// The expiry each key not yet expired or deleted was last warned of (`expiring_soon`).
+    pub(crate) expiry_warned: BTreeMap<KeyId, Timestamp>,
 }
 
 impl State {
@@ -250,6 +252,25 @@ impl State {
             .into_iter()
             .flat_map(|d| d.iter().rev())
             .filter(move |d| before.is_none_or(|b| d.position < b))
+    }
+
+    /// Up to `limit` enabled keys expiring after `now` and by `now + window` that have not
+    /// been warned of that expiry yet.
+    pub fn due_expiry_warnings(&self, now: Timestamp, window: Span, limit: usize) -> Vec<KeyId> {
+        let until = Timestamp(now.0.saturating_add(window.0));
+        self.expiry_queue
+            .range((now, KeyId::from_bytes([0; 16]))..)
+            .take_while(|(at, _)| *at <= until)
+            .filter(|(at, id)| *at > now && self.expiry_warned.get(id) != Some(at))
+            .filter(|(_, id)| self.keys.get(id).is_some_and(|k| k.state == KeyState::Enabled))
+            .take(limit)
+            .map(|(_, id)| *id)
+            .collect()
+    }
+
+    /// The expiry key `key` was last warned of, if it was.
+    pub fn expiry_warned(&self, key: &KeyId) -> Option<Timestamp> {
+        self.expiry_warned.get(key).copied()
     }
 
     /// The display name of an identity.

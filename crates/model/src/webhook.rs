@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::EventBody;
 use crate::ids::{AccountId, WebhookId};
-use crate::time::Timestamp;
+use crate::time::{Span, Timestamp};
 
 /// The longest URL a webhook may have.
 pub const MAX_URL_LEN: usize = 2000;
@@ -27,6 +27,11 @@ pub const MAX_WEBHOOKS_PER_ACCOUNT: usize = 20;
 /// stay in the ledger (and the audit export) only.
 pub const RECENT_DELIVERIES: usize = 500;
 
+/// An enabled key is warned of (`key_expiring_soon`, the webhooks' `key.expiring`) once it
+/// expires within this long, once per expiry: a rotation or an expiry change that moves it out
+/// and back in warns again. Not yet a per-account setting.
+pub const EXPIRY_WARNING_WINDOW: Span = Span(7 * 24 * 3_600_000);
+
 /// What a webhook can be told about. New variants go at the end (the log is bincode).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum WebhookEventType {
@@ -34,14 +39,16 @@ pub enum WebhookEventType {
     KeyDisabled,
     KeyDeleted,
     KeyLeaked,
+    KeyExpiring,
 }
 
 impl WebhookEventType {
-    pub const ALL: [WebhookEventType; 4] = [
+    pub const ALL: [WebhookEventType; 5] = [
         WebhookEventType::KeyCreated,
         WebhookEventType::KeyDisabled,
         WebhookEventType::KeyDeleted,
         WebhookEventType::KeyLeaked,
+        WebhookEventType::KeyExpiring,
     ];
 
     /// The name in the API and in the payload's `type`.
@@ -51,6 +58,7 @@ impl WebhookEventType {
             WebhookEventType::KeyDisabled => "key.disabled",
             WebhookEventType::KeyDeleted => "key.deleted",
             WebhookEventType::KeyLeaked => "key.leaked",
+            WebhookEventType::KeyExpiring => "key.expiring",
         }
     }
 
@@ -61,6 +69,7 @@ impl WebhookEventType {
             EventBody::KeyDisabled { .. } => Some(WebhookEventType::KeyDisabled),
             EventBody::KeyDeleted { .. } => Some(WebhookEventType::KeyDeleted),
             EventBody::Leaked { .. } => Some(WebhookEventType::KeyLeaked),
+            EventBody::KeyExpiringSoon { .. } => Some(WebhookEventType::KeyExpiring),
             _ => None,
         }
     }
@@ -74,7 +83,7 @@ impl fmt::Display for WebhookEventType {
 
 /// A name that is not a webhook event type.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown webhook event type {0:?} (known: key.created, key.disabled, key.deleted, key.leaked)")]
+#[error("unknown webhook event type {0:?} (known: key.created, key.disabled, key.deleted, key.leaked, key.expiring)")]
 pub struct UnknownEventType(pub String);
 
 impl FromStr for WebhookEventType {

@@ -147,3 +147,44 @@ fn recorded_deliveries_move_the_cursor_once_and_in_order() {
     // The state rebuilt from the ledger is the same.
     assert_eq!(State::rebuild(&world.ledger), world.state);
 }
+
+#[test]
+fn an_enabled_key_is_warned_once_per_expiry_within_the_window() {
+    use keyledger_model::webhook::EXPIRY_WARNING_WINDOW;
+    let mut world = World::bootstrap(904);
+    let (key, _) = world.create("k", Span::days(30)).unwrap();
+    let (disabled, _) = world.create("d", Span::days(3)).unwrap();
+    world.owner_does(Command::DisableKey(disabled)).unwrap();
+    let due = |world: &World| world.state.due_expiry_warnings(world.now, EXPIRY_WARNING_WINDOW, 100);
+    assert!(due(&world).is_empty(), "30 days out, and a disabled key is not warned");
+    // Early warnings proposed anyway are refused at apply time: nothing written.
+    assert_eq!(world.as_system(Command::WarnExpiringKeys(vec![key, disabled])), Ok(0));
+    assert_eq!(rejected(world.owner_does(Command::WarnExpiringKeys(vec![key]))), RejectCode::PermissionDenied);
+
+    world.advance(24 * common::DAY);
+    // The owner's bootstrap key (30 days too) is due as well; the disabled one has expired.
+    let mut both = [world.owner_key, key];
+    both.sort();
+    assert_eq!(due(&world), both, "same expiry: in id order");
+    assert_eq!(world.as_system(Command::WarnExpiringKeys(vec![key, key])), Ok(1));
+    let expires_at = world.state.key(&key).unwrap().expires_at.unwrap();
+    assert_eq!(world.state.expiry_warned(&key), Some(expires_at));
+    assert!(matches!(
+        world.ledger.last().unwrap().event.body,
+        EventBody::KeyExpiringSoon { key: k, expires_at: at } if k == key && at == expires_at
+    ));
+    assert_eq!(due(&world), [world.owner_key], "once per expiry");
+    assert_eq!(world.as_system(Command::WarnExpiringKeys(vec![key])), Ok(0));
+
+    // A rotation gives the old key a new expiry (the grace): it is warned again.
+    let (new, _) = world.new_key_for(None, "k2", None);
+    world.owner_does(Command::RotateKey { key, new, grace: Span::days(1) }).unwrap();
+    assert!(due(&world).contains(&key), "{:?}", due(&world));
+    assert_eq!(world.as_system(Command::WarnExpiringKeys(vec![key])), Ok(1));
+    // Expired: forgotten, so the state does not grow with every key ever warned of.
+    world.advance(2 * common::DAY);
+    let expired = world.state.due_expiries(world.now, 100);
+    world.as_system(Command::ExpireKeys(expired)).unwrap();
+    assert_eq!(world.state.expiry_warned(&key), None);
+    assert_eq!(State::rebuild(&world.ledger), world.state);
+}

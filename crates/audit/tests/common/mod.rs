@@ -213,6 +213,11 @@ pub(crate) fn every_kind_of_event() -> Driver {
         Delivery { position, event_type: WebhookEventType::KeyLeaked, attempts: 8, last: AttemptResult::Timeout, at: d.now };
     d.run(Actor::System, Command::RecordWebhookDeliveries(vec![DeliveryReport { webhook, delivery }]));
     d.run(owner, Command::DeleteWebhook(webhook));
+    // A key expiring within the warning window is warned of.
+    let soon = d.new_key(None, None, 2 * 24 * HOUR);
+    let soon_id = soon.id;
+    d.run(owner, Command::CreateKey(soon));
+    d.run(Actor::System, Command::WarnExpiringKeys(vec![soon_id]));
     let other_owner = UserId::generate(d.now, &mut d.rng);
     let code = token::generate_enrollment_code(&mut d.rng).digest();
     let account = AccountId::new("acme").unwrap();

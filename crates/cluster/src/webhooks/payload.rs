@@ -13,6 +13,11 @@ pub(super) fn body(state: &State, webhook: WebhookId, event_type: WebhookEventTy
             data["expires_at"] = json!(expires_at.map(|t| t.to_string()));
             data
         }
+        EventBody::KeyExpiringSoon { key, expires_at } => {
+            let mut data = key_data(state, *key, None);
+            data["expires_at"] = json!(expires_at.to_string());
+            data
+        }
         EventBody::Leaked { key, action, .. } => {
             let mut data = key_data(state, *key, None);
             data["action"] = json!(action.as_str());

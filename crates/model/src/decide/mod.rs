@@ -210,6 +210,7 @@ impl State {
                 self.decide_rotate_webhook_secret(p, *webhook, *secret_nonce)
             }
             Command::RecordWebhookDeliveries(reports) => self.decide_record_deliveries(p, reports),
+            Command::WarnExpiringKeys(ids) => self.decide_warn_expiring(p, ids),
             // Retries are answered by `idempotency::Table`; on its own the command is its inner one.
             Command::Idempotent { command, .. } => self.decide(&Proposal { command: (**command).clone(), ..p.clone() }),
         }
