@@ -56,7 +56,11 @@ async fn deliveries_arrive_signed_in_ledger_order_and_are_logged() {
     ];
     let got = poll("six deliveries", CONVERGE, async || {
         let got = receiver.accepted();
-        if got.len() >= expected.len() { Ok(got) } else { Err(format!("{} so far", got.len())) }
+        if got.len() >= expected.len() {
+            Ok(got)
+        } else {
+            Err(format!("{} so far", got.len()))
+        }
     })
     .await;
     assert_eq!(got.len(), expected.len(), "nothing else is delivered: {got:?}");
@@ -86,14 +90,19 @@ async fn deliveries_arrive_signed_in_ledger_order_and_are_logged() {
     // The log: every delivery once, newest first, one attempt each; the cursor at the last.
     let log = poll("the delivery log", CONVERGE, async || {
         let log = deliveries(&admin, &webhook.id).await;
-        if log.len() == expected.len() { Ok(log) } else { Err(format!("{log:?}")) }
+        if log.len() == expected.len() {
+            Ok(log)
+        } else {
+            Err(format!("{log:?}"))
+        }
     })
     .await;
     assert!(log.iter().all(|d| d.delivered && d.attempts == 1 && d.result == "204"), "{log:?}");
     assert_eq!(log[0].position, last_position);
     assert_eq!(admin.get_webhook(&webhook.id).await.unwrap().cursor, last_position);
     let page = admin.list_webhook_deliveries_page(&webhook.id, &Page { limit: Some(4), cursor: None }).await.unwrap();
-    let rest = admin.list_webhook_deliveries_page(&webhook.id, &Page { limit: Some(4), cursor: page.next_cursor }).await;
+    let rest =
+        admin.list_webhook_deliveries_page(&webhook.id, &Page { limit: Some(4), cursor: page.next_cursor }).await;
     assert_eq!(page.deliveries.len() + rest.unwrap().deliveries.len(), expected.len());
 
     // Rotated: the old secret no longer signs; deleted: nothing more arrives.
@@ -118,7 +127,11 @@ async fn a_receiver_failing_twice_gets_the_delivery_on_the_third_attempt() {
     let key = admin.create_key(&new_key("retried")).await.unwrap().value;
     let log = poll("a delivery after three attempts", Duration::from_secs(30), async || {
         let log = deliveries(&admin, &webhook.id).await;
-        if log.is_empty() { Err("no delivery recorded yet".to_string()) } else { Ok(log) }
+        if log.is_empty() {
+            Err("no delivery recorded yet".to_string())
+        } else {
+            Ok(log)
+        }
     })
     .await;
     assert_eq!(log.len(), 1);
@@ -156,7 +169,11 @@ async fn a_leader_killed_mid_stream_loses_no_delivery() {
     }
     poll("a few deliveries", CONVERGE, async || {
         let n = receiver.accepted().len();
-        if n >= 3 { Ok(()) } else { Err(format!("{n} so far")) }
+        if n >= 3 {
+            Ok(())
+        } else {
+            Err(format!("{n} so far"))
+        }
     })
     .await;
     let before_kill = receiver.accepted().len();
@@ -173,7 +190,11 @@ async fn a_leader_killed_mid_stream_loses_no_delivery() {
         let got = receiver.accepted();
         let delivered: BTreeSet<String> =
             got.iter().map(|r| r.json()["data"]["key_id"].as_str().unwrap().to_string()).collect();
-        if delivered == keys { Ok(got) } else { Err(format!("{} of {} keys", delivered.len(), keys.len())) }
+        if delivered == keys {
+            Ok(got)
+        } else {
+            Err(format!("{} of {} keys", delivered.len(), keys.len()))
+        }
     })
     .await;
     // A delivery sent twice (by the old leader and again by the new) keeps its id and body.
@@ -195,7 +216,11 @@ async fn a_leader_killed_mid_stream_loses_no_delivery() {
     poll("the log of every delivery", CONVERGE, async || {
         let log = deliveries(&admin, &webhook.webhook.id).await;
         let ids: BTreeSet<String> = log.iter().map(|d| d.id.clone()).collect();
-        if log.len() == keys.len() && ids.len() == keys.len() { Ok(()) } else { Err(format!("{} logged", log.len())) }
+        if log.len() == keys.len() && ids.len() == keys.len() {
+            Ok(())
+        } else {
+            Err(format!("{} logged", log.len()))
+        }
     })
     .await;
 }
@@ -221,7 +246,11 @@ async fn refused_urls_are_400_and_nothing_is_written() {
         assert!(message.contains("url"), "{url}: {message}");
     }
     expect_refused(admin.create_webhook(&hook("https://example.com/", &[])).await, 400, "invalid_argument");
-    expect_refused(admin.create_webhook(&hook("https://example.com/", &["key.rotated"])).await, 400, "invalid_argument");
+    expect_refused(
+        admin.create_webhook(&hook("https://example.com/", &["key.rotated"])).await,
+        400,
+        "invalid_argument",
+    );
     assert!(admin.list_webhooks_page(&Page::default()).await.unwrap().webhooks.is_empty());
     assert_eq!(strict.own_ledger_head(1).await.unwrap(), head, "nothing written");
 
@@ -273,7 +302,8 @@ async fn the_cli_manages_webhooks() {
         let stdout = crate::util::succeeded(&cluster.cli(&all), &format!("keyledger {args:?}"));
         serde_json::from_str::<serde_json::Value>(&stdout).expect("JSON output")
     };
-    let created = json(&["webhook", "create", "--url", &receiver.url, "--event", "key.created", "--event", "key.leaked"]);
+    let created =
+        json(&["webhook", "create", "--url", &receiver.url, "--event", "key.created", "--event", "key.leaked"]);
     let id = created["webhook"]["id"].as_str().unwrap().to_string();
     let secret = created["secret"].as_str().unwrap().to_string();
     assert_eq!(created["webhook"]["event_types"], serde_json::json!(["key.created", "key.leaked"]));
@@ -282,7 +312,11 @@ async fn the_cli_manages_webhooks() {
     cluster.client(1).create_key(&new_key("seen")).await.unwrap();
     let log = poll("a delivery in the log", CONVERGE, async || {
         let log = json(&["webhook", "deliveries", "--id", &id]);
-        if log["deliveries"].as_array().unwrap().is_empty() { Err(log.to_string()) } else { Ok(log) }
+        if log["deliveries"].as_array().unwrap().is_empty() {
+            Err(log.to_string())
+        } else {
+            Ok(log)
+        }
     })
     .await;
     assert_eq!(log["deliveries"][0]["type"], "key.created");
@@ -322,7 +356,11 @@ async fn a_key_entering_the_warning_window_is_delivered_as_expiring() {
     // Once: the sweep runs every second and finds nothing more to warn of.
     poll("the delivery recorded", CONVERGE, async || {
         let n = deliveries(&admin, &webhook.webhook.id).await.len();
-        if n == 1 { Ok(()) } else { Err(format!("{n} recorded")) }
+        if n == 1 {
+            Ok(())
+        } else {
+            Err(format!("{n} recorded"))
+        }
     })
     .await;
     tokio::time::timeout(Duration::from_secs(3), async {

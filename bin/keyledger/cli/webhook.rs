@@ -4,7 +4,9 @@ use std::io::{self, Write};
 
 use clap::{Args, Subcommand};
 use keyledger_client::Client;
-use keyledger_wire::{CreateWebhookRequest, CreatedWebhook, Webhook, WebhookDelivery, WebhookDeliveryList, WebhookList};
+use keyledger_wire::{
+    CreateWebhookRequest, CreatedWebhook, Webhook, WebhookDelivery, WebhookDeliveryList, WebhookList,
+};
 
 use super::table::Table;
 use super::{deleted_json, emit, gather, write_json, write_secret_notice, Output, PageArgs};

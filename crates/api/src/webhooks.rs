@@ -24,7 +24,11 @@ fn parse_id(id: &str) -> Result<WebhookId, ApiError> {
 /// the account's events go.
 fn admin_only(caller: &Caller) -> Result<(), ApiError> {
     authz::authorize_account_change(&caller.principal).map_err(|_| {
-        ApiError::new(StatusCode::FORBIDDEN, "permission_denied", "only the account's owners and admins manage webhooks")
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "permission_denied",
+            "only the account's owners and admins manage webhooks",
+        )
     })
 }
 

@@ -5,11 +5,11 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::str::FromStr;
 
+use keyledger_model::webhook::{AttemptResult, Delivery};
 use keyledger_model::{
     AccountLimits, AccountSettings, Binding, ChainHash, Checkpoint, EventBody, LeakAction, Level, Owner, PublicKey,
     Role, Scope, ServiceAccountId, Signature, Span, TreeHash, UserId,
 };
-use keyledger_model::webhook::{AttemptResult, Delivery};
 use serde_json::{json, Map, Value};
 
 use crate::{hex, parse_hex32, parse_time, ExportError};

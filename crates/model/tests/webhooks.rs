@@ -89,7 +89,10 @@ fn a_webhook_is_validated() {
     );
     let id = hook.id;
     world.owner_does(Command::CreateWebhook(hook.clone())).unwrap();
-    assert_eq!(world.state.webhook(&id).unwrap().event_types, [WebhookEventType::KeyCreated, WebhookEventType::KeyLeaked]);
+    assert_eq!(
+        world.state.webhook(&id).unwrap().event_types,
+        [WebhookEventType::KeyCreated, WebhookEventType::KeyLeaked]
+    );
     assert_eq!(refused(&mut world, hook), RejectCode::Conflict, "the same id twice");
 
     for _ in 1..keyledger_model::webhook::MAX_WEBHOOKS_PER_ACCOUNT {

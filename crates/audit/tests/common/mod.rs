@@ -5,12 +5,12 @@
 use std::collections::BTreeMap;
 
 use keyledger_model::merkle::{self, MemoryTree};
+use keyledger_model::webhook::{AttemptResult, Delivery, DeliveryReport, NewWebhook, WebhookEventType};
 use keyledger_model::{
     token, AccountId, Actor, Binding, CheckpointSigner, Command, DenialRecord, KeyDigest, KeyId, LeakAction,
     LedgerEntry, Level, LimitsPatch, NewKey, Outcome, Owner, Proposal, Role, Scope, ServiceAccountId, SettingsPatch,
     Span, State, Timestamp, UseRecord, UserId, WebhookId,
 };
-use keyledger_model::webhook::{AttemptResult, Delivery, DeliveryReport, NewWebhook, WebhookEventType};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
@@ -209,8 +209,13 @@ pub(crate) fn every_kind_of_event() -> Driver {
     d.run(owner, Command::CreateWebhook(new));
     d.run(owner, Command::RotateWebhookSecret { webhook, secret_nonce: [4; 16] });
     let position = d.state.head().seq;
-    let delivery =
-        Delivery { position, event_type: WebhookEventType::KeyLeaked, attempts: 8, last: AttemptResult::Timeout, at: d.now };
+    let delivery = Delivery {
+        position,
+        event_type: WebhookEventType::KeyLeaked,
+        attempts: 8,
+        last: AttemptResult::Timeout,
+        at: d.now,
+    };
     d.run(Actor::System, Command::RecordWebhookDeliveries(vec![DeliveryReport { webhook, delivery }]));
     d.run(owner, Command::DeleteWebhook(webhook));
     // A key expiring within the warning window is warned of.

@@ -117,4 +117,3 @@ impl State {
         Ok(webhook.account.clone())
     }
 }
-
