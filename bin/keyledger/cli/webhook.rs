@@ -32,7 +32,8 @@ pub(crate) struct CreateArgs {
     /// Where deliveries are POSTed (https://).
     #[arg(long)]
     url: String,
-    /// An event type to deliver: key.created, key.disabled, key.deleted, key.leaked (repeat the flag).
+    /// An event type to deliver: key.created, key.disabled, key.deleted, key.leaked,
+    /// key.expiring (repeat the flag).
     #[arg(long = "event", value_name = "TYPE", required = true)]
     events: Vec<String>,
     #[arg(long)]

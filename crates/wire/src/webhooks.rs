@@ -10,7 +10,7 @@ pub struct CreateWebhookRequest {
     /// Where deliveries are POSTed: `https://` (plain `http://` and private addresses only where
     /// the operator allows them).
     pub url: String,
-    /// At least one of `key.created`, `key.disabled`, `key.deleted`, `key.leaked`.
+    /// At least one of `key.created`, `key.disabled`, `key.deleted`, `key.leaked`, `key.expiring`.
     pub event_types: Vec<String>,
     #[serde(default)]
     pub description: Option<String>,
