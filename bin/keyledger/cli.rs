@@ -18,6 +18,7 @@ mod settings;
 mod table;
 mod user;
 mod verify;
+mod webhook;
 
 use std::convert::Infallible;
 use std::fmt;
@@ -161,6 +162,14 @@ pub(crate) enum ClientCommand {
         #[command(subcommand)]
         command: account::AccountCommand,
     },
+    /// Create, list, show and delete the account's webhooks, rotate their secrets, read their
+    /// delivery logs (owners and admins).
+    Webhook {
+        #[command(flatten)]
+        conn: ConnArgs,
+        #[command(subcommand)]
+        command: webhook::WebhookCommand,
+    },
     /// A key's whole life, oldest first: every event about it.
     History {
         #[command(flatten)]
@@ -229,6 +238,7 @@ impl ClientCommand {
             | ClientCommand::Replay { conn, .. }
             | ClientCommand::Admin { conn, .. }
             | ClientCommand::Cluster { conn, .. }
+            | ClientCommand::Webhook { conn, .. }
             | ClientCommand::Health { conn } => Some(conn),
             ClientCommand::Login(_) | ClientCommand::Logout => None,
         }
@@ -370,6 +380,7 @@ async fn run_command(command: ClientCommand) -> anyhow::Result<Outcome> {
         ClientCommand::Audit { conn, command } => audit::run(|| conn.client(), conn.output, command).await?,
         ClientCommand::Replay { conn, args } => replay::replay(|| conn.client(), conn.output, args).await?,
         ClientCommand::Admin { conn, command } => replay::admin(|| conn.client(), conn.output, command).await?,
+        ClientCommand::Webhook { conn, command } => webhook::run(&conn.client()?, conn.output, command).await?,
         ClientCommand::Cluster { conn, command } => cluster::run(&conn.client()?, conn.output, command).await?,
         ClientCommand::Login(args) => login::login(args).await?,
         ClientCommand::Logout => login::logout()?,

@@ -12,6 +12,7 @@ use anyhow::Context;
 use keyledger_api::serve::ServeOptions;
 use keyledger_api::{Closing, Limits};
 use keyledger_cluster::tls;
+use keyledger_cluster::webhooks::WebhookPolicy;
 use keyledger_cluster::{
     bootstrap_default_account, CheckpointPolicy, ClusterNode, ClusterSecret, NodeConfig, SecretSource, StorageOptions,
 };
@@ -81,6 +82,17 @@ pub(crate) struct ServeArgs {
     /// (docs/operations.md, "Disk full"). 0 turns the reserve off.
     #[arg(long, env = "KEYLEDGER_MIN_FREE_DISK_MIB", value_name = "MIB", default_value_t = NodeConfig::DEFAULT_MIN_FREE_DISK_BYTES >> 20, value_parser = clap::value_parser!(u64).range(0..=1 << 30))]
     pub(crate) min_free_disk_mib: u64,
+    /// Let webhooks use plain `http://` URLs (otherwise only `https://`).
+    #[arg(long)]
+    pub(crate) webhook_allow_http: bool,
+    /// Let webhooks send to loopback and private-network addresses (RFC 1918, unique-local,
+    /// 100.64/10). Link-local addresses (169.254/16, cloud metadata) stay refused.
+    #[arg(long)]
+    pub(crate) webhook_allow_private_networks: bool,
+    /// Attempts per webhook delivery (waits doubling from 1 s to 5 min between them) before it
+    /// is recorded as failed and the webhook moves on to its next event.
+    #[arg(long, default_value_t = WebhookPolicy::default().max_attempts, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub(crate) webhook_max_attempts: u32,
     /// Failed authentications (a missing or invalid API key) one client address may make per
     /// minute; past that, its requests to authenticated routes are answered `429 rate_limited`
     /// until the minute ends. 0 turns the limit off.
@@ -270,6 +282,12 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         peer_tls,
         storage: StorageOptions { cache_bytes: args.storage_cache_mib << 20 },
         min_free_disk_bytes: args.min_free_disk_mib << 20,
+        webhooks: WebhookPolicy {
+            allow_http: args.webhook_allow_http,
+            allow_private_networks: args.webhook_allow_private_networks,
+            max_attempts: args.webhook_max_attempts,
+            ..WebhookPolicy::default()
+        },
     };
     let node = ClusterNode::start(config)
         .await

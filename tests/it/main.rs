@@ -84,6 +84,9 @@
 //!   half-open connections, the connection cap and the header-read timeout.
 //! - `usage`: one `used` event per key per `last_used_granularity`, however many nodes verify
 //!   it; the granularity as the operator's setting.
+//! - `webhooks`: deliveries signed and in ledger order, retries with the attempts in the
+//!   delivery log, a killed leader mid-stream (nothing lost, a repeat keeps its id), refused
+//!   URLs, other accounts and lesser roles; `webhook_receiver` is the test receiver.
 //! - `workflows`: the seed workflows end to end (rotation, self-rotating service accounts,
 //!   namespace admins, locks, limits, the creation switch, expiry, last use, permissions).
 
@@ -126,4 +129,6 @@ mod tls;
 mod upgrade;
 mod usage;
 mod util;
+mod webhook_receiver;
+mod webhooks;
 mod workflows;

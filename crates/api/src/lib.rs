@@ -40,6 +40,7 @@ mod settings;
 mod stream;
 mod users;
 mod verify;
+mod webhooks;
 mod write;
 
 use std::sync::Arc;
@@ -160,6 +161,10 @@ api_routes! {
     "/v1/audit/proof/consistency" => get(proofs::consistency);
     "/v1/audit/replay" => get(replay::replay);
     "/v1/admin/backup" => get(backup::backup);
+    "/v1/webhooks" => post(webhooks::create).get(webhooks::list);
+    "/v1/webhooks/{id}" => get(webhooks::get).delete(webhooks::delete);
+    "/v1/webhooks/{id}/rotate-secret" => post(webhooks::rotate_secret);
+    "/v1/webhooks/{id}/deliveries" => get(webhooks::deliveries);
     "/v1/verify" => post(verify::verify);
     "/v1/verify/as-of" => post(verify::verify_as_of);
     "/v1/verify/auth-request" => get(auth_request::auth_request);

@@ -22,7 +22,7 @@ use crate::responses::{
 };
 use crate::{
     accounts, audit, auth_request, enroll, key_batch, key_ops, keys, leaked, metrics, namespaces, ops, proofs, replay,
-    service_accounts, settings, stream, users, verify,
+    service_accounts, settings, stream, users, verify, webhooks,
 };
 
 /// The name of the security scheme every authenticated operation names.
@@ -94,6 +94,12 @@ const INDEX_HEADER: &str = "X-Keyledger-Index";
         proofs::consistency,
         replay::replay,
         stream::stream,
+        webhooks::create,
+        webhooks::list,
+        webhooks::get,
+        webhooks::delete,
+        webhooks::rotate_secret,
+        webhooks::deliveries,
         verify::verify,
         verify::verify_as_of,
         auth_request::auth_request,
@@ -167,6 +173,12 @@ const INDEX_HEADER: &str = "X-Keyledger-Index";
             wire::ClusterStatus,
             wire::AddMemberRequest,
             wire::Health,
+            wire::CreateWebhookRequest,
+            wire::Webhook,
+            wire::CreatedWebhook,
+            wire::WebhookList,
+            wire::WebhookDelivery,
+            wire::WebhookDeliveryList,
         ),
         responses(
             BadRequest,
@@ -191,6 +203,7 @@ const INDEX_HEADER: &str = "X-Keyledger-Index";
         (name = "accounts", description = "Creating further accounts."),
         (name = "audit", description = "The ledger: the account's events in pages and a streamed export, signed checkpoints \
             and Merkle proofs (owners and admins; the signing keys are public)."),
+        (name = "webhooks", description = "Signed HTTP deliveries of the account's key events (owners and admins)."),
         (name = "operations", description = "Cluster status, health, metrics and this document."),
     ),
 )]

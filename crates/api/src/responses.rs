@@ -114,6 +114,13 @@ response_sets! {
     ReadOneErrors => ["400" => BadRequest, "401" => Unauthenticated, "404" => NotFound];
     /// A read only some roles may make (the account's ledger, its proofs, the account list).
     RestrictedReadErrors => ["400" => BadRequest, "401" => Unauthenticated, "403" => PermissionDenied];
+    /// Reading one object only some roles may read (a webhook and its deliveries).
+    RestrictedReadOneErrors => [
+        "400" => BadRequest,
+        "401" => Unauthenticated,
+        "403" => PermissionDenied,
+        "404" => NotFound,
+    ];
     /// A body sent without an API key: it may be malformed or too large.
     PublicBodyErrors => ["400" => BadRequest, "413" => PayloadTooLarge];
     /// Creating an object from a request body: a write that the account's limits or an existing
@@ -190,6 +197,12 @@ write_answers! {
     NamespaceCreated => ("201", "The new namespace.", wire::Namespace);
     /// A new account.
     AccountCreated => ("201", "The account, its owner, and the owner's enrollment code (shown this once) with its expiry.", wire::CreatedAccount);
+    /// A new webhook and its signing secret.
+    WebhookCreated => ("201", "The new webhook and its signing secret (shown this once).", wire::CreatedWebhook);
+    /// A webhook's new signing secret.
+    WebhookSecretRotated => ("200", "The webhook and its new signing secret (shown this once); the old one no longer signs.", wire::CreatedWebhook);
+    /// A deleted webhook.
+    WebhookDeleted => ("204", "The webhook is deleted; nothing more is delivered to it.");
     /// A deleted key.
     KeyDeleted => ("204", "The key is deleted.");
     /// A deleted user.
@@ -230,4 +243,5 @@ path_params! {
     UserIdPath { id: "The user's id." }
     ServiceAccountIdPath { id: "The service account's id." }
     NamespacePath { namespace: "The namespace's name." }
+    WebhookIdPath { id: "The webhook's id." }
 }

@@ -131,6 +131,8 @@ async fn propose(
             | Command::CreateEnrolledUser { .. }
             | Command::IssueEnrollment { .. }
             | Command::Enroll { .. }
+            | Command::CreateWebhook(_)
+            | Command::RotateWebhookSecret { .. }
     );
     let command = match crate::idempotency::current() {
         Some(idem) => Command::Idempotent { key: idem.key, fingerprint: idem.fingerprint, command: Box::new(command) },
@@ -167,6 +169,7 @@ fn subject_id(subject: &Subject) -> String {
         Subject::Namespace(ns) => format!("namespace {}", ns.name),
         Subject::Account(account) | Subject::AccountSettings { account, .. } => format!("account {}", account.id),
         Subject::Enrollment { user, .. } => format!("an enrollment code for user {}", user.id),
+        Subject::Webhook(webhook) => format!("webhook {}", webhook.id),
     }
 }
 

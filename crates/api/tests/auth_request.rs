@@ -33,6 +33,7 @@ impl Node {
             peer_tls: None,
             storage: Default::default(),
             min_free_disk_bytes: 0,
+            webhooks: Default::default(),
         };
         let node = ClusterNode::start(config).await.unwrap();
         let key_file = bootstrap_default_account(&node).await.unwrap().expect("a fresh node bootstraps");

@@ -252,6 +252,7 @@ async fn a_node_serves_the_document_and_every_documented_route() {
         peer_tls: None,
         storage: Default::default(),
         min_free_disk_bytes: 0,
+        webhooks: Default::default(),
     };
     let node = ClusterNode::start(config).await.unwrap();
     let router = keyledger_api::router(node.clone());

@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::str::FromStr;
 
+use keyledger_model::webhook::{AttemptResult, Delivery};
 use keyledger_model::{
     AccountLimits, AccountSettings, Binding, ChainHash, Checkpoint, EventBody, LeakAction, Level, Owner, PublicKey,
     Role, Scope, ServiceAccountId, Signature, Span, TreeHash, UserId,
@@ -99,6 +100,30 @@ pub(crate) fn to_data(body: &EventBody) -> Value {
         EventBody::LeakActionChanged { action } => json!({ "action_when_leaked": action.as_str() }),
         EventBody::LimitsChanged { limits } => json!({ "limits": limits_json(limits) }),
         EventBody::UsageGranularityChanged { granularity } => json!({ "last_used_granularity_ms": granularity.0 }),
+        EventBody::WebhookCreated { webhook, url, event_types, description, secret_nonce } => json!({
+            "webhook_id": webhook.to_string(),
+            "url": url,
+            "event_types": event_types.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
+            "description": description,
+            "secret_nonce": hex(secret_nonce),
+        }),
+        EventBody::WebhookDeleted { webhook } => json!({ "webhook_id": webhook.to_string() }),
+        EventBody::KeyExpiringSoon { key, expires_at } => {
+            json!({ "key_id": key.to_string(), "expires_at": expires_at.to_string() })
+        }
+        EventBody::WebhookSecretRotated { webhook, secret_nonce } => {
+            json!({ "webhook_id": webhook.to_string(), "secret_nonce": hex(secret_nonce) })
+        }
+        EventBody::WebhookDeliveries { webhook, deliveries } => json!({
+            "webhook_id": webhook.to_string(),
+            "deliveries": deliveries.iter().map(|d| json!({
+                "position": d.position,
+                "type": d.event_type.as_str(),
+                "attempts": d.attempts,
+                "result": d.last.as_text(),
+                "at": d.at.to_string(),
+            })).collect::<Vec<_>>(),
+        }),
     }
 }
 
@@ -238,9 +263,40 @@ pub(crate) fn from_data(kind: &str, data: &Value) -> Result<EventBody, ExportErr
         "usage_granularity_changed" => {
             EventBody::UsageGranularityChanged { granularity: Span(d.i64("last_used_granularity_ms")?) }
         }
+        "webhook_created" => EventBody::WebhookCreated {
+            webhook: d.id("webhook_id")?,
+            url: d.string("url")?,
+            event_types: d
+                .array("event_types")?
+                .iter()
+                .map(|t| t.as_str().and_then(|t| t.parse().ok()).ok_or_else(|| d.error("event_types", "unknown type")))
+                .collect::<Result<_, _>>()?,
+            description: d.string("description")?,
+            secret_nonce: d.hex16("secret_nonce")?,
+        },
+        "webhook_deleted" => EventBody::WebhookDeleted { webhook: d.id("webhook_id")? },
+        "expiring_soon" => EventBody::KeyExpiringSoon { key: d.id("key_id")?, expires_at: d.time("expires_at")? },
+        "webhook_secret_rotated" => {
+            EventBody::WebhookSecretRotated { webhook: d.id("webhook_id")?, secret_nonce: d.hex16("secret_nonce")? }
+        }
+        "webhook_deliveries" => EventBody::WebhookDeliveries {
+            webhook: d.id("webhook_id")?,
+            deliveries: d.array("deliveries")?.iter().map(parse_delivery).collect::<Result<_, _>>()?,
+        },
         other => return Err(ExportError::new("type", format!("unknown event type {other:?}"))),
     };
     Ok(body)
+}
+
+fn parse_delivery(value: &Value) -> Result<Delivery, ExportError> {
+    let d = Fields::of("data.deliveries[]", value)?;
+    Ok(Delivery {
+        position: d.u64("position")?,
+        event_type: d.str("type")?.parse().map_err(|_| d.error("type", "unknown webhook event type"))?,
+        attempts: d.u32("attempts")?,
+        last: AttemptResult::parse(d.str("result")?).ok_or_else(|| d.error("result", "not a delivery result"))?,
+        at: d.time("at")?,
+    })
 }
 
 fn parse_settings(d: &Fields<'_>) -> Result<AccountSettings, ExportError> {
@@ -397,6 +453,14 @@ impl<'a> Fields<'a> {
 
     fn hex32(&self, name: &str) -> Result<[u8; 32], ExportError> {
         parse_hex32(&format!("{}.{name}", self.path), &self.string(name)?)
+    }
+
+    fn hex16(&self, name: &str) -> Result<[u8; 16], ExportError> {
+        keyledger_model::hex::decode(self.str(name)?).ok_or_else(|| self.error(name, "not 32 lower-case hex digits"))
+    }
+
+    fn array(&self, name: &str) -> Result<&'a Vec<Value>, ExportError> {
+        self.get(name)?.as_array().ok_or_else(|| self.error(name, "not an array"))
     }
 
     fn public_key(&self) -> Result<PublicKey, ExportError> {

@@ -68,6 +68,11 @@ pub const TYPE_NAMES: &[&str] = &[
     "leak_action_changed",
     "limits_changed",
     "usage_granularity_changed",
+    "webhook_created",
+    "webhook_deleted",
+    "webhook_secret_rotated",
+    "webhook_deliveries",
+    "expiring_soon",
 ];
 
 /// An exported record that does not parse back into a ledger event: which field, and why.

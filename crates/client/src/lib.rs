@@ -20,6 +20,7 @@ mod failover;
 mod http;
 mod identities;
 mod keys;
+mod webhooks;
 
 use std::fmt;
 use std::path::Path;

@@ -170,6 +170,7 @@ async fn sweep_expiries(node: &ClusterNode) {
         return;
     }
     let now = node.now();
+    warn_expiring(node, now).await;
     let due = node.ledger().state().due_expiries(now, EXPIRY_BATCH);
     if due.is_empty() {
         return;
@@ -178,6 +179,23 @@ async fn sweep_expiries(node: &ClusterNode) {
     match node.propose(system_proposal(node, AccountId::default_account(), Command::ExpireKeys(due), "expire")).await {
         Ok(_) => tracing::debug!(count, "recorded expired keys"),
         Err(e) => tracing::warn!(error = %e, "recording expired keys failed; retrying next sweep"),
+    }
+}
+
+/// On the leader: proposes `expiring_soon` for enabled keys that entered the warning window
+/// (each key once per expiry; the time is fixed here, before proposing).
+async fn warn_expiring(node: &ClusterNode, now: keyledger_model::Timestamp) {
+    let window = keyledger_model::webhook::EXPIRY_WARNING_WINDOW;
+    let due = node.ledger().state().due_expiry_warnings(now, window, EXPIRY_BATCH);
+    if due.is_empty() {
+        return;
+    }
+    let count = due.len();
+    let mut proposal = system_proposal(node, AccountId::default_account(), Command::WarnExpiringKeys(due), "warn");
+    proposal.time = now;
+    match node.propose(proposal).await {
+        Ok(_) => tracing::debug!(count, "warned of keys expiring soon"),
+        Err(e) => tracing::warn!(error = %e, "warning of keys expiring soon failed; retrying next sweep"),
     }
 }
 

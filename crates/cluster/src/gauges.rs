@@ -43,6 +43,13 @@ pub struct NodeGauges {
     /// Free bytes on the data dir's filesystem, and the reserve below which writes are refused.
     pub disk_free_bytes: u64,
     pub disk_reserve_bytes: u64,
+    /// Webhook deliveries this node finished while leading: delivered, and given up on.
+    pub webhook_delivered: u64,
+    pub webhook_failed: u64,
+    /// Webhook delivery attempts this node made, retries included.
+    pub webhook_attempts: u64,
+    /// On the leader: ledger positions the furthest-behind webhook has still to look at.
+    pub webhook_lag: u64,
 }
 
 /// The windows of the `keyledger_keys_expiring` gauge, with their label values.
@@ -105,6 +112,8 @@ impl NodeGauges {
             (state.head().seq, state.key_count() as u64, expiring)
         };
         let (disk_free_bytes, disk_reserve_bytes) = node.disk_space();
+        let webhooks = node.webhook_gauges();
+        let (webhook_delivered, webhook_failed) = webhooks.deliveries();
         NodeGauges {
             disk_free_bytes,
             disk_reserve_bytes,
@@ -126,6 +135,10 @@ impl NodeGauges {
             ledger_head_seq,
             keys,
             keys_expiring,
+            webhook_delivered,
+            webhook_failed,
+            webhook_attempts: webhooks.attempts(),
+            webhook_lag: webhooks.lag(),
         }
     }
 

@@ -30,6 +30,7 @@ pub mod rpc;
 mod secret;
 pub mod tls;
 mod upkeep;
+pub mod webhooks;
 
 pub use activity::FLUSH_EVERY;
 pub use bootstrap::{bootstrap_default_account, BOOTSTRAP_KEY_FILE};

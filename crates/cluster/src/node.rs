@@ -30,7 +30,7 @@ use crate::disk::DiskReserve;
 use crate::forward::Forwarder;
 use crate::network::RpcClient;
 use crate::peer_auth::PeerKeys;
-use crate::secret::SecretSource;
+use crate::secret::{ClusterSecret, SecretSource};
 
 pub use membership::{MembershipChange, MembershipRefusal};
 pub(crate) use propose::Refusal;
@@ -59,6 +59,8 @@ pub struct NodeConfig {
     pub storage: StorageOptions,
     /// Free bytes the data dir's filesystem keeps: below it, writes are refused (`disk.rs`).
     pub min_free_disk_bytes: u64,
+    /// Where webhooks may send and how the leader retries them (`webhooks.rs`).
+    pub webhooks: crate::webhooks::WebhookPolicy,
 }
 
 impl NodeConfig {
@@ -91,6 +93,8 @@ pub struct ClusterNode {
     ledger: Ledger,
     /// Every call to a peer; it signs each with the key derived from the cluster secret.
     rpc: RpcClient,
+    /// The cluster secret this node signs with; webhook signing secrets derive from it too.
+    secret: ClusterSecret,
     rng: Mutex<ChaCha20Rng>,
     activity: Activity,
     /// Told by the leader that it was removed (kept in the data dir as `REMOVED_MARKER`).
@@ -106,6 +110,8 @@ pub struct ClusterNode {
     disk: DiskReserve,
     /// The keys internal requests and answers are signed and checked with (`secret.rs`).
     peer_keys: PeerKeys,
+    webhooks: crate::webhooks::WebhookPolicy,
+    webhook_gauges: Arc<crate::webhooks::WebhookGauges>,
 }
 
 /// The flags [`ClusterNode::is_member`] reads first, shared so that verification, the hot
@@ -134,9 +140,23 @@ impl ClusterNode {
         &self.peer_keys
     }
 
+    pub(crate) fn cluster_secret(&self) -> &ClusterSecret {
+        &self.secret
+    }
+
     /// This node's checkpoint-signing key (its public half is what auditors trust).
     pub fn signer(&self) -> &CheckpointSigner {
         &self.signer
+    }
+
+    /// Where webhooks may send, as this node was started.
+    pub fn webhook_policy(&self) -> &crate::webhooks::WebhookPolicy {
+        &self.webhooks
+    }
+
+    /// The webhook dispatcher's counters.
+    pub fn webhook_gauges(&self) -> &Arc<crate::webhooks::WebhookGauges> {
+        &self.webhook_gauges
     }
 
     pub(crate) fn activity(&self) -> &Activity {

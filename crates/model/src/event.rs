@@ -12,11 +12,12 @@ use crate::account::{AccountLimits, AccountSettings, LeakAction};
 use crate::chain::ChainHash;
 use crate::checkpoint::{Checkpoint, PublicKey};
 use crate::identity::Binding;
-use crate::ids::{AccountId, KeyId, ServiceAccountId, UserId};
+use crate::ids::{AccountId, KeyId, ServiceAccountId, UserId, WebhookId};
 use crate::owner::{Actor, Owner};
 use crate::permissions::{Level, Role, Scope};
 use crate::time::{Span, Timestamp};
 use crate::token::KeyDigest;
+use crate::webhook::{Delivery, WebhookEventType};
 
 /// What happened. New variants go at the end.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -164,6 +165,33 @@ pub enum EventBody {
     UsageGranularityChanged {
         granularity: Span,
     },
+    /// A webhook of the account; `secret_nonce` is what its signing secret is derived from
+    /// (with the cluster secret, which the ledger never holds).
+    WebhookCreated {
+        webhook: WebhookId,
+        url: String,
+        event_types: Vec<WebhookEventType>,
+        description: String,
+        secret_nonce: [u8; 16],
+    },
+    WebhookDeleted {
+        webhook: WebhookId,
+    },
+    WebhookSecretRotated {
+        webhook: WebhookId,
+        secret_nonce: [u8; 16],
+    },
+    /// Finished deliveries of `webhook`, in ledger order; the last one's position is its cursor.
+    WebhookDeliveries {
+        webhook: WebhookId,
+        deliveries: Vec<Delivery>,
+    },
+    /// The enabled key expires at `expires_at`, within `webhook::EXPIRY_WARNING_WINDOW` of
+    /// this event (proposed by the leader, once per key and expiry).
+    KeyExpiringSoon {
+        key: KeyId,
+        expires_at: Timestamp,
+    },
 }
 
 impl EventBody {
@@ -202,6 +230,11 @@ impl EventBody {
             EventBody::LeakActionChanged { .. } => "leak_action_changed",
             EventBody::LimitsChanged { .. } => "limits_changed",
             EventBody::UsageGranularityChanged { .. } => "usage_granularity_changed",
+            EventBody::WebhookCreated { .. } => "webhook_created",
+            EventBody::WebhookDeleted { .. } => "webhook_deleted",
+            EventBody::WebhookSecretRotated { .. } => "webhook_secret_rotated",
+            EventBody::WebhookDeliveries { .. } => "webhook_deliveries",
+            EventBody::KeyExpiringSoon { .. } => "expiring_soon",
         }
     }
 
@@ -219,7 +252,8 @@ impl EventBody {
             | EventBody::KeyExpired { key }
             | EventBody::KeyUsed { key, .. }
             | EventBody::Enrolled { key, .. }
-            | EventBody::Leaked { key, .. } => Some(*key),
+            | EventBody::Leaked { key, .. }
+            | EventBody::KeyExpiringSoon { key, .. } => Some(*key),
             _ => None,
         }
     }

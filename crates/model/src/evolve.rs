@@ -13,6 +13,7 @@ use crate::identity::{Enrollment, IdentityState, ServiceAccount, User};
 use crate::ids::{KeyId, ServiceAccountId, UserId};
 use crate::key::{IndexEntry, KeyRecord, KeyState};
 use crate::state::State;
+use crate::webhook::{Webhook, RECENT_DELIVERIES};
 
 impl State {
     /// Applies one event. Never fails: events were validated before they were sealed.
@@ -215,6 +216,42 @@ impl State {
             EventBody::LeakActionChanged { action } => {
                 self.leak_actions.insert(account.clone(), *action);
             }
+            EventBody::KeyExpiringSoon { key, expires_at } => {
+                self.expiry_warned.insert(*key, *expires_at);
+            }
+            EventBody::WebhookCreated { webhook, url, event_types, description, secret_nonce } => {
+                let created = Webhook {
+                    id: *webhook,
+                    account: account.clone(),
+                    url: url.clone(),
+                    event_types: event_types.clone(),
+                    description: description.clone(),
+                    secret_nonce: *secret_nonce,
+                    created_at: time,
+                    secret_rotated_at: None,
+                    cursor: seq,
+                };
+                self.webhooks.insert(*webhook, created);
+            }
+            EventBody::WebhookDeleted { webhook } => {
+                self.webhooks.remove(webhook);
+                self.webhook_deliveries.remove(webhook);
+            }
+            EventBody::WebhookSecretRotated { webhook, secret_nonce } => {
+                if let Some(w) = self.webhooks.get_mut(webhook) {
+                    w.secret_nonce = *secret_nonce;
+                    w.secret_rotated_at = Some(time);
+                }
+            }
+            EventBody::WebhookDeliveries { webhook, deliveries } => {
+                if let Some(w) = self.webhooks.get_mut(webhook) {
+                    w.cursor = deliveries.iter().map(|d| d.position).fold(w.cursor, u64::max);
+                    let recent = self.webhook_deliveries.entry(*webhook).or_default();
+                    recent.extend(deliveries.iter().copied());
+                    let excess = recent.len().saturating_sub(RECENT_DELIVERIES);
+                    recent.drain(..excess);
+                }
+            }
         }
     }
 
@@ -236,6 +273,7 @@ impl State {
             record.revision = seq;
             self.index.set_state(&record.digest, state);
             if matches!(state, KeyState::Expired | KeyState::Deleted) {
+                self.expiry_warned.remove(&key);
                 if let Some(at) = record.expires_at {
                     self.expiry_queue.remove(&(at, key));
                 }

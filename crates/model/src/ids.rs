@@ -88,6 +88,12 @@ object_id!(
     "sa_"
 );
 
+object_id!(
+    /// A webhook's id (`whk_…`). Not secret.
+    WebhookId,
+    "whk_"
+);
+
 /// A string that is not an id of the expected kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("not a valid id")]

@@ -40,6 +40,7 @@ pub mod token;
 pub mod usage;
 pub mod verify;
 pub mod visibility;
+pub mod webhook;
 
 pub use account::{Account, AccountLimits, AccountSettings, LeakAction, Namespace};
 pub use authz::{KeyAction, OwnerClass, Principal, Rank, Refusal};
@@ -47,7 +48,7 @@ pub use chain::{ChainHash, ChainHead};
 pub use checkpoint::{Checkpoint, CheckpointMark, CheckpointSigner, PublicKey, Signature};
 pub use event::{Event, EventBody, LedgerEntry};
 pub use identity::{Binding, Enrollment, IdentityState, ServiceAccount, User, ENROLLMENT_REFUSED, ENROLLMENT_VALIDITY};
-pub use ids::{AccountId, BadId, KeyId, ServiceAccountId, UserId};
+pub use ids::{AccountId, BadId, KeyId, ServiceAccountId, UserId, WebhookId};
 pub use index::Usage;
 pub use key::{KeyRecord, KeyState};
 pub use merkle::TreeHash;

@@ -13,12 +13,13 @@ use crate::account::{Account, AccountLimits, LeakAction, Namespace};
 use crate::chain::ChainHead;
 use crate::checkpoint::{Checkpoint, PublicKey};
 use crate::identity::{Binding, ServiceAccount, User};
-use crate::ids::{AccountId, KeyId, ServiceAccountId, UserId};
+use crate::ids::{AccountId, KeyId, ServiceAccountId, UserId, WebhookId};
 use crate::key::KeyRecord;
 use crate::owner::{Actor, Owner};
 use crate::permissions::{Level, Role, Scope};
 use crate::time::{Span, Timestamp};
 use crate::token::KeyDigest;
+use crate::webhook::{DeliveryReport, NewWebhook, Webhook};
 
 /// One entry of the Raft log's application data.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -172,6 +173,18 @@ pub enum Command {
         action_when_leaked: Option<LeakAction>,
         last_used_granularity: Option<Span>,
     },
+    /// A webhook of the caller's account (owner or admin); see [`crate::webhook`].
+    CreateWebhook(NewWebhook),
+    DeleteWebhook(WebhookId),
+    /// A new nonce, so a new signing secret; the old secret stops signing at once.
+    RotateWebhookSecret {
+        webhook: WebhookId,
+        secret_nonce: [u8; 16],
+    },
+    /// Finished deliveries, reported by the leader's dispatcher in ledger order per webhook.
+    RecordWebhookDeliveries(Vec<DeliveryReport>),
+    /// Proposed by the leader for enabled keys that entered the expiry warning window.
+    WarnExpiringKeys(Vec<KeyId>),
 }
 
 /// A key as proposed: everything fixed, the secret reduced to its digest and hint.
@@ -327,6 +340,7 @@ pub enum Subject {
         limits: AccountLimits,
         action_when_leaked: LeakAction,
     },
+    Webhook(Webhook),
 }
 
 impl Outcome {

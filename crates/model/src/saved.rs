@@ -6,7 +6,7 @@
 //! form cannot disagree with itself. Encoding, checksums and the ledger-position check are the
 //! storage's (`keyledger_ledger::saved_state`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
@@ -14,11 +14,12 @@ use crate::account::{Account, AccountLimits, LeakAction, Namespace};
 use crate::chain::ChainHead;
 use crate::checkpoint::{CheckpointMark, PublicKey};
 use crate::identity::{Enrollment, ServiceAccount, User};
-use crate::ids::{AccountId, KeyId, ServiceAccountId, UserId};
+use crate::ids::{AccountId, KeyId, ServiceAccountId, UserId, WebhookId};
 use crate::key::{IndexEntry, KeyRecord, KeyState};
 use crate::state::State;
 use crate::time::{Span, Timestamp};
 use crate::token::KeyDigest;
+use crate::webhook::{Delivery, Webhook};
 
 /// The state to save, borrowed: serialized in place, nothing copied. Encodes exactly as
 /// [`SavedState`] decodes (fields in the same order).
@@ -39,6 +40,9 @@ pub struct SavedStateRef<'a> {
     enrollments: &'a BTreeMap<KeyDigest, Enrollment>,
     leaked: &'a BTreeSet<KeyId>,
     usage_granularity: &'a Option<Span>,
+    webhooks: &'a BTreeMap<WebhookId, Webhook>,
+    webhook_deliveries: &'a BTreeMap<WebhookId, VecDeque<Delivery>>,
+    expiry_warned: &'a BTreeMap<KeyId, Timestamp>,
 }
 
 /// A saved state as read back; [`State::from_saved`] makes it a state again.
@@ -59,6 +63,9 @@ pub struct SavedState {
     enrollments: BTreeMap<KeyDigest, Enrollment>,
     leaked: BTreeSet<KeyId>,
     usage_granularity: Option<Span>,
+    webhooks: BTreeMap<WebhookId, Webhook>,
+    webhook_deliveries: BTreeMap<WebhookId, VecDeque<Delivery>>,
+    expiry_warned: BTreeMap<KeyId, Timestamp>,
 }
 
 impl SavedState {
@@ -87,6 +94,9 @@ impl State {
             enrollments: &self.enrollments,
             leaked: &self.leaked,
             usage_granularity: &self.usage_granularity,
+            webhooks: &self.webhooks,
+            webhook_deliveries: &self.webhook_deliveries,
+            expiry_warned: &self.expiry_warned,
         }
     }
 
@@ -108,6 +118,9 @@ impl State {
             enrollments,
             leaked,
             usage_granularity,
+            webhooks,
+            webhook_deliveries,
+            expiry_warned,
         } = saved;
         let mut state = State {
             head,
@@ -123,6 +136,9 @@ impl State {
             last_time,
             leaked,
             usage_granularity,
+            webhooks,
+            webhook_deliveries,
+            expiry_warned,
             ..State::default()
         };
         // Built in bulk: the index at its final size, the sets from sorted runs (a B-tree built

@@ -9,7 +9,7 @@
 //! stored entry, so the live state and a rebuilt one are equal by construction (a property test
 //! checks it).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::account::{Account, AccountLimits, LeakAction, Namespace};
 use crate::authz::{OwnerClass, Principal, Rank};
@@ -17,13 +17,14 @@ use crate::chain::ChainHead;
 use crate::checkpoint::{CheckpointMark, PublicKey};
 use crate::event::LedgerEntry;
 use crate::identity::{Enrollment, IdentityState, ServiceAccount, User};
-use crate::ids::{AccountId, KeyId, ServiceAccountId, UserId};
+use crate::ids::{AccountId, KeyId, ServiceAccountId, UserId, WebhookId};
 use crate::index::DigestIndex;
 use crate::key::{KeyRecord, KeyState};
 use crate::owner::Owner;
 use crate::permissions::{Grant, Role, Scope};
 use crate::time::{Span, Timestamp};
 use crate::token::KeyDigest;
+use crate::webhook::{Delivery, Webhook};
 
 /// Everything built from the ledger. Equal states mean equal histories were applied.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -57,6 +58,11 @@ pub struct State {
     pub(crate) leaked: BTreeSet<KeyId>,
     /// The cluster's `last_used_granularity`, once the operator changed it.
     pub(crate) usage_granularity: Option<Span>,
+    pub(crate) webhooks: BTreeMap<WebhookId, Webhook>,
+    /// The latest [`crate::webhook::RECENT_DELIVERIES`] deliveries of each webhook, oldest first.
+    pub(crate) webhook_deliveries: BTreeMap<WebhookId, VecDeque<Delivery>>,
+    /// The expiry each key not yet expired or deleted was last warned of (`expiring_soon`).
+    pub(crate) expiry_warned: BTreeMap<KeyId, Timestamp>,
 }
 
 impl State {
@@ -226,6 +232,55 @@ impl State {
     /// Up to `limit` keys whose expiry has passed at `now` and that have no `expired` event yet.
     pub fn due_expiries(&self, now: Timestamp, limit: usize) -> Vec<KeyId> {
         self.expiry_queue.iter().take_while(|(at, _)| *at <= now).take(limit).map(|(_, id)| *id).collect()
+    }
+
+    pub fn webhook(&self, id: &WebhookId) -> Option<&Webhook> {
+        self.webhooks.get(id)
+    }
+
+    /// Every webhook, in id (= creation) order.
+    pub fn webhooks(&self) -> impl Iterator<Item = &Webhook> {
+        self.webhooks.values()
+    }
+
+    /// The webhooks of `account` in id (= creation) order, starting after `after`.
+    pub fn webhooks_after<'a>(
+        &'a self,
+        account: &'a AccountId,
+        after: Option<WebhookId>,
+    ) -> impl Iterator<Item = &'a Webhook> + 'a {
+        use std::ops::Bound;
+        let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
+        self.webhooks.range((lower, Bound::Unbounded)).map(|(_, w)| w).filter(move |w| &w.account == account)
+    }
+
+    /// The webhook's recent deliveries (the latest [`crate::webhook::RECENT_DELIVERIES`]),
+    /// newest first, those at positions below `before` if given.
+    pub fn webhook_deliveries(&self, id: &WebhookId, before: Option<u64>) -> impl Iterator<Item = &Delivery> {
+        self.webhook_deliveries
+            .get(id)
+            .into_iter()
+            .flat_map(|d| d.iter().rev())
+            .filter(move |d| before.is_none_or(|b| d.position < b))
+    }
+
+    /// Up to `limit` enabled keys expiring after `now` and by `now + window` that have not
+    /// been warned of that expiry yet.
+    pub fn due_expiry_warnings(&self, now: Timestamp, window: Span, limit: usize) -> Vec<KeyId> {
+        let until = Timestamp(now.0.saturating_add(window.0));
+        self.expiry_queue
+            .range((now, KeyId::from_bytes([0; 16]))..)
+            .take_while(|(at, _)| *at <= until)
+            .filter(|(at, id)| *at > now && self.expiry_warned.get(id) != Some(at))
+            .filter(|(_, id)| self.keys.get(id).is_some_and(|k| k.state == KeyState::Enabled))
+            .take(limit)
+            .map(|(_, id)| *id)
+            .collect()
+    }
+
+    /// The expiry key `key` was last warned of, if it was.
+    pub fn expiry_warned(&self, key: &KeyId) -> Option<Timestamp> {
+        self.expiry_warned.get(key).copied()
     }
 
     /// The display name of an identity.

@@ -18,11 +18,13 @@ pub mod audit;
 pub mod identities;
 pub mod keys;
 pub mod ops;
+pub mod webhooks;
 
 pub use audit::*;
 pub use identities::*;
 pub use keys::*;
 pub use ops::*;
+pub use webhooks::*;
 
 /// Header carrying the Raft log index a write committed at (and `min_index` for reads).
 pub const INDEX_HEADER: &str = "x-keyledger-index";

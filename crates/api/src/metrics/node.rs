@@ -100,6 +100,22 @@ pub(super) fn families(gauges: &NodeGauges) -> prometheus::Result<Vec<MetricFami
         "within",
         EXPIRY_WINDOWS.iter().zip(gauges.keys_expiring).map(|((label, _), count)| ((*label).to_owned(), count)),
     )?;
+    out.labelled(
+        "keyledger_webhook_deliveries",
+        "Webhook deliveries this node finished while leading, since it started: delivered (2xx) or failed (given up).",
+        "outcome",
+        [("delivered".to_owned(), gauges.webhook_delivered), ("failed".to_owned(), gauges.webhook_failed)],
+    )?;
+    out.gauge(
+        "keyledger_webhook_attempts",
+        "Webhook delivery attempts this node made while leading, retries included, since it started.",
+        gauges.webhook_attempts,
+    )?;
+    out.gauge(
+        "keyledger_webhook_lag_positions",
+        "On the leader: ledger positions the furthest-behind webhook has still to look at.",
+        gauges.webhook_lag,
+    )?;
     Ok(out.0.gather())
 }
 

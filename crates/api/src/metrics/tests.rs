@@ -47,6 +47,10 @@ fn leader_gauges() -> NodeGauges {
         keys_expiring: [1, 4, 9],
         disk_free_bytes: 5 << 30,
         disk_reserve_bytes: 256 << 20,
+        webhook_delivered: 5,
+        webhook_failed: 1,
+        webhook_attempts: 9,
+        webhook_lag: 3,
     }
 }
 
@@ -230,6 +234,10 @@ fn gauges_show_the_leader_and_its_followers_lag() {
     assert_eq!(gauge("keyledger_keys_expiring{within=\"1d\"}"), Some(1.0));
     assert_eq!(gauge("keyledger_keys_expiring{within=\"7d\"}"), Some(4.0));
     assert_eq!(gauge("keyledger_keys_expiring{within=\"30d\"}"), Some(9.0));
+    assert_eq!(gauge("keyledger_webhook_deliveries{outcome=\"delivered\"}"), Some(5.0));
+    assert_eq!(gauge("keyledger_webhook_deliveries{outcome=\"failed\"}"), Some(1.0));
+    assert_eq!(gauge("keyledger_webhook_attempts"), Some(9.0));
+    assert_eq!(gauge("keyledger_webhook_lag_positions"), Some(3.0));
     assert_eq!(gauge("keyledger_ready"), Some(1.0));
     assert_eq!(gauge("keyledger_raft_state{state=\"leader\"}"), Some(1.0));
     assert_eq!(gauge("keyledger_raft_state{state=\"follower\"}"), Some(0.0));

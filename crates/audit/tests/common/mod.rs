@@ -5,10 +5,11 @@
 use std::collections::BTreeMap;
 
 use keyledger_model::merkle::{self, MemoryTree};
+use keyledger_model::webhook::{AttemptResult, Delivery, DeliveryReport, NewWebhook, WebhookEventType};
 use keyledger_model::{
     token, AccountId, Actor, Binding, CheckpointSigner, Command, DenialRecord, KeyDigest, KeyId, LeakAction,
     LedgerEntry, Level, LimitsPatch, NewKey, Outcome, Owner, Proposal, Role, Scope, ServiceAccountId, SettingsPatch,
-    Span, State, Timestamp, UseRecord, UserId,
+    Span, State, Timestamp, UseRecord, UserId, WebhookId,
 };
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -196,6 +197,32 @@ pub(crate) fn every_kind_of_event() -> Driver {
         last_used_granularity: granularity,
     };
     d.run(owner, configure);
+    // A webhook, its secret rotated, a delivery given up on (recorded), the webhook deleted.
+    let webhook = WebhookId::generate(d.now, &mut d.rng);
+    let new = NewWebhook {
+        id: webhook,
+        url: "https://hooks.example/k?a=1".into(),
+        event_types: vec![WebhookEventType::KeyCreated, WebhookEventType::KeyLeaked],
+        description: "ops, \"quoted\"".into(),
+        secret_nonce: [3; 16],
+    };
+    d.run(owner, Command::CreateWebhook(new));
+    d.run(owner, Command::RotateWebhookSecret { webhook, secret_nonce: [4; 16] });
+    let position = d.state.head().seq;
+    let delivery = Delivery {
+        position,
+        event_type: WebhookEventType::KeyLeaked,
+        attempts: 8,
+        last: AttemptResult::Timeout,
+        at: d.now,
+    };
+    d.run(Actor::System, Command::RecordWebhookDeliveries(vec![DeliveryReport { webhook, delivery }]));
+    d.run(owner, Command::DeleteWebhook(webhook));
+    // A key expiring within the warning window is warned of.
+    let soon = d.new_key(None, None, 2 * 24 * HOUR);
+    let soon_id = soon.id;
+    d.run(owner, Command::CreateKey(soon));
+    d.run(Actor::System, Command::WarnExpiringKeys(vec![soon_id]));
     let other_owner = UserId::generate(d.now, &mut d.rng);
     let code = token::generate_enrollment_code(&mut d.rng).digest();
     let account = AccountId::new("acme").unwrap();

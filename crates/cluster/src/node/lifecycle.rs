@@ -116,6 +116,7 @@ impl ClusterNode {
             data_dir: config.data_dir,
             disk,
             peer_keys,
+            secret,
             raft,
             batcher,
             forwarder,
@@ -129,15 +130,18 @@ impl ClusterNode {
             listed,
             log,
             log_keep_bytes: config.log_keep_bytes,
+            webhooks: config.webhooks,
+            webhook_gauges: Arc::default(),
         }))
     }
 
     /// Starts the background work: batched `used`/`denied` events, the Raft log's byte budget,
-    /// and on the leader `expired` events and checkpoints.
+    /// and on the leader `expired` events, checkpoints and webhook deliveries.
     pub fn spawn_background(self: &Arc<Self>) {
         crate::activity::spawn(self);
         crate::checkpoints::spawn(self, self.checkpoints);
         crate::upkeep::spawn(self, self.log.clone(), self.log_keep_bytes);
+        crate::webhooks::spawn(self);
     }
 
     /// Does this data dir already belong to a cluster?

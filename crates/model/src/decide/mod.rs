@@ -15,6 +15,7 @@ mod cluster;
 mod identities;
 mod keys;
 mod recorded;
+mod webhooks;
 
 use crate::authz::{Principal, Refusal};
 use crate::chain::ChainHash;
@@ -43,6 +44,9 @@ enum SubjectRef {
     Namespace(AccountId, String),
     Account(AccountId),
     Enrollment(UserId),
+    Webhook(crate::ids::WebhookId),
+    /// An object the command removed, as it was before.
+    Removed(Box<Subject>),
 }
 
 struct Decision {
@@ -121,6 +125,8 @@ impl State {
                 let expires_at = self.enrollments.get(code)?.expires_at;
                 Subject::Enrollment { user: self.users.get(&id)?.clone(), expires_at }
             }
+            SubjectRef::Webhook(id) => Subject::Webhook(self.webhooks.get(&id)?.clone()),
+            SubjectRef::Removed(subject) => *subject,
         })
     }
 
@@ -198,6 +204,13 @@ impl State {
             Command::CreateAccountWithEnrollment { account, owner, owner_name, code } => {
                 self.decide_create_account_with_enrollment(p, account, *owner, owner_name, code)
             }
+            Command::CreateWebhook(new) => self.decide_create_webhook(p, new),
+            Command::DeleteWebhook(id) => self.decide_delete_webhook(p, *id),
+            Command::RotateWebhookSecret { webhook, secret_nonce } => {
+                self.decide_rotate_webhook_secret(p, *webhook, *secret_nonce)
+            }
+            Command::RecordWebhookDeliveries(reports) => self.decide_record_deliveries(p, reports),
+            Command::WarnExpiringKeys(ids) => self.decide_warn_expiring(p, ids),
             // Retries are answered by `idempotency::Table`; on its own the command is its inner one.
             Command::Idempotent { command, .. } => self.decide(&Proposal { command: (**command).clone(), ..p.clone() }),
         }

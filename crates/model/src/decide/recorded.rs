@@ -8,7 +8,9 @@ use crate::key::KeyState;
 use crate::owner::Actor;
 use crate::proposal::{DenialRecord, Proposal, Rejection, UseRecord};
 use crate::state::State;
+use crate::time::Timestamp;
 use crate::token::KeyDigest;
+use crate::webhook::EXPIRY_WARNING_WINDOW;
 
 use super::{Decision, Pending};
 
@@ -30,6 +32,24 @@ impl State {
                 matches!(k.state, KeyState::Enabled | KeyState::Disabled) && k.state_at(p.time) == KeyState::Expired
             })
             .map(|k| self.pending(p, &k.account, EventBody::KeyExpired { key: k.id }))
+            .collect();
+        Ok(Decision { events, subject: None })
+    }
+
+    /// `expiring_soon` for each enabled key whose expiry lies within the warning window of the
+    /// proposal's time and that was not warned of that expiry yet.
+    pub(super) fn decide_warn_expiring(&self, p: &Proposal, ids: &[KeyId]) -> Result<Decision, Rejection> {
+        self.system(p)?;
+        let until = Timestamp(p.time.0.saturating_add(EXPIRY_WARNING_WINDOW.0));
+        let mut seen = std::collections::BTreeSet::new();
+        let events = ids
+            .iter()
+            .filter(|id| seen.insert(**id))
+            .filter_map(|id| self.keys.get(id))
+            .filter(|k| k.state == KeyState::Enabled)
+            .filter_map(|k| k.expires_at.map(|at| (k, at)))
+            .filter(|(k, at)| *at > p.time && *at <= until && self.expiry_warned.get(&k.id) != Some(at))
+            .map(|(k, at)| self.pending(p, &k.account, EventBody::KeyExpiringSoon { key: k.id, expires_at: at }))
             .collect();
         Ok(Decision { events, subject: None })
     }
