@@ -83,15 +83,15 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "KEYLEDGER_MIN_FREE_DISK_MIB", value_name = "MIB", default_value_t = NodeConfig::DEFAULT_MIN_FREE_DISK_BYTES >> 20, value_parser = clap::value_parser!(u64).range(0..=1 << 30))]
     pub(crate) min_free_disk_mib: u64,
     /// Let webhooks use plain `http://` URLs (otherwise only `https://`).
-    #[arg(long)]
+    #[arg(long, env = "KEYLEDGER_WEBHOOK_ALLOW_HTTP")]
     pub(crate) webhook_allow_http: bool,
     /// Let webhooks send to loopback and private-network addresses (RFC 1918, unique-local,
     /// 100.64/10). Link-local addresses (169.254/16, cloud metadata) stay refused.
-    #[arg(long)]
+    #[arg(long, env = "KEYLEDGER_WEBHOOK_ALLOW_PRIVATE_NETWORKS")]
     pub(crate) webhook_allow_private_networks: bool,
     /// Attempts per webhook delivery (waits doubling from 1 s to 5 min between them) before it
     /// is recorded as failed and the webhook moves on to its next event.
-    #[arg(long, default_value_t = WebhookPolicy::default().max_attempts, value_parser = clap::value_parser!(u32).range(1..=20))]
+    #[arg(long, env = "KEYLEDGER_WEBHOOK_MAX_ATTEMPTS", default_value_t = WebhookPolicy::default().max_attempts, value_parser = clap::value_parser!(u32).range(1..=20))]
     pub(crate) webhook_max_attempts: u32,
     /// Failed authentications (a missing or invalid API key) one client address may make per
     /// minute; past that, its requests to authenticated routes are answered `429 rate_limited`
