@@ -3,45 +3,16 @@
 //! permissions from the query and from the proxy, any path below the route, and the counters it
 //! shares with `POST /v1/verify`.
 
-use std::sync::Arc;
+mod common;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
-use axum::Router;
-use keyledger_cluster::{bootstrap_default_account, ClusterNode, NodeConfig, SecretSource};
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
-struct Node {
-    node: Arc<ClusterNode>,
-    router: Router,
-    admin: String,
-    _dir: tempfile::TempDir,
-}
+use common::Node;
 
 impl Node {
-    async fn start() -> Node {
-        let dir = tempfile::tempdir().unwrap();
-        let config = NodeConfig {
-            node_id: 1,
-            advertise: "127.0.0.1:1".into(),
-            data_dir: dir.path().to_path_buf(),
-            snapshot_logs: NodeConfig::DEFAULT_SNAPSHOT_LOGS,
-            log_keep_bytes: NodeConfig::DEFAULT_LOG_KEEP_BYTES,
-            checkpoints: Default::default(),
-            secret: SecretSource::NewCluster,
-            peer_tls: None,
-            storage: Default::default(),
-            min_free_disk_bytes: 0,
-            webhooks: Default::default(),
-        };
-        let node = ClusterNode::start(config).await.unwrap();
-        let key_file = bootstrap_default_account(&node).await.unwrap().expect("a fresh node bootstraps");
-        let admin = std::fs::read_to_string(key_file).unwrap().trim().to_string();
-        let router = keyledger_api::router(node.clone());
-        Node { node, router, admin, _dir: dir }
-    }
-
     async fn send(&self, request: Request<Body>) -> (StatusCode, HeaderMap, Vec<u8>) {
         let response = self.router.clone().oneshot(request).await.unwrap();
         let (parts, body) = response.into_parts();

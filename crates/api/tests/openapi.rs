@@ -241,19 +241,7 @@ fn collect_refs(value: &Value, out: &mut Vec<String>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_serves_the_document_and_every_documented_route() {
     let dir = tempfile::tempdir().unwrap();
-    let config = NodeConfig {
-        node_id: 1,
-        advertise: "127.0.0.1:1".into(),
-        data_dir: dir.path().to_path_buf(),
-        snapshot_logs: NodeConfig::DEFAULT_SNAPSHOT_LOGS,
-        log_keep_bytes: NodeConfig::DEFAULT_LOG_KEEP_BYTES,
-        checkpoints: Default::default(),
-        secret: SecretSource::NewCluster,
-        peer_tls: None,
-        storage: Default::default(),
-        min_free_disk_bytes: 0,
-        webhooks: Default::default(),
-    };
+    let config = NodeConfig::new(1, "127.0.0.1:1".into(), dir.path().to_path_buf(), SecretSource::NewCluster);
     let node = ClusterNode::start(config).await.unwrap();
     let router = keyledger_api::router(node.clone());
     let call = |method: &str, path: &str| {

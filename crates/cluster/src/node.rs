@@ -64,6 +64,24 @@ pub struct NodeConfig {
 }
 
 impl NodeConfig {
+    /// A node with every setting at its default: `serve`'s defaults, and a reserve of 0 (no
+    /// disk check), as an embedding or a test wants unless it says otherwise.
+    pub fn new(node_id: NodeId, advertise: String, data_dir: PathBuf, secret: SecretSource) -> NodeConfig {
+        NodeConfig {
+            node_id,
+            advertise,
+            data_dir,
+            snapshot_logs: NodeConfig::DEFAULT_SNAPSHOT_LOGS,
+            checkpoints: CheckpointPolicy::default(),
+            log_keep_bytes: NodeConfig::DEFAULT_LOG_KEEP_BYTES,
+            secret,
+            peer_tls: None,
+            storage: StorageOptions::default(),
+            min_free_disk_bytes: 0,
+            webhooks: crate::webhooks::WebhookPolicy::default(),
+        }
+    }
+
     /// Entries between snapshots. A snapshot used to copy the whole ledger into a file (at
     /// 5,000 entries builds were 6 % of a loaded cluster's CPU after 300k events); now a build
     /// records a few keys and a follower that needs one gets it streamed from the ledger, so
