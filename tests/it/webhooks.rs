@@ -331,7 +331,11 @@ async fn the_cli_manages_webhooks() {
     assert!(String::from_utf8_lossy(&refused.stderr).contains("unknown webhook event type"), "{refused:?}");
     let refused = cluster.cli(&["webhook", "create", "--url", "ftp://example.com/", "--event", "key.created"]);
     assert!(!refused.status.success());
-    assert_eq!(json(&["webhook", "delete", "--id", &id])["deleted"], true);
+    // Deleting asks first; without a terminal to ask at, only --yes deletes.
+    let refused = cluster.cli(&["webhook", "delete", "--id", &id]);
+    assert_eq!(refused.status.code(), Some(1), "{refused:?}");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--yes"), "{refused:?}");
+    assert_eq!(json(&["webhook", "delete", "--id", &id, "--yes"])["deleted"], true);
     assert!(json(&["webhook", "list"])["webhooks"].as_array().unwrap().is_empty());
 }
 

@@ -8,6 +8,7 @@ use keyledger_wire::{
     CreateWebhookRequest, CreatedWebhook, Webhook, WebhookDelivery, WebhookDeliveryList, WebhookList,
 };
 
+use super::confirm::{confirm, YesArgs};
 use super::table::Table;
 use super::{deleted_json, emit, gather, write_json, write_secret_notice, Output, PageArgs};
 
@@ -19,8 +20,8 @@ pub(crate) enum WebhookCommand {
     List(PageArgs),
     /// Show one webhook (never its secret).
     Show(IdArgs),
-    /// Delete a webhook: nothing more is delivered to it.
-    Delete(IdArgs),
+    /// Delete a webhook: nothing more is delivered to it (asks first; --yes to skip the question).
+    Delete(DeleteArgs),
     /// Replace a webhook's signing secret; the new one is shown this once.
     RotateSecret(IdArgs),
     /// A webhook's delivery log, newest first.
@@ -45,6 +46,15 @@ pub(crate) struct IdArgs {
     /// The webhook's id.
     #[arg(long)]
     id: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DeleteArgs {
+    /// The webhook's id.
+    #[arg(long)]
+    id: String,
+    #[command(flatten)]
+    yes: YesArgs,
 }
 
 #[derive(Debug, Args)]
@@ -86,6 +96,10 @@ pub(crate) async fn run(client: &Client, output: Output, command: WebhookCommand
             })?;
         }
         WebhookCommand::Delete(args) => {
+            if !args.yes.yes {
+                let url = client.get_webhook(&args.id).await?.url;
+                confirm(&format!("Delete webhook {} (to {url})?", args.id), &args.yes)?;
+            }
             let written = client.delete_webhook(&args.id).await?;
             emit(|out| match output {
                 Output::Json => write_json(out, &deleted_json(&args.id, written.index)),
