@@ -106,11 +106,11 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Command::Serve(args) => {
-            init_tracing(args.log_level, args.log_format, args.access_log);
+            init_tracing(args.log_level, args.log_format, args.access_log, args.access_log_verifications);
             args.log_format == serve::LogFormat::Json
         }
         Command::Client(_) | Command::Completions { .. } | Command::Man { .. } => {
-            init_tracing(LevelFilter::WARN, serve::LogFormat::Text, true);
+            init_tracing(LevelFilter::WARN, serve::LogFormat::Text, true, false);
             false
         }
     };
@@ -170,15 +170,18 @@ fn usage_error(err: &clap::Error) -> ExitCode {
 
 /// Logs to stderr, filtered by `RUST_LOG` when set, else at `level` and above (openraft's
 /// own chatter at `warn`: elections and membership changes are logged by keyledger itself).
-/// `access_log: false` turns the access log's target off whatever the filter says; `Json`
+/// `access_log: false` turns the access log's target off whatever the filter says, and
+/// verifications' lines are off unless `access_log_verifications`; `Json`
 /// writes one JSON object per line, and panics are logged as such a line too.
-fn init_tracing(level: LevelFilter, format: serve::LogFormat, access_log: bool) {
+fn init_tracing(level: LevelFilter, format: serve::LogFormat, access_log: bool, access_log_verifications: bool) {
     let mut directives = match std::env::var("RUST_LOG") {
         Ok(directives) if !directives.is_empty() => directives,
         _ => format!("{level},openraft=warn"),
     };
     if !access_log {
         directives = format!("{directives},{}=off", keyledger_api::ACCESS_TARGET);
+    } else if !access_log_verifications {
+        directives = format!("{directives},{}=off", keyledger_api::VERIFY_ACCESS_TARGET);
     }
     let filter = EnvFilter::new(directives);
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);

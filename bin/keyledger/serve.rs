@@ -155,6 +155,12 @@ pub(crate) struct ServeArgs {
     /// body or a secret.
     #[arg(long, env = "KEYLEDGER_ACCESS_LOG", default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL", help_heading = "Logging")]
     pub(crate) access_log: bool,
+    /// Also log each verification (`POST /v1/verify`, `GET /v1/verify/auth-request`; target
+    /// `keyledger::access::verify`, never the key checked). Off by default: a line per
+    /// verification costs about a quarter of a node's verification throughput; `/metrics`
+    /// counts them either way.
+    #[arg(long, env = "KEYLEDGER_ACCESS_LOG_VERIFICATIONS", default_value_t = false, action = clap::ArgAction::Set, value_name = "BOOL", help_heading = "Logging")]
+    pub(crate) access_log_verifications: bool,
     /// Read settings from this TOML file: every flag above is a key (`data_dir = "/var/lib/keyledger"`).
     /// A flag beats its environment variable, which beats the file, which beats the default
     /// (docs/configuration.md).

@@ -292,10 +292,8 @@ async fn json_logs_hold_an_access_line_per_request_with_the_callers_key_and_no_s
     assert!(fields["latency_ms"].is_f64(), "{by_caller}");
     assert_eq!(by_caller["level"], "INFO");
 
-    let verify =
-        access.iter().find(|l| l["fields"]["route"] == "/v1/verify").expect("an access line of the verification");
-    assert_eq!(verify["fields"]["status"], 200);
-    assert!(verify["fields"].get("key_id").is_none(), "the verified key is not the caller's: {verify}");
+    // Verifications are counted in /metrics, not logged, unless asked (below).
+    assert!(!lines.iter().any(|l| l["fields"]["route"] == "/v1/verify"), "a verification logged by default");
 
     let with_query = access.iter().find(|l| l["fields"]["request_id"] == request_id).expect("found above");
     assert_eq!(with_query["fields"]["status"].as_u64(), Some(u64::from(status)));
@@ -306,6 +304,26 @@ async fn json_logs_hold_an_access_line_per_request_with_the_callers_key_and_no_s
         assert!(!log.contains(secret), "a secret in the log");
     }
     assert!(!log.contains("?secret="), "a query string in the log");
+}
+
+#[tokio::test]
+async fn verifications_are_logged_when_asked_without_the_key_checked() {
+    let cluster = Cluster::start_with(1, &["--log-format", "json", "--access-log-verifications", "true"]).await;
+    let admin = cluster.client(1);
+    let created = admin.create_key(&new_key("verified")).await.expect("create a key").value;
+    assert!(admin.verify(&verify_req(&created.secret, None)).await.expect("verify").valid);
+    let node = cluster.node(1);
+    let verify = poll("the verification's access line", CONVERGE, async || {
+        json_lines(&node.log())
+            .into_iter()
+            .find(|l| l["target"] == "keyledger::access::verify" && l["fields"]["route"] == "/v1/verify")
+            .ok_or_else(|| "not yet".to_owned())
+    })
+    .await;
+    assert_eq!((verify["fields"]["method"].as_str(), verify["fields"]["status"].as_u64()), (Some("POST"), Some(200)));
+    assert!(verify["fields"].get("key_id").is_none(), "the verified key is not the caller's: {verify}");
+    let log = node.log();
+    assert!(!log.contains(&created.secret) && !log.contains(created.key.id.as_str()), "the key checked is not logged");
 }
 
 #[tokio::test]

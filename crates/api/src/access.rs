@@ -7,10 +7,13 @@
 //! `POST /v1/verify` checks: that key is the request's subject, not its caller's credential,
 //! and its handler takes no [`Caller`](crate::extract::Caller), so no key id is noted.
 //!
-//! Cost: verification answers tens of thousands of requests a second. When the target is off
-//! (`serve --access-log false`, or a level above `info`) [`enabled`] is one cached callsite
-//! check and nothing else runs; when it is on, the caller's key id travels in a task-local
-//! `Cell` (no allocation) from the `Caller` extractor to `request_frame`.
+//! Cost: verification answers tens of thousands of requests a second, and a line for each cost
+//! about a quarter of a node's verification throughput (docs/benchmarks.md, "Access log"). So
+//! verifications (`POST /v1/verify`, the auth-request routes) have a target of their own,
+//! [`VERIFY_ACCESS_TARGET`], off unless `serve --access-log-verifications`; they are counted
+//! in `/metrics` either way. When a target is off [`enabled`] is one cached callsite check and
+//! nothing else runs; when it is on, the caller's key id travels in a task-local `Cell` (no
+//! allocation) from the `Caller` extractor to `request_frame`.
 
 use std::cell::Cell;
 use std::time::Instant;
@@ -22,14 +25,22 @@ use keyledger_model::KeyId;
 /// them off.
 pub const ACCESS_TARGET: &str = "keyledger::access";
 
+/// The target of verifications' access events: below [`ACCESS_TARGET`], so turning that off
+/// turns this off too.
+pub const VERIFY_ACCESS_TARGET: &str = "keyledger::access::verify";
+
 tokio::task_local! {
     /// The key the current request authenticated with, noted by the `Caller` extractor.
     static CALLER_KEY: Cell<Option<KeyId>>;
 }
 
-/// Whether access events would be recorded now.
-pub(crate) fn enabled() -> bool {
-    tracing::enabled!(target: ACCESS_TARGET, tracing::Level::INFO)
+/// Whether the access event of a request (a verification or not) would be recorded now.
+pub(crate) fn enabled(verification: bool) -> bool {
+    if verification {
+        tracing::enabled!(target: VERIFY_ACCESS_TARGET, tracing::Level::INFO)
+    } else {
+        tracing::enabled!(target: ACCESS_TARGET, tracing::Level::INFO)
+    }
 }
 
 /// Runs `request` with a slot for its caller's key; its answer and the key, if one
@@ -57,9 +68,23 @@ pub(crate) fn record(
     started: Instant,
     request_id: &str,
     key: Option<KeyId>,
+    verification: bool,
 ) {
     // Whole microseconds: a log line has no use for the float's 17 digits.
     let latency_ms = started.elapsed().as_micros() as f64 / 1000.0;
+    if verification {
+        // No caller: the key a verification checks is its subject, never logged.
+        tracing::info!(
+            target: VERIFY_ACCESS_TARGET,
+            method = method.as_str(),
+            route,
+            status = status.as_u16(),
+            latency_ms,
+            request_id,
+            "request"
+        );
+        return;
+    }
     match key {
         Some(key) => tracing::info!(
             target: ACCESS_TARGET,

@@ -57,7 +57,7 @@ use keyledger_wire::REQUEST_ID_HEADER;
 use rand_core::RngCore;
 
 pub use abuse::{Closing, Limits};
-pub use access::ACCESS_TARGET;
+pub use access::{ACCESS_TARGET, VERIFY_ACCESS_TARGET};
 pub use error::ApiError;
 pub use openapi::{openapi_json, ApiDoc};
 pub use replay::replay_account;
@@ -245,7 +245,9 @@ async fn method_not_allowed() -> ApiError {
 async fn request_frame(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let route = state.metrics.route_of(request.method(), request.extensions().get::<axum::extract::MatchedPath>());
     let started = std::time::Instant::now();
-    let logged = access::enabled().then(|| request.method().clone());
+    let template = ROUTES.get(route).map_or("unmatched", |(_, path)| *path);
+    let verification = template == "/v1/verify" || template.starts_with("/v1/verify/auth-request");
+    let logged = access::enabled(verification).then(|| request.method().clone());
     let given = request
         .headers()
         .get(REQUEST_ID_HEADER)
@@ -271,8 +273,7 @@ async fn request_frame(State(state): State<AppState>, request: Request, next: Ne
     };
     state.metrics.count_request(route, response.status(), started);
     if let Some(method) = logged {
-        let template = ROUTES.get(route).map_or("unmatched", |(_, path)| path);
-        access::record(&method, template, response.status(), started, &id, caller_key);
+        access::record(&method, template, response.status(), started, &id, caller_key, verification);
     }
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
