@@ -61,6 +61,23 @@ async fn a_peer_of_another_protocol_is_refused_with_both_releases_named() {
     assert_eq!(head_before.members.len(), head_after.members.len());
 }
 
+/// `cluster status` names each member's release, as the member said it (a rolling upgrade
+/// shows which nodes are done); a member that does not answer has none.
+#[tokio::test]
+async fn cluster_status_names_each_members_release() {
+    let mut cluster = Cluster::start(3).await;
+    let status = cluster.client(1).cluster_status().await.unwrap();
+    let releases: Vec<_> = status.members.iter().map(|m| (m.node_id, m.release.clone())).collect();
+    assert_eq!(releases, [1, 2, 3].map(|id| (id, Some(RELEASE.to_owned()))));
+    let table = crate::util::succeeded(&cluster.cli(&["cluster", "status"]), "cluster status");
+    assert!(table.contains("RELEASE") && table.contains(RELEASE), "{table}");
+
+    cluster.kill(3);
+    let status = cluster.client(1).cluster_status().await.unwrap();
+    let dead = status.members.iter().find(|m| m.node_id == 3).unwrap();
+    assert_eq!(dead.release, None, "{dead:?}");
+}
+
 #[tokio::test]
 async fn a_data_dir_of_a_later_format_is_refused_and_left_as_it_was() {
     let mut cluster = Cluster::single().await;

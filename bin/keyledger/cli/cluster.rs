@@ -69,7 +69,8 @@ fn write_status(out: &mut dyn Write, status: &ClusterStatus) -> io::Result<()> {
     writeln!(out)?;
 
     let unknown = || "-".to_string();
-    let mut members = Table::with_header(&["NODE", "ADDRESS", "ROLE", "LEADER", "APPLIED", "LAG", "LEDGER HEAD"]);
+    let mut members =
+        Table::with_header(&["NODE", "ADDRESS", "ROLE", "LEADER", "APPLIED", "LAG", "LEDGER HEAD", "RELEASE"]);
     for member in &status.members {
         let head = member.ledger_head.as_ref().map_or_else(unknown, |head| {
             let short: String = head.hash.chars().take(HASH_PREFIX).collect();
@@ -88,6 +89,7 @@ fn write_status(out: &mut dyn Write, status: &ClusterStatus) -> io::Result<()> {
             member.applied_index.map_or_else(unknown, |i| i.to_string()),
             member.lag.map_or_else(unknown, |l| l.to_string()),
             head,
+            member.release.clone().unwrap_or_else(unknown),
         ]);
     }
     members.write(out)
@@ -113,6 +115,7 @@ mod tests {
                     lag: Some(0),
                     ledger_head: Some(LedgerHead { seq: 41, hash: "abcdef0123456789abcdef".into() }),
                     ledger_agrees: Some(true),
+                    release: Some("0.2.0".into()),
                 },
                 Member {
                     node_id: 2,
@@ -122,6 +125,7 @@ mod tests {
                     lag: None,
                     ledger_head: None,
                     ledger_agrees: None,
+                    release: None,
                 },
             ],
         };
@@ -129,7 +133,10 @@ mod tests {
         write_status(&mut out, &status).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with("NODE    2 (answering)\nLEADER  1\nTERM    3\n\n"), "{text}");
-        assert!(text.contains("1     127.0.0.1:7700  voter    *       120      0    41 abcdef012345\n"), "{text}");
-        assert!(text.contains("2     127.0.0.1:7702  learner          -        -    -\n"), "{text}");
+        assert!(
+            text.contains("1     127.0.0.1:7700  voter    *       120      0    41 abcdef012345  0.2.0\n"),
+            "{text}"
+        );
+        assert!(text.contains("2     127.0.0.1:7702  learner          -        -    -                -\n"), "{text}");
     }
 }

@@ -117,6 +117,7 @@ async fn status(app: &AppState) -> wire::ClusterStatus {
             let ledger_agrees = m.status.as_ref().and_then(|s| agrees_with_local(app, m.node_id, s.ledger_head));
             wire::Member {
                 ledger_agrees,
+                release: m.release,
                 node_id: m.node_id,
                 address: m.address,
                 role: if m.voter { "voter" } else { "learner" }.into(),

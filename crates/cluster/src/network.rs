@@ -161,6 +161,30 @@ impl RpcClient {
         body: &Req,
         timeout: Duration,
     ) -> Result<(NodeId, Resp), CallError> {
+        self.exchange(to, base, path, body, timeout).await.map(|(from, _, answer)| (from, answer))
+    }
+
+    /// Like [`Self::call`], also giving what the answering node said it speaks (its release).
+    pub(crate) async fn call_with_speaks<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        to: NodeId,
+        base: &str,
+        path: &str,
+        body: &Req,
+        timeout: Duration,
+    ) -> Result<(PeerSpeaks, Resp), CallError> {
+        self.exchange(to, base, path, body, timeout).await.map(|(_, speaks, answer)| (speaks, answer))
+    }
+
+    /// One signed call: the answering node's id, what it speaks, and its decoded answer.
+    async fn exchange<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        to: NodeId,
+        base: &str,
+        path: &str,
+        body: &Req,
+        timeout: Duration,
+    ) -> Result<(NodeId, PeerSpeaks, Resp), CallError> {
         let bytes = codec::encode(body).map_err(|e| CallError::Failed(e.to_string()))?;
         let signed = self.sign(to, "POST", path, &bytes);
         let url = format!("{base}{path}");
@@ -184,7 +208,7 @@ impl RpcClient {
                 }
             })?;
         let status = response.status();
-        self.check_protocol(base, response.headers().get(PROTOCOL_HEADER))?;
+        let speaks = self.check_protocol(base, response.headers().get(PROTOCOL_HEADER))?;
         if status == StatusCode::UNAUTHORIZED {
             return Err(self.refused(base));
         }
@@ -195,18 +219,22 @@ impl RpcClient {
         }
         let from = self.check_answer(base, to, &signed.nonce, status.as_u16(), answer_header.as_ref(), &bytes)?;
         let answer = codec::decode(&bytes).map_err(|e| CallError::Failed(e.to_string()))?;
-        Ok((from, answer))
+        Ok((from, speaks, answer))
     }
 
     /// Fails the call when the peer's answer names another peer protocol, logged as an error
     /// at a pace a human can read: the cluster cannot work until an operator acts.
-    pub(crate) fn check_protocol(&self, peer: &str, header: Option<&HeaderValue>) -> Result<(), CallError> {
-        PeerSpeaks::from_header(header).check(peer).map_err(|message| {
-            if self.refusals.due(peer) {
-                tracing::error!(%peer, "{message} (logged every 30 s)");
+    pub(crate) fn check_protocol(&self, peer: &str, header: Option<&HeaderValue>) -> Result<PeerSpeaks, CallError> {
+        let speaks = PeerSpeaks::from_header(header);
+        match speaks.check(peer) {
+            Ok(()) => Ok(speaks),
+            Err(message) => {
+                if self.refusals.due(peer) {
+                    tracing::error!(%peer, "{message} (logged every 30 s)");
+                }
+                Err(CallError::Incompatible(message))
             }
-            CallError::Incompatible(message)
-        })
+        }
     }
 
     /// The error for a peer that answered `401`, logged at a pace a human can read.

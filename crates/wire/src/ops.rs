@@ -31,6 +31,11 @@ pub struct Member {
     #[serde(default)]
     #[schema(required)]
     pub ledger_agrees: Option<bool>,
+    /// The keyledger release the member runs (`0.1.0`); `null` when it did not answer. During a
+    /// rolling upgrade this shows which nodes are done.
+    #[serde(default)]
+    #[schema(required)]
+    pub release: Option<String>,
 }
 
 /// `GET /v1/cluster`.

@@ -32,17 +32,21 @@ impl ClusterNode {
         let asks = membership.nodes().map(|(id, node)| {
             let (id, addr) = (*id, node.addr.clone());
             async move {
-                let status = if id == self.id {
-                    Some(self.own_status())
+                let (status, release) = if id == self.id {
+                    (Some(self.own_status()), Some(crate::protocol::RELEASE.to_owned()))
                 } else {
                     let base = base_url(&addr);
-                    self.rpc.call::<_, NodeStatus>(id, &base, path::STATUS, &(), Duration::from_millis(500)).await.ok()
+                    let timeout = Duration::from_millis(500);
+                    match self.rpc.call_with_speaks::<_, NodeStatus>(id, &base, path::STATUS, &(), timeout).await {
+                        Ok((speaks, status)) => (Some(status), speaks.release),
+                        Err(_) => (None, None),
+                    }
                 };
-                (id, addr, status)
+                (id, addr, status, release)
             }
         });
-        for (id, address, status) in futures::future::join_all(asks).await {
-            members.push(MemberView { node_id: id, address, voter: voters.contains(&id), status });
+        for (id, address, status, release) in futures::future::join_all(asks).await {
+            members.push(MemberView { node_id: id, address, voter: voters.contains(&id), status, release });
         }
         ClusterView {
             node_id: self.id,
@@ -97,4 +101,7 @@ pub struct MemberView {
     pub voter: bool,
     /// `None` when the member did not answer in time.
     pub status: Option<NodeStatus>,
+    /// The release the member runs, as it said; `None` when it did not answer (or runs a
+    /// release from before releases were named).
+    pub release: Option<String>,
 }
