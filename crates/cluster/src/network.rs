@@ -88,6 +88,13 @@ pub(crate) struct RpcClient {
     refusals: Arc<Throttle>,
 }
 
+/// A peer's answer: who gave it, what that node speaks (its release), and the answer itself.
+pub(crate) struct Answered<T> {
+    pub(crate) from: NodeId,
+    pub(crate) speaks: PeerSpeaks,
+    pub(crate) value: T,
+}
+
 /// A signed request about to go out: its header and the nonce its answer must be bound to.
 pub(crate) struct Signed {
     pub(crate) header: HeaderValue,
@@ -149,10 +156,10 @@ impl RpcClient {
         body: &Req,
         timeout: Duration,
     ) -> Result<Resp, CallError> {
-        self.call_answered_by(to, base, path, body, timeout).await.map(|(_, answer)| answer)
+        self.call_answered_by(to, base, path, body, timeout).await.map(|answered| answered.value)
     }
 
-    /// Like [`Self::call`], also giving the id of the node that answered.
+    /// Like [`Self::call`], also giving which node answered and what it speaks.
     pub(crate) async fn call_answered_by<Req: Serialize, Resp: DeserializeOwned>(
         &self,
         to: NodeId,
@@ -160,31 +167,7 @@ impl RpcClient {
         path: &str,
         body: &Req,
         timeout: Duration,
-    ) -> Result<(NodeId, Resp), CallError> {
-        self.exchange(to, base, path, body, timeout).await.map(|(from, _, answer)| (from, answer))
-    }
-
-    /// Like [`Self::call`], also giving what the answering node said it speaks (its release).
-    pub(crate) async fn call_with_speaks<Req: Serialize, Resp: DeserializeOwned>(
-        &self,
-        to: NodeId,
-        base: &str,
-        path: &str,
-        body: &Req,
-        timeout: Duration,
-    ) -> Result<(PeerSpeaks, Resp), CallError> {
-        self.exchange(to, base, path, body, timeout).await.map(|(_, speaks, answer)| (speaks, answer))
-    }
-
-    /// One signed call: the answering node's id, what it speaks, and its decoded answer.
-    async fn exchange<Req: Serialize, Resp: DeserializeOwned>(
-        &self,
-        to: NodeId,
-        base: &str,
-        path: &str,
-        body: &Req,
-        timeout: Duration,
-    ) -> Result<(NodeId, PeerSpeaks, Resp), CallError> {
+    ) -> Result<Answered<Resp>, CallError> {
         let bytes = codec::encode(body).map_err(|e| CallError::Failed(e.to_string()))?;
         let signed = self.sign(to, "POST", path, &bytes);
         let url = format!("{base}{path}");
@@ -219,7 +202,7 @@ impl RpcClient {
         }
         let from = self.check_answer(base, to, &signed.nonce, status.as_u16(), answer_header.as_ref(), &bytes)?;
         let answer = codec::decode(&bytes).map_err(|e| CallError::Failed(e.to_string()))?;
-        Ok((from, speaks, answer))
+        Ok(Answered { from, speaks, value: answer })
     }
 
     /// Fails the call when the peer's answer names another peer protocol, logged as an error

@@ -94,10 +94,11 @@ impl ClusterNode {
         let mut pause = Duration::from_millis(200);
         loop {
             let asked = async {
-                let (member, _) = self
+                let member = self
                     .rpc
                     .call_answered_by::<_, NodeStatus>(ANY_NODE, &base, path::STATUS, &(), IDENTIFY_DEADLINE)
-                    .await?;
+                    .await?
+                    .from;
                 self.rpc
                     .call::<_, Result<(), String>>(member, &base, path::JOIN, &request, Duration::from_secs(120))
                     .await

@@ -37,8 +37,8 @@ impl ClusterNode {
                 } else {
                     let base = base_url(&addr);
                     let timeout = Duration::from_millis(500);
-                    match self.rpc.call_with_speaks::<_, NodeStatus>(id, &base, path::STATUS, &(), timeout).await {
-                        Ok((speaks, status)) => (Some(status), speaks.release),
+                    match self.rpc.call_answered_by::<_, NodeStatus>(id, &base, path::STATUS, &(), timeout).await {
+                        Ok(answered) => (Some(answered.value), answered.speaks.release),
                         Err(_) => (None, None),
                     }
                 };
