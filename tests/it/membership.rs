@@ -18,6 +18,18 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::peer_auth::{cluster_key, whole_request};
 use crate::util::{expect_refused, new_key, poll, succeeded, user_with_key, verify_req, Cluster};
 
+/// Waits until node `id` answers HTTP at all (a standby answers `503`): started, listening.
+async fn wait_listening(cluster: &Cluster, id: u64) {
+    let client = cluster.client(id);
+    poll(&format!("node {id} to answer"), Duration::from_secs(10), async || {
+        client.cluster_status().await.map(|_| ()).or_else(|e| match e.status() {
+            Some(_) => Ok(()),
+            None => Err(format!("{e:?}")),
+        })
+    })
+    .await;
+}
+
 fn voters(status: &wire::ClusterStatus) -> Vec<u64> {
     status.members.iter().filter(|m| m.role == "voter").map(|m| m.node_id).collect()
 }
@@ -32,13 +44,7 @@ async fn the_operator_adds_a_standby_node_and_removes_live_and_dead_ones() {
     // A standby node serves nothing until it is added.
     let (id, address) = cluster.start_standby_node();
     let standby = cluster.client(id);
-    poll("the standby node to answer", Duration::from_secs(10), async || {
-        standby.cluster_status().await.map(|_| ()).or_else(|e| match e.status() {
-            Some(_) => Ok(()),
-            None => Err(format!("{e:?}")),
-        })
-    })
-    .await;
+    wait_listening(&cluster, id).await;
     expect_refused(standby.verify(&verify_req(&key.secret, None)).await, 503, "unavailable");
 
     // Only the operator changes members.
@@ -262,6 +268,7 @@ async fn a_dead_node_is_replaced_as_the_runbook_says() {
     succeeded(&cluster.cli(&["cluster", "remove", "--node-id", "3", "--yes"]), "cluster remove");
 
     let (id, address) = cluster.start_standby_node();
+    wait_listening(&cluster, id).await;
     let table = succeeded(
         &cluster.cli(&["cluster", "add", "--node-id", &id.to_string(), "--node-address", &address]),
         "cluster add",
