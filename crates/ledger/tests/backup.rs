@@ -6,32 +6,15 @@
 use keyledger_ledger::backup::{BackupReader, BackupStream};
 use keyledger_ledger::restore::{restore_into, restored_for, RESTORE_MARKER};
 use keyledger_ledger::{Storage, TypeConfig};
-use keyledger_model::{Actor, Command, KeyId, Timestamp, UserId};
+use keyledger_model::Timestamp;
 use openraft::storage::RaftStateMachine;
 use openraft::Entry;
-use rand_chacha::ChaCha20Rng;
-use rand_core::SeedableRng;
 
 mod common;
-use common::{entry, new_key};
 
 /// A bootstrap, then new keys and renames: `to` Raft entries, one event each.
 fn history(to: u64) -> Vec<Entry<TypeConfig>> {
-    let mut rng = ChaCha20Rng::seed_from_u64(7);
-    let t0 = Timestamp(1_790_000_000_000);
-    let (admin, key) = (UserId::generate(t0, &mut rng), KeyId::generate(t0, &mut rng));
-    let boot = Command::Bootstrap { admin, admin_name: "admin".into(), key: new_key(key, &mut rng, None) };
-    let mut entries = vec![entry(1, Actor::System, boot)];
-    let actor = Actor::User { id: admin, key };
-    for index in 2..=to {
-        let command = if index % 3 == 0 {
-            Command::CreateKey(new_key(KeyId::generate(Timestamp(t0.0 + index as i64), &mut rng), &mut rng, None))
-        } else {
-            Command::UpdateKey { key, name: Some(format!("n{index}")), description: None, if_revision: None }
-        };
-        entries.push(entry(index, actor, command));
-    }
-    entries
+    common::history(7, 3, to)
 }
 
 /// A backup file of a ledger of over 1,500 events (more than one chunk), that ledger's dir

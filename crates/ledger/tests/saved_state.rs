@@ -5,32 +5,16 @@
 use std::path::Path;
 
 use keyledger_ledger::{saved_state, StateMachine, Storage, TypeConfig};
-use keyledger_model::{Actor, Command, KeyId, Timestamp, UserId};
 use openraft::storage::RaftStateMachine;
 use openraft::Entry;
-use rand_chacha::ChaCha20Rng;
-use rand_core::SeedableRng;
 
 mod common;
-use common::{entry, new_key, reopen};
+use common::reopen;
 
 /// Raft entries `from..=to` of a history: a bootstrap, then a new key every 10 entries and
 /// renames of the first key between them. Another `seed` gives another chain.
 fn history(seed: u64, from: u64, to: u64) -> Vec<Entry<TypeConfig>> {
-    let mut rng = ChaCha20Rng::seed_from_u64(seed);
-    let t0 = Timestamp(1_790_000_000_000);
-    let (admin, key) = (UserId::generate(t0, &mut rng), KeyId::generate(t0, &mut rng));
-    let boot = Command::Bootstrap { admin, admin_name: "admin".into(), key: new_key(key, &mut rng, None) };
-    let mut entries = vec![entry(1, Actor::System, boot)];
-    let actor = Actor::User { id: admin, key };
-    for index in 2..=to {
-        let command = if index % 10 == 0 {
-            Command::CreateKey(new_key(KeyId::generate(Timestamp(t0.0 + index as i64), &mut rng), &mut rng, None))
-        } else {
-            Command::UpdateKey { key, name: Some(format!("n{index}")), description: None, if_revision: None }
-        };
-        entries.push(entry(index, actor, command));
-    }
+    let mut entries = common::history(seed, 10, to);
     entries.retain(|e| e.log_id.index >= from);
     entries
 }

@@ -50,3 +50,24 @@ pub(crate) fn reopen(dir: &std::path::Path) -> keyledger_ledger::Storage {
         }
     }
 }
+
+/// Raft entries 1..=`to` of a history: a bootstrap, then a new key every `key_every` entries
+/// and renames of the first key between them. Another `seed` gives another chain.
+pub(crate) fn history(seed: u64, key_every: u64, to: u64) -> Vec<Entry<TypeConfig>> {
+    use keyledger_model::UserId;
+    use rand_core::SeedableRng;
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let (admin, key) = (UserId::generate(T0, &mut rng), KeyId::generate(T0, &mut rng));
+    let boot = Command::Bootstrap { admin, admin_name: "admin".into(), key: new_key(key, &mut rng, None) };
+    let mut entries = vec![entry(1, Actor::System, boot)];
+    let actor = Actor::User { id: admin, key };
+    for index in 2..=to {
+        let command = if index % key_every == 0 {
+            Command::CreateKey(new_key(KeyId::generate(Timestamp(T0.0 + index as i64), &mut rng), &mut rng, None))
+        } else {
+            Command::UpdateKey { key, name: Some(format!("n{index}")), description: None, if_revision: None }
+        };
+        entries.push(entry(index, actor, command));
+    }
+    entries
+}
