@@ -2,24 +2,11 @@
 //! (0 success, 2 an error answer from the server, 3 `verify` found the key not valid).
 
 use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
 use keyledger_wire as wire;
 
-use crate::util::{free_loopback_url, keyledger_bin, Cluster};
-
-/// A `keyledger` client command with no connection settings inherited from the environment.
-fn keyledger(args: &[&str]) -> Command {
-    let mut cmd = Command::new(keyledger_bin());
-    cmd.args(args)
-        .env_remove("KEYLEDGER_ADDRESS")
-        .env_remove("KEYLEDGER_API_KEY")
-        .env_remove("RUST_LOG")
-        // Never read or write the login of whoever runs the tests.
-        .env("KEYLEDGER_CONFIG", "/nonexistent/keyledger-tests/config.json")
-        .stdin(Stdio::null());
-    cmd
-}
+use crate::util::{assert_exit, cli_command as keyledger, free_loopback_url, stdout, Cluster};
 
 /// Runs `keyledger ARGS --address URL --api-key KEY` against node 1 of `cluster`.
 fn run(cluster: &Cluster, args: &[&str]) -> Output {
@@ -27,21 +14,6 @@ fn run(cluster: &Cluster, args: &[&str]) -> Output {
     let mut all = args.to_vec();
     all.extend(["--address", &url, "--api-key", cluster.admin_key()]);
     keyledger(&all).output().expect("run keyledger")
-}
-
-/// Asserts the command exited with `code`, showing its output otherwise.
-fn assert_exit(output: &Output, code: i32, what: &str) {
-    assert_eq!(
-        output.status.code(),
-        Some(code),
-        "{what}\nstdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 #[tokio::test]

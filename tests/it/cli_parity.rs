@@ -3,26 +3,16 @@
 //! human table checked to name what was made.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use keyledger_client::Client;
 use keyledger_wire as wire;
 use serde::de::DeserializeOwned;
 
-use crate::util::{enroll, mode_of, new_key, poll, verify_req, Cluster, CONVERGE};
-
-/// A `keyledger` client command with no connection settings inherited from the environment
-/// (and never the login of whoever runs the tests).
-fn keyledger(args: &[&str]) -> Command {
-    let mut cmd = Command::new(crate::util::keyledger_bin());
-    cmd.args(args)
-        .env_remove("KEYLEDGER_ADDRESS")
-        .env_remove("KEYLEDGER_API_KEY")
-        .env_remove("RUST_LOG")
-        .env("KEYLEDGER_CONFIG", "/nonexistent/keyledger-tests/config.json")
-        .stdin(Stdio::null());
-    cmd
-}
+use crate::util::{
+    assert_exit, cli_command as keyledger, enroll, mode_of, new_key, poll, stderr, stdout, verify_req, Cluster,
+    CONVERGE,
+};
 
 /// Runs `keyledger ARGS` against node 1 of `cluster` as the admin.
 fn run(cluster: &Cluster, args: &[&str]) -> Output {
@@ -30,20 +20,6 @@ fn run(cluster: &Cluster, args: &[&str]) -> Output {
     let mut all = args.to_vec();
     all.extend(["--address", &url, "--api-key", cluster.admin_key()]);
     keyledger(&all).output().expect("run keyledger")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// Asserts the command exited with `code`, showing its output otherwise.
-#[track_caller]
-fn assert_exit(output: &Output, code: i32, what: &str) {
-    assert_eq!(output.status.code(), Some(code), "{what}\nstdout: {}\nstderr: {}", stdout(output), stderr(output));
 }
 
 /// Runs a command that must succeed with `--output json` and parses what it printed as `T`.

@@ -7,20 +7,9 @@ use std::process::{Command, Output, Stdio};
 
 use keyledger_wire as wire;
 
-use crate::util::{free_loopback_url, keyledger_bin, new_key, succeeded, Cluster};
-
-/// A `keyledger` command with no connection settings from the environment or a stored login.
-fn keyledger(args: &[&str]) -> Command {
-    let mut cmd = Command::new(keyledger_bin());
-    cmd.args(args)
-        .env_remove("KEYLEDGER_ADDRESS")
-        .env_remove("KEYLEDGER_API_KEY")
-        .env_remove("KEYLEDGER_CACERT")
-        .env_remove("RUST_LOG")
-        .env("KEYLEDGER_CONFIG", "/nonexistent/keyledger-tests/config.json")
-        .stdin(Stdio::null());
-    cmd
-}
+use crate::util::{
+    assert_exit, cli_command as keyledger, free_loopback_url, keyledger_bin, new_key, stderr, succeeded, Cluster,
+};
 
 /// Runs `args` against `addresses` (one `--address`, comma-separated) as the cluster's admin.
 fn run_at(cluster: &Cluster, addresses: &[String], args: &[&str]) -> Output {
@@ -33,22 +22,6 @@ fn run_at(cluster: &Cluster, addresses: &[String], args: &[&str]) -> Output {
 /// Runs `args` against node 1 as the cluster's admin.
 fn run(cluster: &Cluster, args: &[&str]) -> Output {
     run_at(cluster, &[cluster.node(1).url()], args)
-}
-
-/// Asserts the exit code, showing the output otherwise.
-#[track_caller]
-fn assert_exit(output: &Output, code: i32, what: &str) {
-    assert_eq!(
-        output.status.code(),
-        Some(code),
-        "{what}\nstdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 fn created(output: &Output) -> wire::CreatedKey {

@@ -547,16 +547,9 @@ pub(crate) fn free_loopback_url() -> String {
 impl Cluster {
     /// Runs the `keyledger` CLI against node 1 as the bootstrap admin, with no stored login.
     pub(crate) fn cli(&self, args: &[&str]) -> std::process::Output {
-        Command::new(keyledger_bin())
-            .args(args)
+        cli_command(args)
             .args(["--address", &self.node(1).url(), "--api-key", self.admin_key()])
             .args(self.cacert.iter().flat_map(|path| [std::ffi::OsStr::new("--cacert"), path.as_os_str()]))
-            .env_remove("KEYLEDGER_ADDRESS")
-            .env_remove("KEYLEDGER_CACERT")
-            .env_remove("KEYLEDGER_API_KEY")
-            .env_remove("RUST_LOG")
-            .env("KEYLEDGER_CONFIG", "/nonexistent/keyledger-tests/config.json")
-            .stdin(Stdio::null())
             .output()
             .expect("run keyledger")
     }
@@ -648,4 +641,32 @@ pub(crate) fn namespace_sa(name: &str, namespace: &str, permission: &str) -> wir
 /// An account-scoped service account request.
 pub(crate) fn account_sa(name: &str, role: &str) -> wire::CreateServiceAccountRequest {
     wire::CreateServiceAccountRequest { name: name.into(), role: Some(role.into()), ..Default::default() }
+}
+
+/// A `keyledger` client command with no connection settings inherited from the environment,
+/// and never the login of whoever runs the tests.
+pub(crate) fn cli_command(args: &[&str]) -> Command {
+    let mut cmd = Command::new(keyledger_bin());
+    cmd.args(args)
+        .env_remove("KEYLEDGER_ADDRESS")
+        .env_remove("KEYLEDGER_API_KEY")
+        .env_remove("KEYLEDGER_CACERT")
+        .env_remove("RUST_LOG")
+        .env("KEYLEDGER_CONFIG", "/nonexistent/keyledger-tests/config.json")
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// Asserts a command exited with `code`, showing its output otherwise.
+#[track_caller]
+pub(crate) fn assert_exit(output: &std::process::Output, code: i32, what: &str) {
+    assert_eq!(output.status.code(), Some(code), "{what}\nstdout: {}\nstderr: {}", stdout(output), stderr(output));
+}
+
+pub(crate) fn stdout(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub(crate) fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
 }
