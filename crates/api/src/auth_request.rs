@@ -56,6 +56,21 @@ pub(crate) struct AuthRequestQuery {
     min_index: Option<u64>,
 }
 
+/// The headers an auth request may carry besides `Authorization` (documented once for the
+/// three routes; the handler reads them from the `HeaderMap`).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+pub(crate) struct AuthRequestHeaders {
+    /// The key, when not in `Authorization: Bearer`.
+    #[param(rename = "X-Api-Key")]
+    #[allow(dead_code, reason = "read by the OpenAPI derive only; the handler reads the `HeaderMap`")]
+    api_key: Option<String>,
+    /// A permission the key must grant, set by the proxy; `?permission=` must hold as well.
+    #[param(rename = "X-Keyledger-Permission")]
+    #[allow(dead_code, reason = "read by the OpenAPI derive only; the handler reads the `HeaderMap`")]
+    permission: Option<String>,
+}
+
 /// Verifies the key of a proxied request: `200` with the identity in `X-Keyledger-*` headers,
 /// `401` when there is no valid key, `403` when the key lacks the permission. For nginx
 /// `auth_request` and Envoy `ext_authz`; needs no credential of its own. The key is taken from
@@ -68,9 +83,7 @@ pub(crate) struct AuthRequestQuery {
     tag = "verification",
     params(
         AuthRequestQuery,
-        ("X-Api-Key" = Option<String>, Header, description = "The key, when not in `Authorization: Bearer`."),
-        ("X-Keyledger-Permission" = Option<String>, Header,
-            description = "A permission the key must grant, set by the proxy; `?permission=` must hold as well."),
+        AuthRequestHeaders,
     ),
     responses(
         (status = 200, description = "The key is valid (and grants the permissions asked). Empty body.",
@@ -110,9 +123,7 @@ pub(crate) async fn auth_request(
     params(
         ("rest" = String, Path, description = "Anything: the proxied request's path, which is not looked at."),
         AuthRequestQuery,
-        ("X-Api-Key" = Option<String>, Header, description = "The key, when not in `Authorization: Bearer`."),
-        ("X-Keyledger-Permission" = Option<String>, Header,
-            description = "A permission the key must grant, set by the proxy; `?permission=` must hold as well."),
+        AuthRequestHeaders,
     ),
     responses(
         (status = 200, description = "As `GET /v1/verify/auth-request`."),
@@ -139,9 +150,7 @@ pub(crate) async fn auth_request_below(
     tag = "verification",
     params(
         AuthRequestQuery,
-        ("X-Api-Key" = Option<String>, Header, description = "The key, when not in `Authorization: Bearer`."),
-        ("X-Keyledger-Permission" = Option<String>, Header,
-            description = "A permission the key must grant, set by the proxy; `?permission=` must hold as well."),
+        AuthRequestHeaders,
     ),
     responses(
         (status = 200, description = "As `GET /v1/verify/auth-request`."),
